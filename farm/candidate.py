@@ -1,0 +1,109 @@
+"""The values that flow through the farm: candidate -> artifact -> measurement.
+
+They are frozen dataclasses that cross the Ray boundary. A failure is a
+status plus an error message, never an exception.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+
+from farm.catalog import Benchmark
+from farm.targets import TargetInfo
+from farm.weights import Weights
+
+OK = "ok"
+DUPLICATE = "duplicate"
+COMPILE_ERROR = "compile_error"
+COMPILE_TIMEOUT = "compile_timeout"
+RUN_ERROR = "run_error"
+RUN_TIMEOUT = "run_timeout"
+CRASHED = "crashed"
+DEVICE_LOST = "device_lost"
+STATUSES = (OK, DUPLICATE, COMPILE_ERROR, COMPILE_TIMEOUT, RUN_ERROR, RUN_TIMEOUT, CRASHED,
+            DEVICE_LOST)
+
+BEAM_SEARCH = {"beam_size": 32, "random_dropout": 100}  # candidate 0 of a round
+RANDOM_PROBE = {"beam_size": 1, "random_dropout": 1}  # random_dropout: % chance to keep a state
+
+
+@dataclass(frozen=True)
+class CandidateSpec:
+    """Everything that decides a candidate's schedule and binary."""
+
+    benchmark: Benchmark
+    target: TargetInfo
+    weights: Weights | None  # None only for the manual schedule
+    beam_size: int | None = 32  # None: the benchmark's manual schedule
+    random_dropout: int = 100
+    seed: int = 0
+    parallelism: int = 32
+    generator_params: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def is_manual(self) -> bool:
+        return self.beam_size is None
+
+    def autoscheduler_params(self, weights_path: str) -> dict[str, str]:
+        return {"beam_size": str(self.beam_size), "random_dropout": str(self.random_dropout),
+                "random_dropout_seed": str(self.seed), "parallelism": str(self.parallelism),
+                "weights_path": weights_path}
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """What the autoscheduler chose, before any code is generated."""
+
+    source: str
+    featurization: bytes
+    autoschedule_s: float
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """A compiled candidate; the binary travels beside it as its own object."""
+
+    status: str
+    error: str = ""
+    schedule: Schedule | None = None
+    codegen_s: float = 0.0
+    link_s: float = 0.0
+    host: str = ""
+    log: str = ""  # tail of the compile log when it failed
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK
+
+    @property
+    def compile_s(self) -> float:
+        return (self.schedule.autoschedule_s if self.schedule else 0.0) + self.codegen_s + \
+            self.link_s
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A candidate timed on a device (or why it could not be)."""
+
+    status: str
+    runtimes_ms: tuple[float, ...] = ()
+    error: str = ""
+    device_id: str = ""
+    host: str = ""
+    node_id: str = ""
+    run_s: float = 0.0
+    log: str = ""  # tail of the run's output when it failed
+    extra: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK
+
+    @property
+    def best_ms(self) -> float:
+        return min(self.runtimes_ms)
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(self.runtimes_ms)

@@ -1,0 +1,220 @@
+"""The `farm` command line: parses, calls the library, prints.
+
+Errors from the library (farm.errors) become one line on stderr and an exit
+code: 2 for what the user must fix, 1 for a failure during the work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from farm import __version__
+from farm.errors import BadInput, FarmError
+
+DEFAULT_PARALLELISM = 32  # see README "Parallelism": measured on 2-core hosts
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, as for every other user error
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive (got {text})")
+    return value
+
+
+def _add_common(p: argparse.ArgumentParser, *, devices: str = "one") -> None:
+    p.add_argument("--parallelism", type=_positive_int, default=DEFAULT_PARALLELISM,
+                   metavar="P", help="the autoscheduler's parallelism and the Halide thread "
+                   f"count when timing (default {DEFAULT_PARALLELISM}, best measured on "
+                   "2-core hosts; see README)")
+    p.add_argument("--weights", metavar="FILE", help="cost-model weights (default: the "
+                   "baseline weights built into Halide's Adams2019 plugin)")
+    p.add_argument("--target", metavar="T", default="host", help="Halide target: host "
+                   "(default) or e.g. arm-64-android-hvx for a phone's Hexagon DSP")
+    p.add_argument("--address", metavar="ADDR", help="a Ray cluster to use (default: "
+                   "$RAY_ADDRESS, else this machine only)")
+    if devices == "one":
+        p.add_argument("--device", metavar="ID", help="device to time on (see `farm devices`; "
+                       "default: this host's CPU, or the first device for --target)")
+    else:
+        p.add_argument("--device", metavar="ID", nargs="+", dest="devices", help="devices to "
+                       "time on (see `farm devices`; default: every usable one)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="farm",
+        description="Autotune Halide's Adams2019 cost model on a farm of devices.",
+        epilog="Start with `farm run median3x3`, then `farm autotune median3x3 --out run`.")
+    parser.add_argument("--version", action="store_true",
+                        help="print the farm's, Halide's and Ray's versions")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("run", help="autoschedule a benchmark and time it (with its manual "
+                       "schedule beside it)", description="Autoschedule BENCH with Adams2019, "
+                       "time it on a device, and time the benchmark's own (manual) schedule "
+                       "beside it. Writes BENCH.schedule.h under --out.")
+    p.add_argument("benchmark", metavar="BENCH", help="a built-in benchmark (`farm benchmarks`) "
+                   "or path/to/file.py:generator_name")
+    p.add_argument("--beam-size", type=_positive_int, default=32, metavar="N",
+                   help="beam size of the autoscheduler's search (default 32)")
+    _add_common(p)
+    p.add_argument("--out", metavar="DIR", default=".", help="where to write the "
+                   ".schedule.h (default: the current directory)")
+    p.add_argument("--no-manual", action="store_true", help="skip the manual schedule")
+
+    p = sub.add_parser("autotune", help="(not there yet) autotune the cost model on devices")
+    p.add_argument("benchmark", metavar="BENCH")
+
+    p = sub.add_parser("devices", help="(not there yet) list the devices of this machine or "
+                       "cluster")
+    p = sub.add_parser("report", help="(not there yet) summarize a run directory")
+    p = sub.add_parser("bench", help="(not there yet) compare schedules and weights across "
+                       "devices")
+    p = sub.add_parser("export", help="(not there yet) write a run's samples as Halide "
+                       ".sample files")
+
+    p = sub.add_parser("weights", help="write or check cost-model weights files")
+    wsub = p.add_subparsers(dest="weights_command", metavar="ACTION", parser_class=_Parser,
+                            required=True)
+    w = wsub.add_parser("baseline", help="write the baseline weights built into Halide's "
+                        "Adams2019 plugin (the start weights for autotuning)")
+    w.add_argument("-o", "--output", required=True, metavar="FILE")
+    w = wsub.add_parser("check", help="say whether a weights file is usable, and why not")
+    w.add_argument("file", metavar="FILE")
+
+    sub.add_parser("benchmarks", help="list the built-in benchmarks")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        print(_versions())
+        return 0
+    if not args.command:
+        parser.print_help()
+        return 2
+    handler = _HANDLERS.get(args.command)
+    if handler is None:
+        print(f"farm {args.command}: not there yet; it arrives with a later release",
+              file=sys.stderr)
+        return 2
+    try:
+        return handler(args) or 0
+    except FarmError as e:
+        print(f"farm {args.command}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"farm {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _versions() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    def v(name):
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    return f"farm {__version__}, Halide {v('halide')}, Ray {v('ray')}"
+
+
+def _cmd_benchmarks(args) -> int:
+    from farm.catalog import builtin_benchmarks
+
+    benches = builtin_benchmarks()
+    width = max(len(b.name) for b in benches)
+    for b in benches:
+        print(f"{b.name:<{width}}  {b.description}")
+    return 0
+
+
+def _cmd_weights(args) -> int:
+    from farm import weights
+
+    if args.weights_command == "baseline":
+        w = weights.baseline()
+        try:
+            weights.write(w, args.output)
+        except OSError as e:
+            raise BadInput(f"cannot write {args.output}: {e.strerror}") from None
+        print(f"wrote {args.output} ({len(w.data)} bytes, sha256 {w.sha256[:16]}), "
+              f"the {w.origin}")
+        return 0
+    w = weights.load(args.file)
+    print(f"{args.file}: usable Adams2019 weights ({len(w.data)} bytes, sha256 "
+          f"{w.sha256[:16]})")
+    return 0
+
+
+def _cmd_run(args) -> int:
+    from farm import catalog, targets, weights
+    from farm.candidate import CandidateSpec
+    from farm.devices.local import open_local_device
+    from farm.single_run import run_benchmark
+    from farm.timing import TimingConfig
+
+    bench = catalog.resolve(args.benchmark)
+    target = targets.resolve(args.target)
+    w = weights.resolve(args.weights)
+    out = _writable_dir(args.out)
+    device = open_local_device(args.device, target)
+    spec = CandidateSpec(bench, target, w, beam_size=args.beam_size,
+                         parallelism=args.parallelism)
+    print(f"{bench.name}: beam {args.beam_size}, parallelism {args.parallelism}, "
+          f"target {target.compile}, weights {w.origin} ({w.sha256[:8]}), on {device.info.id}",
+          flush=True)
+    result = run_benchmark(spec, device, TimingConfig(), out, with_manual=not args.no_manual)
+    b, m = result.auto.build, result.auto.measurement
+    print(f"  autoscheduled: {m.best_ms:.3f} ms (median {m.median_ms:.3f} over "
+          f"{len(m.runtimes_ms)} repeats); compile {b.compile_s:.1f} s = autoschedule "
+          f"{b.schedule.autoschedule_s:.2f} + codegen {b.codegen_s:.2f} + link {b.link_s:.2f}")
+    if result.manual is not None:
+        mb, mm = result.manual.build, result.manual.measurement
+        if mm is None or not mm.ok:
+            why = mb.error if not mb.ok else mm.error
+            print(f"  manual:        failed: {why.splitlines()[0]}")
+        else:
+            print(f"  manual:        {mm.best_ms:.3f} ms (median {mm.median_ms:.3f}); "
+                  f"autoscheduled is {mm.best_ms / m.best_ms:.2f}x faster")
+    print(f"  schedule: {result.schedule_file}")
+    return 0
+
+
+def _writable_dir(path: str) -> Path:
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".farm-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise BadInput(f"--out {path} is not a writable directory ({e.strerror}); "
+                       "choose another --out") from None
+    return out
+
+
+_HANDLERS = {"benchmarks": _cmd_benchmarks, "weights": _cmd_weights, "run": _cmd_run}

@@ -1,0 +1,48 @@
+"""The device interface: one device times one binary at a time."""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from farm.candidate import Measurement
+from farm.timing import TimingConfig
+
+HOST, ANDROID, SYNTHETIC = "host", "android", "synthetic"
+READY, UNUSABLE = "ready", "unusable"
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    id: str  # unique across the cluster, stable, short: "cpu@node", "SERIAL@node"
+    kind: str
+    node: str  # the farm's name for the node (hostname, or its farm-node label)
+    node_id: str = ""  # the Ray node id ("" outside Ray)
+    model: str = ""
+    state: str = READY
+    problem: str = ""  # why it cannot be used, and the fix
+    serial: str = ""  # adb serial of a phone
+    cores: int = 0
+
+    @property
+    def usable(self) -> bool:
+        return self.state == READY
+
+
+class Device(ABC):
+    def __init__(self, info: DeviceInfo):
+        self.info = info
+
+    @abstractmethod
+    def run(self, binary: bytes, threads: int, timing: TimingConfig) -> Measurement:
+        """Time `binary` with `threads` Halide threads; never raises for a bad binary."""
+
+    def measurement(self, status: str, **fields) -> Measurement:
+        return Measurement(status, device_id=self.info.id, host=self.info.node,
+                           node_id=self.info.node_id, **fields)
+
+
+def safe_name(text: str) -> str:
+    """A file-name-safe form of a device id."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", text)

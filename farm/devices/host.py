@@ -1,0 +1,103 @@
+"""The host CPU as a device: runs the benchmark binary as a local process."""
+
+from __future__ import annotations
+
+import os
+import platform
+import signal
+import socket
+import subprocess
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+from farm.cache import cache_dir
+from farm.candidate import OK, RUN_ERROR, RUN_TIMEOUT, Measurement
+from farm.devices import gate
+from farm.devices.base import HOST, Device, DeviceInfo, safe_name
+from farm.timing import TimingConfig, parse_harness_output
+
+ISOLATIONS = ("pause", "none")
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def host_info(node: str | None = None, node_id: str = "") -> DeviceInfo:
+    node = node or socket.gethostname()
+    return DeviceInfo(id=f"cpu@{node}", kind=HOST, node=node, node_id=node_id,
+                      model=f"{cpu_model()} ({os.cpu_count()} cores)", cores=os.cpu_count() or 1)
+
+
+class HostDevice(Device):
+    """Times a binary on this machine's CPU.
+
+    isolation="pause" stops the machine's compile work while it times (see
+    farm.devices.gate); "none" times alongside it (for measuring the difference).
+    """
+
+    def __init__(self, info: DeviceInfo, isolation: str = "pause"):
+        super().__init__(info)
+        if isolation not in ISOLATIONS:
+            raise ValueError(f"isolation {isolation!r}; choose one of {ISOLATIONS}")
+        self.isolation = isolation
+        self.workdir = cache_dir("devices", safe_name(info.id), str(os.getpid()))
+        gate.recover()
+
+    def run(self, binary: bytes, threads: int, timing: TimingConfig) -> Measurement:
+        path = self.workdir / "bench"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(binary)
+        tmp.chmod(0o755)
+        os.replace(tmp, path)
+        env = dict(os.environ, HL_NUM_THREADS=str(threads))
+        argv = [str(path), *timing.harness_args()]
+        start = time.perf_counter()
+        with gate.exclusive() if self.isolation == "pause" else nullcontext():
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    env=env, text=True, start_new_session=True)
+            try:
+                out, err = proc.communicate(timeout=timing.timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                out, err = proc.communicate()
+                return self.measurement(
+                    RUN_TIMEOUT, run_s=time.perf_counter() - start, log=_tail(out, err),
+                    error=f"run on {self.info.id}: killed after the {timing.timeout_s:g} s "
+                          "run timeout")
+        run_s = time.perf_counter() - start
+        if proc.returncode != 0:
+            return self.measurement(RUN_ERROR, run_s=run_s, log=_tail(out, err),
+                                    error=f"run on {self.info.id}: {_exit_reason(proc.returncode)}")
+        try:
+            samples = parse_harness_output(out)
+        except ValueError as e:
+            return self.measurement(RUN_ERROR, run_s=run_s, log=_tail(out, err),
+                                    error=f"run on {self.info.id}: {e}")
+        return self.measurement(OK, runtimes_ms=samples, run_s=run_s)
+
+
+def _exit_reason(code: int) -> str:
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"the benchmark was killed by {name}"
+    return f"the benchmark exited with status {code}"
+
+
+def _tail(out: str, err: str, limit: int = 4000) -> str:
+    text = (out or "") + ("\n--- stderr ---\n" + err if err else "")
+    return text[-limit:]
+
+
+def local_host_device(isolation: str = "pause") -> HostDevice:
+    return HostDevice(host_info(), isolation)

@@ -1,0 +1,46 @@
+"""Adams2019 featurizations and .sample files.
+
+A featurization is f32 values, one block of 326 per stage: 39 schedule
+features, then 7x41 pipeline features. A .sample file is the featurization
+followed by f32 runtime (ms), i32 pipeline id and i32 schedule id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+
+import numpy as np
+
+SCHEDULE_FEATURES = 39
+PIPELINE_FEATURES = 7 * 41
+STAGE_FLOATS = SCHEDULE_FEATURES + PIPELINE_FEATURES
+
+
+def stages(featurization: bytes) -> np.ndarray:
+    """The featurization as an array of shape (stages, 326)."""
+    if not featurization or len(featurization) % (4 * STAGE_FLOATS):
+        raise ValueError(f"a featurization of {len(featurization)} bytes is not "
+                         f"a whole number of {STAGE_FLOATS}-float stages")
+    return np.frombuffer(featurization, dtype="<f4").reshape(-1, STAGE_FLOATS)
+
+
+def schedule_key(featurization: bytes) -> str:
+    """Equal for candidates whose schedule features are equal (the dedup key)."""
+    return hashlib.sha256(stages(featurization)[:, :SCHEDULE_FEATURES].tobytes()).hexdigest()
+
+
+def pipeline_id(featurization: bytes) -> int:
+    """A positive 31-bit id from the pipeline features: stable across runs, never 0.
+
+    Halide's own loop gives every pipeline id 0, which trains one model over
+    several pipelines without saying so (Halide issue 7086).
+    """
+    digest = hashlib.sha256(stages(featurization)[:, SCHEDULE_FEATURES:].tobytes()).digest()
+    return (int.from_bytes(digest[:4], "little") & 0x7FFFFFFF) or 1
+
+
+def sample_bytes(featurization: bytes, runtime_ms: float, pipeline: int, schedule: int) -> bytes:
+    """The bytes of a Halide .sample file."""
+    stages(featurization)  # validates
+    return featurization + struct.pack("<fii", runtime_ms, pipeline, schedule)

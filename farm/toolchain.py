@@ -1,0 +1,146 @@
+"""C++ toolchains: build the timing harness and the Halide runtime once, link per candidate.
+
+Halide's own loop compiles RunGenMain.cpp and the Halide runtime again for
+every sample (three quarters of its compile time). Here both are built once
+per toolchain and target, cached on disk under the farm's cache directory,
+and each candidate is a bare pipeline library (`no_runtime`) linked against
+them in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import functools
+import hashlib
+import os
+import shutil
+import subprocess
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from farm.cache import cache_dir
+from farm.errors import MissingPrerequisite, WorkFailed
+from farm.halide_env import halide_env
+from farm.targets import TargetInfo
+
+HARNESS_SOURCE = Path(__file__).parent / "harness" / "timing_main.cpp"
+ANDROID_API = int(os.environ.get("FARM_ANDROID_API", "28"))
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    target: str  # the Halide target the pieces are compiled for
+    cxx: tuple[str, ...]
+    compile_flags: tuple[str, ...]
+    link_flags: tuple[str, ...]
+
+    @functools.cached_property
+    def key(self) -> str:
+        h = hashlib.sha256()
+        for part in (self.target, *self.cxx, *self.compile_flags, *self.link_flags,
+                     _compiler_identity(self.cxx), halide_env().version,
+                     HARNESS_SOURCE.read_text()):
+            h.update(part.encode() + b"\0")
+        return h.hexdigest()[:20]
+
+    @property
+    def directory(self) -> Path:
+        return cache_dir("toolchain", self.key)
+
+    def harness_object(self) -> Path:
+        """The compiled timing harness, built on first use."""
+        env = halide_env()
+
+        def make(out: Path) -> None:
+            _run([*self.cxx, *self.compile_flags, "-std=c++17", "-O2",
+                  "-DHALIDE_NO_PNG", "-DHALIDE_NO_JPEG",
+                  "-I", str(env.include_dir), "-I", str(env.tools_dir),
+                  "-c", str(HARNESS_SOURCE), "-o", str(out)], "compiling the timing harness")
+
+        return _cached(self.directory / "harness.o", make)
+
+    def runtime_library(self) -> Path:
+        """The Halide runtime for this target, built on first use."""
+        import halide as hl
+
+        def make(out: Path) -> None:
+            hl.compile_standalone_runtime(str(out), hl.Target(self.target))
+
+        return _cached(self.directory / "runtime.a", make)
+
+    def link(self, pipeline_library: Path, out: Path) -> None:
+        _run([*self.cxx, str(self.harness_object()), str(pipeline_library),
+              str(self.runtime_library()), "-o", str(out), *self.link_flags],
+             "linking the benchmark binary")
+
+
+def for_target(target: TargetInfo) -> Toolchain:
+    if target.is_android:
+        return Toolchain(target.compile, (str(ndk_clang()),), ("-fPIE",),
+                         ("-fPIE", "-pie", "-static-libstdc++", "-ldl", "-llog"))
+    cxx = os.environ.get("CXX", "c++")
+    found = shutil.which(cxx)
+    if not found:
+        raise MissingPrerequisite(
+            f"no C++ compiler {cxx!r} on PATH: install one (Debian: apt install g++) or set CXX")
+    return Toolchain(target.compile, (found,), (), ("-ldl", "-lpthread"))
+
+
+def ndk_clang() -> Path:
+    """The Android NDK's clang++ for arm64 (needs ANDROID_NDK_ROOT)."""
+    root = os.environ.get("ANDROID_NDK_ROOT") or os.environ.get("ANDROID_NDK_HOME")
+    if not root:
+        raise MissingPrerequisite(
+            "no Android NDK: set ANDROID_NDK_ROOT to an NDK (r25 or newer) to build "
+            "arm-64-android candidates")
+    clang = (Path(root) / "toolchains" / "llvm" / "prebuilt" / "linux-x86_64" / "bin"
+             / f"aarch64-linux-android{ANDROID_API}-clang++")
+    if not clang.exists():
+        raise MissingPrerequisite(
+            f"ANDROID_NDK_ROOT={root} has no {clang.name} (looked in {clang.parent}); "
+            "point it at an NDK r25 or newer, or set FARM_ANDROID_API")
+    return clang
+
+
+@functools.cache
+def _compiler_identity(cxx: tuple[str, ...]) -> str:
+    try:
+        return subprocess.run([*cxx, "--version"], capture_output=True, text=True,
+                              timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
+def _run(argv: list[str], what: str) -> None:
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    except subprocess.TimeoutExpired:
+        raise WorkFailed(f"{what} timed out after 600 s: {' '.join(argv)}") from None
+    except OSError as e:
+        raise MissingPrerequisite(f"{what}: cannot run {argv[0]}: {e.strerror}") from None
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout)[-2000:]
+        raise WorkFailed(f"{what} failed (exit {proc.returncode}): {' '.join(argv)}\n{tail}")
+
+
+@contextmanager
+def _locked(path: Path):
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _cached(path: Path, make) -> Path:
+    """Build `path` once per machine, even when several workers ask at once."""
+    if path.exists():
+        return path
+    with _locked(path):
+        if not path.exists():
+            tmp = path.with_name(f".tmp{os.getpid()}-{path.name}")  # keeps the extension
+            make(tmp)
+            os.replace(tmp, path)
+    return path

@@ -1,0 +1,89 @@
+"""The compile step: schedules, featurizations, binaries, the Hexagon path."""
+
+import re
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from farm import catalog, compile, featurization, targets
+from farm.candidate import BEAM_SEARCH, RANDOM_PROBE
+from farm.devices.host import local_host_device
+from farm.timing import TimingConfig
+
+
+def test_different_seeds_give_different_schedules(spec_for):
+    keys = {featurization.schedule_key(compile.autoschedule(
+        spec_for("median3x3", seed=seed, **RANDOM_PROBE)).featurization) for seed in range(6)}
+    assert len(keys) >= 5
+
+
+def test_same_seed_gives_the_same_schedule(spec_for):
+    a, b = (compile.autoschedule(spec_for("gaussian5x5", seed=3, **RANDOM_PROBE))
+            for _ in range(2))
+    assert a.featurization == b.featurization
+
+
+def test_pipeline_id_is_stable_and_per_pipeline(spec_for):
+    ids = {name: {featurization.pipeline_id(compile.autoschedule(
+        spec_for(name, seed=s, **RANDOM_PROBE)).featurization) for s in (1, 2)}
+        for name in ("median3x3", "sobel")}
+    assert all(len(v) == 1 for v in ids.values())
+    assert ids["median3x3"] != ids["sobel"]
+    assert 0 not in ids["median3x3"] | ids["sobel"]
+
+
+def test_build_gives_a_binary_that_times(spec_for):
+    result, binary = compile.build(spec_for("dilate3x3", seed=1, **RANDOM_PROBE))
+    assert result.ok, result.error
+    assert result.schedule.source and result.codegen_s > 0 and result.link_s > 0
+    m = local_host_device().run(binary, 2, TimingConfig(samples=3, min_sample_ms=1))
+    assert m.ok, m.error + m.log
+    assert len(m.runtimes_ms) == 3 and all(t > 0 for t in m.runtimes_ms)
+
+
+def test_a_failing_candidate_is_a_value_not_an_exception(spec_for, tmp_path):
+    broken = tmp_path / "bad.py"
+    broken.write_text(
+        "import halide as hl\n"
+        "@hl.generator(name='bad')\n"
+        "class Bad:\n"
+        "    input = hl.InputBuffer(hl.UInt(8), 2)\n"
+        "    output = hl.OutputBuffer(hl.UInt(8), 2)\n"
+        "    def generate(g):\n"
+        "        x, y = hl.Var('x'), hl.Var('y')\n"
+        "        g.output[x, y] = g.input[x, y]\n")  # no estimates: Adams2019 refuses
+    spec = spec_for("median3x3", seed=1, **RANDOM_PROBE)
+    result, binary = compile.build(replace(spec, benchmark=catalog.resolve(f"{broken}:bad")))
+    assert result.status == "compile_error" and binary == b""
+    assert "compile (autoschedule)" in result.error and "estimate" in result.error.lower()
+
+
+def test_hvx_candidates_get_hvx_vectors_and_offload(spec_for):
+    """The Hexagon trap: scheduling for arm-64-android-hvx itself gives 16-byte vectors."""
+    hvx = targets.resolve("arm-64-android-hvx")
+    spec = spec_for("median3x3", target=hvx, **BEAM_SEARCH)
+    schedule = compile.autoschedule(spec)
+    assert _vector_widths(schedule.source) == {128}
+    trap = replace(spec, target=targets.TargetInfo(hvx.compile, hvx.compile, "android"))
+    assert max(_vector_widths(compile.autoschedule(trap).source)) < 128
+    host_features = compile.autoschedule(spec_for("median3x3", **BEAM_SEARCH)).featurization
+    assert featurization.stages(schedule.featurization).shape == \
+        featurization.stages(host_features).shape
+    assert not np.array_equal(featurization.stages(schedule.featurization),
+                              featurization.stages(host_features))
+
+
+@pytest.mark.slow
+def test_hvx_candidate_compiles_for_android(spec_for, tmp_path):
+    hvx = targets.resolve("arm-64-android-hvx")
+    schedule = compile.write_library(spec_for("median3x3", target=hvx, seed=5, **RANDOM_PROBE),
+                                     tmp_path, "median3x3")
+    assert (tmp_path / "median3x3.a").stat().st_size > 0
+    assert schedule.featurization
+
+
+def _vector_widths(schedule_source: str) -> set[int]:
+    """The split factors of the vectorized loops in a .schedule.h."""
+    pattern = r"\.split\(\w+, \w+, (\w+), (\d+)[^)]*\)\s*\.vectorize\(\1\)"
+    return {int(m.group(2)) for m in re.finditer(pattern, schedule_source)}
