@@ -67,8 +67,8 @@ class BuildResult:
     status: str
     error: str = ""
     schedule: Schedule | None = None
-    codegen_s: float = 0.0
-    link_s: float = 0.0
+    codegen_s: float | None = None  # None: not generated (autoscheduled only, or failed before)
+    link_s: float | None = None
     host: str = ""
     log: str = ""  # tail of the compile log when it failed
 
@@ -78,8 +78,8 @@ class BuildResult:
 
     @property
     def compile_s(self) -> float:
-        return (self.schedule.autoschedule_s if self.schedule else 0.0) + self.codegen_s + \
-            self.link_s
+        return ((self.schedule.autoschedule_s if self.schedule else 0.0)
+                + (self.codegen_s or 0.0) + (self.link_s or 0.0))
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,7 @@ class Measurement:
     runtimes_ms: tuple[float, ...] = ()
     error: str = ""
     device_id: str = ""
+    device_kind: str = ""
     host: str = ""
     node_id: str = ""
     run_s: float = 0.0

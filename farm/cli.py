@@ -41,6 +41,19 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _duration(text: str) -> float:
+    import re
+
+    parts = re.findall(r"(\d+(?:\.\d+)?)([smhd]?)", text.strip().lower())
+    if not parts or "".join(n + u for n, u in parts) != text.strip().lower():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 90s, 45m, 2h, 1h30m")
+    seconds = sum(float(n) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[u]
+                  for n, u in parts)
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive duration")
+    return seconds
+
+
 def _add_common(p: argparse.ArgumentParser, *, devices: str = "one") -> None:
     p.add_argument("--parallelism", type=_positive_int, default=DEFAULT_PARALLELISM,
                    metavar="P", help="the autoscheduler's parallelism and the Halide thread "
@@ -82,8 +95,39 @@ def build_parser() -> argparse.ArgumentParser:
                    ".schedule.h (default: the current directory)")
     p.add_argument("--no-manual", action="store_true", help="skip the manual schedule")
 
-    p = sub.add_parser("autotune", help="(not there yet) autotune the cost model on devices")
-    p.add_argument("benchmark", metavar="BENCH")
+    p = sub.add_parser(
+        "autotune", help="autotune the cost model for one benchmark on your devices",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Autotune Adams2019's cost model for BENCH: each round compiles "
+        "--batch-size candidate schedules (candidate 0 is beam search with the current "
+        "weights, the others random probes), times them on the devices, records every "
+        "candidate in RUN_DIR/samples/ and retrains the weights on all samples so far.",
+        epilog="""how do I tune longer?
+  --rounds is the total number of rounds RUN_DIR should hold. Rerun the same command
+  with a larger --rounds to continue a run (its seeds, weights and samples carry on);
+  rerun it unchanged after a crash or Ctrl-C to finish it. --budget 2h stops cleanly
+  after the round in progress once two hours are spent (rerun to go on).
+
+at the end it prints the best schedule (RUN_DIR/best/) and the `farm run` command that
+uses the best weights (RUN_DIR/weights/best.weights).""")
+    p.add_argument("benchmark", metavar="BENCH", help="a built-in benchmark or "
+                   "path/to/file.py:generator_name")
+    p.add_argument("--out", metavar="RUN_DIR", required=True, help="the run directory "
+                   "(created, or resumed when it exists)")
+    p.add_argument("--rounds", type=_positive_int, default=1, metavar="R",
+                   help="total rounds RUN_DIR should hold (default 1)")
+    p.add_argument("--batch-size", type=_positive_int, default=32, metavar="N",
+                   help="candidates per round (default 32, as Halide's loop)")
+    p.add_argument("--budget", type=_duration, metavar="DURATION", help="stop after the "
+                   "round in progress once this much time is spent, e.g. 45m, 2h, 1h30m")
+    _add_common(p, devices="many")
+    p.add_argument("--compile-timeout", type=_positive_float, default=600.0, metavar="S",
+                   help="kill a candidate's compile after S seconds (default 600)")
+    p.add_argument("--run-timeout", type=_positive_float, default=60.0, metavar="S",
+                   help="kill a candidate's timing run after S seconds (default 60)")
+    p.add_argument("--isolation", choices=("pause", "none"), default="pause",
+                   help="pause: stop the host's compile work while it times (default); "
+                   "none: time alongside it")
 
     p = sub.add_parser("devices", help="(not there yet) list the devices of this machine or "
                        "cluster")
@@ -171,7 +215,7 @@ def _cmd_weights(args) -> int:
 
 
 def _cmd_run(args) -> int:
-    from farm import catalog, targets, weights
+    from farm import catalog, compile, targets, weights
     from farm.candidate import CandidateSpec
     from farm.devices.local import open_local_device
     from farm.single_run import run_benchmark
@@ -184,6 +228,7 @@ def _cmd_run(args) -> int:
     device = open_local_device(args.device, target)
     spec = CandidateSpec(bench, target, w, beam_size=args.beam_size,
                          parallelism=args.parallelism)
+    compile.check_pipeline(spec)
     print(f"{bench.name}: beam {args.beam_size}, parallelism {args.parallelism}, "
           f"target {target.compile}, weights {w.origin} ({w.sha256[:8]}), on {device.info.id}",
           flush=True)
@@ -198,8 +243,10 @@ def _cmd_run(args) -> int:
             why = mb.error if not mb.ok else mm.error
             print(f"  manual:        failed: {why.splitlines()[0]}")
         else:
-            print(f"  manual:        {mm.best_ms:.3f} ms (median {mm.median_ms:.3f}); "
-                  f"autoscheduled is {mm.best_ms / m.best_ms:.2f}x faster")
+            ratio = mm.best_ms / m.best_ms
+            verdict = (f"autoscheduled is {ratio:.2f}x faster" if ratio >= 1
+                       else f"manual is {1 / ratio:.2f}x faster")
+            print(f"  manual:        {mm.best_ms:.3f} ms (median {mm.median_ms:.3f}); {verdict}")
     print(f"  schedule: {result.schedule_file}")
     return 0
 
@@ -217,4 +264,32 @@ def _writable_dir(path: str) -> Path:
     return out
 
 
-_HANDLERS = {"benchmarks": _cmd_benchmarks, "weights": _cmd_weights, "run": _cmd_run}
+def _cmd_autotune(args) -> int:
+    from farm import catalog, compile, targets, weights
+    from farm.candidate import CandidateSpec
+    from farm.timing import TimingConfig
+    from farm.tuner import TuneSettings, autotune
+
+    settings = TuneSettings(
+        benchmark=catalog.resolve(args.benchmark), target=targets.resolve(args.target),
+        start_weights=weights.resolve(args.weights), rounds=args.rounds,
+        batch_size=args.batch_size, budget_s=args.budget, parallelism=args.parallelism,
+        device_ids=tuple(args.devices or ()), compile_timeout_s=args.compile_timeout,
+        timing=TimingConfig(timeout_s=args.run_timeout), isolation=args.isolation)
+    compile.check_pipeline(CandidateSpec(settings.benchmark, settings.target,
+                                         settings.start_weights))
+    s = autotune(args.out, settings, address=args.address)
+    print(f"\n{s.run_dir}: {s.rounds} rounds, {s.rows} samples ({s.ok} ok), {s.distinct} "
+          f"distinct schedules measured, {s.elapsed_s:.0f} s")
+    if s.stopped:
+        print(f"stopped early: {s.stopped}; rerun the same command to go on")
+    if s.best_ms is not None:
+        print(f"best schedule: {s.best_ms:.3f} ms (median of re-timings), {s.best_schedule}")
+    print(f"final weights: {s.latest_weights}")
+    print(f"best weights:  {s.best_weights}")
+    print(f"use them:      {s.command}")
+    return 0
+
+
+_HANDLERS = {"benchmarks": _cmd_benchmarks, "weights": _cmd_weights, "run": _cmd_run,
+             "autotune": _cmd_autotune}

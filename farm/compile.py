@@ -63,6 +63,20 @@ def _autoschedule(spec: CandidateSpec, instance: Instance) -> Schedule:
                     time.perf_counter() - start)
 
 
+def check_pipeline(spec: CandidateSpec) -> None:
+    """Build the generator's pipeline once, so a broken generator stops us before any work."""
+    from farm.errors import BenchmarkError
+
+    try:
+        Instance(spec)
+    except FarmError:
+        raise
+    except Exception as e:
+        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise BenchmarkError(f"generator {spec.benchmark.ref} does not build: {message}") \
+            from None
+
+
 def schedule(spec: CandidateSpec) -> tuple[Instance, Schedule]:
     """The pipeline with its schedule applied: the autoscheduler's, or the manual one."""
     instance = Instance(spec)
@@ -76,6 +90,16 @@ def autoschedule(spec: CandidateSpec) -> Schedule:
     return schedule(spec)[1]
 
 
+def autoschedule_result(spec: CandidateSpec) -> BuildResult:
+    """autoschedule() as a value: status ok with the schedule, or compile_error."""
+    host = socket.gethostname()
+    try:
+        return BuildResult(OK, schedule=autoschedule(spec), host=host)
+    except Exception as e:
+        return BuildResult(COMPILE_ERROR, error=f"compile (autoschedule) on {host}: "
+                           f"{_describe(e)}", host=host)
+
+
 def build(spec: CandidateSpec, workdir: str | os.PathLike | None = None,
           ) -> tuple[BuildResult, bytes]:
     """Autoschedule (or apply the manual schedule), generate code and link a binary.
@@ -86,7 +110,7 @@ def build(spec: CandidateSpec, workdir: str | os.PathLike | None = None,
     with tempfile.TemporaryDirectory(prefix="farm-build-", dir=workdir) as tmp, \
             _captured_output(Path(tmp) / "compile.log") as log:
         chosen = None
-        codegen_s = link_s = 0.0
+        codegen_s = link_s = None
         try:
             tc = toolchain.for_target(spec.target)
             instance, chosen = schedule(spec)
@@ -103,10 +127,9 @@ def build(spec: CandidateSpec, workdir: str | os.PathLike | None = None,
                                host=host), binary.read_bytes()
         except Exception as e:  # a failed candidate is a value, not an exception
             where = "autoschedule" if chosen is None else \
-                "codegen" if not codegen_s else "link"
-            detail = str(e) if isinstance(e, FarmError) else \
-                f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=-3)}"
-            return BuildResult(COMPILE_ERROR, error=f"compile ({where}) on {host}: {detail}",
+                "codegen" if codegen_s is None else "link"
+            return BuildResult(COMPILE_ERROR,
+                               error=f"compile ({where}) on {host}: {_describe(e)}",
                                schedule=chosen, codegen_s=codegen_s, link_s=link_s,
                                host=host, log=log.tail()), b""
 
@@ -131,6 +154,12 @@ def _compile_library(spec, instance, outputs: dict, name: str, runtime: bool) ->
         target = target.with_feature(hl.TargetFeature.NoRuntime)
     files = {getattr(hl.OutputFileType, kind): str(path) for kind, path in outputs.items()}
     instance.pipeline.compile_to(files, instance.arguments, name, target)
+
+
+def _describe(e: Exception) -> str:
+    if isinstance(e, FarmError):
+        return str(e)
+    return f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=-3)}"
 
 
 class _Log:

@@ -16,7 +16,7 @@ USER_GENERATOR = textwrap.dedent('''
 
         def generate(g):
             x, y = hl.Var("x"), hl.Var("y")
-            g.output[x, y] = hl.saturating_add(g.input[x, y], 10)
+            g.output[x, y] = hl.saturating_add(g.input[x, y], hl.cast(hl.UInt(8), 10))
             g.input.set_estimates([(0, 1536), (0, 2560)])
             g.output.set_estimates([(0, 1536), (0, 2560)])
 ''')

@@ -39,7 +39,8 @@ class Device(ABC):
         """Time `binary` with `threads` Halide threads; never raises for a bad binary."""
 
     def measurement(self, status: str, **fields) -> Measurement:
-        return Measurement(status, device_id=self.info.id, host=self.info.node,
+        return Measurement(status, device_id=self.info.id, device_kind=self.info.kind,
+                           host=self.info.node,
                            node_id=self.info.node_id, **fields)
 
 

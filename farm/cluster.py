@@ -1,0 +1,129 @@
+"""Connecting to Ray, and finding the cluster's nodes and devices.
+
+Without an address the farm starts an embedded local Ray (this machine only,
+its CPU as the device). With --address or RAY_ADDRESS it joins that cluster;
+the address is probed first, because `ray.init` on a dead address blocks for
+over a minute and ignores SIGTERM.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+
+from farm.devices.base import DeviceInfo
+from farm.errors import BadInput, WorkFailed
+
+PROBE_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class Node:
+    node_id: str
+    name: str  # the farm's short name for it: its farm-node label, else its hostname
+    address: str
+    cpus: float
+
+
+class Cluster:
+    def __init__(self, address: str | None):
+        self.address = address or os.environ.get("RAY_ADDRESS") or None
+
+    @property
+    def local(self) -> bool:
+        return self.address is None
+
+    def __enter__(self):
+        self.connect()
+        return self
+
+    def __exit__(self, *exc):
+        self.shutdown()
+
+    def connect(self) -> None:
+        import ray
+
+        if ray.is_initialized():
+            return
+        kwargs = {"include_dashboard": False, "log_to_driver": False,
+                  "logging_level": logging.ERROR, "configure_logging": True}
+        if self.local:
+            ray.init(**kwargs)
+            return
+        if self.address != "auto" and not self.address.startswith("ray://"):
+            probe(self.address)
+        try:
+            ray.init(address=self.address, **kwargs)
+        except ConnectionError as e:
+            raise BadInput(f"--address {self.address}: cannot join that Ray cluster ({e}); "
+                           "start it with `ray start --head` or fix the address") from None
+
+    def shutdown(self) -> None:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+
+    def nodes(self) -> list[Node]:
+        import ray
+
+        def base(n) -> str:
+            labels = n.get("Labels") or {}
+            name = labels.get("farm-node") or n.get("NodeManagerHostname") or \
+                n["NodeManagerAddress"]
+            return name.split(".")[0]
+
+        # Two Ray nodes on one machine (as in tests) share a hostname: number them by port.
+        alive = sorted((n for n in ray.nodes() if n.get("Alive")),
+                       key=lambda n: (base(n), n.get("NodeManagerPort", 0)))
+        nodes, seen = [], {}
+        for n in alive:
+            name = base(n)
+            seen[name] = seen.get(name, 0) + 1
+            if seen[name] > 1:
+                name = f"{name}-{seen[name]}"
+            nodes.append(Node(n["NodeID"], name, n["NodeManagerAddress"],
+                              float(n.get("Resources", {}).get("CPU", 0))))
+        return nodes
+
+    def compile_slots(self) -> int:
+        return max(1, int(sum(n.cpus for n in self.nodes())))
+
+    def discover(self, timeout_s: float = 60.0) -> list[DeviceInfo]:
+        """Every node's devices, found by a task pinned to that node."""
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        from farm.workers import discover_task
+
+        refs = [discover_task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+            node.node_id, soft=False)).remote(node.node_id, node.name) for node in self.nodes()]
+        ready, pending = ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        devices = []
+        for ref in ready:
+            try:
+                devices.extend(ray.get(ref))
+            except ray.exceptions.RayError as e:  # a node that died while we asked
+                logging.getLogger("farm").warning("device discovery failed on a node: %s", e)
+        if not devices:
+            raise WorkFailed("no node of the Ray cluster answered device discovery")
+        return sorted(devices, key=lambda d: d.id)
+
+
+def probe(address: str) -> None:
+    """Raise BadInput unless something accepts a TCP connection at host:port."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise BadInput(f"--address {address!r} is not host:port (e.g. 10.0.0.5:6379)")
+    try:
+        with socket.create_connection((host, int(port)), timeout=PROBE_TIMEOUT_S):
+            pass
+    except OSError as e:
+        reason = "timed out" if isinstance(e, TimeoutError) else (e.strerror or str(e))
+        raise BadInput(f"nothing answers at --address {address} ({reason} after "
+                       f"{PROBE_TIMEOUT_S:g} s); start the head with `ray start --head "
+                       "--port=...` or fix the address") from None

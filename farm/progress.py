@@ -1,0 +1,80 @@
+"""Progress on the terminal: a live line on a TTY, plain lines otherwise (ray job logs)."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from farm.scheduler import Counts
+
+PLAIN_EVERY_S = 15.0
+
+
+def format_ms(ms: float | None) -> str:
+    return "-" if ms is None else f"{ms:.3f} ms"
+
+
+def format_duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+class Progress:
+    """Reports rounds and candidates; `live` decides between a rich bar and plain lines."""
+
+    def __init__(self, stream=None, live: bool | None = None):
+        self.stream = stream or sys.stdout
+        self.live = self.stream.isatty() if live is None else live
+        self._bar = None
+        self._last_plain = 0.0
+        self.best_ms: float | None = None  # best of the run so far
+        self.eta_s: float | None = None
+
+    def message(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.console.print(text, highlight=False)
+        else:
+            print(text, file=self.stream, flush=True)
+
+    def round_started(self, round_no: int, rounds: int, batch: int) -> None:
+        self.round_no, self.rounds = round_no, rounds
+        self.started = time.monotonic()
+        if self.live:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            self._bar = Progress(TextColumn("round {task.fields[round]}"), BarColumn(),
+                                 MofNCompleteColumn(), TextColumn("{task.description}"),
+                                 transient=True)
+            self._bar.start()
+            self._task = self._bar.add_task("", total=batch, round=f"{round_no}/{rounds}")
+
+    def update(self, counts: Counts) -> None:
+        text = self._status(counts)
+        if self._bar is not None:
+            self._bar.update(self._task, completed=counts.done, description=text)
+        elif time.monotonic() - self._last_plain >= PLAIN_EVERY_S:
+            self._last_plain = time.monotonic()
+            self.message(f"round {self.round_no}/{self.rounds}: {counts.done}/{counts.total} "
+                         f"done, {text}")
+
+    def round_finished(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+        self.message(text)
+
+    def _status(self, k: Counts) -> str:
+        best = k.best_ms if self.best_ms is None or k.best_ms is None else \
+            min(k.best_ms, self.best_ms)
+        if best is None:
+            best = self.best_ms
+        parts = [f"compiled {k.compiled}", f"timed {k.timed}", f"failed {k.failed}",
+                 f"duplicate {k.duplicate}", f"best {format_ms(best)}",
+                 f"elapsed {format_duration(time.monotonic() - self.started)}"]
+        if self.eta_s is not None:
+            parts.append(f"~{format_duration(self.eta_s)} left in the run")
+        return ", ".join(parts)

@@ -1,0 +1,63 @@
+"""Sample rows: an Outcome of the scheduler becomes one row of the Parquet dataset."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from farm import featurization
+from farm.candidate import OK
+from farm.plan import schedule_id
+from farm.rundir import Manifest
+from farm.scheduler import Outcome
+
+
+def sample_id(run_id: str, round_no: int, index: int) -> str:
+    return f"{run_id}-r{round_no:06d}-c{index:04d}"
+
+
+def outcome_row(manifest: Manifest, round_no: int, o: Outcome) -> dict:
+    build, m = o.build, o.measurement
+    schedule = build.schedule if build else None
+    feats = schedule.featurization if schedule and schedule.featurization else None
+    pipeline = featurization.pipeline_id(feats) if feats else manifest.pipeline_id
+    runtimes = list(m.runtimes_ms) if m and m.runtimes_ms else None
+    row = {
+        "sample_id": sample_id(manifest.run_id, round_no, o.index),
+        "run_id": manifest.run_id,
+        "round": round_no,
+        "index": o.index,
+        "benchmark": manifest.generator,
+        "pipeline_id": pipeline,
+        "schedule_id": schedule_id(round_no, o.index, manifest.batch_size),
+        "seed": o.spec.seed,
+        "attempts": o.attempts,
+        "beam_size": o.spec.beam_size,
+        "random_dropout": o.spec.random_dropout,
+        "parallelism": o.spec.parallelism,
+        "target": o.spec.target.compile,
+        "schedule_target": o.spec.target.schedule,
+        "weights_sha256": o.spec.weights.sha256 if o.spec.weights else None,
+        "device_id": m.device_id if m else None,
+        "device_kind": m.device_kind if m else None,
+        "node_id": m.node_id if m else None,
+        "host": m.host if m else None,
+        "compile_host": build.host if build else None,
+        "status": o.status,
+        "error": o.error or None,
+        "log": o.log or None,
+        "compile_s": build.compile_s if build else None,
+        "autoschedule_s": schedule.autoschedule_s if schedule else None,
+        "codegen_s": build.codegen_s if build else None,
+        "link_s": build.link_s if build else None,  # None: never compiled (e.g. a duplicate)
+        "run_s": m.run_s if m else None,
+        "runtime_ms": min(runtimes) if runtimes and o.status == OK else None,
+        "runtimes_ms": runtimes,
+        "schedule_key": featurization.schedule_key(feats) if feats else None,
+        "duplicate_of": o.duplicate_of,
+        "schedule_source": schedule.source if schedule else None,
+        "featurization": feats,
+        "created_at": datetime.now(timezone.utc),
+    }
+    if o.status == OK and not (row["runtime_ms"] and row["runtime_ms"] > 0):
+        raise AssertionError(f"an ok sample without a positive runtime: {row['sample_id']}")
+    return row

@@ -1,0 +1,160 @@
+"""The Parquet sample dataset of a run: RUN_DIR/samples/.
+
+One file per committed round (`round-000007.parquet`), written to a hidden
+temporary name and renamed, so a crash leaves the whole round or none of it.
+Compaction merges round files into range files (`rounds-000001-000032.parquet`)
+so a run of 1,000 rounds does not leave 1,000 files; a round file that a range
+file covers (a compaction interrupted before its clean-up) is ignored.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from farm.errors import DatasetError
+
+SCHEMA = pa.schema([
+    ("sample_id", pa.string()),
+    ("run_id", pa.string()),
+    ("round", pa.int32()),
+    ("index", pa.int32()),  # the candidate's place in its round; 0 is beam search
+    ("benchmark", pa.string()),
+    ("pipeline_id", pa.int32()),
+    ("schedule_id", pa.int64()),
+    ("seed", pa.int64()),
+    ("attempts", pa.int32()),  # autoschedules tried before a new schedule (or giving up)
+    ("beam_size", pa.int32()),
+    ("random_dropout", pa.int32()),
+    ("parallelism", pa.int32()),
+    ("target", pa.string()),
+    ("schedule_target", pa.string()),
+    ("weights_sha256", pa.string()),
+    ("device_id", pa.string()),
+    ("device_kind", pa.string()),
+    ("node_id", pa.string()),
+    ("host", pa.string()),
+    ("compile_host", pa.string()),
+    ("status", pa.string()),
+    ("error", pa.string()),
+    ("log", pa.string()),  # tail of the compile or run log of a failed candidate
+    ("compile_s", pa.float64()),
+    ("autoschedule_s", pa.float64()),
+    ("codegen_s", pa.float64()),
+    ("link_s", pa.float64()),
+    ("run_s", pa.float64()),
+    ("runtime_ms", pa.float64()),  # best repeat; positive whenever status is ok
+    ("runtimes_ms", pa.list_(pa.float64())),
+    ("schedule_key", pa.string()),
+    ("duplicate_of", pa.int64()),  # schedule_id of the measured twin of a duplicate
+    ("schedule_source", pa.string()),
+    ("featurization", pa.binary()),
+    ("created_at", pa.timestamp("us", tz="UTC")),
+])
+
+_ROUND = re.compile(r"round-(\d{6})\.parquet")
+_RANGE = re.compile(r"rounds-(\d{6})-(\d{6})\.parquet")
+COMPACT_AFTER = 32  # round files before they are merged
+
+
+class SampleStore:
+    def __init__(self, directory: str | os.PathLike):
+        self.dir = Path(directory)
+
+    def _files(self) -> tuple[dict[int, Path], dict[tuple[int, int], Path]]:
+        singles, ranges = {}, {}
+        if not self.dir.is_dir():
+            return singles, ranges
+        for path in self.dir.iterdir():
+            if path.name.startswith((".", "_")):
+                continue
+            if m := _ROUND.fullmatch(path.name):
+                singles[int(m.group(1))] = path
+            elif m := _RANGE.fullmatch(path.name):
+                ranges[(int(m.group(1)), int(m.group(2)))] = path
+            else:
+                raise DatasetError(
+                    f"{path} does not belong in a sample dataset (expected round-NNNNNN.parquet "
+                    "files); move it out of the folder")
+        covered = {r for lo, hi in ranges for r in range(lo, hi + 1)}
+        return {r: p for r, p in singles.items() if r not in covered}, ranges
+
+    def files(self) -> list[Path]:
+        singles, ranges = self._files()
+        return sorted([*singles.values(), *ranges.values()])
+
+    def committed_rounds(self) -> list[int]:
+        singles, ranges = self._files()
+        return sorted({*singles, *(r for lo, hi in ranges for r in range(lo, hi + 1))})
+
+    def commit_round(self, round_no: int, rows: list[dict]) -> Path:
+        """Write one round atomically. A committed round is never written again."""
+        if round_no in self.committed_rounds():
+            raise DatasetError(f"round {round_no} is already committed in {self.dir}")
+        table = pa.Table.from_pylist(rows, schema=SCHEMA)
+        path = self.dir / f"round-{round_no:06d}.parquet"
+        _write_atomic(table, path)
+        return path
+
+    def read(self, columns: Iterable[str] | None = None, filter=None) -> pa.Table:
+        """All committed rows (or `columns` of them); a corrupt file is an error naming it."""
+        import pyarrow.dataset as ds
+
+        columns = list(columns) if columns is not None else None
+        files = self.files()
+        if not files:
+            return SCHEMA.empty_table().select(columns) if columns else SCHEMA.empty_table()
+        for path in files:
+            _check_file(path)
+        dataset = ds.dataset([str(p) for p in files], format="parquet", schema=SCHEMA)
+        try:
+            return dataset.to_table(columns=columns, filter=filter)
+        except (pa.ArrowInvalid, OSError) as e:
+            raise DatasetError(f"cannot read the sample dataset in {self.dir}: {e}") from None
+
+    def compact(self, min_files: int = COMPACT_AFTER) -> Path | None:
+        """Merge the round files into one range file once there are `min_files` of them."""
+        singles, _ = self._files()
+        if len(singles) < min_files:
+            return None
+        rounds = sorted(singles)
+        for path in singles.values():
+            _check_file(path)
+        table = pa.concat_tables(pq.read_table(singles[r], schema=SCHEMA) for r in rounds)
+        target = self.dir / f"rounds-{rounds[0]:06d}-{rounds[-1]:06d}.parquet"
+        _write_atomic(table, target)
+        for r in rounds:  # covered by the range file from here on, even if we crash now
+            singles[r].unlink(missing_ok=True)
+        return target
+
+
+def _check_file(path: Path) -> None:
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowInvalid, OSError) as e:
+        raise DatasetError(
+            f"{path} is corrupt ({e}); restore it, or move it out of the run to drop "
+            "its rounds") from None
+    missing = [f.name for f in SCHEMA if f.name not in schema.names]
+    if missing:
+        raise DatasetError(f"{path} is not a farm sample file (missing columns: "
+                           f"{', '.join(missing[:5])}); move it out of the run")
+
+
+def _write_atomic(table: pa.Table, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    pq.write_table(table, tmp, compression="zstd")
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

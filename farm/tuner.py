@@ -1,0 +1,343 @@
+"""`farm autotune`: the round loop. Plan, compile, time, record, retrain, resume.
+
+A round is committed atomically (farm.store); the weights after round N are
+trained from those after round N-1 on every sample so far, as Halide's loop
+does. Rerunning the same command resumes after the last committed round, and
+a larger --rounds continues the run.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from farm import costmodel, weights
+from farm.candidate import DUPLICATE, OK, CandidateSpec
+from farm.catalog import Benchmark
+from farm.cluster import Cluster
+from farm.devices.base import DeviceInfo
+from farm.errors import BadInput, Interrupted, MissingPrerequisite, RunDirError
+from farm.plan import RoundPlan, SeenSchedules
+from farm.pool import DevicePool, RayBuilder
+from farm.progress import Progress, format_duration, format_ms
+from farm.records import outcome_row
+from farm.rundir import Manifest, RunDir, invocation_record, new_run_id, now_iso, write_json
+from farm.scheduler import RoundScheduler
+from farm.targets import TargetInfo
+from farm.timing import TimingConfig
+from farm.versions import versions
+from farm.weights import Weights
+
+STATE_COLUMNS = ["round", "index", "status", "runtime_ms", "schedule_key", "schedule_id",
+                 "duplicate_of"]
+
+
+@dataclass(frozen=True)
+class TuneSettings:
+    benchmark: Benchmark
+    target: TargetInfo
+    start_weights: Weights
+    rounds: int = 1
+    batch_size: int = 32
+    budget_s: float | None = None
+    parallelism: int = 32
+    device_ids: tuple[str, ...] = ()
+    compile_timeout_s: float = 600.0
+    timing: TimingConfig = field(default_factory=TimingConfig)
+    isolation: str = "pause"
+    epochs: int | None = None  # None: the batch size, as Halide's loop does
+    learning_rate: float = 0.0001
+    retimes: int = 5  # re-timings of each finalist before the best is reported
+
+
+@dataclass
+class TuneSummary:
+    run_dir: Path
+    rounds: int
+    rows: int
+    ok: int
+    distinct: int
+    best_ms: float | None = None
+    best_schedule: Path | None = None
+    best_weights: Path | None = None
+    latest_weights: Path | None = None
+    command: str = ""
+    stopped: str = ""  # why the run stopped before --rounds, if it did
+    elapsed_s: float = 0.0
+
+
+def autotune(run_dir: str | os.PathLike, settings: TuneSettings, address: str | None = None,
+             progress: Progress | None = None) -> TuneSummary:
+    progress = progress or Progress()
+    run = RunDir(run_dir)
+    run.open()
+    try:
+        return _Tuning(run, settings, progress).run(address)
+    finally:
+        run.close()
+
+
+class _Tuning:
+    def __init__(self, run: RunDir, s: TuneSettings, progress: Progress):
+        self.run_dir, self.s, self.progress = run, s, progress
+        self.started = time.monotonic()
+
+    def run(self, address: str | None) -> TuneSummary:
+        s, run = self.s, self.run_dir
+        if run.took_over:
+            self.progress.message(f"took over the lock of a driver that died ({run.took_over})")
+        self.manifest = run.begin(self._wanted_manifest(), invocation_record(versions(), []))
+        self._write_start_files()
+        self._load_state()
+        done = self.committed
+        if done and not run.weights_path(done).exists():
+            self.progress.message(f"round {done} was committed but not trained; training now")
+            self._train(done)
+        if done >= s.rounds and (run.best_dir / "runtime.json").exists():
+            self.progress.message(f"{run.path} already holds {done} rounds (--rounds "
+                                  f"{s.rounds}); raise --rounds to tune longer")
+            return self._summary("")
+        stopped = ""
+        try:
+            with Cluster(address) as cluster:
+                devices = self._devices(cluster)
+                self.manifest.invocations[-1]["devices"] = [_device_record(d) for d in devices]
+                run.write_manifest(self.manifest)
+                self.progress.message(
+                    f"{s.benchmark.name} on {', '.join(d.id for d in devices)}: rounds "
+                    f"{done + 1}..{s.rounds} of {s.batch_size} candidates, "
+                    f"{cluster.compile_slots()} compile slots, run {self.manifest.run_id}")
+                pool = DevicePool.create(devices, {"isolation": s.isolation})
+                builder = RayBuilder(cluster.compile_slots())
+                scheduler = RoundScheduler(builder, pool, threads=s.parallelism,
+                                           timing=s.timing, compile_timeout_s=s.compile_timeout_s,
+                                           on_update=self.progress.update)
+                for round_no in range(done + 1, s.rounds + 1):
+                    if s.budget_s is not None and self._elapsed() >= s.budget_s:
+                        stopped = (f"the --budget of {format_duration(s.budget_s)} is spent "
+                                   f"after {self.committed} rounds")
+                        break
+                    self._round(round_no, scheduler)
+                    for event in pool.events:
+                        self.progress.message(f"warning: {event}")
+                    pool.events.clear()
+                from farm.finalize import finalize
+
+                finalize(self, builder, pool)
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"interrupted; {self.committed} rounds are committed in {run.path}. Rerun the "
+                "same command to resume") from None
+        return self._summary(stopped)
+
+    # setup
+    def _wanted_manifest(self) -> Manifest:
+        s = self.s
+        return Manifest(run_id=new_run_id(), benchmark=s.benchmark.ref, generator=s.benchmark.name,
+                        benchmark_sha256=s.benchmark.sha256, target=s.target.compile,
+                        schedule_target=s.target.schedule, batch_size=s.batch_size,
+                        parallelism=s.parallelism,
+                        start_weights_sha256=s.start_weights.sha256, created_at=now_iso())
+
+    def _write_start_files(self) -> None:
+        run = self.run_dir
+        if not run.weights_path(0).exists():
+            weights.write(self.s.start_weights, run.weights_path(0))
+        if not self.s.benchmark.builtin:
+            (run.path / "generator.py").write_text(self.s.benchmark.source)
+
+    def _load_state(self) -> None:
+        store = self.run_dir.samples
+        rounds = store.committed_rounds()
+        if rounds != list(range(1, len(rounds) + 1)):
+            raise RunDirError(f"{store.dir} holds rounds {rounds}, not 1..N; it was edited by "
+                              "hand. Restore the missing rounds or start a new --out")
+        self.committed = len(rounds)
+        table = store.read(STATE_COLUMNS)
+        self.seen = SeenSchedules()
+        rows = table.to_pylist()
+        for row in sorted(rows, key=lambda r: r["schedule_id"]):
+            if row["schedule_key"] and row["status"] != DUPLICATE:
+                self.seen.claim(row["schedule_key"], row["schedule_id"])
+        self.rows = len(rows)
+        self.ok_runtimes = {r["schedule_id"]: r["runtime_ms"] for r in rows if r["status"] == OK}
+        self.best_ms = min(self.ok_runtimes.values(), default=None)
+        self.progress.best_ms = self.best_ms
+        self.round_s: list[float] = []
+
+    def _devices(self, cluster: Cluster) -> list[DeviceInfo]:
+        found = cluster.discover()
+        kind = self.s.target.device_kind
+        if self.s.device_ids:
+            by_id = {d.id: d for d in found}
+            unknown = [i for i in self.s.device_ids if i not in by_id]
+            if unknown:
+                raise BadInput(f"unknown device {unknown[0]!r}; known devices: "
+                               f"{', '.join(by_id)} (see `farm devices`)")
+            chosen = [by_id[i] for i in self.s.device_ids]
+            wrong = [d for d in chosen if d.kind != kind]
+            if wrong:
+                raise BadInput(f"device {wrong[0].id} is a {wrong[0].kind} device; target "
+                               f"{self.s.target.compile} runs on {kind} devices")
+            broken = [d for d in chosen if not d.usable]
+            if broken:
+                raise MissingPrerequisite(f"device {broken[0].id} cannot be used: "
+                                          f"{broken[0].problem}")
+            return chosen
+        usable = [d for d in found if d.kind == kind and d.usable]
+        if not usable:
+            problems = "; ".join(f"{d.id}: {d.problem}" for d in found if d.kind == kind)
+            raise MissingPrerequisite(f"no usable {kind} device for target "
+                                      f"{self.s.target.compile}" + (f" ({problems})" if problems
+                                                                     else ""))
+        return usable
+
+    # one round
+    def _round(self, round_no: int, scheduler: RoundScheduler) -> None:
+        s, run = self.s, self.run_dir
+        started, started_iso = time.monotonic(), now_iso()
+        used = weights.load(run.weights_path(round_no - 1))
+        base = CandidateSpec(s.benchmark, s.target, used, parallelism=s.parallelism)
+        plan = RoundPlan(self.manifest.run_id, round_no, base, s.batch_size, self.seen)
+        self.progress.round_started(round_no, s.rounds, s.batch_size)
+        outcomes = scheduler.run(plan)
+        rows = [outcome_row(self.manifest, round_no, o) for o in outcomes]
+        if self.manifest.pipeline_id is None:
+            ids = [r["pipeline_id"] for r in rows if r["pipeline_id"]]
+            if ids:
+                self.manifest.pipeline_id = ids[0]
+                run.write_manifest(self.manifest)
+        run.samples.commit_round(round_no, rows)
+        self.committed = round_no
+        run.samples.compact()
+        self.rows += len(rows)
+        for r in rows:
+            if r["status"] == OK:
+                self.ok_runtimes[r["schedule_id"]] = r["runtime_ms"]
+        round_best = min((r["runtime_ms"] for r in rows if r["status"] == OK), default=None)
+        if round_best is not None and (self.best_ms is None or round_best < self.best_ms):
+            self.best_ms = round_best
+        self.progress.best_ms = self.best_ms
+        record = {"round": round_no, "started_at": started_iso, "candidates": len(rows),
+                  "weights_sha256": used.sha256, **_round_figures(rows, outcomes),
+                  "beam_ms": self._beam_ms(rows[0]), "best_ms": round_best,
+                  "best_so_far_ms": self.best_ms}
+        train_start = time.monotonic()
+        record["evaluation"] = self._evaluate(round_no, used)
+        record["training"] = self._train(round_no)
+        record["retrain_s"] = time.monotonic() - train_start
+        record["wall_s"] = time.monotonic() - started
+        record["finished_at"] = now_iso()
+        write_json(run.round_record_path(round_no), record)
+        self._note_beam(round_no, record["beam_ms"])
+        self.round_s.append(record["wall_s"])
+        left = s.rounds - round_no
+        self.progress.eta_s = left * sum(self.round_s) / len(self.round_s)
+        self.progress.round_finished(_round_line(round_no, s.rounds, record, len(self.seen)))
+
+    def _beam_ms(self, row: dict) -> float | None:
+        """Candidate 0's runtime: its own, or its twin's when it repeated a schedule."""
+        if row["status"] == OK:
+            return row["runtime_ms"]
+        if row["status"] == DUPLICATE and row["duplicate_of"] is not None:
+            return self.ok_runtimes.get(row["duplicate_of"])
+        return None
+
+    def _evaluate(self, round_no: int, used: Weights) -> dict:
+        """How well the weights that planned this round rank its (unseen) samples."""
+        table = self.run_dir.samples.read(costmodel.TRAIN_COLUMNS,
+                                          filter=_round_filter(round_no))
+        result = costmodel.evaluate(table, used,
+                                    log_path=self.run_dir.training_log(round_no, "eval"))
+        return _train_record(result)
+
+    def _train(self, round_no: int) -> dict:
+        s, run = self.s, self.run_dir
+        previous = weights.load(run.weights_path(round_no - 1))
+        table = run.samples.read(costmodel.TRAIN_COLUMNS)
+        result = costmodel.retrain(table, previous, s.epochs or s.batch_size,
+                                   s.learning_rate, log_path=run.training_log(round_no))
+        new = result.weights or previous
+        if result.skipped:
+            self.progress.message(f"round {round_no}: not retrained, {result.skipped}; the "
+                                  "next round keeps the current weights")
+        weights.write(new, run.weights_path(round_no))
+        weights.write(new, run.latest_weights)
+        return _train_record(result)
+
+    def _note_beam(self, round_no: int, beam_ms: float | None) -> None:
+        """Keep best.weights: the weights whose beam-search schedule measured fastest."""
+        path = self.run_dir.path / "weights" / "best.json"
+        from farm.rundir import read_json
+
+        best = read_json(path)
+        if beam_ms is None or (best and best["beam_ms"] <= beam_ms):
+            return
+        source = self.run_dir.weights_path(round_no - 1)
+        weights.write(weights.load(source), self.run_dir.best_weights)
+        write_json(path, {"weights": source.name, "trained_rounds": round_no - 1,
+                          "beam_ms": beam_ms, "measured": f"candidate 0 of round {round_no}"})
+
+    # results
+    def _elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def _summary(self, stopped: str) -> TuneSummary:
+        from farm.finalize import summary
+
+        return summary(self, stopped)
+
+
+def _round_filter(round_no: int):
+    import pyarrow.dataset as ds
+
+    return ds.field("round") == round_no
+
+
+def _train_record(result: costmodel.TrainResult) -> dict:
+    return {"loss": result.loss, "ordering_rate": result.ordering_rate,
+            "samples": result.samples, "distinct": result.distinct,
+            "skipped": result.skipped or None, "seconds": round(result.seconds, 3),
+            "weights_sha256": result.weights.sha256 if result.weights else None}
+
+
+def _round_figures(rows: list[dict], outcomes) -> dict:
+    statuses: dict[str, int] = {}
+    for r in rows:
+        statuses[r["status"]] = statuses.get(r["status"], 0) + 1
+
+    def total(column):
+        return round(sum(r[column] or 0.0 for r in rows), 3)
+
+    return {"statuses": statuses, "autoschedule_s": total("autoschedule_s"),
+            "precheck_s": round(sum(o.precheck_s for o in outcomes), 3),
+            "codegen_s": total("codegen_s"), "link_s": total("link_s"),
+            "timing_s": total("run_s"),
+            "distinct_ok": len({r["schedule_key"] for r in rows if r["status"] == OK})}
+
+
+def _round_line(round_no: int, rounds: int, rec: dict, distinct: int) -> str:
+    st = rec["statuses"]
+    failed = sum(v for k, v in st.items() if k not in (OK, DUPLICATE))
+    train = rec["training"]
+    trained = (f"loss {train['loss']:.3f}, ordering {train['ordering_rate']:.2f}"
+               if train["loss"] is not None and train["ordering_rate"] is not None
+               else "not retrained" if train["skipped"] else "trained")
+    return (f"round {round_no}/{rounds}: {st.get(OK, 0)} ok, {failed} failed, "
+            f"{st.get(DUPLICATE, 0)} duplicate, {rec['distinct_ok']} distinct "
+            f"({distinct} in the run); beam {format_ms(rec['beam_ms'])}, best "
+            f"{format_ms(rec['best_ms'])} (run {format_ms(rec['best_so_far_ms'])}); {trained}; "
+            f"{rec['wall_s']:.1f} s")
+
+
+def _device_record(d: DeviceInfo) -> dict:
+    return {"id": d.id, "kind": d.kind, "node": d.node, "model": d.model}
+
+
+def spec_from_row(row: dict, base: CandidateSpec, run: RunDir) -> CandidateSpec:
+    """Rebuild a sample's candidate: same seed, search settings and weights."""
+    return replace(base, weights=weights.load(run.weights_path(row["round"] - 1)),
+                   beam_size=row["beam_size"], random_dropout=row["random_dropout"],
+                   seed=row["seed"], parallelism=row["parallelism"])
