@@ -24,6 +24,7 @@ DEVICE_LOST = "device_lost"
 STATUSES = (OK, DUPLICATE, COMPILE_ERROR, COMPILE_TIMEOUT, RUN_ERROR, RUN_TIMEOUT, CRASHED,
             DEVICE_LOST)
 
+DEFAULT_PARALLELISM = 32  # see README "Parallelism": measured on 2-core hosts
 BEAM_SEARCH = {"beam_size": 32, "random_dropout": 100}  # candidate 0 of a round
 RANDOM_PROBE = {"beam_size": 1, "random_dropout": 1}  # random_dropout: % chance to keep a state
 
@@ -38,7 +39,7 @@ class CandidateSpec:
     beam_size: int | None = 32  # None: the benchmark's manual schedule
     random_dropout: int = 100
     seed: int = 0
-    parallelism: int = 32
+    parallelism: int = DEFAULT_PARALLELISM
     generator_params: tuple[tuple[str, str], ...] = ()
 
     @property

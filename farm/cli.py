@@ -7,13 +7,12 @@ code: 2 for what the user must fix, 1 for a failure during the work.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-from pathlib import Path
 
 from farm import __version__
-from farm.errors import BadInput, FarmError
-
-DEFAULT_PARALLELISM = 32  # see README "Parallelism": measured on 2-core hosts
+from farm.candidate import DEFAULT_PARALLELISM
+from farm.errors import FarmError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -61,8 +60,9 @@ def _add_common(p: argparse.ArgumentParser, *, devices: str = "one") -> None:
                    "2-core hosts; see README)")
     p.add_argument("--weights", metavar="FILE", help="cost-model weights (default: the "
                    "baseline weights built into Halide's Adams2019 plugin)")
-    p.add_argument("--target", metavar="T", default="host", help="Halide target: host "
-                   "(default) or e.g. arm-64-android-hvx for a phone's Hexagon DSP")
+    p.add_argument("--target", metavar="T", help="Halide target: host (default; "
+                   "arm-64-android-hvx when --device names a phone) or e.g. "
+                   "arm-64-android-hvx-hvx_v66 for a phone's Hexagon DSP")
     p.add_argument("--address", metavar="ADDR", help="a Ray cluster to use (default: "
                    "$RAY_ADDRESS, else this machine only)")
     if devices == "one":
@@ -129,8 +129,10 @@ uses the best weights (RUN_DIR/weights/best.weights).""")
                    help="pause: stop the host's compile work while it times (default); "
                    "none: time alongside it")
 
-    p = sub.add_parser("devices", help="(not there yet) list the devices of this machine or "
-                       "cluster")
+    p = sub.add_parser("devices", help="list the devices of this machine or cluster, and what "
+                       "keeps any from being used")
+    p.add_argument("--address", metavar="ADDR", help="a Ray cluster (default: $RAY_ADDRESS, "
+                   "else this machine only)")
     p = sub.add_parser("report", help="(not there yet) summarize a run directory")
     p = sub.add_parser("bench", help="(not there yet) compare schedules and weights across "
                        "devices")
@@ -159,13 +161,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
-    handler = _HANDLERS.get(args.command)
-    if handler is None:
+    module = _COMMANDS.get(args.command)
+    if module is None:
         print(f"farm {args.command}: not there yet; it arrives with a later release",
               file=sys.stderr)
         return 2
     try:
-        return handler(args) or 0
+        return importlib.import_module(f"farm.commands.{module}").main(args) or 0
     except FarmError as e:
         print(f"farm {args.command}: error: {e}", file=sys.stderr)
         return e.exit_code
@@ -175,121 +177,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _versions() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    from farm.versions import versions
 
-    def v(name):
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            return "not installed"
-
-    return f"farm {__version__}, Halide {v('halide')}, Ray {v('ray')}"
+    v = versions()
+    return f"farm {__version__}, Halide {v['halide']}, Ray {v['ray']}"
 
 
-def _cmd_benchmarks(args) -> int:
-    from farm.catalog import builtin_benchmarks
-
-    benches = builtin_benchmarks()
-    width = max(len(b.name) for b in benches)
-    for b in benches:
-        print(f"{b.name:<{width}}  {b.description}")
-    return 0
-
-
-def _cmd_weights(args) -> int:
-    from farm import weights
-
-    if args.weights_command == "baseline":
-        w = weights.baseline()
-        try:
-            weights.write(w, args.output)
-        except OSError as e:
-            raise BadInput(f"cannot write {args.output}: {e.strerror}") from None
-        print(f"wrote {args.output} ({len(w.data)} bytes, sha256 {w.sha256[:16]}), "
-              f"the {w.origin}")
-        return 0
-    w = weights.load(args.file)
-    print(f"{args.file}: usable Adams2019 weights ({len(w.data)} bytes, sha256 "
-          f"{w.sha256[:16]})")
-    return 0
-
-
-def _cmd_run(args) -> int:
-    from farm import catalog, compile, targets, weights
-    from farm.candidate import CandidateSpec
-    from farm.devices.local import open_local_device
-    from farm.single_run import run_benchmark
-    from farm.timing import TimingConfig
-
-    bench = catalog.resolve(args.benchmark)
-    target = targets.resolve(args.target)
-    w = weights.resolve(args.weights)
-    out = _writable_dir(args.out)
-    device = open_local_device(args.device, target)
-    spec = CandidateSpec(bench, target, w, beam_size=args.beam_size,
-                         parallelism=args.parallelism)
-    compile.check_pipeline(spec)
-    print(f"{bench.name}: beam {args.beam_size}, parallelism {args.parallelism}, "
-          f"target {target.compile}, weights {w.origin} ({w.sha256[:8]}), on {device.info.id}",
-          flush=True)
-    result = run_benchmark(spec, device, TimingConfig(), out, with_manual=not args.no_manual)
-    b, m = result.auto.build, result.auto.measurement
-    print(f"  autoscheduled: {m.best_ms:.3f} ms (median {m.median_ms:.3f} over "
-          f"{len(m.runtimes_ms)} repeats); compile {b.compile_s:.1f} s = autoschedule "
-          f"{b.schedule.autoschedule_s:.2f} + codegen {b.codegen_s:.2f} + link {b.link_s:.2f}")
-    if result.manual is not None:
-        mb, mm = result.manual.build, result.manual.measurement
-        if mm is None or not mm.ok:
-            why = mb.error if not mb.ok else mm.error
-            print(f"  manual:        failed: {why.splitlines()[0]}")
-        else:
-            ratio = mm.best_ms / m.best_ms
-            verdict = (f"autoscheduled is {ratio:.2f}x faster" if ratio >= 1
-                       else f"manual is {1 / ratio:.2f}x faster")
-            print(f"  manual:        {mm.best_ms:.3f} ms (median {mm.median_ms:.3f}); {verdict}")
-    print(f"  schedule: {result.schedule_file}")
-    return 0
-
-
-def _writable_dir(path: str) -> Path:
-    out = Path(path)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".farm-write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise BadInput(f"--out {path} is not a writable directory ({e.strerror}); "
-                       "choose another --out") from None
-    return out
-
-
-def _cmd_autotune(args) -> int:
-    from farm import catalog, compile, targets, weights
-    from farm.candidate import CandidateSpec
-    from farm.timing import TimingConfig
-    from farm.tuner import TuneSettings, autotune
-
-    settings = TuneSettings(
-        benchmark=catalog.resolve(args.benchmark), target=targets.resolve(args.target),
-        start_weights=weights.resolve(args.weights), rounds=args.rounds,
-        batch_size=args.batch_size, budget_s=args.budget, parallelism=args.parallelism,
-        device_ids=tuple(args.devices or ()), compile_timeout_s=args.compile_timeout,
-        timing=TimingConfig(timeout_s=args.run_timeout), isolation=args.isolation)
-    compile.check_pipeline(CandidateSpec(settings.benchmark, settings.target,
-                                         settings.start_weights))
-    s = autotune(args.out, settings, address=args.address)
-    print(f"\n{s.run_dir}: {s.rounds} rounds, {s.rows} samples ({s.ok} ok), {s.distinct} "
-          f"distinct schedules measured, {s.elapsed_s:.0f} s")
-    if s.stopped:
-        print(f"stopped early: {s.stopped}; rerun the same command to go on")
-    if s.best_ms is not None:
-        print(f"best schedule: {s.best_ms:.3f} ms (median of re-timings), {s.best_schedule}")
-    print(f"final weights: {s.latest_weights}")
-    print(f"best weights:  {s.best_weights}")
-    print(f"use them:      {s.command}")
-    return 0
-
-
-_HANDLERS = {"benchmarks": _cmd_benchmarks, "weights": _cmd_weights, "run": _cmd_run,
-             "autotune": _cmd_autotune}
+# subcommand -> module in farm.commands with a main(args)
+_COMMANDS = {"run": "run", "autotune": "autotune", "devices": "devices", "weights": "weights",
+             "benchmarks": "benchmarks"}

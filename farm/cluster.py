@@ -88,11 +88,13 @@ class Cluster:
                               float(n.get("Resources", {}).get("CPU", 0))))
         return nodes
 
-    def compile_slots(self) -> int:
-        return max(1, int(sum(n.cpus for n in self.nodes())))
+    def compile_slots(self, node_ids: set[str] | None = None) -> int:
+        """CPUs for compile tasks: of the whole cluster, or of the given nodes."""
+        nodes = [n for n in self.nodes() if node_ids is None or n.node_id in node_ids]
+        return max(1, int(sum(n.cpus for n in nodes)))
 
-    def discover(self, timeout_s: float = 60.0) -> list[DeviceInfo]:
-        """Every node's devices, found by a task pinned to that node."""
+    def discover(self, timeout_s: float = 60.0) -> tuple[list[DeviceInfo], list[str]]:
+        """Every node's devices, found by a task pinned to that node, and notes."""
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -103,15 +105,21 @@ class Cluster:
         ready, pending = ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
         for ref in pending:
             ray.cancel(ref, force=True)
-        devices = []
+        devices, notes = [], []
+        if pending:
+            notes.append(f"{len(pending)} node(s) did not answer device discovery within "
+                         f"{timeout_s:g} s")
         for ref in ready:
             try:
-                devices.extend(ray.get(ref))
+                found, node_notes = ray.get(ref)
             except ray.exceptions.RayError as e:  # a node that died while we asked
-                logging.getLogger("farm").warning("device discovery failed on a node: %s", e)
+                notes.append(f"device discovery failed on a node: {e}")
+                continue
+            devices.extend(found)
+            notes.extend(node_notes)
         if not devices:
             raise WorkFailed("no node of the Ray cluster answered device discovery")
-        return sorted(devices, key=lambda d: d.id)
+        return sorted(devices, key=lambda d: d.id), notes
 
 
 def probe(address: str) -> None:

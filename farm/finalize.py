@@ -142,7 +142,7 @@ def _update_best_weights(run, beams: list[Finalist]) -> None:
 
 
 def summary(t, stopped: str):
-    from farm.cli import DEFAULT_PARALLELISM
+    from farm.candidate import DEFAULT_PARALLELISM
     from farm.tuner import TuneSummary
 
     run, s = t.run_dir, t.s

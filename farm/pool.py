@@ -42,19 +42,41 @@ class DevicePool:
     handles: list[DeviceHandle]
     events: list[str] = field(default_factory=list)  # quarantines and losses, for the log
 
+    options: dict = field(default_factory=dict)  # passed to each device actor
+
     @classmethod
     def create(cls, devices: list[DeviceInfo], options: dict) -> DevicePool:
+        pool = cls([], options=options)
+        for info in devices:
+            pool.handles.append(DeviceHandle(info, pool._actor(info)))
+        return pool
+
+    def _actor(self, info: DeviceInfo):
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         from farm.workers import DeviceActor
 
-        handles = []
-        for info in devices:
-            strategy = (NodeAffinitySchedulingStrategy(info.node_id, soft=False)
-                        if info.node_id else "DEFAULT")
-            actor = DeviceActor.options(scheduling_strategy=strategy).remote(info, options)
-            handles.append(DeviceHandle(info, actor))
-        return cls(handles)
+        strategy = (NodeAffinitySchedulingStrategy(info.node_id, soft=False)
+                    if info.node_id else "DEFAULT")
+        return DeviceActor.options(scheduling_strategy=strategy).remote(info, self.options)
+
+    def refresh(self, found: list[DeviceInfo]) -> list[str]:
+        """Take in devices that appeared and drop those that disappeared (between rounds)."""
+        changes = []
+        by_id = {d.id: d for d in found}
+        for h in self.handles:
+            if h.info.id not in by_id and not h.lost:
+                self.lose(h, "no longer found by discovery")
+                changes.append(f"{h.info.id} disappeared")
+        known = {h.info.id for h in self.handles if not h.lost}
+        for info in found:
+            if info.id in known:
+                continue
+            was_lost = any(h.info.id == info.id for h in self.handles)
+            self.handles = [h for h in self.handles if h.info.id != info.id]
+            self.handles.append(DeviceHandle(info, self._actor(info)))
+            changes.append(f"{info.id} {'is back' if was_lost else 'appeared'}")
+        return changes
 
     def acquire(self) -> DeviceHandle | None:
         """An idle, healthy device (the least used first), marked busy."""
@@ -87,9 +109,12 @@ class DevicePool:
                                    f"{QUARANTINE_AFTER} failures in a row: {error}")
 
     def lose(self, handle: DeviceHandle, error: str) -> None:
+        import ray
+
         handle.lost = True
         handle.busy = False
         self.events.append(f"{handle.info.id} lost: {error}")
+        ray.kill(handle.actor)  # never handed work again; free its process
 
     def usable(self) -> list[DeviceHandle]:
         return [h for h in self.handles if not h.lost]
@@ -107,18 +132,30 @@ class DevicePool:
 
 
 class RayBuilder:
-    """Submits compile work as Ray tasks on any node with a free CPU."""
+    """Submits compile work as Ray tasks: on any node with a free CPU, or, when `nodes` is
+    given (Android targets link with the NDK of the phones' nodes), on those nodes."""
 
-    def __init__(self, slots: int):
+    def __init__(self, slots: int, nodes: list[str] | None = None):
         self.slots = slots
+        self.nodes = nodes or []
+        self._turn = 0
+
+    def _options(self) -> dict:
+        if not self.nodes:
+            return {}
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        self._turn += 1
+        node = self.nodes[self._turn % len(self.nodes)]
+        return {"scheduling_strategy": NodeAffinitySchedulingStrategy(node, soft=False)}
 
     def autoschedule(self, spec: CandidateSpec):
         from farm.workers import autoschedule_task
 
-        return autoschedule_task.remote(spec)
+        return autoschedule_task.options(**self._options()).remote(spec)
 
     def build(self, spec: CandidateSpec):
         """(ref to BuildResult, ref to binary bytes)."""
         from farm.workers import build_task
 
-        return build_task.remote(spec)
+        return build_task.options(**self._options()).remote(spec)

@@ -32,7 +32,7 @@ class Progress:
         self._bar = None
         self._last_plain = 0.0
         self.best_ms: float | None = None  # best of the run so far
-        self.eta_s: float | None = None
+        self.round_s: float | None = None  # average wall time of a round so far
 
     def message(self, text: str) -> None:
         if self._bar is not None:
@@ -48,7 +48,7 @@ class Progress:
 
             self._bar = Progress(TextColumn("round {task.fields[round]}"), BarColumn(),
                                  MofNCompleteColumn(), TextColumn("{task.description}"),
-                                 transient=True)
+                                 transient=True, refresh_per_second=4)
             self._bar.start()
             self._task = self._bar.add_task("", total=batch, round=f"{round_no}/{rounds}")
 
@@ -75,6 +75,8 @@ class Progress:
         parts = [f"compiled {k.compiled}", f"timed {k.timed}", f"failed {k.failed}",
                  f"duplicate {k.duplicate}", f"best {format_ms(best)}",
                  f"elapsed {format_duration(time.monotonic() - self.started)}"]
-        if self.eta_s is not None:
-            parts.append(f"~{format_duration(self.eta_s)} left in the run")
+        if self.round_s is not None:
+            left = (self.rounds - self.round_no + 1) * self.round_s - \
+                (time.monotonic() - self.started)
+            parts.append(f"~{format_duration(left)} left")
         return ", ".join(parts)

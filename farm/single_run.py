@@ -1,4 +1,8 @@
-"""`farm run`: autoschedule one benchmark, time it, and time its manual schedule beside it."""
+"""`farm run`: autoschedule one benchmark, time it, and time its manual schedule beside it.
+
+It runs in this process on this machine's devices, or, with a Ray address,
+compiles on the cluster and times on the device named there.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from pathlib import Path
 
 from farm import compile
 from farm.candidate import BuildResult, CandidateSpec, Measurement
-from farm.devices.base import Device
+from farm.devices.base import Device, DeviceInfo
 from farm.errors import WorkFailed
 from farm.timing import TimingConfig
 
@@ -20,14 +24,55 @@ class Timed:
 
 @dataclass(frozen=True)
 class RunResult:
+    device: DeviceInfo
     auto: Timed
     manual: Timed | None
     schedule_file: Path | None
 
 
-def run_benchmark(spec: CandidateSpec, device: Device, timing: TimingConfig,
-                  out_dir: Path | None, with_manual: bool = True) -> RunResult:
-    auto = _build_and_time(spec, device, timing)
+class LocalRunner:
+    """Compile in this process, time on a device of this machine."""
+
+    def __init__(self, device: Device):
+        self.device = device
+        self.info = device.info
+
+    def build(self, spec: CandidateSpec) -> tuple[BuildResult, bytes]:
+        return compile.build(spec)
+
+    def time(self, binary, threads: int, timing: TimingConfig) -> Measurement:
+        return self.device.run(binary, threads, timing)
+
+
+class RayRunner:
+    """Compile as a Ray task, time on a device actor pinned to the device's node."""
+
+    def __init__(self, info: DeviceInfo):
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        from farm.workers import DeviceActor
+
+        self.info = info
+        self.actor = DeviceActor.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+            info.node_id, soft=False)).remote(info, {})
+
+    def build(self, spec: CandidateSpec):
+        import ray
+
+        from farm.workers import build_task
+
+        meta, binary = build_task.remote(spec)
+        return ray.get(meta), binary
+
+    def time(self, binary, threads: int, timing: TimingConfig) -> Measurement:
+        import ray
+
+        return ray.get(self.actor.run.remote(binary, threads, timing))
+
+
+def run_benchmark(spec: CandidateSpec, runner, timing: TimingConfig, out_dir: Path | None,
+                  with_manual: bool = True) -> RunResult:
+    auto = _build_and_time(spec, runner, timing)
     schedule_file = None
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -35,20 +80,20 @@ def run_benchmark(spec: CandidateSpec, device: Device, timing: TimingConfig,
         schedule_file.write_text(auto.build.schedule.source)
     manual = None
     if with_manual:
-        manual = _build_and_time(compile.manual_spec(spec), device, timing, required=False)
-    return RunResult(auto, manual, schedule_file)
+        manual = _build_and_time(compile.manual_spec(spec), runner, timing, required=False)
+    return RunResult(runner.info, auto, manual, schedule_file)
 
 
-def _build_and_time(spec: CandidateSpec, device: Device, timing: TimingConfig,
+def _build_and_time(spec: CandidateSpec, runner, timing: TimingConfig,
                     required: bool = True) -> Timed:
-    result, binary = compile.build(spec)
+    result, binary = runner.build(spec)
     what = "manual schedule" if spec.is_manual else "autoscheduled schedule"
     if not result.ok:
         if required:
             raise WorkFailed(f"{spec.benchmark.name}: the {what} failed to compile: "
                              f"{result.error}\n{result.log}")
         return Timed(result, None)
-    measurement = device.run(binary, spec.parallelism, timing)
+    measurement = runner.time(binary, spec.parallelism, timing)
     if not measurement.ok and required:
         raise WorkFailed(f"{spec.benchmark.name}: the {what} failed to run: "
                          f"{measurement.error}\n{measurement.log}")

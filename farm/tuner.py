@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from farm import costmodel, weights
-from farm.candidate import DUPLICATE, OK, CandidateSpec
+from farm.candidate import DEFAULT_PARALLELISM, DUPLICATE, OK, CandidateSpec
 from farm.catalog import Benchmark
 from farm.cluster import Cluster
 from farm.devices.base import DeviceInfo
@@ -42,7 +42,7 @@ class TuneSettings:
     rounds: int = 1
     batch_size: int = 32
     budget_s: float | None = None
-    parallelism: int = 32
+    parallelism: int = DEFAULT_PARALLELISM
     device_ids: tuple[str, ...] = ()
     compile_timeout_s: float = 600.0
     timing: TimingConfig = field(default_factory=TimingConfig)
@@ -105,12 +105,16 @@ class _Tuning:
                 devices = self._devices(cluster)
                 self.manifest.invocations[-1]["devices"] = [_device_record(d) for d in devices]
                 run.write_manifest(self.manifest)
+                # Android candidates link with the NDK of the phones' own nodes.
+                link_nodes = sorted({d.node_id for d in devices}) if s.target.is_android \
+                    else None
+                builder = RayBuilder(cluster.compile_slots(link_nodes and set(link_nodes)),
+                                     link_nodes)
                 self.progress.message(
                     f"{s.benchmark.name} on {', '.join(d.id for d in devices)}: rounds "
                     f"{done + 1}..{s.rounds} of {s.batch_size} candidates, "
-                    f"{cluster.compile_slots()} compile slots, run {self.manifest.run_id}")
+                    f"{builder.slots} compile slots, run {self.manifest.run_id}")
                 pool = DevicePool.create(devices, {"isolation": s.isolation})
-                builder = RayBuilder(cluster.compile_slots())
                 scheduler = RoundScheduler(builder, pool, threads=s.parallelism,
                                            timing=s.timing, compile_timeout_s=s.compile_timeout_s,
                                            on_update=self.progress.update)
@@ -119,6 +123,9 @@ class _Tuning:
                         stopped = (f"the --budget of {format_duration(s.budget_s)} is spent "
                                    f"after {self.committed} rounds")
                         break
+                    if round_no > done + 1:  # phones come and go between rounds
+                        for change in pool.refresh(self._devices(cluster, strict=False)):
+                            self.progress.message(f"devices: {change}")
                     self._round(round_no, scheduler)
                     for event in pool.events:
                         self.progress.message(f"warning: {event}")
@@ -167,9 +174,14 @@ class _Tuning:
         self.progress.best_ms = self.best_ms
         self.round_s: list[float] = []
 
-    def _devices(self, cluster: Cluster) -> list[DeviceInfo]:
-        found = cluster.discover()
-        kind = self.s.target.device_kind
+    def _devices(self, cluster: Cluster, strict: bool = True) -> list[DeviceInfo]:
+        """The devices to time on; not strict: those of them found now (between rounds)."""
+        found, _notes = cluster.discover()
+        target = self.s.target
+        kind = target.device_kind
+        if not strict:
+            wanted = set(self.s.device_ids) or {d.id for d in found}
+            return [d for d in found if d.id in wanted and not d.problem_for(target)]
         if self.s.device_ids:
             by_id = {d.id: d for d in found}
             unknown = [i for i in self.s.device_ids if i not in by_id]
@@ -177,21 +189,18 @@ class _Tuning:
                 raise BadInput(f"unknown device {unknown[0]!r}; known devices: "
                                f"{', '.join(by_id)} (see `farm devices`)")
             chosen = [by_id[i] for i in self.s.device_ids]
-            wrong = [d for d in chosen if d.kind != kind]
-            if wrong:
-                raise BadInput(f"device {wrong[0].id} is a {wrong[0].kind} device; target "
-                               f"{self.s.target.compile} runs on {kind} devices")
-            broken = [d for d in chosen if not d.usable]
-            if broken:
-                raise MissingPrerequisite(f"device {broken[0].id} cannot be used: "
-                                          f"{broken[0].problem}")
+            for d in chosen:
+                if d.problem_for(target):
+                    raise MissingPrerequisite(f"device {d.id} cannot be used: "
+                                              f"{d.problem_for(target)}")
             return chosen
-        usable = [d for d in found if d.kind == kind and d.usable]
+        usable = [d for d in found if not d.problem_for(target)]
         if not usable:
-            problems = "; ".join(f"{d.id}: {d.problem}" for d in found if d.kind == kind)
+            problems = "; ".join(f"{d.id}: {d.problem_for(target)}" for d in found
+                                 if d.kind == kind)
             raise MissingPrerequisite(f"no usable {kind} device for target "
-                                      f"{self.s.target.compile}" + (f" ({problems})" if problems
-                                                                     else ""))
+                                      f"{target.compile}" + (f" ({problems})" if problems
+                                                             else " (see `farm devices`)"))
         return usable
 
     # one round
@@ -233,8 +242,7 @@ class _Tuning:
         write_json(run.round_record_path(round_no), record)
         self._note_beam(round_no, record["beam_ms"])
         self.round_s.append(record["wall_s"])
-        left = s.rounds - round_no
-        self.progress.eta_s = left * sum(self.round_s) / len(self.round_s)
+        self.progress.round_s = sum(self.round_s) / len(self.round_s)
         self.progress.round_finished(_round_line(round_no, s.rounds, record, len(self.seen)))
 
     def _beam_ms(self, row: dict) -> float | None:

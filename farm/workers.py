@@ -58,8 +58,8 @@ class DeviceActor:
 
 
 @ray.remote(num_cpus=0, max_retries=1)
-def discover_task(node_id: str, node_name: str) -> list[DeviceInfo]:
-    """The devices attached to the node this task is pinned to."""
+def discover_task(node_id: str, node_name: str) -> tuple[list[DeviceInfo], list[str]]:
+    """The devices attached to the node this task is pinned to, and notes."""
     from farm.devices.registry import discover_local
 
     return discover_local(node_name, node_id)

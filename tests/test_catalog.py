@@ -65,3 +65,11 @@ def test_syntax_error_names_file_and_line(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(BenchmarkError, match="does not exist"):
         catalog.resolve(f"{tmp_path}/nope.py:x")
+
+
+def test_a_generator_travels_as_source(user_file):
+    """Nodes load a user's generator from the text the driver sent, not from its path."""
+    bench = catalog.resolve(f"{user_file}:brighten")
+    user_file.unlink()
+    classes = catalog.generator_classes(bench.source + "\n", "/elsewhere/mygen.py")
+    assert "brighten" in classes

@@ -24,10 +24,22 @@ class DeviceInfo:
     problem: str = ""  # why it cannot be used, and the fix
     serial: str = ""  # adb serial of a phone
     cores: int = 0
+    features: tuple[str, ...] = ()  # e.g. "hexagon-runtime"
 
     @property
     def usable(self) -> bool:
         return self.state == READY
+
+    def problem_for(self, target) -> str:
+        """Why this device cannot run candidates for `target` (a TargetInfo), or ""."""
+        if self.problem:
+            return self.problem
+        if target.device_kind != self.kind:
+            return f"a {self.kind} device cannot run {target.compile} candidates"
+        if target.offload_hexagon and "hexagon-runtime" not in self.features:
+            return ("no Hexagon runtime: set FARM_HEXAGON_RUNTIME on its node to a folder "
+                    "with libhalide_hexagon_host.so and libhalide_hexagon_remote_skel.so")
+        return ""
 
 
 class Device(ABC):

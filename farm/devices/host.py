@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import signal
 import socket
 import subprocess
@@ -48,7 +49,12 @@ class HostDevice(Device):
         if isolation not in ISOLATIONS:
             raise ValueError(f"isolation {isolation!r}; choose one of {ISOLATIONS}")
         self.isolation = isolation
-        self.workdir = cache_dir("devices", safe_name(info.id), str(os.getpid()))
+        parent = cache_dir("devices", safe_name(info.id))
+        for old in parent.iterdir():  # folders of device processes that died
+            if old.name.isdigit() and not Path(f"/proc/{old.name}").exists():
+                shutil.rmtree(old, ignore_errors=True)
+        self.workdir = parent / str(os.getpid())
+        self.workdir.mkdir(exist_ok=True)
         gate.recover()
 
     def run(self, binary: bytes, threads: int, timing: TimingConfig) -> Measurement:

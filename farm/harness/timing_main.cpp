@@ -8,6 +8,9 @@
 //
 // Output protocol (one item per line on stdout):
 //   FARM_SAMPLE_MS <milliseconds per iteration>   (once per sample)
+//
+// Each sample loops the pipeline for at least --min_sample_ms; the best of many
+// samples spread over half a second is what stays stable on a noisy host.
 //   FARM_ITERATIONS <iterations per sample>
 //   FARM_DONE
 #include "RunGen.h"
@@ -57,9 +60,11 @@ Logger log() {
 
 int main(int argc, char **argv) {
     using namespace Halide::RunGen;
-    const int samples = (int)flag_value(argc, argv, "--samples", 10);
-    const double min_sample_s = flag_value(argc, argv, "--min_sample_ms", 10) / 1000.0;
-    const double warmup_s = flag_value(argc, argv, "--warmup_ms", 20) / 1000.0;
+    const int samples = (int)flag_value(argc, argv, "--samples", 20);
+    const double min_sample_s = flag_value(argc, argv, "--min_sample_ms", 25) / 1000.0;
+    const double warmup_s = flag_value(argc, argv, "--warmup_ms", 100) / 1000.0;
+    // A very slow schedule stops early (after 3 samples at least) once this much is spent.
+    const double max_total_s = flag_value(argc, argv, "--max_total_ms", 2000) / 1000.0;
     if (samples < 1) {
         std::cerr << "--samples must be at least 1\n";
         return 2;
@@ -102,7 +107,11 @@ int main(int argc, char **argv) {
 
     std::cout << "FARM_ITERATIONS " << iterations << "\n";
     std::cout << std::setprecision(9);
+    const double sampling_start = now_seconds();
     for (int i = 0; i < samples; i++) {
+        if (i >= 3 && now_seconds() - sampling_start > max_total_s) {
+            break;
+        }
         double s = now_seconds();
         for (int k = 0; k < iterations; k++) {
             run_once();

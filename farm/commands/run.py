@@ -1,0 +1,42 @@
+"""farm run: autoschedule a benchmark, time it and its manual schedule."""
+
+from __future__ import annotations
+
+from farm import catalog, compile, weights
+from farm.candidate import CandidateSpec
+from farm.commands import writable_dir
+from farm.devices.session import DeviceSession
+from farm.single_run import run_benchmark
+from farm.timing import TimingConfig
+
+
+def main(args) -> int:
+    bench = catalog.resolve(args.benchmark)
+    w = weights.resolve(args.weights)
+    out = writable_dir(args.out)
+    with DeviceSession(args.address) as session:
+        info, target = session.pick(args.device, args.target)
+        spec = CandidateSpec(bench, target, w, beam_size=args.beam_size,
+                             parallelism=args.parallelism)
+        compile.check_pipeline(spec)
+        print(f"{bench.name}: beam {args.beam_size}, parallelism {args.parallelism}, "
+              f"target {target.compile}, weights {w.origin} ({w.sha256[:8]}), on {info.id}",
+              flush=True)
+        result = run_benchmark(spec, session.runner(info), TimingConfig(), out,
+                               with_manual=not args.no_manual)
+    b, m = result.auto.build, result.auto.measurement
+    print(f"  autoscheduled: {m.best_ms:.3f} ms (median {m.median_ms:.3f} over "
+          f"{len(m.runtimes_ms)} repeats); compile {b.compile_s:.1f} s = autoschedule "
+          f"{b.schedule.autoschedule_s:.2f} + codegen {b.codegen_s:.2f} + link {b.link_s:.2f}")
+    if result.manual is not None:
+        mb, mm = result.manual.build, result.manual.measurement
+        if mm is None or not mm.ok:
+            why = mb.error if not mb.ok else mm.error
+            print(f"  manual:        failed: {why.splitlines()[0]}")
+        else:
+            ratio = mm.best_ms / m.best_ms
+            verdict = (f"autoscheduled is {ratio:.2f}x faster" if ratio >= 1
+                       else f"manual is {1 / ratio:.2f}x faster")
+            print(f"  manual:        {mm.best_ms:.3f} ms (median {mm.median_ms:.3f}); {verdict}")
+    print(f"  schedule: {result.schedule_file}")
+    return 0

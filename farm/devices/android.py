@@ -1,0 +1,233 @@
+"""Android phones over adb: discovery (`adb devices -l`, `getprop`) and timing.
+
+A binary is pushed to /data/local/tmp/halide-farm/ and run through
+`adb -s SERIAL shell` with LD_LIBRARY_PATH and ADSP_LIBRARY_PATH set, so the
+Halide Hexagon runtime (libhalide_hexagon_host.so and
+libhalide_hexagon_remote_skel.so, from the folder FARM_HEXAGON_RUNTIME names)
+is found on the ARM side and on the DSP. The runtime is pushed once per
+device and process. Everything sent to the device shell is quoted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from farm.candidate import DEVICE_LOST, OK, RUN_ERROR, RUN_TIMEOUT, Measurement
+from farm.devices.base import ANDROID, UNUSABLE, Device, DeviceInfo
+from farm.timing import TimingConfig, parse_harness_output
+
+REMOTE_DIR = "/data/local/tmp/halide-farm"
+HEXAGON_LIBS = ("libhalide_hexagon_host.so", "libhalide_hexagon_remote_skel.so")
+ADSP_PATH = f"{REMOTE_DIR};/vendor/lib/rfsa/adsp;/system/lib/rfsa/adsp;/dsp"
+ADB_TIMEOUT_S = 30.0
+HEXAGON_FEATURE = "hexagon-runtime"
+
+STATE_PROBLEMS = {
+    "unauthorized": "unauthorized: accept the USB debugging prompt on the phone",
+    "offline": "offline: reconnect the phone, or restart adb (adb kill-server)",
+    "no permissions": "no permissions: add a udev rule for the phone (see Android's "
+                      "'Run apps on a hardware device' guide) and replug it",
+    "recovery": "in recovery mode: reboot it into Android",
+    "bootloader": "in the bootloader: reboot it into Android",
+    "sideload": "in sideload mode: reboot it into Android",
+}
+# adb's words for a phone that went away mid-call
+_GONE = re.compile(r"device '?\S*'? not found|device offline|no devices/emulators found|"
+                   r"device unauthorized|closed|protocol fault|connection reset", re.I)
+
+
+def adb_path() -> str | None:
+    configured = os.environ.get("FARM_ADB")
+    if configured:
+        return configured if os.access(configured, os.X_OK) else None
+    return shutil.which("adb")
+
+
+def hexagon_runtime_dir() -> Path | None:
+    folder = os.environ.get("FARM_HEXAGON_RUNTIME")
+    if folder and all((Path(folder) / lib).is_file() for lib in HEXAGON_LIBS):
+        return Path(folder)
+    return None
+
+
+def ndk_problem() -> str:
+    from farm.errors import MissingPrerequisite
+    from farm.toolchain import ndk_clang
+
+    try:
+        ndk_clang()
+    except MissingPrerequisite as e:
+        return str(e)
+    return ""
+
+
+def discover(node: str, node_id: str = "") -> tuple[list[DeviceInfo], list[str]]:
+    """Phones attached to this machine, and notes on what kept others from being found."""
+    adb = adb_path()
+    if adb is None:
+        return [], [f"{node}: adb not found, phones are not discovered (install Android "
+                    "platform-tools or set FARM_ADB)"]
+    try:
+        listing = subprocess.run([adb, "devices", "-l"], capture_output=True, text=True,
+                                 timeout=ADB_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return [], [f"{node}: `adb devices -l` failed: {e}"]
+    if listing.returncode != 0:
+        return [], [f"{node}: `adb devices -l` failed: {listing.stderr.strip()[:200]}"]
+    ndk = ndk_problem()
+    runtime = hexagon_runtime_dir()
+    phones = []
+    for serial, state in parse_device_list(listing.stdout):
+        info = DeviceInfo(id=f"{serial}@{node}", kind=ANDROID, node=node, node_id=node_id,
+                          serial=serial)
+        problem = STATE_PROBLEMS.get(state, "" if state == "device" else f"state {state!r}")
+        model = ""
+        if not problem:
+            props = getprop(adb, serial)
+            model = describe(props)
+            abi = props.get("ro.product.cpu.abi", "")
+            if abi and abi != "arm64-v8a":
+                problem = f"not an arm64 phone (ABI {abi}); the farm builds for arm-64-android"
+        problem = problem or ndk
+        features = (HEXAGON_FEATURE,) if runtime else ()
+        phones.append(DeviceInfo(info.id, ANDROID, node, node_id, model,
+                                 UNUSABLE if problem else "ready", problem, serial,
+                                 features=features))
+    return phones, []
+
+
+def parse_device_list(text: str) -> list[tuple[str, str]]:
+    """(serial, state) pairs from `adb devices -l`."""
+    found = []
+    for line in text.splitlines():
+        parts = line.strip().split(None, 1)
+        if not parts or line.startswith(("List of devices", "*")):
+            continue
+        rest = parts[1] if len(parts) > 1 else "unknown"
+        state = "no permissions" if rest.startswith("no permissions") else rest.split()[0]
+        found.append((parts[0], state))
+    return found
+
+
+def getprop(adb: str, serial: str) -> dict[str, str]:
+    try:
+        out = subprocess.run([adb, "-s", serial, "shell", "getprop"], capture_output=True,
+                             text=True, timeout=ADB_TIMEOUT_S).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    return dict(re.findall(r"^\[([^\]]+)\]: \[([^\]]*)\]", out, re.M))
+
+
+def describe(props: dict[str, str]) -> str:
+    model = props.get("ro.product.model", "Android phone")
+    soc = props.get("ro.soc.model") or props.get("ro.board.platform") or \
+        props.get("ro.hardware", "")
+    return f"{model} ({soc})" if soc else model
+
+
+class AndroidDevice(Device):
+    def __init__(self, info: DeviceInfo, isolation: str = "pause"):
+        super().__init__(info)  # isolation: nothing compiles on a phone
+        adb = adb_path()
+        if adb is None:
+            raise RuntimeError("adb not found (install platform-tools or set FARM_ADB)")
+        self.adb = adb
+        self.prepared = False
+
+    def _adb(self, *args: str, timeout: float = ADB_TIMEOUT_S) -> subprocess.CompletedProcess:
+        return subprocess.run([self.adb, "-s", self.info.serial, *args], capture_output=True,
+                              text=True, timeout=timeout)
+
+    def _shell(self, command: list[str], env: dict[str, str] | None = None,
+               cd: str | None = None, timeout: float = ADB_TIMEOUT_S):
+        """Run argv on the phone; every word is quoted for the device's shell."""
+        line = " ".join(shlex.quote(w) for w in command)
+        if env:
+            line = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + " " + line
+        if cd:
+            line = f"cd {shlex.quote(cd)} && {line}"
+        return self._adb("shell", line, timeout=timeout)
+
+    def _prepare(self) -> str | None:
+        """Create the remote folder and push the Hexagon runtime once; an error or None."""
+        if self.prepared:
+            return None
+        proc = self._shell(["mkdir", "-p", REMOTE_DIR])
+        if proc.returncode != 0:
+            return f"mkdir {REMOTE_DIR} failed: {(proc.stderr or proc.stdout).strip()}"
+        runtime = hexagon_runtime_dir()
+        if runtime is not None:
+            for lib in HEXAGON_LIBS:
+                proc = self._adb("push", str(runtime / lib), f"{REMOTE_DIR}/{lib}",
+                                 timeout=120)
+                if proc.returncode != 0:
+                    return f"pushing {lib} failed: {(proc.stderr or proc.stdout).strip()}"
+        self.prepared = True
+        return None
+
+    def run(self, binary: bytes, threads: int, timing: TimingConfig) -> Measurement:
+        start = time.perf_counter()
+        name = f"bench-{hashlib.sha256(binary).hexdigest()[:12]}"
+        try:
+            error = self._prepare()
+            if error:
+                return self._failed(error, start)
+            with tempfile.TemporaryDirectory(prefix="farm-adb-") as tmp:
+                local = Path(tmp) / name
+                local.write_bytes(binary)
+                proc = self._adb("push", str(local), f"{REMOTE_DIR}/{name}", timeout=120)
+            if proc.returncode != 0:
+                return self._failed(f"push failed: {(proc.stderr or proc.stdout).strip()}", start)
+            self._shell(["chmod", "755", f"{REMOTE_DIR}/{name}"])
+            env = {"LD_LIBRARY_PATH": REMOTE_DIR, "ADSP_LIBRARY_PATH": ADSP_PATH,
+                   "HL_NUM_THREADS": str(threads)}
+            try:
+                proc = self._shell([f"./{name}", *timing.harness_args()], env=env,
+                                   cd=REMOTE_DIR, timeout=timing.timeout_s)
+            except subprocess.TimeoutExpired:
+                self._kill(name)
+                return self.measurement(
+                    RUN_TIMEOUT, run_s=time.perf_counter() - start,
+                    error=f"run on {self.info.id}: killed after the {timing.timeout_s:g} s "
+                          "run timeout")
+            finally:
+                self._shell(["rm", "-f", f"{REMOTE_DIR}/{name}"])
+        except subprocess.TimeoutExpired:
+            return self._failed("adb did not answer within "
+                                f"{ADB_TIMEOUT_S:g} s", start)
+        except OSError as e:
+            return self._failed(f"cannot run adb: {e}", start)
+        run_s = time.perf_counter() - start
+        log = (proc.stdout + "\n--- stderr ---\n" + proc.stderr)[-4000:]
+        if proc.returncode != 0:
+            if _GONE.search(proc.stderr):
+                return self._failed(proc.stderr.strip(), start)
+            return self.measurement(RUN_ERROR, run_s=run_s, log=log,
+                                    error=f"run on {self.info.id}: the benchmark exited with "
+                                          f"status {proc.returncode}")
+        try:
+            samples = parse_harness_output(proc.stdout)
+        except ValueError as e:
+            return self.measurement(RUN_ERROR, run_s=run_s, log=log,
+                                    error=f"run on {self.info.id}: {e}")
+        return self.measurement(OK, runtimes_ms=samples, run_s=run_s)
+
+    def _kill(self, name: str) -> None:
+        try:
+            self._shell(["pkill", "-f", f"{REMOTE_DIR}/{name}"], timeout=10)
+            self._shell(["pkill", "-f", name], timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+
+    def _failed(self, error: str, start: float) -> Measurement:
+        self.prepared = False  # a phone that comes back gets the runtime pushed again
+        return self.measurement(DEVICE_LOST, run_s=time.perf_counter() - start,
+                                error=f"{self.info.id}: {error}")

@@ -1,0 +1,40 @@
+"""Two Ray nodes on one machine: discovery on each node, and candidates timed on both."""
+
+import socket
+
+import pytest
+from clitools import assert_user_error, farm
+from raycluster import LocalCluster, auth_env
+
+from farm.store import SampleStore
+
+NODE = socket.gethostname().split(".")[0]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    c = LocalCluster(workers=1, cpus=1)
+    yield c
+    c.stop()
+
+
+def test_devices_lists_both_nodes_cpus(cluster):
+    out = farm("devices", "--address", cluster.address, env=auth_env(), check=0).stdout
+    ids = [line.split()[0] for line in out.splitlines()[1:] if line.startswith("cpu@")]
+    assert sorted(ids) == sorted([f"cpu@{NODE}", f"cpu@{NODE}-2"]), out
+
+
+def test_autotune_times_on_both_nodes(cluster, tmp_path):
+    run = tmp_path / "run"
+    farm("autotune", "median3x3", "--rounds", "1", "--batch-size", "8", "--address",
+         cluster.address, "--out", run, env=auth_env(), check=0)
+    rows = SampleStore(run / "samples").read().to_pylist()
+    assert len(rows) == 8
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert len({r["device_id"] for r in ok}) >= 2, [r["device_id"] for r in ok]
+    assert len({r["node_id"] for r in ok}) == 2
+
+
+def test_dead_address_is_a_quick_clear_error():
+    proc = farm("devices", "--address", "127.0.0.1:9", timeout=60)
+    assert_user_error(proc, "127.0.0.1:9", "nothing answers")

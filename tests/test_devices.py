@@ -1,0 +1,167 @@
+"""Devices: discovery and the adb conversation, against a stand-in adb (no phone here)."""
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import pytest
+from clitools import assert_user_error, farm
+
+from farm.candidate import DEVICE_LOST, OK, RUN_TIMEOUT
+from farm.devices import android
+from farm.devices.base import DeviceInfo
+from farm.timing import TimingConfig
+
+FAKE_ADB_DIR = Path(__file__).parent / "fake_adb"
+NODE = socket.gethostname().split(".")[0]
+PIXEL = {"ro.product.model": "Pixel 7", "ro.soc.model": "GS201",
+         "ro.product.cpu.abi": "arm64-v8a"}
+SNAPDRAGON = {"ro.product.model": "SM-S901B", "ro.soc.model": "SM8450",
+              "ro.board.platform": "taro", "ro.product.cpu.abi": "arm64-v8a"}
+
+
+@pytest.fixture
+def fake_adb(tmp_path, monkeypatch):
+    """Put the stand-in adb first on PATH; returns a function that sets its phones."""
+    config = tmp_path / "adb.json"
+    log = tmp_path / "adb.log"
+
+    def phones(*devices):
+        config.write_text(json.dumps({"root": str(tmp_path / "phones"),
+                                      "devices": list(devices)}))
+        return log
+
+    phones()
+    env = {"PATH": f"{FAKE_ADB_DIR}{os.pathsep}{os.environ['PATH']}",
+           "FAKE_ADB_CONFIG": str(config), "FAKE_ADB_LOG": str(log)}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("ANDROID_NDK_ROOT", raising=False)
+    monkeypatch.delenv("ANDROID_NDK_HOME", raising=False)
+    monkeypatch.delenv("FARM_ADB", raising=False)
+    phones.env = env
+    return phones
+
+
+def test_parse_device_list_handles_every_state():
+    text = ("List of devices attached\n"
+            "R58M1234ABC            device usb:1-1 product:x model:SM_G9730 transport_id:1\n"
+            "emulator-5554\tunauthorized usb:2-1 transport_id:2\n"
+            "192.168.1.5:5555       offline transport_id:3\n"
+            "ZY22\tno permissions (user in plugdev group; are your udev rules wrong?); "
+            "see [http://developer.android.com/tools/device.html]\n\n")
+    assert android.parse_device_list(text) == [
+        ("R58M1234ABC", "device"), ("emulator-5554", "unauthorized"),
+        ("192.168.1.5:5555", "offline"), ("ZY22", "no permissions")]
+
+
+def test_farm_devices_lists_phones_with_their_problems(fake_adb):
+    fake_adb({"serial": "R58M1", "state": "device", "props": SNAPDRAGON},
+             {"serial": "emulator-5554", "state": "unauthorized"})
+    out = farm("devices", env=fake_adb.env, check=0).stdout
+    lines = {ln.split()[0]: ln for ln in out.splitlines()[1:] if ln.strip()}
+    assert f"cpu@{NODE}" in lines and "ready" in lines[f"cpu@{NODE}"]
+    phone = lines[f"R58M1@{NODE}"]
+    assert "android" in phone and "SM-S901B (SM8450)" in phone
+    assert "no Android NDK: set ANDROID_NDK_ROOT" in phone
+    assert "unauthorized: accept the USB debugging prompt" in lines[f"emulator-5554@{NODE}"]
+
+
+def test_farm_run_on_a_phone_without_ndk_fails_fast_naming_it(fake_adb):
+    fake_adb({"serial": "R58M1", "state": "device", "props": PIXEL})
+    proc = farm("run", "median3x3", "--device", f"R58M1@{NODE}", env=fake_adb.env, timeout=60)
+    assert_user_error(proc, f"R58M1@{NODE}", "ANDROID_NDK_ROOT")
+
+
+def test_unknown_device_id_lists_the_known_ones(fake_adb):
+    fake_adb({"serial": "R58M1", "state": "device", "props": PIXEL})
+    assert_user_error(farm("run", "median3x3", "--device", "nope@x", env=fake_adb.env),
+                      "nope@x", f"R58M1@{NODE}")
+
+
+@pytest.fixture(scope="module")
+def host_binary():
+    """A real benchmark binary built for this host: the stand-in phone runs it."""
+    from farm import catalog, compile, targets, weights
+    from farm.candidate import RANDOM_PROBE, CandidateSpec
+
+    spec = CandidateSpec(catalog.resolve("dilate3x3"), targets.resolve(None),
+                         weights.baseline(), seed=3, **RANDOM_PROBE)
+    result, binary = compile.build(spec)
+    assert result.ok, result.error
+    return binary
+
+
+def _phone(serial="R58M1"):
+    return DeviceInfo(id=f"{serial}@{NODE}", kind="android", node=NODE, serial=serial)
+
+
+def _log(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_timing_on_a_phone_pushes_runs_and_quotes(fake_adb, host_binary, tmp_path,
+                                                  monkeypatch):
+    log = fake_adb({"serial": "R58M1", "state": "device", "props": SNAPDRAGON})
+    runtime = tmp_path / "hexagon"
+    runtime.mkdir()
+    for lib in android.HEXAGON_LIBS:
+        (runtime / lib).write_bytes(b"\x7fELF fake")
+    monkeypatch.setenv("FARM_HEXAGON_RUNTIME", str(runtime))
+    device = android.AndroidDevice(_phone())
+    timing = TimingConfig(samples=3, min_sample_ms=1, warmup_ms=1)
+    for _ in range(2):
+        m = device.run(host_binary, 3, timing)
+        assert m.status == OK, (m.error, m.log)
+        assert len(m.runtimes_ms) == 3 and m.device_id == f"R58M1@{NODE}"
+    calls = _log(log)
+    pushes = [c for c in calls if "push" in c]
+    assert sum(any(lib in " ".join(c) for lib in android.HEXAGON_LIBS) for c in pushes) == 2
+    runs = [c for c in calls if c[2] == "shell" and "./bench-" in c[3]]
+    assert len(runs) == 2 and all(c[:2] == ["-s", "R58M1"] for c in runs)
+    line = runs[0][3]
+    assert line.startswith("cd /data/local/tmp/halide-farm && ")
+    assert "LD_LIBRARY_PATH=/data/local/tmp/halide-farm " in line
+    assert "ADSP_LIBRARY_PATH='/data/local/tmp/halide-farm;/vendor/lib/rfsa/adsp;" in line
+    assert "HL_NUM_THREADS=3 " in line
+    # the binary is removed after each run
+    assert not list((tmp_path / "phones" / "R58M1" / "data/local/tmp/halide-farm")
+                    .glob("bench-*"))
+
+
+def test_a_phone_that_drops_off_is_device_lost(fake_adb, host_binary):
+    fake_adb({"serial": "R58M1", "state": "device", "props": PIXEL,
+              "behavior": "offline-on-run"})
+    m = android.AndroidDevice(_phone()).run(host_binary, 2, TimingConfig(samples=2))
+    assert m.status == DEVICE_LOST and "offline" in m.error
+
+
+def test_a_hanging_run_is_killed_at_the_timeout(fake_adb, host_binary):
+    fake_adb({"serial": "R58M1", "state": "device", "props": PIXEL, "behavior": "hang"})
+    m = android.AndroidDevice(_phone()).run(host_binary, 2, TimingConfig(timeout_s=2))
+    assert m.status == RUN_TIMEOUT and "2 s run timeout" in m.error
+
+
+def test_hvx_target_needs_the_hexagon_runtime(fake_adb):
+    from farm import targets
+
+    fake_adb({"serial": "R58M1", "state": "device", "props": PIXEL})
+    phone = DeviceInfo(id="R58M1@x", kind="android", node="x", serial="R58M1")
+    assert "FARM_HEXAGON_RUNTIME" in phone.problem_for(targets.resolve("arm-64-android-hvx"))
+    assert phone.problem_for(targets.resolve("arm-64-android")) == ""
+    assert "cannot run" in phone.problem_for(targets.resolve(None))
+
+
+@pytest.mark.skipif(not os.environ.get("ANDROID_NDK_ROOT"),
+                    reason="needs an Android NDK (set ANDROID_NDK_ROOT); none can be "
+                           "downloaded on the build machines")
+def test_hvx_candidate_links_for_android_with_the_ndk(tmp_path):
+    from farm import catalog, compile, targets, weights
+    from farm.candidate import RANDOM_PROBE, CandidateSpec
+
+    spec = CandidateSpec(catalog.resolve("median3x3"), targets.resolve("arm-64-android-hvx"),
+                         weights.baseline(), seed=1, **RANDOM_PROBE)
+    result, binary = compile.build(spec)
+    assert result.ok, result.error
+    assert binary[:4] == b"\x7fELF" and binary[18] == 183  # EM_AARCH64

@@ -1,0 +1,35 @@
+from farm.plan import MAX_ATTEMPTS, RoundPlan, SeenSchedules, schedule_id, seed_for
+
+
+def test_seeds_differ_between_runs_rounds_candidates_and_attempts():
+    seeds = {seed_for(run, r, i, a) for run in ("aaaa", "bbbb") for r in (1, 2)
+             for i in range(8) for a in (1, 2)}
+    assert len(seeds) == 2 * 2 * 8 * 2
+    assert seed_for("aaaa", 1, 3, 1) == seed_for("aaaa", 1, 3, 1)  # a redone round is the same
+
+
+def test_schedule_ids_are_unique_in_a_run():
+    ids = {schedule_id(r, i, 12) for r in range(1, 50) for i in range(12)}
+    assert len(ids) == 49 * 12 and min(ids) == 1
+
+
+def test_plan_beam_first_probes_after(spec_for):
+    plan = RoundPlan("abcd", 2, spec_for("median3x3"), 5, SeenSchedules())
+    specs = plan.specs()
+    assert (specs[0].beam_size, specs[0].random_dropout) == (32, 100)
+    assert all((s.beam_size, s.random_dropout) == (1, 1) for s in specs[1:])
+    assert not plan.precheck(0) and plan.precheck(1)
+    assert plan.redraw(0, 1) is None
+    assert plan.redraw(3, 1).seed != specs[3].seed
+    assert plan.redraw(3, MAX_ATTEMPTS) is None
+
+
+def test_claims_report_the_twin(spec_for):
+    seen = SeenSchedules()
+    plan = RoundPlan("abcd", 1, spec_for("median3x3"), 4, seen)
+    assert plan.claim(1, "k1") is None
+    assert plan.claim(2, "k1") == schedule_id(1, 1, 4)
+    # beam search repeating a probe of its own round is still measured
+    assert plan.claim(0, "k1") is None
+    nxt = RoundPlan("abcd", 2, spec_for("median3x3"), 4, seen)
+    assert nxt.claim(0, "k1") == schedule_id(1, 1, 4)  # an earlier round's: a duplicate

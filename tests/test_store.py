@@ -1,0 +1,69 @@
+import pytest
+
+from farm.errors import DatasetError
+from farm.store import SCHEMA, SampleStore
+
+
+def _rows(round_no, n=3):
+    return [{"sample_id": f"r{round_no}-c{i}", "round": round_no, "index": i, "status": "ok",
+             "runtime_ms": 1.0 + i, "featurization": b"\0" * 8} for i in range(n)]
+
+
+def test_commit_is_one_file_per_round_and_never_twice(tmp_path):
+    store = SampleStore(tmp_path)
+    store.commit_round(1, _rows(1))
+    store.commit_round(2, _rows(2))
+    assert store.committed_rounds() == [1, 2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["round-000001.parquet",
+                                                          "round-000002.parquet"]
+    with pytest.raises(DatasetError, match="already committed"):
+        store.commit_round(2, _rows(2))
+    table = store.read()
+    assert table.num_rows == 6 and table.schema.names == SCHEMA.names
+
+
+def test_a_half_written_round_is_invisible(tmp_path):
+    store = SampleStore(tmp_path)
+    store.commit_round(1, _rows(1))
+    (tmp_path / ".round-000002.parquet.tmp123").write_bytes(b"partial")
+    assert store.committed_rounds() == [1]
+    assert store.read().num_rows == 3
+
+
+def test_compaction_merges_and_survives_an_interrupted_cleanup(tmp_path):
+    store = SampleStore(tmp_path)
+    for r in range(1, 6):
+        store.commit_round(r, _rows(r))
+    assert store.compact(min_files=10) is None
+    merged = store.compact(min_files=5)
+    assert merged.name == "rounds-000001-000005.parquet"
+    assert [p.name for p in tmp_path.iterdir()] == [merged.name]
+    # a crash after the merge but before the clean-up leaves covered round files behind
+    store2 = SampleStore(tmp_path / "again")
+    for r in range(1, 4):
+        store2.commit_round(r, _rows(r))
+    leftover = (tmp_path / "again" / "round-000002.parquet").read_bytes()
+    store2.compact(min_files=3)
+    (tmp_path / "again" / "round-000002.parquet").write_bytes(leftover)
+    assert store2.committed_rounds() == [1, 2, 3]
+    assert store2.read().num_rows == 9  # nothing counted twice
+    store2.commit_round(4, _rows(4))
+    assert store2.committed_rounds() == [1, 2, 3, 4]
+
+
+def test_a_corrupt_file_is_named_not_dropped(tmp_path):
+    store = SampleStore(tmp_path)
+    store.commit_round(1, _rows(1))
+    store.commit_round(2, _rows(2))
+    bad = tmp_path / "round-000002.parquet"
+    bad.write_bytes(bad.read_bytes()[:50])
+    with pytest.raises(DatasetError, match=r"round-000002\.parquet is corrupt"):
+        store.read()
+
+
+def test_a_foreign_file_is_named(tmp_path):
+    store = SampleStore(tmp_path)
+    store.commit_round(1, _rows(1))
+    (tmp_path / "notes.txt").write_text("hi")
+    with pytest.raises(DatasetError, match=r"notes\.txt does not belong"):
+        store.read()
