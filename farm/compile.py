@@ -64,16 +64,21 @@ def _autoschedule(spec: CandidateSpec, instance: Instance) -> Schedule:
 
 
 def check_pipeline(spec: CandidateSpec) -> None:
-    """Build the generator's pipeline once, so a broken generator stops us before any work."""
+    """Build and quickly autoschedule the generator once (beam 1, ~0.05 s), so a broken
+    generator (bad types, no estimates) stops the command before any work starts."""
     from farm.errors import BenchmarkError
 
+    what = "does not build"
     try:
-        Instance(spec)
+        instance = Instance(spec)
+        if not spec.is_manual:
+            what = "does not autoschedule"
+            _autoschedule(replace(spec, beam_size=1, random_dropout=100), instance)
     except FarmError:
         raise
     except Exception as e:
-        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise BenchmarkError(f"generator {spec.benchmark.ref} does not build: {message}") \
+        message = " ".join(str(e).split()) or type(e).__name__
+        raise BenchmarkError(f"generator {spec.benchmark.ref} {what}: {message[:300]}") \
             from None
 
 

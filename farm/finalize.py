@@ -21,6 +21,7 @@ from farm.candidate import BEAM_SEARCH, OK, CandidateSpec
 from farm.rundir import read_json, write_json
 
 TOP_SAMPLES = 3
+FINALIST_TIMEOUT_S = 900.0  # a finalist's build or timing that takes longer is dropped
 ROW_COLUMNS = ["sample_id", "round", "index", "status", "runtime_ms", "schedule_key", "seed",
                "beam_size", "random_dropout", "parallelism"]
 
@@ -80,6 +81,14 @@ def finalize(t, builder, pool) -> None:
     _update_best_weights(run, [f for f in timed if f.label.startswith("beam search")])
 
 
+def _get(ref):
+    """A Ray result, or None when the worker or device behind it failed."""
+    try:
+        return ray.get(ref, timeout=FINALIST_TIMEOUT_S)
+    except (ray.exceptions.RayError, TimeoutError):
+        return None
+
+
 def _retime(finalists: list[Finalist], builder, pool, s) -> None:
     built = []
     for f in finalists:
@@ -87,8 +96,8 @@ def _retime(finalists: list[Finalist], builder, pool, s) -> None:
         built.append((f, meta, binary))
     ready = []
     for f, meta, binary in built:
-        result = ray.get(meta)
-        if result.ok:
+        result = _get(meta)
+        if result is not None and result.ok:
             ready.append((f, binary))
     handle = None
     while handle is None:
@@ -99,8 +108,8 @@ def _retime(finalists: list[Finalist], builder, pool, s) -> None:
         samples: dict[int, list[float]] = {id(f): [] for f, _ in ready}
         for _ in range(s.retimes):  # interleaved, so drift hits every finalist alike
             for f, binary in ready:
-                m = ray.get(handle.actor.run.remote(binary, s.parallelism, s.timing))
-                if m.status == OK:
+                m = _get(handle.actor.run.remote(binary, s.parallelism, s.timing))
+                if m is not None and m.status == OK:
                     samples[id(f)].append(m.best_ms)
         for f, _ in ready:
             f.retimes_ms = tuple(samples[id(f)])

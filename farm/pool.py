@@ -41,12 +41,14 @@ class DeviceHandle:
 class DevicePool:
     handles: list[DeviceHandle]
     events: list[str] = field(default_factory=list)  # quarantines and losses, for the log
-
     options: dict = field(default_factory=dict)  # passed to each device actor
+    quarantine_after: int = QUARANTINE_AFTER
+    quarantine_s: float = QUARANTINE_S
+    lost_after: int = LOST_AFTER
 
     @classmethod
-    def create(cls, devices: list[DeviceInfo], options: dict) -> DevicePool:
-        pool = cls([], options=options)
+    def create(cls, devices: list[DeviceInfo], options: dict, **policy) -> DevicePool:
+        pool = cls([], options=options, **policy)
         for info in devices:
             pool.handles.append(DeviceHandle(info, pool._actor(info)))
         return pool
@@ -78,10 +80,12 @@ class DevicePool:
             changes.append(f"{info.id} {'is back' if was_lost else 'appeared'}")
         return changes
 
-    def acquire(self) -> DeviceHandle | None:
-        """An idle, healthy device (the least used first), marked busy."""
+    def acquire(self, avoid: frozenset[str] = frozenset()) -> DeviceHandle | None:
+        """An idle, healthy device (the least used first), marked busy. Devices in `avoid`
+        (where this work already failed) are passed over while any other can take it."""
         now = time.monotonic()
-        free = [h for h in self.handles if h.available(now)]
+        others = [h for h in self.usable() if h.info.id not in avoid]
+        free = [h for h in (others or self.usable()) if h.available(now)]
         if not free:
             return None
         handle = min(free, key=lambda h: (h.failures, h.busy_s))
@@ -97,16 +101,16 @@ class DevicePool:
             return
         handle.failures += 1
         handle.last_error = error
-        if handle.failures >= QUARANTINE_AFTER:
+        if handle.failures >= self.quarantine_after:
             handle.failures = 0
             handle.quarantines += 1
-            if handle.quarantines >= LOST_AFTER:
+            if handle.quarantines >= self.lost_after:
                 self.lose(handle, error)
             else:
-                wait = QUARANTINE_S * 2 ** (handle.quarantines - 1)
+                wait = self.quarantine_s * 2 ** (handle.quarantines - 1)
                 handle.quarantined_until = time.monotonic() + wait
                 self.events.append(f"{handle.info.id} quarantined for {wait:.0f} s after "
-                                   f"{QUARANTINE_AFTER} failures in a row: {error}")
+                                   f"{self.quarantine_after} failures in a row: {error}")
 
     def lose(self, handle: DeviceHandle, error: str) -> None:
         import ray
@@ -159,3 +163,21 @@ class RayBuilder:
         from farm.workers import build_task
 
         return build_task.options(**self._options()).remote(spec)
+
+
+class SyntheticBuilder:
+    """Compile tasks that sleep `seconds` and hold no CPU: the driver's cost, measured."""
+
+    def __init__(self, slots: int, seconds: float):
+        self.slots = slots
+        self.seconds = seconds
+
+    def autoschedule(self, spec: CandidateSpec):
+        from farm.workers import synthetic_autoschedule_task
+
+        return synthetic_autoschedule_task.remote(spec)
+
+    def build(self, spec: CandidateSpec):
+        from farm.workers import synthetic_build_task
+
+        return synthetic_build_task.remote(spec, self.seconds)

@@ -78,6 +78,7 @@ class _Candidate:
     build: BuildResult | None = None
     binary: object = None  # ObjectRef to the binary's bytes
     device_tries: int = 0
+    failed_on: frozenset[str] = frozenset()  # devices whose calls failed for this candidate
 
 
 @dataclass
@@ -133,11 +134,11 @@ class RoundScheduler:
             else:
                 meta, binary = self.builder.build(c.spec)
                 self.compiling[meta] = (kind, c, now, binary)
-        while self.to_time:
-            handle = self.pool.acquire()
+        for c in list(self.to_time):
+            handle = self.pool.acquire(c.failed_on)
             if handle is None:
-                break
-            c = self.to_time.popleft()
+                continue
+            self.to_time.remove(c)
             c.device_tries += 1
             ref = handle.actor.run.remote(c.binary, self.threads, self.timing)
             self.timing_calls[ref] = (c, handle, now)
@@ -210,6 +211,7 @@ class RoundScheduler:
 
     def _device_failed(self, c: _Candidate, handle: DeviceHandle, busy: float, error: str):
         self.pool.release(handle, busy, ok=False, error=error)
+        c.failed_on = c.failed_on | {handle.info.id}
         if c.device_tries < DEVICE_TRIES:
             self.to_time.appendleft(c)
         else:

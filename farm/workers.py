@@ -36,6 +36,20 @@ def build_task(spec: CandidateSpec) -> tuple[BuildResult, bytes]:
     return _compile_guarded(compile.build, spec)
 
 
+@ray.remote(num_cpus=0, max_retries=1)
+def synthetic_autoschedule_task(spec: CandidateSpec) -> BuildResult:
+    from farm.devices.synthetic import synthetic_autoschedule
+
+    return synthetic_autoschedule(spec)
+
+
+@ray.remote(num_cpus=0, num_returns=2, max_retries=1)
+def synthetic_build_task(spec: CandidateSpec, seconds: float) -> tuple[BuildResult, bytes]:
+    from farm.devices.synthetic import synthetic_build
+
+    return synthetic_build(spec, seconds)
+
+
 @ray.remote(num_cpus=0, max_restarts=3, max_task_retries=0)
 class DeviceActor:
     """One per device, pinned to the device's node; times one binary at a time."""

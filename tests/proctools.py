@@ -1,0 +1,54 @@
+"""Finding and killing the processes of a running `farm` command (for fault injection)."""
+
+import contextlib
+import os
+import signal
+import time
+from pathlib import Path
+
+
+def descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                kids = Path(f"/proc/{p}/task/{task}/children").read_text().split()
+                found.extend(int(k) for k in kids)
+                todo.extend(int(k) for k in kids)
+        except OSError:
+            pass
+    return found
+
+
+def title(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return ""
+
+
+def wait_for_process(root: int, prefix: str, timeout: float = 120) -> int:
+    """A descendant of `root` whose title starts with `prefix` (Ray names workers
+    `ray::build_task`, `ray::DeviceActor.run`, ...)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        for p in descendants(root):
+            if title(p).startswith(prefix):
+                return p
+        time.sleep(0.05)
+    raise TimeoutError(f"no process {prefix!r} under {root}")
+
+
+def kill_all(pids) -> None:
+    for p in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p, signal.SIGKILL)
+
+
+def wait_for_file(path: Path, timeout: float = 300) -> None:
+    end = time.time() + timeout
+    while not path.exists():
+        if time.time() > end:
+            raise TimeoutError(f"{path} did not appear")
+        time.sleep(0.1)

@@ -1,0 +1,207 @@
+"""Faults injected for real: SIGKILLed Ray workers and drivers, Ctrl-C, hangs, crashes,
+and every kind of bad input."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from clitools import assert_user_error, farm
+from proctools import descendants, kill_all, wait_for_file, wait_for_process
+
+from farm.candidate import RUN_ERROR, RUN_TIMEOUT
+from farm.devices.host import local_host_device
+from farm.store import SampleStore
+from farm.timing import TimingConfig
+
+
+def _start(*args):
+    return subprocess.Popen([sys.executable, "-m", "farm", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+
+
+def _rows(run):
+    return SampleStore(run / "samples").read().to_pylist()
+
+
+def test_two_ray_workers_killed_mid_run(tmp_path):
+    """A compile worker and a device actor SIGKILLed: the run finishes with every row once."""
+    run = tmp_path / "run"
+    proc = _start("autotune", "median3x3", "--rounds", "2", "--batch-size", "8", "--out", run)
+    try:
+        builder = wait_for_process(proc.pid, "ray::build_task")
+        os.kill(builder, signal.SIGKILL)
+        device = wait_for_process(proc.pid, "ray::DeviceActor")
+        os.kill(device, signal.SIGKILL)
+        out, err = proc.communicate(timeout=600)
+    finally:
+        kill_all(descendants(proc.pid) + [proc.pid])
+    assert proc.returncode == 0, err[-3000:]
+    rows = _rows(run)
+    assert len(rows) == 16 and len({r["sample_id"] for r in rows}) == 16
+    assert "16 samples" in out
+
+
+def test_killed_driver_resumes(tmp_path):
+    """kill -9 of the driver after round 1 of 3; the same command again finishes the run."""
+    run = tmp_path / "run"
+    args = ("autotune", "median3x3", "--rounds", "3", "--batch-size", "6", "--out", run)
+    proc = _start(*args)
+    try:
+        wait_for_file(run / "samples" / "round-000001.parquet")
+        tree = descendants(proc.pid)
+        proc.kill()
+        proc.wait()
+    finally:
+        kill_all(descendants(proc.pid) + tree)
+    assert len(_rows(run)) in (6, 12)  # round 2 may have committed before the kill landed
+    again = farm(*args, check=0)
+    assert "took over the lock" in again.stdout
+    rows = _rows(run)
+    assert len(rows) == 18 and len({r["sample_id"] for r in rows}) == 18
+    assert sorted({r["round"] for r in rows}) == [1, 2, 3]
+    # a corrupt file in the dataset is named, never silently dropped
+    bad = run / "samples" / "round-000002.parquet"
+    bad.write_bytes(bad.read_bytes()[:100])
+    assert_user_error(farm("autotune", "median3x3", "--rounds", "4", "--batch-size", "6",
+                           "--out", run), "round-000002.parquet", "corrupt")
+
+
+def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
+    run = tmp_path / "run"
+    args = ("autotune", "median3x3", "--rounds", "2", "--batch-size", "6", "--out", run)
+    proc = _start(*args)
+    try:
+        wait_for_process(proc.pid, "ray::DeviceActor.run")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        kill_all(descendants(proc.pid))
+    assert proc.returncode == 130, err[-2000:]
+    assert "rerun the same command to resume" in err.lower()
+    assert "Traceback" not in err
+    assert not list((run / "samples").glob("*.parquet"))  # nothing half-recorded
+    assert (run / ".lock").read_text() == ""  # released
+    farm(*args[:3], "1", *args[4:], check=0)  # the lock is free: a rerun goes on
+    assert len(_rows(run)) == 6
+
+
+CRASHES_IN_WORKERS = textwrap.dedent('''
+    import os, signal, sys
+    import halide as hl
+
+    @hl.generator(name="crashy")
+    class Crashy:
+        """Builds in the driver, kills the Ray worker that compiles it."""
+        input = hl.InputBuffer(hl.UInt(8), 2)
+        output = hl.OutputBuffer(hl.UInt(8), 2)
+
+        def generate(g):
+            x, y = hl.Var("x"), hl.Var("y")
+            g.output[x, y] = g.input[x, y]
+            g.input.set_estimates([(0, 64), (0, 64)])
+            g.output.set_estimates([(0, 64), (0, 64)])
+            if sys.argv[0].endswith("default_worker.py"):  # inside a Ray worker
+                os.kill(os.getpid(), signal.SIGSEGV)
+''')
+
+
+def test_a_compile_that_crashes_its_worker_is_a_row_not_a_dead_driver(tmp_path):
+    gen = tmp_path / "crashy.py"
+    gen.write_text(CRASHES_IN_WORKERS)
+    run = tmp_path / "run"
+    farm("autotune", f"{gen}:crashy", "--batch-size", "3", "--out", run, check=0)
+    rows = _rows(run)
+    assert [r["status"] for r in rows] == ["crashed"] * 3
+    assert all("compile worker died" in r["error"] for r in rows)
+
+
+def _script(tmp_path, body):
+    path = tmp_path / "bench.sh"
+    path.write_text("#!/bin/sh\n" + body)
+    return path.read_bytes()
+
+
+def test_a_segfaulting_benchmark_is_a_run_error(tmp_path):
+    m = local_host_device().run(_script(tmp_path, "echo starting\nkill -SEGV $$\n"), 2,
+                                TimingConfig())
+    assert m.status == RUN_ERROR and "SIGSEGV" in m.error and "starting" in m.log
+
+
+def test_a_hanging_benchmark_is_killed_at_the_run_timeout(tmp_path):
+    m = local_host_device().run(_script(tmp_path, "sleep 300\n"), 2,
+                                TimingConfig(timeout_s=1))
+    assert m.status == RUN_TIMEOUT and "1 s run timeout" in m.error
+    assert m.run_s < 10
+
+
+NO_ESTIMATES = textwrap.dedent('''
+    import halide as hl
+
+    @hl.generator(name="noest")
+    class NoEstimates:
+        input = hl.InputBuffer(hl.UInt(8), 2)
+        output = hl.OutputBuffer(hl.UInt(8), 2)
+
+        def generate(g):
+            x, y = hl.Var("x"), hl.Var("y")
+            g.output[x, y] = g.input[x, y]
+''')
+
+
+@pytest.mark.parametrize("case", ["unknown", "syntax", "missing-name", "corrupt-weights",
+                                  "foreign-weights", "batch0", "unwritable", "no-estimates",
+                                  "dead-address", "bad-budget"])
+def test_bad_input_is_one_line_exit_2_no_work(case, tmp_path, baseline):
+    out = tmp_path / "run"
+    args = ["autotune", "median3x3", "--out", out]
+    words = []
+    if case == "unknown":
+        args[1], words = "median9x9", ["median9x9", "median3x3"]
+    elif case == "syntax":
+        gen = tmp_path / "g.py"
+        gen.write_text("def broken(:\n")
+        args[1], words = f"{gen}:x", ["g.py", "syntax error", "line 1"]
+    elif case == "missing-name":
+        gen = tmp_path / "g.py"
+        gen.write_text("import halide as hl\n")
+        args[1], words = f"{gen}:blur", ["'blur'"]
+    elif case == "corrupt-weights":
+        w = tmp_path / "w.weights"
+        w.write_bytes(baseline.data[:5000])
+        args += ["--weights", w]
+        words = [str(w), "truncated"]
+    elif case == "foreign-weights":
+        w = tmp_path / "w.weights"
+        w.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 100)
+        args += ["--weights", w]
+        words = [str(w), "signature"]
+    elif case == "batch0":
+        args += ["--batch-size", "0"]
+        words = ["--batch-size", "at least 1"]
+    elif case == "unwritable":
+        blocker = tmp_path / "file"
+        blocker.write_text("")
+        args[3], words = blocker / "run", ["--out", "file/run"]
+    elif case == "no-estimates":
+        gen = tmp_path / "g.py"
+        gen.write_text(NO_ESTIMATES)
+        args[1], words = f"{gen}:noest", ["noest", "does not autoschedule", "estimate"]
+    elif case == "dead-address":
+        args += ["--address", "127.0.0.1:9"]
+        words = ["127.0.0.1:9", "nothing answers"]
+    elif case == "bad-budget":
+        args += ["--budget", "soon"]
+        words = ["--budget", "soon"]
+    assert_user_error(farm(*args, timeout=120), *words)
+    assert not (out / "samples").exists() or not list((out / "samples").iterdir())
+
+
+def test_unknown_device_is_refused_before_any_work(tmp_path):
+    out = tmp_path / "run"
+    assert_user_error(farm("autotune", "median3x3", "--device", "phone7@nowhere", "--out", out),
+                      "phone7@nowhere", "known devices")
+    assert not list((out / "samples").iterdir())
