@@ -38,13 +38,14 @@ def test_two_ray_workers_killed_mid_run(tmp_path):
         os.kill(device, signal.SIGKILL)
         out, err = proc.communicate(timeout=600)
     finally:
-        kill_all(descendants(proc.pid) + [proc.pid])
+        kill_all([*descendants(proc.pid), proc.pid])
     assert proc.returncode == 0, err[-3000:]
     rows = _rows(run)
     assert len(rows) == 16 and len({r["sample_id"] for r in rows}) == 16
     assert "16 samples" in out
 
 
+@pytest.mark.slow
 def test_killed_driver_resumes(tmp_path):
     """kill -9 of the driver after round 1 of 3; the same command again finishes the run."""
     run = tmp_path / "run"
@@ -70,6 +71,7 @@ def test_killed_driver_resumes(tmp_path):
                            "--out", run), "round-000002.parquet", "corrupt")
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
     run = tmp_path / "run"
     args = ("autotune", "median3x3", "--rounds", "2", "--batch-size", "6", "--out", run)
@@ -77,7 +79,7 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
     try:
         wait_for_process(proc.pid, "ray::DeviceActor.run")
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=120)
+        _, err = proc.communicate(timeout=120)
     finally:
         kill_all(descendants(proc.pid))
     assert proc.returncode == 130, err[-2000:]

@@ -1,0 +1,109 @@
+"""The driver's own cost: synthetic devices (0.5 s per measurement, no CPU in Ray's
+accounting) and synthetic compile tasks, for 1..64 devices.
+
+    python tests/perf/scaling.py [--devices 1 2 4 8 16 32 64] [--per-device 10]
+
+Prints device utilization (measuring time / (devices x wall)), driver CPU per sample, and
+then the driver's memory over many committed rounds (it must not grow with the samples).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import ray
+
+from farm import catalog, targets, weights
+from farm.candidate import CandidateSpec
+from farm.devices.synthetic import synthetic_infos
+from farm.plan import RoundPlan, SeenSchedules
+from farm.pool import DevicePool, SyntheticBuilder
+from farm.records import outcome_row
+from farm.rundir import Manifest
+from farm.scheduler import RoundScheduler
+from farm.store import SampleStore
+from farm.timing import TimingConfig
+
+MEASURE_S = 0.5
+COMPILE_S = 0.1
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def base_spec() -> CandidateSpec:
+    return CandidateSpec(catalog.resolve("median3x3"), targets.resolve(None),
+                         weights.baseline())
+
+
+def one_round(n_devices: int, per_device: int) -> dict:
+    pool = DevicePool.create(synthetic_infos(n_devices, seconds=MEASURE_S), {})
+    ray.get([h.actor.info.remote() for h in pool.handles])  # all actors up before timing
+    # Enough compile capacity: each device needs a new artifact every MEASURE_S.
+    slots = 2 * max(1, int(n_devices * COMPILE_S / MEASURE_S)) + 2
+    scheduler = RoundScheduler(SyntheticBuilder(slots, COMPILE_S), pool, threads=1,
+                               timing=TimingConfig(), compile_timeout_s=600)
+    plan = RoundPlan("scale", 1, base_spec(), n_devices * per_device, SeenSchedules())
+    cpu0, wall0 = time.process_time(), time.monotonic()
+    outcomes = scheduler.run(plan)
+    cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+    assert all(o.status == "ok" for o in outcomes)
+    work = len(outcomes) * MEASURE_S
+    pool.shutdown()
+    return {"devices": n_devices, "samples": len(outcomes), "wall": wall,
+            "utilization": work / (n_devices * wall), "driver_ms": 1000 * cpu / len(outcomes),
+            "ideal_wall": per_device * MEASURE_S + COMPILE_S}
+
+
+def memory_over_rounds(rounds: int, batch: int, n_devices: int) -> list[tuple[int, float]]:
+    """Plan, schedule, record and commit `rounds` rounds as the tuner does; RSS per round."""
+    pool = DevicePool.create(synthetic_infos(n_devices, seconds=0.01), {})
+    scheduler = RoundScheduler(SyntheticBuilder(8, 0.0), pool, threads=1,
+                               timing=TimingConfig(), compile_timeout_s=600)
+    store = SampleStore(Path(tempfile.mkdtemp(prefix="farm-scale-")) / "samples")
+    manifest = Manifest("scale", "median3x3", "median3x3", "x", "t", "t", batch, 32, "w", "now")
+    seen = SeenSchedules()
+    trace = []
+    for r in range(1, rounds + 1):
+        outcomes = scheduler.run(RoundPlan("scale", r, base_spec(), batch, seen))
+        store.commit_round(r, [outcome_row(manifest, r, o) for o in outcomes])
+        store.compact()
+        if r in (1, 2, 5) or r % (rounds // 8 or 1) == 0:
+            trace.append((r * batch, rss_mb()))
+    pool.shutdown()
+    return trace
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64])
+    parser.add_argument("--per-device", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=200)
+    args = parser.parse_args()
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
+             logging_level="ERROR")
+    print(f"synthetic devices ({MEASURE_S} s per measurement), synthetic compiles "
+          f"({COMPILE_S} s), {args.per_device} samples per device")
+    print(f"{'devices':>7} {'samples':>7} {'wall s':>7} {'ideal s':>7} {'utilization':>11} "
+          f"{'driver ms/sample':>16}")
+    for n in args.devices:
+        r = one_round(n, args.per_device)
+        print(f"{r['devices']:>7} {r['samples']:>7} {r['wall']:7.2f} {r['ideal_wall']:7.2f} "
+              f"{r['utilization']:11.1%} {r['driver_ms']:16.2f}", flush=True)
+    print(f"\ndriver memory over {args.rounds} committed rounds of 64 samples:")
+    for samples, mb in memory_over_rounds(args.rounds, 64, 8):
+        print(f"  after {samples:>6} samples: RSS {mb:6.1f} MB")
+    ray.shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
