@@ -58,12 +58,22 @@ class Schedule:
 
     source: str
     featurization: bytes
-    autoschedule_s: float
+    autoschedule_s: float  # CPU seconds (compile times are CPU time: a paused compile
+    # does not count, see farm.devices.gate)
+
+
+@dataclass(frozen=True)
+class Library:
+    """A compiled pipeline for a user to link: NAME.a (without the Halide runtime), NAME.h."""
+
+    name: str
+    archive: bytes
+    header: str
 
 
 @dataclass(frozen=True)
 class BuildResult:
-    """A compiled candidate; the binary travels beside it as its own object."""
+    """A compiled candidate; its binary and Library travel beside it as their own objects."""
 
     status: str
     error: str = ""

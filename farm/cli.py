@@ -133,11 +133,36 @@ uses the best weights (RUN_DIR/weights/best.weights).""")
                        "keeps any from being used")
     p.add_argument("--address", metavar="ADDR", help="a Ray cluster (default: $RAY_ADDRESS, "
                    "else this machine only)")
-    p = sub.add_parser("report", help="(not there yet) summarize a run directory")
-    p = sub.add_parser("bench", help="(not there yet) compare schedules and weights across "
-                       "devices")
-    p = sub.add_parser("export", help="(not there yet) write a run's samples as Halide "
-                       ".sample files")
+    p = sub.add_parser("report", help="summarize a run directory: a table per round, the "
+                       "final re-timing, plots")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--out", metavar="DIR", help="where the PNG plots go (default RUN_DIR/report)")
+    p.add_argument("--html", action="store_true", help="also write an index.html with them")
+
+    p = sub.add_parser(
+        "bench", help="did pretraining help? manual vs beam-32 with baseline and tuned weights "
+        "vs a run's best schedule, per device",
+        description="Time, per benchmark and device, the manual schedule, beam-32 with the "
+        "baseline weights, beam-32 with tuned weights (--weights, or the run's best.weights) "
+        "and the best schedule a run found (--run), each re-timed --repeats times.")
+    p.add_argument("benchmarks", metavar="BENCH", nargs="*", help="built-in benchmarks, "
+                   "path.py:name, or `all` (default: the --run's benchmark)")
+    p.add_argument("--device", metavar="ID", nargs="+", dest="devices",
+                   help="devices (default: every usable one)")
+    p.add_argument("--weights", metavar="FILE", help="tuned weights (default: the run's "
+                   "best.weights)")
+    p.add_argument("--run", metavar="RUN_DIR", help="a `farm autotune` run directory")
+    p.add_argument("--repeats", type=_positive_int, default=5, metavar="N",
+                   help="re-timings per schedule and device (default 5)")
+    p.add_argument("--out", metavar="DIR", default="farm-bench", help="where the Parquet "
+                   "rows and the plot go (default ./farm-bench)")
+    p.add_argument("--address", metavar="ADDR", help="a Ray cluster (default: $RAY_ADDRESS, "
+                   "else this machine only)")
+
+    p = sub.add_parser("export", help="write a run's samples as Halide .sample files with "
+                       "their .schedule.h")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("dir", metavar="DIR")
 
     p = sub.add_parser("weights", help="write or check cost-model weights files")
     wsub = p.add_subparsers(dest="weights_command", metavar="ACTION", parser_class=_Parser,
@@ -161,13 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
-    module = _COMMANDS.get(args.command)
-    if module is None:
-        print(f"farm {args.command}: not there yet; it arrives with a later release",
-              file=sys.stderr)
-        return 2
-    try:
-        return importlib.import_module(f"farm.commands.{module}").main(args) or 0
+    try:  # each subcommand is a module of farm.commands with a main(args)
+        return importlib.import_module(f"farm.commands.{args.command}").main(args) or 0
     except FarmError as e:
         print(f"farm {args.command}: error: {e}", file=sys.stderr)
         return e.exit_code
@@ -183,6 +203,3 @@ def _versions() -> str:
     return f"farm {__version__}, Halide {v['halide']}, Ray {v['ray']}"
 
 
-# subcommand -> module in farm.commands with a main(args)
-_COMMANDS = {"run": "run", "autotune": "autotune", "devices": "devices", "weights": "weights",
-             "benchmarks": "benchmarks"}

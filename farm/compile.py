@@ -8,21 +8,21 @@ drops every `autoscheduler.*` parameter (FACTS.md), which silently makes every
 from __future__ import annotations
 
 import os
+import re
 import socket
 import tempfile
 import time
 import traceback
+from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 from farm import catalog, toolchain
-from farm.candidate import COMPILE_ERROR, OK, BuildResult, CandidateSpec, Schedule
+from farm.candidate import COMPILE_ERROR, OK, BuildResult, CandidateSpec, Library, Schedule
 from farm.errors import FarmError
 from farm.halide_env import load_autoscheduler
 from farm.weights import cached_file
-
-PIPELINE_FUNCTION = "farm_pipeline"  # the name the timing harness links against
 
 
 class Instance:
@@ -52,7 +52,7 @@ def _autoschedule(spec: CandidateSpec, instance: Instance) -> Schedule:
     import halide as hl
 
     load_autoscheduler()
-    start = time.perf_counter()
+    start = time.process_time()
     params = spec.autoscheduler_params(str(cached_file(spec.weights)))
     result = instance.pipeline.apply_autoscheduler(hl.Target(spec.target.schedule),
                                                    hl.AutoschedulerParams("Adams2019", params))
@@ -60,7 +60,7 @@ def _autoschedule(spec: CandidateSpec, instance: Instance) -> Schedule:
         for out in instance.outputs:
             out.hexagon()
     return Schedule(result.schedule_source, bytes(result.featurization),
-                    time.perf_counter() - start)
+                    time.process_time() - start)
 
 
 def check_pipeline(spec: CandidateSpec) -> None:
@@ -90,9 +90,19 @@ def schedule(spec: CandidateSpec) -> tuple[Instance, Schedule]:
     return instance, _autoschedule(spec, instance)
 
 
+# The last few pipelines this process autoscheduled: when the build of a candidate lands in
+# the worker that checked it for duplicates, it skips the second autoschedule.
+_scheduled: OrderedDict[CandidateSpec, tuple[Instance, Schedule]] = OrderedDict()
+_KEEP_SCHEDULED = 4
+
+
 def autoschedule(spec: CandidateSpec) -> Schedule:
     """Only the autoscheduler's choice: cheap, for finding duplicates before codegen."""
-    return schedule(spec)[1]
+    instance, chosen = schedule(spec)
+    _scheduled[spec] = (instance, chosen)
+    while len(_scheduled) > _KEEP_SCHEDULED:
+        _scheduled.popitem(last=False)
+    return chosen
 
 
 def autoschedule_result(spec: CandidateSpec) -> BuildResult:
@@ -105,11 +115,18 @@ def autoschedule_result(spec: CandidateSpec) -> BuildResult:
                            f"{_describe(e)}", host=host)
 
 
+def function_name(spec: CandidateSpec) -> str:
+    """The C name of the compiled pipeline: the benchmark's name, made an identifier."""
+    name = re.sub(r"\W", "_", spec.benchmark.name)
+    return name if name[:1].isalpha() or name[:1] == "_" else f"p_{name}"
+
+
 def build(spec: CandidateSpec, workdir: str | os.PathLike | None = None,
-          ) -> tuple[BuildResult, bytes]:
+          ) -> tuple[BuildResult, bytes, Library | None]:
     """Autoschedule (or apply the manual schedule), generate code and link a binary.
 
-    Never raises for a bad candidate: the failure is the result's status.
+    Returns the result, the benchmark binary and the pipeline's library (without the
+    Halide runtime). Never raises for a bad candidate: the failure is the result's status.
     """
     host = socket.gethostname()
     with tempfile.TemporaryDirectory(prefix="farm-build-", dir=workdir) as tmp, \
@@ -118,47 +135,54 @@ def build(spec: CandidateSpec, workdir: str | os.PathLike | None = None,
         codegen_s = link_s = None
         try:
             tc = toolchain.for_target(spec.target)
-            instance, chosen = schedule(spec)
-            start = time.perf_counter()
-            library = Path(tmp) / f"{PIPELINE_FUNCTION}.a"
-            _compile_library(spec, instance, {"static_library": library}, PIPELINE_FUNCTION,
-                             runtime=False)
-            codegen_s = time.perf_counter() - start
-            start = time.perf_counter()
+            instance, chosen = _scheduled.pop(spec, None) or schedule(spec)
+            start = time.process_time()
+            library = compile_library(spec, instance, Path(tmp), runtime=False)
+            codegen_s = time.process_time() - start
+            start = _children_cpu()
             binary = Path(tmp) / "bench"
-            tc.link(library, binary)
-            link_s = time.perf_counter() - start
-            return BuildResult(OK, schedule=chosen, codegen_s=codegen_s, link_s=link_s,
-                               host=host), binary.read_bytes()
+            tc.link(Path(tmp) / f"{library.name}.a", library.name, binary)
+            link_s = _children_cpu() - start
+            return (BuildResult(OK, schedule=chosen, codegen_s=codegen_s, link_s=link_s,
+                                host=host), binary.read_bytes(), library)
         except Exception as e:  # a failed candidate is a value, not an exception
             where = "autoschedule" if chosen is None else \
                 "codegen" if codegen_s is None else "link"
             return BuildResult(COMPILE_ERROR,
                                error=f"compile ({where}) on {host}: {_describe(e)}",
                                schedule=chosen, codegen_s=codegen_s, link_s=link_s,
-                               host=host, log=log.tail()), b""
+                               host=host, log=log.tail()), b"", None
 
 
-def write_library(spec: CandidateSpec, out_dir: str | os.PathLike, name: str) -> Schedule:
-    """Write `name`.a (with runtime), `name`.h and `name`.schedule.h for a user to link."""
+def write_library(spec: CandidateSpec, out_dir: str | os.PathLike) -> Schedule:
+    """Compile `spec` with the Halide runtime into NAME.a, NAME.h and NAME.schedule.h."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     instance, chosen = schedule(spec)
-    _compile_library(spec, instance, {"static_library": out_dir / f"{name}.a",
-                                      "c_header": out_dir / f"{name}.h"}, name, runtime=True)
+    compile_library(spec, instance, out_dir, runtime=True)
     if chosen.source:
-        (out_dir / f"{name}.schedule.h").write_text(chosen.source)
+        (out_dir / f"{function_name(spec)}.schedule.h").write_text(chosen.source)
     return chosen
 
 
-def _compile_library(spec, instance, outputs: dict, name: str, runtime: bool) -> None:
+def compile_library(spec, instance, out_dir: Path, runtime: bool) -> Library:
+    """NAME.a and NAME.h of the scheduled pipeline in `out_dir` (NAME: function_name)."""
     import halide as hl
 
+    name = function_name(spec)
     target = hl.Target(spec.target.compile)
     if not runtime:
         target = target.with_feature(hl.TargetFeature.NoRuntime)
-    files = {getattr(hl.OutputFileType, kind): str(path) for kind, path in outputs.items()}
-    instance.pipeline.compile_to(files, instance.arguments, name, target)
+    archive, header = out_dir / f"{name}.a", out_dir / f"{name}.h"
+    instance.pipeline.compile_to({hl.OutputFileType.static_library: str(archive),
+                                  hl.OutputFileType.c_header: str(header)},
+                                 instance.arguments, name, target)
+    return Library(name, archive.read_bytes(), header.read_text())
+
+
+def _children_cpu() -> float:
+    t = os.times()
+    return t.children_user + t.children_system
 
 
 def _describe(e: Exception) -> str:

@@ -136,3 +136,13 @@ def _float(text: str) -> float | None:
 
 def _file_name(sample_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", sample_id)
+
+
+def export_samples(samples, out_dir: Path) -> int:
+    """Write every measured sample of a run (a SampleStore) as Halide .sample files, each
+    with its .schedule.h, so Halide's own tools read them. Returns how many."""
+    table = samples.read([*TRAIN_COLUMNS, "schedule_source"])
+    rows = usable(table)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return len(write_samples(rows, out_dir, schedules=rows.select(["sample_id",
+                                                                   "schedule_source"])))

@@ -2,8 +2,10 @@
 
 One timing per sample misleads (Halide's loop measured a schedule at 1.54 ms
 that re-timed at 0.52), so before anything is called best, the fastest
-samples and the beam-search schedules of the best and latest weights are
-rebuilt and re-timed, interleaved, on one device.
+samples and the beam-search schedules of the start, best and latest weights
+are re-timed, interleaved, on one device, with the benchmark's manual schedule
+beside them as a reference (it cannot win: best/ holds an autoscheduled one).
+Artifacts kept from the rounds are not rebuilt.
 """
 
 from __future__ import annotations
@@ -17,10 +19,13 @@ from dataclasses import dataclass, replace
 import ray
 
 from farm import compile, weights
-from farm.candidate import BEAM_SEARCH, OK, CandidateSpec
+from farm.candidate import BEAM_SEARCH, OK, CandidateSpec, Library
+from farm.records import sample_id
 from farm.rundir import read_json, write_json
+from farm.toolchain import runtime_library
 
 TOP_SAMPLES = 3
+RETIME_SAMPLES = 10  # repeats per re-timing; the median of 5 re-timings is what counts
 FINALIST_TIMEOUT_S = 900.0  # a finalist's build or timing that takes longer is dropped
 ROW_COLUMNS = ["sample_id", "round", "index", "status", "runtime_ms", "schedule_key", "seed",
                "beam_size", "random_dropout", "parallelism"]
@@ -32,11 +37,28 @@ class Finalist:
     spec: CandidateSpec
     sample: dict | None = None  # the row it came from
     weights_file: str = ""
+    built_as: str | None = None  # the sample whose kept artifact this is
     retimes_ms: tuple[float, ...] = ()
+    library: Library | None = None
+    schedule_source: str | None = None
+    reference: bool = False  # timed for comparison only (the manual schedule)
 
     @property
     def median_ms(self) -> float | None:
         return statistics.median(self.retimes_ms) if self.retimes_ms else None
+
+    @property
+    def is_beam(self) -> bool:
+        search = (self.spec.beam_size, self.spec.random_dropout)
+        return search == (BEAM_SEARCH["beam_size"], BEAM_SEARCH["random_dropout"])
+
+
+def _identity(spec: CandidateSpec) -> tuple:
+    """Specs with equal identity give the same schedule (beam search ignores the seed)."""
+    if spec.is_manual:
+        return ("manual",)
+    seed = None if spec.random_dropout >= 100 else spec.seed
+    return (spec.weights.sha256, spec.beam_size, spec.random_dropout, seed, spec.parallelism)
 
 
 def finalize(t, builder, pool) -> None:
@@ -56,29 +78,30 @@ def finalize(t, builder, pool) -> None:
             keys.add(row["schedule_key"])
             finalists.append(Finalist(f"sample {row['sample_id']}",
                                       spec_from_row(row, base, run), row,
-                                      run.weights_path(row["round"] - 1).name))
+                                      run.weights_path(row["round"] - 1).name,
+                                      built_as=row["sample_id"]))
     best_info = read_json(run.path / "weights" / "best.json")
-    beams = []
-    latest = run.weights_path(t.committed)
+    beams = [("start weights", run.weights_path(0), sample_id(t.manifest.run_id, 1, 0)),
+             ("latest.weights", run.weights_path(t.committed), None)]
     if best_info:
-        beams.append(("best.weights", run.path / "weights" / best_info["weights"]))
-    beams.append(("latest.weights", latest))
-    for label, path in beams:
-        w = weights.load(path)
-        spec = replace(base, weights=w, seed=0, **BEAM_SEARCH)
-        if not any(f.spec == spec for f in finalists):
-            finalists.append(Finalist(f"beam search with {label}", spec, None, path.name))
-    if not finalists:
-        return
+        beams.insert(1, ("best.weights", run.path / "weights" / best_info["weights"],
+                         best_info.get("sample_id")))
+    for label, path, sample in beams:
+        spec = replace(base, weights=weights.load(path), seed=0, **BEAM_SEARCH)
+        if not any(_identity(f.spec) == _identity(spec) for f in finalists):
+            finalists.append(Finalist(f"beam search with {label}", spec, None, path.name,
+                                      built_as=sample))
+    finalists.append(Finalist("manual schedule", compile.manual_spec(base), reference=True))
     t.progress.message(f"re-timing {len(finalists)} finalists {s.retimes} times each")
-    _retime(finalists, builder, pool, s)
+    _retime(finalists, builder, pool, s, t.artifacts)
     timed = [f for f in finalists if f.retimes_ms]
-    if not timed:
+    contenders = [f for f in timed if not f.reference]
+    if not contenders:
         t.progress.message("warning: no finalist could be re-timed; best/ is unchanged")
         return
-    winner = min(timed, key=lambda f: f.median_ms)
+    winner = min(contenders, key=lambda f: f.median_ms)
     _write_best(run, winner, timed, s)
-    _update_best_weights(run, [f for f in timed if f.label.startswith("beam search")])
+    _update_best_weights(run, [f for f in timed if f.is_beam])
 
 
 def _get(ref):
@@ -89,16 +112,21 @@ def _get(ref):
         return None
 
 
-def _retime(finalists: list[Finalist], builder, pool, s) -> None:
-    built = []
+def _retime(finalists: list[Finalist], builder, pool, s, kept: dict) -> None:
+    """Time each finalist `s.retimes` times; artifacts kept from the rounds are not rebuilt."""
+    artifacts, building = {}, []
     for f in finalists:
-        meta, binary = builder.build(f.spec)
-        built.append((f, meta, binary))
-    ready = []
-    for f, meta, binary in built:
+        if f.built_as in kept:
+            artifacts[id(f)] = kept[f.built_as]
+        else:
+            building.append((f, *builder.build(f.spec)))
+    for f, meta, binary, library in building:
         result = _get(meta)
         if result is not None and result.ok:
-            ready.append((f, binary))
+            artifacts[id(f)] = (binary, library)
+            f.schedule_source = result.schedule.source
+    ready = [(f, artifacts[id(f)]) for f in finalists if id(f) in artifacts]
+    timing = replace(s.timing, samples=RETIME_SAMPLES)
     handle = None
     while handle is None:
         handle = pool.acquire()
@@ -107,36 +135,60 @@ def _retime(finalists: list[Finalist], builder, pool, s) -> None:
     try:
         samples: dict[int, list[float]] = {id(f): [] for f, _ in ready}
         for _ in range(s.retimes):  # interleaved, so drift hits every finalist alike
-            for f, binary in ready:
-                m = _get(handle.actor.run.remote(binary, s.parallelism, s.timing))
+            for f, (binary, _) in ready:
+                m = _get(handle.actor.run.remote(binary, s.parallelism, timing))
                 if m is not None and m.status == OK:
                     samples[id(f)].append(m.best_ms)
-        for f, _ in ready:
+        for f, (_, library) in ready:
             f.retimes_ms = tuple(samples[id(f)])
+            f.library = _get(library)
     finally:
         pool.release(handle, 0.0, ok=True)
 
 
 def _write_best(run, winner: Finalist, timed: list[Finalist], s) -> None:
-    name = s.benchmark.name
+    """best/: NAME.a and NAME.h (link with halide_runtime.a), NAME.schedule.h, runtime.json."""
     fresh = run.path / ".best.new"
     shutil.rmtree(fresh, ignore_errors=True)
-    compile.write_library(winner.spec, fresh, name)
+    fresh.mkdir()
+    library = winner.library
+    if library is None:  # its build gave no library (synthetic work): compile it here
+        compile.write_library(winner.spec, fresh)
+        name = compile.function_name(winner.spec)
+    else:
+        name = library.name
+        (fresh / f"{name}.a").write_bytes(library.archive)
+        (fresh / f"{name}.h").write_text(library.header)
+        shutil.copyfile(runtime_library(s.target.compile), fresh / "halide_runtime.a")
+        source = winner.schedule_source
+        if source is None:
+            source = _schedule_source(run, winner.built_as)
+        (fresh / f"{name}.schedule.h").write_text(source)
     write_json(fresh / "runtime.json", {
-        "benchmark": name, "runtime_ms": winner.median_ms, "retimes_ms": winner.retimes_ms,
-        "finalist": winner.label, "weights": winner.weights_file,
+        "benchmark": s.benchmark.name, "runtime_ms": winner.median_ms,
+        "retimes_ms": winner.retimes_ms, "finalist": winner.label,
+        "weights": winner.weights_file,
         "recorded_ms": winner.sample["runtime_ms"] if winner.sample else None,
         "seed": winner.spec.seed, "beam_size": winner.spec.beam_size,
         "random_dropout": winner.spec.random_dropout, "parallelism": winner.spec.parallelism,
-        "target": s.target.compile,
+        "target": s.target.compile, "library": f"{name}.a",
+        "link_with": "halide_runtime.a" if library is not None else None,
         "finalists": [{"label": f.label, "median_ms": f.median_ms, "retimes_ms": f.retimes_ms,
-                       "weights": f.weights_file} for f in timed]})
+                       "weights": f.weights_file, "beam_search": f.is_beam,
+                       "reference": f.reference} for f in timed]})
     old = run.path / ".best.old"
     shutil.rmtree(old, ignore_errors=True)
     if run.best_dir.exists():
         os.replace(run.best_dir, old)
     os.replace(fresh, run.best_dir)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _schedule_source(run, sample: str) -> str:
+    import pyarrow.dataset as ds
+
+    rows = run.samples.read(["schedule_source"], filter=ds.field("sample_id") == sample)
+    return rows["schedule_source"][0].as_py() or ""
 
 
 def _update_best_weights(run, beams: list[Finalist]) -> None:
@@ -147,6 +199,7 @@ def _update_best_weights(run, beams: list[Finalist]) -> None:
     write_json(run.path / "weights" / "best.json", {
         "weights": winner.weights_file, "beam_ms": winner.median_ms,
         "measured": f"beam search re-timed {len(winner.retimes_ms)} times at the end of the run",
+        "sample_id": winner.built_as,
         "compared": {f.weights_file: f.median_ms for f in beams}})
 
 

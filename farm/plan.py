@@ -9,7 +9,9 @@ a redone round draws the same candidates again.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
+
+import numpy as np
 
 from farm.candidate import BEAM_SEARCH, RANDOM_PROBE, CandidateSpec
 
@@ -26,20 +28,44 @@ def schedule_id(round_no: int, index: int, batch_size: int) -> int:
     return (round_no - 1) * batch_size + index + 1
 
 
-@dataclass
 class SeenSchedules:
-    """Schedule keys already in the run, with the schedule id that first had each."""
+    """Schedule keys already in the run, with the schedule id that first had each.
 
-    ids: dict[str, int] = field(default_factory=dict)
+    Kept compact, so the driver's memory hardly grows over a long run: 16 bytes per
+    schedule in sorted numpy arrays, plus a small dict of this round's new ones.
+    """
 
-    def claim(self, key: str, owner: int) -> int | None:
-        twin = self.ids.get(key)
+    def __init__(self):
+        self._keys = np.empty(0, dtype=np.uint64)
+        self._ids = np.empty(0, dtype=np.int64)
+        self._new: dict[int, int] = {}
+
+    @staticmethod
+    def _key(schedule_key: str) -> int:
+        return int(schedule_key[:16], 16)  # 64 bits of a sha256: collisions are negligible
+
+    def claim(self, schedule_key: str, owner: int) -> int | None:
+        key = self._key(schedule_key)
+        twin = self._new.get(key)
         if twin is None:
-            self.ids[key] = owner
+            i = int(np.searchsorted(self._keys, key))
+            if i < len(self._keys) and int(self._keys[i]) == key:
+                twin = int(self._ids[i])
+        if twin is None:
+            self._new[key] = owner
+            if len(self._new) >= 4096:
+                self.compact()
         return twin if twin != owner else None
 
+    def compact(self) -> None:
+        if self._new:
+            keys = np.concatenate([self._keys, np.fromiter(self._new, dtype=np.uint64)])
+            ids = np.concatenate([self._ids, np.fromiter(self._new.values(), dtype=np.int64)])
+            order = np.argsort(keys, kind="stable")
+            self._keys, self._ids, self._new = keys[order], ids[order], {}
+
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self._keys) + len(self._new)
 
 
 @dataclass

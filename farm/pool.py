@@ -159,7 +159,7 @@ class RayBuilder:
         return autoschedule_task.options(**self._options()).remote(spec)
 
     def build(self, spec: CandidateSpec):
-        """(ref to BuildResult, ref to binary bytes)."""
+        """Refs to (BuildResult, binary bytes, Library)."""
         from farm.workers import build_task
 
         return build_task.options(**self._options()).remote(spec)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import ray
@@ -32,6 +32,7 @@ from farm.errors import WorkFailed
 from farm.pool import DeviceHandle, DevicePool
 from farm.timing import TimingConfig
 
+CUTOFF_FACTOR = 3.0  # a candidate this much slower than the run's best is timed briefly
 RUN_GRACE_S = 30.0  # beyond the run timeout, before the driver kills a silent device actor
 DEVICE_TRIES = 2  # times a candidate is handed to a device before it counts as device_lost
 TICK_S = 0.25
@@ -53,6 +54,8 @@ class Outcome:
     measurement: Measurement | None = None
     duplicate_of: int | None = None
     log: str = ""
+    artifact: tuple | None = None  # ObjectRefs to (binary, Library), while the driver holds them
+    finished_at: float = field(default_factory=time.time)  # when its result came in
 
 
 class RoundPlan(Protocol):
@@ -77,6 +80,7 @@ class _Candidate:
     key: str | None = None
     build: BuildResult | None = None
     binary: object = None  # ObjectRef to the binary's bytes
+    library: object = None  # ObjectRef to its Library
     device_tries: int = 0
     failed_on: frozenset[str] = frozenset()  # devices whose calls failed for this candidate
 
@@ -103,8 +107,11 @@ class RoundScheduler:
         self.compile_timeout_s = compile_timeout_s
         self.on_update = on_update or (lambda counts: None)
 
-    def run(self, plan: RoundPlan) -> list[Outcome]:
+    def run(self, plan: RoundPlan, best_ms: float | None = None) -> list[Outcome]:
+        """Compile and time every candidate of `plan`. `best_ms`, the run's best so far,
+        lets clearly slower candidates stop timing after a few repeats."""
         self.plan = plan
+        self.best_ms = best_ms
         self.counts = Counts(total=len(plan.specs()))
         self.outcomes: dict[int, Outcome] = {}
         self.todo: deque = deque()
@@ -132,15 +139,18 @@ class RoundScheduler:
             if kind == "auto":
                 self.compiling[self.builder.autoschedule(c.spec)] = (kind, c, now, None)
             else:
-                meta, binary = self.builder.build(c.spec)
-                self.compiling[meta] = (kind, c, now, binary)
+                meta, binary, library = self.builder.build(c.spec)
+                self.compiling[meta] = (kind, c, now, (binary, library))
         for c in list(self.to_time):
             handle = self.pool.acquire(c.failed_on)
             if handle is None:
                 continue
             self.to_time.remove(c)
             c.device_tries += 1
-            ref = handle.actor.run.remote(c.binary, self.threads, self.timing)
+            timing = self.timing
+            if self.best_ms is not None and c.index != 0:
+                timing = replace(timing, cutoff_ms=CUTOFF_FACTOR * self.best_ms)
+            ref = handle.actor.run.remote(c.binary, self.threads, timing)
             self.timing_calls[ref] = (c, handle, now)
         if not self.pool.usable():
             errors = "; ".join(self.pool.events[-3:])
@@ -162,7 +172,7 @@ class RoundScheduler:
                 self._timed(ref, *self.timing_calls.pop(ref))
 
     # results
-    def _compiled(self, ref, kind, c: _Candidate, started, binary) -> None:
+    def _compiled(self, ref, kind, c: _Candidate, started, artifact) -> None:
         try:
             result: BuildResult = ray.get(ref)
         except TaskCancelledError:
@@ -192,7 +202,7 @@ class RoundScheduler:
         if kind == "auto":
             self.todo.appendleft(("build", c))  # finish started candidates first
             return
-        c.build, c.binary = result, binary
+        c.build, (c.binary, c.library) = result, artifact
         self.counts.compiled += 1
         self.to_time.append(c)
 
@@ -207,7 +217,8 @@ class RoundScheduler:
             self._device_failed(c, handle, busy, m.error)
             return
         self.pool.release(handle, busy, ok=True)
-        self._finish(c, m.status, error=m.error, build=c.build, measurement=m, log=m.log)
+        self._finish(c, m.status, error=m.error, build=c.build, measurement=m, log=m.log,
+                     artifact=(c.binary, c.library))
 
     def _device_failed(self, c: _Candidate, handle: DeviceHandle, busy: float, error: str):
         self.pool.release(handle, busy, ok=False, error=error)
@@ -242,6 +253,7 @@ class RoundScheduler:
             k.timed += 1
             best = fields["measurement"].best_ms
             k.best_ms = best if k.best_ms is None else min(k.best_ms, best)
+            self.best_ms = best if self.best_ms is None else min(self.best_ms, best)
         elif status == DUPLICATE:
             k.duplicate += 1
         else:

@@ -38,7 +38,8 @@ class LocalRunner:
         self.info = device.info
 
     def build(self, spec: CandidateSpec) -> tuple[BuildResult, bytes]:
-        return compile.build(spec)
+        result, binary, _ = compile.build(spec)
+        return result, binary
 
     def time(self, binary, threads: int, timing: TimingConfig) -> Measurement:
         return self.device.run(binary, threads, timing)
@@ -61,7 +62,7 @@ class RayRunner:
 
         from farm.workers import build_task
 
-        meta, binary = build_task.remote(spec)
+        meta, binary, _ = build_task.remote(spec)
         return ray.get(meta), binary
 
     def time(self, binary, threads: int, timing: TimingConfig) -> Measurement:

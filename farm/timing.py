@@ -10,15 +10,19 @@ HARNESS_SAMPLE = "FARM_SAMPLE_MS"
 
 @dataclass(frozen=True)
 class TimingConfig:
-    samples: int = 20  # repeats reported per run of the harness
-    min_sample_ms: float = 25.0  # each repeat loops the pipeline at least this long
-    warmup_ms: float = 100.0
+    samples: int = 15  # repeats reported per run of the harness
+    min_sample_ms: float = 20.0  # each repeat loops the pipeline at least this long
+    warmup_ms: float = 50.0
     max_total_ms: float = 2000.0  # slow schedules stop after 3 repeats once this is spent
     timeout_s: float = 60.0  # the whole run is killed after this long
+    cutoff_ms: float | None = None  # stop after 3 repeats when the best is slower than this
 
     def harness_args(self) -> list[str]:
-        return [f"--samples={self.samples}", f"--min_sample_ms={self.min_sample_ms:g}",
+        args = [f"--samples={self.samples}", f"--min_sample_ms={self.min_sample_ms:g}",
                 f"--warmup_ms={self.warmup_ms:g}", f"--max_total_ms={self.max_total_ms:g}"]
+        if self.cutoff_ms:
+            args.append(f"--cutoff_ms={self.cutoff_ms:g}")
+        return args
 
 
 def parse_harness_output(stdout: str) -> tuple[float, ...]:

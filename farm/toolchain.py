@@ -61,18 +61,29 @@ class Toolchain:
         return _cached(self.directory / "harness.o", make)
 
     def runtime_library(self) -> Path:
-        """The Halide runtime for this target, built on first use."""
-        import halide as hl
+        return runtime_library(self.target)
 
-        def make(out: Path) -> None:
-            hl.compile_standalone_runtime(str(out), hl.Target(self.target))
-
-        return _cached(self.directory / "runtime.a", make)
-
-    def link(self, pipeline_library: Path, out: Path) -> None:
+    def link(self, pipeline_library: Path, function: str, out: Path) -> None:
+        """Link the harness with a pipeline compiled as `function`: the harness calls
+        farm_pipeline_*, which the linker aliases to the pipeline's own symbols."""
+        aliases = []
+        for suffix in ("argv", "metadata"):
+            aliases += [f"-Wl,-u,{function}_{suffix}",
+                        f"-Wl,--defsym=farm_pipeline_{suffix}={function}_{suffix}"]
         _run([*self.cxx, str(self.harness_object()), str(pipeline_library),
-              str(self.runtime_library()), "-o", str(out), *self.link_flags],
+              str(self.runtime_library()), *aliases, "-o", str(out), *self.link_flags],
              "linking the benchmark binary")
+
+
+def runtime_library(target: str) -> Path:
+    """The Halide runtime for `target`, built once per machine (no C++ compiler needed)."""
+    import halide as hl
+
+    def make(out: Path) -> None:
+        hl.compile_standalone_runtime(str(out), hl.Target(target))
+
+    key = hashlib.sha256(f"{target}\0{halide_env().version}".encode()).hexdigest()[:20]
+    return _cached(cache_dir("runtime", key) / "halide_runtime.a", make)
 
 
 def for_target(target: TargetInfo) -> Toolchain:

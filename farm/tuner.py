@@ -22,7 +22,7 @@ from farm.errors import BadInput, Interrupted, MissingPrerequisite, RunDirError
 from farm.plan import RoundPlan, SeenSchedules
 from farm.pool import DevicePool, RayBuilder
 from farm.progress import Progress, format_duration, format_ms
-from farm.records import outcome_row
+from farm.records import outcome_row, sample_id
 from farm.rundir import Manifest, RunDir, invocation_record, new_run_id, now_iso, write_json
 from farm.scheduler import RoundScheduler
 from farm.targets import TargetInfo
@@ -169,10 +169,14 @@ class _Tuning:
             if row["schedule_key"] and row["status"] != DUPLICATE:
                 self.seen.claim(row["schedule_key"], row["schedule_id"])
         self.rows = len(rows)
-        self.ok_runtimes = {r["schedule_id"]: r["runtime_ms"] for r in rows if r["status"] == OK}
-        self.best_ms = min(self.ok_runtimes.values(), default=None)
+        self.best_ms = min((r["runtime_ms"] for r in rows if r["status"] == OK), default=None)
         self.progress.best_ms = self.best_ms
         self.round_s: list[float] = []
+        # Artifacts (binary, library) kept in Ray's object store for the final re-timing, by
+        # sample id: the fastest few and the beam search of the best weights (a handful).
+        self.artifacts: dict[str, tuple] = {}
+        self._fastest: list[tuple[float, str]] = []
+        self._beam_sample: str | None = None
 
     def _devices(self, cluster: Cluster, strict: bool = True) -> list[DeviceInfo]:
         """The devices to time on; not strict: those of them found now (between rounds)."""
@@ -211,7 +215,7 @@ class _Tuning:
         base = CandidateSpec(s.benchmark, s.target, used, parallelism=s.parallelism)
         plan = RoundPlan(self.manifest.run_id, round_no, base, s.batch_size, self.seen)
         self.progress.round_started(round_no, s.rounds, s.batch_size)
-        outcomes = scheduler.run(plan)
+        outcomes = scheduler.run(plan, best_ms=self.best_ms)
         rows = [outcome_row(self.manifest, round_no, o) for o in outcomes]
         if self.manifest.pipeline_id is None:
             ids = [r["pipeline_id"] for r in rows if r["pipeline_id"]]
@@ -222,9 +226,6 @@ class _Tuning:
         self.committed = round_no
         run.samples.compact()
         self.rows += len(rows)
-        for r in rows:
-            if r["status"] == OK:
-                self.ok_runtimes[r["schedule_id"]] = r["runtime_ms"]
         round_best = min((r["runtime_ms"] for r in rows if r["status"] == OK), default=None)
         if round_best is not None and (self.best_ms is None or round_best < self.best_ms):
             self.best_ms = round_best
@@ -240,7 +241,7 @@ class _Tuning:
         record["wall_s"] = time.monotonic() - started
         record["finished_at"] = now_iso()
         write_json(run.round_record_path(round_no), record)
-        self._note_beam(round_no, record["beam_ms"])
+        self._keep_binaries(rows, outcomes, self._note_beam(round_no, record["beam_ms"]))
         self.round_s.append(record["wall_s"])
         self.progress.round_s = sum(self.round_s) / len(self.round_s)
         self.progress.round_finished(_round_line(round_no, s.rounds, record, len(self.seen)))
@@ -250,7 +251,12 @@ class _Tuning:
         if row["status"] == OK:
             return row["runtime_ms"]
         if row["status"] == DUPLICATE and row["duplicate_of"] is not None:
-            return self.ok_runtimes.get(row["duplicate_of"])
+            import pyarrow.dataset as ds
+
+            twin = self.run_dir.samples.read(
+                ["status", "runtime_ms"], filter=ds.field("schedule_id") == row["duplicate_of"])
+            ok = [r["runtime_ms"] for r in twin.to_pylist() if r["status"] == OK]
+            return ok[0] if ok else None
         return None
 
     def _evaluate(self, round_no: int, used: Weights) -> dict:
@@ -275,18 +281,33 @@ class _Tuning:
         weights.write(new, run.latest_weights)
         return _train_record(result)
 
-    def _note_beam(self, round_no: int, beam_ms: float | None) -> None:
+    def _note_beam(self, round_no: int, beam_ms: float | None) -> bool:
         """Keep best.weights: the weights whose beam-search schedule measured fastest."""
         path = self.run_dir.path / "weights" / "best.json"
         from farm.rundir import read_json
 
         best = read_json(path)
         if beam_ms is None or (best and best["beam_ms"] <= beam_ms):
-            return
+            return False
         source = self.run_dir.weights_path(round_no - 1)
         weights.write(weights.load(source), self.run_dir.best_weights)
         write_json(path, {"weights": source.name, "trained_rounds": round_no - 1,
-                          "beam_ms": beam_ms, "measured": f"candidate 0 of round {round_no}"})
+                          "beam_ms": beam_ms, "measured": f"candidate 0 of round {round_no}",
+                          "sample_id": sample_id(self.manifest.run_id, round_no, 0)})
+        return True
+
+    def _keep_binaries(self, rows: list[dict], outcomes, new_best_beam: bool) -> None:
+        from farm.finalize import TOP_SAMPLES
+
+        if new_best_beam:
+            self._beam_sample = rows[0]["sample_id"]
+        self._fastest = sorted(self._fastest + [(r["runtime_ms"], r["sample_id"]) for r in rows
+                                                if r["status"] == OK])[:TOP_SAMPLES]
+        refs = {**self.artifacts, **{r["sample_id"]: o.artifact
+                                    for r, o in zip(rows, outcomes, strict=True) if o.artifact}}
+        start_beam = sample_id(self.manifest.run_id, 1, 0)  # the start weights' beam search
+        wanted = {self._beam_sample, start_beam, *(sid for _, sid in self._fastest)}
+        self.artifacts = {sid: refs[sid] for sid in wanted if sid in refs}
 
     # results
     def _elapsed(self) -> float:

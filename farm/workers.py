@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ray
 
-from farm.candidate import BuildResult, CandidateSpec, Measurement
+from farm.candidate import BuildResult, CandidateSpec, Library, Measurement
 from farm.devices.base import Device, DeviceInfo
 from farm.timing import TimingConfig
 
@@ -29,8 +29,8 @@ def autoschedule_task(spec: CandidateSpec) -> BuildResult:
     return _compile_guarded(compile.autoschedule_result, spec)
 
 
-@ray.remote(num_cpus=1, num_returns=2, max_retries=1)
-def build_task(spec: CandidateSpec) -> tuple[BuildResult, bytes]:
+@ray.remote(num_cpus=1, num_returns=3, max_retries=1)
+def build_task(spec: CandidateSpec) -> tuple[BuildResult, bytes, Library | None]:
     from farm import compile
 
     return _compile_guarded(compile.build, spec)
@@ -43,8 +43,8 @@ def synthetic_autoschedule_task(spec: CandidateSpec) -> BuildResult:
     return synthetic_autoschedule(spec)
 
 
-@ray.remote(num_cpus=0, num_returns=2, max_retries=1)
-def synthetic_build_task(spec: CandidateSpec, seconds: float) -> tuple[BuildResult, bytes]:
+@ray.remote(num_cpus=0, num_returns=3, max_retries=1)
+def synthetic_build_task(spec: CandidateSpec, seconds: float):
     from farm.devices.synthetic import synthetic_build
 
     return synthetic_build(spec, seconds)

@@ -51,7 +51,7 @@ def test_autoscheduled_matches_reference(name, spec_for, rng):
 def test_hvx_schedule_compiles_for_android(name, spec_for, tmp_path):
     hvx = targets.resolve("arm-64-android-hvx")
     spec = compile.manual_spec(spec_for(name, target=hvx))
-    compile.write_library(spec, tmp_path, name)
+    compile.write_library(spec, tmp_path)
     assert (tmp_path / f"{name}.a").stat().st_size > 0
     header = (tmp_path / f"{name}.h").read_text()
     assert f"int {name}(" in header

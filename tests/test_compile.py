@@ -34,7 +34,8 @@ def test_pipeline_id_is_stable_and_per_pipeline(spec_for):
 
 
 def test_build_gives_a_binary_that_times(spec_for):
-    result, binary = compile.build(spec_for("dilate3x3", seed=1, **RANDOM_PROBE))
+    result, binary, library = compile.build(spec_for("dilate3x3", seed=1, **RANDOM_PROBE))
+    assert library.name == "dilate3x3" and "int dilate3x3(" in library.header
     assert result.ok, result.error
     assert result.schedule.source and result.codegen_s > 0 and result.link_s > 0
     m = local_host_device().run(binary, 2, TimingConfig(samples=3, min_sample_ms=1))
@@ -54,7 +55,8 @@ def test_a_failing_candidate_is_a_value_not_an_exception(spec_for, tmp_path):
         "        x, y = hl.Var('x'), hl.Var('y')\n"
         "        g.output[x, y] = g.input[x, y]\n")  # no estimates: Adams2019 refuses
     spec = spec_for("median3x3", seed=1, **RANDOM_PROBE)
-    result, binary = compile.build(replace(spec, benchmark=catalog.resolve(f"{broken}:bad")))
+    result, binary, _ = compile.build(replace(spec,
+                                               benchmark=catalog.resolve(f"{broken}:bad")))
     assert result.status == "compile_error" and binary == b""
     assert "compile (autoschedule)" in result.error and "estimate" in result.error.lower()
 
@@ -78,7 +80,7 @@ def test_hvx_candidates_get_hvx_vectors_and_offload(spec_for):
 def test_hvx_candidate_compiles_for_android(spec_for, tmp_path):
     hvx = targets.resolve("arm-64-android-hvx")
     schedule = compile.write_library(spec_for("median3x3", target=hvx, seed=5, **RANDOM_PROBE),
-                                     tmp_path, "median3x3")
+                                     tmp_path)
     assert (tmp_path / "median3x3.a").stat().st_size > 0
     assert schedule.featurization
 

@@ -88,7 +88,7 @@ def host_binary():
 
     spec = CandidateSpec(catalog.resolve("dilate3x3"), targets.resolve(None),
                          weights.baseline(), seed=3, **RANDOM_PROBE)
-    result, binary = compile.build(spec)
+    result, binary, _ = compile.build(spec)
     assert result.ok, result.error
     return binary
 
@@ -162,6 +162,6 @@ def test_hvx_candidate_links_for_android_with_the_ndk(tmp_path):
 
     spec = CandidateSpec(catalog.resolve("median3x3"), targets.resolve("arm-64-android-hvx"),
                          weights.baseline(), seed=1, **RANDOM_PROBE)
-    result, binary = compile.build(spec)
+    result, binary, _ = compile.build(spec)
     assert result.ok, result.error
     assert binary[:4] == b"\x7fELF" and binary[18] == 183  # EM_AARCH64

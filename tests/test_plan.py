@@ -1,4 +1,8 @@
+import hashlib
+
 from farm.plan import MAX_ATTEMPTS, RoundPlan, SeenSchedules, schedule_id, seed_for
+
+K1 = "ab" * 32
 
 
 def test_seeds_differ_between_runs_rounds_candidates_and_attempts():
@@ -27,9 +31,18 @@ def test_plan_beam_first_probes_after(spec_for):
 def test_claims_report_the_twin(spec_for):
     seen = SeenSchedules()
     plan = RoundPlan("abcd", 1, spec_for("median3x3"), 4, seen)
-    assert plan.claim(1, "k1") is None
-    assert plan.claim(2, "k1") == schedule_id(1, 1, 4)
+    assert plan.claim(1, K1) is None
+    assert plan.claim(2, K1) == schedule_id(1, 1, 4)
     # beam search repeating a probe of its own round is still measured
-    assert plan.claim(0, "k1") is None
+    assert plan.claim(0, K1) is None
     nxt = RoundPlan("abcd", 2, spec_for("median3x3"), 4, seen)
-    assert nxt.claim(0, "k1") == schedule_id(1, 1, 4)  # an earlier round's: a duplicate
+    assert nxt.claim(0, K1) == schedule_id(1, 1, 4)  # an earlier round's: a duplicate
+
+
+def test_seen_schedules_survive_compaction():
+    seen = SeenSchedules()
+    keys = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(5000)]
+    for i, k in enumerate(keys):
+        assert seen.claim(k, i + 1) is None
+    assert len(seen) == 5000
+    assert seen.claim(keys[10], 9999) == 11 and seen.claim(keys[4999], 9999) == 5000

@@ -65,12 +65,12 @@ def fake_featurization(seed: int, stages: int = 4) -> bytes:
     return struct.pack(f"<{len(values)}f", *values)
 
 
-def synthetic_build(spec: CandidateSpec, seconds: float) -> tuple[BuildResult, bytes]:
+def synthetic_build(spec: CandidateSpec, seconds: float) -> tuple[BuildResult, bytes, None]:
     time.sleep(seconds)
     schedule = Schedule(f"// synthetic schedule, seed {spec.seed}\n",
                         fake_featurization(spec.seed), 0.0)
     return BuildResult(OK, schedule=schedule, codegen_s=seconds, link_s=0.0,
-                       host="synthetic"), spec.seed.to_bytes(8, "little")
+                       host="synthetic"), spec.seed.to_bytes(8, "little"), None
 
 
 def synthetic_autoschedule(spec: CandidateSpec) -> BuildResult:

@@ -10,7 +10,7 @@
 //   FARM_SAMPLE_MS <milliseconds per iteration>   (once per sample)
 //
 // Each sample loops the pipeline for at least --min_sample_ms; the best of many
-// samples spread over half a second is what stays stable on a noisy host.
+// samples spread over a few tenths of a second is what stays stable on a noisy host.
 //   FARM_ITERATIONS <iterations per sample>
 //   FARM_DONE
 #include "RunGen.h"
@@ -60,11 +60,14 @@ Logger log() {
 
 int main(int argc, char **argv) {
     using namespace Halide::RunGen;
-    const int samples = (int)flag_value(argc, argv, "--samples", 20);
-    const double min_sample_s = flag_value(argc, argv, "--min_sample_ms", 25) / 1000.0;
-    const double warmup_s = flag_value(argc, argv, "--warmup_ms", 100) / 1000.0;
+    const int samples = (int)flag_value(argc, argv, "--samples", 15);
+    const double min_sample_s = flag_value(argc, argv, "--min_sample_ms", 20) / 1000.0;
+    const double warmup_s = flag_value(argc, argv, "--warmup_ms", 50) / 1000.0;
     // A very slow schedule stops early (after 3 samples at least) once this much is spent.
     const double max_total_s = flag_value(argc, argv, "--max_total_ms", 2000) / 1000.0;
+    // So does one clearly slower than this (the driver passes a multiple of the best so far):
+    // a loser needs ranking, not precision.
+    const double cutoff_ms = flag_value(argc, argv, "--cutoff_ms", 0);
     if (samples < 1) {
         std::cerr << "--samples must be at least 1\n";
         return 2;
@@ -108,8 +111,10 @@ int main(int argc, char **argv) {
     std::cout << "FARM_ITERATIONS " << iterations << "\n";
     std::cout << std::setprecision(9);
     const double sampling_start = now_seconds();
+    double best_ms = 1e300;
     for (int i = 0; i < samples; i++) {
-        if (i >= 3 && now_seconds() - sampling_start > max_total_s) {
+        if (i >= 3 && (now_seconds() - sampling_start > max_total_s ||
+                       (cutoff_ms > 0 && best_ms > cutoff_ms))) {
             break;
         }
         double s = now_seconds();
@@ -117,6 +122,7 @@ int main(int argc, char **argv) {
             run_once();
         }
         double per_iter = (now_seconds() - s) / iterations;
+        best_ms = std::min(best_ms, per_iter * 1000.0);
         std::cout << "FARM_SAMPLE_MS " << per_iter * 1000.0 << "\n";
     }
     std::cout << "FARM_DONE" << std::endl;

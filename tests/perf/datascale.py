@@ -30,8 +30,8 @@ def rows_for(round_no: int, batch: int, base: np.ndarray, rng) -> list[dict]:
     rows = []
     for i in range(batch):
         f = base.copy()
-        f[:, :featurization.SCHEDULE_FEATURES] *= rng.uniform(0.5, 2.0,
-                                                              (f.shape[0], featurization.SCHEDULE_FEATURES))
+        n = featurization.SCHEDULE_FEATURES
+        f[:, :n] *= rng.uniform(0.5, 2.0, (f.shape[0], n))
         feats = f.astype("<f4").tobytes()
         rows.append({"sample_id": f"scale-r{round_no:06d}-c{i:04d}", "run_id": "scale",
                      "round": round_no, "index": i, "benchmark": "median3x3",

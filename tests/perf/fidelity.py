@@ -45,7 +45,7 @@ def main() -> None:
     args = parser.parse_args()
     spec = CandidateSpec(catalog.resolve(args.bench), targets.resolve(None), weights.baseline(),
                          **BEAM_SEARCH)
-    result, binary = compile.build(spec)
+    result, binary, _ = compile.build(spec)
     assert result.ok, result.error
     print(f"{args.bench} beam-32, re-timed {args.retimes} times (each the best of "
           f"{TimingConfig().samples} repeats), {args.compilers} compile processes running")

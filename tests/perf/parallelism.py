@@ -28,7 +28,7 @@ def main(names):
         for p in PARALLELISMS:
             spec = CandidateSpec(catalog.resolve(name), target, baseline, parallelism=p,
                                  **BEAM_SEARCH)
-            result, binary = compile.build(spec)
+            result, binary, _ = compile.build(spec)
             assert result.ok, result.error
             runs = [device.run(binary, p, TimingConfig()).best_ms for _ in range(3)]
             row.append(statistics.median(runs))

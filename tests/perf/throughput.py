@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import upstream_loop  # noqa: E402
+import upstream_loop
 
-from farm.store import SampleStore  # noqa: E402
+from farm.store import SampleStore
 
 
 def run_farm(bench: str, batch: int, out: Path) -> dict:
@@ -73,7 +73,7 @@ def main() -> None:
         p = farm["phases"]
         compile_s = p["autoschedule_s"] + p["precheck_s"] + p["codegen_s"] + p["link_s"]
         print(f"      farm time: rounds {p['wall_s']:.1f} s of {farm['wall']:.1f} s (the rest is "
-              f"Ray start-up and the final re-timing); summed over candidates: autoschedule "
+              f"Ray start-up and the final re-timing); CPU summed over candidates: autoschedule "
               f"{p['autoschedule_s'] + p['precheck_s']:.1f} s, codegen {p['codegen_s']:.1f} s, "
               f"link {p['link_s']:.1f} s, timing {p['timing_s']:.1f} s, retrain "
               f"{p['retrain_s']:.1f} s")

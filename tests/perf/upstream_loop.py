@@ -48,7 +48,7 @@ def prepare(work: Path) -> dict:
             link.symlink_to(tool)
     start = work / "baseline.weights"
     weights.write(weights.baseline(), start)
-    script = work / f"loop_batch.sh"
+    script = work / "loop_batch.sh"
     return {"generator": gen, "distrib": distrib, "autosched": autosched, "weights": start,
             "script": env.tools_dir / "adams2019_autotune_loop.sh", "patched": script}
 
@@ -56,8 +56,8 @@ def prepare(work: Path) -> dict:
 def run_batches(paths: dict, bench: str, batch: int, batches: int, samples: Path) -> float:
     """Run `batches` batches of `batch` samples into `samples`; return the wall time."""
     text = paths["script"].read_text()
+    assert "BATCH_SIZE=32\n" in text, "the loop script no longer sets BATCH_SIZE=32"
     patched = text.replace("BATCH_SIZE=32\n", f"BATCH_SIZE={batch}\n")
-    assert patched != text, "the loop script no longer sets BATCH_SIZE=32"
     paths["patched"].write_text(patched)
     paths["patched"].chmod(0o755)
     samples.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,186 @@
+"""`farm report`: what a researcher looks at after a run. Tables and matplotlib plots.
+
+Everything comes from the run directory: rounds/*.json (per-round timings, the
+trainer's loss and ordering rate, and how well the weights that planned a
+round ranked its candidates before training on them), the sample dataset,
+and best/runtime.json (the final interleaved re-timing).
+"""
+
+from __future__ import annotations
+
+import html
+import statistics
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from farm.candidate import DUPLICATE, OK
+from farm.errors import RunDirError
+from farm.rundir import RunDir, read_json
+
+COLUMNS = ["round", "index", "status", "runtime_ms", "schedule_key", "created_at"]
+
+
+@dataclass
+class Report:
+    run: RunDir
+    manifest: object
+    rounds: list[dict]  # one per round: figures from the samples and the round record
+    best: dict | None  # best/runtime.json
+    text: str = ""
+    images: tuple[Path, ...] = ()
+
+
+def build_report(run_dir: str | Path) -> Report:
+    run = RunDir(run_dir)
+    manifest = run.read_manifest()
+    if manifest is None:
+        raise RunDirError(f"{run.path} is not a run directory (no manifest.json); give the "
+                          "--out of a `farm autotune`")
+    rows = run.samples.read(COLUMNS).to_pylist()
+    rounds = []
+    for r in sorted({row["round"] for row in rows}):
+        mine = [row for row in rows if row["round"] == r]
+        ok = [row["runtime_ms"] for row in mine if row["status"] == OK]
+        failures: dict[str, int] = {}
+        for row in mine:
+            if row["status"] not in (OK, DUPLICATE):
+                failures[row["status"]] = failures.get(row["status"], 0) + 1
+        record = read_json(run.round_record_path(r)) or {}
+        rounds.append({
+            "round": r, "candidates": len(mine), "ok": len(ok), "failures": failures,
+            "duplicates": sum(row["status"] == DUPLICATE for row in mine),
+            "distinct": len({row["schedule_key"] for row in mine if row["status"] == OK}),
+            "best_ms": min(ok, default=None),
+            "median_ms": statistics.median(ok) if ok else None,
+            "beam_ms": record.get("beam_ms"), "wall_s": record.get("wall_s"),
+            "eval_ordering": (record.get("evaluation") or {}).get("ordering_rate"),
+            "train_loss": (record.get("training") or {}).get("loss"),
+            "train_ordering": (record.get("training") or {}).get("ordering_rate"),
+            "runtimes": ok})
+    report = Report(run, manifest, rounds, read_json(run.best_dir / "runtime.json"))
+    report.text = _text(report, rows)
+    return report
+
+
+def _num(value, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def _text(rep: Report, rows: list[dict]) -> str:
+    m = rep.manifest
+    lines = [f"{rep.run.path}: {m.generator} on {m.target}, batch {m.batch_size}, "
+             f"parallelism {m.parallelism}, run {m.run_id}", ""]
+    header = ("round", "cand", "ok", "failed", "dup", "distinct", "best ms", "median ms",
+              "beam ms", "rank (before)", "loss", "rank (train)", "wall s")
+    table = [header]
+    for r in rep.rounds:
+        failed = ", ".join(f"{k} {v}" for k, v in sorted(r["failures"].items())) or "0"
+        table.append((str(r["round"]), str(r["candidates"]), str(r["ok"]), failed,
+                      str(r["duplicates"]), str(r["distinct"]), _num(r["best_ms"], ".3f"),
+                      _num(r["median_ms"], ".3f"), _num(r["beam_ms"], ".3f"),
+                      _num(r["eval_ordering"], ".2f"), _num(r["train_loss"], ".3f"),
+                      _num(r["train_ordering"], ".2f"), _num(r["wall_s"], ".1f")))
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)) for row in table]
+    ok = [row for row in rows if row["status"] == OK]
+    lines += ["", f"{len(rows)} candidates, {len(ok)} measured, "
+              f"{len({row['schedule_key'] for row in ok})} distinct schedules",
+              "rank (before): ordering accuracy of the weights that planned the round on its "
+              "candidates, before training on them;", "rank (train): the trainer's ordering "
+              "rate after training on every sample so far."]
+    if rep.best:
+        lines += ["", "final re-timing (median of interleaved re-timings on one device):"]
+        for f in rep.best["finalists"]:
+            mark = "  <- best/" if f["label"] == rep.best["finalist"] else ""
+            lines.append(f"  {f['label']:<44} {_num(f['median_ms'], '.3f'):>8} ms{mark}")
+        lines += _comparisons(rep.best)
+    return "\n".join(lines)
+
+
+def _comparisons(best: dict) -> list[str]:
+    by_label = {f["label"]: f["median_ms"] for f in best["finalists"]}
+    ms = best["runtime_ms"]
+    out = []
+    for label, name in (("beam search with start weights", "beam-32 with the start weights"),
+                        ("manual schedule", "the manual schedule")):
+        other = by_label.get(label)
+        if other is None and label.startswith("beam") and best["finalist"] == label:
+            other = ms
+        if other:
+            out.append(f"best schedule {ms:.3f} ms vs {name} {other:.3f} ms: "
+                       f"{other / ms:.2f}x")
+    return out
+
+
+def write_plots(rep: Report, out_dir: Path) -> list[Path]:
+    """PNG plots: best-so-far against samples and wall time, runtimes per round, ranking."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = sorted(rep.run.samples.read(COLUMNS).to_pylist(),
+                  key=lambda r: (r["round"], r["created_at"] or datetime.min, r["index"]))
+    best, xs, ys, ts = None, [], [], []
+    start = rows[0]["created_at"] if rows else None
+    for i, row in enumerate(rows, 1):
+        if row["status"] == OK:
+            best = row["runtime_ms"] if best is None else min(best, row["runtime_ms"])
+        if best is not None:
+            xs.append(i)
+            ys.append(best)
+            ts.append((row["created_at"] - start).total_seconds() / 60 if start else 0)
+    paths = []
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    axes[0].step(xs, ys, where="post")
+    axes[0].set(xlabel="samples", ylabel="best so far (ms)", title="best schedule so far")
+    axes[1].step(ts, ys, where="post", color="tab:green")
+    axes[1].set(xlabel="minutes since the first sample",
+                ylabel="best so far (ms)", title="best schedule over time")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    paths.append(_save(fig, out_dir / "best_so_far.png"))
+    fig, ax = plt.subplots(figsize=(max(5, 0.6 * len(rep.rounds) + 3), 4))
+    data = [r["runtimes"] or [float("nan")] for r in rep.rounds]
+    ax.boxplot(data, tick_labels=[str(r["round"]) for r in rep.rounds], showfliers=True)
+    beams = [r["beam_ms"] for r in rep.rounds]
+    ax.plot(range(1, len(beams) + 1), [b if b else float("nan") for b in beams], "r^",
+            label="beam search (candidate 0)")
+    ax.set_yscale("log")
+    ax.set(xlabel="round", ylabel="runtime (ms, log)", title="runtimes per round")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    paths.append(_save(fig, out_dir / "runtimes_per_round.png"))
+    fig, ax = plt.subplots(figsize=(6, 4))
+    rounds = [r["round"] for r in rep.rounds]
+    ax.plot(rounds, [r["eval_ordering"] for r in rep.rounds], "o-",
+            label="before training on the round (unseen samples)")
+    ax.plot(rounds, [r["train_ordering"] for r in rep.rounds], "s--",
+            label="trainer, after training")
+    ax.axhline(0.5, color="gray", lw=0.8, ls=":")
+    ax.set(xlabel="round", ylabel="pairs ordered right", ylim=(0, 1.05),
+           title="cost-model ranking accuracy")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    paths.append(_save(fig, out_dir / "ranking_accuracy.png"))
+    return paths
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_html(rep: Report, images: list[Path], out: Path) -> Path:
+    body = "".join(f'<p><img src="{p.name}" alt="{p.stem}"></p>' for p in images)
+    out.write_text(f"<!doctype html><meta charset=utf-8><title>farm report: "
+                   f"{html.escape(rep.manifest.generator)}</title>"
+                   f"<h1>{html.escape(str(rep.run.path))}</h1><pre>{html.escape(rep.text)}</pre>"
+                   f"{body}\n")
+    return out
