@@ -125,6 +125,9 @@ uses the best weights (RUN_DIR/weights/best.weights).""")
                    help="kill a candidate's compile after S seconds (default 600)")
     p.add_argument("--run-timeout", type=_positive_float, default=60.0, metavar="S",
                    help="kill a candidate's timing run after S seconds (default 60)")
+    p.add_argument("--epochs", type=_positive_int, metavar="E", help="training epochs per "
+                   "round (default: the batch size, as Halide's loop, fewer once the run holds "
+                   "over 4096 samples so a round's training time stays bounded)")
     p.add_argument("--isolation", choices=("pause", "none"), default="pause",
                    help="pause: stop the host's compile work while it times (default); "
                    "none: time alongside it")

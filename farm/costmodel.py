@@ -23,6 +23,10 @@ from farm.errors import WorkFailed
 from farm.halide_env import halide_env
 from farm.weights import Weights, check
 
+# Training passes over all samples at most, per round: Halide's loop trains BATCH_SIZE epochs
+# on every sample each batch, which grows without bound (an epoch over 100,000 samples takes
+# about 75 s on a 2-core host, see PERFORMANCE.md).
+EPOCH_SAMPLE_BUDGET = 32 * 4096
 MIN_DISTINCT = 8  # the trainer skips a pipeline with fewer distinct schedules
 TRAIN_COLUMNS = ["sample_id", "status", "runtime_ms", "pipeline_id", "schedule_id",
                  "schedule_key", "featurization"]
@@ -68,6 +72,12 @@ def write_samples(table: pa.Table, directory: Path, schedules: pa.Table | None =
             if source:
                 (directory / f"{_file_name(sample_id)}.schedule.h").write_text(source)
     return paths
+
+
+def default_epochs(batch_size: int, samples: int) -> int:
+    """Epochs per retrain: the batch size, as Halide's loop does, until the run holds more
+    than 4096 samples; then fewer, so each round's training stays about as long."""
+    return max(1, min(batch_size, EPOCH_SAMPLE_BUDGET // max(1, samples)))
 
 
 def retrain(table: pa.Table, initial: Weights, epochs: int, rate: float = 0.0001,

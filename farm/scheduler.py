@@ -120,12 +120,15 @@ class RoundScheduler:
         self.to_time: deque[_Candidate] = deque()
         for i, spec in enumerate(plan.specs()):
             self.todo.append(("auto" if plan.precheck(i) else "build", _Candidate(i, spec)))
+        last_done, last_update = -1, 0.0
         try:
             while len(self.outcomes) < self.counts.total:
                 self._submit()
                 self._wait()
                 self._check_timeouts()
-                self.on_update(self.counts)
+                if self.counts.done != last_done or time.monotonic() - last_update > 1.0:
+                    self.on_update(self.counts)
+                    last_done, last_update = self.counts.done, time.monotonic()
         finally:  # on an error or Ctrl-C, abandon the compile work in flight
             for ref in self.compiling:
                 ray.cancel(ref, force=True)
@@ -161,10 +164,10 @@ class RoundScheduler:
         if not refs:  # work is waiting for a quarantined device to come back
             time.sleep(TICK_S)
             return
-        ready, rest = ray.wait(refs, num_returns=1, timeout=TICK_S)
-        if ready and rest:
-            more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
-            ready += more
+        # Take everything that is ready; block (up to a tick) only when nothing is.
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+        if not ready:
+            ready, _ = ray.wait(refs, num_returns=1, timeout=TICK_S)
         for ref in ready:
             if ref in self.compiling:
                 self._compiled(ref, *self.compiling.pop(ref))

@@ -47,7 +47,7 @@ class TuneSettings:
     compile_timeout_s: float = 600.0
     timing: TimingConfig = field(default_factory=TimingConfig)
     isolation: str = "pause"
-    epochs: int | None = None  # None: the batch size, as Halide's loop does
+    epochs: int | None = None  # None: costmodel.default_epochs
     learning_rate: float = 0.0001
     retimes: int = 5  # re-timings of each finalist before the best is reported
 
@@ -271,7 +271,8 @@ class _Tuning:
         s, run = self.s, self.run_dir
         previous = weights.load(run.weights_path(round_no - 1))
         table = run.samples.read(costmodel.TRAIN_COLUMNS)
-        result = costmodel.retrain(table, previous, s.epochs or s.batch_size,
+        epochs = s.epochs or costmodel.default_epochs(s.batch_size, table.num_rows)
+        result = costmodel.retrain(table, previous, epochs,
                                    s.learning_rate, log_path=run.training_log(round_no))
         new = result.weights or previous
         if result.skipped:

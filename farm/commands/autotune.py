@@ -14,7 +14,8 @@ def main(args) -> int:
         start_weights=weights.resolve(args.weights), rounds=args.rounds,
         batch_size=args.batch_size, budget_s=args.budget, parallelism=args.parallelism,
         device_ids=tuple(args.devices or ()), compile_timeout_s=args.compile_timeout,
-        timing=TimingConfig(timeout_s=args.run_timeout), isolation=args.isolation)
+        timing=TimingConfig(timeout_s=args.run_timeout), isolation=args.isolation,
+        epochs=args.epochs)
     compile.check_pipeline(CandidateSpec(settings.benchmark, settings.target,
                                          settings.start_weights))
     s = autotune(args.out, settings, address=args.address)

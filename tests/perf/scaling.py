@@ -3,8 +3,10 @@ accounting) and synthetic compile tasks, for 1..64 devices.
 
     python tests/perf/scaling.py [--devices 1 2 4 8 16 32 64] [--per-device 10]
 
-Prints device utilization (measuring time / (devices x wall)), driver CPU per sample, and
-then the driver's memory over many committed rounds (it must not grow with the samples).
+Prints device utilization (measuring time / (devices x wall)), the driver's CPU per sample
+(the whole process, Ray's client threads included, and its event loop alone), how busy the
+machine's CPUs were (Ray's own processes work for every call: on a small machine they, not
+the driver, run out first), and then the driver's memory over many committed rounds.
 """
 
 from __future__ import annotations
@@ -40,6 +42,13 @@ def rss_mb() -> float:
     return float("nan")
 
 
+def machine_busy() -> tuple[int, int]:
+    """(busy, total) CPU jiffies of the whole machine, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields)
+
+
 def base_spec() -> CandidateSpec:
     return CandidateSpec(catalog.resolve("median3x3"), targets.resolve(None),
                          weights.baseline())
@@ -53,14 +62,19 @@ def one_round(n_devices: int, per_device: int) -> dict:
     scheduler = RoundScheduler(SyntheticBuilder(slots, COMPILE_S), pool, threads=1,
                                timing=TimingConfig(), compile_timeout_s=600)
     plan = RoundPlan("scale", 1, base_spec(), n_devices * per_device, SeenSchedules())
-    cpu0, wall0 = time.process_time(), time.monotonic()
+    cpu0, thread0, wall0 = time.process_time(), time.thread_time(), time.monotonic()
+    busy0, total0 = machine_busy()
     outcomes = scheduler.run(plan)
+    busy1, total1 = machine_busy()
     cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+    thread = time.thread_time() - thread0
     assert all(o.status == "ok" for o in outcomes)
     work = len(outcomes) * MEASURE_S
     pool.shutdown()
     return {"devices": n_devices, "samples": len(outcomes), "wall": wall,
             "utilization": work / (n_devices * wall), "driver_ms": 1000 * cpu / len(outcomes),
+            "loop_ms": 1000 * thread / len(outcomes),
+            "machine_busy": (busy1 - busy0) / max(1, total1 - total0),
             "ideal_wall": per_device * MEASURE_S + COMPILE_S}
 
 
@@ -94,11 +108,14 @@ def main() -> None:
     print(f"synthetic devices ({MEASURE_S} s per measurement), synthetic compiles "
           f"({COMPILE_S} s), {args.per_device} samples per device")
     print(f"{'devices':>7} {'samples':>7} {'wall s':>7} {'ideal s':>7} {'utilization':>11} "
-          f"{'driver ms/sample':>16}")
+          f"{'driver CPU ms/sample':>20} {'of it the loop':>14} {'machine busy':>12}")
+    one_round(2, 2)  # start Ray's worker processes before anything is timed
     for n in args.devices:
         r = one_round(n, args.per_device)
         print(f"{r['devices']:>7} {r['samples']:>7} {r['wall']:7.2f} {r['ideal_wall']:7.2f} "
-              f"{r['utilization']:11.1%} {r['driver_ms']:16.2f}", flush=True)
+              f"{r['utilization']:11.1%} {r['driver_ms']:20.2f} {r['loop_ms']:14.2f} "
+              f"{r['machine_busy']:12.0%}",
+              flush=True)
     print(f"\ndriver memory over {args.rounds} committed rounds of 64 samples:")
     for samples, mb in memory_over_rounds(args.rounds, 64, 8):
         print(f"  after {samples:>6} samples: RSS {mb:6.1f} MB")
