@@ -145,11 +145,14 @@ def format_table(rows: list[dict]) -> str:
     header = ("benchmark", "device", *(f"{v} ms" for v in present), "tuned vs baseline")
     table = [header]
     for bench, device in keys:
-        cells = {r["variant"]: r["median_ms"] for r in rows
-                 if (r["benchmark"], r["device_id"]) == (bench, device)}
+        mine = [r for r in rows if (r["benchmark"], r["device_id"]) == (bench, device)]
+        cells = {r["variant"]: r["median_ms"] for r in mine}
+        shas = {r["variant"]: r["weights_sha256"] for r in mine}
         base, tuned = cells.get("beam32 baseline"), cells.get("beam32 tuned")
         verdict = "-"
-        if base and tuned:
+        if shas.get("beam32 tuned") and shas.get("beam32 tuned") == shas.get("beam32 baseline"):
+            verdict = "same weights (tuning kept the baseline)"
+        elif base and tuned:
             verdict = (f"{base / tuned:.2f}x faster" if tuned < base
                        else f"{tuned / base:.2f}x slower")
         table.append((bench, device, *("-" if cells.get(v) is None else f"{cells[v]:.3f}"

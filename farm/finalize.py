@@ -14,7 +14,7 @@ import os
 import shlex
 import shutil
 import statistics
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import ray
 
@@ -42,6 +42,7 @@ class Finalist:
     library: Library | None = None
     schedule_source: str | None = None
     reference: bool = False  # timed for comparison only (the manual schedule)
+    also: list[str] = field(default_factory=list)  # other labels for the same schedule
 
     @property
     def median_ms(self) -> float | None:
@@ -88,9 +89,12 @@ def finalize(t, builder, pool) -> None:
                          best_info.get("sample_id")))
     for label, path, sample in beams:
         spec = replace(base, weights=weights.load(path), seed=0, **BEAM_SEARCH)
-        if not any(_identity(f.spec) == _identity(spec) for f in finalists):
+        twin = next((f for f in finalists if _identity(f.spec) == _identity(spec)), None)
+        if twin is None:
             finalists.append(Finalist(f"beam search with {label}", spec, None, path.name,
                                       built_as=sample))
+        else:
+            twin.also.append(f"beam search with {label}")
     finalists.append(Finalist("manual schedule", compile.manual_spec(base), reference=True))
     t.progress.message(f"re-timing {len(finalists)} finalists {s.retimes} times each")
     _retime(finalists, builder, pool, s, t.artifacts)
@@ -175,7 +179,7 @@ def _write_best(run, winner: Finalist, timed: list[Finalist], s) -> None:
         "link_with": "halide_runtime.a" if library is not None else None,
         "finalists": [{"label": f.label, "median_ms": f.median_ms, "retimes_ms": f.retimes_ms,
                        "weights": f.weights_file, "beam_search": f.is_beam,
-                       "reference": f.reference} for f in timed]})
+                       "reference": f.reference, "also": f.also} for f in timed]})
     old = run.path / ".best.old"
     shutil.rmtree(old, ignore_errors=True)
     if run.best_dir.exists():

@@ -93,20 +93,22 @@ def _text(rep: Report, rows: list[dict]) -> str:
         lines += ["", "final re-timing (median of interleaved re-timings on one device):"]
         for f in rep.best["finalists"]:
             mark = "  <- best/" if f["label"] == rep.best["finalist"] else ""
-            lines.append(f"  {f['label']:<44} {_num(f['median_ms'], '.3f'):>8} ms{mark}")
+            also = f" (= {', '.join(f['also'])})" if f.get("also") else ""
+            lines.append(f"  {f['label'] + also:<44} {_num(f['median_ms'], '.3f'):>8} ms{mark}")
         lines += _comparisons(rep.best)
     return "\n".join(lines)
 
 
 def _comparisons(best: dict) -> list[str]:
-    by_label = {f["label"]: f["median_ms"] for f in best["finalists"]}
+    by_label = {}
+    for f in best["finalists"]:
+        for label in (f["label"], *f.get("also", ())):
+            by_label[label] = f["median_ms"]
     ms = best["runtime_ms"]
     out = []
     for label, name in (("beam search with start weights", "beam-32 with the start weights"),
                         ("manual schedule", "the manual schedule")):
         other = by_label.get(label)
-        if other is None and label.startswith("beam") and best["finalist"] == label:
-            other = ms
         if other:
             out.append(f"best schedule {ms:.3f} ms vs {name} {other:.3f} ms: "
                        f"{other / ms:.2f}x")
@@ -160,6 +162,7 @@ def write_plots(rep: Report, out_dir: Path) -> list[Path]:
     ax.plot(rounds, [r["train_ordering"] for r in rep.rounds], "s--",
             label="trainer, after training")
     ax.axhline(0.5, color="gray", lw=0.8, ls=":")
+    ax.set_xticks(rounds)
     ax.set(xlabel="round", ylabel="pairs ordered right", ylim=(0, 1.05),
            title="cost-model ranking accuracy")
     ax.legend(fontsize=8)
