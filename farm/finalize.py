@@ -24,8 +24,7 @@ from farm.records import sample_id
 from farm.rundir import read_json, write_json
 from farm.toolchain import runtime_library
 
-TOP_SAMPLES = 3
-RETIME_SAMPLES = 10  # repeats per re-timing; the median of 5 re-timings is what counts
+TOP_SAMPLES = 2  # fastest distinct samples re-timed at the end
 FINALIST_TIMEOUT_S = 900.0  # a finalist's build or timing that takes longer is dropped
 ROW_COLUMNS = ["sample_id", "round", "index", "status", "runtime_ms", "schedule_key", "seed",
                "beam_size", "random_dropout", "parallelism"]
@@ -130,7 +129,7 @@ def _retime(finalists: list[Finalist], builder, pool, s, kept: dict) -> None:
             artifacts[id(f)] = (binary, library)
             f.schedule_source = result.schedule.source
     ready = [(f, artifacts[id(f)]) for f in finalists if id(f) in artifacts]
-    timing = replace(s.timing, samples=RETIME_SAMPLES)
+    timing = s.timing
     handle = None
     while handle is None:
         handle = pool.acquire()

@@ -10,9 +10,9 @@ HARNESS_SAMPLE = "FARM_SAMPLE_MS"
 
 @dataclass(frozen=True)
 class TimingConfig:
-    samples: int = 15  # repeats reported per run of the harness
+    samples: int = 10  # repeats reported per run of the harness
     min_sample_ms: float = 20.0  # each repeat loops the pipeline at least this long
-    warmup_ms: float = 50.0
+    warmup_ms: float = 30.0
     max_total_ms: float = 2000.0  # slow schedules stop after 3 repeats once this is spent
     timeout_s: float = 60.0  # the whole run is killed after this long
     cutoff_ms: float | None = None  # stop after 3 repeats when the best is slower than this

@@ -60,9 +60,9 @@ Logger log() {
 
 int main(int argc, char **argv) {
     using namespace Halide::RunGen;
-    const int samples = (int)flag_value(argc, argv, "--samples", 15);
+    const int samples = (int)flag_value(argc, argv, "--samples", 10);
     const double min_sample_s = flag_value(argc, argv, "--min_sample_ms", 20) / 1000.0;
-    const double warmup_s = flag_value(argc, argv, "--warmup_ms", 50) / 1000.0;
+    const double warmup_s = flag_value(argc, argv, "--warmup_ms", 30) / 1000.0;
     // A very slow schedule stops early (after 3 samples at least) once this much is spent.
     const double max_total_s = flag_value(argc, argv, "--max_total_ms", 2000) / 1000.0;
     // So does one clearly slower than this (the driver passes a multiple of the best so far):
