@@ -10,6 +10,7 @@ import argparse
 import multiprocessing as mp
 import os
 import statistics
+import time
 
 from farm import catalog, compile, targets, weights
 from farm.candidate import BEAM_SEARCH, RANDOM_PROBE, CandidateSpec
@@ -33,6 +34,20 @@ def retime(device: HostDevice, binary: bytes, n: int) -> list[float]:
     return [device.run(binary, 32, TimingConfig()).best_ms for _ in range(n)]
 
 
+def noise_floor(n: int) -> list[float]:
+    """The machine's own noise: fixed single-threaded work, timed as the harness times (best
+    of 10 repeats of ~20 ms), `n` times. No timing method beats this floor."""
+    def best_ms() -> float:
+        times = []
+        for _ in range(10):
+            start = time.perf_counter()
+            sum(range(400_000))
+            times.append(1000 * (time.perf_counter() - start))
+        return min(times)
+
+    return [best_ms() for _ in range(n)]
+
+
 def cv(values: list[float]) -> float:
     return statistics.stdev(values) / statistics.mean(values)
 
@@ -50,7 +65,8 @@ def main() -> None:
     print(f"{args.bench} beam-32, re-timed {args.retimes} times (each the best of "
           f"{TimingConfig().samples} repeats), {args.compilers} compile processes running")
     print(f"{'condition':<34} {'mean ms':>8} {'min ms':>8} {'max ms':>8} {'CV':>7}")
-    rows = [("quiet machine (no compiles)", retime(HostDevice(host_info(), "none"), binary,
+    rows = [("noise floor (fixed Python work)", noise_floor(args.retimes)),
+            ("quiet machine (no compiles)", retime(HostDevice(host_info(), "none"), binary,
                                                    args.retimes))]
     ctx = mp.get_context("spawn")
     stop = ctx.Event()
