@@ -147,6 +147,8 @@ class RoundScheduler:
         for c in list(self.to_time):
             handle = self.pool.acquire(c.failed_on)
             if handle is None:
+                if not c.failed_on:
+                    break  # no device is free: the others wait too
                 continue
             self.to_time.remove(c)
             c.device_tries += 1

@@ -78,6 +78,19 @@ def one_round(n_devices: int, per_device: int) -> dict:
             "ideal_wall": per_device * MEASURE_S + COMPILE_S}
 
 
+def idle_cost(n_devices: int, seconds: float = 10.0) -> float:
+    """How busy the machine is with `n_devices` idle device actors alive (Ray's own
+    per-process cost), as a fraction of all its CPUs."""
+    pool = DevicePool.create(synthetic_infos(n_devices, seconds=MEASURE_S), {})
+    ray.get([h.actor.info.remote() for h in pool.handles])
+    time.sleep(2)
+    busy0, total0 = machine_busy()
+    time.sleep(seconds)
+    busy1, total1 = machine_busy()
+    pool.shutdown()
+    return (busy1 - busy0) / max(1, total1 - total0)
+
+
 def memory_over_rounds(rounds: int, batch: int, n_devices: int) -> list[tuple[int, float]]:
     """Plan, schedule, record and commit `rounds` rounds as the tuner does; RSS per round."""
     pool = DevicePool.create(synthetic_infos(n_devices, seconds=0.01), {})
@@ -109,6 +122,10 @@ def main() -> None:
           f"({COMPILE_S} s), {args.per_device} samples per device")
     print(f"{'devices':>7} {'samples':>7} {'wall s':>7} {'ideal s':>7} {'utilization':>11} "
           f"{'driver CPU ms/sample':>20} {'of it the loop':>14} {'machine busy':>12}")
+    # Before any work: afterwards Ray keeps idle workers around for a while.
+    time.sleep(5)
+    cpus, base, idle = os.cpu_count(), idle_cost(0), idle_cost(32)
+    time.sleep(5)
     one_round(2, 2)  # start Ray's worker processes before anything is timed
     for n in args.devices:
         r = one_round(n, args.per_device)
@@ -116,6 +133,9 @@ def main() -> None:
               f"{r['utilization']:11.1%} {r['driver_ms']:20.2f} {r['loop_ms']:14.2f} "
               f"{r['machine_busy']:12.0%}",
               flush=True)
+    print(f"\nRay's own cost, nothing scheduled: machine busy {base:.0%} with no device actor, "
+          f"{idle:.0%} with 32 idle ones ({100 * cpus * (idle - base) / 32:.1f}% of a core "
+          f"each, {cpus} cores)")
     print(f"\ndriver memory over {args.rounds} committed rounds of 64 samples:")
     for samples, mb in memory_over_rounds(args.rounds, 64, 8):
         print(f"  after {samples:>6} samples: RSS {mb:6.1f} MB")
