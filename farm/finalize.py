@@ -25,6 +25,9 @@ from farm.rundir import read_json, write_json
 from farm.toolchain import runtime_library
 
 TOP_SAMPLES = 2  # fastest distinct samples re-timed at the end
+# Repeats per re-timing: the median of several short, interleaved re-timings resists the
+# drift of a noisy machine better than fewer long ones, for the same time.
+RETIME_REPEATS = 5
 FINALIST_TIMEOUT_S = 900.0  # a finalist's build or timing that takes longer is dropped
 ROW_COLUMNS = ["sample_id", "round", "index", "status", "runtime_ms", "schedule_key", "seed",
                "beam_size", "random_dropout", "parallelism"]
@@ -129,7 +132,7 @@ def _retime(finalists: list[Finalist], builder, pool, s, kept: dict) -> None:
             artifacts[id(f)] = (binary, library)
             f.schedule_source = result.schedule.source
     ready = [(f, artifacts[id(f)]) for f in finalists if id(f) in artifacts]
-    timing = s.timing
+    timing = replace(s.timing, samples=RETIME_REPEATS)
     handle = None
     while handle is None:
         handle = pool.acquire()

@@ -49,7 +49,7 @@ class TuneSettings:
     isolation: str = "pause"
     epochs: int | None = None  # None: costmodel.default_epochs
     learning_rate: float = 0.0001
-    retimes: int = 3  # re-timings of each finalist (interleaved) before the best is reported
+    retimes: int = 5  # re-timings of each finalist (interleaved) before the best is reported
 
 
 @dataclass
