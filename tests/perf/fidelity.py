@@ -36,7 +36,7 @@ def retime(device: HostDevice, binary: bytes, n: int) -> list[float]:
 
 def noise_floor(n: int) -> list[float]:
     """The machine's own noise: fixed single-threaded work, timed as the harness times (best
-    of 10 repeats of ~20 ms), `n` times. No timing method beats this floor."""
+    of 10 repeats, ~10 ms each here), `n` times. No timing method beats this floor."""
     def best_ms() -> float:
         times = []
         for _ in range(10):
