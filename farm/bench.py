@@ -17,6 +17,7 @@ from farm import catalog, compile, weights
 from farm.candidate import BEAM_SEARCH, DEFAULT_PARALLELISM, OK, CandidateSpec
 from farm.devices.session import DeviceSession, default_target
 from farm.errors import BadInput, RunDirError
+from farm.output import columns, pyplot, save_figure
 from farm.rundir import RunDir, read_json
 from farm.targets import resolve
 from farm.timing import TimingConfig
@@ -113,7 +114,7 @@ def _bench_one(bench, target, parallelism, tuned, run, runners, repeats) -> list
         result, binary = runners[0].build(spec)
         built.append((label, spec, result, binary))
     rows = []
-    timing = TimingConfig(samples=10)
+    timing = TimingConfig()
     for runner in runners:
         times: dict[str, list[float]] = {label: [] for label, *_ in built}
         errors: dict[str, str] = {}
@@ -157,9 +158,7 @@ def format_table(rows: list[dict]) -> str:
                        else f"{tuned / base:.2f}x slower")
         table.append((bench, device, *("-" if cells.get(v) is None else f"{cells[v]:.3f}"
                                        for v in present), verdict))
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True))
-                     for row in table)
+    return columns(table)
 
 
 def write_results(rows: list[dict], out_dir: Path) -> tuple[Path, Path]:
@@ -171,11 +170,7 @@ def write_results(rows: list[dict], out_dir: Path) -> tuple[Path, Path]:
 
 
 def _plot(rows: list[dict], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     keys = sorted({(r["benchmark"], r["device_id"]) for r in rows})
     present = [v for v in VARIANTS if any(r["variant"] == v for r in rows)]
     fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(keys) + 2), 4.5))
@@ -190,7 +185,4 @@ def _plot(rows: list[dict], path: Path) -> Path:
     ax.set(ylabel="median runtime (ms)", title="farm bench: schedules and weights per device")
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -53,6 +53,11 @@ def _duration(text: str) -> float:
     return seconds
 
 
+def _add_address(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--address", metavar="ADDR", help="a Ray cluster to use (default: "
+                   "$RAY_ADDRESS, else this machine only)")
+
+
 def _add_common(p: argparse.ArgumentParser, *, devices: str = "one") -> None:
     p.add_argument("--parallelism", type=_positive_int, default=DEFAULT_PARALLELISM,
                    metavar="P", help="the autoscheduler's parallelism and the Halide thread "
@@ -63,8 +68,7 @@ def _add_common(p: argparse.ArgumentParser, *, devices: str = "one") -> None:
     p.add_argument("--target", metavar="T", help="Halide target: host (default; "
                    "arm-64-android-hvx when --device names a phone) or e.g. "
                    "arm-64-android-hvx-hvx_v66 for a phone's Hexagon DSP")
-    p.add_argument("--address", metavar="ADDR", help="a Ray cluster to use (default: "
-                   "$RAY_ADDRESS, else this machine only)")
+    _add_address(p)
     if devices == "one":
         p.add_argument("--device", metavar="ID", help="device to time on (see `farm devices`; "
                        "default: this host's CPU, or the first device for --target)")
@@ -134,8 +138,7 @@ uses the best weights (RUN_DIR/weights/best.weights).""")
 
     p = sub.add_parser("devices", help="list the devices of this machine or cluster, and what "
                        "keeps any from being used")
-    p.add_argument("--address", metavar="ADDR", help="a Ray cluster (default: $RAY_ADDRESS, "
-                   "else this machine only)")
+    _add_address(p)
     p = sub.add_parser("report", help="summarize a run directory: a table per round, the "
                        "final re-timing, plots")
     p.add_argument("run_dir", metavar="RUN_DIR")
@@ -159,8 +162,7 @@ uses the best weights (RUN_DIR/weights/best.weights).""")
                    help="re-timings per schedule and device (default 5)")
     p.add_argument("--out", metavar="DIR", default="farm-bench", help="where the Parquet "
                    "rows and the plot go (default ./farm-bench)")
-    p.add_argument("--address", metavar="ADDR", help="a Ray cluster (default: $RAY_ADDRESS, "
-                   "else this machine only)")
+    _add_address(p)
 
     p = sub.add_parser("export", help="write a run's samples as Halide .sample files with "
                        "their .schedule.h")

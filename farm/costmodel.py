@@ -25,7 +25,7 @@ from farm.weights import Weights, check
 
 # Training passes over all samples at most, per round: Halide's loop trains BATCH_SIZE epochs
 # on every sample each batch, which grows without bound (an epoch over 100,000 samples takes
-# about 75 s on a 2-core host, see PERFORMANCE.md).
+# about 86 s on a 2-core host, see PERFORMANCE.md).
 EPOCH_SAMPLE_BUDGET = 32 * 4096
 MIN_DISTINCT = 8  # the trainer skips a pipeline with fewer distinct schedules
 TRAIN_COLUMNS = ["sample_id", "status", "runtime_ms", "pipeline_id", "schedule_id",

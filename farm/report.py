@@ -16,6 +16,7 @@ from pathlib import Path
 
 from farm.candidate import DUPLICATE, OK
 from farm.errors import RunDirError
+from farm.output import columns, pyplot, save_figure
 from farm.rundir import RunDir, read_json
 
 COLUMNS = ["round", "index", "status", "runtime_ms", "schedule_key", "created_at"]
@@ -25,10 +26,10 @@ COLUMNS = ["round", "index", "status", "runtime_ms", "schedule_key", "created_at
 class Report:
     run: RunDir
     manifest: object
+    rows: list[dict]  # the samples' COLUMNS
     rounds: list[dict]  # one per round: figures from the samples and the round record
     best: dict | None  # best/runtime.json
     text: str = ""
-    images: tuple[Path, ...] = ()
 
 
 def build_report(run_dir: str | Path) -> Report:
@@ -58,8 +59,8 @@ def build_report(run_dir: str | Path) -> Report:
             "train_loss": (record.get("training") or {}).get("loss"),
             "train_ordering": (record.get("training") or {}).get("ordering_rate"),
             "runtimes": ok})
-    report = Report(run, manifest, rounds, read_json(run.best_dir / "runtime.json"))
-    report.text = _text(report, rows)
+    report = Report(run, manifest, rows, rounds, read_json(run.best_dir / "runtime.json"))
+    report.text = _text(report)
     return report
 
 
@@ -67,8 +68,8 @@ def _num(value, fmt: str) -> str:
     return "-" if value is None else format(value, fmt)
 
 
-def _text(rep: Report, rows: list[dict]) -> str:
-    m = rep.manifest
+def _text(rep: Report) -> str:
+    m, rows = rep.manifest, rep.rows
     lines = [f"{rep.run.path}: {m.generator} on {m.target}, batch {m.batch_size}, "
              f"parallelism {m.parallelism}, run {m.run_id}", ""]
     header = ("round", "cand", "ok", "failed", "dup", "distinct", "best ms", "median ms",
@@ -81,8 +82,7 @@ def _text(rep: Report, rows: list[dict]) -> str:
                       _num(r["median_ms"], ".3f"), _num(r["beam_ms"], ".3f"),
                       _num(r["eval_ordering"], ".2f"), _num(r["train_loss"], ".3f"),
                       _num(r["train_ordering"], ".2f"), _num(r["wall_s"], ".1f")))
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)) for row in table]
+    lines += columns(table, right=True).splitlines()
     ok = [row for row in rows if row["status"] == OK]
     lines += ["", f"{len(rows)} candidates, {len(ok)} measured, "
               f"{len({row['schedule_key'] for row in ok})} distinct schedules",
@@ -117,14 +117,9 @@ def _comparisons(best: dict) -> list[str]:
 
 def write_plots(rep: Report, out_dir: Path) -> list[Path]:
     """PNG plots: best-so-far against samples and wall time, runtimes per round, ranking."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows = sorted(rep.run.samples.read(COLUMNS).to_pylist(),
-                  key=lambda r: (r["round"], r["created_at"] or datetime.min, r["index"]))
+    rows = sorted(rep.rows, key=lambda r: (r["round"], r["created_at"] or datetime.min, r["index"]))
     best, xs, ys, ts = None, [], [], []
     start = rows[0]["created_at"] if rows else None
     for i, row in enumerate(rows, 1):
@@ -143,7 +138,7 @@ def write_plots(rep: Report, out_dir: Path) -> list[Path]:
                 ylabel="best so far (ms)", title="best schedule over time")
     for ax in axes:
         ax.grid(alpha=0.3)
-    paths.append(_save(fig, out_dir / "best_so_far.png"))
+    paths.append(save_figure(fig, out_dir / "best_so_far.png"))
     fig, ax = plt.subplots(figsize=(max(5, 0.6 * len(rep.rounds) + 3), 4))
     data = [r["runtimes"] or [float("nan")] for r in rep.rounds]
     ax.boxplot(data, tick_labels=[str(r["round"]) for r in rep.rounds], showfliers=True)
@@ -154,7 +149,7 @@ def write_plots(rep: Report, out_dir: Path) -> list[Path]:
     ax.set(xlabel="round", ylabel="runtime (ms, log)", title="runtimes per round")
     ax.legend()
     ax.grid(alpha=0.3)
-    paths.append(_save(fig, out_dir / "runtimes_per_round.png"))
+    paths.append(save_figure(fig, out_dir / "runtimes_per_round.png"))
     fig, ax = plt.subplots(figsize=(6, 4))
     rounds = [r["round"] for r in rep.rounds]
     ax.plot(rounds, [r["eval_ordering"] for r in rep.rounds], "o-",
@@ -167,17 +162,8 @@ def write_plots(rep: Report, out_dir: Path) -> list[Path]:
            title="cost-model ranking accuracy")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    paths.append(_save(fig, out_dir / "ranking_accuracy.png"))
+    paths.append(save_figure(fig, out_dir / "ranking_accuracy.png"))
     return paths
-
-
-def _save(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def write_html(rep: Report, images: list[Path], out: Path) -> Path:

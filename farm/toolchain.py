@@ -60,9 +60,6 @@ class Toolchain:
 
         return _cached(self.directory / "harness.o", make)
 
-    def runtime_library(self) -> Path:
-        return runtime_library(self.target)
-
     def link(self, pipeline_library: Path, function: str, out: Path) -> None:
         """Link the harness with a pipeline compiled as `function`: the harness calls
         farm_pipeline_*, which the linker aliases to the pipeline's own symbols."""
@@ -71,7 +68,7 @@ class Toolchain:
             aliases += [f"-Wl,-u,{function}_{suffix}",
                         f"-Wl,--defsym=farm_pipeline_{suffix}={function}_{suffix}"]
         _run([*self.cxx, str(self.harness_object()), str(pipeline_library),
-              str(self.runtime_library()), *aliases, "-o", str(out), *self.link_flags],
+              str(runtime_library(self.target)), *aliases, "-o", str(out), *self.link_flags],
              "linking the benchmark binary")
 
 

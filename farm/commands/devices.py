@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from farm.devices.base import DeviceInfo
 from farm.devices.session import DeviceSession
+from farm.output import columns
 
 HEADER = ("DEVICE", "KIND", "NODE", "MODEL", "STATE", "PROBLEM")
 
@@ -19,6 +20,4 @@ def main(args) -> int:
 def format_devices(devices: list[DeviceInfo]) -> str:
     rows = [HEADER, *((d.id, d.kind, d.node, d.model or "-", d.state, d.problem or "-")
                       for d in devices)]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER) - 1)]
-    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)) + "  "
-                     + r[-1] for r in rows)
+    return columns(rows)
