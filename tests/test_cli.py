@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 from clitools import assert_user_error, farm
 
 from farm import weights
@@ -51,3 +55,14 @@ def test_run_user_errors(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
     assert_user_error(farm("run", "median3x3", "--out", blocker / "sub"), "--out")
+
+
+def test_output_piped_into_a_closed_reader_is_not_an_error():
+    """`farm ... | head -1`: the reader goes away; no traceback, exit 0."""
+    proc = subprocess.Popen([sys.executable, "-m", "farm", "benchmarks"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc.stdout.close()  # before the command prints anything: its first write fails
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
