@@ -1,11 +1,11 @@
 """`farm bench`: did pretraining help `farm run`? A matrix per benchmark and device of the
 manual schedule, beam-32 with the baseline weights, beam-32 with tuned weights, and the best
-schedule a run found, each re-timed several times (interleaved) on each device.
+schedule a run found, each re-timed several times (interleaved) on each device, with a
+verdict against beam-32 with the baseline weights (farm.verdict).
 """
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from farm import catalog, compile, weights
+from farm import catalog, compile, verdict, weights
 from farm.candidate import BEAM_SEARCH, DEFAULT_PARALLELISM, OK, CandidateSpec
 from farm.devices.session import DeviceSession, default_target
 from farm.errors import BadInput, RunDirError
@@ -28,6 +28,8 @@ SCHEMA = pa.schema([("benchmark", pa.string()), ("device_id", pa.string()),
                     ("variant", pa.string()), ("median_ms", pa.float64()),
                     ("min_ms", pa.float64()), ("retimes_ms", pa.list_(pa.float64())),
                     ("weights_sha256", pa.string()), ("error", pa.string()),
+                    ("vs_baseline", pa.float64()), ("vs_baseline_low", pa.float64()),
+                    ("vs_baseline_high", pa.float64()), ("verdict", pa.string()),
                     ("created_at", pa.timestamp("us", tz="UTC"))])
 
 
@@ -69,8 +71,16 @@ def variants(bench, target, parallelism, tuned: Path | None, run: Run | None):
     return out
 
 
+# Interleaved re-timings per schedule: enough for a true 10% difference on median3x3 to get a
+# "faster"/"slower" verdict in at least 8 of 10 runs of `farm bench` here (PERFORMANCE.md,
+# *Verdicts*; tests/perf/verdicts.py measures it).
+DEFAULT_REPEATS = 10
+BASELINE = "beam32 baseline"
+
+
 def run_bench(names: list[str], device_ids: list[str] | None, weights_file: str | None,
-              run_dir: str | None, address: str | None, repeats: int = 5, progress=print,
+              run_dir: str | None, address: str | None, repeats: int = DEFAULT_REPEATS,
+              progress=print,
               ) -> list[dict]:
     run = Run.load(run_dir) if run_dir else None
     if not names:
@@ -114,51 +124,75 @@ def _bench_one(bench, target, parallelism, tuned, run, runners, repeats) -> list
         result, binary = runners[0].build(spec)
         built.append((label, spec, result, binary))
     rows = []
-    timing = TimingConfig()
     for runner in runners:
-        times: dict[str, list[float]] = {label: [] for label, *_ in built}
-        errors: dict[str, str] = {}
-        for _ in range(repeats):  # interleaved, so drift hits every variant alike
-            for label, spec, result, binary in built:
-                if not result.ok:
-                    errors[label] = result.error.splitlines()[0]
-                    continue
-                m = runner.time(binary, spec.parallelism, timing)
-                if m.status == OK:
-                    times[label].append(m.best_ms)
-                else:
-                    errors[label] = m.error
+        errors = {label: result.error.splitlines()[0] for label, _, result, _ in built
+                  if not result.ok}
+        times = retime({label: (spec, binary) for label, spec, result, binary in built
+                        if result.ok}, runner, repeats, errors)
+        base = times.get(BASELINE)
         for label, spec, *_ in built:
-            t = times[label]
+            t = times.get(label, [])
+            ok = [x for x in t if x is not None]
+            v = verdict.compare(t, base) if base and label != BASELINE else None
             rows.append({"benchmark": bench.name, "device_id": runner.info.id,
                          "device_kind": runner.info.kind, "target": target.compile,
-                         "variant": label, "median_ms": statistics.median(t) if t else None,
-                         "min_ms": min(t) if t else None, "retimes_ms": t,
+                         "variant": label, "median_ms": verdict.median(t),
+                         "min_ms": min(ok) if ok else None, "retimes_ms": ok,
                          "weights_sha256": spec.weights.sha256 if spec.weights else None,
-                         "error": errors.get(label) if not t else None,
+                         "error": errors.get(label) if not ok else None,
+                         "vs_baseline": v.ratio if v else None,
+                         "vs_baseline_low": v.low if v else None,
+                         "vs_baseline_high": v.high if v else None,
+                         "verdict": v.word if v else None,
                          "created_at": datetime.now(timezone.utc)})
     return rows
+
+
+def retime(built: dict, runner, repeats: int, errors: dict | None = None) -> dict:
+    """Re-time each (spec, binary) `repeats` times, interleaved, on `runner`; each label's
+    times aligned by round (None where a timing failed, its error in `errors`)."""
+    timing = TimingConfig()
+
+    def time_one(label):
+        spec, binary = built[label]
+        m = runner.time(binary, spec.parallelism, timing)
+        if m.status == OK:
+            return m.best_ms
+        if errors is not None:
+            errors[label] = m.error
+        return None
+
+    return verdict.interleave(list(built), time_one, repeats)
 
 
 def format_table(rows: list[dict]) -> str:
     keys = sorted({(r["benchmark"], r["device_id"]) for r in rows})
     present = [v for v in VARIANTS if any(r["variant"] == v for r in rows)]
-    header = ("benchmark", "device", *(f"{v} ms" for v in present), "tuned vs baseline")
+    header = ("benchmark", "device", *(f"{v} ms" for v in present), "tuned / baseline",
+              "run best / baseline")
     table = [header]
     for bench, device in keys:
-        mine = [r for r in rows if (r["benchmark"], r["device_id"]) == (bench, device)]
-        cells = {r["variant"]: r["median_ms"] for r in mine}
-        shas = {r["variant"]: r["weights_sha256"] for r in mine}
-        base, tuned = cells.get("beam32 baseline"), cells.get("beam32 tuned")
-        verdict = "-"
-        if shas.get("beam32 tuned") and shas.get("beam32 tuned") == shas.get("beam32 baseline"):
-            verdict = "same weights (tuning kept the baseline)"
-        elif base and tuned:
-            verdict = (f"{base / tuned:.2f}x faster" if tuned < base
-                       else f"{tuned / base:.2f}x slower")
+        mine = {r["variant"]: r for r in rows
+                if (r["benchmark"], r["device_id"]) == (bench, device)}
+        cells = {v: r["median_ms"] for v, r in mine.items()}
         table.append((bench, device, *("-" if cells.get(v) is None else f"{cells[v]:.3f}"
-                                       for v in present), verdict))
-    return columns(table)
+                                       for v in present), _versus(mine, "beam32 tuned"),
+                      _versus(mine, "run best")))
+    return columns(table) + ("\nratios: median of paired interleaved re-timings with a 95% "
+                             "bootstrap interval; < 1 is faster than beam32 baseline")
+
+
+def _versus(rows: dict, variant: str) -> str:
+    r = rows.get(variant)
+    if r is None:
+        return "-"
+    if variant == "beam32 tuned" and r["weights_sha256"] and \
+            r["weights_sha256"] == rows.get(BASELINE, {}).get("weights_sha256"):
+        return "same weights (tuning kept the baseline)"
+    if r["vs_baseline"] is None:
+        return r["verdict"] or "-"
+    return (f"{r['vs_baseline']:.2f}x [{r['vs_baseline_low']:.2f}, "
+            f"{r['vs_baseline_high']:.2f}] {r['verdict']}")
 
 
 def write_results(rows: list[dict], out_dir: Path) -> tuple[Path, Path]:

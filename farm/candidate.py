@@ -23,6 +23,9 @@ CRASHED = "crashed"
 DEVICE_LOST = "device_lost"
 STATUSES = (OK, DUPLICATE, COMPILE_ERROR, COMPILE_TIMEOUT, RUN_ERROR, RUN_TIMEOUT, CRASHED,
             DEVICE_LOST)
+# Failures that say nothing about the schedule: a schedule whose rows are all of these is
+# measured again when drawn again.
+TRANSIENT = (RUN_TIMEOUT, CRASHED, DEVICE_LOST)
 
 DEFAULT_PARALLELISM = 32  # see README "Parallelism": measured on 2-core hosts
 BEAM_SEARCH = {"beam_size": 32, "random_dropout": 100}  # candidate 0 of a round
@@ -41,6 +44,7 @@ class CandidateSpec:
     seed: int = 0
     parallelism: int = DEFAULT_PARALLELISM
     generator_params: tuple[tuple[str, str], ...] = ()
+    planner: str = field(default="", compare=False)  # how it was planned (farm.plan.planner)
 
     @property
     def is_manual(self) -> bool:

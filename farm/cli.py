@@ -104,17 +104,22 @@ def build_parser() -> argparse.ArgumentParser:
         "autotune", help="autotune the cost model for one benchmark on your devices",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Autotune Adams2019's cost model for BENCH: each round compiles "
-        "--batch-size candidate schedules (candidate 0 is beam search with the current "
-        "weights, the others random probes), times them on the devices, records every "
-        "candidate in RUN_DIR/samples/ and retrains the weights on all samples so far.",
+        "--batch-size candidate schedules (candidate 0 is beam search with the accepted "
+        "weights, the others random probes from the accepted and the start weights), times "
+        "them on the devices and records every candidate in RUN_DIR/samples/. Then it trains "
+        "a few candidate models on the earlier rounds and keeps one only if it ranks the new "
+        "round's schedules better than the current weights beyond the noise.",
         epilog="""how do I tune longer?
   --rounds is the total number of rounds RUN_DIR should hold. Rerun the same command
   with a larger --rounds to continue a run (its seeds, weights and samples carry on);
   rerun it unchanged after a crash or Ctrl-C to finish it. --budget 2h stops cleanly
   after the round in progress once two hours are spent (rerun to go on).
 
-at the end it prints the best schedule (RUN_DIR/best/) and the `farm run` command that
-uses the best weights (RUN_DIR/weights/best.weights).""")
+at the end the finalists (the fastest samples, beam search with the start, accepted and
+final weights, the manual schedule) are re-timed, interleaved, with 95% intervals; it
+prints the best schedule (RUN_DIR/best/) and the `farm run` command that uses the handed-over
+weights (RUN_DIR/weights/best.weights: tuned weights only where their beam search is
+significantly faster than the start weights', else the start weights).""")
     p.add_argument("benchmark", metavar="BENCH", help="a built-in benchmark or "
                    "path/to/file.py:generator_name")
     p.add_argument("--out", metavar="RUN_DIR", required=True, help="the run directory "
@@ -130,9 +135,11 @@ uses the best weights (RUN_DIR/weights/best.weights).""")
                    help="kill a candidate's compile after S seconds (default 600)")
     p.add_argument("--run-timeout", type=_positive_float, default=60.0, metavar="S",
                    help="kill a candidate's timing run after S seconds (default 60)")
-    p.add_argument("--epochs", type=_positive_int, metavar="E", help="training epochs per "
-                   "round (default: the batch size, as Halide's loop, fewer once the run holds "
-                   "over 4096 samples so a round's training time stays bounded)")
+    p.add_argument("--train-steps", "--epochs", type=_positive_int, dest="train_steps",
+                   default=32, metavar="N", help="gradient steps per candidate model trained "
+                   "after each round (default 32; what Halide's trainer calls --epochs: each "
+                   "is ONE step on at most 1024 schedules per pipeline, not a pass over the "
+                   "samples)")
     p.add_argument("--isolation", choices=("pause", "none"), default="pause",
                    help="pause: stop the host's compile work while it times (default); "
                    "none: time alongside it")
@@ -159,8 +166,10 @@ uses the best weights (RUN_DIR/weights/best.weights).""")
     p.add_argument("--weights", metavar="FILE", help="tuned weights (default: the run's "
                    "best.weights)")
     p.add_argument("--run", metavar="RUN_DIR", help="a `farm autotune` run directory")
-    p.add_argument("--repeats", type=_positive_int, default=5, metavar="N",
-                   help="re-timings per schedule and device (default 5)")
+    p.add_argument("--repeats", type=_positive_int, default=10, metavar="N",
+                   help="interleaved re-timings per schedule and device (default 10: enough "
+                   "for a true 10%% difference on median3x3 to get a verdict in 8 of 10 runs "
+                   "on our 2-core hosts; see PERFORMANCE.md)")
     p.add_argument("--out", metavar="DIR", default="farm-bench", help="where the Parquet "
                    "rows and the plot go (default ./farm-bench)")
     _add_address(p)

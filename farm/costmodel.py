@@ -1,7 +1,19 @@
-"""Retrain and evaluate the Adams2019 cost model with the halide wheel's own trainer.
+"""Train the Adams2019 cost model with the halide wheel's own trainer.
 
-The samples come from the run's Parquet dataset, written as Halide .sample
-files into a temporary folder for `adams2019_retrain_cost_model`.
+What `adams2019_retrain_cost_model` does (retrain_cost_model.cpp in Halide's
+repository): it reads `.sample` paths from stdin, loads every file, then runs
+`--epochs` passes in which each pipeline with at least 8 distinct schedules gets
+ONE gradient step on at most 1024 of them (a random contiguous window when it
+has more). So an "epoch" is a step, not a pass over the data; a step costs the
+same at 1,000 or 100,000 samples, and what grows with the run is loading the
+files (see PERFORMANCE.md, *Training*). Hence:
+
+- the run keeps its `.sample` files in RUN_DIR/cache/samples/, a cache rebuilt
+  from the Parquet dataset, written once per sample instead of every round;
+- a training call gets a fixed number of steps, and at most TRAIN_CAP schedules
+  per pipeline (the fastest, and a random rest), so its cost stays bounded;
+- `--num_cores` is the parallelism the autoscheduler searches with: the model's
+  pipeline features (tasks per core, idle cores) depend on it.
 """
 
 from __future__ import annotations
@@ -15,6 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -23,12 +36,12 @@ from farm.errors import WorkFailed
 from farm.halide_env import halide_env
 from farm.weights import Weights, check
 
-# Training passes over all samples at most, per round: Halide's loop trains BATCH_SIZE epochs
-# on every sample each batch, which grows without bound (an epoch over 100,000 samples takes
-# about 86 s on a 2-core host, see PERFORMANCE.md).
-EPOCH_SAMPLE_BUDGET = 32 * 4096
 MIN_DISTINCT = 8  # the trainer skips a pipeline with fewer distinct schedules
-TRAIN_COLUMNS = ["sample_id", "status", "runtime_ms", "pipeline_id", "schedule_id",
+TRAIN_CAP = 16384  # schedules per pipeline handed to one training call
+DEFAULT_STEPS = 32  # gradient steps per training call (Halide's loop: the batch size)
+TRAIN_TIMEOUT_S = 3600.0
+LOG_HEAD, LOG_TAIL = 20, 60  # lines of the trainer's output kept (it prints one per schedule)
+TRAIN_COLUMNS = ["sample_id", "round", "status", "runtime_ms", "pipeline_id", "schedule_id",
                  "schedule_key", "featurization"]
 _LOSS = re.compile(r"Loss:\s*(\S+)\s+Rate:\s*(\S+)")
 
@@ -37,11 +50,13 @@ _LOSS = re.compile(r"Loss:\s*(\S+)\s+Rate:\s*(\S+)")
 class TrainResult:
     weights: Weights | None  # the new weights; None when the trainer did not run
     loss: float | None = None
-    ordering_rate: float | None = None  # fraction of sample pairs the model orders right
+    # The trainer's own figure, on its TRAINING data: of the schedules more than 1.3x slower
+    # than their pipeline's fastest, the fraction it predicts slower than the fastest.
+    train_rate: float | None = None
     samples: int = 0
     distinct: int = 0
     skipped: str = ""  # why the trainer did not run
-    log: str = ""
+    log: str = ""  # head and tail of the trainer's output
     seconds: float = 0.0
 
 
@@ -51,47 +66,69 @@ def usable(table: pa.Table) -> pa.Table:
     return table.filter(mask)
 
 
-def write_samples(table: pa.Table, directory: Path, schedules: pa.Table | None = None,
-                  ) -> list[Path]:
-    """Write each usable row as `<sample_id>.sample`; with `schedules` (sample_id,
-    schedule_source), write `<sample_id>.schedule.h` beside each that has one."""
+def file_name(sample_id: str) -> str:
+    """A sample's file name: no spaces or slashes, since the trainer reads names with `>>`."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", sample_id) + ".sample"
+
+
+class SampleFiles:
+    """A folder of Halide .sample files, one per usable row, written once each.
+
+    A cache: deleting it loses nothing, the next call writes it again from the rows.
+    """
+
+    def __init__(self, directory: str | os.PathLike):
+        self.dir = Path(directory)
+        self._have: set[str] | None = None
+
+    def sync(self, table: pa.Table) -> list[str]:
+        """Write the files missing for the usable rows of `table`; their names, in order."""
+        rows = usable(table)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if self._have is None:
+            self._have = {p.name for p in self.dir.iterdir() if p.suffix == ".sample"}
+        ids = rows["sample_id"].to_pylist()
+        names = [file_name(s) for s in ids]
+        missing = [i for i, n in enumerate(names) if n not in self._have]
+        if missing:
+            runtimes, pipes = rows["runtime_ms"].to_pylist(), rows["pipeline_id"].to_pylist()
+            schedules, feats = rows["schedule_id"].to_pylist(), rows["featurization"]
+            for i in missing:
+                path = self.dir / names[i]
+                tmp = path.with_name(f".{path.name}.tmp")
+                tmp.write_bytes(featurization.sample_bytes(
+                    feats[i].as_py(), runtimes[i], pipes[i], schedules[i]))
+                os.replace(tmp, path)  # never a truncated file under a .sample name
+                self._have.add(names[i])
+        return names
+
+
+def capped(table: pa.Table, cap: int = TRAIN_CAP, seed: int = 0) -> pa.Table:
+    """At most `cap` distinct schedules per pipeline: the fastest tenth, then a random rest.
+
+    A training step sees at most 1024 schedules anyway; loading more costs time and no step.
+    """
     rows = usable(table)
-    paths = []
-    cols = {name: rows[name].to_pylist() for name in
-            ("sample_id", "runtime_ms", "pipeline_id", "schedule_id")}
-    feats = rows["featurization"]
-    for i, sample_id in enumerate(cols["sample_id"]):
-        path = directory / f"{_file_name(sample_id)}.sample"
-        path.write_bytes(featurization.sample_bytes(
-            feats[i].as_py(), cols["runtime_ms"][i], cols["pipeline_id"][i],
-            cols["schedule_id"][i]))
-        paths.append(path)
-    if schedules is not None:
-        for sample_id, source in zip(schedules["sample_id"].to_pylist(),
-                                     schedules["schedule_source"].to_pylist(), strict=True):
-            if source:
-                (directory / f"{_file_name(sample_id)}.schedule.h").write_text(source)
-    return paths
+    keep: list[int] = []
+    pipes = np.asarray(rows["pipeline_id"].to_numpy(zero_copy_only=False))
+    runtimes = np.asarray(rows["runtime_ms"].to_numpy(zero_copy_only=False))
+    rng = np.random.default_rng(seed)
+    for pipe in np.unique(pipes):
+        idx = np.flatnonzero(pipes == pipe)
+        if len(idx) <= cap:
+            keep.extend(idx.tolist())
+            continue
+        order = idx[np.argsort(runtimes[idx], kind="stable")]
+        fast = order[:cap // 10]
+        rest = rng.choice(order[cap // 10:], cap - len(fast), replace=False)
+        keep.extend(fast.tolist() + rest.tolist())
+    return rows.take(pa.array(sorted(keep), type=pa.int64()))
 
 
-def default_epochs(batch_size: int, samples: int) -> int:
-    """Epochs per retrain: the batch size, as Halide's loop does, until the run holds more
-    than 4096 samples; then fewer, so each round's training stays about as long."""
-    return max(1, min(batch_size, EPOCH_SAMPLE_BUDGET // max(1, samples)))
-
-
-def retrain(table: pa.Table, initial: Weights, epochs: int, rate: float = 0.0001,
-            log_path: Path | None = None) -> TrainResult:
-    """Train from `initial` on every usable row of `table` (as Halide's loop does)."""
-    return _train(table, initial, epochs, rate, log_path)
-
-
-def evaluate(table: pa.Table, weights: Weights, log_path: Path | None = None) -> TrainResult:
-    """How well `weights` order these samples: one epoch at learning rate 0."""
-    return _train(table, weights, 1, 0.0, log_path)
-
-
-def _train(table, initial: Weights, epochs: int, rate: float, log_path) -> TrainResult:
+def train(files: SampleFiles, table: pa.Table, initial: Weights, *, steps: int, rate: float,
+          num_cores: int, timeout_s: float = TRAIN_TIMEOUT_S,
+          log_path: Path | None = None) -> TrainResult:
+    """Train from `initial` on the usable rows of `table` with Halide's trainer."""
     rows = usable(table)
     distinct = len(set(rows["schedule_key"].to_pylist()))
     if distinct < MIN_DISTINCT:
@@ -99,33 +136,46 @@ def _train(table, initial: Weights, epochs: int, rate: float, log_path) -> Train
                            skipped=f"only {distinct} distinct schedules measured; Halide's "
                            f"trainer needs {MIN_DISTINCT}")
     trainer = halide_env().tool("adams2019_retrain_cost_model")
+    names = files.sync(rows)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="farm-train-") as tmp:
         tmp = Path(tmp)
-        paths = write_samples(rows, tmp)
         initial_path = tmp / "initial.weights"
         initial_path.write_bytes(initial.data)
         out = tmp / "out.weights"
-        argv = [str(trainer), f"--epochs={epochs}", f"--rates={rate:g}",
-                f"--num_cores={os.cpu_count() or 1}", f"--initial_weights={initial_path}",
+        argv = [str(trainer), f"--epochs={steps}", f"--rates={rate:g}",
+                f"--num_cores={num_cores}", f"--initial_weights={initial_path}",
                 f"--weights_out={out}", f"--best_benchmark={tmp / 'best.txt'}",
                 f"--best_schedule={tmp / 'best.schedule.h'}"]
-        proc = subprocess.run(argv, input="\n".join(map(str, paths)) + "\n",
-                              capture_output=True, text=True, cwd=tmp)
-        log = proc.stdout + proc.stderr
+        try:  # names are relative to the cache folder, whose path may hold spaces
+            proc = subprocess.run(argv, input="\n".join(names) + "\n", capture_output=True,
+                                  text=True, cwd=files.dir, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise WorkFailed(f"{trainer.name} took over {timeout_s:g} s on {len(names)} "
+                             "samples and was killed") from None
+        log = bounded_log(proc.stdout + proc.stderr)
         if log_path is not None:
             log_path.parent.mkdir(parents=True, exist_ok=True)
             log_path.write_text(log)
         if proc.returncode != 0 or not out.exists():
             raise WorkFailed(f"{trainer.name} failed (exit {proc.returncode}) on "
-                             f"{len(paths)} samples: {log[-1500:]}")
+                             f"{len(names)} samples: {log[-1500:]}")
         if "randomizing" in log.lower():
             raise WorkFailed(f"{trainer.name} could not read the initial weights and "
                              "randomized them; the run's weights folder may be damaged")
         weights = check(out.read_bytes(), f"weights from {trainer.name}")
-    loss, ordering = _last_loss(log)
-    return TrainResult(weights, loss, ordering, len(paths), distinct, log=log,
+    loss, train_rate = _last_loss(log)
+    return TrainResult(weights, loss, train_rate, len(names), distinct, log=log,
                        seconds=time.perf_counter() - start)
+
+
+def bounded_log(text: str) -> str:
+    """The trainer's output without its line per schedule, and at most head + tail lines."""
+    lines = [ln for ln in text.splitlines() if not ln.startswith("Unique sample:")]
+    if len(lines) > LOG_HEAD + LOG_TAIL:
+        cut = len(lines) - LOG_HEAD - LOG_TAIL
+        lines = [*lines[:LOG_HEAD], f"[... {cut} lines ...]", *lines[-LOG_TAIL:]]
+    return "\n".join(lines) + "\n"
 
 
 def _last_loss(log: str) -> tuple[float | None, float | None]:
@@ -144,15 +194,12 @@ def _float(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _file_name(sample_id: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", sample_id)
-
-
 def export_samples(samples, out_dir: Path) -> int:
     """Write every measured sample of a run (a SampleStore) as Halide .sample files, each
     with its .schedule.h, so Halide's own tools read them. Returns how many."""
-    table = samples.read([*TRAIN_COLUMNS, "schedule_source"])
-    rows = usable(table)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return len(write_samples(rows, out_dir, schedules=rows.select(["sample_id",
-                                                                   "schedule_source"])))
+    rows = usable(samples.read([*TRAIN_COLUMNS, "schedule_source"]))
+    names = SampleFiles(out_dir).sync(rows)
+    for name, source in zip(names, rows["schedule_source"].to_pylist(), strict=True):
+        if source:
+            (out_dir / name).with_suffix(".schedule.h").write_text(source)
+    return len(names)

@@ -2,9 +2,16 @@
 
 One timing per sample misleads (Halide's loop measured a schedule at 1.54 ms
 that re-timed at 0.52), so before anything is called best, the fastest
-samples and the beam-search schedules of the start, best and latest weights
-are re-timed, interleaved, on one device, with the benchmark's manual schedule
-beside them as a reference (it cannot win: best/ holds an autoscheduled one).
+samples and the beam-search schedules of several weights are re-timed,
+interleaved, on one device, with the benchmark's manual schedule beside them
+as a reference (it cannot win: best/ holds an autoscheduled one). The weights:
+the start weights, the accepted (latest) ones, and final candidates trained on
+every round. Each finalist gets a verdict against beam search with the start
+weights (farm.verdict), and the re-timing stops early once all are decided.
+
+The weights handed to the user (best.weights) are those whose beam search is
+significantly faster than the start weights' and fastest among such; when none
+is, the start weights themselves: tuning never hands over a slower model.
 Artifacts kept from the rounds are not rebuilt.
 """
 
@@ -13,12 +20,11 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import statistics
 from dataclasses import dataclass, field, replace
 
 import ray
 
-from farm import compile, weights
+from farm import acceptance, compile, costmodel, verdict, weights
 from farm.candidate import BEAM_SEARCH, OK, CandidateSpec, Library
 from farm.records import sample_id
 from farm.rundir import read_json, write_json
@@ -28,6 +34,12 @@ TOP_SAMPLES = 2  # fastest distinct samples re-timed at the end
 # Repeats per re-timing: the median of several short, interleaved re-timings resists the
 # drift of a noisy machine better than fewer long ones, for the same time.
 RETIME_REPEATS = 5
+# Final candidate models, trained on every round: their beam search is judged by re-timing,
+# not by held-out ranking, so a more aggressive setting is safe to try here.
+FINAL_SETTINGS = (acceptance.Setting("final-chain-fast", "current", 1e-3),
+                  acceptance.Setting("final-fresh-long", "start", 1e-3,
+                                     4 * costmodel.DEFAULT_STEPS))
+START_LABEL = "beam search with start weights"
 FINALIST_TIMEOUT_S = 900.0  # a finalist's build or timing that takes longer is dropped
 ROW_COLUMNS = ["sample_id", "round", "index", "status", "runtime_ms", "schedule_key", "seed",
                "beam_size", "random_dropout", "parallelism"]
@@ -40,15 +52,22 @@ class Finalist:
     sample: dict | None = None  # the row it came from
     weights_file: str = ""
     built_as: str | None = None  # the sample whose kept artifact this is
-    retimes_ms: tuple[float, ...] = ()
+    retimes_ms: tuple[float | None, ...] = ()  # aligned by re-timing round
     library: Library | None = None
     schedule_source: str | None = None
     reference: bool = False  # timed for comparison only (the manual schedule)
     also: list[str] = field(default_factory=list)  # other labels for the same schedule
 
+    vs_start: verdict.Verdict | None = None  # against beam search with the start weights
+
     @property
     def median_ms(self) -> float | None:
-        return statistics.median(self.retimes_ms) if self.retimes_ms else None
+        return verdict.median(self.retimes_ms)
+
+    @property
+    def is_start(self) -> bool:
+        """Beam search with the start weights: what every verdict compares with."""
+        return START_LABEL in (self.label, *self.also)
 
     @property
     def is_beam(self) -> bool:
@@ -83,12 +102,9 @@ def finalize(t, builder, pool) -> None:
                                       spec_from_row(row, base, run), row,
                                       run.weights_path(row["round"] - 1).name,
                                       built_as=row["sample_id"]))
-    best_info = read_json(run.path / "weights" / "best.json")
     beams = [("start weights", run.weights_path(0), sample_id(t.manifest.run_id, 1, 0)),
-             ("latest.weights", run.weights_path(t.committed), None)]
-    if best_info:
-        beams.insert(1, ("best.weights", run.path / "weights" / best_info["weights"],
-                         best_info.get("sample_id")))
+             ("latest.weights", run.latest_weights, _planned_by(t, run.latest_weights)),
+             *((name, path, None) for name, path in _final_weights(t))]
     for label, path, sample in beams:
         spec = replace(base, weights=weights.load(path), seed=0, **BEAM_SEARCH)
         twin = next((f for f in finalists if _identity(f.spec) == _identity(spec)), None)
@@ -98,9 +114,10 @@ def finalize(t, builder, pool) -> None:
         else:
             twin.also.append(f"beam search with {label}")
     finalists.append(Finalist("manual schedule", compile.manual_spec(base), reference=True))
-    t.progress.message(f"re-timing {len(finalists)} finalists {s.retimes} times each")
+    t.progress.message(f"re-timing {len(finalists)} finalists, interleaved, up to "
+                       f"{s.retimes} times each")
     _retime(finalists, builder, pool, s, t.artifacts)
-    timed = [f for f in finalists if f.retimes_ms]
+    timed = [f for f in finalists if f.median_ms is not None]
     contenders = [f for f in timed if not f.reference]
     if not contenders:
         t.progress.message("warning: no finalist could be re-timed; best/ is unchanged")
@@ -108,6 +125,34 @@ def finalize(t, builder, pool) -> None:
     winner = min(contenders, key=lambda f: f.median_ms)
     _write_best(run, winner, timed, s)
     _update_best_weights(run, [f for f in timed if f.is_beam])
+
+
+def _planned_by(t, path) -> str | None:
+    """The sample of the newest round's beam search, if `path` holds the weights it used."""
+    if t._beam_sample is None or t.committed < 1:
+        return None
+    used = t.run_dir.weights_path(t.committed - 1)
+    return t._beam_sample if weights.load(used).sha256 == weights.load(path).sha256 else None
+
+
+def _final_weights(t) -> list[tuple[str, object]]:
+    """Final candidate models trained on every round, written as weights/NAME.weights."""
+    run, s = t.run_dir, t.s
+    table = costmodel.capped(run.samples.read(costmodel.TRAIN_COLUMNS), seed=t.committed)
+    latest = weights.load(run.latest_weights)
+    out = []
+    for setting in FINAL_SETTINGS:
+        initial = latest if setting.start_from == "current" else s.start_weights
+        steps = setting.steps * s.train_steps // costmodel.DEFAULT_STEPS
+        result = costmodel.train(run.sample_files, table, initial, steps=steps,
+                                 rate=setting.rate, num_cores=s.parallelism,
+                                 log_path=run.path / "training" / f"{setting.name}.log")
+        if result.weights is None:
+            continue
+        path = run.path / "weights" / f"{setting.name}.weights"
+        weights.write(result.weights, path)
+        out.append((setting.name, path))
+    return out
 
 
 def _get(ref):
@@ -131,25 +176,33 @@ def _retime(finalists: list[Finalist], builder, pool, s, kept: dict) -> None:
         if result is not None and result.ok:
             artifacts[id(f)] = (binary, library)
             f.schedule_source = result.schedule.source
-    ready = [(f, artifacts[id(f)]) for f in finalists if id(f) in artifacts]
+    ready = {id(f): (f, artifacts[id(f)]) for f in finalists if id(f) in artifacts}
     timing = replace(s.timing, samples=RETIME_REPEATS)
     handle = None
     while handle is None:
         handle = pool.acquire()
         if handle is None and not pool.usable():
             return
+    start = next((k for k, (f, _) in ready.items() if f.is_start), None)
+
+    def time_one(key):
+        m = _get(handle.actor.run.remote(ready[key][1][0], s.parallelism, timing))
+        return m.best_ms if m is not None and m.status == OK else None
+
+    def decided(times) -> bool:  # every contender's verdict against the start weights' beam
+        return start is not None and all(
+            verdict.compare(times[k], times[start]).decided
+            for k, (f, _) in ready.items() if k != start and not f.reference)
+
     try:
-        samples: dict[int, list[float]] = {id(f): [] for f, _ in ready}
-        for _ in range(s.retimes):  # interleaved, so drift hits every finalist alike
-            for f, (binary, _) in ready:
-                m = _get(handle.actor.run.remote(binary, s.parallelism, timing))
-                if m is not None and m.status == OK:
-                    samples[id(f)].append(m.best_ms)
-        for f, (_, library) in ready:
-            f.retimes_ms = tuple(samples[id(f)])
-            f.library = _get(library)
+        times = verdict.interleave(list(ready), time_one, s.retimes, decided=decided)
     finally:
         pool.release(handle, 0.0, ok=True)
+    for key, (f, (_, library)) in ready.items():
+        f.retimes_ms = tuple(times[key])
+        f.library = _get(library)
+        if start is not None and key != start:
+            f.vs_start = verdict.compare(times[key], times[start])
 
 
 def _write_best(run, winner: Finalist, timed: list[Finalist], s) -> None:
@@ -181,7 +234,9 @@ def _write_best(run, winner: Finalist, timed: list[Finalist], s) -> None:
         "link_with": "halide_runtime.a" if library is not None else None,
         "finalists": [{"label": f.label, "median_ms": f.median_ms, "retimes_ms": f.retimes_ms,
                        "weights": f.weights_file, "beam_search": f.is_beam,
-                       "reference": f.reference, "also": f.also} for f in timed]})
+                       "reference": f.reference, "also": f.also,
+                       "vs_start": f.vs_start.as_json() if f.vs_start else None}
+                      for f in timed]})
     old = run.path / ".best.old"
     shutil.rmtree(old, ignore_errors=True)
     if run.best_dir.exists():
@@ -198,15 +253,29 @@ def _schedule_source(run, sample: str) -> str:
 
 
 def _update_best_weights(run, beams: list[Finalist]) -> None:
+    """best.weights: the fastest beam search significantly faster than the start weights'."""
     if not beams:
         return
-    winner = min(beams, key=lambda f: f.median_ms)
+    start = next((f for f in beams if f.is_start), None)
+    better = [f for f in beams if f.vs_start is not None and f.vs_start.word == verdict.FASTER]
+    if better:
+        winner = min(better, key=lambda f: f.median_ms)
+        reason = (f"its beam search is {winner.vs_start.describe()} than with the start "
+                  "weights")
+    else:
+        winner = start or min(beams, key=lambda f: f.median_ms)
+        reason = ("no tuned weights' beam search was significantly faster than the start "
+                  "weights'; the start weights are handed over")
     weights.write(weights.load(run.path / "weights" / winner.weights_file), run.best_weights)
     write_json(run.path / "weights" / "best.json", {
         "weights": winner.weights_file, "beam_ms": winner.median_ms,
-        "measured": f"beam search re-timed {len(winner.retimes_ms)} times at the end of the run",
+        "weights_sha256": winner.spec.weights.sha256, "reason": reason,
+        "measured": f"beam search re-timed {len(winner.retimes_ms)} times at the end of the "
+                    "run, interleaved",
         "sample_id": winner.built_as,
-        "compared": {f.weights_file: f.median_ms for f in beams}})
+        "compared": {f.weights_file: {"median_ms": f.median_ms,
+                                      "vs_start": f.vs_start.as_json() if f.vs_start else None}
+                     for f in beams}})
 
 
 def summary(t, stopped: str):

@@ -1,9 +1,14 @@
 """Planning a round: which candidates, with which seeds, and what counts as a duplicate.
 
-Candidate 0 is beam search with the round's weights; the others are random
-probes. Seeds come from the run id, round, index and attempt, so they differ
-between runs (a fresh run does not re-explore the last one's schedules) and
-a redone round draws the same candidates again.
+Candidate 0 is beam search with the accepted weights (the ones that round
+is planned with). The others explore: most are random probes planned with the
+accepted weights, every fourth with the start weights (so exploration does not
+narrow to what one model believes), and every eighth a small beam with some
+dropout near the accepted model's optimum. Each row's `planner` column says
+which (`b32-d100@accepted`, `b1-d1@start`, ...). Seeds come from the run id,
+round, index and attempt, so they differ between runs (a fresh run does not
+re-explore the last one's schedules) and a redone round draws the same
+candidates again.
 """
 
 from __future__ import annotations
@@ -14,8 +19,16 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from farm.candidate import BEAM_SEARCH, RANDOM_PROBE, CandidateSpec
+from farm.weights import Weights
 
-MAX_ATTEMPTS = 4  # autoschedules per candidate before it is recorded as a duplicate
+MAX_ATTEMPTS = 8  # autoschedules per candidate before it is recorded as a duplicate
+# (a probe's autoschedule costs ~0.03 s, a fiftieth of its codegen: redrawing is cheap)
+NEAR_BEAM = {"beam_size": 4, "random_dropout": 10}  # a small beam near the model's optimum
+
+
+def planner(spec: CandidateSpec, role: str) -> str:
+    """How a candidate was planned: beam size, dropout and which weights."""
+    return f"b{spec.beam_size}-d{spec.random_dropout}@{role}"
 
 
 def seed_for(run_id: str, round_no: int, index: int, attempt: int) -> int:
@@ -57,6 +70,17 @@ class SeenSchedules:
                 self.compact()
         return twin if twin != owner else None
 
+    def release(self, schedule_key: str, owner: int) -> None:
+        """Forget a schedule `owner` claimed: its measurement failed for a transient reason,
+        so a later draw of it is measured again."""
+        key = self._key(schedule_key)
+        if self._new.get(key) == owner:
+            del self._new[key]
+            return
+        i = int(np.searchsorted(self._keys, key))
+        if i < len(self._keys) and int(self._keys[i]) == key and int(self._ids[i]) == owner:
+            self._keys, self._ids = np.delete(self._keys, i), np.delete(self._ids, i)
+
     def compact(self) -> None:
         if self._new:
             keys = np.concatenate([self._keys, np.fromiter(self._new, dtype=np.uint64)])
@@ -72,17 +96,25 @@ class SeenSchedules:
 class RoundPlan:
     run_id: str
     round_no: int
-    base: CandidateSpec  # benchmark, target, weights, parallelism
+    base: CandidateSpec  # benchmark, target, accepted weights, parallelism
     batch_size: int
     seen: SeenSchedules
+    start_weights: Weights | None = None  # None: every candidate uses base.weights
 
     def specs(self) -> list[CandidateSpec]:
         return [self._spec(i, 1) for i in range(self.batch_size)]
 
     def _spec(self, index: int, attempt: int) -> CandidateSpec:
-        kind = BEAM_SEARCH if index == 0 else RANDOM_PROBE
-        return replace(self.base, seed=seed_for(self.run_id, self.round_no, index, attempt),
-                       **kind)
+        kind, weights, role = RANDOM_PROBE, self.base.weights, "accepted"
+        if index == 0:
+            kind = BEAM_SEARCH
+        elif index % 8 == 4:
+            kind = NEAR_BEAM
+        elif index % 4 == 3 and self.start_weights is not None:
+            weights, role = self.start_weights, "start"
+        spec = replace(self.base, weights=weights,
+                       seed=seed_for(self.run_id, self.round_no, index, attempt), **kind)
+        return replace(spec, planner=planner(spec, role))
 
     def precheck(self, index: int) -> bool:
         return index != 0  # beam search is deterministic: a redraw would not change it
@@ -96,6 +128,9 @@ class RoundPlan:
             # tells the weights of this round apart.
             return None
         return twin
+
+    def release(self, index: int, schedule_key: str) -> None:
+        self.seen.release(schedule_key, schedule_id(self.round_no, index, self.batch_size))
 
     def redraw(self, index: int, attempt: int) -> CandidateSpec | None:
         if index == 0 or attempt >= MAX_ATTEMPTS:

@@ -57,6 +57,7 @@ def outcome_row(manifest: Manifest, round_no: int, o: Outcome) -> dict:
         "schedule_source": schedule.source if schedule else None,
         "featurization": feats,
         "created_at": datetime.fromtimestamp(o.finished_at, timezone.utc),
+        "planner": o.spec.planner or None,
     }
     if o.status == OK and not (row["runtime_ms"] and row["runtime_ms"] > 0):
         raise AssertionError(f"an ok sample without a positive runtime: {row['sample_id']}")

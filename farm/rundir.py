@@ -6,7 +6,8 @@ RUN_DIR/
   weights/             round-000000.weights (start), round-NNNNNN.weights (after round N),
                        latest.weights, best.weights
   rounds/              round-NNNNNN.json: timings, trainer loss and ordering rate per round
-  training/            the trainer's output per round
+  training/            the trainer's output per round and candidate
+  cache/samples/       the samples as Halide .sample files (a cache, rebuilt when deleted)
   best/                the fastest schedule: .schedule.h, library, header, runtime.json
   generator.py         a copy of a user's generator file (built-in runs name theirs)
 """
@@ -14,6 +15,7 @@ RUN_DIR/
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 import secrets
@@ -88,8 +90,16 @@ class RunDir:
     def round_record_path(self, round_no: int) -> Path:
         return self.path / "rounds" / f"round-{round_no:06d}.json"
 
-    def training_log(self, round_no: int, kind: str = "train") -> Path:
-        return self.path / "training" / f"round-{round_no:06d}.{kind}.log"
+    def training_dir(self, round_no: int) -> Path:
+        """The trainer's (bounded) output for each candidate trained after `round_no`."""
+        return self.path / "training" / f"round-{round_no:06d}"
+
+    @functools.cached_property
+    def sample_files(self):
+        """RUN_DIR/cache/samples: the samples as Halide .sample files, a rebuildable cache."""
+        from farm.costmodel import SampleFiles
+
+        return SampleFiles(self.path / "cache" / "samples")
 
     @property
     def best_dir(self) -> Path:

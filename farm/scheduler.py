@@ -24,6 +24,7 @@ from farm.candidate import (
     DEVICE_LOST,
     DUPLICATE,
     OK,
+    TRANSIENT,
     BuildResult,
     CandidateSpec,
     Measurement,
@@ -66,6 +67,9 @@ class RoundPlan(Protocol):
 
     def claim(self, index: int, schedule_key: str) -> int | None:
         """Record the schedule for `index`; return the twin's schedule id if already seen."""
+
+    def release(self, index: int, schedule_key: str) -> None:
+        """Forget `index`'s claim: its measurement failed for a transient reason."""
 
     def redraw(self, index: int, attempt: int) -> CandidateSpec | None:
         """A fresh spec after a duplicate, or None when out of tries."""
@@ -249,6 +253,8 @@ class RoundScheduler:
                 ray.kill(handle.actor, no_restart=False)
 
     def _finish(self, c: _Candidate, status: str, **fields) -> None:
+        if status in TRANSIENT and c.key is not None:
+            self.plan.release(c.index, c.key)  # a later draw of this schedule is measured
         self.outcomes[c.index] = Outcome(c.index, c.spec, status, attempts=c.attempts,
                                          precheck_s=c.precheck_s, **fields)
         k = self.counts

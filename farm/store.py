@@ -5,6 +5,12 @@ temporary name and renamed, so a crash leaves the whole round or none of it.
 Compaction merges round files into range files (`rounds-000001-000032.parquet`)
 so a run of 1,000 rounds does not leave 1,000 files; a round file that a range
 file covers (a compaction interrupted before its clean-up) is ignored.
+
+The dataset outlives the code that wrote it. Each file carries the schema
+version it was written with (`farm.schema_version` in its Parquet metadata).
+Columns are only ever added, never renamed or dropped: a file of an older
+version reads with the newer columns as nulls, and a file of a newer version
+than this farm knows is refused with a message saying to upgrade.
 """
 
 from __future__ import annotations
@@ -55,7 +61,14 @@ SCHEMA = pa.schema([
     ("schedule_source", pa.string()),
     ("featurization", pa.binary()),
     ("created_at", pa.timestamp("us", tz="UTC")),
+    # version 2
+    ("planner", pa.string()),  # how the candidate was planned: b<beam>-d<dropout>@<weights>
 ])
+SCHEMA_VERSION = 2
+# The columns each version added; a file of version v has every column up to v.
+ADDED_IN = {2: ("planner",)}
+REQUIRED = [f.name for f in SCHEMA if not any(f.name in c for c in ADDED_IN.values())]
+_VERSION_KEY = b"farm.schema_version"
 
 _ROUND = re.compile(r"round-(\d{6})\.parquet")
 _RANGE = re.compile(r"rounds-(\d{6})-(\d{6})\.parquet")
@@ -103,19 +116,12 @@ class SampleStore:
 
     def read(self, columns: Iterable[str] | None = None, filter=None) -> pa.Table:
         """All committed rows (or `columns` of them); a corrupt file is an error naming it."""
-        import pyarrow.dataset as ds
 
         columns = list(columns) if columns is not None else None
         files = self.files()
         if not files:
             return SCHEMA.empty_table().select(columns) if columns else SCHEMA.empty_table()
-        for path in files:
-            _check_file(path)
-        dataset = ds.dataset([str(p) for p in files], format="parquet", schema=SCHEMA)
-        try:
-            return dataset.to_table(columns=columns, filter=filter)
-        except (pa.ArrowInvalid, OSError) as e:
-            raise DatasetError(f"cannot read the sample dataset in {self.dir}: {e}") from None
+        return _read(files, columns, filter)
 
     def compact(self, min_files: int = COMPACT_AFTER) -> Path | None:
         """Merge the round files into one range file once there are `min_files` of them."""
@@ -123,14 +129,32 @@ class SampleStore:
         if len(singles) < min_files:
             return None
         rounds = sorted(singles)
-        for path in singles.values():
-            _check_file(path)
-        table = pa.concat_tables(pq.read_table(singles[r], schema=SCHEMA) for r in rounds)
+        table = _read([singles[r] for r in rounds], None, None)
         target = self.dir / f"rounds-{rounds[0]:06d}-{rounds[-1]:06d}.parquet"
         _write_atomic(table, target)
         for r in rounds:  # covered by the range file from here on, even if we crash now
             singles[r].unlink(missing_ok=True)
         return target
+
+
+def _read(files: list[Path], columns: list[str] | None, filter) -> pa.Table:
+    """Rows of `files` in this version's schema; columns a file predates read as nulls."""
+    import pyarrow.dataset as ds
+
+    for path in files:
+        _check_file(path)
+    dataset = ds.dataset([str(p) for p in files], format="parquet", schema=SCHEMA)
+    try:
+        return dataset.to_table(columns=columns, filter=filter)
+    except (pa.ArrowInvalid, OSError) as e:
+        raise DatasetError(f"cannot read the sample dataset in {files[0].parent}: {e}") \
+            from None
+
+
+def file_version(schema: pa.Schema) -> int:
+    """The schema version a file was written with (files of the first release carry none)."""
+    raw = (schema.metadata or {}).get(_VERSION_KEY)
+    return int(raw) if raw else 1
 
 
 def _check_file(path: Path) -> None:
@@ -140,7 +164,12 @@ def _check_file(path: Path) -> None:
         raise DatasetError(
             f"{path} is corrupt ({e}); restore it, or move it out of the run to drop "
             "its rounds") from None
-    missing = [f.name for f in SCHEMA if f.name not in schema.names]
+    version = file_version(schema)
+    if version > SCHEMA_VERSION:
+        raise DatasetError(f"{path} was written by a newer farm (sample schema version "
+                           f"{version}; this farm reads up to {SCHEMA_VERSION}); upgrade "
+                           "halide-farm to read this run")
+    missing = [name for name in REQUIRED if name not in schema.names]
     if missing:
         raise DatasetError(f"{path} is not a farm sample file (missing columns: "
                            f"{', '.join(missing[:5])}); move it out of the run")
@@ -149,6 +178,7 @@ def _check_file(path: Path) -> None:
 def _write_atomic(table: pa.Table, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    table = table.replace_schema_metadata({_VERSION_KEY: str(SCHEMA_VERSION).encode()})
     pq.write_table(table, tmp, compression="zstd")
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())

@@ -1,9 +1,10 @@
-"""`farm autotune`: the round loop. Plan, compile, time, record, retrain, resume.
+"""`farm autotune`: the round loop. Plan, compile, time, record, accept, resume.
 
-A round is committed atomically (farm.store); the weights after round N are
-trained from those after round N-1 on every sample so far, as Halide's loop
-does. Rerunning the same command resumes after the last committed round, and
-a larger --rounds continues the run.
+A round is committed atomically (farm.store). Then candidate weights are
+trained on the earlier rounds and judged on this one (farm.acceptance); the
+weights after round N are the accepted ones, which plan round N+1. Rerunning
+the same command resumes after the last committed round, and a larger
+--rounds continues the run.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from farm import costmodel, weights
+from farm import acceptance, costmodel, weights
 from farm.candidate import DEFAULT_PARALLELISM, DUPLICATE, OK, CandidateSpec
 from farm.catalog import Benchmark
 from farm.cluster import Cluster
@@ -47,9 +48,8 @@ class TuneSettings:
     compile_timeout_s: float = 600.0
     timing: TimingConfig = field(default_factory=TimingConfig)
     isolation: str = "pause"
-    epochs: int | None = None  # None: costmodel.default_epochs
-    learning_rate: float = 0.0001
-    retimes: int = 5  # re-timings of each finalist (interleaved) before the best is reported
+    train_steps: int = costmodel.DEFAULT_STEPS  # gradient steps per candidate's training
+    retimes: int = 10  # at most, re-timings of each finalist (interleaved); fewer once decided
 
 
 @dataclass
@@ -94,7 +94,7 @@ class _Tuning:
         done = self.committed
         if done and not run.weights_path(done).exists():
             self.progress.message(f"round {done} was committed but not trained; training now")
-            self._train(done)
+            self._accept(done)
         if done >= s.rounds and (run.best_dir / "runtime.json").exists():
             self.progress.message(f"{run.path} already holds {done} rounds (--rounds "
                                   f"{s.rounds}); raise --rounds to tune longer")
@@ -213,7 +213,8 @@ class _Tuning:
         started, started_iso = time.monotonic(), now_iso()
         used = weights.load(run.weights_path(round_no - 1))
         base = CandidateSpec(s.benchmark, s.target, used, parallelism=s.parallelism)
-        plan = RoundPlan(self.manifest.run_id, round_no, base, s.batch_size, self.seen)
+        plan = RoundPlan(self.manifest.run_id, round_no, base, s.batch_size, self.seen,
+                         start_weights=s.start_weights)
         self.progress.round_started(round_no, s.rounds, s.batch_size)
         outcomes = scheduler.run(plan, best_ms=self.best_ms)
         rows = [outcome_row(self.manifest, round_no, o) for o in outcomes]
@@ -235,13 +236,12 @@ class _Tuning:
                   "beam_ms": self._beam_ms(rows[0]), "best_ms": round_best,
                   "best_so_far_ms": self.best_ms}
         train_start = time.monotonic()
-        record["evaluation"] = self._evaluate(round_no, used)
-        record["training"] = self._train(round_no)
+        record["acceptance"] = self._accept(round_no)
         record["retrain_s"] = time.monotonic() - train_start
         record["wall_s"] = time.monotonic() - started
         record["finished_at"] = now_iso()
         write_json(run.round_record_path(round_no), record)
-        self._keep_binaries(rows, outcomes, self._note_beam(round_no, record["beam_ms"]))
+        self._keep_binaries(rows, outcomes)
         self.round_s.append(record["wall_s"])
         self.progress.round_s = sum(self.round_s) / len(self.round_s)
         self.progress.round_finished(_round_line(round_no, s.rounds, record, len(self.seen)))
@@ -259,49 +259,28 @@ class _Tuning:
             return ok[0] if ok else None
         return None
 
-    def _evaluate(self, round_no: int, used: Weights) -> dict:
-        """How well the weights that planned this round rank its (unseen) samples."""
-        table = self.run_dir.samples.read(costmodel.TRAIN_COLUMNS,
-                                          filter=_round_filter(round_no))
-        result = costmodel.evaluate(table, used,
-                                    log_path=self.run_dir.training_log(round_no, "eval"))
-        return _train_record(result)
-
-    def _train(self, round_no: int) -> dict:
+    def _accept(self, round_no: int) -> dict:
+        """Train candidates on the rounds before `round_no`, judge them on it, and write the
+        weights that plan the next round: the winner, or the current ones."""
         s, run = self.s, self.run_dir
-        previous = weights.load(run.weights_path(round_no - 1))
+        current = weights.load(run.weights_path(round_no - 1))
         table = run.samples.read(costmodel.TRAIN_COLUMNS)
-        epochs = s.epochs or costmodel.default_epochs(s.batch_size, table.num_rows)
-        result = costmodel.retrain(table, previous, epochs,
-                                   s.learning_rate, log_path=run.training_log(round_no))
-        new = result.weights or previous
-        if result.skipped:
-            self.progress.message(f"round {round_no}: not retrained, {result.skipped}; the "
-                                  "next round keeps the current weights")
-        weights.write(new, run.weights_path(round_no))
-        weights.write(new, run.latest_weights)
-        return _train_record(result)
+        settings = [replace(x, steps=s.train_steps) for x in acceptance.SETTINGS]
+        decision = acceptance.decide(
+            table, "round", round_no, current, s.start_weights, run.sample_files,
+            num_cores=s.parallelism, settings=settings, seed=round_no,
+            log_dir=run.training_dir(round_no))
+        weights.write(decision.weights, run.weights_path(round_no))
+        weights.write(decision.weights, run.latest_weights)
+        if decision.accepted != "current":
+            self.progress.message(f"round {round_no}: accepted {decision.accepted}: "
+                                  f"{decision.reason}")
+        return decision.record()
 
-    def _note_beam(self, round_no: int, beam_ms: float | None) -> bool:
-        """Keep best.weights: the weights whose beam-search schedule measured fastest."""
-        path = self.run_dir.path / "weights" / "best.json"
-        from farm.rundir import read_json
-
-        best = read_json(path)
-        if beam_ms is None or (best and best["beam_ms"] <= beam_ms):
-            return False
-        source = self.run_dir.weights_path(round_no - 1)
-        weights.write(weights.load(source), self.run_dir.best_weights)
-        write_json(path, {"weights": source.name, "trained_rounds": round_no - 1,
-                          "beam_ms": beam_ms, "measured": f"candidate 0 of round {round_no}",
-                          "sample_id": sample_id(self.manifest.run_id, round_no, 0)})
-        return True
-
-    def _keep_binaries(self, rows: list[dict], outcomes, new_best_beam: bool) -> None:
+    def _keep_binaries(self, rows: list[dict], outcomes) -> None:
         from farm.finalize import TOP_SAMPLES
 
-        if new_best_beam:
-            self._beam_sample = rows[0]["sample_id"]
+        self._beam_sample = rows[0]["sample_id"]  # beam search of the newest weights used
         self._fastest = sorted(self._fastest + [(r["runtime_ms"], r["sample_id"]) for r in rows
                                                 if r["status"] == OK])[:TOP_SAMPLES]
         refs = {**self.artifacts, **{r["sample_id"]: o.artifact
@@ -318,19 +297,6 @@ class _Tuning:
         from farm.finalize import summary
 
         return summary(self, stopped)
-
-
-def _round_filter(round_no: int):
-    import pyarrow.dataset as ds
-
-    return ds.field("round") == round_no
-
-
-def _train_record(result: costmodel.TrainResult) -> dict:
-    return {"loss": result.loss, "ordering_rate": result.ordering_rate,
-            "samples": result.samples, "distinct": result.distinct,
-            "skipped": result.skipped or None, "seconds": round(result.seconds, 3),
-            "weights_sha256": result.weights.sha256 if result.weights else None}
 
 
 def _round_figures(rows: list[dict], outcomes) -> dict:
@@ -351,10 +317,10 @@ def _round_figures(rows: list[dict], outcomes) -> dict:
 def _round_line(round_no: int, rounds: int, rec: dict, distinct: int) -> str:
     st = rec["statuses"]
     failed = sum(v for k, v in st.items() if k not in (OK, DUPLICATE))
-    train = rec["training"]
-    trained = (f"loss {train['loss']:.3f}, ordering {train['ordering_rate']:.2f}"
-               if train["loss"] is not None and train["ordering_rate"] is not None
-               else "not retrained" if train["skipped"] else "trained")
+    acc = rec["acceptance"]
+    held = acc["candidates"][0]["accuracy"] if acc["candidates"] else None
+    trained = (f"held-out ranking {held:.2f}, " if held is not None else "") + \
+        f"weights: {'kept' if acc['accepted'] == 'current' else acc['accepted']}"
     return (f"round {round_no}/{rounds}: {st.get(OK, 0)} ok, {failed} failed, "
             f"{st.get(DUPLICATE, 0)} duplicate, {rec['distinct_ok']} distinct "
             f"({distinct} in the run); beam {format_ms(rec['beam_ms'])}, best "

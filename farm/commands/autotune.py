@@ -15,7 +15,7 @@ def main(args) -> int:
         batch_size=args.batch_size, budget_s=args.budget, parallelism=args.parallelism,
         device_ids=tuple(args.devices or ()), compile_timeout_s=args.compile_timeout,
         timing=TimingConfig(timeout_s=args.run_timeout), isolation=args.isolation,
-        epochs=args.epochs)
+        train_steps=args.train_steps)
     compile.check_pipeline(CandidateSpec(settings.benchmark, settings.target,
                                          settings.start_weights))
     s = autotune(args.out, settings, address=args.address)

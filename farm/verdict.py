@@ -1,0 +1,86 @@
+"""Is A faster than B? Interleaved re-timings and a verdict with a confidence interval.
+
+Timings of memory-bound pipelines on a shared host drift by 10-40% from one
+process to the next (FACTS.md), so two numbers never decide. Each schedule is
+re-timed several times, interleaved (A, B, C, A, B, C, ...), so that drift hits
+all of them alike; re-timing i of A and re-timing i of B form a pair. The ratio
+A/B is the median of the paired ratios, with a 95% bootstrap interval (scipy);
+the verdict is "faster" or "slower" only when the interval excludes 1.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+CONFIDENCE = 0.95
+MIN_PAIRS = 5  # fewer paired re-timings: "unmeasured"
+FASTER, SLOWER, SAME, UNMEASURED = "faster", "slower", "indistinguishable", "unmeasured"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ratio: float | None  # A's time / B's time (median of paired ratios); < 1: A is faster
+    low: float | None
+    high: float | None
+    pairs: int
+    word: str
+
+    def describe(self) -> str:
+        if self.ratio is None:
+            return f"{self.word} ({self.pairs} paired re-timings)"
+        return f"{self.ratio:.2f}x [{self.low:.2f}, {self.high:.2f}] {self.word}"
+
+    @property
+    def decided(self) -> bool:
+        return self.word in (FASTER, SLOWER)
+
+    def as_json(self) -> dict:
+        return {"ratio": self.ratio, "low": self.low, "high": self.high, "pairs": self.pairs,
+                "verdict": self.word}
+
+
+def compare(a: Sequence[float | None], b: Sequence[float | None],
+            confidence: float = CONFIDENCE, seed: int = 0) -> Verdict:
+    """A against B from paired re-timings (None: that re-timing failed)."""
+    from scipy.stats import bootstrap
+
+    logs = np.array([math.log(x / y) for x, y in zip(a, b, strict=False)
+                     if x is not None and y is not None and x > 0 and y > 0])
+    if len(logs) < MIN_PAIRS:
+        return Verdict(None, None, None, len(logs), UNMEASURED)
+    ratio = math.exp(float(np.median(logs)))
+    if np.ptp(logs) == 0:
+        low = high = ratio
+    else:
+        ci = bootstrap((logs,), np.median, confidence_level=confidence, n_resamples=2000,
+                       method="percentile", random_state=seed).confidence_interval
+        low, high = math.exp(ci.low), math.exp(ci.high)
+    word = FASTER if high < 1 else SLOWER if low > 1 else SAME
+    return Verdict(ratio, low, high, len(logs), word)
+
+
+def interleave(labels: Sequence[Hashable], time_one: Callable[[Hashable], float | None],
+               rounds: int, *, min_rounds: int = MIN_PAIRS,
+               decided: Callable[[dict], bool] | None = None,
+               on_round: Callable[[int], None] | None = None) -> dict[Hashable, list]:
+    """Time every label once per round, in turn, for `rounds` rounds; or stop after
+    `min_rounds` once `decided(times)` says the comparisons that matter are settled.
+    Returns each label's times, aligned by round (None where a timing failed)."""
+    times: dict[Hashable, list] = {label: [] for label in labels}
+    for r in range(rounds):
+        for label in labels:
+            times[label].append(time_one(label))
+        if on_round is not None:
+            on_round(r + 1)
+        if decided is not None and r + 1 >= min_rounds and decided(times):
+            break
+    return times
+
+
+def median(values: Sequence[float | None]) -> float | None:
+    ok = [v for v in values if v is not None]
+    return float(np.median(ok)) if ok else None
