@@ -177,31 +177,20 @@ def _retime(finalists: list[Finalist], builder, pool, s, kept: dict) -> None:
             artifacts[id(f)] = (binary, library)
             f.schedule_source = result.schedule.source
     ready = {id(f): (f, artifacts[id(f)]) for f in finalists if id(f) in artifacts}
-    timing = replace(s.timing, samples=RETIME_REPEATS)
-    handle = None
-    while handle is None:
-        handle = pool.acquire()
-        if handle is None and not pool.usable():
-            return
     start = next((k for k, (f, _) in ready.items() if f.is_start), None)
-
-    def time_one(key):
-        m = _get(handle.actor.run.remote(ready[key][1][0], s.parallelism, timing))
-        return m.best_ms if m is not None and m.status == OK else None
 
     def decided(times) -> bool:  # every contender's verdict against the start weights' beam
         return start is not None and all(
             verdict.compare(times[k], times[start]).decided
             for k, (f, _) in ready.items() if k != start and not f.reference)
 
-    try:
-        times = verdict.interleave(list(ready), time_one, s.retimes, decided=decided)
-    finally:
-        pool.release(handle, 0.0, ok=True)
+    times = pool.retime({k: binary for k, (_, (binary, _)) in ready.items()}, s.parallelism,
+                        replace(s.timing, samples=RETIME_REPEATS), s.retimes, decided=decided,
+                        timeout_s=FINALIST_TIMEOUT_S)
     for key, (f, (_, library)) in ready.items():
-        f.retimes_ms = tuple(times[key])
+        f.retimes_ms = tuple(times.get(key, ()))
         f.library = _get(library)
-        if start is not None and key != start:
+        if start is not None and key != start and key in times:
             f.vs_start = verdict.compare(times[key], times[start])
 
 

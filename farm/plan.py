@@ -4,8 +4,13 @@ Candidate 0 is beam search with the accepted weights (the ones that round
 is planned with). The others explore: most are random probes planned with the
 accepted weights, every fourth with the start weights (so exploration does not
 narrow to what one model believes), and every eighth a small beam with some
-dropout near the accepted model's optimum. Each row's `planner` column says
-which (`b32-d100@accepted`, `b1-d1@start`, ...). Seeds come from the run id,
+dropout near the accepted model's optimum. A probe that draws a schedule the
+run already has is redrawn with a fresh seed, and from its third draw on with
+noise on its weights (`~noise`): a small schedule space keeps yielding new
+schedules once one model's ranking has been exhausted. When new weights wait
+for their beam-search check (farm.tuner), candidate 1 is their beam search
+(`@provisional`). Each row's `planner` column says how it was planned
+(`b32-d100@accepted`, `b1-d1@start~noise`, ...). Seeds come from the run id,
 round, index and attempt, so they differ between runs (a fresh run does not
 re-explore the last one's schedules) and a redone round draws the same
 candidates again.
@@ -19,11 +24,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from farm.candidate import BEAM_SEARCH, RANDOM_PROBE, CandidateSpec
-from farm.weights import Weights
+from farm.weights import Weights, perturbed
 
 MAX_ATTEMPTS = 8  # autoschedules per candidate before it is recorded as a duplicate
 # (a probe's autoschedule costs ~0.03 s, a fiftieth of its codegen: redrawing is cheap)
 NEAR_BEAM = {"beam_size": 4, "random_dropout": 10}  # a small beam near the model's optimum
+NOISE_FROM_ATTEMPT = 3  # redraws from here on perturb the probe's weights
+NOISE_SCALE = 0.5  # relative noise per attempt beyond the second (farm.weights.perturbed)
 
 
 def planner(spec: CandidateSpec, role: str) -> str:
@@ -100,29 +107,39 @@ class RoundPlan:
     batch_size: int
     seen: SeenSchedules
     start_weights: Weights | None = None  # None: every candidate uses base.weights
+    provisional: Weights | None = None  # weights awaiting their beam-search check
 
     def specs(self) -> list[CandidateSpec]:
         return [self._spec(i, 1) for i in range(self.batch_size)]
 
     def _spec(self, index: int, attempt: int) -> CandidateSpec:
         kind, weights, role = RANDOM_PROBE, self.base.weights, "accepted"
+        seed = seed_for(self.run_id, self.round_no, index, attempt)
         if index == 0:
             kind = BEAM_SEARCH
+        elif index == 1 and self.provisional is not None:
+            kind, weights, role = BEAM_SEARCH, self.provisional, "provisional"
         elif index % 8 == 4:
             kind = NEAR_BEAM
         elif index % 4 == 3 and self.start_weights is not None:
             weights, role = self.start_weights, "start"
-        spec = replace(self.base, weights=weights,
-                       seed=seed_for(self.run_id, self.round_no, index, attempt), **kind)
+        if attempt >= NOISE_FROM_ATTEMPT and kind != BEAM_SEARCH:
+            scale = NOISE_SCALE * (attempt - NOISE_FROM_ATTEMPT + 1)
+            weights, role = perturbed(weights, seed, scale), f"{role}~noise"
+        spec = replace(self.base, weights=weights, seed=seed, **kind)
         return replace(spec, planner=planner(spec, role))
 
+    def is_beam(self, index: int) -> bool:
+        return index == 0 or (index == 1 and self.provisional is not None)
+
     def precheck(self, index: int) -> bool:
-        return index != 0  # beam search is deterministic: a redraw would not change it
+        return not self.is_beam(index)  # beam search is deterministic: a redraw would not
+        # change it
 
     def claim(self, index: int, schedule_key: str) -> int | None:
         twin = self.seen.claim(schedule_key, schedule_id(self.round_no, index, self.batch_size))
-        if index == 0 and twin is not None and twin > schedule_id(self.round_no, 0,
-                                                                  self.batch_size):
+        if self.is_beam(index) and twin is not None and twin > schedule_id(
+                self.round_no, 0, self.batch_size):
             # A probe of this round drew the beam-search schedule first (probes are checked
             # before codegen, beam search after). Measure it anyway: its runtime is what
             # tells the weights of this round apart.
@@ -133,6 +150,6 @@ class RoundPlan:
         self.seen.release(schedule_key, schedule_id(self.round_no, index, self.batch_size))
 
     def redraw(self, index: int, attempt: int) -> CandidateSpec | None:
-        if index == 0 or attempt >= MAX_ATTEMPTS:
+        if self.is_beam(index) or attempt >= MAX_ATTEMPTS:
             return None
         return self._spec(index, attempt + 1)

@@ -120,6 +120,35 @@ class DevicePool:
         self.events.append(f"{handle.info.id} lost: {error}")
         ray.kill(handle.actor)  # never handed work again; free its process
 
+    def retime(self, binaries: dict, threads: int, timing, rounds: int, decided=None,
+               timeout_s: float = 900.0) -> dict:
+        """Time each binary (label -> ObjectRef) `rounds` times, interleaved, on one free
+        device (farm.verdict.interleave); {} when no device is left."""
+        import ray
+
+        from farm import verdict
+
+        handle = None
+        while handle is None:
+            handle = self.acquire()
+            if handle is None:
+                if not self.usable():
+                    return {}
+                time.sleep(0.25)  # every device is busy or quarantined
+
+        def time_one(label):
+            try:
+                m = ray.get(handle.actor.run.remote(binaries[label], threads, timing),
+                            timeout=timeout_s)
+            except (ray.exceptions.RayError, TimeoutError):
+                return None
+            return m.best_ms if m.ok else None
+
+        try:
+            return verdict.interleave(list(binaries), time_one, rounds, decided=decided)
+        finally:
+            self.release(handle, 0.0, ok=True)
+
     def usable(self) -> list[DeviceHandle]:
         return [h for h in self.handles if not h.lost]
 

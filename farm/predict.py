@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import struct
 
 import numpy as np
 
 from farm.errors import MissingPrerequisite
 from farm.featurization import SCHEDULE_FEATURES, STAGE_FLOATS, stages
 from farm.halide_env import halide_env
-from farm.weights import SHAPES, Weights
+from farm.weights import SHAPES, Weights, buffers
 
 HEAD1_W, HEAD1_H = 40, 7  # pipeline features used per stage (the first 7 are a type mask)
 
@@ -76,14 +75,8 @@ def _cost_model():
 
 def _weight_arrays(weights: Weights) -> list[np.ndarray]:
     """The six weight buffers, each as a float32 array in Halide's layout."""
-    data, offset, out = weights.data, 16, []
-    for shape in SHAPES:
-        ndims = struct.unpack_from("<I", data, offset)[0]
-        offset += 4 + 4 * ndims
-        n = int(np.prod(shape))
-        out.append(np.frombuffer(data, "<f4", n, offset).reshape(shape[::-1]).copy())
-        offset += 4 * n
-    return out
+    return [np.frombuffer(weights.data, "<f4", n, offset).reshape(shape[::-1]).copy()
+            for (offset, n), shape in zip(buffers(weights), SHAPES, strict=True)]
 
 
 def predict(weights: Weights, featurizations: list[bytes], num_cores: int) -> np.ndarray:

@@ -1,9 +1,10 @@
 """`farm report`: what a researcher looks at after a run. Tables and matplotlib plots.
 
-Everything comes from the run directory: rounds/*.json (per-round timings, the
-trainer's loss and ordering rate, and how well the weights that planned a
-round ranked its candidates before training on them), the sample dataset,
-and best/runtime.json (the final interleaved re-timing).
+Everything comes from the run directory: rounds/*.json (per-round timings and
+the acceptance of new weights: how well the weights that planned a round rank
+its schedules, which they were not trained on, and each candidate's figures),
+the sample dataset, and best/runtime.json (the final interleaved re-timing
+with verdicts).
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ from farm.errors import RunDirError
 from farm.output import columns, pyplot, save_figure
 from farm.rundir import RunDir, read_json
 
-COLUMNS = ["round", "index", "status", "runtime_ms", "schedule_key", "created_at"]
+COLUMNS = ["round", "index", "status", "runtime_ms", "schedule_key", "created_at", "planner"]
+HELD_OUT_LABEL = ("held-out rank: share of the round's schedule pairs (one 1.2x slower than "
+                  "the other) that the weights which planned it order right; they were not "
+                  "trained on them.")
+TRAIN_RATE_LABEL = ("trainer rate: Halide's trainer's own figure, on its TRAINING data: the "
+                    "share of schedules over 1.3x slower than the fastest that it predicts "
+                    "slower than the fastest.")
 
 
 @dataclass
@@ -48,6 +55,12 @@ def build_report(run_dir: str | Path) -> Report:
             if row["status"] not in (OK, DUPLICATE):
                 failures[row["status"]] = failures.get(row["status"], 0) + 1
         record = read_json(run.round_record_path(r)) or {}
+        acc = record.get("acceptance") or {}
+        cands = acc.get("candidates") or []
+        judged = [c for c in cands[1:] if c.get("accuracy") is not None]
+        top = max(judged, key=lambda c: c["gain_low"], default=None)
+        winner = next((c for c in cands if c["name"] == acc.get("accepted")), None)
+        check = (record.get("beam_check") or {}).get("verdict") or {}
         rounds.append({
             "round": r, "candidates": len(mine), "ok": len(ok), "failures": failures,
             "duplicates": sum(row["status"] == DUPLICATE for row in mine),
@@ -55,9 +68,13 @@ def build_report(run_dir: str | Path) -> Report:
             "best_ms": min(ok, default=None),
             "median_ms": statistics.median(ok) if ok else None,
             "beam_ms": record.get("beam_ms"), "wall_s": record.get("wall_s"),
-            "eval_ordering": (record.get("evaluation") or {}).get("ordering_rate"),
-            "train_loss": (record.get("training") or {}).get("loss"),
-            "train_ordering": (record.get("training") or {}).get("ordering_rate"),
+            "held_out": cands[0]["accuracy"] if cands else None,
+            "best_candidate": top["accuracy"] if top else None,
+            "provisional": None if acc.get("accepted") in (None, "current") else acc["accepted"],
+            "beam_check": None if "beam_check" not in record else (
+                f"{check['ratio']:.2f} " if check.get("ratio") else "") + (
+                "passed" if record["beam_check"]["passed"] else "failed"),
+            "train_rate": (winner or top or {}).get("train_rate"),
             "runtimes": ok})
     report = Report(run, manifest, rows, rounds, read_json(run.best_dir / "runtime.json"))
     report.text = _text(report)
@@ -73,45 +90,65 @@ def _text(rep: Report) -> str:
     lines = [f"{rep.run.path}: {m.generator} on {m.target}, batch {m.batch_size}, "
              f"parallelism {m.parallelism}, run {m.run_id}", ""]
     header = ("round", "cand", "ok", "failed", "dup", "distinct", "best ms", "median ms",
-              "beam ms", "rank (before)", "loss", "rank (train)", "wall s")
+              "beam ms", "beam check", "held-out rank", "best cand.", "provisional",
+              "trainer rate", "wall s")
     table = [header]
     for r in rep.rounds:
         failed = ", ".join(f"{k} {v}" for k, v in sorted(r["failures"].items())) or "0"
         table.append((str(r["round"]), str(r["candidates"]), str(r["ok"]), failed,
                       str(r["duplicates"]), str(r["distinct"]), _num(r["best_ms"], ".3f"),
                       _num(r["median_ms"], ".3f"), _num(r["beam_ms"], ".3f"),
-                      _num(r["eval_ordering"], ".2f"), _num(r["train_loss"], ".3f"),
-                      _num(r["train_ordering"], ".2f"), _num(r["wall_s"], ".1f")))
+                      r["beam_check"] or "-", _num(r["held_out"], ".2f"),
+                      _num(r["best_candidate"], ".2f"), r["provisional"] or "-",
+                      _num(r["train_rate"], ".2f"),
+                      _num(r["wall_s"], ".1f")))
     lines += columns(table, right=True).splitlines()
     ok = [row for row in rows if row["status"] == OK]
     lines += ["", f"{len(rows)} candidates, {len(ok)} measured, "
               f"{len({row['schedule_key'] for row in ok})} distinct schedules",
-              "rank (before): ordering accuracy of the weights that planned the round on its "
-              "candidates, before training on them;", "rank (train): the trainer's ordering "
-              "rate after training on every sample so far."]
+              HELD_OUT_LABEL, "best cand.: the same for the best candidate weights trained on "
+              "the earlier rounds; provisional: the candidate that beat the current weights "
+              "beyond the noise, whose beam search the next round checks; beam check: that "
+              "beam search re-timed against the start weights' (ratio; passed: accepted to "
+              "plan the following rounds).", TRAIN_RATE_LABEL]
     if rep.best:
-        lines += ["", "final re-timing (median of interleaved re-timings on one device):"]
+        lines += ["", "final re-timing (median of interleaved re-timings on one device; ratio "
+                  "to beam search with the start weights, 95% interval):"]
         for f in rep.best["finalists"]:
             mark = "  <- best/" if f["label"] == rep.best["finalist"] else ""
             also = f" (= {', '.join(f['also'])})" if f.get("also") else ""
-            lines.append(f"  {f['label'] + also:<44} {_num(f['median_ms'], '.3f'):>8} ms{mark}")
+            lines.append(f"  {f['label'] + also:<44} {_num(f['median_ms'], '.3f'):>8} ms"
+                         f"  {_verdict(f.get('vs_start'))}{mark}")
         lines += _comparisons(rep.best)
+    handed = read_json(rep.run.path / "weights" / "best.json")
+    if handed and handed.get("reason"):
+        lines.append(f"best.weights ({handed['weights']}): {handed['reason']}")
     return "\n".join(lines)
+
+
+def _verdict(v: dict | None) -> str:
+    if not v or v.get("ratio") is None:
+        return ""
+    return f"{v['ratio']:.2f}x [{v['low']:.2f}, {v['high']:.2f}] {v['verdict']}"
 
 
 def _comparisons(best: dict) -> list[str]:
     by_label = {}
     for f in best["finalists"]:
         for label in (f["label"], *f.get("also", ())):
-            by_label[label] = f["median_ms"]
+            by_label[label] = f
+    winner = by_label.get(best["finalist"], {})
     ms = best["runtime_ms"]
     out = []
-    for label, name in (("beam search with start weights", "beam-32 with the start weights"),
-                        ("manual schedule", "the manual schedule")):
-        other = by_label.get(label)
-        if other:
-            out.append(f"best schedule {ms:.3f} ms vs {name} {other:.3f} ms: "
-                       f"{other / ms:.2f}x")
+    start = by_label.get("beam search with start weights")
+    if start and start["median_ms"]:
+        v = winner.get("vs_start")
+        out.append(f"best schedule {ms:.3f} ms vs beam-32 with the start weights "
+                   f"{start['median_ms']:.3f} ms: " + (_verdict(v) if v else "the same"))
+    manual = by_label.get("manual schedule")
+    if manual and manual["median_ms"]:
+        out.append(f"best schedule {ms:.3f} ms vs the manual schedule "
+                   f"{manual['median_ms']:.3f} ms: {manual['median_ms'] / ms:.2f}x")
     return out
 
 
@@ -131,8 +168,19 @@ def write_plots(rep: Report, out_dir: Path) -> list[Path]:
             ts.append((row["created_at"] - start).total_seconds() / 60 if start else 0)
     paths = []
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    axes[0].step(xs, ys, where="post")
-    axes[0].set(xlabel="samples", ylabel="best so far (ms)", title="best schedule so far")
+    axes[0].step(xs, ys, where="post", label="all", color="black", lw=2)
+    for planner in sorted({r["planner"] for r in rows if r["planner"]}):
+        px, py, pbest = [], [], None
+        for i, row in enumerate(rows, 1):
+            if row["planner"] == planner and row["status"] == OK:
+                pbest = row["runtime_ms"] if pbest is None else min(pbest, row["runtime_ms"])
+                px.append(i)
+                py.append(pbest)
+        if px:
+            axes[0].step([*px, len(rows)], [*py, py[-1]], where="post", label=planner, lw=1)
+    axes[0].legend(fontsize=7)
+    axes[0].set(xlabel="samples", ylabel="best so far (ms)",
+                title="best schedule so far, per planner")
     axes[1].step(ts, ys, where="post", color="tab:green")
     axes[1].set(xlabel="minutes since the first sample",
                 ylabel="best so far (ms)", title="best schedule over time")
@@ -152,13 +200,15 @@ def write_plots(rep: Report, out_dir: Path) -> list[Path]:
     paths.append(save_figure(fig, out_dir / "runtimes_per_round.png"))
     fig, ax = plt.subplots(figsize=(6, 4))
     rounds = [r["round"] for r in rep.rounds]
-    ax.plot(rounds, [r["eval_ordering"] for r in rep.rounds], "o-",
-            label="before training on the round (unseen samples)")
-    ax.plot(rounds, [r["train_ordering"] for r in rep.rounds], "s--",
-            label="trainer, after training")
+    ax.plot(rounds, [r["held_out"] for r in rep.rounds], "o-",
+            label="held-out rank of the weights that planned the round")
+    ax.plot(rounds, [r["best_candidate"] for r in rep.rounds], "s--",
+            label="held-out rank of the best candidate")
+    ax.plot(rounds, [r["train_rate"] for r in rep.rounds], "x:",
+            label="trainer rate (on its training data)")
     ax.axhline(0.5, color="gray", lw=0.8, ls=":")
     ax.set_xticks(rounds)
-    ax.set(xlabel="round", ylabel="pairs ordered right", ylim=(0, 1.05),
+    ax.set(xlabel="round", ylabel="share ordered right", ylim=(0, 1.05),
            title="cost-model ranking accuracy")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)

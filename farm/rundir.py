@@ -84,6 +84,11 @@ class RunDir:
         return self.path / "weights" / "latest.weights"
 
     @property
+    def provisional_weights(self) -> Path:
+        """Weights that won on held-out ranking and await their beam-search check."""
+        return self.path / "weights" / "provisional.weights"
+
+    @property
     def best_weights(self) -> Path:
         return self.path / "weights" / "best.weights"
 

@@ -1,8 +1,13 @@
 """`farm autotune`: the round loop. Plan, compile, time, record, accept, resume.
 
 A round is committed atomically (farm.store). Then candidate weights are
-trained on the earlier rounds and judged on this one (farm.acceptance); the
-weights after round N are the accepted ones, which plan round N+1. Rerunning
+trained on the earlier rounds and judged on this one (farm.acceptance). A
+winner is provisional: a better ranking of random probes does not promise a
+better beam search, so the next round also runs beam search with it
+(candidate 1), and it is accepted only if that schedule, re-timed interleaved
+against the start weights' beam search, is not slower (BEAM_CHECK_RATIO). The
+weights after round N (round-N.weights) are the accepted ones; they plan round
+N+1. Rerunning
 the same command resumes after the last committed round, and a larger
 --rounds continues the run.
 """
@@ -14,8 +19,8 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from farm import acceptance, costmodel, weights
-from farm.candidate import DEFAULT_PARALLELISM, DUPLICATE, OK, CandidateSpec
+from farm import acceptance, costmodel, verdict, weights
+from farm.candidate import BEAM_SEARCH, DEFAULT_PARALLELISM, DUPLICATE, OK, TRANSIENT, CandidateSpec
 from farm.catalog import Benchmark
 from farm.cluster import Cluster
 from farm.devices.base import DeviceInfo
@@ -33,6 +38,9 @@ from farm.weights import Weights
 
 STATE_COLUMNS = ["round", "index", "status", "runtime_ms", "schedule_key", "schedule_id",
                  "duplicate_of"]
+BEAM_CHECK_RATIO = 1.1  # provisional weights' beam search / the start weights', at most
+BEAM_CHECK_RETIMES = 5  # interleaved re-timings of the two
+BEAM_CHECK_TIMEOUT_S = 900.0
 
 
 @dataclass(frozen=True)
@@ -94,7 +102,7 @@ class _Tuning:
         done = self.committed
         if done and not run.weights_path(done).exists():
             self.progress.message(f"round {done} was committed but not trained; training now")
-            self._accept(done)
+            self._accept(done, weights.load(run.weights_path(done - 1)))
         if done >= s.rounds and (run.best_dir / "runtime.json").exists():
             self.progress.message(f"{run.path} already holds {done} rounds (--rounds "
                                   f"{s.rounds}); raise --rounds to tune longer")
@@ -166,7 +174,7 @@ class _Tuning:
         self.seen = SeenSchedules()
         rows = table.to_pylist()
         for row in sorted(rows, key=lambda r: r["schedule_id"]):
-            if row["schedule_key"] and row["status"] != DUPLICATE:
+            if row["schedule_key"] and row["status"] not in (DUPLICATE, *TRANSIENT):
                 self.seen.claim(row["schedule_key"], row["schedule_id"])
         self.rows = len(rows)
         self.best_ms = min((r["runtime_ms"] for r in rows if r["status"] == OK), default=None)
@@ -213,8 +221,9 @@ class _Tuning:
         started, started_iso = time.monotonic(), now_iso()
         used = weights.load(run.weights_path(round_no - 1))
         base = CandidateSpec(s.benchmark, s.target, used, parallelism=s.parallelism)
+        provisional = self._provisional()
         plan = RoundPlan(self.manifest.run_id, round_no, base, s.batch_size, self.seen,
-                         start_weights=s.start_weights)
+                         start_weights=s.start_weights, provisional=provisional)
         self.progress.round_started(round_no, s.rounds, s.batch_size)
         outcomes = scheduler.run(plan, best_ms=self.best_ms)
         rows = [outcome_row(self.manifest, round_no, o) for o in outcomes]
@@ -236,7 +245,16 @@ class _Tuning:
                   "beam_ms": self._beam_ms(rows[0]), "best_ms": round_best,
                   "best_so_far_ms": self.best_ms}
         train_start = time.monotonic()
-        record["acceptance"] = self._accept(round_no)
+        current = used
+        if provisional is not None and len(outcomes) > 1:
+            record["beam_check"] = self._beam_check(outcomes[1], scheduler)
+            if record["beam_check"]["passed"]:
+                current = provisional
+            self.progress.message(f"round {round_no}: provisional weights "
+                                  f"{'accepted' if current is provisional else 'rejected'}: "
+                                  f"{record['beam_check']['reason']}")
+            run.provisional_weights.unlink(missing_ok=True)
+        record["acceptance"] = self._accept(round_no, current)
         record["retrain_s"] = time.monotonic() - train_start
         record["wall_s"] = time.monotonic() - started
         record["finished_at"] = now_iso()
@@ -259,23 +277,67 @@ class _Tuning:
             return ok[0] if ok else None
         return None
 
-    def _accept(self, round_no: int) -> dict:
-        """Train candidates on the rounds before `round_no`, judge them on it, and write the
-        weights that plan the next round: the winner, or the current ones."""
+    def _accept(self, round_no: int, current: Weights) -> dict:
+        """Write `current` as the weights that plan the next round; train candidates on the
+        rounds before `round_no` and judge them on it. A winner becomes provisional."""
         s, run = self.s, self.run_dir
-        current = weights.load(run.weights_path(round_no - 1))
+        weights.write(current, run.weights_path(round_no))
+        weights.write(current, run.latest_weights)
         table = run.samples.read(costmodel.TRAIN_COLUMNS)
         settings = [replace(x, steps=s.train_steps) for x in acceptance.SETTINGS]
         decision = acceptance.decide(
             table, "round", round_no, current, s.start_weights, run.sample_files,
             num_cores=s.parallelism, settings=settings, seed=round_no,
             log_dir=run.training_dir(round_no))
-        weights.write(decision.weights, run.weights_path(round_no))
-        weights.write(decision.weights, run.latest_weights)
         if decision.accepted != "current":
-            self.progress.message(f"round {round_no}: accepted {decision.accepted}: "
-                                  f"{decision.reason}")
+            weights.write(decision.weights, run.provisional_weights)
+            self.progress.message(f"round {round_no}: {decision.accepted} is provisional "
+                                  f"(its beam search is checked next round): {decision.reason}")
         return decision.record()
+
+    def _provisional(self) -> Weights | None:
+        path = self.run_dir.provisional_weights
+        return weights.load(path) if path.exists() else None
+
+    def _beam_check(self, outcome, scheduler: RoundScheduler) -> dict:
+        """Re-time the provisional weights' beam search against the start weights'."""
+        s = self.s
+        mine = outcome.artifact[0] if outcome.status == OK and outcome.artifact else \
+            self._binary(outcome.spec, scheduler.builder)
+        start_sid = sample_id(self.manifest.run_id, 1, 0)
+        if start_sid not in self.artifacts:  # resumed: build it again
+            spec = CandidateSpec(s.benchmark, s.target, s.start_weights,
+                                 parallelism=s.parallelism, **BEAM_SEARCH)
+            binary = self._binary(spec, scheduler.builder, keep_as=start_sid)
+        else:
+            binary = self.artifacts[start_sid][0]
+        if mine is None or binary is None:
+            return {"passed": False, "reason": "its beam search or the start weights' could "
+                    "not be built", "verdict": None}
+        times = scheduler.pool.retime({"provisional": mine, "start": binary}, s.parallelism,
+                                      replace(s.timing, samples=5), BEAM_CHECK_RETIMES,
+                                      timeout_s=BEAM_CHECK_TIMEOUT_S)
+        v = verdict.compare(times.get("provisional", []), times.get("start", []))
+        passed = v.ratio is not None and v.ratio <= BEAM_CHECK_RATIO and \
+            v.word != verdict.SLOWER
+        return {"passed": passed, "verdict": v.as_json(),
+                "reason": f"its beam search vs the start weights': {v.describe()} (accepted "
+                          f"at most {BEAM_CHECK_RATIO:g}x and not significantly slower)"}
+
+    def _binary(self, spec: CandidateSpec, builder, keep_as: str | None = None):
+        """Build `spec`; the ObjectRef of its binary, or None when it does not build."""
+        import ray
+
+        meta, binary, library = builder.build(spec)
+        try:
+            result = ray.get(meta, timeout=BEAM_CHECK_TIMEOUT_S)
+        except (ray.exceptions.RayError, TimeoutError):
+            return None
+        if not result.ok:
+            return None
+        if keep_as is not None:
+            self.artifacts[keep_as] = (binary, library)
+        return binary
 
     def _keep_binaries(self, rows: list[dict], outcomes) -> None:
         from farm.finalize import TOP_SAMPLES
@@ -317,10 +379,11 @@ def _round_figures(rows: list[dict], outcomes) -> dict:
 def _round_line(round_no: int, rounds: int, rec: dict, distinct: int) -> str:
     st = rec["statuses"]
     failed = sum(v for k, v in st.items() if k not in (OK, DUPLICATE))
-    acc = rec["acceptance"]
+    acc, check = rec["acceptance"], rec.get("beam_check")
     held = acc["candidates"][0]["accuracy"] if acc["candidates"] else None
-    trained = (f"held-out ranking {held:.2f}, " if held is not None else "") + \
-        f"weights: {'kept' if acc['accepted'] == 'current' else acc['accepted']}"
+    trained = (f"held-out rank {held:.2f}; " if held is not None else "") + (
+        f"beam check {'passed' if check['passed'] else 'failed'}; " if check else "") + (
+        f"{acc['accepted']} provisional" if acc["accepted"] != "current" else "weights kept")
     return (f"round {round_no}/{rounds}: {st.get(OK, 0)} ok, {failed} failed, "
             f"{st.get(DUPLICATE, 0)} duplicate, {rec['distinct_ok']} distinct "
             f"({distinct} in the run); beam {format_ms(rec['beam_ms'])}, best "

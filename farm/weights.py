@@ -81,6 +81,31 @@ def _problem(data: bytes) -> str | None:
     return None
 
 
+def buffers(weights: Weights) -> list[tuple[int, int]]:
+    """(byte offset, float count) of each weight buffer's data in the file."""
+    out, offset = [], 16
+    for shape in SHAPES:
+        (ndims,) = struct.unpack_from("<I", weights.data, offset)
+        offset += 4 + 4 * ndims
+        out.append((offset, math.prod(shape)))
+        offset += 4 * math.prod(shape)
+    return out
+
+
+def perturbed(weights: Weights, seed: int, scale: float) -> Weights:
+    """`weights` with each value multiplied by (1 + scale * N(0, 1)): a model that ranks
+    schedules differently but not at random, for exploration (parameter-space noise)."""
+    import numpy as np
+
+    data = bytearray(weights.data)
+    rng = np.random.default_rng(seed)
+    for offset, n in buffers(weights):
+        values = np.frombuffer(weights.data, "<f4", n, offset)
+        noisy = values * (1 + scale * rng.standard_normal(n)).astype("<f4")
+        data[offset:offset + 4 * n] = noisy.astype("<f4").tobytes()
+    return check(bytes(data), f"{weights.origin} perturbed (seed {seed}, scale {scale:g})")
+
+
 def _floats(buf: memoryview):
     import numpy as np
 

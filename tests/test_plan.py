@@ -21,7 +21,8 @@ def test_plan_beam_first_probes_after(spec_for):
     plan = RoundPlan("abcd", 2, spec_for("median3x3"), 5, SeenSchedules())
     specs = plan.specs()
     assert (specs[0].beam_size, specs[0].random_dropout) == (32, 100)
-    assert all((s.beam_size, s.random_dropout) == (1, 1) for s in specs[1:])
+    assert all((s.beam_size, s.random_dropout) == (1, 1) for s in specs[1:4])
+    assert (specs[4].beam_size, specs[4].random_dropout) == (4, 10)  # near the optimum
     assert not plan.precheck(0) and plan.precheck(1)
     assert plan.redraw(0, 1) is None
     assert plan.redraw(3, 1).seed != specs[3].seed
@@ -46,3 +47,32 @@ def test_seen_schedules_survive_compaction():
         assert seen.claim(k, i + 1) is None
     assert len(seen) == 5000
     assert seen.claim(keys[10], 9999) == 11 and seen.claim(keys[4999], 9999) == 5000
+
+
+def test_planners_say_which_weights_and_search(spec_for):
+    from dataclasses import replace
+
+    accepted = spec_for("median3x3")
+    start = replace(accepted.weights, data=accepted.weights.data[:-4] + b"\0\0\0\0")
+    plan = RoundPlan("abcd", 3, accepted, 32, SeenSchedules(), start_weights=start)
+    specs = plan.specs()
+    labels = [s.planner for s in specs]
+    assert labels[0] == "b32-d100@accepted" and labels[1] == "b1-d1@accepted"
+    assert labels[3] == "b1-d1@start" and labels[4] == "b4-d10@accepted"
+    for s in specs:  # the label tells the truth about the spec
+        role = "start" if s.weights.sha256 == start.sha256 else "accepted"
+        assert s.planner == f"b{s.beam_size}-d{s.random_dropout}@{role}"
+    assert sum(s.planner.endswith("@start") for s in specs) == 6  # a share, not most
+    assert plan.redraw(3, 1).planner == "b1-d1@start"
+
+
+def test_a_released_schedule_can_be_claimed_again():
+    seen = SeenSchedules()
+    assert seen.claim(K1, 5) is None
+    seen.release(K1, 4)  # not its owner: nothing happens
+    assert seen.claim(K1, 6) == 5
+    seen.release(K1, 5)
+    assert seen.claim(K1, 6) is None and len(seen) == 1
+    seen.compact()
+    seen.release(K1, 6)  # from the compacted arrays too
+    assert len(seen) == 0 and seen.claim(K1, 7) is None

@@ -82,3 +82,18 @@ def test_compile_timeout_kills_the_work(spec_for):
     assert {o.status for o in outcomes[0:1]} == {COMPILE_TIMEOUT}
     assert "1 s compile timeout" in outcomes[0].error
     pool.shutdown()
+
+
+def test_a_schedule_lost_to_a_transient_failure_is_measured_when_drawn_again(spec_for):
+    seen = SeenSchedules()
+    flaky = DevicePool.create(synthetic_infos(1, seconds=0.01, behavior="fail"), {},
+                              quarantine_after=1000)
+    lost = _run(spec_for, flaky, batch=4, seen=seen)
+    assert [o.status for o in lost] == ["device_lost"] * 4
+    assert len(seen) == 0  # released: they say nothing about the schedules
+    flaky.shutdown()
+    good = DevicePool.create(synthetic_infos(1, seconds=0.01), {})
+    again = _run(spec_for, good, batch=4, seen=seen)  # the same seeds draw the same schedules
+    assert [o.status for o in again] == [OK] * 4
+    assert len(seen) == 4
+    good.shutdown()

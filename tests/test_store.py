@@ -1,7 +1,12 @@
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
 import pytest
 
 from farm.errors import DatasetError
-from farm.store import SCHEMA, SampleStore
+from farm.report import build_report
+from farm.store import SCHEMA, SCHEMA_VERSION, SampleStore, file_version
 
 
 def _rows(round_no, n=3):
@@ -66,4 +71,40 @@ def test_a_foreign_file_is_named(tmp_path):
     store.commit_round(1, _rows(1))
     (tmp_path / "notes.txt").write_text("hi")
     with pytest.raises(DatasetError, match=r"notes\.txt does not belong"):
+        store.read()
+
+
+V1_RUN = Path(__file__).parent / "data" / "v1-run"  # written by the previous release
+
+
+def test_files_carry_their_schema_version(tmp_path):
+    store = SampleStore(tmp_path)
+    path = store.commit_round(1, _rows(1))
+    assert file_version(pq.read_schema(path)) == SCHEMA_VERSION == 2
+
+
+def test_a_run_of_the_previous_release_reads_with_new_columns_as_nulls(tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(V1_RUN, run)
+    store = SampleStore(run / "samples")
+    old = pq.read_schema(run / "samples" / "round-000001.parquet")
+    assert file_version(old) == 1 and "planner" not in old.names
+    table = store.read()
+    assert table.schema.names == SCHEMA.names and table.num_rows == 8
+    assert table["planner"].null_count == 8
+    assert {r["status"] for r in table.to_pylist()} <= {"ok", "duplicate"}
+    store.commit_round(2, [{**_rows(2)[0], "planner": "b1-d1@accepted"}])
+    merged = store.compact(min_files=2)  # one file of each version
+    assert file_version(pq.read_schema(merged)) == 2
+    both = store.read(["round", "planner"]).to_pylist()
+    assert sorted((r["round"], r["planner"]) for r in both)[-1] == (2, "b1-d1@accepted")
+    assert build_report(run).rounds[0]["candidates"] == 8  # the report reads it too
+
+
+def test_a_file_of_a_newer_schema_is_refused_with_the_fix(tmp_path):
+    store = SampleStore(tmp_path)
+    path = store.commit_round(1, _rows(1))
+    table = pq.read_table(path)
+    pq.write_table(table.replace_schema_metadata({b"farm.schema_version": b"99"}), path)
+    with pytest.raises(DatasetError, match="newer farm.*upgrade"):
         store.read()

@@ -1,0 +1,87 @@
+"""Accepting new weights only on held-out evidence, beyond the noise."""
+
+import subprocess
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from samples import probes, table
+
+from farm import acceptance, costmodel, weights
+from farm.halide_env import halide_env
+from farm.predict import predict
+
+
+@pytest.fixture(scope="module")
+def randomized(tmp_path_factory):
+    """Weights as the plugin makes them when it cannot read a file: random."""
+    tmp = tmp_path_factory.mktemp("random")
+    feats = probes()[:10]
+    names = costmodel.SampleFiles(tmp).sync(table(feats, np.linspace(1, 2, 10), [1] * 10))
+    subprocess.run([str(halide_env().tool("adams2019_retrain_cost_model")), "--epochs=1",
+                    "--rates=0", "--num_cores=32", "--randomize_weights=1",
+                    "--weights_out=r.weights", "--best_benchmark=b.txt", "--best_schedule=b.h"],
+                   input="\n".join(names), capture_output=True, text=True, cwd=tmp, check=True)
+    return weights.load(tmp / "r.weights")
+
+
+def _truth_of(w, noise, seed=0):
+    """Runtimes a model `w` ranks well: its own predictions with multiplicative noise."""
+    feats = list(probes())
+    rng = np.random.default_rng(seed)
+    runtimes = predict(w, feats, 32) * rng.lognormal(0, noise, len(feats))
+    return feats, runtimes / runtimes.min()
+
+
+def test_randomized_weights_are_rejected(randomized, tmp_path):
+    base = weights.baseline()
+    feats, runtimes = _truth_of(base, 0.1)
+    rows = table(feats, runtimes, [1 + i % 2 for i in range(len(feats))])
+    d = acceptance.decide(rows, "round", 2, base, base, costmodel.SampleFiles(tmp_path),
+                          num_cores=32, settings=(), extra=(("random", randomized),))
+    assert d.accepted == "current" and d.weights.sha256 == base.sha256
+    judged = {c.name: c for c in d.candidates}
+    assert judged["random"].accuracy < judged["current"].accuracy
+    assert judged["random"].gain_low < 0 and "beyond the noise" in d.reason
+
+
+def test_a_better_model_is_accepted_over_randomized_weights(randomized, tmp_path):
+    base = weights.baseline()
+    feats, runtimes = _truth_of(base, 0.1)
+    rows = table(feats, runtimes, [1 + i % 2 for i in range(len(feats))])
+    d = acceptance.decide(rows, "round", 2, randomized, base, costmodel.SampleFiles(tmp_path),
+                          num_cores=32, settings=(), extra=(("baseline", base),))
+    assert d.accepted == "baseline" and d.weights.sha256 == base.sha256
+    assert d.record()["candidates"][1]["gain_low"] > 0
+
+
+def test_candidates_are_trained_without_the_held_out_unit(tmp_path, monkeypatch):
+    base = weights.baseline()
+    feats, runtimes = _truth_of(base, 0.3, seed=1)
+    rows = table(feats, runtimes, [1] * len(feats))
+    folds = pa.array([i % 3 for i in range(len(feats))])
+    rows = rows.append_column("fold", folds)  # the held-out unit is a parameter
+    trained_on = []
+    real = costmodel.train
+
+    def spy(files, data, initial, **kw):
+        trained_on.append(set(data["fold"].to_pylist()))
+        return real(files, data, initial, **kw)
+
+    monkeypatch.setattr(costmodel, "train", spy)
+    d = acceptance.decide(rows, "fold", 2, base, base, costmodel.SampleFiles(tmp_path),
+                          num_cores=32, settings=acceptance.SETTINGS)
+    assert trained_on and all(folds_seen == {0, 1} for folds_seen in trained_on)
+    # with nothing accepted yet, "chain-fast" and "fresh-fast" are the same training
+    assert len(trained_on) == 2
+    assert d.held_out == "fold 2" and d.unit == "fold"
+    assert len(d.candidates) == 3 and d.candidates[0].name == "current"
+
+
+def test_too_little_held_out_evidence_keeps_the_weights(tmp_path):
+    base = weights.baseline()
+    feats, runtimes = _truth_of(base, 0.1)
+    rows = table(feats[:5], runtimes[:5], [2] * 5)
+    d = acceptance.decide(rows, "round", 2, base, base, costmodel.SampleFiles(tmp_path),
+                          num_cores=32)
+    assert d.accepted == "current" and "clear pairs" in d.reason

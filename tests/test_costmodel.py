@@ -1,0 +1,72 @@
+"""Training with Halide's own trainer: its command line, the .sample cache, bounded logs."""
+
+import subprocess
+
+import numpy as np
+import pytest
+from samples import probes, table
+
+from farm import costmodel, weights
+from farm.errors import WorkFailed
+
+
+@pytest.fixture(scope="module")
+def rows():
+    feats = probes()
+    runtimes = np.random.default_rng(7).uniform(0.3, 3.0, len(feats))
+    return table(feats, runtimes, [1 + i % 3 for i in range(len(feats))])
+
+
+def test_trainer_gets_the_runs_parallelism_and_relative_names(rows, tmp_path, monkeypatch):
+    calls = []
+    real = subprocess.run
+
+    def spy(argv, **kw):
+        calls.append((argv, kw))
+        return real(argv, **kw)
+
+    monkeypatch.setattr(costmodel.subprocess, "run", spy)
+    files = costmodel.SampleFiles(tmp_path / "a folder with spaces" / "cache")
+    result = costmodel.train(files, rows, weights.baseline(), steps=3, rate=1e-4,
+                             num_cores=17, timeout_s=120)
+    argv, kw = calls[0]
+    assert "--num_cores=17" in argv and "--epochs=3" in argv and "--rates=0.0001" in argv
+    assert kw["cwd"] == files.dir and kw["timeout"] == 120
+    names = kw["input"].split()
+    assert len(names) == rows.num_rows and all("/" not in n for n in names)
+    assert result.weights is not None and result.weights.sha256 != weights.baseline().sha256
+    assert result.samples == rows.num_rows and result.loss is not None
+
+
+def test_sample_files_are_written_once_and_rebuilt_when_deleted(rows, tmp_path):
+    files = costmodel.SampleFiles(tmp_path / "cache")
+    names = files.sync(rows)
+    first = {n: (tmp_path / "cache" / n).stat().st_mtime_ns for n in names}
+    assert files.sync(rows) == names
+    assert {n: (tmp_path / "cache" / n).stat().st_mtime_ns for n in names} == first
+    (tmp_path / "cache" / names[0]).unlink()
+    costmodel.SampleFiles(tmp_path / "cache").sync(rows)  # a new run of the driver
+    assert (tmp_path / "cache" / names[0]).exists()
+    assert not list((tmp_path / "cache").glob(".*"))  # no temporary files left
+
+
+def test_a_trainer_that_hangs_is_killed(rows, tmp_path):
+    with pytest.raises(WorkFailed, match="killed"):
+        costmodel.train(costmodel.SampleFiles(tmp_path), rows, weights.baseline(), steps=100000,
+                        rate=1e-4, num_cores=32, timeout_s=0.5)
+
+
+def test_the_log_kept_is_bounded():
+    text = "\n".join([f"Unique sample: s{i}.sample : 1.0" for i in range(5000)]
+                     + [f"Loss: {i} Rate: 0.5" for i in range(500)])
+    kept = costmodel.bounded_log(text).splitlines()
+    assert len(kept) == costmodel.LOG_HEAD + costmodel.LOG_TAIL + 1
+    assert kept[-1] == "Loss: 499 Rate: 0.5" and not any("Unique" in k for k in kept)
+
+
+def test_capped_keeps_the_fastest_and_a_bounded_number(rows):
+    out = costmodel.capped(rows, cap=20, seed=1)
+    assert out.num_rows == 20
+    fastest = sorted(rows["runtime_ms"].to_pylist())[:2]
+    assert set(fastest) <= set(out["runtime_ms"].to_pylist())
+    assert costmodel.capped(rows, cap=1000).num_rows == rows.num_rows
