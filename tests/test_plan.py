@@ -62,8 +62,23 @@ def test_planners_say_which_weights_and_search(spec_for):
     for s in specs:  # the label tells the truth about the spec
         role = "start" if s.weights.sha256 == start.sha256 else "accepted"
         assert s.planner == f"b{s.beam_size}-d{s.random_dropout}@{role}"
-    assert sum(s.planner.endswith("@start") for s in specs) == 6  # a share, not most
+    assert sum(s.planner.endswith("@start") for s in specs) == 8  # a quarter
     assert plan.redraw(3, 1).planner == "b1-d1@start"
+    noisy = plan.redraw(3, 2)  # the third draw: noise on the weights
+    assert noisy.planner == "b1-d1@start~noise"
+    assert noisy.weights.sha256 not in (start.sha256, accepted.weights.sha256)
+    assert plan.redraw(3, 3).weights.sha256 != noisy.weights.sha256
+
+
+def test_provisional_weights_get_a_beam_search_of_their_own(spec_for):
+    from dataclasses import replace
+
+    accepted = spec_for("median3x3")
+    other = replace(accepted.weights, data=accepted.weights.data[:-4] + b"\0\0\0\0")
+    plan = RoundPlan("abcd", 3, accepted, 8, SeenSchedules(), provisional=other)
+    specs = plan.specs()
+    assert specs[1].planner == "b32-d100@provisional" and specs[1].weights == other
+    assert not plan.precheck(1) and plan.redraw(1, 1) is None
 
 
 def test_a_released_schedule_can_be_claimed_again():

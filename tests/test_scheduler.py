@@ -28,7 +28,8 @@ def local_ray():
 def _run(spec_for, pool, batch=10, compile_s=0.05, compile_timeout_s=60, seen=None):
     scheduler = RoundScheduler(SyntheticBuilder(4, compile_s), pool, threads=2,
                                timing=TimingConfig(), compile_timeout_s=compile_timeout_s)
-    plan = RoundPlan("test", 1, spec_for("median3x3"), batch, seen or SeenSchedules())
+    plan = RoundPlan("test", 1, spec_for("median3x3"), batch,
+                     seen if seen is not None else SeenSchedules())
     return scheduler.run(plan)
 
 

@@ -106,5 +106,5 @@ def test_a_file_of_a_newer_schema_is_refused_with_the_fix(tmp_path):
     path = store.commit_round(1, _rows(1))
     table = pq.read_table(path)
     pq.write_table(table.replace_schema_metadata({b"farm.schema_version": b"99"}), path)
-    with pytest.raises(DatasetError, match="newer farm.*upgrade"):
+    with pytest.raises(DatasetError, match=r"newer farm.*upgrade"):
         store.read()
