@@ -141,7 +141,8 @@ def judge(evidence: Evidence, current: Weights, candidates: list[tuple[str, Weig
             "train_loss": trained.loss, "train_rate": trained.train_rate,
             "train_s": round(trained.seconds, 3), "trained_on": trained.samples}
         if weights is None:
-            out.append(Judged(name, None, note=trained.skipped if trained else "", **figures))
+            note = trained.skipped if trained and trained.skipped else "the current weights"
+            out.append(Judged(name, None, note=note, **figures))
             continue
         cand = evidence.concordant(weights, num_cores)
         gains = evidence.accuracy(cand, counts) - base_boot

@@ -52,7 +52,8 @@ class Run:
         best_weights = run.best_weights if run.best_weights.exists() else run.latest_weights
         best = read_json(run.best_dir / "runtime.json")
         if best:
-            best["weights_path"] = str(run.path / "weights" / best["weights"])
+            best["weights_path"] = str(run.path / best["weights_file"]) if \
+                best.get("weights_file") else str(run.path / "weights" / best["weights"])
         return cls(m.benchmark, m.target, m.parallelism, best_weights, best)
 
 

@@ -38,11 +38,14 @@ RETIME_REPEATS = 5
 # not by held-out ranking, so a more aggressive setting is safe to try here.
 FINAL_SETTINGS = (acceptance.Setting("final-chain-fast", "current", 1e-3),
                   acceptance.Setting("final-fresh-long", "start", 1e-3,
-                                     4 * costmodel.DEFAULT_STEPS))
+                                     4 * costmodel.DEFAULT_STEPS),
+                  acceptance.Setting("final-fresh-longer", "start", 1e-3,
+                                     16 * costmodel.DEFAULT_STEPS))
 START_LABEL = "beam search with start weights"
 FINALIST_TIMEOUT_S = 900.0  # a finalist's build or timing that takes longer is dropped
 ROW_COLUMNS = ["sample_id", "round", "index", "status", "runtime_ms", "schedule_key", "seed",
-               "beam_size", "random_dropout", "parallelism"]
+               "beam_size", "random_dropout", "parallelism", "planner", "attempts",
+               "weights_sha256"]
 
 
 @dataclass
@@ -50,7 +53,7 @@ class Finalist:
     label: str
     spec: CandidateSpec
     sample: dict | None = None  # the row it came from
-    weights_file: str = ""
+    weights_file: str = ""  # under RUN_DIR/weights/, for beam-search finalists
     built_as: str | None = None  # the sample whose kept artifact this is
     retimes_ms: tuple[float | None, ...] = ()  # aligned by re-timing round
     library: Library | None = None
@@ -96,11 +99,10 @@ def finalize(t, builder, pool) -> None:
     for row in ok:
         if len(finalists) == TOP_SAMPLES:
             break
-        if row["schedule_key"] not in keys:
+        spec = spec_from_row(row, base, run)
+        if row["schedule_key"] not in keys and spec is not None:
             keys.add(row["schedule_key"])
-            finalists.append(Finalist(f"sample {row['sample_id']}",
-                                      spec_from_row(row, base, run), row,
-                                      run.weights_path(row["round"] - 1).name,
+            finalists.append(Finalist(f"sample {row['sample_id']}", spec, row,
                                       built_as=row["sample_id"]))
     beams = [("start weights", run.weights_path(0), sample_id(t.manifest.run_id, 1, 0)),
              ("latest.weights", run.latest_weights, _planned_by(t, run.latest_weights)),
@@ -212,10 +214,12 @@ def _write_best(run, winner: Finalist, timed: list[Finalist], s) -> None:
         if source is None:
             source = _schedule_source(run, winner.built_as)
         (fresh / f"{name}.schedule.h").write_text(source)
+    weights.write(winner.spec.weights, fresh / f"{name}.weights")
     write_json(fresh / "runtime.json", {
         "benchmark": s.benchmark.name, "runtime_ms": winner.median_ms,
         "retimes_ms": winner.retimes_ms, "finalist": winner.label,
-        "weights": winner.weights_file,
+        "weights": winner.weights_file or None,
+        "weights_file": f"best/{name}.weights",  # exactly the weights that planned it
         "recorded_ms": winner.sample["runtime_ms"] if winner.sample else None,
         "seed": winner.spec.seed, "beam_size": winner.spec.beam_size,
         "random_dropout": winner.spec.random_dropout, "parallelism": winner.spec.parallelism,

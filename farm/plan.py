@@ -38,6 +38,18 @@ def planner(spec: CandidateSpec, role: str) -> str:
     return f"b{spec.beam_size}-d{spec.random_dropout}@{role}"
 
 
+def weights_for(row: dict, by_role) -> Weights:
+    """The weights a sample row was planned with, rebuilt from its `planner`, `seed` and
+    `attempts`; `by_role(role)` gives the run's "accepted", "start" or "provisional" weights
+    of the row's round. Rows of runs before the planner column were planned with "accepted"."""
+    role = (row.get("planner") or "@accepted").split("@", 1)[1]
+    base = by_role(role.removesuffix("~noise"))
+    if not role.endswith("~noise"):
+        return base
+    return perturbed(base, row["seed"],
+                     NOISE_SCALE * (row["attempts"] - NOISE_FROM_ATTEMPT + 1))
+
+
 def seed_for(run_id: str, round_no: int, index: int, attempt: int) -> int:
     digest = hashlib.sha256(f"{run_id}/{round_no}/{index}/{attempt}".encode()).digest()
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF

@@ -88,6 +88,10 @@ class RunDir:
         """Weights that won on held-out ranking and await their beam-search check."""
         return self.path / "weights" / "provisional.weights"
 
+    def provisional_used(self, round_no: int) -> Path:
+        """The provisional weights whose beam search round `round_no` ran (candidate 1)."""
+        return self.path / "weights" / f"provisional-{round_no:06d}.weights"
+
     @property
     def best_weights(self) -> Path:
         return self.path / "weights" / "best.weights"

@@ -24,8 +24,9 @@ from farm.candidate import BEAM_SEARCH, DEFAULT_PARALLELISM, DUPLICATE, OK, TRAN
 from farm.catalog import Benchmark
 from farm.cluster import Cluster
 from farm.devices.base import DeviceInfo
-from farm.errors import BadInput, Interrupted, MissingPrerequisite, RunDirError
+from farm.errors import BadInput, Interrupted, MissingPrerequisite, RunDirError, WeightsError
 from farm.plan import RoundPlan, SeenSchedules
+from farm.plan import weights_for as plan_weights_for
 from farm.pool import DevicePool, RayBuilder
 from farm.progress import Progress, format_duration, format_ms
 from farm.records import outcome_row, sample_id
@@ -253,7 +254,8 @@ class _Tuning:
             self.progress.message(f"round {round_no}: provisional weights "
                                   f"{'accepted' if current is provisional else 'rejected'}: "
                                   f"{record['beam_check']['reason']}")
-            run.provisional_weights.unlink(missing_ok=True)
+            # kept under the round it planned a candidate in, so that sample can be rebuilt
+            os.replace(run.provisional_weights, run.provisional_used(round_no))
         record["acceptance"] = self._accept(round_no, current)
         record["retrain_s"] = time.monotonic() - train_start
         record["wall_s"] = time.monotonic() - started
@@ -395,8 +397,17 @@ def _device_record(d: DeviceInfo) -> dict:
     return {"id": d.id, "kind": d.kind, "node": d.node, "model": d.model}
 
 
-def spec_from_row(row: dict, base: CandidateSpec, run: RunDir) -> CandidateSpec:
-    """Rebuild a sample's candidate: same seed, search settings and weights."""
-    return replace(base, weights=weights.load(run.weights_path(row["round"] - 1)),
-                   beam_size=row["beam_size"], random_dropout=row["random_dropout"],
-                   seed=row["seed"], parallelism=row["parallelism"])
+def spec_from_row(row: dict, base: CandidateSpec, run: RunDir) -> CandidateSpec | None:
+    """Rebuild a sample's candidate: same seed, search settings and weights; None when its
+    weights cannot be rebuilt (a file of the run is missing or was changed)."""
+    paths = {"accepted": run.weights_path(row["round"] - 1), "start": run.weights_path(0),
+             "provisional": run.provisional_used(row["round"])}
+    try:
+        used = plan_weights_for(row, lambda role: weights.load(paths[role]))
+    except (KeyError, WeightsError):
+        return None
+    if row.get("weights_sha256") and used.sha256 != row["weights_sha256"]:
+        return None
+    return replace(base, weights=used, beam_size=row["beam_size"],
+                   random_dropout=row["random_dropout"], seed=row["seed"],
+                   parallelism=row["parallelism"])

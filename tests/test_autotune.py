@@ -7,8 +7,11 @@ import pyarrow.parquet as pq
 import pytest
 from clitools import assert_user_error, farm
 
+from farm import catalog, targets, weights
+from farm.candidate import CandidateSpec
+from farm.rundir import RunDir
 from farm.store import SampleStore
-from farm.tuner import TuneSettings
+from farm.tuner import TuneSettings, spec_from_row
 
 
 def _rows(run):
@@ -69,6 +72,15 @@ def test_one_round_records_every_candidate(tmp_path):
             "faster", "slower", "indistinguishable")
     handed = json.loads((run / "weights" / "best.json").read_text())
     assert handed["reason"] and (run / "weights" / "best.weights").exists()
+    # every sample can be rebuilt with exactly the weights that planned it (start, accepted,
+    # or perturbed for a redraw), as the final re-timing and `farm bench` rebuild them
+    base = CandidateSpec(catalog.resolve("dilate3x3"), targets.resolve(None),
+                         weights.baseline())
+    for r in rows:
+        if r["status"] == "ok" and r["index"] > 0:
+            assert spec_from_row(r, base, RunDir(run)).weights.sha256 == r["weights_sha256"]
+    assert weights.load(run / best["weights_file"]).sha256 in {r["weights_sha256"] for r in rows}\
+        | {weights.load(p).sha256 for p in (run / "weights").glob("*.weights")}
     assert (run / "best" / "dilate3x3.schedule.h").exists()
     assert (run / "best" / "dilate3x3.a").stat().st_size > 0
     assert "distinct schedules measured" in proc.stdout

@@ -1,8 +1,8 @@
 """Data at scale: a run of 100,000 samples in 1,000 rounds, written as the tuner writes
-(one atomic file per round, compaction), then read back, turned into .sample files and
-retrained on with Halide's trainer.
+(one atomic file per round, compaction), then read back, turned into the run's .sample cache
+and trained on with Halide's trainer as one candidate model of a round is.
 
-    python tests/perf/datascale.py [--rounds 1000] [--batch 100] [--epochs 1]
+    python tests/perf/datascale.py [--rounds 1000] [--batch 100] [--steps 32]
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=100)
-    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=costmodel.DEFAULT_STEPS)
     args = parser.parse_args()
     base = featurization.stages(template()).copy()
     rng = np.random.default_rng(0)
@@ -71,15 +71,22 @@ def main() -> None:
     table = store.read(costmodel.TRAIN_COLUMNS)
     print(f"read what retraining needs: {time.perf_counter() - start:.1f} s "
           f"({table.nbytes / 2**20:.0f} MB in memory, {table.num_rows} rows)")
-    start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        costmodel.write_samples(table, Path(tmp))
-        print(f"write .sample files: {time.perf_counter() - start:.1f} s")
-    start = time.perf_counter()
-    result = costmodel.retrain(table, weights.baseline(), args.epochs)
-    print(f"retrain, {args.epochs} epoch(s) on {result.samples} samples "
-          f"({result.distinct} distinct): {time.perf_counter() - start:.1f} s in all "
-          f"(trainer loss {result.loss})")
+        files = costmodel.SampleFiles(Path(tmp))
+        start = time.perf_counter()
+        files.sync(table)
+        print(f"write the .sample cache (once per sample): {time.perf_counter() - start:.1f} s")
+        start = time.perf_counter()
+        files.sync(table)
+        print(f"bring the cache up to date when nothing is new: "
+              f"{time.perf_counter() - start:.1f} s")
+        start = time.perf_counter()
+        capped = costmodel.capped(table)
+        result = costmodel.train(files, capped, weights.baseline(), steps=args.steps,
+                                 rate=1e-4, num_cores=32)
+        print(f"train {args.steps} steps on {result.samples} samples (capped from "
+              f"{table.num_rows}): {time.perf_counter() - start:.1f} s in all "
+              f"(trainer loss {result.loss})")
 
 
 if __name__ == "__main__":

@@ -45,10 +45,13 @@ def run_facts(out: Path) -> dict:
     rows = SampleStore(out / "samples").read(["round", "status", "planner"]).to_pylist()
     rounds = sorted({r["round"] for r in rows})
     dups = [sum(r["status"] == "duplicate" for r in rows if r["round"] == k) for k in rounds]
-    accepted = []
+    accepted = []  # per round: provisional winner, and the outcome of a beam check
     for k in rounds:
         rec = json.loads((out / "rounds" / f"round-{k:06d}.json").read_text())
-        accepted.append(rec["acceptance"]["accepted"])
+        check = rec.get("beam_check")
+        mark = "" if not check else ("check passed, " if check["passed"] else "check failed, ")
+        name = rec["acceptance"]["accepted"]
+        accepted.append(mark + ("-" if name == "current" else f"{name} provisional"))
     best = json.loads((out / "weights" / "best.json").read_text())
     return {"dups": dups, "accepted": accepted, "handed": best["weights"],
             "ok": sum(r["status"] == OK for r in rows)}
@@ -105,7 +108,7 @@ def main() -> None:
               f"{v['beam32 tuned'].describe()}; handed / run best "
               f"{v['tuned vs run best'].describe()}; worst planning weights "
               f"{worst.describe() if worst else 'baseline only'}; duplicates per round "
-              f"{facts['dups']}; accepted {facts['accepted']}", flush=True)
+              f"{facts['dups']}; weights per round {facts['accepted']}", flush=True)
     print(f"\nbatch {args.batch}, {args.rounds} rounds, {args.retimes} interleaved re-timings; "
           "ratios to beam-32 with the baseline weights, 95% intervals")
     print(f"{'benchmark':<12} {'run best':<28} {'beam-32 handed':<28} {'handed / best':<28} "
