@@ -103,6 +103,7 @@ def finalize(t, builder, pool) -> None:
         if row["schedule_key"] not in keys and spec is not None:
             keys.add(row["schedule_key"])
             finalists.append(Finalist(f"sample {row['sample_id']}", spec, row,
+                                      _file_of(run, row, spec.weights),
                                       built_as=row["sample_id"]))
     beams = [("start weights", run.weights_path(0), sample_id(t.manifest.run_id, 1, 0)),
              ("latest.weights", run.latest_weights, _planned_by(t, run.latest_weights)),
@@ -127,6 +128,15 @@ def finalize(t, builder, pool) -> None:
     winner = min(contenders, key=lambda f: f.median_ms)
     _write_best(run, winner, timed, s)
     _update_best_weights(run, [f for f in timed if f.is_beam])
+
+
+def _file_of(run, row: dict, used) -> str:
+    """The name of the run's weights file that holds `used`, or "" (perturbed weights)."""
+    for path in (run.weights_path(row["round"] - 1), run.weights_path(0),
+                 run.provisional_used(row["round"])):
+        if path.exists() and weights.load(path).sha256 == used.sha256:
+            return path.name
+    return ""
 
 
 def _planned_by(t, path) -> str | None:
@@ -259,14 +269,14 @@ def _update_best_weights(run, beams: list[Finalist]) -> None:
         winner = start or min(beams, key=lambda f: f.median_ms)
         reason = ("no tuned weights' beam search was significantly faster than the start "
                   "weights'; the start weights are handed over")
-    weights.write(weights.load(run.path / "weights" / winner.weights_file), run.best_weights)
+    weights.write(winner.spec.weights, run.best_weights)
     write_json(run.path / "weights" / "best.json", {
         "weights": winner.weights_file, "beam_ms": winner.median_ms,
         "weights_sha256": winner.spec.weights.sha256, "reason": reason,
         "measured": f"beam search re-timed {len(winner.retimes_ms)} times at the end of the "
                     "run, interleaved",
         "sample_id": winner.built_as,
-        "compared": {f.weights_file: {"median_ms": f.median_ms,
+        "compared": {f.label: {"weights": f.weights_file, "median_ms": f.median_ms,
                                       "vs_start": f.vs_start.as_json() if f.vs_start else None}
                      for f in beams}})
 
@@ -291,4 +301,6 @@ def summary(t, stopped: str):
         distinct=len({r["schedule_key"] for r in ok}), best_ms=best.get("runtime_ms"),
         best_schedule=(run.best_dir / f"{s.benchmark.name}.schedule.h") if best else None,
         best_weights=best_weights, latest_weights=run.latest_weights,
-        command=shlex.join(command), stopped=stopped, elapsed_s=t._elapsed())
+        command=shlex.join(command), stopped=stopped, elapsed_s=t._elapsed(),
+        best_weights_reason=(read_json(run.path / "weights" / "best.json") or {}).get(
+            "reason", ""))

@@ -149,14 +149,10 @@ class RoundPlan:
         # change it
 
     def claim(self, index: int, schedule_key: str) -> int | None:
-        twin = self.seen.claim(schedule_key, schedule_id(self.round_no, index, self.batch_size))
-        if self.is_beam(index) and twin is not None and twin > schedule_id(
-                self.round_no, 0, self.batch_size):
-            # A probe of this round drew the beam-search schedule first (probes are checked
-            # before codegen, beam search after). Measure it anyway: its runtime is what
-            # tells the weights of this round apart.
-            return None
-        return twin
+        """The twin's schedule id when the run has this schedule already (also when a probe
+        of this round drew a beam search's schedule first: no schedule gets two ok rows;
+        the beam search's runtime is then its twin's)."""
+        return self.seen.claim(schedule_key, schedule_id(self.round_no, index, self.batch_size))
 
     def release(self, index: int, schedule_key: str) -> None:
         self.seen.release(schedule_key, schedule_id(self.round_no, index, self.batch_size))

@@ -75,6 +75,7 @@ class TuneSummary:
     command: str = ""
     stopped: str = ""  # why the run stopped before --rounds, if it did
     elapsed_s: float = 0.0
+    best_weights_reason: str = ""  # why best.weights are the weights they are
 
 
 def autotune(run_dir: str | os.PathLike, settings: TuneSettings, address: str | None = None,

@@ -34,8 +34,8 @@ def test_claims_report_the_twin(spec_for):
     plan = RoundPlan("abcd", 1, spec_for("median3x3"), 4, seen)
     assert plan.claim(1, K1) is None
     assert plan.claim(2, K1) == schedule_id(1, 1, 4)
-    # beam search repeating a probe of its own round is still measured
-    assert plan.claim(0, K1) is None
+    # beam search repeating a probe of its own round is a duplicate too: one ok row each
+    assert plan.claim(0, K1) == schedule_id(1, 1, 4)
     nxt = RoundPlan("abcd", 2, spec_for("median3x3"), 4, seen)
     assert nxt.claim(0, K1) == schedule_id(1, 1, 4)  # an earlier round's: a duplicate
 

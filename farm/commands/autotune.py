@@ -26,6 +26,7 @@ def main(args) -> int:
     if s.best_ms is not None:
         print(f"best schedule: {s.best_ms:.3f} ms (median of re-timings), {s.best_schedule}")
     print(f"final weights: {s.latest_weights}")
-    print(f"best weights:  {s.best_weights}")
+    print(f"best weights:  {s.best_weights}" + (f"\n               ({s.best_weights_reason})"
+                                                if s.best_weights_reason else ""))
     print(f"use them:      {s.command}")
     return 0
