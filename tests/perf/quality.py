@@ -80,7 +80,15 @@ def judge(bench_ref: str, out: Path, runner, retimes: int) -> dict:
     out_v = {label: verdict.compare(times[label], base_t) for label in times
              if label != BASELINE}
     out_v["tuned vs run best"] = verdict.compare(times["beam32 tuned"], times["run best"])
+    out_v["same weights"] = specs["beam32 tuned"].weights.sha256 == base.weights.sha256
     return out_v
+
+
+def handed(v: dict) -> str:
+    """The handed-over weights' verdict; when they are the baseline weights, the two beam
+    searches are one schedule built twice, and the verdict is the noise's (an A/A test)."""
+    text = v["beam32 tuned"].describe()
+    return f"= baseline (A/A {text})" if v["same weights"] else text
 
 
 def main() -> None:
@@ -105,7 +113,7 @@ def main() -> None:
         planned = [x for k, x in v.items() if k.startswith("planned by")]
         worst = max(planned, key=lambda x: x.ratio or 0, default=None)
         print(f"{name}: run best {v['run best'].describe()}; handed ({facts['handed']}) "
-              f"{v['beam32 tuned'].describe()}; handed / run best "
+              f"{handed(v)}; handed / run best "
               f"{v['tuned vs run best'].describe()}; worst planning weights "
               f"{worst.describe() if worst else 'baseline only'}; duplicates per round "
               f"{facts['dups']}; weights per round {facts['accepted']}", flush=True)
@@ -119,7 +127,7 @@ def main() -> None:
         worst = max(planned, key=lambda x: x.ratio or 0, default=None)
         if v["run best"].ratio:
             logs.append(math.log(v["run best"].ratio))
-        print(f"{name:<12} {v['run best'].describe():<28} {v['beam32 tuned'].describe():<28} "
+        print(f"{name:<12} {v['run best'].describe():<28} {handed(v):<28} "
               f"{v['tuned vs run best'].describe():<28} "
               f"{worst.describe() if worst else '(baseline only)':<28} {facts['dups']}")
     six = [math.log(v["run best"].ratio) for n, _, v in results
