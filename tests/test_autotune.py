@@ -126,10 +126,11 @@ def test_user_generator_and_duplicates_are_caught_before_codegen(tmp_path):
     for r in rows:
         if r["status"] != "duplicate":
             continue
-        assert r["codegen_s"] is None and r["runtime_ms"] is None  # never compiled or timed
-        assert r["duplicate_of"] is not None
-    probes = [r["schedule_key"] for r in rows if r["status"] == "ok" and r["index"] > 0]
-    assert len(probes) == len(set(probes))
+        assert r["runtime_ms"] is None and r["duplicate_of"] is not None  # never timed
+        if r["index"] > 0:  # a probe is caught before codegen (beam search is built first)
+            assert r["codegen_s"] is None
+    measured = [r["schedule_key"] for r in rows if r["status"] == "ok"]
+    assert len(measured) == len(set(measured))  # no schedule gets two ok rows
 
 
 def test_resume_refuses_mixed_settings(tmp_path):
