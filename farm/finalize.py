@@ -257,16 +257,21 @@ def _schedule_source(run, sample: str) -> str:
 
 def _update_best_weights(run, beams: list[Finalist]) -> None:
     """best.weights: the fastest beam search significantly faster than the start weights'."""
-    if not beams:
-        return
     start = next((f for f in beams if f.is_start), None)
+    if start is None:  # nothing to judge against: hand over nothing but the start weights
+        weights.write(weights.load(run.weights_path(0)), run.best_weights)
+        write_json(run.path / "weights" / "best.json", {
+            "weights": run.weights_path(0).name, "reason": "the start weights' beam search "
+            "could not be re-timed, so no tuned weights could be judged; the start weights "
+            "are handed over"})
+        return
     better = [f for f in beams if f.vs_start is not None and f.vs_start.word == verdict.FASTER]
     if better:
         winner = min(better, key=lambda f: f.median_ms)
         reason = (f"its beam search is {winner.vs_start.describe()} than with the start "
                   "weights")
     else:
-        winner = start or min(beams, key=lambda f: f.median_ms)
+        winner = start
         reason = ("no tuned weights' beam search was significantly faster than the start "
                   "weights'; the start weights are handed over")
     weights.write(winner.spec.weights, run.best_weights)
@@ -277,7 +282,7 @@ def _update_best_weights(run, beams: list[Finalist]) -> None:
                     "run, interleaved",
         "sample_id": winner.built_as,
         "compared": {f.label: {"weights": f.weights_file, "median_ms": f.median_ms,
-                                      "vs_start": f.vs_start.as_json() if f.vs_start else None}
+                               "vs_start": f.vs_start.as_json() if f.vs_start else None}
                      for f in beams}})
 
 

@@ -7,9 +7,8 @@ better beam search, so the next round also runs beam search with it
 (candidate 1), and it is accepted only if that schedule, re-timed interleaved
 against the start weights' beam search, is not slower (BEAM_CHECK_RATIO). The
 weights after round N (round-N.weights) are the accepted ones; they plan round
-N+1. Rerunning
-the same command resumes after the last committed round, and a larger
---rounds continues the run.
+N+1. Rerunning the same command resumes after the last committed round, and a
+larger --rounds continues the run.
 """
 
 from __future__ import annotations

@@ -43,3 +43,15 @@ def test_significantly_faster_tuned_weights_are_handed_over(spec_for, tmp_path):
     assert weights.load(tmp_path / "weights" / "best.weights").sha256 == tuned.sha256
     record = json.loads((tmp_path / "weights" / "best.json").read_text())
     assert record["weights"] == "final-x.weights" and "faster" in record["reason"]
+
+
+def test_without_the_start_weights_beam_search_the_start_weights_are_handed_over(spec_for,
+                                                                               tmp_path):
+    start, other, _ = _beams(spec_for, 0.5)
+    run = RunDir(tmp_path)
+    (tmp_path / "weights").mkdir()
+    weights.write(start.spec.weights, run.weights_path(0))
+    _update_best_weights(run, [other])  # the start weights' re-timing failed
+    assert weights.load(run.best_weights).sha256 == start.spec.weights.sha256
+    assert "could not be re-timed" in json.loads((tmp_path / "weights" / "best.json")
+                                                 .read_text())["reason"]
