@@ -21,13 +21,16 @@ import os
 import shlex
 import shutil
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import ray
 
 from farm import acceptance, compile, costmodel, verdict, weights
-from farm.candidate import BEAM_SEARCH, OK, CandidateSpec, Library
+from farm.candidate import BEAM_SEARCH, DEFAULT_PARALLELISM, OK, CandidateSpec, Library
+from farm.errors import WeightsError
+from farm.plan import weights_for as plan_weights_for
 from farm.records import sample_id
-from farm.rundir import read_json, write_json
+from farm.rundir import RunDir, read_json, write_json
 from farm.toolchain import runtime_library
 
 TOP_SAMPLES = 2  # fastest distinct samples re-timed at the end
@@ -46,6 +49,23 @@ FINALIST_TIMEOUT_S = 900.0  # a finalist's build or timing that takes longer is 
 ROW_COLUMNS = ["sample_id", "round", "index", "status", "runtime_ms", "schedule_key", "seed",
                "beam_size", "random_dropout", "parallelism", "planner", "attempts",
                "weights_sha256"]
+
+
+@dataclass
+class TuneSummary:
+    run_dir: Path
+    rounds: int
+    rows: int
+    ok: int
+    distinct: int
+    best_ms: float | None = None
+    best_schedule: Path | None = None
+    best_weights: Path | None = None
+    latest_weights: Path | None = None
+    command: str = ""
+    stopped: str = ""  # why the run stopped before --rounds, if it did
+    elapsed_s: float = 0.0
+    best_weights_reason: str = ""  # why best.weights are the weights they are
 
 
 @dataclass
@@ -88,8 +108,6 @@ def _identity(spec: CandidateSpec) -> tuple:
 
 def finalize(t, builder, pool) -> None:
     """Re-time the finalists of run `t` (a tuner._Tuning); write best/ and best.weights."""
-    from farm.tuner import spec_from_row
-
     run, s = t.run_dir, t.s
     base = CandidateSpec(s.benchmark, s.target, s.start_weights, parallelism=s.parallelism)
     table = run.samples.read(ROW_COLUMNS)
@@ -287,9 +305,6 @@ def _update_best_weights(run, beams: list[Finalist]) -> None:
 
 
 def summary(t, stopped: str):
-    from farm.candidate import DEFAULT_PARALLELISM
-    from farm.tuner import TuneSummary
-
     run, s = t.run_dir, t.s
     table = run.samples.read(["status", "schedule_key"])
     rows = table.to_pylist()
@@ -309,3 +324,19 @@ def summary(t, stopped: str):
         command=shlex.join(command), stopped=stopped, elapsed_s=t._elapsed(),
         best_weights_reason=(read_json(run.path / "weights" / "best.json") or {}).get(
             "reason", ""))
+
+
+def spec_from_row(row: dict, base: CandidateSpec, run: RunDir) -> CandidateSpec | None:
+    """Rebuild a sample's candidate: same seed, search settings and weights; None when its
+    weights cannot be rebuilt (a file of the run is missing or was changed)."""
+    paths = {"accepted": run.weights_path(row["round"] - 1), "start": run.weights_path(0),
+             "provisional": run.provisional_used(row["round"])}
+    try:
+        used = plan_weights_for(row, lambda role: weights.load(paths[role]))
+    except (KeyError, WeightsError):
+        return None
+    if row.get("weights_sha256") and used.sha256 != row["weights_sha256"]:
+        return None
+    return replace(base, weights=used, beam_size=row["beam_size"],
+                   random_dropout=row["random_dropout"], seed=row["seed"],
+                   parallelism=row["parallelism"])

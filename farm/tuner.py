@@ -16,16 +16,15 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from farm import acceptance, costmodel, verdict, weights
 from farm.candidate import BEAM_SEARCH, DEFAULT_PARALLELISM, DUPLICATE, OK, TRANSIENT, CandidateSpec
 from farm.catalog import Benchmark
 from farm.cluster import Cluster
 from farm.devices.base import DeviceInfo
-from farm.errors import BadInput, Interrupted, MissingPrerequisite, RunDirError, WeightsError
+from farm.errors import BadInput, Interrupted, MissingPrerequisite, RunDirError
+from farm.finalize import TOP_SAMPLES, TuneSummary, finalize, summary
 from farm.plan import RoundPlan, SeenSchedules
-from farm.plan import weights_for as plan_weights_for
 from farm.pool import DevicePool, RayBuilder
 from farm.progress import Progress, format_duration, format_ms
 from farm.records import outcome_row, sample_id
@@ -58,23 +57,6 @@ class TuneSettings:
     isolation: str = "pause"
     train_steps: int = costmodel.DEFAULT_STEPS  # gradient steps per candidate's training
     retimes: int = 10  # at most, re-timings of each finalist (interleaved); fewer once decided
-
-
-@dataclass
-class TuneSummary:
-    run_dir: Path
-    rounds: int
-    rows: int
-    ok: int
-    distinct: int
-    best_ms: float | None = None
-    best_schedule: Path | None = None
-    best_weights: Path | None = None
-    latest_weights: Path | None = None
-    command: str = ""
-    stopped: str = ""  # why the run stopped before --rounds, if it did
-    elapsed_s: float = 0.0
-    best_weights_reason: str = ""  # why best.weights are the weights they are
 
 
 def autotune(run_dir: str | os.PathLike, settings: TuneSettings, address: str | None = None,
@@ -139,8 +121,6 @@ class _Tuning:
                     for event in pool.events:
                         self.progress.message(f"warning: {event}")
                     pool.events.clear()
-                from farm.finalize import finalize
-
                 finalize(self, builder, pool)
         except KeyboardInterrupt:
             raise Interrupted(
@@ -342,8 +322,6 @@ class _Tuning:
         return binary
 
     def _keep_binaries(self, rows: list[dict], outcomes) -> None:
-        from farm.finalize import TOP_SAMPLES
-
         self._beam_sample = rows[0]["sample_id"]  # beam search of the newest weights used
         self._fastest = sorted(self._fastest + [(r["runtime_ms"], r["sample_id"]) for r in rows
                                                 if r["status"] == OK])[:TOP_SAMPLES]
@@ -358,8 +336,6 @@ class _Tuning:
         return time.monotonic() - self.started
 
     def _summary(self, stopped: str) -> TuneSummary:
-        from farm.finalize import summary
-
         return summary(self, stopped)
 
 
@@ -395,19 +371,3 @@ def _round_line(round_no: int, rounds: int, rec: dict, distinct: int) -> str:
 
 def _device_record(d: DeviceInfo) -> dict:
     return {"id": d.id, "kind": d.kind, "node": d.node, "model": d.model}
-
-
-def spec_from_row(row: dict, base: CandidateSpec, run: RunDir) -> CandidateSpec | None:
-    """Rebuild a sample's candidate: same seed, search settings and weights; None when its
-    weights cannot be rebuilt (a file of the run is missing or was changed)."""
-    paths = {"accepted": run.weights_path(row["round"] - 1), "start": run.weights_path(0),
-             "provisional": run.provisional_used(row["round"])}
-    try:
-        used = plan_weights_for(row, lambda role: weights.load(paths[role]))
-    except (KeyError, WeightsError):
-        return None
-    if row.get("weights_sha256") and used.sha256 != row["weights_sha256"]:
-        return None
-    return replace(base, weights=used, beam_size=row["beam_size"],
-                   random_dropout=row["random_dropout"], seed=row["seed"],
-                   parallelism=row["parallelism"])

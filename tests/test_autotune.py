@@ -9,9 +9,10 @@ from clitools import assert_user_error, farm
 
 from farm import catalog, targets, weights
 from farm.candidate import CandidateSpec
+from farm.finalize import spec_from_row
 from farm.rundir import RunDir
 from farm.store import SampleStore
-from farm.tuner import TuneSettings, spec_from_row
+from farm.tuner import TuneSettings
 
 
 def _rows(run):
