@@ -278,7 +278,7 @@ def _update_best_weights(run, beams: list[Finalist]) -> None:
     start = next((f for f in beams if f.is_start), None)
     if start is None:  # nothing to judge against: hand over nothing but the start weights
         weights.write(weights.load(run.weights_path(0)), run.best_weights)
-        write_json(run.path / "weights" / "best.json", {
+        write_json(run.best_weights_record, {
             "weights": run.weights_path(0).name, "reason": "the start weights' beam search "
             "could not be re-timed, so no tuned weights could be judged; the start weights "
             "are handed over"})
@@ -293,7 +293,7 @@ def _update_best_weights(run, beams: list[Finalist]) -> None:
         reason = ("no tuned weights' beam search was significantly faster than the start "
                   "weights'; the start weights are handed over")
     weights.write(winner.spec.weights, run.best_weights)
-    write_json(run.path / "weights" / "best.json", {
+    write_json(run.best_weights_record, {
         "weights": winner.weights_file, "beam_ms": winner.median_ms,
         "weights_sha256": winner.spec.weights.sha256, "reason": reason,
         "measured": f"beam search re-timed {len(winner.retimes_ms)} times at the end of the "
@@ -322,7 +322,7 @@ def summary(t, stopped: str):
         best_schedule=(run.best_dir / f"{s.benchmark.name}.schedule.h") if best else None,
         best_weights=best_weights, latest_weights=run.latest_weights,
         command=shlex.join(command), stopped=stopped, elapsed_s=t._elapsed(),
-        best_weights_reason=(read_json(run.path / "weights" / "best.json") or {}).get(
+        best_weights_reason=(read_json(run.best_weights_record) or {}).get(
             "reason", ""))
 
 

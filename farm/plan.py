@@ -33,6 +33,11 @@ NOISE_FROM_ATTEMPT = 3  # redraws from here on perturb the probe's weights
 NOISE_SCALE = 0.5  # relative noise per attempt beyond the second (farm.weights.perturbed)
 
 
+def noise_scale(attempt: int) -> float:
+    """The relative noise on a probe's weights at its `attempt`-th draw (0: none)."""
+    return max(0, attempt - NOISE_FROM_ATTEMPT + 1) * NOISE_SCALE
+
+
 def planner(spec: CandidateSpec, role: str) -> str:
     """How a candidate was planned: beam size, dropout and which weights."""
     return f"b{spec.beam_size}-d{spec.random_dropout}@{role}"
@@ -46,8 +51,7 @@ def weights_for(row: dict, by_role) -> Weights:
     base = by_role(role.removesuffix("~noise"))
     if not role.endswith("~noise"):
         return base
-    return perturbed(base, row["seed"],
-                     NOISE_SCALE * (row["attempts"] - NOISE_FROM_ATTEMPT + 1))
+    return perturbed(base, row["seed"], noise_scale(row["attempts"]))
 
 
 def seed_for(run_id: str, round_no: int, index: int, attempt: int) -> int:
@@ -135,9 +139,8 @@ class RoundPlan:
             kind = NEAR_BEAM
         elif index % 4 == 3 and self.start_weights is not None:
             weights, role = self.start_weights, "start"
-        if attempt >= NOISE_FROM_ATTEMPT and kind != BEAM_SEARCH:
-            scale = NOISE_SCALE * (attempt - NOISE_FROM_ATTEMPT + 1)
-            weights, role = perturbed(weights, seed, scale), f"{role}~noise"
+        if noise_scale(attempt) and kind != BEAM_SEARCH:
+            weights, role = perturbed(weights, seed, noise_scale(attempt)), f"{role}~noise"
         spec = replace(self.base, weights=weights, seed=seed, **kind)
         return replace(spec, planner=planner(spec, role))
 

@@ -120,7 +120,7 @@ def _text(rep: Report) -> str:
             lines.append(f"  {f['label'] + also:<44} {_num(f['median_ms'], '.3f'):>8} ms"
                          f"  {_verdict(f.get('vs_start'))}{mark}")
         lines += _comparisons(rep.best)
-    handed = read_json(rep.run.path / "weights" / "best.json")
+    handed = read_json(rep.run.best_weights_record)
     if handed and handed.get("reason"):
         lines.append(f"best.weights ({handed['weights']}): {handed['reason']}")
     return "\n".join(lines)

@@ -96,6 +96,11 @@ class RunDir:
     def best_weights(self) -> Path:
         return self.path / "weights" / "best.weights"
 
+    @property
+    def best_weights_record(self) -> Path:
+        """best.json: which weights best.weights are, and why (written by farm.finalize)."""
+        return self.path / "weights" / "best.json"
+
     def round_record_path(self, round_no: int) -> Path:
         return self.path / "rounds" / f"round-{round_no:06d}.json"
 
