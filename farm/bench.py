@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from farm import catalog, compile, verdict, weights
+from farm import build, catalog, verdict, weights
 from farm.candidate import BEAM_SEARCH, DEFAULT_PARALLELISM, OK, CandidateSpec
 from farm.devices.session import DeviceSession, default_target
 from farm.errors import BadInput, RunDirError
@@ -60,7 +60,7 @@ class Run:
 def variants(bench, target, parallelism, tuned: Path | None, run: Run | None):
     base = CandidateSpec(bench, target, weights.baseline(), parallelism=parallelism,
                          **BEAM_SEARCH)
-    out = [("manual", compile.manual_spec(base)), ("beam32 baseline", base)]
+    out = [("manual", build.manual_spec(base)), ("beam32 baseline", base)]
     if tuned is not None:
         out.append(("beam32 tuned", replace(base, weights=weights.load(tuned))))
     if run is not None and run.best and run.benchmark in (bench.ref, bench.name):

@@ -63,7 +63,7 @@ class Schedule:
     source: str
     featurization: bytes
     autoschedule_s: float  # CPU seconds (compile times are CPU time: a paused compile
-    # does not count, see farm.devices.gate)
+    # does not count, see farm.gate)
 
 
 @dataclass(frozen=True)
@@ -106,11 +106,10 @@ class Measurement:
     error: str = ""
     device_id: str = ""
     device_kind: str = ""
-    host: str = ""
+    node: str = ""  # the farm's name for the device's node (farm.cluster.Node.name)
     node_id: str = ""
     run_s: float = 0.0
     log: str = ""  # tail of the run's output when it failed
-    extra: dict = field(default_factory=dict, compare=False)
 
     @property
     def ok(self) -> bool:

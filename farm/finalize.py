@@ -25,7 +25,7 @@ from pathlib import Path
 
 import ray
 
-from farm import acceptance, compile, costmodel, verdict, weights
+from farm import acceptance, build, costmodel, verdict, weights
 from farm.candidate import BEAM_SEARCH, DEFAULT_PARALLELISM, OK, CandidateSpec, Library
 from farm.errors import WeightsError
 from farm.plan import weights_for as plan_weights_for
@@ -134,7 +134,7 @@ def finalize(t, builder, pool) -> None:
                                       built_as=sample))
         else:
             twin.also.append(f"beam search with {label}")
-    finalists.append(Finalist("manual schedule", compile.manual_spec(base), reference=True))
+    finalists.append(Finalist("manual schedule", build.manual_spec(base), reference=True))
     t.progress.message(f"re-timing {len(finalists)} finalists, interleaved, up to "
                        f"{s.retimes} times each")
     _retime(finalists, builder, pool, s, t.artifacts)
@@ -215,7 +215,7 @@ def _retime(finalists: list[Finalist], builder, pool, s, kept: dict) -> None:
             for k, (f, _) in ready.items() if k != start and not f.reference)
 
     times = pool.retime({k: binary for k, (_, (binary, _)) in ready.items()}, s.parallelism,
-                        replace(s.timing, samples=RETIME_REPEATS), s.retimes, decided=decided,
+                        replace(s.timing, repeats=RETIME_REPEATS), s.retimes, decided=decided,
                         timeout_s=FINALIST_TIMEOUT_S)
     for key, (f, (_, library)) in ready.items():
         f.retimes_ms = tuple(times.get(key, ()))
@@ -231,8 +231,8 @@ def _write_best(run, winner: Finalist, timed: list[Finalist], s) -> None:
     fresh.mkdir()
     library = winner.library
     if library is None:  # its build gave no library (synthetic work): compile it here
-        compile.write_library(winner.spec, fresh)
-        name = compile.function_name(winner.spec)
+        build.write_library(winner.spec, fresh)
+        name = build.function_name(winner.spec)
     else:
         name = library.name
         (fresh / f"{name}.a").write_bytes(library.archive)

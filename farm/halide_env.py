@@ -41,10 +41,6 @@ class HalideEnv:
         """share/tools: RunGen.h, RunGenMain.cpp, the autotune loop script."""
         return self.root / "share" / "tools"
 
-    @property
-    def rungen_main(self) -> Path:
-        return self.tools_dir / "RunGenMain.cpp"
-
     def tool(self, name: str) -> Path:
         """A program from the wheel's bin/, e.g. adams2019_retrain_cost_model."""
         path = self.root / "bin" / name

@@ -152,11 +152,6 @@ class DevicePool:
     def usable(self) -> list[DeviceHandle]:
         return [h for h in self.handles if not h.lost]
 
-    def next_return(self) -> float | None:
-        """When the earliest quarantined device may be tried again (monotonic time)."""
-        times = [h.quarantined_until for h in self.usable() if h.quarantined_until > 0]
-        return min(times) if times else None
-
     def shutdown(self) -> None:
         import ray
 

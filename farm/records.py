@@ -40,7 +40,7 @@ def outcome_row(manifest: Manifest, round_no: int, o: Outcome) -> dict:
         "device_id": m.device_id if m else None,
         "device_kind": m.device_kind if m else None,
         "node_id": m.node_id if m else None,
-        "host": m.host if m else None,
+        "host": m.node if m else None,  # the column keeps its v1 name
         "compile_host": build.host if build else None,
         "status": o.status,
         "error": o.error or None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from farm import compile
+from farm import build
 from farm.candidate import BuildResult, CandidateSpec, Measurement
 from farm.devices.base import Device, DeviceInfo
 from farm.errors import WorkFailed
@@ -38,7 +38,7 @@ class LocalRunner:
         self.info = device.info
 
     def build(self, spec: CandidateSpec) -> tuple[BuildResult, bytes]:
-        result, binary, _ = compile.build(spec)
+        result, binary, _ = build.build(spec)
         return result, binary
 
     def time(self, binary, threads: int, timing: TimingConfig) -> Measurement:
@@ -81,7 +81,7 @@ def run_benchmark(spec: CandidateSpec, runner, timing: TimingConfig, out_dir: Pa
         schedule_file.write_text(auto.build.schedule.source)
     manual = None
     if with_manual:
-        manual = _build_and_time(compile.manual_spec(spec), runner, timing, required=False)
+        manual = _build_and_time(build.manual_spec(spec), runner, timing, required=False)
     return RunResult(runner.info, auto, manual, schedule_file)
 
 

@@ -10,7 +10,7 @@ HARNESS_SAMPLE = "FARM_SAMPLE_MS"
 
 @dataclass(frozen=True)
 class TimingConfig:
-    samples: int = 10  # repeats reported per run of the harness
+    repeats: int = 10  # timings reported per run of the harness (its --samples)
     min_sample_ms: float = 20.0  # each repeat loops the pipeline at least this long
     warmup_ms: float = 30.0
     max_total_ms: float = 2000.0  # slow schedules stop after 3 repeats once this is spent
@@ -18,7 +18,7 @@ class TimingConfig:
     cutoff_ms: float | None = None  # stop after 3 repeats when the best is slower than this
 
     def harness_args(self) -> list[str]:
-        args = [f"--samples={self.samples}", f"--min_sample_ms={self.min_sample_ms:g}",
+        args = [f"--samples={self.repeats}", f"--min_sample_ms={self.min_sample_ms:g}",
                 f"--warmup_ms={self.warmup_ms:g}", f"--max_total_ms={self.max_total_ms:g}"]
         if self.cutoff_ms:
             args.append(f"--cutoff_ms={self.cutoff_ms:g}")

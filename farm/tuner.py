@@ -297,7 +297,7 @@ class _Tuning:
             return {"passed": False, "reason": "its beam search or the start weights' could "
                     "not be built", "verdict": None}
         times = scheduler.pool.retime({"provisional": mine, "start": binary}, s.parallelism,
-                                      replace(s.timing, samples=5), BEAM_CHECK_RETIMES,
+                                      replace(s.timing, repeats=5), BEAM_CHECK_RETIMES,
                                       timeout_s=BEAM_CHECK_TIMEOUT_S)
         v = verdict.compare(times.get("provisional", []), times.get("start", []))
         passed = v.ratio is not None and v.ratio <= BEAM_CHECK_RATIO and \

@@ -15,7 +15,7 @@ from farm.timing import TimingConfig
 
 
 def _compile_guarded(fn, spec):
-    from farm.devices import gate
+    from farm import gate
 
     with gate.compiling():
         return fn(spec)
@@ -24,16 +24,16 @@ def _compile_guarded(fn, spec):
 @ray.remote(num_cpus=1, max_retries=1)
 def autoschedule_task(spec: CandidateSpec) -> BuildResult:
     """Only the autoscheduler's choice (for finding duplicates before codegen)."""
-    from farm import compile
+    from farm import build
 
-    return _compile_guarded(compile.autoschedule_result, spec)
+    return _compile_guarded(build.autoschedule_result, spec)
 
 
 @ray.remote(num_cpus=1, num_returns=3, max_retries=1)
 def build_task(spec: CandidateSpec) -> tuple[BuildResult, bytes, Library | None]:
-    from farm import compile
+    from farm import build
 
-    return _compile_guarded(compile.build, spec)
+    return _compile_guarded(build.build, spec)
 
 
 @ray.remote(num_cpus=0, max_retries=1)

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pyarrow as pa
 
-from farm import catalog, compile, featurization, targets, weights
+from farm import build, catalog, featurization, targets, weights
 from farm.candidate import RANDOM_PROBE, CandidateSpec
 
 
@@ -18,7 +18,7 @@ def probes(bench: str = "median3x3", count: int = 40) -> tuple[bytes, ...]:
     out, keys = [], set()
     seed = 1
     while len(out) < count and seed < 20 * count:
-        f = compile.autoschedule(replace(spec, seed=seed)).featurization
+        f = build.autoschedule(replace(spec, seed=seed)).featurization
         seed += 1
         if featurization.schedule_key(f) not in keys:
             keys.add(featurization.schedule_key(f))

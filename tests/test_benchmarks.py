@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from reference import REFERENCES
 
-from farm import catalog, compile, targets
+from farm import build, catalog, targets
 from farm.candidate import RANDOM_PROBE
 
 NAMES = sorted(REFERENCES)
@@ -21,7 +21,7 @@ def _inputs(name, rng):
 
 
 def _realize(spec, inputs):
-    instance, _ = compile.schedule(spec)
+    instance, _ = build.schedule(spec)
     for name, array in inputs.items():
         getattr(instance.generator, name).set(hl.Buffer(array))
     return np.asarray(instance.pipeline.realize([WIDTH, HEIGHT]))
@@ -36,7 +36,7 @@ def test_builtin_list_matches_references():
 @pytest.mark.parametrize("manual", ["cpu", "hvx-host"])
 def test_manual_schedule_matches_reference(name, manual, spec_for, rng):
     inputs = _inputs(name, rng)
-    spec = compile.manual_spec(spec_for(name), manual)
+    spec = build.manual_spec(spec_for(name), manual)
     np.testing.assert_array_equal(_realize(spec, inputs), REFERENCES[name](*inputs.values()))
 
 
@@ -50,8 +50,8 @@ def test_autoscheduled_matches_reference(name, spec_for, rng):
 @pytest.mark.parametrize("name", NAMES)
 def test_hvx_schedule_compiles_for_android(name, spec_for, tmp_path):
     hvx = targets.resolve("arm-64-android-hvx")
-    spec = compile.manual_spec(spec_for(name, target=hvx))
-    compile.write_library(spec, tmp_path)
+    spec = build.manual_spec(spec_for(name, target=hvx))
+    build.write_library(spec, tmp_path)
     assert (tmp_path / f"{name}.a").stat().st_size > 0
     header = (tmp_path / f"{name}.h").read_text()
     assert f"int {name}(" in header

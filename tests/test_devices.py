@@ -83,12 +83,12 @@ def test_unknown_device_id_lists_the_known_ones(fake_adb):
 @pytest.fixture(scope="module")
 def host_binary():
     """A real benchmark binary built for this host: the stand-in phone runs it."""
-    from farm import catalog, compile, targets, weights
+    from farm import build, catalog, targets, weights
     from farm.candidate import RANDOM_PROBE, CandidateSpec
 
     spec = CandidateSpec(catalog.resolve("dilate3x3"), targets.resolve(None),
                          weights.baseline(), seed=3, **RANDOM_PROBE)
-    result, binary, _ = compile.build(spec)
+    result, binary, _ = build.build(spec)
     assert result.ok, result.error
     return binary
 
@@ -110,7 +110,7 @@ def test_timing_on_a_phone_pushes_runs_and_quotes(fake_adb, host_binary, tmp_pat
         (runtime / lib).write_bytes(b"\x7fELF fake")
     monkeypatch.setenv("FARM_HEXAGON_RUNTIME", str(runtime))
     device = android.AndroidDevice(_phone())
-    timing = TimingConfig(samples=3, min_sample_ms=1, warmup_ms=1)
+    timing = TimingConfig(repeats=3, min_sample_ms=1, warmup_ms=1)
     for _ in range(2):
         m = device.run(host_binary, 3, timing)
         assert m.status == OK, (m.error, m.log)
@@ -133,7 +133,7 @@ def test_timing_on_a_phone_pushes_runs_and_quotes(fake_adb, host_binary, tmp_pat
 def test_a_phone_that_drops_off_is_device_lost(fake_adb, host_binary):
     fake_adb({"serial": "R58M1", "state": "device", "props": PIXEL,
               "behavior": "offline-on-run"})
-    m = android.AndroidDevice(_phone()).run(host_binary, 2, TimingConfig(samples=2))
+    m = android.AndroidDevice(_phone()).run(host_binary, 2, TimingConfig(repeats=2))
     assert m.status == DEVICE_LOST and "offline" in m.error
 
 
@@ -157,11 +157,11 @@ def test_hvx_target_needs_the_hexagon_runtime(fake_adb):
                     reason="needs an Android NDK (set ANDROID_NDK_ROOT); none can be "
                            "downloaded on the build machines")
 def test_hvx_candidate_links_for_android_with_the_ndk(tmp_path):
-    from farm import catalog, compile, targets, weights
+    from farm import build, catalog, targets, weights
     from farm.candidate import RANDOM_PROBE, CandidateSpec
 
     spec = CandidateSpec(catalog.resolve("median3x3"), targets.resolve("arm-64-android-hvx"),
                          weights.baseline(), seed=1, **RANDOM_PROBE)
-    result, binary, _ = compile.build(spec)
+    result, binary, _ = build.build(spec)
     assert result.ok, result.error
     assert binary[:4] == b"\x7fELF" and binary[18] == 183  # EM_AARCH64

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from farm import catalog, compile, targets, weights
+from farm import build, catalog, targets, weights
 from farm.candidate import CandidateSpec
 from farm.timing import TimingConfig
 from farm.tuner import TuneSettings, autotune
@@ -16,7 +16,7 @@ def main(args) -> int:
         device_ids=tuple(args.devices or ()), compile_timeout_s=args.compile_timeout,
         timing=TimingConfig(timeout_s=args.run_timeout), isolation=args.isolation,
         train_steps=args.train_steps)
-    compile.check_pipeline(CandidateSpec(settings.benchmark, settings.target,
+    build.check_pipeline(CandidateSpec(settings.benchmark, settings.target,
                                          settings.start_weights))
     s = autotune(args.out, settings, address=args.address)
     print(f"\n{s.run_dir}: {s.rounds} rounds, {s.rows} samples ({s.ok} ok), {s.distinct} "

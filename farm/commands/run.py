@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from farm import catalog, compile, weights
+from farm import build, catalog, weights
 from farm.candidate import CandidateSpec
 from farm.commands import writable_dir
 from farm.devices.session import DeviceSession
@@ -18,7 +18,7 @@ def main(args) -> int:
         info, target = session.pick(args.device, args.target)
         spec = CandidateSpec(bench, target, w, beam_size=args.beam_size,
                              parallelism=args.parallelism)
-        compile.check_pipeline(spec)
+        build.check_pipeline(spec)
         print(f"{bench.name}: beam {args.beam_size}, parallelism {args.parallelism}, "
               f"target {target.compile}, weights {w.origin} ({w.sha256[:8]}), on {info.id}",
               flush=True)

@@ -52,7 +52,7 @@ class Device(ABC):
 
     def measurement(self, status: str, **fields) -> Measurement:
         return Measurement(status, device_id=self.info.id, device_kind=self.info.kind,
-                           host=self.info.node,
+                           node=self.info.node,
                            node_id=self.info.node_id, **fields)
 
 

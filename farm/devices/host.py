@@ -12,9 +12,9 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 
+from farm import gate
 from farm.cache import cache_dir
 from farm.candidate import OK, RUN_ERROR, RUN_TIMEOUT, Measurement
-from farm.devices import gate
 from farm.devices.base import HOST, Device, DeviceInfo, safe_name
 from farm.timing import TimingConfig, parse_harness_output
 
@@ -41,7 +41,7 @@ class HostDevice(Device):
     """Times a binary on this machine's CPU.
 
     isolation="pause" stops the machine's compile work while it times (see
-    farm.devices.gate); "none" times alongside it (for measuring the difference).
+    farm.gate); "none" times alongside it (for measuring the difference).
     """
 
     def __init__(self, info: DeviceInfo, isolation: str = "pause"):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from farm import catalog, compile, costmodel, featurization, targets, weights
+from farm import build, catalog, costmodel, featurization, targets, weights
 from farm.candidate import RANDOM_PROBE, CandidateSpec
 from farm.store import SampleStore
 
@@ -23,7 +23,7 @@ from farm.store import SampleStore
 def template() -> bytes:
     spec = CandidateSpec(catalog.resolve("median3x3"), targets.resolve(None),
                          weights.baseline(), seed=1, **RANDOM_PROBE)
-    return compile.autoschedule(spec).featurization
+    return build.autoschedule(spec).featurization
 
 
 def rows_for(round_no: int, batch: int, base: np.ndarray, rng) -> list[dict]:

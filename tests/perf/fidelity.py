@@ -12,9 +12,8 @@ import os
 import statistics
 import time
 
-from farm import catalog, compile, targets, weights
+from farm import build, catalog, gate, targets, weights
 from farm.candidate import BEAM_SEARCH, RANDOM_PROBE, CandidateSpec
-from farm.devices import gate
 from farm.devices.host import HostDevice, host_info
 from farm.timing import TimingConfig
 
@@ -27,7 +26,7 @@ def compile_forever(bench: str, worker: int, stop) -> None:
         spec = CandidateSpec(catalog.resolve(bench), targets.resolve(None), weights.baseline(),
                              seed=seed, **RANDOM_PROBE)
         with gate.compiling():
-            compile.build(spec)
+            build.build(spec)
 
 
 def retime(device: HostDevice, binary: bytes, n: int) -> list[float]:
@@ -60,10 +59,10 @@ def main() -> None:
     args = parser.parse_args()
     spec = CandidateSpec(catalog.resolve(args.bench), targets.resolve(None), weights.baseline(),
                          **BEAM_SEARCH)
-    result, binary, _ = compile.build(spec)
+    result, binary, _ = build.build(spec)
     assert result.ok, result.error
     print(f"{args.bench} beam-32, re-timed {args.retimes} times (each the best of "
-          f"{TimingConfig().samples} repeats), {args.compilers} compile processes running")
+          f"{TimingConfig().repeats} repeats), {args.compilers} compile processes running")
     print(f"{'condition':<34} {'mean ms':>8} {'min ms':>8} {'max ms':>8} {'CV':>7}")
     rows = [("noise floor (fixed Python work)", noise_floor(args.retimes)),
             ("quiet machine (no compiles)", retime(HostDevice(host_info(), "none"), binary,

@@ -9,7 +9,7 @@ Prints, per benchmark, the median over 3 harness runs of each run's best ms.
 import statistics
 import sys
 
-from farm import catalog, compile, targets, weights
+from farm import build, catalog, targets, weights
 from farm.candidate import BEAM_SEARCH, CandidateSpec
 from farm.devices.host import local_host_device
 from farm.timing import TimingConfig
@@ -28,7 +28,7 @@ def main(names):
         for p in PARALLELISMS:
             spec = CandidateSpec(catalog.resolve(name), target, baseline, parallelism=p,
                                  **BEAM_SEARCH)
-            result, binary, _ = compile.build(spec)
+            result, binary, _ = build.build(spec)
             assert result.ok, result.error
             runs = [device.run(binary, p, TimingConfig()).best_ms for _ in range(3)]
             row.append(statistics.median(runs))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from farm import catalog, compile, targets, verdict, weights
+from farm import build, catalog, targets, verdict, weights
 from farm.bench import retime
 from farm.candidate import BEAM_SEARCH, CandidateSpec
 from farm.devices.registry import discover_local, open_device
@@ -31,7 +31,7 @@ def main() -> None:
     args = parser.parse_args()
     spec = CandidateSpec(catalog.resolve(args.bench), targets.resolve(None), weights.baseline(),
                          **BEAM_SEARCH)
-    result, binary, _ = compile.build(spec)
+    result, binary, _ = build.build(spec)
     assert result.ok, result.error
     devices, _ = discover_local()
     runner = LocalRunner(open_device(next(d for d in devices if d.kind == "host")))
