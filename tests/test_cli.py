@@ -1,10 +1,14 @@
+import argparse
 import os
 import subprocess
 import sys
 
+import pytest
 from clitools import assert_user_error, farm
 
 from farm import weights
+from farm.cli import COMMANDS, build_parser, main
+from farm.commands.options import DeprecatedAlias
 
 
 def test_version_names_all_three():
@@ -27,7 +31,7 @@ def test_benchmarks_lists_the_six(tmp_path):
 
 def test_weights_baseline_and_check(tmp_path):
     out = tmp_path / "w"
-    farm("weights", "baseline", "-o", out, check=0)
+    farm("weights", "baseline", "--out", out, check=0)
     assert out.stat().st_size == 17136
     assert weights.load(out).sha256.startswith("de088dc7285ad431")
     assert "usable" in farm("weights", "check", out, check=0).stdout
@@ -66,3 +70,167 @@ def test_output_piped_into_a_closed_reader_is_not_an_error():
     err = proc.stderr.read()
     assert proc.wait(timeout=120) == 0, err
     assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+# --- parse level, in-process: no Ray or Halide work ---------------------------------------
+
+def _parsers(parser=None, path=("farm",)):
+    """(path, parser) for the top-level parser and every subcommand's, nested ones too."""
+    parser = parser or build_parser()
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _parsers(sub, (*path, name))
+
+
+def _parse(*argv):
+    return build_parser().parse_args([str(a) for a in argv])
+
+
+def _exit_code(argv, capsys) -> tuple[int, str]:
+    """main(argv)'s exit code, whether returned or raised by argparse, and its stderr."""
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr().err
+
+
+def test_every_subcommand_is_a_commands_module_with_add_parser_and_main():
+    for name, module in COMMANDS.items():
+        assert module.__name__ == f"farm.commands.{name}"
+        assert callable(module.add_parser) and callable(module.main)
+    assert {p[1] for p, _ in _parsers() if len(p) == 2} == set(COMMANDS)
+
+
+def test_every_argument_has_help_text_shown_by_help():
+    walked = 0
+    for path, parser in _parsers():
+        text = parser.format_help()
+        for action in parser._actions:
+            walked += 1
+            where = f"{' '.join(path)} {action.option_strings or action.metavar or action.dest}"
+            if action.help == argparse.SUPPRESS:  # only old spellings may hide
+                assert isinstance(action, DeprecatedAlias), where
+                continue
+            assert isinstance(action.help, str) and action.help.strip(), where
+            shown = action.option_strings[0] if action.option_strings else action.metavar
+            assert shown and shown in text, where
+            if isinstance(action, argparse._SubParsersAction):  # each choice's line
+                for choice in action._choices_actions:
+                    assert choice.help and choice.dest in text, f"{where} {choice.dest}"
+    assert walked > 50
+
+
+def test_help_builds_without_importing_ray_halide_or_pyarrow():
+    """`farm --help` builds every subcommand's parser: none may import the heavy library."""
+    code = ("import sys\n"
+            "from farm.cli import build_parser\n"
+            "parser = build_parser()\n"
+            "parser.format_help()\n"
+            "heavy = {'ray', 'halide', 'pyarrow', 'numpy', 'matplotlib', 'scipy'}\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & heavy))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("command", ["autotune", "bench"])
+def test_repeated_device_accumulates(command):
+    first = ["autotune", "median3x3", "--out", "r"] if command == "autotune" else ["bench"]
+    assert _parse(*first, "--device", "a", "b").devices == ["a", "b"]
+    assert _parse(*first, "--device", "a", "--device", "b").devices == ["a", "b"]
+    assert _parse(*first, "--device", "a", "b", "--device", "c").devices == ["a", "b", "c"]
+    assert _parse(*first).devices is None  # every usable device
+
+
+def test_run_takes_one_device_and_says_so_when_given_two(capsys):
+    assert _parse("run", "median3x3", "--device", "a").device == "a"
+    code, err = _exit_code(["run", "median3x3", "--device", "a", "--device", "b"], capsys)
+    assert code == 2
+    assert "farm run times on one device; give --device once" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+WRITERS = {  # every command that writes files, with what else it needs
+    "run": ["run", "median3x3"],
+    "autotune": ["autotune", "median3x3"],
+    "report": ["report", "some-run"],
+    "bench": ["bench", "median3x3"],
+    "export": ["export", "some-run"],
+    "weights baseline": ["weights", "baseline"],
+}
+
+
+@pytest.mark.parametrize("command", WRITERS)
+def test_every_writing_command_takes_out(command):
+    assert _parse(*WRITERS[command], "--out", "there").out == "there"
+
+
+def test_out_is_required_where_there_is_no_default(capsys):
+    for argv in (WRITERS["autotune"], WRITERS["export"], WRITERS["weights baseline"]):
+        code, err = _exit_code(argv, capsys)
+        assert code == 2, argv
+        assert "required: --out" in err, err
+    assert _parse(*WRITERS["run"]).out == "."
+    assert _parse(*WRITERS["bench"]).out == "farm-bench"
+    assert _parse(*WRITERS["report"]).out is None  # RUN_DIR/report
+
+
+@pytest.mark.parametrize("old", ["-o", "--output"])
+def test_weights_baseline_old_output_option_still_works(old, capsys):
+    assert _parse("weights", "baseline", old, "w.weights").out == "w.weights"
+    err = capsys.readouterr().err
+    assert f"{old} is deprecated; use --out FILE" in err
+    code, err = _exit_code(["weights", "baseline", "--out", "a", old, "b"], capsys)
+    assert code == 2 and "not allowed with" in err
+
+
+def test_export_old_positional_dir_still_works(capsys):
+    assert _parse("export", "some-run", "dir").out == "dir"
+    assert "deprecated; use --out DIR" in capsys.readouterr().err
+    assert _parse("export", "--out", "dir", "some-run").out == "dir"
+    code, err = _exit_code(["export", "some-run", "dir", "--out", "other"], capsys)
+    assert code == 2 and "not allowed with" in err
+
+
+def test_old_spellings_stay_out_of_help():
+    help_text = {" ".join(path): parser.format_help() for path, parser in _parsers()}
+    assert "--output" not in help_text["farm weights baseline"]
+    assert "-o " not in help_text["farm weights baseline"]
+    assert "RUN_DIR --out DIR" in help_text["farm export"]
+
+
+def test_weights_baseline_with_the_old_option_writes_the_file(tmp_path):
+    out = tmp_path / "w"
+    proc = farm("weights", "baseline", "-o", out, check=0)
+    assert out.stat().st_size == 17136
+    assert "deprecated" in proc.stderr
+
+
+class _NoUsableDevice:
+    """A DeviceSession whose only device cannot be used (as on a host without the harness)."""
+
+    def __init__(self, address=None):
+        from farm.devices.base import UNUSABLE, DeviceInfo
+
+        self.devices = [DeviceInfo("cpu@h", "host", "h", state=UNUSABLE, problem="broken")]
+        self.notes = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_bench_without_a_usable_device_is_a_user_error(tmp_path, capsys, monkeypatch):
+    import farm.bench
+
+    monkeypatch.setattr(farm.bench, "DeviceSession", _NoUsableDevice)
+    code, err = _exit_code(["bench", "median3x3", "--out", tmp_path / "b"], capsys)
+    assert code == 2
+    assert err.startswith("farm bench: error: no usable device to bench on")
+    assert "`farm devices`" in err
+    assert len(err.strip().splitlines()) == 1

@@ -2,13 +2,66 @@
 
 from __future__ import annotations
 
-from farm import build, catalog, targets, weights
-from farm.candidate import CandidateSpec
-from farm.timing import TimingConfig
-from farm.tuner import TuneSettings, autotune
+import argparse
+
+from farm.commands import options
+
+EPILOG = """how do I tune longer?
+  --rounds is the total number of rounds RUN_DIR should hold. Rerun the same command
+  with a larger --rounds to continue a run (its seeds, weights and samples carry on);
+  rerun it unchanged after a crash or Ctrl-C to finish it. --budget 2h stops cleanly
+  after the round in progress once two hours are spent (rerun to go on).
+
+at the end the finalists (the fastest samples, beam search with the start, accepted and
+final weights, the manual schedule) are re-timed, interleaved, with 95% intervals; it
+prints the best schedule (RUN_DIR/best/) and the `farm run` command that uses the handed-over
+weights (RUN_DIR/weights/best.weights: tuned weights only where their beam search is
+significantly faster than the start weights', else the start weights)."""
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "autotune", help="autotune the cost model for one benchmark on your devices",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Autotune Adams2019's cost model for BENCH: each round compiles "
+        "--batch-size candidate schedules (candidate 0 is beam search with the accepted "
+        "weights, the others random probes from the accepted and the start weights), times "
+        "them on the devices and records every candidate in RUN_DIR/samples/. Then it trains "
+        "a few candidate models on the earlier rounds and keeps one only if it ranks the new "
+        "round's schedules better than the current weights beyond the noise.",
+        epilog=EPILOG)
+    p.add_argument("benchmark", metavar="BENCH", help="a built-in benchmark or "
+                   "path/to/file.py:generator_name")
+    options.add_out(p, "RUN_DIR", required=True, help="the run directory (created, or "
+                    "resumed when it exists)")
+    p.add_argument("--rounds", type=options.positive_int, default=1, metavar="R",
+                   help="total rounds RUN_DIR should hold (default 1)")
+    p.add_argument("--batch-size", type=options.positive_int, default=32, metavar="N",
+                   help="candidates per round (default 32, as Halide's loop)")
+    p.add_argument("--budget", type=options.duration, metavar="DURATION", help="stop after "
+                   "the round in progress once this much time is spent, e.g. 45m, 2h, 1h30m")
+    options.add_common(p)
+    options.add_devices(p)
+    p.add_argument("--compile-timeout", type=options.positive_float, default=600.0,
+                   metavar="S", help="kill a candidate's compile after S seconds (default 600)")
+    p.add_argument("--run-timeout", type=options.positive_float, default=60.0, metavar="S",
+                   help="kill a candidate's timing run after S seconds (default 60)")
+    p.add_argument("--train-steps", "--epochs", type=options.positive_int, dest="train_steps",
+                   default=32, metavar="N", help="gradient steps per candidate model trained "
+                   "after each round (default 32; what Halide's trainer calls --epochs: each "
+                   "is ONE step on at most 1024 schedules per pipeline, not a pass over the "
+                   "samples)")
+    p.add_argument("--isolation", choices=("pause", "none"), default="pause",
+                   help="pause: stop the host's compile work while it times (default); "
+                   "none: time alongside it")
 
 
 def main(args) -> int:
+    from farm import build, catalog, targets, weights
+    from farm.candidate import CandidateSpec
+    from farm.timing import TimingConfig
+    from farm.tuner import TuneSettings, autotune
+
     settings = TuneSettings(
         benchmark=catalog.resolve(args.benchmark), target=targets.resolve(args.target or "host"),
         start_weights=weights.resolve(args.weights), rounds=args.rounds,

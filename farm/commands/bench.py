@@ -2,17 +2,42 @@
 
 from __future__ import annotations
 
-from farm.bench import format_table, run_bench, write_results
-from farm.commands import writable_dir
+from farm.commands import options
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "bench", help="did pretraining help? manual vs beam-32 with baseline and tuned weights "
+        "vs a run's best schedule, per device",
+        description="Time, per benchmark and device, the manual schedule, beam-32 with the "
+        "baseline weights, beam-32 with tuned weights (--weights, or the run's best.weights) "
+        "and the best schedule a run found (--run), each re-timed --repeats times.")
+    p.add_argument("benchmarks", metavar="BENCH", nargs="*", help="built-in benchmarks, "
+                   "path.py:name, or `all` (default: the --run's benchmark)")
+    options.add_devices(p, help="devices (default: every usable one); `--device a b` and "
+                        "`--device a --device b` both name two")
+    options.add_weights(p, help="tuned weights (default: the run's best.weights)")
+    p.add_argument("--run", metavar="RUN_DIR", help="a `farm autotune` run directory")
+    p.add_argument("--repeats", type=options.positive_int, default=10, metavar="N",
+                   help="interleaved re-timings per schedule and device (default 10: enough "
+                   "for a true 10%% difference on median3x3 to get a verdict in 8 of 10 runs "
+                   "on our 2-core hosts; see PERFORMANCE.md)")
+    options.add_out(p, "DIR", default="farm-bench", help="where the Parquet rows and the plot "
+                    "go (default ./farm-bench)")
+    options.add_address(p)
 
 
 def main(args) -> int:
+    from farm.bench import format_table, run_bench, write_results
+    from farm.commands import writable_dir
+    from farm.errors import MissingPrerequisite
+
     out = writable_dir(args.out)
     rows = run_bench(args.benchmarks, args.devices, args.weights, args.run, args.address,
                      repeats=args.repeats, progress=lambda text: print(text, flush=True))
-    if not rows:
-        print("no usable device to bench on (see `farm devices`)")
-        return 1
+    if not rows:  # no --device given and none usable: the user must fix a device
+        raise MissingPrerequisite("no usable device to bench on: `farm devices` lists each "
+                                  "device and what keeps it from use; fix that")
     print()
     print(format_table(rows))
     table, plot = write_results(rows, out)

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
-from farm.devices.base import DeviceInfo
-from farm.devices.session import DeviceSession
+from typing import TYPE_CHECKING
+
+from farm.commands import options
 from farm.output import columns
+
+if TYPE_CHECKING:
+    from farm.devices.base import DeviceInfo
 
 HEADER = ("DEVICE", "KIND", "NODE", "MODEL", "STATE", "PROBLEM")
 
 
+def add_parser(sub) -> None:
+    p = sub.add_parser("devices", help="list the devices of this machine or cluster, and what "
+                       "keeps any from being used")
+    options.add_address(p)
+
+
 def main(args) -> int:
+    from farm.devices.session import DeviceSession
+
     with DeviceSession(args.address) as session:
         print(format_devices(session.devices))
         for note in session.notes:

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from farm.commands import options
 
-from farm.commands import writable_dir
-from farm.report import build_report, write_html, write_plots
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("report", help="summarize a run directory: a table per round, the "
+                       "final re-timing, plots")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a `farm autotune` run directory")
+    options.add_out(p, "DIR", help="where the PNG plots go (default RUN_DIR/report)")
+    p.add_argument("--html", action="store_true", help="also write an index.html with them")
 
 
 def main(args) -> int:
+    from pathlib import Path
+
+    from farm.commands import writable_dir
+    from farm.report import build_report, write_html, write_plots
+
     report = build_report(args.run_dir)
     print(report.text)
     out = writable_dir(args.out or str(Path(args.run_dir) / "report"))

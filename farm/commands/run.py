@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
-from farm import build, catalog, weights
-from farm.candidate import CandidateSpec
-from farm.commands import writable_dir
-from farm.devices.session import DeviceSession
-from farm.single_run import run_benchmark
-from farm.timing import TimingConfig
+from farm.commands import options
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("run", help="autoschedule a benchmark and time it (with its manual "
+                       "schedule beside it)", description="Autoschedule BENCH with Adams2019, "
+                       "time it on a device, and time the benchmark's own (manual) schedule "
+                       "beside it. Writes BENCH.schedule.h under --out.")
+    p.add_argument("benchmark", metavar="BENCH", help="a built-in benchmark (`farm benchmarks`) "
+                   "or path/to/file.py:generator_name")
+    p.add_argument("--beam-size", type=options.positive_int, default=32, metavar="N",
+                   help="beam size of the autoscheduler's search (default 32)")
+    options.add_common(p)
+    options.add_device(p, twice="farm run times on one device; give --device once")
+    options.add_out(p, "DIR", default=".", help="where to write the .schedule.h (default: "
+                    "the current directory)")
+    p.add_argument("--no-manual", action="store_true", help="skip the manual schedule")
 
 
 def main(args) -> int:
+    from farm import build, catalog, weights
+    from farm.candidate import CandidateSpec
+    from farm.commands import writable_dir
+    from farm.devices.session import DeviceSession
+    from farm.single_run import run_benchmark
+    from farm.timing import TimingConfig
+
     bench = catalog.resolve(args.benchmark)
     w = weights.resolve(args.weights)
     out = writable_dir(args.out)

@@ -1,0 +1,220 @@
+"""No import cycle anywhere in farm/, and the command line on top of the library.
+
+Every import statement counts, wherever it is: at the top, inside a function (the
+commands import the library lazily), under `if TYPE_CHECKING:`. A cycle that only
+closes at call time is still a cycle: it breaks as soon as someone moves an import up.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections import deque
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# the installed package's folders (pyproject's [tool.setuptools.package-dir]):
+# benchmarks/ at the top of the repo installs as farm.benchmarks
+PACKAGES = {"farm": REPO / "farm", "farm.benchmarks": REPO / "benchmarks"}
+# scripts that start the command line; nothing imports them
+ENTRY_POINTS = {"farm.__main__", "farm.ray_driver"}
+
+
+def find_modules(packages: dict[str, Path]) -> dict[str, Path]:
+    """Dotted module name -> file, for every .py under each package's folder."""
+    modules = {}
+    for package, root in packages.items():
+        for path in sorted(root.rglob("*.py")):
+            parts = path.relative_to(root).with_suffix("").parts
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            modules[".".join((package, *parts))] = path
+    return modules
+
+
+def _is_package(path: Path) -> bool:
+    return path.name == "__init__.py"
+
+
+def imported_names(module: str, path: Path, tree: ast.AST) -> set[str]:
+    """Every dotted name an import statement in `tree` may load: `import a.b` gives a.b;
+    `from a import b` gives a and a.b (b may be a submodule); relative imports resolved."""
+    package = module if _is_package(path) else module.rpartition(".")[0]
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package
+                for _ in range(node.level - 1):
+                    base = base.rpartition(".")[0]
+                source = f"{base}.{node.module}" if node.module else base
+            else:
+                source = node.module
+            names.add(source)
+            names.update(f"{source}.{alias.name}" for alias in node.names if alias.name != "*")
+    return names
+
+
+def import_graph(modules: dict[str, Path]) -> dict[str, set[str]]:
+    """Module -> the modules of `modules` it imports.
+
+    A name resolves to the longest module it names (`farm.x.func` -> farm.x). Importing a
+    module also runs its packages' __init__ (farm.devices for farm.devices.session): an edge
+    too, unless the importer is inside that package (Python has started it already)."""
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    for module, path in modules.items():
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for name in imported_names(module, path, tree):
+            while name and name not in modules:
+                name = name.rpartition(".")[0]
+            while name:
+                inside = module == name or module.startswith(name + ".")
+                if name in modules and not inside:
+                    graph[module].add(name)
+                name = name.rpartition(".")[0]
+    return graph
+
+
+def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One cycle [a, b, ..., a] per strongly connected component that has one (self-imports
+    are harmless and ignored), each the shortest through its component's first module."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    components: list[list[str]] = []
+    for root in sorted(graph):  # Tarjan's algorithm, iteratively
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            for child in children:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph.get(child, ())))))
+                    break
+                if child in on_stack:
+                    low[node] = min(low[node], index[child])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    component = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.append(member)
+                        if member == node:
+                            break
+                    if len(component) > 1:
+                        components.append(sorted(component))
+    return [_shortest_cycle(graph, set(c), c[0]) for c in sorted(components)]
+
+
+def _shortest_cycle(graph: dict[str, set[str]], component: set[str], start: str) -> list[str]:
+    came_from: dict[str, str] = {}
+    queue = deque([start])
+    while queue:
+        node = queue.popleft()
+        for child in sorted(graph[node] & component):
+            if child == start:
+                path = [node]
+                while path[-1] != start:
+                    path.append(came_from[path[-1]])
+                return [*reversed(path), start]
+            if child not in came_from:
+                came_from[child] = node
+                queue.append(child)
+    raise AssertionError(f"{start} is in a strongly connected component but on no cycle")
+
+
+def _importers(graph: dict[str, set[str]], wanted) -> dict[str, set[str]]:
+    """Module -> the modules matching `wanted` it imports, for the modules that import any."""
+    found = {m: {t for t in targets if wanted(t)} for m, targets in graph.items()}
+    return {m: t for m, t in found.items() if t}
+
+
+@pytest.fixture(scope="module")
+def graph():
+    return import_graph(find_modules(PACKAGES))
+
+
+def test_the_graph_sees_the_farm(graph):
+    assert len(graph) > 40
+    assert "farm.commands.run" in graph["farm.cli"]  # a top-level import
+    assert "farm.single_run" in graph["farm.commands.run"]  # inside main()
+    assert "farm.devices" in graph["farm.commands.run"]  # the package of devices.session
+    assert "farm.benchmark_kit" in graph["farm.benchmarks.median3x3"]
+
+
+def test_no_import_cycle_in_farm(graph):
+    cycles = find_cycles(graph)
+    assert not cycles, "import cycles in farm/:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_only_the_command_line_imports_the_commands(graph):
+    def is_commands(m):
+        return m == "farm.commands" or m.startswith("farm.commands.")
+
+    wrong = {m: t for m, t in _importers(graph, is_commands).items()
+             if m != "farm.cli" and not is_commands(m)}
+    assert not wrong, f"the library imports the command line's modules: {wrong}"
+
+
+def test_nothing_imports_the_command_line_but_its_entry_points(graph):
+    wrong = {m: t for m, t in _importers(graph, lambda t: t == "farm.cli").items()
+             if m not in ENTRY_POINTS}
+    assert not wrong, f"farm.cli is imported by {wrong}"
+    assert not _importers(graph, lambda t: t in ENTRY_POINTS)
+
+
+# --- the checker itself, on toy inputs ---------------------------------------------------
+
+def test_find_cycles_finds_a_cycle_and_names_it():
+    toy = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set(), "e": {"e", "a"}}
+    assert find_cycles(toy) == [["a", "b", "c", "a"]]
+
+
+def test_find_cycles_gives_the_shortest_cycle_of_each_component():
+    toy = {"a": {"b", "d"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "x": {"y"}, "y": {"x"}}
+    assert find_cycles(toy) == [["a", "d", "a"], ["x", "y", "x"]]
+
+
+def test_find_cycles_passes_a_layered_graph():
+    toy = {"cli": {"cmd", "lib"}, "cmd": {"lib", "util"}, "lib": {"util"}, "util": set()}
+    assert find_cycles(toy) == []
+
+
+def test_import_graph_reads_every_kind_of_import(tmp_path):
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    files = {
+        "__init__.py": "",
+        "a.py": "from pkg import b\n",  # a submodule by `from package import module`
+        "b.py": "def f():\n    from .sub import c\n",  # relative, inside a function
+        "sub/__init__.py": "from pkg.sub.c import g\n",
+        "sub/c.py": "import pkg.d\n",
+        "d.py": "from ..outside import x\nimport os\nfrom pkg.a import name\n",
+    }
+    for name, text in files.items():
+        (pkg / name).write_text(text)
+    graph = import_graph(find_modules({"pkg": pkg}))
+    assert graph == {
+        "pkg": set(),
+        "pkg.a": {"pkg.b"},
+        "pkg.b": {"pkg.sub", "pkg.sub.c"},
+        "pkg.sub": {"pkg.sub.c"},
+        "pkg.sub.c": {"pkg.d"},
+        "pkg.d": {"pkg.a"},
+    }
+    assert find_cycles(graph) == [["pkg.a", "pkg.b", "pkg.sub.c", "pkg.d", "pkg.a"]]
