@@ -152,11 +152,10 @@ def resolve(path: str | os.PathLike | None) -> Weights:
 
 
 def write(weights: Weights, path: str | os.PathLike) -> None:
-    """Write atomically, so a crash never leaves a half-written weights file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(weights.data)
-    os.replace(tmp, path)
+    """Write atomically and durably, so a crash never leaves a half-written weights file."""
+    from farm import atomic
+
+    atomic.write_bytes(path, weights.data)
 
 
 def cached_file(weights: Weights) -> Path:

@@ -1,0 +1,73 @@
+"""Durable, atomic file writes: a reader sees the old file or the new one, never half of one.
+
+The bytes go to a hidden temporary file beside the target (`.NAME.tmp...`, which the
+sample store and readers ignore), are flushed and fsynced, the file is renamed over the
+target, and the directory is fsynced so the rename itself survives a power cut. If
+anything fails before the rename, the temporary file is removed and the target is as it
+was. Weights files (farm.weights), the run's JSON records (farm.rundir) and Parquet
+round files (farm.store) all go through here.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+
+
+def temporary_name(path: Path) -> Path:
+    """A hidden name beside `path`, unique to this process and call."""
+    return path.with_name(f".{path.name}.tmp{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Replace `path` with `data`, atomically and durably (its folder must exist)."""
+
+    def fill(tmp: Path) -> None:
+        with open(tmp, "xb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+    _write(Path(path), fill, synced=True)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    write_bytes(path, text.encode())
+
+
+def write_with(path: str | os.PathLike, fill: Callable[[Path], None]) -> None:
+    """Replace `path` with the file that `fill(tmp)` writes (and closes) at a temporary path."""
+    _write(Path(path), fill, synced=False)
+
+
+def _write(path: Path, fill: Callable[[Path], None], synced: bool) -> None:
+    tmp = temporary_name(path)
+    try:
+        fill(tmp)
+        if not synced:
+            _fsync_file(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def fsync_dir(directory: str | os.PathLike) -> None:
+    """Make renames and new entries in `directory` durable."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as e:  # some file systems cannot fsync a directory; nothing more to do
+        if e.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
