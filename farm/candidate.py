@@ -8,21 +8,39 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
+from enum import Enum
 
 from farm.catalog import Benchmark
 from farm.targets import TargetInfo
 from farm.weights import Weights
 
-OK = "ok"
-DUPLICATE = "duplicate"
-COMPILE_ERROR = "compile_error"
-COMPILE_TIMEOUT = "compile_timeout"
-RUN_ERROR = "run_error"
-RUN_TIMEOUT = "run_timeout"
-CRASHED = "crashed"
-DEVICE_LOST = "device_lost"
-STATUSES = (OK, DUPLICATE, COMPILE_ERROR, COMPILE_TIMEOUT, RUN_ERROR, RUN_TIMEOUT, CRASHED,
-            DEVICE_LOST)
+
+class Status(str, Enum):
+    """What became of a candidate. A str: it compares equal to, and is stored in Parquet
+    and JSON as, its value ("ok", "duplicate", ...), and prints as that value."""
+
+    OK = "ok"
+    DUPLICATE = "duplicate"  # a schedule the run already has (not timed again)
+    COMPILE_ERROR = "compile_error"
+    COMPILE_TIMEOUT = "compile_timeout"
+    RUN_ERROR = "run_error"
+    RUN_TIMEOUT = "run_timeout"
+    CRASHED = "crashed"  # the worker building it died
+    DEVICE_LOST = "device_lost"
+
+    __str__ = str.__str__  # "ok", not "Status.OK", in messages and f-strings
+    __format__ = str.__format__
+
+
+OK = Status.OK
+DUPLICATE = Status.DUPLICATE
+COMPILE_ERROR = Status.COMPILE_ERROR
+COMPILE_TIMEOUT = Status.COMPILE_TIMEOUT
+RUN_ERROR = Status.RUN_ERROR
+RUN_TIMEOUT = Status.RUN_TIMEOUT
+CRASHED = Status.CRASHED
+DEVICE_LOST = Status.DEVICE_LOST
+STATUSES = tuple(Status)
 # Failures that say nothing about the schedule: a schedule whose rows are all of these is
 # measured again when drawn again.
 TRANSIENT = (RUN_TIMEOUT, CRASHED, DEVICE_LOST)
@@ -79,7 +97,7 @@ class Library:
 class BuildResult:
     """A compiled candidate; its binary and Library travel beside it as their own objects."""
 
-    status: str
+    status: Status
     error: str = ""
     schedule: Schedule | None = None
     codegen_s: float | None = None  # None: not generated (autoscheduled only, or failed before)
@@ -101,7 +119,7 @@ class BuildResult:
 class Measurement:
     """A candidate timed on a device (or why it could not be)."""
 
-    status: str
+    status: Status
     runtimes_ms: tuple[float, ...] = ()
     error: str = ""
     device_id: str = ""
