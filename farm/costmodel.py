@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 from farm import featurization
 from farm.errors import WorkFailed
 from farm.halide_env import halide_env
+from farm.store import TRAIN_COLUMNS
 from farm.weights import Weights, check
 
 MIN_DISTINCT = 8  # the trainer skips a pipeline with fewer distinct schedules
@@ -41,8 +42,6 @@ TRAIN_CAP = 16384  # schedules per pipeline handed to one training call
 DEFAULT_STEPS = 32  # gradient steps per training call (Halide's loop: the batch size)
 TRAIN_TIMEOUT_S = 3600.0
 LOG_HEAD, LOG_TAIL = 20, 60  # lines of the trainer's output kept (it prints one per schedule)
-TRAIN_COLUMNS = ["sample_id", "round", "status", "runtime_ms", "pipeline_id", "schedule_id",
-                 "schedule_key", "featurization"]
 _LOSS = re.compile(r"Loss:\s*(\S+)\s+Rate:\s*(\S+)")
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from farm import atomic
 from farm.errors import DatasetError
 
 SCHEMA = pa.schema([
@@ -69,6 +70,31 @@ SCHEMA_VERSION = 2
 ADDED_IN = {2: ("planner",)}
 REQUIRED = [f.name for f in SCHEMA if not any(f.name in c for c in ADDED_IN.values())]
 _VERSION_KEY = b"farm.schema_version"
+
+# The columns each reader of the dataset needs, declared here beside the schema.
+STATE_COLUMNS = ("round", "index", "status", "runtime_ms", "schedule_key", "schedule_id",
+                 "duplicate_of")  # farm.tuner: what a resumed run knows
+TRAIN_COLUMNS = ("sample_id", "round", "status", "runtime_ms", "pipeline_id", "schedule_id",
+                 "schedule_key", "featurization")  # farm.costmodel, farm.acceptance: training
+FINALIST_COLUMNS = ("sample_id", "round", "index", "status", "runtime_ms", "schedule_key",
+                    "seed", "beam_size", "random_dropout", "parallelism", "planner",
+                    "attempts", "weights_sha256")  # farm.finalize: rebuild a sample
+REPORT_COLUMNS = ("round", "index", "status", "runtime_ms", "schedule_key", "created_at",
+                  "planner")  # farm.report
+SUMMARY_COLUMNS = ("status", "schedule_key")  # farm.finalize.summary
+COLUMN_SETS = {"STATE_COLUMNS": STATE_COLUMNS, "TRAIN_COLUMNS": TRAIN_COLUMNS,
+               "FINALIST_COLUMNS": FINALIST_COLUMNS, "REPORT_COLUMNS": REPORT_COLUMNS,
+               "SUMMARY_COLUMNS": SUMMARY_COLUMNS}
+
+
+def _check_column_sets() -> None:
+    for name, cols in COLUMN_SETS.items():
+        unknown = [c for c in cols if c not in SCHEMA.names]
+        if unknown:
+            raise AssertionError(f"farm.store.{name} names columns not in SCHEMA: {unknown}")
+
+
+_check_column_sets()
 
 _ROUND = re.compile(r"round-(\d{6})\.parquet")
 _RANGE = re.compile(r"rounds-(\d{6})-(\d{6})\.parquet")
@@ -177,14 +203,5 @@ def _check_file(path: Path) -> None:
 
 def _write_atomic(table: pa.Table, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     table = table.replace_schema_metadata({_VERSION_KEY: str(SCHEMA_VERSION).encode()})
-    pq.write_table(table, tmp, compression="zstd")
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    atomic.write_with(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
