@@ -18,7 +18,7 @@ from farm.candidate import BEAM_SEARCH, DEFAULT_PARALLELISM, OK, CandidateSpec
 from farm.devices.session import DeviceSession, default_target
 from farm.errors import BadInput, RunDirError
 from farm.output import columns, pyplot, save_figure
-from farm.rundir import RunDir, read_json
+from farm.rundir import RunDir
 from farm.targets import resolve
 from farm.timing import TimingConfig
 
@@ -50,10 +50,10 @@ class Run:
         if m is None:
             raise RunDirError(f"--run {path} is not a run directory (no manifest.json)")
         best_weights = run.best_weights if run.best_weights.exists() else run.latest_weights
-        best = read_json(run.best_dir / "runtime.json")
-        if best:
-            best["weights_path"] = str(run.path / best["weights_file"]) if \
-                best.get("weights_file") else str(run.path / "weights" / best["weights"])
+        record = run.read_retiming()  # best/runtime.json
+        # `best` keeps the record's JSON keys, plus where the weights that planned it are
+        best = None if record is None else {
+            **record.to_json(), "weights_path": str(run.retiming_weights(record))}
         return cls(m.benchmark, m.target, m.parallelism, best_weights, best)
 
 

@@ -13,27 +13,45 @@ The weights handed to the user (best.weights) are those whose beam search is
 significantly faster than the start weights' and fastest among such; when none
 is, the start weights themselves: tuning never hands over a slower model.
 Artifacts kept from the rounds are not rebuilt.
+
+The tuner hands over values (FinalInputs) and gets one back (FinalResult): the
+re-timing record (best/runtime.json) and the best-weights record (weights/best.json).
 """
 
 from __future__ import annotations
 
-import os
 import shlex
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
 import ray
 
 from farm import acceptance, build, costmodel, verdict, weights
 from farm.candidate import BEAM_SEARCH, DEFAULT_PARALLELISM, OK, CandidateSpec, Library
+from farm.catalog import Benchmark
 from farm.errors import WeightsError
 from farm.plan import weights_for as plan_weights_for
+from farm.progress import Progress
 from farm.records import sample_id
-from farm.rundir import RunDir, read_json, write_json
+from farm.rundir import RunDir
+from farm.runrecords import (
+    MANUAL_LABEL,
+    START_LABEL,
+    BestWeightsRecord,
+    ComparedBeam,
+    FinalistRecord,
+    RetimingRecord,
+    VerdictRecord,
+)
+from farm.store import FINALIST_COLUMNS, SUMMARY_COLUMNS
+from farm.targets import TargetInfo
+from farm.timing import TimingConfig
 from farm.toolchain import runtime_library
+from farm.weights import Weights
 
-TOP_SAMPLES = 2  # fastest distinct samples re-timed at the end
 # Repeats per re-timing: the median of several short, interleaved re-timings resists the
 # drift of a noisy machine better than fewer long ones, for the same time.
 RETIME_REPEATS = 5
@@ -44,11 +62,41 @@ FINAL_SETTINGS = (acceptance.Setting("final-chain-fast", "current", 1e-3),
                                      4 * costmodel.DEFAULT_STEPS),
                   acceptance.Setting("final-fresh-longer", "start", 1e-3,
                                      16 * costmodel.DEFAULT_STEPS))
-START_LABEL = "beam search with start weights"
 FINALIST_TIMEOUT_S = 900.0  # a finalist's build or timing that takes longer is dropped
-ROW_COLUMNS = ["sample_id", "round", "index", "status", "runtime_ms", "schedule_key", "seed",
-               "beam_size", "random_dropout", "parallelism", "planner", "attempts",
-               "weights_sha256"]
+
+
+class FinalSettings(Protocol):
+    """The settings of a run that its end uses (farm.tuner.TuneSettings has them)."""
+
+    benchmark: Benchmark
+    target: TargetInfo
+    start_weights: Weights
+    parallelism: int
+    timing: TimingConfig
+    retimes: int  # at most, re-timings of each finalist
+    train_steps: int  # gradient steps of a training call (the final models take multiples)
+
+
+@dataclass(frozen=True)
+class FinalInputs:
+    """What the end of a run works from."""
+
+    run: RunDir
+    settings: FinalSettings
+    run_id: str  # the manifest's
+    committed: int  # rounds committed
+    fastest: int  # how many of the fastest distinct samples to re-time
+    # (binary, library) ObjectRefs kept from the rounds, by sample id: not built again
+    artifacts: Mapping[str, tuple] = field(default_factory=dict)
+    beam_sample: str | None = None  # the sample of the newest round's beam search
+
+
+@dataclass(frozen=True)
+class FinalResult:
+    """What the final re-timing decided, as written to the run directory."""
+
+    retiming: RetimingRecord  # best/runtime.json: the winner (in best/) and the finalists
+    best_weights: BestWeightsRecord  # weights/best.json: the weights handed over, and why
 
 
 @dataclass
@@ -106,16 +154,17 @@ def _identity(spec: CandidateSpec) -> tuple:
     return (spec.weights.sha256, spec.beam_size, spec.random_dropout, seed, spec.parallelism)
 
 
-def finalize(t, builder, pool) -> None:
-    """Re-time the finalists of run `t` (a tuner._Tuning); write best/ and best.weights."""
-    run, s = t.run_dir, t.s
+def finalize(inputs: FinalInputs, builder, pool, progress: Progress) -> FinalResult | None:
+    """Re-time the finalists of a run; write best/ and best.weights. None when no finalist
+    could be re-timed (best/ and best.weights are then left as they were)."""
+    run, s = inputs.run, inputs.settings
     base = CandidateSpec(s.benchmark, s.target, s.start_weights, parallelism=s.parallelism)
-    table = run.samples.read(ROW_COLUMNS)
+    table = run.samples.read(FINALIST_COLUMNS)
     ok = sorted((r for r in table.to_pylist() if r["status"] == OK),
                 key=lambda r: r["runtime_ms"])
     finalists, keys = [], set()
     for row in ok:
-        if len(finalists) == TOP_SAMPLES:
+        if len(finalists) == inputs.fastest:
             break
         spec = spec_from_row(row, base, run)
         if row["schedule_key"] not in keys and spec is not None:
@@ -123,9 +172,9 @@ def finalize(t, builder, pool) -> None:
             finalists.append(Finalist(f"sample {row['sample_id']}", spec, row,
                                       _file_of(run, row, spec.weights),
                                       built_as=row["sample_id"]))
-    beams = [("start weights", run.weights_path(0), sample_id(t.manifest.run_id, 1, 0)),
-             ("latest.weights", run.latest_weights, _planned_by(t, run.latest_weights)),
-             *((name, path, None) for name, path in _final_weights(t))]
+    beams = [("start weights", run.weights_path(0), sample_id(inputs.run_id, 1, 0)),
+             ("latest.weights", run.latest_weights, _planned_by(inputs, run.latest_weights)),
+             *((name, path, None) for name, path in _final_weights(inputs))]
     for label, path, sample in beams:
         spec = replace(base, weights=weights.load(path), seed=0, **BEAM_SEARCH)
         twin = next((f for f in finalists if _identity(f.spec) == _identity(spec)), None)
@@ -134,18 +183,18 @@ def finalize(t, builder, pool) -> None:
                                       built_as=sample))
         else:
             twin.also.append(f"beam search with {label}")
-    finalists.append(Finalist("manual schedule", build.manual_spec(base), reference=True))
-    t.progress.message(f"re-timing {len(finalists)} finalists, interleaved, up to "
-                       f"{s.retimes} times each")
-    _retime(finalists, builder, pool, s, t.artifacts)
+    finalists.append(Finalist(MANUAL_LABEL, build.manual_spec(base), reference=True))
+    progress.message(f"re-timing {len(finalists)} finalists, interleaved, up to "
+                     f"{s.retimes} times each")
+    _retime(finalists, builder, pool, s, inputs.artifacts)
     timed = [f for f in finalists if f.median_ms is not None]
     contenders = [f for f in timed if not f.reference]
     if not contenders:
-        t.progress.message("warning: no finalist could be re-timed; best/ is unchanged")
-        return
+        progress.message("warning: no finalist could be re-timed; best/ is unchanged")
+        return None
     winner = min(contenders, key=lambda f: f.median_ms)
-    _write_best(run, winner, timed, s)
-    _update_best_weights(run, [f for f in timed if f.is_beam])
+    retiming = _write_best(run, winner, timed, s)
+    return FinalResult(retiming, _update_best_weights(run, [f for f in timed if f.is_beam]))
 
 
 def _file_of(run, row: dict, used) -> str:
@@ -157,18 +206,19 @@ def _file_of(run, row: dict, used) -> str:
     return ""
 
 
-def _planned_by(t, path) -> str | None:
+def _planned_by(inputs: FinalInputs, path: Path) -> str | None:
     """The sample of the newest round's beam search, if `path` holds the weights it used."""
-    if t._beam_sample is None or t.committed < 1:
+    if inputs.beam_sample is None or inputs.committed < 1:
         return None
-    used = t.run_dir.weights_path(t.committed - 1)
-    return t._beam_sample if weights.load(used).sha256 == weights.load(path).sha256 else None
+    used = inputs.run.weights_path(inputs.committed - 1)
+    return inputs.beam_sample if weights.load(used).sha256 == weights.load(path).sha256 \
+        else None
 
 
-def _final_weights(t) -> list[tuple[str, object]]:
+def _final_weights(inputs: FinalInputs) -> list[tuple[str, Path]]:
     """Final candidate models trained on every round, written as weights/NAME.weights."""
-    run, s = t.run_dir, t.s
-    table = costmodel.capped(run.samples.read(costmodel.TRAIN_COLUMNS), seed=t.committed)
+    run, s = inputs.run, inputs.settings
+    table = costmodel.capped(run.samples.read(costmodel.TRAIN_COLUMNS), seed=inputs.committed)
     latest = weights.load(run.latest_weights)
     out = []
     for setting in FINAL_SETTINGS:
@@ -176,10 +226,10 @@ def _final_weights(t) -> list[tuple[str, object]]:
         steps = setting.steps * s.train_steps // costmodel.DEFAULT_STEPS
         result = costmodel.train(run.sample_files, table, initial, steps=steps,
                                  rate=setting.rate, num_cores=s.parallelism,
-                                 log_path=run.path / "training" / f"{setting.name}.log")
+                                 log_path=run.final_training_log(setting.name))
         if result.weights is None:
             continue
-        path = run.path / "weights" / f"{setting.name}.weights"
+        path = run.final_weights(setting.name)
         weights.write(result.weights, path)
         out.append((setting.name, path))
     return out
@@ -224,11 +274,11 @@ def _retime(finalists: list[Finalist], builder, pool, s, kept: dict) -> None:
             f.vs_start = verdict.compare(times[key], times[start])
 
 
-def _write_best(run, winner: Finalist, timed: list[Finalist], s) -> None:
-    """best/: NAME.a and NAME.h (link with halide_runtime.a), NAME.schedule.h, runtime.json."""
-    fresh = run.path / ".best.new"
-    shutil.rmtree(fresh, ignore_errors=True)
-    fresh.mkdir()
+def _write_best(run: RunDir, winner: Finalist, timed: list[Finalist],
+                s: FinalSettings) -> RetimingRecord:
+    """best/: NAME.a and NAME.h (link with halide_runtime.a), NAME.schedule.h, NAME.weights,
+    runtime.json (the re-timing record, returned), replaced as a whole."""
+    fresh = run.staging_best()
     library = winner.library
     if library is None:  # its build gave no library (synthetic work): compile it here
         build.write_library(winner.spec, fresh)
@@ -243,27 +293,26 @@ def _write_best(run, winner: Finalist, timed: list[Finalist], s) -> None:
             source = _schedule_source(run, winner.built_as)
         (fresh / f"{name}.schedule.h").write_text(source)
     weights.write(winner.spec.weights, fresh / f"{name}.weights")
-    write_json(fresh / "runtime.json", {
-        "benchmark": s.benchmark.name, "runtime_ms": winner.median_ms,
-        "retimes_ms": winner.retimes_ms, "finalist": winner.label,
-        "weights": winner.weights_file or None,
-        "weights_file": f"best/{name}.weights",  # exactly the weights that planned it
-        "recorded_ms": winner.sample["runtime_ms"] if winner.sample else None,
-        "seed": winner.spec.seed, "beam_size": winner.spec.beam_size,
-        "random_dropout": winner.spec.random_dropout, "parallelism": winner.spec.parallelism,
-        "target": s.target.compile, "library": f"{name}.a",
-        "link_with": "halide_runtime.a" if library is not None else None,
-        "finalists": [{"label": f.label, "median_ms": f.median_ms, "retimes_ms": f.retimes_ms,
-                       "weights": f.weights_file, "beam_search": f.is_beam,
-                       "reference": f.reference, "also": f.also,
-                       "vs_start": f.vs_start.as_json() if f.vs_start else None}
-                      for f in timed]})
-    old = run.path / ".best.old"
-    shutil.rmtree(old, ignore_errors=True)
-    if run.best_dir.exists():
-        os.replace(run.best_dir, old)
-    os.replace(fresh, run.best_dir)
-    shutil.rmtree(old, ignore_errors=True)
+    record = RetimingRecord(
+        benchmark=s.benchmark.name, runtime_ms=winner.median_ms, finalist=winner.label,
+        retimes_ms=list(winner.retimes_ms), weights=winner.weights_file or None,
+        weights_file=f"{run.best_dir.name}/{name}.weights",  # exactly the weights that planned it
+        recorded_ms=winner.sample["runtime_ms"] if winner.sample else None,
+        seed=winner.spec.seed, beam_size=winner.spec.beam_size,
+        random_dropout=winner.spec.random_dropout, parallelism=winner.spec.parallelism,
+        target=s.target.compile, library=f"{name}.a",
+        link_with="halide_runtime.a" if library is not None else None,
+        finalists=[FinalistRecord(label=f.label, median_ms=f.median_ms,
+                                  retimes_ms=list(f.retimes_ms), weights=f.weights_file,
+                                  beam_search=f.is_beam, reference=f.reference,
+                                  also=list(f.also), vs_start=_verdict(f.vs_start))
+                   for f in timed])
+    run.publish_best(fresh, record)
+    return record
+
+
+def _verdict(v: verdict.Verdict | None) -> VerdictRecord | None:
+    return VerdictRecord.from_json(v.as_json()) if v is not None else None
 
 
 def _schedule_source(run, sample: str) -> str:
@@ -273,16 +322,21 @@ def _schedule_source(run, sample: str) -> str:
     return rows["schedule_source"][0].as_py() or ""
 
 
-def _update_best_weights(run, beams: list[Finalist]) -> None:
-    """best.weights: the fastest beam search significantly faster than the start weights'."""
+def _update_best_weights(run: RunDir, beams: list[Finalist]) -> BestWeightsRecord:
+    """best.weights: the fastest beam search significantly faster than the start weights';
+    best.json says which and why (returned)."""
+    compared = {f.label: ComparedBeam(weights=f.weights_file, median_ms=f.median_ms,
+                                      vs_start=_verdict(f.vs_start)) for f in beams}
     start = next((f for f in beams if f.is_start), None)
     if start is None:  # nothing to judge against: hand over nothing but the start weights
-        weights.write(weights.load(run.weights_path(0)), run.best_weights)
-        write_json(run.best_weights_record, {
-            "weights": run.weights_path(0).name, "reason": "the start weights' beam search "
-            "could not be re-timed, so no tuned weights could be judged; the start weights "
-            "are handed over"})
-        return
+        handed = weights.load(run.weights_path(0))
+        record = BestWeightsRecord(
+            weights=run.weights_path(0).name, weights_sha256=handed.sha256,
+            reason="the start weights' beam search could not be re-timed, so no tuned "
+                   "weights could be judged; the start weights are handed over",
+            compared=compared)
+        run.write_best_weights(handed, record)
+        return record
     better = [f for f in beams if f.vs_start is not None and f.vs_start.word == verdict.FASTER]
     if better:
         winner = min(better, key=lambda f: f.median_ms)
@@ -292,24 +346,23 @@ def _update_best_weights(run, beams: list[Finalist]) -> None:
         winner = start
         reason = ("no tuned weights' beam search was significantly faster than the start "
                   "weights'; the start weights are handed over")
-    weights.write(winner.spec.weights, run.best_weights)
-    write_json(run.best_weights_record, {
-        "weights": winner.weights_file, "beam_ms": winner.median_ms,
-        "weights_sha256": winner.spec.weights.sha256, "reason": reason,
-        "measured": f"beam search re-timed {len(winner.retimes_ms)} times at the end of the "
-                    "run, interleaved",
-        "sample_id": winner.built_as,
-        "compared": {f.label: {"weights": f.weights_file, "median_ms": f.median_ms,
-                               "vs_start": f.vs_start.as_json() if f.vs_start else None}
-                     for f in beams}})
+    record = BestWeightsRecord(
+        weights=winner.weights_file, weights_sha256=winner.spec.weights.sha256, reason=reason,
+        beam_ms=winner.median_ms,
+        measured=f"beam search re-timed {len(winner.retimes_ms)} times at the end of the "
+                 "run, interleaved",
+        sample_id=winner.built_as, compared=compared)
+    run.write_best_weights(winner.spec.weights, record)
+    return record
 
 
-def summary(t, stopped: str):
-    run, s = t.run_dir, t.s
-    table = run.samples.read(["status", "schedule_key"])
-    rows = table.to_pylist()
+def summary(inputs: FinalInputs, stopped: str, elapsed_s: float) -> TuneSummary:
+    """What `farm autotune` prints at the end, from the run directory."""
+    run, s = inputs.run, inputs.settings
+    rows = run.samples.read(SUMMARY_COLUMNS).to_pylist()
     ok = [r for r in rows if r["status"] == OK]
-    best = read_json(run.best_dir / "runtime.json") or {}
+    best = run.read_retiming()
+    handed = run.read_best_weights_record()
     best_weights = run.best_weights if run.best_weights.exists() else run.latest_weights
     command = ["farm", "run", s.benchmark.ref, "--weights", str(best_weights)]
     if s.target.device_kind != "host":
@@ -317,13 +370,13 @@ def summary(t, stopped: str):
     if s.parallelism != DEFAULT_PARALLELISM:
         command += ["--parallelism", str(s.parallelism)]
     return TuneSummary(
-        run_dir=run.path, rounds=t.committed, rows=len(rows), ok=len(ok),
-        distinct=len({r["schedule_key"] for r in ok}), best_ms=best.get("runtime_ms"),
-        best_schedule=(run.best_dir / f"{s.benchmark.name}.schedule.h") if best else None,
+        run_dir=run.path, rounds=inputs.committed, rows=len(rows), ok=len(ok),
+        distinct=len({r["schedule_key"] for r in ok}),
+        best_ms=best.runtime_ms if best else None,
+        best_schedule=run.best_schedule(s.benchmark.name) if best else None,
         best_weights=best_weights, latest_weights=run.latest_weights,
-        command=shlex.join(command), stopped=stopped, elapsed_s=t._elapsed(),
-        best_weights_reason=(read_json(run.best_weights_record) or {}).get(
-            "reason", ""))
+        command=shlex.join(command), stopped=stopped, elapsed_s=elapsed_s,
+        best_weights_reason=handed.reason if handed else "")
 
 
 def spec_from_row(row: dict, base: CandidateSpec, run: RunDir) -> CandidateSpec | None:

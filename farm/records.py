@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from farm import featurization
-from farm.candidate import OK
+from farm.candidate import OK, Status
 from farm.plan import schedule_id
-from farm.rundir import Manifest
+from farm.runrecords import Manifest
 from farm.scheduler import Outcome
 
 
@@ -42,7 +42,7 @@ def outcome_row(manifest: Manifest, round_no: int, o: Outcome) -> dict:
         "node_id": m.node_id if m else None,
         "host": m.node if m else None,  # the column keeps its v1 name
         "compile_host": build.host if build else None,
-        "status": o.status,
+        "status": Status(o.status).value,  # a plain string in Parquet
         "error": o.error or None,
         "log": o.log or None,
         "compile_s": build.compile_s if build else None,

@@ -18,9 +18,18 @@ from pathlib import Path
 from farm.candidate import DUPLICATE, OK
 from farm.errors import RunDirError
 from farm.output import columns, pyplot, save_figure
-from farm.rundir import RunDir, read_json
+from farm.rundir import RunDir
+from farm.runrecords import (
+    MANUAL_LABEL,
+    START_LABEL,
+    BestWeightsRecord,
+    Manifest,
+    RetimingRecord,
+    RoundRecord,
+    VerdictRecord,
+)
+from farm.store import REPORT_COLUMNS
 
-COLUMNS = ["round", "index", "status", "runtime_ms", "schedule_key", "created_at", "planner"]
 HELD_OUT_LABEL = ("held-out rank: share of the round's schedule pairs (one 1.2x slower than "
                   "the other) that the weights which planned it order right; they were not "
                   "trained on them.")
@@ -32,10 +41,11 @@ TRAIN_RATE_LABEL = ("trainer rate: Halide's trainer's own figure, on its TRAININ
 @dataclass
 class Report:
     run: RunDir
-    manifest: object
-    rows: list[dict]  # the samples' COLUMNS
+    manifest: Manifest
+    rows: list[dict]  # the samples' REPORT_COLUMNS
     rounds: list[dict]  # one per round: figures from the samples and the round record
-    best: dict | None  # best/runtime.json
+    best: RetimingRecord | None  # best/runtime.json
+    handed: BestWeightsRecord | None = None  # weights/best.json
     text: str = ""
 
 
@@ -45,7 +55,7 @@ def build_report(run_dir: str | Path) -> Report:
     if manifest is None:
         raise RunDirError(f"{run.path} is not a run directory (no manifest.json); give the "
                           "--out of a `farm autotune`")
-    rows = run.samples.read(COLUMNS).to_pylist()
+    rows = run.samples.read(REPORT_COLUMNS).to_pylist()
     rounds = []
     for r in sorted({row["round"] for row in rows}):
         mine = [row for row in rows if row["round"] == r]
@@ -54,31 +64,39 @@ def build_report(run_dir: str | Path) -> Report:
         for row in mine:
             if row["status"] not in (OK, DUPLICATE):
                 failures[row["status"]] = failures.get(row["status"], 0) + 1
-        record = read_json(run.round_record_path(r)) or {}
-        acc = record.get("acceptance") or {}
-        cands = acc.get("candidates") or []
-        judged = [c for c in cands[1:] if c.get("accuracy") is not None]
-        top = max(judged, key=lambda c: c["gain_low"], default=None)
-        winner = next((c for c in cands if c["name"] == acc.get("accepted")), None)
-        check = (record.get("beam_check") or {}).get("verdict") or {}
+        record = run.read_round(r)  # None: the round's driver died before writing it
+        acc = record.acceptance if record else None
+        cands = acc.candidates if acc else []
+        judged = [c for c in cands[1:] if c.accuracy is not None]
+        top = max(judged, key=lambda c: c.gain_low, default=None)
+        winner = next((c for c in cands if c.name == acc.accepted), None) if acc else None
+        trained = winner or top
         rounds.append({
             "round": r, "candidates": len(mine), "ok": len(ok), "failures": failures,
             "duplicates": sum(row["status"] == DUPLICATE for row in mine),
             "distinct": len({row["schedule_key"] for row in mine if row["status"] == OK}),
             "best_ms": min(ok, default=None),
             "median_ms": statistics.median(ok) if ok else None,
-            "beam_ms": record.get("beam_ms"), "wall_s": record.get("wall_s"),
-            "held_out": cands[0]["accuracy"] if cands else None,
-            "best_candidate": top["accuracy"] if top else None,
-            "provisional": None if acc.get("accepted") in (None, "current") else acc["accepted"],
-            "beam_check": None if "beam_check" not in record else (
-                f"{check['ratio']:.2f} " if check.get("ratio") else "") + (
-                "passed" if record["beam_check"]["passed"] else "failed"),
-            "train_rate": (winner or top or {}).get("train_rate"),
+            "beam_ms": record.beam_ms if record else None,
+            "wall_s": record.wall_s if record else None,
+            "held_out": cands[0].accuracy if cands else None,
+            "best_candidate": top.accuracy if top else None,
+            "provisional": None if acc is None or acc.accepted == "current" else acc.accepted,
+            "beam_check": _beam_check(record),
+            "train_rate": trained.train_rate if trained else None,
             "runtimes": ok})
-    report = Report(run, manifest, rows, rounds, read_json(run.best_dir / "runtime.json"))
+    report = Report(run, manifest, rows, rounds, run.read_retiming(),
+                    run.read_best_weights_record())
     report.text = _text(report)
     return report
+
+
+def _beam_check(record: RoundRecord | None) -> str | None:
+    check = record.beam_check if record else None
+    if check is None:
+        return None
+    ratio = check.verdict.ratio if check.verdict else None
+    return (f"{ratio:.2f} " if ratio else "") + ("passed" if check.passed else "failed")
 
 
 def _num(value, fmt: str) -> str:
@@ -114,41 +132,36 @@ def _text(rep: Report) -> str:
     if rep.best:
         lines += ["", "final re-timing (median of interleaved re-timings on one device; ratio "
                   "to beam search with the start weights, 95% interval):"]
-        for f in rep.best["finalists"]:
-            mark = "  <- best/" if f["label"] == rep.best["finalist"] else ""
-            also = f" (= {', '.join(f['also'])})" if f.get("also") else ""
-            lines.append(f"  {f['label'] + also:<44} {_num(f['median_ms'], '.3f'):>8} ms"
-                         f"  {_verdict(f.get('vs_start'))}{mark}")
+        for f in rep.best.finalists:
+            mark = "  <- best/" if f.label == rep.best.finalist else ""
+            also = f" (= {', '.join(f.also)})" if f.also else ""
+            lines.append(f"  {f.label + also:<44} {_num(f.median_ms, '.3f'):>8} ms"
+                         f"  {_verdict(f.vs_start)}{mark}")
         lines += _comparisons(rep.best)
-    handed = read_json(rep.run.best_weights_record)
-    if handed and handed.get("reason"):
-        lines.append(f"best.weights ({handed['weights']}): {handed['reason']}")
+    if rep.handed and rep.handed.reason:
+        lines.append(f"best.weights ({rep.handed.weights}): {rep.handed.reason}")
     return "\n".join(lines)
 
 
-def _verdict(v: dict | None) -> str:
-    if not v or v.get("ratio") is None:
+def _verdict(v: VerdictRecord | None) -> str:
+    if v is None or v.ratio is None:
         return ""
-    return f"{v['ratio']:.2f}x [{v['low']:.2f}, {v['high']:.2f}] {v['verdict']}"
+    return f"{v.ratio:.2f}x [{v.low:.2f}, {v.high:.2f}] {v.verdict}"
 
 
-def _comparisons(best: dict) -> list[str]:
-    by_label = {}
-    for f in best["finalists"]:
-        for label in (f["label"], *f.get("also", ())):
-            by_label[label] = f
-    winner = by_label.get(best["finalist"], {})
-    ms = best["runtime_ms"]
+def _comparisons(best: RetimingRecord) -> list[str]:
+    winner = best.finalist_labelled(best.finalist)
+    ms = best.runtime_ms
     out = []
-    start = by_label.get("beam search with start weights")
-    if start and start["median_ms"]:
-        v = winner.get("vs_start")
+    start = best.finalist_labelled(START_LABEL)
+    if start and start.median_ms:
+        v = winner.vs_start if winner else None
         out.append(f"best schedule {ms:.3f} ms vs beam-32 with the start weights "
-                   f"{start['median_ms']:.3f} ms: " + (_verdict(v) if v else "the same"))
-    manual = by_label.get("manual schedule")
-    if manual and manual["median_ms"]:
+                   f"{start.median_ms:.3f} ms: " + (_verdict(v) if v else "the same"))
+    manual = best.finalist_labelled(MANUAL_LABEL)
+    if manual and manual.median_ms:
         out.append(f"best schedule {ms:.3f} ms vs the manual schedule "
-                   f"{manual['median_ms']:.3f} ms: {manual['median_ms'] / ms:.2f}x")
+                   f"{manual.median_ms:.3f} ms: {manual.median_ms / ms:.2f}x")
     return out
 
 

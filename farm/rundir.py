@@ -4,12 +4,19 @@ RUN_DIR/
   manifest.json        what the run is (benchmark, target, batch size, ...) and each invocation
   samples/             the Parquet sample dataset (farm.store)
   weights/             round-000000.weights (start), round-NNNNNN.weights (after round N),
-                       latest.weights, best.weights
-  rounds/              round-NNNNNN.json: timings, trainer loss and ordering rate per round
-  training/            the trainer's output per round and candidate
+                       latest.weights, provisional(-NNNNNN).weights, final-*.weights (the
+                       final models), best.weights and best.json (why they are the best)
+  rounds/              round-NNNNNN.json: timings, beam check and acceptance per round
+  training/            the trainer's output per round and candidate, and of the final models
   cache/samples/       the samples as Halide .sample files (a cache, rebuilt when deleted)
-  best/                the fastest schedule: .schedule.h, library, header, runtime.json
+  best/                the fastest schedule: .schedule.h, library, header, weights, and
+                       runtime.json (the final re-timing)
   generator.py         a copy of a user's generator file (built-in runs name theirs)
+  report/              `farm report`'s plots, by default
+
+RunDir owns these paths: code elsewhere asks it for a path instead of spelling one out.
+It is also the one writer and reader of each JSON record (farm.runrecords); every file
+it writes is written atomically and durably (farm.atomic).
 """
 
 from __future__ import annotations
@@ -19,38 +26,29 @@ import functools
 import json
 import os
 import secrets
+import shutil
 import socket
 import sys
 import time
-from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from farm import atomic
 from farm.errors import RunDirError
+from farm.runrecords import (
+    MANIFEST_VERSION,
+    BestWeightsRecord,
+    Manifest,
+    RecordError,
+    RetimingRecord,
+    RoundRecord,
+)
 from farm.store import SampleStore
+from farm.weights import Weights
+from farm.weights import write as write_weights
 
-MANIFEST_VERSION = 1
-
-
-@dataclass
-class Manifest:
-    run_id: str
-    benchmark: str  # as given: a built-in name or path.py:name
-    generator: str  # the generator's name
-    benchmark_sha256: str
-    target: str
-    schedule_target: str
-    batch_size: int
-    parallelism: int
-    start_weights_sha256: str
-    created_at: str
-    pipeline_id: int | None = None
-    version: int = MANIFEST_VERSION
-    invocations: list[dict] = field(default_factory=list)
-
-    # Settings that decide which samples belong together; --rounds and --budget may change.
-    FIXED = ("generator", "benchmark_sha256", "target", "batch_size", "parallelism",
-             "start_weights_sha256")
+__all__ = ["MANIFEST_VERSION", "Manifest", "RunDir", "invocation_record", "new_run_id",
+           "now_iso", "write_json"]
 
 
 def now_iso() -> str:
@@ -98,8 +96,16 @@ class RunDir:
 
     @property
     def best_weights_record(self) -> Path:
-        """best.json: which weights best.weights are, and why (written by farm.finalize)."""
+        """best.json: which weights best.weights are, and why (write_best_weights)."""
         return self.path / "weights" / "best.json"
+
+    def final_weights(self, name: str) -> Path:
+        """A final model's weights (farm.finalize.FINAL_SETTINGS), e.g. final-chain-fast."""
+        return self.path / "weights" / f"{name}.weights"
+
+    def final_training_log(self, name: str) -> Path:
+        """The trainer's (bounded) output for a final model."""
+        return self.path / "training" / f"{name}.log"
 
     def round_record_path(self, round_no: int) -> Path:
         return self.path / "rounds" / f"round-{round_no:06d}.json"
@@ -107,6 +113,16 @@ class RunDir:
     def training_dir(self, round_no: int) -> Path:
         """The trainer's (bounded) output for each candidate trained after `round_no`."""
         return self.path / "training" / f"round-{round_no:06d}"
+
+    @property
+    def generator_copy(self) -> Path:
+        """generator.py: the user's generator file the run tunes (none for built-ins)."""
+        return self.path / "generator.py"
+
+    @property
+    def report_dir(self) -> Path:
+        """Where `farm report` writes its plots unless told otherwise."""
+        return self.path / "report"
 
     @functools.cached_property
     def sample_files(self):
@@ -118,6 +134,22 @@ class RunDir:
     @property
     def best_dir(self) -> Path:
         return self.path / "best"
+
+    @property
+    def retiming_record_path(self) -> Path:
+        """best/runtime.json: the final re-timing (publish_best)."""
+        return self.best_dir / "runtime.json"
+
+    def best_schedule(self, name: str) -> Path:
+        """best/NAME.schedule.h: the winner's schedule, NAME its generator's."""
+        return self.best_dir / f"{name}.schedule.h"
+
+    def retiming_weights(self, record: RetimingRecord) -> Path:
+        """The weights that planned the re-timing's winner: best/NAME.weights (or, in runs
+        of the first release, the run's weights file it names)."""
+        if record.weights_file:
+            return self.path / record.weights_file
+        return self.path / "weights" / (record.weights or "")
 
     # lifecycle
     def open(self) -> None:
@@ -162,22 +194,73 @@ class RunDir:
     def __exit__(self, *exc):
         self.close()
 
-    # manifest
+    # records: one writer and one reader each
     def read_manifest(self) -> Manifest | None:
-        try:
-            data = json.loads(self.manifest_path.read_text())
-        except FileNotFoundError:
+        data = self._read_record(self.manifest_path, "restore it or use a new --out")
+        if data is None:
             return None
-        except (OSError, ValueError) as e:
-            raise RunDirError(f"{self.manifest_path} is unreadable ({e}); restore it or use "
-                              "a new --out") from None
         try:
-            return Manifest(**data)
-        except TypeError as e:
+            return Manifest.from_json(data)
+        except RecordError as e:
             raise RunDirError(f"{self.manifest_path} is not a farm manifest ({e})") from None
 
     def write_manifest(self, manifest: Manifest) -> None:
-        write_json(self.manifest_path, asdict(manifest))
+        write_json(self.manifest_path, manifest.to_json())
+
+    def write_round(self, record: RoundRecord) -> None:
+        write_json(self.round_record_path(record.round), record.to_json())
+
+    def read_round(self, round_no: int) -> RoundRecord | None:
+        """Round `round_no`'s record; None when it has none (e.g. it crashed before)."""
+        return self._typed(self.round_record_path(round_no), RoundRecord)
+
+    def write_best_weights(self, weights: Weights, record: BestWeightsRecord) -> None:
+        """best.weights and best.json, which says which weights they are and why."""
+        write_weights(weights, self.best_weights)
+        write_json(self.best_weights_record, record.to_json())
+
+    def read_best_weights_record(self) -> BestWeightsRecord | None:
+        return self._typed(self.best_weights_record, BestWeightsRecord)
+
+    def staging_best(self) -> Path:
+        """An empty folder to fill with a new best/ before publish_best."""
+        fresh = self.path / ".best.new"
+        shutil.rmtree(fresh, ignore_errors=True)
+        fresh.mkdir()
+        return fresh
+
+    def publish_best(self, staged: Path, record: RetimingRecord) -> None:
+        """Write the re-timing record into `staged` and make it best/, as a whole."""
+        write_json(staged / self.retiming_record_path.name, record.to_json())
+        old = self.path / ".best.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if self.best_dir.exists():
+            os.replace(self.best_dir, old)
+        os.replace(staged, self.best_dir)
+        atomic.fsync_dir(self.path)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def read_retiming(self) -> RetimingRecord | None:
+        """best/runtime.json; None before a run's first final re-timing."""
+        return self._typed(self.retiming_record_path, RetimingRecord)
+
+    def _typed(self, path: Path, kind):
+        data = self._read_record(path, "restore it or move it out of the run")
+        if data is None:
+            return None
+        try:
+            return kind.from_json(data)
+        except RecordError as e:
+            raise RunDirError(f"{path} is not a farm {kind.__name__} ({e})") from None
+
+    @staticmethod
+    def _read_record(path: Path, fix: str):
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as e:
+            raise RunDirError(f"{path} is unreadable ({e}); {fix}") from None
 
     def begin(self, wanted: Manifest, invocation: dict) -> Manifest:
         """Start a new run, or resume one whose fixed settings match `wanted`."""
@@ -208,19 +291,9 @@ def invocation_record(versions: dict, devices: list[dict]) -> dict:
 
 
 def write_json(path: Path, data) -> None:
+    """Write `data` as JSON, atomically and durably (farm.atomic)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
-
-
-def read_json(path: Path):
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as e:
-        raise RunDirError(f"{path} is unreadable ({e})") from None
+    atomic.write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def _short(value) -> str:

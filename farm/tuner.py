@@ -17,26 +17,33 @@ import os
 import time
 from dataclasses import dataclass, field, replace
 
-from farm import acceptance, costmodel, verdict, weights
+from farm import acceptance, atomic, costmodel, verdict, weights
 from farm.candidate import BEAM_SEARCH, DEFAULT_PARALLELISM, DUPLICATE, OK, TRANSIENT, CandidateSpec
 from farm.catalog import Benchmark
 from farm.cluster import Cluster
 from farm.devices.base import DeviceInfo
 from farm.errors import BadInput, Interrupted, MissingPrerequisite, RunDirError
-from farm.finalize import TOP_SAMPLES, TuneSummary, finalize, summary
+from farm.finalize import FinalInputs, TuneSummary, finalize, summary
 from farm.plan import RoundPlan, SeenSchedules
 from farm.pool import DevicePool, RayBuilder
 from farm.progress import Progress, format_duration, format_ms
 from farm.records import outcome_row, sample_id
-from farm.rundir import Manifest, RunDir, invocation_record, new_run_id, now_iso, write_json
+from farm.rundir import RunDir, invocation_record, new_run_id, now_iso
+from farm.runrecords import (
+    AcceptanceRecord,
+    BeamCheck,
+    Manifest,
+    RoundRecord,
+    VerdictRecord,
+)
 from farm.scheduler import RoundScheduler
+from farm.store import STATE_COLUMNS, TRAIN_COLUMNS
 from farm.targets import TargetInfo
 from farm.timing import TimingConfig
 from farm.versions import versions
 from farm.weights import Weights
 
-STATE_COLUMNS = ["round", "index", "status", "runtime_ms", "schedule_key", "schedule_id",
-                 "duplicate_of"]
+TOP_SAMPLES = 2  # fastest distinct samples whose artifacts are kept to re-time at the end
 BEAM_CHECK_RATIO = 1.1  # provisional weights' beam search / the start weights', at most
 BEAM_CHECK_RETIMES = 5  # interleaved re-timings of the two
 BEAM_CHECK_TIMEOUT_S = 900.0
@@ -86,7 +93,7 @@ class _Tuning:
         if done and not run.weights_path(done).exists():
             self.progress.message(f"round {done} was committed but not trained; training now")
             self._accept(done, weights.load(run.weights_path(done - 1)))
-        if done >= s.rounds and (run.best_dir / "runtime.json").exists():
+        if done >= s.rounds and run.retiming_record_path.exists():
             self.progress.message(f"{run.path} already holds {done} rounds (--rounds "
                                   f"{s.rounds}); raise --rounds to tune longer")
             return self._summary("")
@@ -121,7 +128,7 @@ class _Tuning:
                     for event in pool.events:
                         self.progress.message(f"warning: {event}")
                     pool.events.clear()
-                finalize(self, builder, pool)
+                finalize(self._final_inputs(), builder, pool, self.progress)
         except KeyboardInterrupt:
             raise Interrupted(
                 f"interrupted; {self.committed} rounds are committed in {run.path}. Rerun the "
@@ -142,7 +149,7 @@ class _Tuning:
         if not run.weights_path(0).exists():
             weights.write(self.s.start_weights, run.weights_path(0))
         if not self.s.benchmark.builtin:
-            (run.path / "generator.py").write_text(self.s.benchmark.source)
+            atomic.write_text(run.generator_copy, self.s.benchmark.source)
 
     def _load_state(self) -> None:
         store = self.run_dir.samples
@@ -221,28 +228,29 @@ class _Tuning:
         if round_best is not None and (self.best_ms is None or round_best < self.best_ms):
             self.best_ms = round_best
         self.progress.best_ms = self.best_ms
-        record = {"round": round_no, "started_at": started_iso, "candidates": len(rows),
-                  "weights_sha256": used.sha256, **_round_figures(rows, outcomes),
-                  "beam_ms": self._beam_ms(rows[0]), "best_ms": round_best,
-                  "best_so_far_ms": self.best_ms}
+        beam_ms = self._beam_ms(rows[0])
         train_start = time.monotonic()
-        current = used
+        current, check = used, None
         if provisional is not None and len(outcomes) > 1:
-            record["beam_check"] = self._beam_check(outcomes[1], scheduler)
-            if record["beam_check"]["passed"]:
+            check = self._beam_check(outcomes[1], scheduler)
+            if check.passed:
                 current = provisional
             self.progress.message(f"round {round_no}: provisional weights "
                                   f"{'accepted' if current is provisional else 'rejected'}: "
-                                  f"{record['beam_check']['reason']}")
+                                  f"{check.reason}")
             # kept under the round it planned a candidate in, so that sample can be rebuilt
             os.replace(run.provisional_weights, run.provisional_used(round_no))
-        record["acceptance"] = self._accept(round_no, current)
-        record["retrain_s"] = time.monotonic() - train_start
-        record["wall_s"] = time.monotonic() - started
-        record["finished_at"] = now_iso()
-        write_json(run.round_record_path(round_no), record)
+        accepted = self._accept(round_no, current)
+        retrain_s = time.monotonic() - train_start
+        record = RoundRecord(
+            round=round_no, started_at=started_iso, candidates=len(rows),
+            weights_sha256=used.sha256, **_round_figures(rows, outcomes), beam_ms=beam_ms,
+            best_ms=round_best, best_so_far_ms=self.best_ms, beam_check=check,
+            acceptance=accepted, retrain_s=retrain_s, wall_s=time.monotonic() - started,
+            finished_at=now_iso())
+        run.write_round(record)
         self._keep_binaries(rows, outcomes)
-        self.round_s.append(record["wall_s"])
+        self.round_s.append(record.wall_s)
         self.progress.round_s = sum(self.round_s) / len(self.round_s)
         self.progress.round_finished(_round_line(round_no, s.rounds, record, len(self.seen)))
 
@@ -259,13 +267,13 @@ class _Tuning:
             return ok[0] if ok else None
         return None
 
-    def _accept(self, round_no: int, current: Weights) -> dict:
+    def _accept(self, round_no: int, current: Weights) -> AcceptanceRecord:
         """Write `current` as the weights that plan the next round; train candidates on the
         rounds before `round_no` and judge them on it. A winner becomes provisional."""
         s, run = self.s, self.run_dir
         weights.write(current, run.weights_path(round_no))
         weights.write(current, run.latest_weights)
-        table = run.samples.read(costmodel.TRAIN_COLUMNS)
+        table = run.samples.read(TRAIN_COLUMNS)
         settings = [replace(x, steps=s.train_steps) for x in acceptance.SETTINGS]
         decision = acceptance.decide(
             table, "round", round_no, current, s.start_weights, run.sample_files,
@@ -275,13 +283,13 @@ class _Tuning:
             weights.write(decision.weights, run.provisional_weights)
             self.progress.message(f"round {round_no}: {decision.accepted} is provisional "
                                   f"(its beam search is checked next round): {decision.reason}")
-        return decision.record()
+        return AcceptanceRecord.from_json(decision.record())
 
     def _provisional(self) -> Weights | None:
         path = self.run_dir.provisional_weights
         return weights.load(path) if path.exists() else None
 
-    def _beam_check(self, outcome, scheduler: RoundScheduler) -> dict:
+    def _beam_check(self, outcome, scheduler: RoundScheduler) -> BeamCheck:
         """Re-time the provisional weights' beam search against the start weights'."""
         s = self.s
         mine = outcome.artifact[0] if outcome.status == OK and outcome.artifact else \
@@ -294,17 +302,18 @@ class _Tuning:
         else:
             binary = self.artifacts[start_sid][0]
         if mine is None or binary is None:
-            return {"passed": False, "reason": "its beam search or the start weights' could "
-                    "not be built", "verdict": None}
+            return BeamCheck(passed=False, reason="its beam search or the start weights' "
+                             "could not be built")
         times = scheduler.pool.retime({"provisional": mine, "start": binary}, s.parallelism,
                                       replace(s.timing, repeats=5), BEAM_CHECK_RETIMES,
                                       timeout_s=BEAM_CHECK_TIMEOUT_S)
         v = verdict.compare(times.get("provisional", []), times.get("start", []))
         passed = v.ratio is not None and v.ratio <= BEAM_CHECK_RATIO and \
             v.word != verdict.SLOWER
-        return {"passed": passed, "verdict": v.as_json(),
-                "reason": f"its beam search vs the start weights': {v.describe()} (accepted "
-                          f"at most {BEAM_CHECK_RATIO:g}x and not significantly slower)"}
+        return BeamCheck(passed=passed, verdict=VerdictRecord.from_json(v.as_json()),
+                         reason=f"its beam search vs the start weights': {v.describe()} "
+                                f"(accepted at most {BEAM_CHECK_RATIO:g}x and not "
+                                "significantly slower)")
 
     def _binary(self, spec: CandidateSpec, builder, keep_as: str | None = None):
         """Build `spec`; the ObjectRef of its binary, or None when it does not build."""
@@ -335,8 +344,12 @@ class _Tuning:
     def _elapsed(self) -> float:
         return time.monotonic() - self.started
 
+    def _final_inputs(self) -> FinalInputs:
+        return FinalInputs(self.run_dir, self.s, self.manifest.run_id, self.committed,
+                           TOP_SAMPLES, dict(self.artifacts), self._beam_sample)
+
     def _summary(self, stopped: str) -> TuneSummary:
-        return summary(self, stopped)
+        return summary(self._final_inputs(), stopped, self._elapsed())
 
 
 def _round_figures(rows: list[dict], outcomes) -> dict:
@@ -354,19 +367,19 @@ def _round_figures(rows: list[dict], outcomes) -> dict:
             "distinct_ok": len({r["schedule_key"] for r in rows if r["status"] == OK})}
 
 
-def _round_line(round_no: int, rounds: int, rec: dict, distinct: int) -> str:
-    st = rec["statuses"]
+def _round_line(round_no: int, rounds: int, rec: RoundRecord, distinct: int) -> str:
+    st = rec.statuses
     failed = sum(v for k, v in st.items() if k not in (OK, DUPLICATE))
-    acc, check = rec["acceptance"], rec.get("beam_check")
-    held = acc["candidates"][0]["accuracy"] if acc["candidates"] else None
+    acc, check = rec.acceptance, rec.beam_check
+    held = acc.candidates[0].accuracy if acc.candidates else None
     trained = (f"held-out rank {held:.2f}; " if held is not None else "") + (
-        f"beam check {'passed' if check['passed'] else 'failed'}; " if check else "") + (
-        f"{acc['accepted']} provisional" if acc["accepted"] != "current" else "weights kept")
+        f"beam check {'passed' if check.passed else 'failed'}; " if check else "") + (
+        f"{acc.accepted} provisional" if acc.accepted != "current" else "weights kept")
     return (f"round {round_no}/{rounds}: {st.get(OK, 0)} ok, {failed} failed, "
-            f"{st.get(DUPLICATE, 0)} duplicate, {rec['distinct_ok']} distinct "
-            f"({distinct} in the run); beam {format_ms(rec['beam_ms'])}, best "
-            f"{format_ms(rec['best_ms'])} (run {format_ms(rec['best_so_far_ms'])}); {trained}; "
-            f"{rec['wall_s']:.1f} s")
+            f"{st.get(DUPLICATE, 0)} duplicate, {rec.distinct_ok} distinct "
+            f"({distinct} in the run); beam {format_ms(rec.beam_ms)}, best "
+            f"{format_ms(rec.best_ms)} (run {format_ms(rec.best_so_far_ms)}); {trained}; "
+            f"{rec.wall_s:.1f} s")
 
 
 def _device_record(d: DeviceInfo) -> dict:

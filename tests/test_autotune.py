@@ -36,6 +36,8 @@ def test_two_rounds_then_a_third(tmp_path):
     assert record["held_out"] == "round 2" and record["candidates"][0]["name"] == "current"
     assert [c["accuracy"] is not None for c in record["candidates"]].count(True) >= 2
     assert record["reason"]
+    typed = RunDir(run).read_round(2).acceptance  # the same record, read as the farm reads it
+    assert typed.held_out == "round 2" and typed.candidates[0].name == "current"
     assert all(r["pipeline_id"] for r in rows if r["status"] == "ok")
     assert "farm run median3x3 --weights" in out and str(run / "weights") in out
     farm("autotune", "median3x3", "--rounds", "3", "--batch-size", "12", "--out", run, check=0)
@@ -77,6 +79,10 @@ def test_one_round_records_every_candidate(tmp_path):
             "faster", "slower", "indistinguishable")
     handed = json.loads((run / "weights" / "best.json").read_text())
     assert handed["reason"] and (run / "weights" / "best.weights").exists()
+    records = RunDir(run)  # the same records, read as `farm report` and `farm bench` do
+    assert records.read_retiming().runtime_ms == best["runtime_ms"]
+    assert records.read_best_weights_record().reason == handed["reason"]
+    assert records.read_round(1).acceptance.held_out == "round 1"
     # every sample can be rebuilt with exactly the weights that planned it (start, accepted,
     # or perturbed for a redraw), as the final re-timing and `farm bench` rebuild them
     base = CandidateSpec(catalog.resolve("dilate3x3"), targets.resolve(None),

@@ -39,10 +39,14 @@ def test_slower_or_indistinguishable_tuned_weights_hand_over_the_start_weights(s
 def test_significantly_faster_tuned_weights_are_handed_over(spec_for, tmp_path):
     start, other, tuned = _beams(spec_for, 0.7)
     (tmp_path / "weights").mkdir()
-    _update_best_weights(RunDir(tmp_path), [start, other])
+    run = RunDir(tmp_path)
+    handed = _update_best_weights(run, [start, other])
     assert weights.load(tmp_path / "weights" / "best.weights").sha256 == tuned.sha256
     record = json.loads((tmp_path / "weights" / "best.json").read_text())
     assert record["weights"] == "final-x.weights" and "faster" in record["reason"]
+    assert record["weights_sha256"] == tuned.sha256 and record["beam_ms"] == other.median_ms
+    assert handed == run.read_best_weights_record() and handed.weights == "final-x.weights"
+    assert handed.compared["beam search with final-x"].vs_start.verdict == "faster"
 
 
 def test_without_the_start_weights_beam_search_the_start_weights_are_handed_over(spec_for,
@@ -51,7 +55,14 @@ def test_without_the_start_weights_beam_search_the_start_weights_are_handed_over
     run = RunDir(tmp_path)
     (tmp_path / "weights").mkdir()
     weights.write(start.spec.weights, run.weights_path(0))
-    _update_best_weights(run, [other])  # the start weights' re-timing failed
+    handed = _update_best_weights(run, [other])  # the start weights' re-timing failed
     assert weights.load(run.best_weights).sha256 == start.spec.weights.sha256
-    assert "could not be re-timed" in json.loads((tmp_path / "weights" / "best.json")
-                                                 .read_text())["reason"]
+    record = json.loads((tmp_path / "weights" / "best.json").read_text())
+    assert "could not be re-timed" in record["reason"]
+    # one writer, one set of fields, whichever way the weights were chosen
+    assert set(record) == {"weights", "reason", "weights_sha256", "beam_ms", "measured",
+                           "sample_id", "compared"}
+    assert record["weights"] == "round-000000.weights" and record["beam_ms"] is None
+    assert record["weights_sha256"] == start.spec.weights.sha256
+    assert list(record["compared"]) == ["beam search with final-x"]
+    assert handed == run.read_best_weights_record()

@@ -1,0 +1,288 @@
+"""The JSON records of a run directory, as typed values.
+
+  manifest.json            Manifest: what the run is, and each invocation
+  rounds/round-NNNNNN.json RoundRecord: one round's figures, beam check and acceptance
+  weights/best.json        BestWeightsRecord: which weights best.weights are, and why
+  best/runtime.json        RetimingRecord: the final re-timing's winner and finalists
+
+Each record has one writer and any number of readers: the writers and readers are
+RunDir methods (farm.rundir), which own the paths. The JSON keys on disk are the
+field names; `to_json()` and `from_json()` convert. Records outlive the farm that wrote
+them, so `from_json` accepts files of earlier releases (a field they lack takes its
+default) and of later ones (a key this farm does not know is kept in `extra` and written
+back by `to_json`).
+
+This module holds data only (no I/O, no farm imports), so every reader can import it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, TypeVar
+
+MANIFEST_VERSION = 1
+# Finalist labels in the re-timing record that readers look for
+START_LABEL = "beam search with start weights"  # what every verdict compares with
+MANUAL_LABEL = "manual schedule"  # the benchmark's own schedule, timed for reference
+
+R = TypeVar("R", bound="_Record")
+
+
+class RecordError(ValueError):
+    """A JSON value that is not the record it should be (RunDir names the file)."""
+
+
+class _Record:
+    """to_json/from_json for a record dataclass with an `extra` field (unknown keys)."""
+
+    # field name -> how its JSON value becomes a typed one (nested records)
+    NESTED: ClassVar[Mapping[str, Callable[[Any], Any]]] = {}
+    # fields left out of the JSON when None: keys that files have only when they apply
+    OMIT_IF_NONE: ClassVar[tuple[str, ...]] = ()
+
+    def to_json(self) -> dict:
+        out = dict(self.extra)  # type: ignore[attr-defined]
+        for f in fields(self):  # type: ignore[arg-type]
+            if f.name == "extra":
+                continue
+            value = getattr(self, f.name)
+            if value is None and f.name in self.OMIT_IF_NONE:
+                out.pop(f.name, None)
+                continue
+            out[f.name] = _to_json(value)
+        return out
+
+    @classmethod
+    def from_json(cls: type[R], data: Any) -> R:
+        if not isinstance(data, Mapping):
+            raise RecordError(f"a {cls.__name__} is a JSON object, not {type(data).__name__}")
+        known = {f.name for f in fields(cls) if f.name != "extra"}  # type: ignore[arg-type]
+        values, extra = {}, {}
+        for key, value in data.items():
+            if key not in known:
+                extra[key] = value
+            elif value is not None and key in cls.NESTED:
+                try:
+                    values[key] = cls.NESTED[key](value)
+                except (TypeError, AttributeError) as e:  # e.g. a list where a dict belongs
+                    raise RecordError(f"{cls.__name__}.{key} is malformed ({e})") from None
+            else:
+                values[key] = value
+        try:
+            return cls(**values, extra=extra)  # type: ignore[call-arg]
+        except TypeError as e:  # a required field is missing
+            raise RecordError(f"not a {cls.__name__}: {e}") from None
+
+
+def _to_json(value):
+    if isinstance(value, _Record):
+        return value.to_json()
+    if isinstance(value, (list, tuple)):
+        return [_to_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _to_json(v) for k, v in value.items()}
+    return value
+
+
+def _list_of(cls: type[R]) -> Callable[[Any], list[R]]:
+    return lambda values: [cls.from_json(v) for v in values]
+
+
+@dataclass
+class Manifest(_Record):
+    """manifest.json: what the run is (benchmark, target, batch size, ...) and each
+    invocation of `farm autotune` on it."""
+
+    run_id: str
+    benchmark: str  # as given: a built-in name or path.py:name
+    generator: str  # the generator's name
+    benchmark_sha256: str
+    target: str
+    schedule_target: str
+    batch_size: int
+    parallelism: int
+    start_weights_sha256: str
+    created_at: str
+    pipeline_id: int | None = None
+    version: int = MANIFEST_VERSION
+    invocations: list[dict] = field(default_factory=list)
+    extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
+
+    # Settings that decide which samples belong together; --rounds and --budget may change.
+    FIXED: ClassVar[tuple[str, ...]] = ("generator", "benchmark_sha256", "target",
+                                        "batch_size", "parallelism", "start_weights_sha256")
+
+
+@dataclass(frozen=True)
+class VerdictRecord(_Record):
+    """A farm.verdict.Verdict as written: `verdict` is its word ("faster", ...)."""
+
+    ratio: float | None = None
+    low: float | None = None
+    high: float | None = None
+    pairs: int = 0
+    verdict: str = ""
+    extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
+
+
+@dataclass(frozen=True)
+class BeamCheck(_Record):
+    """The provisional weights' beam search re-timed against the start weights'."""
+
+    passed: bool
+    reason: str = ""
+    verdict: VerdictRecord | None = None
+    extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
+
+    NESTED: ClassVar = {"verdict": VerdictRecord.from_json}
+
+
+@dataclass(frozen=True)
+class JudgedRecord(_Record):
+    """One candidate's figures on the held-out unit (farm.acceptance.Judged as written)."""
+
+    name: str
+    weights_sha256: str | None = None
+    accuracy: float | None = None  # held-out pairwise ranking accuracy
+    gain: float | None = None
+    gain_low: float | None = None
+    train_loss: float | None = None
+    train_rate: float | None = None  # the trainer's ordering rate on its training data
+    train_s: float = 0.0
+    trained_on: int = 0
+    note: str = ""
+    extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
+
+
+@dataclass(frozen=True)
+class AcceptanceRecord(_Record):
+    """Which weights plan the next round and why (farm.acceptance.Decision.record())."""
+
+    accepted: str  # "current" or the provisional candidate's name
+    reason: str = ""
+    weights_sha256: str | None = None
+    unit: str = ""
+    held_out: str = ""
+    pairs: int = 0
+    candidates: list[JudgedRecord] = field(default_factory=list)  # [0]: the current weights
+    extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
+
+    NESTED: ClassVar = {"candidates": _list_of(JudgedRecord)}
+
+
+@dataclass(frozen=True)
+class RoundRecord(_Record):
+    """rounds/round-NNNNNN.json: one round's timings, beam check and acceptance.
+
+    Files of the first release lack `acceptance` (they have `evaluation` and `training`,
+    kept in `extra`); `beam_check` is present only in rounds that ran one."""
+
+    round: int
+    started_at: str = ""
+    finished_at: str = ""
+    candidates: int = 0
+    weights_sha256: str | None = None  # the weights that planned the round
+    statuses: dict[str, int] = field(default_factory=dict)
+    autoschedule_s: float = 0.0
+    precheck_s: float = 0.0
+    codegen_s: float = 0.0
+    link_s: float = 0.0
+    timing_s: float = 0.0
+    distinct_ok: int = 0
+    beam_ms: float | None = None  # candidate 0's runtime (its twin's when a duplicate)
+    best_ms: float | None = None  # the round's
+    best_so_far_ms: float | None = None  # the run's
+    beam_check: BeamCheck | None = None
+    acceptance: AcceptanceRecord | None = None
+    retrain_s: float = 0.0
+    wall_s: float = 0.0
+    extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
+
+    NESTED: ClassVar = {"beam_check": BeamCheck.from_json,
+                        "acceptance": AcceptanceRecord.from_json}
+    OMIT_IF_NONE: ClassVar = ("beam_check", "acceptance")
+
+
+@dataclass(frozen=True)
+class ComparedBeam(_Record):
+    """A beam search that best.weights were chosen among."""
+
+    weights: str = ""  # its weights file under weights/ ("" when it has none)
+    median_ms: float | None = None
+    vs_start: VerdictRecord | None = None
+    extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
+
+    NESTED: ClassVar = {"vs_start": VerdictRecord.from_json}
+
+
+def _compared(data: Mapping) -> dict[str, ComparedBeam]:
+    # the first release wrote {weights file: median ms}
+    return {label: ComparedBeam(weights=label, median_ms=value)
+            if isinstance(value, (int, float)) else ComparedBeam.from_json(value)
+            for label, value in data.items()}
+
+
+@dataclass(frozen=True)
+class BestWeightsRecord(_Record):
+    """weights/best.json: which weights best.weights are, and why (farm.finalize)."""
+
+    weights: str  # the run's weights file they came from, under weights/
+    reason: str = ""
+    weights_sha256: str | None = None
+    beam_ms: float | None = None  # their beam search's median re-timing
+    measured: str | None = None  # how beam_ms was measured
+    sample_id: str | None = None  # the sample whose artifact was re-timed, if any
+    compared: dict[str, ComparedBeam] = field(default_factory=dict)  # by finalist label
+    extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
+
+    NESTED: ClassVar = {"compared": _compared}
+
+
+@dataclass(frozen=True)
+class FinalistRecord(_Record):
+    """One schedule of the final re-timing."""
+
+    label: str
+    median_ms: float | None = None
+    retimes_ms: list[float | None] = field(default_factory=list)
+    weights: str = ""  # its weights file under weights/, for beam-search finalists
+    beam_search: bool = False
+    reference: bool = False  # timed for comparison only (the manual schedule)
+    also: list[str] = field(default_factory=list)  # other labels of the same schedule
+    vs_start: VerdictRecord | None = None  # against beam search with the start weights
+    extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
+
+    NESTED: ClassVar = {"vs_start": VerdictRecord.from_json}
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return (self.label, *self.also)
+
+
+@dataclass(frozen=True)
+class RetimingRecord(_Record):
+    """best/runtime.json: the final re-timing, its winner (the schedule in best/) and every
+    finalist timed."""
+
+    benchmark: str
+    runtime_ms: float  # the winner's median re-timing
+    finalist: str  # the winner's label
+    retimes_ms: list[float | None] = field(default_factory=list)
+    weights: str | None = None  # the winner's weights file under weights/, if it has one
+    weights_file: str | None = None  # best/NAME.weights: exactly the weights that planned it
+    recorded_ms: float | None = None  # its runtime when it was a sample
+    seed: int = 0
+    beam_size: int | None = None
+    random_dropout: int = 100
+    parallelism: int = 0
+    target: str = ""
+    library: str = ""  # NAME.a in best/
+    link_with: str | None = None  # halide_runtime.a when best/ holds a separate runtime
+    finalists: list[FinalistRecord] = field(default_factory=list)
+    extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
+
+    NESTED: ClassVar = {"finalists": _list_of(FinalistRecord)}
+
+    def finalist_labelled(self, label: str) -> FinalistRecord | None:
+        return next((f for f in self.finalists if label in f.labels), None)
