@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from farm import build, catalog, verdict, weights
 from farm.candidate import BEAM_SEARCH, DEFAULT_PARALLELISM, OK, CandidateSpec
-from farm.devices.session import DeviceSession, default_target
+from farm.devices.session import DeviceSession, check_usable, default_target, find
 from farm.errors import BadInput, RunDirError
 from farm.output import columns, pyplot, save_figure
 from farm.rundir import RunDir
@@ -72,6 +72,7 @@ def variants(bench, target, parallelism, tuned: Path | None, run: Run | None):
     return out
 
 
+BUILD_TIMEOUT_S = 900.0  # a variant whose build takes longer is reported as failed
 # Interleaved re-timings per schedule: enough for a true 10% difference on median3x3 to get a
 # "faster"/"slower" verdict in at least 8 of 10 runs of `farm bench` here (PERFORMANCE.md,
 # *Verdicts*; tests/perf/verdicts.py measures it).
@@ -97,46 +98,43 @@ def run_bench(names: list[str], device_ids: list[str] | None, weights_file: str 
     parallelism = run.parallelism if run else DEFAULT_PARALLELISM
     rows = []
     with DeviceSession(address) as session:
-        if device_ids:
-            infos = [session.find(i) for i in device_ids]
-        else:
-            infos = [d for d in session.devices if d.usable]
         by_target: dict[str, list] = {}
-        for info in infos:
+        for info in ([find(session.devices, i) for i in device_ids] if device_ids
+                     else session.devices):
             target = resolve(run.target if run else default_target(info))
-            if info.problem_for(target):
-                if device_ids:
-                    raise BadInput(f"device {info.id} cannot be used: "
-                                   f"{info.problem_for(target)}")
+            if device_ids:
+                check_usable(info, target)
+            elif info.problem_for(target):
                 continue
-            by_target.setdefault(target.compile, []).append((info, target))
-        for group in by_target.values():
-            target = group[0][1]
-            runners = [session.runner(info) for info, _ in group]
+            by_target.setdefault(target.compile, []).append(info)
+        for infos in by_target.values():
+            target = resolve(run.target if run else default_target(infos[0]))
+            pool = session.pool(infos, target)
             for bench in benches:
-                progress(f"{bench.name} on {', '.join(i.id for i, _ in group)} ...")
-                rows += _bench_one(bench, target, parallelism, tuned, run, runners, repeats)
+                progress(f"{bench.name} on {', '.join(i.id for i in infos)} ...")
+                rows += _bench_one(bench, target, parallelism, tuned, run, pool, repeats)
     return rows
 
 
-def _bench_one(bench, target, parallelism, tuned, run, runners, repeats) -> list[dict]:
-    built = []
-    for label, spec in variants(bench, target, parallelism, tuned, run):
-        result, binary = runners[0].build(spec)
-        built.append((label, spec, result, binary))
+def _bench_one(bench, target, parallelism, tuned, run, pool, repeats) -> list[dict]:
+    specs = variants(bench, target, parallelism, tuned, run)
+    built = pool.build([spec for _, spec in specs], BUILD_TIMEOUT_S)
+    binaries = {label: binary for (label, _), (_, binary, _) in zip(specs, built, strict=True)}
+    failed = {label: _build_error(b) for (label, _), (b, _, _) in zip(specs, built, strict=True)
+              if b is None or b.status != OK}
     rows = []
-    for runner in runners:
-        errors = {label: result.error.splitlines()[0] for label, _, result, _ in built
-                  if not result.ok}
-        times = retime({label: (spec, binary) for label, spec, result, binary in built
-                        if result.ok}, runner, repeats, errors)
+    for handle in list(pool.usable()):
+        errors = dict(failed)
+        times = pool.retime({k: v for k, v in binaries.items() if k not in failed},
+                            parallelism, TimingConfig(), repeats, device=handle.info.id,
+                            errors=errors)
         base = times.get(BASELINE)
-        for label, spec, *_ in built:
+        for label, spec in specs:
             t = times.get(label, [])
             ok = [x for x in t if x is not None]
             v = verdict.compare(t, base) if base and label != BASELINE else None
-            rows.append({"benchmark": bench.name, "device_id": runner.info.id,
-                         "device_kind": runner.info.kind, "target": target.compile,
+            rows.append({"benchmark": bench.name, "device_id": handle.info.id,
+                         "device_kind": handle.info.kind, "target": target.compile,
                          "variant": label, "median_ms": verdict.median(t),
                          "min_ms": min(ok) if ok else None, "retimes_ms": ok,
                          "weights_sha256": spec.weights.sha256 if spec.weights else None,
@@ -149,21 +147,11 @@ def _bench_one(bench, target, parallelism, tuned, run, runners, repeats) -> list
     return rows
 
 
-def retime(built: dict, runner, repeats: int, errors: dict | None = None) -> dict:
-    """Re-time each (spec, binary) `repeats` times, interleaved, on `runner`; each label's
-    times aligned by round (None where a timing failed, its error in `errors`)."""
-    timing = TimingConfig()
-
-    def time_one(label):
-        spec, binary = built[label]
-        m = runner.time(binary, spec.parallelism, timing)
-        if m.status == OK:
-            return m.best_ms
-        if errors is not None:
-            errors[label] = m.error
-        return None
-
-    return verdict.interleave(list(built), time_one, repeats)
+def _build_error(built) -> str:
+    if built is None:
+        return f"its build did not finish (worker died, or over {BUILD_TIMEOUT_S:g} s)"
+    error = built.result.error or f"same schedule as schedule {built.duplicate_of}"
+    return error.splitlines()[0]
 
 
 def format_table(rows: list[dict]) -> str:

@@ -154,8 +154,9 @@ def _identity(spec: CandidateSpec) -> tuple:
     return (spec.weights.sha256, spec.beam_size, spec.random_dropout, seed, spec.parallelism)
 
 
-def finalize(inputs: FinalInputs, builder, pool, progress: Progress) -> FinalResult | None:
-    """Re-time the finalists of a run; write best/ and best.weights. None when no finalist
+def finalize(inputs: FinalInputs, pool, trainer, progress: Progress) -> FinalResult | None:
+    """Re-time the finalists of a run on `pool` (farm.pool.DevicePool), with final models
+    from `trainer` (farm.trainer); write best/ and best.weights. None when no finalist
     could be re-timed (best/ and best.weights are then left as they were)."""
     run, s = inputs.run, inputs.settings
     base = CandidateSpec(s.benchmark, s.target, s.start_weights, parallelism=s.parallelism)
@@ -174,7 +175,7 @@ def finalize(inputs: FinalInputs, builder, pool, progress: Progress) -> FinalRes
                                       built_as=row["sample_id"]))
     beams = [("start weights", run.weights_path(0), sample_id(inputs.run_id, 1, 0)),
              ("latest.weights", run.latest_weights, _planned_by(inputs, run.latest_weights)),
-             *((name, path, None) for name, path in _final_weights(inputs))]
+             *((name, path, None) for name, path in _final_weights(inputs, trainer))]
     for label, path, sample in beams:
         spec = replace(base, weights=weights.load(path), seed=0, **BEAM_SEARCH)
         twin = next((f for f in finalists if _identity(f.spec) == _identity(spec)), None)
@@ -186,7 +187,7 @@ def finalize(inputs: FinalInputs, builder, pool, progress: Progress) -> FinalRes
     finalists.append(Finalist(MANUAL_LABEL, build.manual_spec(base), reference=True))
     progress.message(f"re-timing {len(finalists)} finalists, interleaved, up to "
                      f"{s.retimes} times each")
-    _retime(finalists, builder, pool, s, inputs.artifacts)
+    _retime(finalists, pool, s, inputs.artifacts)
     timed = [f for f in finalists if f.median_ms is not None]
     contenders = [f for f in timed if not f.reference]
     if not contenders:
@@ -215,7 +216,7 @@ def _planned_by(inputs: FinalInputs, path: Path) -> str | None:
         else None
 
 
-def _final_weights(inputs: FinalInputs) -> list[tuple[str, Path]]:
+def _final_weights(inputs: FinalInputs, trainer) -> list[tuple[str, Path]]:
     """Final candidate models trained on every round, written as weights/NAME.weights."""
     run, s = inputs.run, inputs.settings
     table = costmodel.capped(run.samples.read(costmodel.TRAIN_COLUMNS), seed=inputs.committed)
@@ -224,9 +225,9 @@ def _final_weights(inputs: FinalInputs) -> list[tuple[str, Path]]:
     for setting in FINAL_SETTINGS:
         initial = latest if setting.start_from == "current" else s.start_weights
         steps = setting.steps * s.train_steps // costmodel.DEFAULT_STEPS
-        result = costmodel.train(run.sample_files, table, initial, steps=steps,
-                                 rate=setting.rate, num_cores=s.parallelism,
-                                 log_path=run.final_training_log(setting.name))
+        result = trainer.train(run.sample_files, table, initial, steps=steps,
+                               rate=setting.rate, num_cores=s.parallelism,
+                               log_path=run.final_training_log(setting.name))
         if result.weights is None:
             continue
         path = run.final_weights(setting.name)
@@ -243,19 +244,15 @@ def _get(ref):
         return None
 
 
-def _retime(finalists: list[Finalist], builder, pool, s, kept: dict) -> None:
+def _retime(finalists: list[Finalist], pool, s, kept: dict) -> None:
     """Time each finalist `s.retimes` times; artifacts kept from the rounds are not rebuilt."""
-    artifacts, building = {}, []
-    for f in finalists:
-        if f.built_as in kept:
-            artifacts[id(f)] = kept[f.built_as]
-        else:
-            building.append((f, *builder.build(f.spec)))
-    for f, meta, binary, library in building:
-        result = _get(meta)
-        if result is not None and result.ok:
+    artifacts = {id(f): kept[f.built_as] for f in finalists if f.built_as in kept}
+    building = [f for f in finalists if id(f) not in artifacts]
+    for f, (built, binary, library) in zip(
+            building, pool.build([f.spec for f in building], FINALIST_TIMEOUT_S), strict=True):
+        if built is not None and built.result.ok:
             artifacts[id(f)] = (binary, library)
-            f.schedule_source = result.schedule.source
+            f.schedule_source = built.result.schedule.source
     ready = {id(f): (f, artifacts[id(f)]) for f in finalists if id(f) in artifacts}
     start = next((k for k, (f, _) in ready.items() if f.is_start), None)
 

@@ -115,20 +115,46 @@ class SeenSchedules:
         return len(self._keys) + len(self._new)
 
 
+class FixedPlan:
+    """Specs built as given (`farm run`, `farm bench`, finalists): no redraws, no duplicate
+    check against a run."""
+
+    def __init__(self, specs: list[CandidateSpec]):
+        self._specs = list(specs)
+
+    def specs(self) -> list[CandidateSpec]:
+        return list(self._specs)
+
+    def spec(self, index: int, attempt: int = 1) -> CandidateSpec:
+        return self._specs[index]
+
+    def precheck(self, index: int) -> bool:
+        return False
+
+    def owner(self, index: int) -> int | None:
+        return None
+
+    def redraw(self, index: int, attempt: int) -> CandidateSpec | None:
+        return None
+
+
 @dataclass
 class RoundPlan:
+    """A round's candidates. It travels to the compile tasks (one copy per round in Ray's
+    object store), which autoschedule, check for duplicates and redraw there."""
+
     run_id: str
     round_no: int
     base: CandidateSpec  # benchmark, target, accepted weights, parallelism
     batch_size: int
-    seen: SeenSchedules
     start_weights: Weights | None = None  # None: every candidate uses base.weights
     provisional: Weights | None = None  # weights awaiting their beam-search check
 
     def specs(self) -> list[CandidateSpec]:
-        return [self._spec(i, 1) for i in range(self.batch_size)]
+        return [self.spec(i, 1) for i in range(self.batch_size)]
 
-    def _spec(self, index: int, attempt: int) -> CandidateSpec:
+    def spec(self, index: int, attempt: int = 1) -> CandidateSpec:
+        """Candidate `index` at its `attempt`-th draw (the same every time it is asked)."""
         kind, weights, role = RANDOM_PROBE, self.base.weights, "accepted"
         seed = seed_for(self.run_id, self.round_no, index, attempt)
         if index == 0:
@@ -151,16 +177,13 @@ class RoundPlan:
         return not self.is_beam(index)  # beam search is deterministic: a redraw would not
         # change it
 
-    def claim(self, index: int, schedule_key: str) -> int | None:
-        """The twin's schedule id when the run has this schedule already (also when a probe
-        of this round drew a beam search's schedule first: no schedule gets two ok rows;
-        the beam search's runtime is then its twin's)."""
-        return self.seen.claim(schedule_key, schedule_id(self.round_no, index, self.batch_size))
-
-    def release(self, index: int, schedule_key: str) -> None:
-        self.seen.release(schedule_key, schedule_id(self.round_no, index, self.batch_size))
+    def owner(self, index: int) -> int | None:
+        """The schedule id candidate `index` claims its schedule with (SeenSchedules). A
+        probe of this round that drew a beam search's schedule first makes the beam search
+        a duplicate: no schedule gets two ok rows; its runtime is then its twin's."""
+        return schedule_id(self.round_no, index, self.batch_size)
 
     def redraw(self, index: int, attempt: int) -> CandidateSpec | None:
         if self.is_beam(index) or attempt >= MAX_ATTEMPTS:
             return None
-        return self._spec(index, attempt + 1)
+        return self.spec(index, attempt + 1)

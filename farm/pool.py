@@ -1,29 +1,42 @@
-"""Device actors and compile tasks on Ray: who is free, who failed, who is quarantined.
+"""The device pool: device actors on Ray, who is free, who failed, who is quarantined.
 
-A pool is plain state (Ray's ActorPool shape): device handles with their
-actor and health, and a builder that submits compile tasks. A device whose
-calls keep failing is quarantined and tried again later; one that failed too
-often, or whose actor is gone for good, is lost and never handed work again.
+Plain state (Ray's ActorPool shape): a handle per device with its actor, the
+candidates it holds and its health. A device whose calls keep failing is quarantined
+and tried again later; one that failed too often, or whose actor is gone for
+good, is lost and never handed work again. Every command compiles and times
+through a pool: `farm autotune` (RoundScheduler), the beam-search check and
+the final re-timing, `farm run` and `farm bench` (build, retime).
 """
 
 from __future__ import annotations
 
+import functools
+import math
 import time
 from dataclasses import dataclass, field
 
-from farm.candidate import CandidateSpec
+import ray
+from ray.exceptions import GetTimeoutError, RayError
+
+from farm import verdict
+from farm.builder import Builder
+from farm.candidate import DEVICE_LOST, CandidateSpec
 from farm.devices.base import DeviceInfo
+from farm.plan import FixedPlan
+from farm.timing import TimingConfig
+from farm.workers import MAX_DEPTH, Built, DeviceActor, candidate_task, first_line
 
 QUARANTINE_AFTER = 3  # consecutive failed calls
 QUARANTINE_S = 30.0  # first quarantine; doubles each time
 LOST_AFTER = 4  # quarantines before a device counts as lost
+DEVICE_TRIES = 2  # times a timing is handed to a device before it counts as device_lost
 
 
 @dataclass
 class DeviceHandle:
     info: DeviceInfo
-    actor: object  # ray.actor.ActorHandle
-    busy: bool = False
+    actor: object  # ray.actor.ActorHandle of a farm.workers.DeviceActor
+    held: int = 0  # candidates (or re-timing calls) it holds now
     failures: int = 0  # consecutive failed calls
     quarantines: int = 0
     quarantined_until: float = 0.0
@@ -31,36 +44,48 @@ class DeviceHandle:
     timed: int = 0
     busy_s: float = 0.0
     last_error: str = ""
-    killing: bool = False  # the driver killed its actor for hanging
+    failed_at: float = 0.0  # when a call of it last failed (monotonic)
 
-    def available(self, now: float) -> bool:
-        return not (self.busy or self.lost or self.quarantined_until > now)
+    def available(self, now: float, depth: int) -> bool:
+        return not (self.lost or self.held >= depth or self.quarantined_until > now)
+
+
+def open_device(info: DeviceInfo, isolation: str = "pause"):
+    from farm.devices.registry import open_device as registry_open
+
+    return registry_open(info, isolation)
 
 
 @dataclass
 class DevicePool:
     handles: list[DeviceHandle]
+    builder: Builder
+    opener: object = open_device  # DeviceInfo -> Device, called in each device actor
+    depth: int = 2  # candidates a device holds at once: their compiles overlap its timing
+    build_on_device_node: bool = False  # Android: link with the NDK of the phone's node
     events: list[str] = field(default_factory=list)  # quarantines and losses, for the log
-    options: dict = field(default_factory=dict)  # passed to each device actor
     quarantine_after: int = QUARANTINE_AFTER
     quarantine_s: float = QUARANTINE_S
     lost_after: int = LOST_AFTER
 
     @classmethod
-    def create(cls, devices: list[DeviceInfo], options: dict, **policy) -> DevicePool:
-        pool = cls([], options=options, **policy)
+    def create(cls, devices: list[DeviceInfo], builder: Builder, *, compile_slots: int = 1,
+               opener=None, isolation: str = "pause", **options) -> DevicePool:
+        """A pool over `devices`. Each holds enough candidates that `compile_slots` CPUs
+        compile at once: ceil(slots / devices) + 1 (one timing while the rest compile)."""
+        depth = min(MAX_DEPTH, math.ceil(compile_slots / max(1, len(devices))) + 1)
+        pool = cls([], builder, opener or functools.partial(open_device, isolation=isolation),
+                   depth=depth, **options)
         for info in devices:
             pool.handles.append(DeviceHandle(info, pool._actor(info)))
         return pool
 
     def _actor(self, info: DeviceInfo):
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-        from farm.workers import DeviceActor
-
-        strategy = (NodeAffinitySchedulingStrategy(info.node_id, soft=False)
-                    if info.node_id else "DEFAULT")
-        return DeviceActor.options(scheduling_strategy=strategy).remote(info, self.options)
+        strategy = _on_node(info.node_id) if info.node_id else "DEFAULT"
+        build = {"scheduling_strategy": _on_node(info.node_id)} \
+            if self.build_on_device_node and info.node_id else {}
+        return DeviceActor.options(scheduling_strategy=strategy).remote(
+            info, self.opener, self.builder, build)
 
     def refresh(self, found: list[DeviceInfo]) -> list[str]:
         """Take in devices that appeared and drop those that disappeared (between rounds)."""
@@ -80,128 +105,163 @@ class DevicePool:
             changes.append(f"{info.id} {'is back' if was_lost else 'appeared'}")
         return changes
 
+    # health
     def acquire(self, avoid: frozenset[str] = frozenset()) -> DeviceHandle | None:
-        """An idle, healthy device (the least used first), marked busy. Devices in `avoid`
-        (where this work already failed) are passed over while any other can take it."""
+        """A healthy device with room for a call (the least loaded first), its call counted.
+        Devices in `avoid` (where this work already failed) are passed over while any
+        other can take it."""
         now = time.monotonic()
         others = [h for h in self.usable() if h.info.id not in avoid]
-        free = [h for h in (others or self.usable()) if h.available(now)]
+        free = [h for h in (others or self.usable()) if h.available(now, self.depth)]
         if not free:
             return None
-        handle = min(free, key=lambda h: (h.failures, h.busy_s))
-        handle.busy = True
+        handle = min(free, key=lambda h: (h.held, h.failures, h.busy_s))
+        handle.held += 1
         return handle
 
-    def release(self, handle: DeviceHandle, busy_s: float, ok: bool, error: str = "") -> None:
-        handle.busy = handle.killing = False
+    def reserve(self, handle: DeviceHandle) -> bool:
+        """Room for one more candidate on `handle` (counted when there is)?"""
+        if handle.held >= self.depth:
+            return False
+        handle.held += 1
+        return True
+
+    @property
+    def chunk(self) -> int:
+        """Candidates per call: a device holds about two calls, so one's answer comes back
+        while the other keeps it busy (the driver's cost is per call, not per candidate)."""
+        return max(1, self.depth // 2)
+
+    def release(self, handle: DeviceHandle, busy_s: float, ok: bool, error: str = "",
+                submitted: float | None = None) -> None:
+        """A call of `handle` (made at monotonic time `submitted`) answered."""
+        handle.held = max(0, handle.held - 1)
         handle.busy_s += busy_s
         if ok:
             handle.timed += 1
             handle.failures = 0
+        else:
+            self.failed(handle, error, submitted)
+
+    def failed(self, handle: DeviceHandle, error: str, submitted: float | None = None) -> None:
+        """A call of `handle` failed: quarantine it after a few in a row, lose it after a
+        few quarantines. A call made before the device's last failure was in flight then:
+        it fails with it (a dead actor fails every call it held) and is not counted again."""
+        if submitted is not None and submitted < handle.failed_at:
             return
+        handle.failed_at = time.monotonic()
         handle.failures += 1
         handle.last_error = error
-        if handle.failures >= self.quarantine_after:
-            handle.failures = 0
-            handle.quarantines += 1
-            if handle.quarantines >= self.lost_after:
-                self.lose(handle, error)
-            else:
-                wait = self.quarantine_s * 2 ** (handle.quarantines - 1)
-                handle.quarantined_until = time.monotonic() + wait
-                self.events.append(f"{handle.info.id} quarantined for {wait:.0f} s after "
-                                   f"{self.quarantine_after} failures in a row: {error}")
+        if handle.failures < self.quarantine_after:
+            return
+        handle.failures = 0
+        handle.quarantines += 1
+        if handle.quarantines >= self.lost_after:
+            self.lose(handle, error)
+            return
+        wait = self.quarantine_s * 2 ** (handle.quarantines - 1)
+        handle.quarantined_until = time.monotonic() + wait
+        self.events.append(f"{handle.info.id} quarantined for {wait:.0f} s after "
+                           f"{self.quarantine_after} failures in a row: {error}")
 
     def lose(self, handle: DeviceHandle, error: str) -> None:
-        import ray
-
         handle.lost = True
-        handle.busy = False
         self.events.append(f"{handle.info.id} lost: {error}")
         ray.kill(handle.actor)  # never handed work again; free its process
-
-    def retime(self, binaries: dict, threads: int, timing, rounds: int, decided=None,
-               timeout_s: float = 900.0) -> dict:
-        """Time each binary (label -> ObjectRef) `rounds` times, interleaved, on one free
-        device (farm.verdict.interleave); {} when no device is left."""
-        import ray
-
-        from farm import verdict
-
-        handle = None
-        while handle is None:
-            handle = self.acquire()
-            if handle is None:
-                if not self.usable():
-                    return {}
-                time.sleep(0.25)  # every device is busy or quarantined
-
-        def time_one(label):
-            try:
-                m = ray.get(handle.actor.run.remote(binaries[label], threads, timing),
-                            timeout=timeout_s)
-            except (ray.exceptions.RayError, TimeoutError):
-                return None
-            return m.best_ms if m.ok else None
-
-        try:
-            return verdict.interleave(list(binaries), time_one, rounds, decided=decided)
-        finally:
-            self.release(handle, 0.0, ok=True)
 
     def usable(self) -> list[DeviceHandle]:
         return [h for h in self.handles if not h.lost]
 
-    def shutdown(self) -> None:
-        import ray
+    def wait_for_quarantine(self, longest_s: float) -> None:
+        """Sleep until the first quarantined device may be tried again (at most
+        `longest_s`): nothing else can make progress meanwhile."""
+        now = time.monotonic()
+        ends = [h.quarantined_until for h in self.usable() if h.quarantined_until > now]
+        time.sleep(min(longest_s, min(ends) - now) if ends else longest_s)
 
+    # building and re-timing outside a round
+    def build(self, specs: list[CandidateSpec], timeout_s: float
+              ) -> list[tuple[Built | None, object, object]]:
+        """Build `specs` as given (compile tasks on the cluster); for each (Built or None
+        when its worker died or it ran over `timeout_s`, binary ref, library ref)."""
+        plan = ray.put(FixedPlan(specs))
+        nodes = sorted({h.info.node_id for h in self.usable() if h.info.node_id}) \
+            if self.build_on_device_node else []
+        refs = [candidate_task.options(
+            num_cpus=self.builder.cpus,
+            **({"scheduling_strategy": _on_node(nodes[i % len(nodes)])} if nodes else {}),
+        ).remote(self.builder, plan, i, 1, None) for i in range(len(specs))]
+        deadline = time.monotonic() + timeout_s
+        out = []
+        for meta, binary, library in refs:
+            try:
+                built = ray.get(meta, timeout=max(0.0, deadline - time.monotonic()))
+            except (RayError, GetTimeoutError):
+                ray.cancel(meta, force=True)
+                built = None
+            out.append((built, binary, library))
+        return out
+
+    def retime(self, binaries: dict, threads: int, timing: TimingConfig, rounds: int,
+               decided=None, timeout_s: float = 900.0, device: str | None = None,
+               errors: dict | None = None) -> dict:
+        """Time each binary (label -> ObjectRef or bytes) `rounds` times, interleaved, on
+        one device (`device`, else the first free one; farm.verdict.interleave): each
+        label's times aligned by round, None where a timing failed (its error in `errors`).
+        A call that fails is tried again (a killed actor is restarted by Ray), and counts
+        against the device's health. {} when no device is left."""
+        handle = self._one(device)
+        if handle is None:
+            return {}
+
+        def time_one(label):
+            for _ in range(DEVICE_TRIES):
+                started = time.monotonic()
+                try:
+                    m = ray.get(handle.actor.run.remote(binaries[label], threads, timing),
+                                timeout=timeout_s)
+                except GetTimeoutError:
+                    ray.kill(handle.actor, no_restart=False)
+                    self.failed(handle, f"no answer within {timeout_s:g} s")
+                    continue
+                except RayError as e:
+                    self.failed(handle, f"{type(e).__name__}: {first_line(e)}")
+                    continue
+                handle.busy_s += time.monotonic() - started
+                if m.status == DEVICE_LOST:
+                    self.failed(handle, m.error)
+                    continue
+                if not m.ok and errors is not None:
+                    errors[label] = m.error
+                return m.best_ms if m.ok else None
+            return None
+
+        try:
+            return verdict.interleave(list(binaries), time_one, rounds, decided=decided)
+        finally:
+            handle.held -= 1
+
+    def _one(self, device: str | None) -> DeviceHandle | None:
+        """A device (`device`, or any) with room for a call, waiting out quarantines; None
+        when none is left."""
+        while True:
+            now = time.monotonic()
+            wanted = [h for h in self.usable() if device in (None, h.info.id)]
+            if not wanted:
+                return None
+            free = [h for h in wanted if h.available(now, self.depth)]
+            if free:
+                handle = min(free, key=lambda h: (h.held, h.failures, h.busy_s))
+                handle.held += 1
+                return handle
+            self.wait_for_quarantine(1.0)
+
+    def shutdown(self) -> None:
         for h in self.handles:
             ray.kill(h.actor)
 
 
-class RayBuilder:
-    """Submits compile work as Ray tasks: on any node with a free CPU, or, when `nodes` is
-    given (Android targets link with the NDK of the phones' nodes), on those nodes."""
+def _on_node(node_id: str):
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    def __init__(self, slots: int, nodes: list[str] | None = None):
-        self.slots = slots
-        self.nodes = nodes or []
-        self._turn = 0
-
-    def _options(self) -> dict:
-        if not self.nodes:
-            return {}
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-        self._turn += 1
-        node = self.nodes[self._turn % len(self.nodes)]
-        return {"scheduling_strategy": NodeAffinitySchedulingStrategy(node, soft=False)}
-
-    def autoschedule(self, spec: CandidateSpec):
-        from farm.workers import autoschedule_task
-
-        return autoschedule_task.options(**self._options()).remote(spec)
-
-    def build(self, spec: CandidateSpec):
-        """Refs to (BuildResult, binary bytes, Library)."""
-        from farm.workers import build_task
-
-        return build_task.options(**self._options()).remote(spec)
-
-
-class SyntheticBuilder:
-    """Compile tasks that sleep `seconds` and hold no CPU: the driver's cost, measured."""
-
-    def __init__(self, slots: int, seconds: float):
-        self.slots = slots
-        self.seconds = seconds
-
-    def autoschedule(self, spec: CandidateSpec):
-        from farm.workers import synthetic_autoschedule_task
-
-        return synthetic_autoschedule_task.remote(spec)
-
-    def build(self, spec: CandidateSpec):
-        from farm.workers import synthetic_build_task
-
-        return synthetic_build_task.remote(spec, self.seconds)
+    return NodeAffinitySchedulingStrategy(node_id, soft=False)

@@ -1,10 +1,13 @@
-"""The driver's event loop for one batch of candidates: compile, dedup, time.
+"""The driver's event loop for one batch of candidates: one Ray call per candidate.
 
-A plain `ray.wait` loop (no threads): compile tasks fill the cluster's CPU
-slots; a candidate goes to a free device as soon as it is built. Random probes
-are autoscheduled first (cheap) so a schedule this run already measured is
-redrawn before codegen (50 times dearer). Timeouts kill the work; a device
-call that fails is retried once on any device, then recorded as device_lost.
+Each candidate is a `DeviceActor.candidate` call (farm.workers): the device
+actor has it compiled (autoschedule, duplicate check, redraw and build in one
+compile task) and times it. The driver keeps every healthy device holding
+`pool.depth` candidates, so compiles fill the cluster while devices time, and
+takes back answers in batches with a plain `ray.wait` loop (no threads, no
+polling). A device call that fails is tried once more on another device (with
+the binary already built when its owner is alive), then recorded as
+device_lost; a device that keeps failing is quarantined (farm.pool).
 """
 
 from __future__ import annotations
@@ -15,12 +18,9 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import ray
-from ray.exceptions import GetTimeoutError, RayActorError, RayError, TaskCancelledError
+from ray.exceptions import RayError
 
-from farm import featurization
 from farm.candidate import (
-    COMPILE_TIMEOUT,
-    CRASHED,
     DEVICE_LOST,
     DUPLICATE,
     OK,
@@ -30,17 +30,27 @@ from farm.candidate import (
     Measurement,
 )
 from farm.errors import WorkFailed
-from farm.pool import DeviceHandle, DevicePool
+from farm.plan import SeenSchedules
+from farm.pool import DEVICE_TRIES, DeviceHandle, DevicePool
 from farm.timing import TimingConfig
+from farm.workers import Done, Job, first_line
 
 CUTOFF_FACTOR = 3.0  # a candidate this much slower than the run's best is timed briefly
-RUN_GRACE_S = 30.0  # beyond the run timeout, before the driver kills a silent device actor
-DEVICE_TRIES = 2  # times a candidate is handed to a device before it counts as device_lost
-TICK_S = 0.25
+TICK_S = 1.0  # longest wait for an answer before progress is reported again
 
 
 class NoUsableDevice(WorkFailed):
     """Every device is lost; committed rounds stay as they are."""
+
+
+class Plan(Protocol):
+    """What the scheduler runs (farm.plan.RoundPlan, farm.plan.FixedPlan)."""
+
+    def specs(self) -> list[CandidateSpec]: ...
+
+    def spec(self, index: int, attempt: int = 1) -> CandidateSpec: ...
+
+    def owner(self, index: int) -> int | None: ...
 
 
 @dataclass
@@ -59,36 +69,6 @@ class Outcome:
     finished_at: float = field(default_factory=time.time)  # when its result came in
 
 
-class RoundPlan(Protocol):
-    def specs(self) -> list[CandidateSpec]: ...
-
-    def precheck(self, index: int) -> bool:
-        """Autoschedule first, to catch a duplicate before codegen?"""
-
-    def claim(self, index: int, schedule_key: str) -> int | None:
-        """Record the schedule for `index`; return the twin's schedule id if already seen."""
-
-    def release(self, index: int, schedule_key: str) -> None:
-        """Forget `index`'s claim: its measurement failed for a transient reason."""
-
-    def redraw(self, index: int, attempt: int) -> CandidateSpec | None:
-        """A fresh spec after a duplicate, or None when out of tries."""
-
-
-@dataclass
-class _Candidate:
-    index: int
-    spec: CandidateSpec
-    attempts: int = 1
-    precheck_s: float = 0.0
-    key: str | None = None
-    build: BuildResult | None = None
-    binary: object = None  # ObjectRef to the binary's bytes
-    library: object = None  # ObjectRef to its Library
-    device_tries: int = 0
-    failed_on: frozenset[str] = frozenset()  # devices whose calls failed for this candidate
-
-
 @dataclass
 class Counts:
     total: int = 0
@@ -102,175 +82,162 @@ class Counts:
 
 
 class RoundScheduler:
-    def __init__(self, builder, pool: DevicePool, *, threads: int, timing: TimingConfig,
+    def __init__(self, pool: DevicePool, *, threads: int, timing: TimingConfig,
                  compile_timeout_s: float, on_update=None):
-        self.builder = builder
         self.pool = pool
         self.threads = threads
         self.timing = timing
         self.compile_timeout_s = compile_timeout_s
         self.on_update = on_update or (lambda counts: None)
+        self._plan_key = 0
 
-    def run(self, plan: RoundPlan, best_ms: float | None = None) -> list[Outcome]:
-        """Compile and time every candidate of `plan`. `best_ms`, the run's best so far,
-        lets clearly slower candidates stop timing after a few repeats."""
-        self.plan = plan
-        self.best_ms = best_ms
-        self.counts = Counts(total=len(plan.specs()))
+    def run(self, plan: Plan, best_ms: float | None = None, seen=None,
+            keep_below_ms: float | None = None) -> list[Outcome]:
+        """Compile and time every candidate of `plan`. `seen` (a SeenActor, see `shared`)
+        is where compile tasks claim schedules; `best_ms`, the run's best so far, lets
+        clearly slower candidates stop timing after a few repeats. Outcomes hold their
+        artifact (Outcome.artifact) when beam search, or faster than `keep_below_ms`
+        (None: every one)."""
+        self.plan, self.best_ms, self.seen = plan, best_ms, seen
+        self._plan_key += 1
+        is_beam = getattr(plan, "is_beam", lambda index: False)
+        for h in self.pool.usable():
+            h.actor.begin.remote(self._plan_key, plan, seen)
+        total = len(plan.specs())
+        self.counts = Counts(total=total)
         self.outcomes: dict[int, Outcome] = {}
-        self.todo: deque = deque()
-        self.compiling: dict = {}  # ref -> (kind, candidate, started, binary ref)
-        self.timing_calls: dict = {}  # ref -> (candidate, device handle, started)
-        self.to_time: deque[_Candidate] = deque()
-        for i, spec in enumerate(plan.specs()):
-            self.todo.append(("auto" if plan.precheck(i) else "build", _Candidate(i, spec)))
+        self.waiting: deque[Job] = deque(
+            Job(self._plan_key, i, self.threads, self.timing, self.compile_timeout_s,
+                keep=is_beam(i), keep_below_ms=keep_below_ms) for i in range(total))
+        self.tries: dict[int, int] = {}
+        self.failed_on: dict[int, frozenset[str]] = {}
+        self.calls: dict = {}  # ObjectRef -> (Job, DeviceHandle, submitted at)
         last_done, last_update = -1, 0.0
-        try:
-            while len(self.outcomes) < self.counts.total:
-                self._submit()
-                self._wait()
-                self._check_timeouts()
-                if self.counts.done != last_done or time.monotonic() - last_update > 1.0:
-                    self.on_update(self.counts)
-                    last_done, last_update = self.counts.done, time.monotonic()
-        finally:  # on an error or Ctrl-C, abandon the compile work in flight
-            for ref in self.compiling:
-                ray.cancel(ref, force=True)
-        return [self.outcomes[i] for i in range(self.counts.total)]
+        while len(self.outcomes) < total:
+            self._submit()
+            self._collect()
+            if self.counts.done != last_done or time.monotonic() - last_update > 1.0:
+                self.on_update(self.counts)
+                last_done, last_update = self.counts.done, time.monotonic()
+        return [self.outcomes[i] for i in range(total)]
 
-    # submitting work
     def _submit(self) -> None:
-        now = time.monotonic()
-        while self.todo and len(self.compiling) < self.builder.slots:
-            kind, c = self.todo.popleft()
-            if kind == "auto":
-                self.compiling[self.builder.autoschedule(c.spec)] = (kind, c, now, None)
-            else:
-                meta, binary, library = self.builder.build(c.spec)
-                self.compiling[meta] = (kind, c, now, (binary, library))
-        for c in list(self.to_time):
-            handle = self.pool.acquire(c.failed_on)
+        held = []
+        while self.waiting:
+            job = self.waiting.popleft()
+            avoid = self.failed_on.get(job.index, frozenset())
+            handle = self.pool.acquire(avoid)
             if handle is None:
-                if not c.failed_on:
-                    break  # no device is free: the others wait too
+                held.append(job)
+                if not avoid:
+                    break  # no device has room: the rest wait too
                 continue
-            self.to_time.remove(c)
-            c.device_tries += 1
-            timing = self.timing
-            if self.best_ms is not None and c.index != 0:
-                timing = replace(timing, cutoff_ms=CUTOFF_FACTOR * self.best_ms)
-            ref = handle.actor.run.remote(c.binary, self.threads, timing)
-            self.timing_calls[ref] = (c, handle, now)
+            jobs = [job]  # and more for the same device, while it has room: one call
+            while (len(jobs) < self.pool.chunk and self.waiting
+                   and handle.info.id not in self.failed_on.get(self.waiting[0].index, ())
+                   and self.pool.reserve(handle)):
+                jobs.append(self.waiting.popleft())
+            jobs = [self._prepare(j) for j in jobs]
+            self.calls[handle.actor.candidates.remote(jobs)] = (jobs, handle, time.monotonic())
+        self.waiting.extendleft(reversed(held))
         if not self.pool.usable():
             errors = "; ".join(self.pool.events[-3:])
             raise NoUsableDevice(f"no usable device is left ({errors})")
 
-    def _wait(self) -> None:
-        refs = [*self.compiling, *self.timing_calls]
-        if not refs:  # work is waiting for a quarantined device to come back
-            time.sleep(TICK_S)
+    def _prepare(self, job: Job) -> Job:
+        self.tries[job.index] = self.tries.get(job.index, 0) + 1
+        if self.best_ms is None or job.index == 0:
+            return job
+        return replace(job, timing=replace(job.timing, cutoff_ms=CUTOFF_FACTOR * self.best_ms))
+
+    def _collect(self) -> None:
+        if not self.calls:  # work waits for a quarantined device to come back
+            self.pool.wait_for_quarantine(TICK_S)
             return
-        # Take everything that is ready; block (up to a tick) only when nothing is.
+        refs = list(self.calls)
         ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
         if not ready:
             ready, _ = ray.wait(refs, num_returns=1, timeout=TICK_S)
-        for ref in ready:
-            if ref in self.compiling:
-                self._compiled(ref, *self.compiling.pop(ref))
-            elif ref in self.timing_calls:
-                self._timed(ref, *self.timing_calls.pop(ref))
-
-    # results
-    def _compiled(self, ref, kind, c: _Candidate, started, artifact) -> None:
         try:
-            result: BuildResult = ray.get(ref)
-        except TaskCancelledError:
-            return  # cancelled by the timeout check, which recorded the outcome
-        except RayError as e:
-            self._finish(c, CRASHED, error=f"compile worker died twice (Ray retried once): "
-                         f"{_first_line(e)}")
-            return
-        if kind == "auto":
-            c.precheck_s += result.schedule.autoschedule_s if result.schedule else 0.0
-        if not result.ok:
-            self._finish(c, result.status, error=result.error, build=result, log=result.log)
-            return
-        key = featurization.schedule_key(result.schedule.featurization)
-        if key != c.key:
-            twin = self.plan.claim(c.index, key)
-            if twin is not None:
-                fresh = self.plan.redraw(c.index, c.attempts) if kind == "auto" else None
-                if fresh is None:
-                    self._finish(c, DUPLICATE, build=result, duplicate_of=twin,
-                                 error=f"same schedule features as schedule {twin}")
-                else:
-                    c.spec, c.attempts = fresh, c.attempts + 1
-                    self.todo.appendleft(("auto", c))
-                return
-            c.key = key
-        if kind == "auto":
-            self.todo.appendleft(("build", c))  # finish started candidates first
-            return
-        c.build, (c.binary, c.library) = result, artifact
-        self.counts.compiled += 1
-        self.to_time.append(c)
+            answers = ray.get(ready)
+        except RayError:  # some device actor died: take the answers one by one
+            answers = [_answer(ref) for ref in ready]
+        for ref, answer in zip(ready, answers, strict=True):
+            jobs, handle, submitted = self.calls.pop(ref)
+            if isinstance(answer, Exception):  # its actor died; Ray restarts it, planless
+                handle.actor.begin.remote(self._plan_key, self.plan, self.seen)
+                error = f"{type(answer).__name__}: {first_line(answer)}"
+                for job in jobs:
+                    self._device_failed(job, handle, submitted, error, None)
+                continue
+            for job, done in zip(jobs, answer, strict=True):
+                self._answered(job, handle, submitted, done)
 
-    def _timed(self, ref, c: _Candidate, handle: DeviceHandle, started) -> None:
-        busy = time.monotonic() - started
-        try:
-            m: Measurement = ray.get(ref)
-        except (RayActorError, GetTimeoutError, RayError) as e:
-            self._device_failed(c, handle, busy, f"{type(e).__name__}: {_first_line(e)}")
+    def _answered(self, job: Job, handle: DeviceHandle, submitted: float, done: Done) -> None:
+        if done.status == DEVICE_LOST:
+            prebuilt = (done.built, *done.artifact) if done.artifact else None
+            self._device_failed(job, handle, None, done.error, prebuilt)
             return
-        if m.status == DEVICE_LOST:
-            self._device_failed(c, handle, busy, m.error)
+        run_s = done.measurement.run_s if done.measurement else 0.0
+        self.pool.release(handle, run_s, ok=True)
+        self._finish(done)
+
+    def _device_failed(self, job: Job, handle: DeviceHandle, submitted: float | None,
+                       error: str, prebuilt: tuple | None) -> None:
+        """`submitted`: when the call was made, if its actor died (one incident for every
+        call it held); None for a failure the device reported itself."""
+        self.pool.release(handle, 0.0, ok=False, error=error, submitted=submitted)
+        self.failed_on[job.index] = self.failed_on.get(job.index, frozenset()) | {
+            handle.info.id}
+        if self.tries[job.index] < DEVICE_TRIES:
+            self.waiting.appendleft(replace(job, prebuilt=prebuilt))
             return
-        self.pool.release(handle, busy, ok=True)
-        self._finish(c, m.status, error=m.error, build=c.build, measurement=m, log=m.log,
-                     artifact=(c.binary, c.library))
+        built = prebuilt[0] if prebuilt else None
+        self._finish(Done(job.index, DEVICE_LOST, built, error=f"device {handle.info.id}: "
+                          f"{error} (tried {self.tries[job.index]} times)"))
 
-    def _device_failed(self, c: _Candidate, handle: DeviceHandle, busy: float, error: str):
-        self.pool.release(handle, busy, ok=False, error=error)
-        c.failed_on = c.failed_on | {handle.info.id}
-        if c.device_tries < DEVICE_TRIES:
-            self.to_time.appendleft(c)
-        else:
-            self._finish(c, DEVICE_LOST, build=c.build,
-                         error=f"device {handle.info.id}: {error} (tried {c.device_tries} times)")
-
-    def _check_timeouts(self) -> None:
-        now = time.monotonic()
-        for ref, (kind, c, started, _) in list(self.compiling.items()):
-            if now - started > self.compile_timeout_s:
-                del self.compiling[ref]
-                ray.cancel(ref, force=True)
-                self._finish(c, COMPILE_TIMEOUT, error=f"compile ({kind}): killed after the "
-                             f"{self.compile_timeout_s:g} s compile timeout")
-        limit = self.timing.timeout_s + RUN_GRACE_S
-        for _c, handle, started in list(self.timing_calls.values()):
-            if now - started > limit and not handle.killing:
-                handle.killing = True  # its call fails next and is retried elsewhere
-                ray.kill(handle.actor, no_restart=False)
-
-    def _finish(self, c: _Candidate, status: str, **fields) -> None:
-        if status in TRANSIENT and c.key is not None:
-            self.plan.release(c.index, c.key)  # a later draw of this schedule is measured
-        self.outcomes[c.index] = Outcome(c.index, c.spec, status, attempts=c.attempts,
-                                         precheck_s=c.precheck_s, **fields)
+    def _finish(self, done: Done) -> None:
+        built = done.built
+        attempts = built.attempts if built else 1
+        if done.status in TRANSIENT and built is not None and built.key is not None:
+            self._release(built.key, self.plan.owner(done.index))
+        self.outcomes[done.index] = Outcome(
+            done.index, self.plan.spec(done.index, attempts), done.status, error=done.error,
+            attempts=attempts, precheck_s=built.precheck_s if built else 0.0,
+            build=built.result if built else None, measurement=done.measurement,
+            duplicate_of=built.duplicate_of if built else None, log=done.log,
+            artifact=done.artifact if done.status == OK else None,
+            finished_at=done.finished_at)
         k = self.counts
         k.done += 1
-        k.statuses[status] = k.statuses.get(status, 0) + 1
-        if status == OK:
+        k.statuses[done.status] = k.statuses.get(done.status, 0) + 1
+        if built is not None and built.result.ok and built.duplicate_of is None:
+            k.compiled += 1
+        if done.status == OK:
             k.timed += 1
-            best = fields["measurement"].best_ms
+            best = done.measurement.best_ms
             k.best_ms = best if k.best_ms is None else min(k.best_ms, best)
             self.best_ms = best if self.best_ms is None else min(self.best_ms, best)
-        elif status == DUPLICATE:
+        elif done.status == DUPLICATE:
             k.duplicate += 1
         else:
             k.failed += 1
 
+    def _release(self, key: str, owner: int | None) -> None:
+        """A later draw of this schedule is measured: this one said nothing about it."""
+        if owner is not None and self.seen is not None:
+            self.seen.release.remote(key, owner)
 
-def _first_line(e: Exception) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
+
+def shared(seen: SeenSchedules):
+    """The run's schedules in an actor every compile task claims in (claims are serial)."""
+    from farm.workers import SeenActor
+
+    return SeenActor.remote(seen)
+
+
+def _answer(ref):
+    try:
+        return ray.get(ref)
+    except RayError as e:
+        return e

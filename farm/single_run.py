@@ -1,7 +1,9 @@
 """`farm run`: autoschedule one benchmark, time it, and time its manual schedule beside it.
 
-It runs in this process on this machine's devices, or, with a Ray address,
-compiles on the cluster and times on the device named there.
+Both go through the path every command takes (farm.scheduler over a
+farm.pool.DevicePool): compile tasks on Ray (an embedded local Ray without an
+address), the device's actor to time, and the same retries, timeouts and
+quarantine as `farm autotune`. The two candidates compile at once.
 """
 
 from __future__ import annotations
@@ -11,8 +13,11 @@ from pathlib import Path
 
 from farm import build
 from farm.candidate import BuildResult, CandidateSpec, Measurement
-from farm.devices.base import Device, DeviceInfo
+from farm.devices.base import DeviceInfo
 from farm.errors import WorkFailed
+from farm.plan import FixedPlan
+from farm.pool import DevicePool
+from farm.scheduler import Outcome, RoundScheduler
 from farm.timing import TimingConfig
 
 
@@ -30,72 +35,32 @@ class RunResult:
     schedule_file: Path | None
 
 
-class LocalRunner:
-    """Compile in this process, time on a device of this machine."""
-
-    def __init__(self, device: Device):
-        self.device = device
-        self.info = device.info
-
-    def build(self, spec: CandidateSpec) -> tuple[BuildResult, bytes]:
-        result, binary, _ = build.build(spec)
-        return result, binary
-
-    def time(self, binary, threads: int, timing: TimingConfig) -> Measurement:
-        return self.device.run(binary, threads, timing)
-
-
-class RayRunner:
-    """Compile as a Ray task, time on a device actor pinned to the device's node."""
-
-    def __init__(self, info: DeviceInfo):
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-        from farm.workers import DeviceActor
-
-        self.info = info
-        self.actor = DeviceActor.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
-            info.node_id, soft=False)).remote(info, {})
-
-    def build(self, spec: CandidateSpec):
-        import ray
-
-        from farm.workers import build_task
-
-        meta, binary, _ = build_task.remote(spec)
-        return ray.get(meta), binary
-
-    def time(self, binary, threads: int, timing: TimingConfig) -> Measurement:
-        import ray
-
-        return ray.get(self.actor.run.remote(binary, threads, timing))
-
-
-def run_benchmark(spec: CandidateSpec, runner, timing: TimingConfig, out_dir: Path | None,
-                  with_manual: bool = True) -> RunResult:
-    auto = _build_and_time(spec, runner, timing)
+def run_benchmark(spec: CandidateSpec, pool: DevicePool, timing: TimingConfig,
+                  out_dir: Path | None, with_manual: bool = True,
+                  compile_timeout_s: float = 600.0) -> RunResult:
+    specs = [spec, build.manual_spec(spec)] if with_manual else [spec]
+    scheduler = RoundScheduler(pool, threads=spec.parallelism, timing=timing,
+                               compile_timeout_s=compile_timeout_s)
+    outcomes = scheduler.run(FixedPlan(specs))
+    auto = _timed(outcomes[0], spec.benchmark.name, "autoscheduled schedule", required=True)
     schedule_file = None
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         schedule_file = out_dir / f"{spec.benchmark.name}.schedule.h"
         schedule_file.write_text(auto.build.schedule.source)
-    manual = None
-    if with_manual:
-        manual = _build_and_time(build.manual_spec(spec), runner, timing, required=False)
-    return RunResult(runner.info, auto, manual, schedule_file)
+    manual = _timed(outcomes[1], spec.benchmark.name, "manual schedule", required=False) \
+        if with_manual else None
+    device = pool.handles[0].info
+    return RunResult(device, auto, manual, schedule_file)
 
 
-def _build_and_time(spec: CandidateSpec, runner, timing: TimingConfig,
-                    required: bool = True) -> Timed:
-    result, binary = runner.build(spec)
-    what = "manual schedule" if spec.is_manual else "autoscheduled schedule"
-    if not result.ok:
+def _timed(o: Outcome, name: str, what: str, required: bool) -> Timed | None:
+    if o.build is None or not o.build.ok:
         if required:
-            raise WorkFailed(f"{spec.benchmark.name}: the {what} failed to compile: "
-                             f"{result.error}\n{result.log}")
-        return Timed(result, None)
-    measurement = runner.time(binary, spec.parallelism, timing)
-    if not measurement.ok and required:
-        raise WorkFailed(f"{spec.benchmark.name}: the {what} failed to run: "
-                         f"{measurement.error}\n{measurement.log}")
-    return Timed(result, measurement)
+            log = f"\n{o.log}" if o.log else ""
+            raise WorkFailed(f"{name}: the {what} failed to compile: {o.error}{log}")
+        return Timed(o.build or BuildResult(o.status, error=o.error), None)
+    if not (o.measurement and o.measurement.ok) and required:
+        log = f"\n{o.log}" if o.log else ""
+        raise WorkFailed(f"{name}: the {what} failed to run: {o.error}{log}")
+    return Timed(o.build, o.measurement)

@@ -17,15 +17,19 @@ import os
 import time
 from dataclasses import dataclass, field, replace
 
+import ray
+
 from farm import acceptance, atomic, costmodel, verdict, weights
+from farm.builder import Builder, HalideBuilder
 from farm.candidate import BEAM_SEARCH, DEFAULT_PARALLELISM, DUPLICATE, OK, TRANSIENT, CandidateSpec
 from farm.catalog import Benchmark
 from farm.cluster import Cluster
 from farm.devices.base import DeviceInfo
-from farm.errors import BadInput, Interrupted, MissingPrerequisite, RunDirError
+from farm.devices.session import choose
+from farm.errors import Interrupted, RunDirError
 from farm.finalize import FinalInputs, TuneSummary, finalize, summary
 from farm.plan import RoundPlan, SeenSchedules
-from farm.pool import DevicePool, RayBuilder
+from farm.pool import DevicePool
 from farm.progress import Progress, format_duration, format_ms
 from farm.records import outcome_row, sample_id
 from farm.rundir import RunDir, invocation_record, new_run_id, now_iso
@@ -36,10 +40,11 @@ from farm.runrecords import (
     RoundRecord,
     VerdictRecord,
 )
-from farm.scheduler import RoundScheduler
+from farm.scheduler import RoundScheduler, shared
 from farm.store import STATE_COLUMNS, TRAIN_COLUMNS
 from farm.targets import TargetInfo
 from farm.timing import TimingConfig
+from farm.trainer import HalideTrainer, Trainer
 from farm.versions import versions
 from farm.weights import Weights
 
@@ -67,22 +72,30 @@ class TuneSettings:
 
 
 def autotune(run_dir: str | os.PathLike, settings: TuneSettings, address: str | None = None,
-             progress: Progress | None = None) -> TuneSummary:
+             progress: Progress | None = None, *, cluster=None, builder: Builder | None = None,
+             pool: DevicePool | None = None, trainer: Trainer | None = None) -> TuneSummary:
+    """Tune `settings` into `run_dir` (created, or resumed). Every collaborator may be
+    passed in (farm.testing has doubles): `cluster` (farm.cluster.Cluster: joins Ray and
+    discovers devices; default: the one at `address`), `builder` (farm.builder; default
+    Halide's), `pool` (farm.pool.DevicePool over the devices to time on; default: one over
+    the settings' devices, compiling with `builder`) and `trainer` (farm.trainer; default
+    Halide's trainer)."""
     progress = progress or Progress()
     run = RunDir(run_dir)
     run.open()
     try:
-        return _Tuning(run, settings, progress).run(address)
+        return _Tuning(run, settings, progress, trainer or HalideTrainer()).run(
+            cluster or Cluster(address), builder or HalideBuilder(), pool)
     finally:
         run.close()
 
 
 class _Tuning:
-    def __init__(self, run: RunDir, s: TuneSettings, progress: Progress):
-        self.run_dir, self.s, self.progress = run, s, progress
+    def __init__(self, run: RunDir, s: TuneSettings, progress: Progress, trainer: Trainer):
+        self.run_dir, self.s, self.progress, self.trainer = run, s, progress, trainer
         self.started = time.monotonic()
 
-    def run(self, address: str | None) -> TuneSummary:
+    def run(self, cluster, builder: Builder, pool: DevicePool | None) -> TuneSummary:
         s, run = self.s, self.run_dir
         if run.took_over:
             self.progress.message(f"took over the lock of a driver that died ({run.took_over})")
@@ -99,36 +112,42 @@ class _Tuning:
             return self._summary("")
         stopped = ""
         try:
-            with Cluster(address) as cluster:
-                devices = self._devices(cluster)
+            with cluster:
+                if pool is None:
+                    devices = choose(cluster.discover()[0], s.device_ids, s.target)
+                    # Android candidates link with the NDK of the phones' own nodes.
+                    nodes = {d.node_id for d in devices} if s.target.is_android else None
+                    pool = DevicePool.create(devices, builder,
+                                             compile_slots=cluster.compile_slots(nodes),
+                                             isolation=s.isolation,
+                                             build_on_device_node=s.target.is_android)
+                devices = [h.info for h in pool.usable()]
                 self.manifest.invocations[-1]["devices"] = [_device_record(d) for d in devices]
                 run.write_manifest(self.manifest)
-                # Android candidates link with the NDK of the phones' own nodes.
-                link_nodes = sorted({d.node_id for d in devices}) if s.target.is_android \
-                    else None
-                builder = RayBuilder(cluster.compile_slots(link_nodes and set(link_nodes)),
-                                     link_nodes)
                 self.progress.message(
                     f"{s.benchmark.name} on {', '.join(d.id for d in devices)}: rounds "
-                    f"{done + 1}..{s.rounds} of {s.batch_size} candidates, "
-                    f"{builder.slots} compile slots, run {self.manifest.run_id}")
-                pool = DevicePool.create(devices, {"isolation": s.isolation})
-                scheduler = RoundScheduler(builder, pool, threads=s.parallelism,
-                                           timing=s.timing, compile_timeout_s=s.compile_timeout_s,
+                    f"{done + 1}..{s.rounds} of {s.batch_size} candidates, each device "
+                    f"holding {pool.depth}, run {self.manifest.run_id}")
+                self.seen = shared(self.seen)  # compile tasks on every node claim in it
+                scheduler = RoundScheduler(pool, threads=s.parallelism, timing=s.timing,
+                                           compile_timeout_s=s.compile_timeout_s,
                                            on_update=self.progress.update)
                 for round_no in range(done + 1, s.rounds + 1):
-                    if s.budget_s is not None and self._elapsed() >= s.budget_s:
+                    if round_no > done + 1 and s.budget_s is not None and \
+                            self._elapsed() >= s.budget_s:  # after a round of this invocation
                         stopped = (f"the --budget of {format_duration(s.budget_s)} is spent "
                                    f"after {self.committed} rounds")
                         break
                     if round_no > done + 1:  # phones come and go between rounds
-                        for change in pool.refresh(self._devices(cluster, strict=False)):
+                        found = choose(cluster.discover()[0], s.device_ids, s.target,
+                                       strict=False)
+                        for change in pool.refresh(found):
                             self.progress.message(f"devices: {change}")
                     self._round(round_no, scheduler)
                     for event in pool.events:
                         self.progress.message(f"warning: {event}")
                     pool.events.clear()
-                finalize(self._final_inputs(), builder, pool, self.progress)
+                finalize(self._final_inputs(), pool, self.trainer, self.progress)
         except KeyboardInterrupt:
             raise Interrupted(
                 f"interrupted; {self.committed} rounds are committed in {run.path}. Rerun the "
@@ -174,35 +193,6 @@ class _Tuning:
         self._fastest: list[tuple[float, str]] = []
         self._beam_sample: str | None = None
 
-    def _devices(self, cluster: Cluster, strict: bool = True) -> list[DeviceInfo]:
-        """The devices to time on; not strict: those of them found now (between rounds)."""
-        found, _notes = cluster.discover()
-        target = self.s.target
-        kind = target.device_kind
-        if not strict:
-            wanted = set(self.s.device_ids) or {d.id for d in found}
-            return [d for d in found if d.id in wanted and not d.problem_for(target)]
-        if self.s.device_ids:
-            by_id = {d.id: d for d in found}
-            unknown = [i for i in self.s.device_ids if i not in by_id]
-            if unknown:
-                raise BadInput(f"unknown device {unknown[0]!r}; known devices: "
-                               f"{', '.join(by_id)} (see `farm devices`)")
-            chosen = [by_id[i] for i in self.s.device_ids]
-            for d in chosen:
-                if d.problem_for(target):
-                    raise MissingPrerequisite(f"device {d.id} cannot be used: "
-                                              f"{d.problem_for(target)}")
-            return chosen
-        usable = [d for d in found if not d.problem_for(target)]
-        if not usable:
-            problems = "; ".join(f"{d.id}: {d.problem_for(target)}" for d in found
-                                 if d.kind == kind)
-            raise MissingPrerequisite(f"no usable {kind} device for target "
-                                      f"{target.compile}" + (f" ({problems})" if problems
-                                                             else " (see `farm devices`)"))
-        return usable
-
     # one round
     def _round(self, round_no: int, scheduler: RoundScheduler) -> None:
         s, run = self.s, self.run_dir
@@ -210,10 +200,12 @@ class _Tuning:
         used = weights.load(run.weights_path(round_no - 1))
         base = CandidateSpec(s.benchmark, s.target, used, parallelism=s.parallelism)
         provisional = self._provisional()
-        plan = RoundPlan(self.manifest.run_id, round_no, base, s.batch_size, self.seen,
+        plan = RoundPlan(self.manifest.run_id, round_no, base, s.batch_size,
                          start_weights=s.start_weights, provisional=provisional)
         self.progress.round_started(round_no, s.rounds, s.batch_size)
-        outcomes = scheduler.run(plan, best_ms=self.best_ms)
+        outcomes = scheduler.run(plan, best_ms=self.best_ms, seen=self.seen,
+                                 keep_below_ms=self._fastest[-1][0]
+                                 if len(self._fastest) == TOP_SAMPLES else None)
         rows = [outcome_row(self.manifest, round_no, o) for o in outcomes]
         if self.manifest.pipeline_id is None:
             ids = [r["pipeline_id"] for r in rows if r["pipeline_id"]]
@@ -252,7 +244,8 @@ class _Tuning:
         self._keep_binaries(rows, outcomes)
         self.round_s.append(record.wall_s)
         self.progress.round_s = sum(self.round_s) / len(self.round_s)
-        self.progress.round_finished(_round_line(round_no, s.rounds, record, len(self.seen)))
+        distinct = ray.get(self.seen.size.remote())
+        self.progress.round_finished(_round_line(round_no, s.rounds, record, distinct))
 
     def _beam_ms(self, row: dict) -> float | None:
         """Candidate 0's runtime: its own, or its twin's when it repeated a schedule."""
@@ -275,7 +268,7 @@ class _Tuning:
         weights.write(current, run.latest_weights)
         table = run.samples.read(TRAIN_COLUMNS)
         settings = [replace(x, steps=s.train_steps) for x in acceptance.SETTINGS]
-        decision = acceptance.decide(
+        decision = self.trainer.decide(
             table, "round", round_no, current, s.start_weights, run.sample_files,
             num_cores=s.parallelism, settings=settings, seed=round_no,
             log_dir=run.training_dir(round_no))
@@ -293,12 +286,12 @@ class _Tuning:
         """Re-time the provisional weights' beam search against the start weights'."""
         s = self.s
         mine = outcome.artifact[0] if outcome.status == OK and outcome.artifact else \
-            self._binary(outcome.spec, scheduler.builder)
+            self._binary(outcome.spec, scheduler.pool)
         start_sid = sample_id(self.manifest.run_id, 1, 0)
         if start_sid not in self.artifacts:  # resumed: build it again
             spec = CandidateSpec(s.benchmark, s.target, s.start_weights,
                                  parallelism=s.parallelism, **BEAM_SEARCH)
-            binary = self._binary(spec, scheduler.builder, keep_as=start_sid)
+            binary = self._binary(spec, scheduler.pool, keep_as=start_sid)
         else:
             binary = self.artifacts[start_sid][0]
         if mine is None or binary is None:
@@ -315,16 +308,10 @@ class _Tuning:
                                 f"(accepted at most {BEAM_CHECK_RATIO:g}x and not "
                                 "significantly slower)")
 
-    def _binary(self, spec: CandidateSpec, builder, keep_as: str | None = None):
+    def _binary(self, spec: CandidateSpec, pool: DevicePool, keep_as: str | None = None):
         """Build `spec`; the ObjectRef of its binary, or None when it does not build."""
-        import ray
-
-        meta, binary, library = builder.build(spec)
-        try:
-            result = ray.get(meta, timeout=BEAM_CHECK_TIMEOUT_S)
-        except (ray.exceptions.RayError, TimeoutError):
-            return None
-        if not result.ok:
+        [(built, binary, library)] = pool.build([spec], BEAM_CHECK_TIMEOUT_S)
+        if built is None or not built.result.ok:
             return None
         if keep_as is not None:
             self.artifacts[keep_as] = (binary, library)

@@ -1,73 +1,250 @@
-"""What runs on Ray workers: compile tasks, device actors, per-node discovery.
+"""What runs on Ray workers: compile tasks, device actors, the schedule registry,
+per-node discovery.
+
+A candidate costs the driver one Ray call: `DeviceActor.candidate`. The device
+actor submits the candidate's compile task itself, so a binary goes from the
+compile worker to the device without a driver round trip. The compile task
+autoschedules, claims the schedule in the run's registry (one actor, so a
+duplicate is caught before codegen across every worker) and redraws a probe
+whose schedule the run already has, then generates code and links. A device
+actor holds several candidates at once (their compiles overlap) and times one
+binary at a time.
 
 Everything here returns values; a failed candidate is a status, not an
-exception, so one bad schedule never takes the driver down. Ray's own
-retries cover a worker process that dies (max_retries / max_restarts).
+exception, so one bad schedule never takes the driver down. Ray's own retries
+cover a worker process that dies (max_retries / max_restarts).
 """
 
 from __future__ import annotations
 
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
 import ray
 
-from farm.candidate import BuildResult, CandidateSpec, Library, Measurement
+from farm import featurization
+from farm.builder import Builder
+from farm.candidate import (
+    COMPILE_TIMEOUT,
+    CRASHED,
+    DEVICE_LOST,
+    DUPLICATE,
+    OK,
+    BuildResult,
+    Library,
+    Measurement,
+)
 from farm.devices.base import Device, DeviceInfo
+from farm.plan import SeenSchedules
 from farm.timing import TimingConfig
 
-
-def _compile_guarded(fn, spec):
-    from farm import gate
-
-    with gate.compiling():
-        return fn(spec)
+RUN_GRACE_S = 30.0  # beyond the run timeout, before a silent device actor ends itself
+MAX_DEPTH = 32  # candidates a device actor holds at once (its compiles overlap)
 
 
-@ray.remote(num_cpus=1, max_retries=1)
-def autoschedule_task(spec: CandidateSpec) -> BuildResult:
-    """Only the autoscheduler's choice (for finding duplicates before codegen)."""
-    from farm import build
+@dataclass(frozen=True)
+class Built:
+    """A compile task's answer for candidate `index` of a plan."""
 
-    return _compile_guarded(build.autoschedule_result, spec)
+    index: int
+    attempts: int  # the draw that was built (1 + redraws after duplicates)
+    result: BuildResult
+    precheck_s: float = 0.0  # autoscheduling before the build (finding duplicates)
+    key: str | None = None  # the schedule key it claimed
+    duplicate_of: int | None = None  # the twin's schedule id, for a duplicate
 
-
-@ray.remote(num_cpus=1, num_returns=3, max_retries=1)
-def build_task(spec: CandidateSpec) -> tuple[BuildResult, bytes, Library | None]:
-    from farm import build
-
-    return _compile_guarded(build.build, spec)
-
-
-@ray.remote(num_cpus=0, max_retries=1)
-def synthetic_autoschedule_task(spec: CandidateSpec) -> BuildResult:
-    from farm.devices.synthetic import synthetic_autoschedule
-
-    return synthetic_autoschedule(spec)
+    @property
+    def status(self) -> str:
+        return DUPLICATE if self.duplicate_of is not None else self.result.status
 
 
-@ray.remote(num_cpus=0, num_returns=3, max_retries=1)
-def synthetic_build_task(spec: CandidateSpec, seconds: float):
-    from farm.devices.synthetic import synthetic_build
+def build_candidate(builder: Builder, plan, index: int, attempts: int, seen
+                    ) -> tuple[Built, bytes, Library | None]:
+    """Autoschedule, claim and redraw (for a plan that prechecks `index`), then build.
+    `seen` is the run's SeenSchedules or an actor holding it (None: no duplicate check)."""
+    spec, precheck_s, key = plan.spec(index, attempts), 0.0, None
+    owner = plan.owner(index) if seen is not None else None
+    while plan.precheck(index):
+        result = builder.autoschedule(spec)
+        precheck_s += result.schedule.autoschedule_s if result.schedule else 0.0
+        if not result.ok:
+            return Built(index, attempts, result, precheck_s), b"", None
+        key = featurization.schedule_key(result.schedule.featurization)
+        twin = _claim(seen, key, owner)
+        if twin is None:
+            break
+        fresh = plan.redraw(index, attempts)
+        if fresh is None:
+            return Built(index, attempts, result, precheck_s, duplicate_of=twin), b"", None
+        spec, attempts, key = fresh, attempts + 1, None
+    result, binary, library = builder.build(spec)
+    if not result.ok:
+        return Built(index, attempts, result, precheck_s), b"", None
+    if not result.schedule.featurization:  # a manual schedule: nothing to claim
+        return Built(index, attempts, result, precheck_s), binary, library
+    built_key = featurization.schedule_key(result.schedule.featurization)
+    if built_key != key:
+        twin = _claim(seen, built_key, owner)
+        if twin is not None:
+            return Built(index, attempts, result, precheck_s, duplicate_of=twin), b"", None
+    return Built(index, attempts, result, precheck_s, key=built_key), binary, library
 
-    return synthetic_build(spec, seconds)
+
+def _claim(seen, key: str, owner: int | None) -> int | None:
+    if owner is None:
+        return None
+    if isinstance(seen, SeenSchedules):
+        return seen.claim(key, owner)
+    return ray.get(seen.claim.remote(key, owner))
 
 
-@ray.remote(num_cpus=0, max_restarts=3, max_task_retries=0)
+@ray.remote(num_returns=3, max_retries=1)
+def candidate_task(builder: Builder, plan, index: int, attempts: int, seen):
+    return build_candidate(builder, plan, index, attempts, seen)
+
+
+@ray.remote(num_cpus=0, max_restarts=3)
+class SeenActor:
+    """The run's schedule keys, shared by every compile task (claims are serial)."""
+
+    def __init__(self, seen: SeenSchedules):
+        self.seen = seen
+
+    def claim(self, key: str, owner: int) -> int | None:
+        return self.seen.claim(key, owner)
+
+    def release(self, key: str, owner: int) -> None:
+        self.seen.release(key, owner)
+
+    def size(self) -> int:
+        return len(self.seen)
+
+    def snapshot(self) -> SeenSchedules:
+        return self.seen
+
+
+@dataclass(frozen=True)
+class Job:
+    """One candidate of the plan a device actor was given (`DeviceActor.begin`): build it
+    (or take `prebuilt`), then time it. Small and without object refs, except on a retry:
+    a call that carries refs costs the driver Ray's reference bookkeeping."""
+
+    plan: int  # the key the plan was given under
+    index: int
+    threads: int
+    timing: TimingConfig
+    compile_timeout_s: float
+    keep: bool = False  # hand back the artifact's refs (the caller keeps it for re-timing)
+    keep_below_ms: float | None = None  # ... also when it times faster than this
+    prebuilt: tuple | None = None  # (Built, binary ref, library ref) from a failed device
+
+
+@dataclass(frozen=True)
+class Done:
+    """A device actor's answer to a Job."""
+
+    index: int
+    status: str
+    built: Built | None = None
+    measurement: Measurement | None = None
+    error: str = ""
+    log: str = ""
+    artifact: tuple | None = None  # (binary ref, library ref) of a built candidate
+    finished_at: float = field(default_factory=time.time)
+
+
+@ray.remote(num_cpus=0, max_restarts=3, max_task_retries=0, max_concurrency=MAX_DEPTH + 4)
 class DeviceActor:
-    """One per device, pinned to the device's node; times one binary at a time."""
+    """One per device, pinned to the device's node. Calls run concurrently (a thread each);
+    a lock lets one binary time at a time."""
 
-    def __init__(self, info: DeviceInfo, options: dict):
-        from farm.devices.registry import open_device
+    def __init__(self, info: DeviceInfo, opener, builder: Builder, build_options: dict):
+        self.device: Device = opener(info)
+        self.builder, self.build_options = builder, build_options
+        self._lock = threading.Lock()
+        self._deadline: float | None = None
+        self._plans: dict[int, tuple] = {}  # key -> (plan ref, seen)
+        self._given = threading.Condition()
+        threading.Thread(target=self._watchdog, daemon=True).start()
 
-        self.device: Device = open_device(info, **options)
+    def begin(self, key: int, plan, seen) -> None:
+        """The plan (and the schedule registry) the next Jobs refer to by `key`. Calls of
+        a threaded actor may start out of order: a Job waits for its plan."""
+        with self._given:
+            self._plans = {key: (ray.put(plan), seen)}  # one plan at a time
+            self._given.notify_all()
+
+    def _plan(self, key: int) -> tuple:
+        with self._given:
+            self._given.wait_for(lambda: key in self._plans, timeout=60)
+            return self._plans[key]
+
+    def candidates(self, jobs: list[Job]) -> list[Done]:
+        """Several Jobs in one call (the driver's cost is per call): each builds and times
+        as `candidate` does, at once; the answer comes when all are done."""
+        if len(jobs) == 1:
+            return [self.candidate(jobs[0])]
+        with ThreadPoolExecutor(len(jobs)) as each:
+            return list(each.map(self.candidate, jobs))
+
+    def candidate(self, job: Job) -> Done:
+        built, data = None, None
+        if job.prebuilt is not None:  # built for a device that failed: time it here
+            built, binary, library = job.prebuilt
+            try:
+                data = ray.get(binary)
+            except ray.exceptions.RayError:  # its owner died with it: build it again
+                built = None
+        if built is None:
+            plan, seen = self._plan(job.plan)
+            meta, binary, library = candidate_task.options(
+                num_cpus=self.builder.cpus, **self.build_options).remote(
+                self.builder, plan, job.index, 1, seen)
+            ready, _ = ray.wait([meta], timeout=job.compile_timeout_s)
+            if not ready:
+                ray.cancel(meta, force=True)
+                return Done(job.index, COMPILE_TIMEOUT, error=f"compile: killed after the "
+                            f"{job.compile_timeout_s:g} s compile timeout")
+            try:
+                built = ray.get(meta)
+            except ray.exceptions.RayTaskError as e:  # a bug, not a bad candidate
+                return Done(job.index, CRASHED, error=f"compile task failed: {first_line(e)}")
+            except ray.exceptions.RayError as e:
+                return Done(job.index, CRASHED, error="compile worker died twice (Ray retried "
+                            f"once): {first_line(e)}")
+        if built.status != OK:
+            return Done(job.index, built.status, built, error=built.result.error or (
+                f"same schedule features as schedule {built.duplicate_of}"),
+                log=built.result.log)
+        m = self.run(data if data is not None else ray.get(binary), job.threads, job.timing)
+        keep = m.status == DEVICE_LOST or (m.ok and (job.keep or job.keep_below_ms is None
+                                                     or m.best_ms < job.keep_below_ms))
+        return Done(job.index, m.status, built, m, error=m.error, log=m.log,
+                    artifact=(binary, library) if keep else None)
 
     def run(self, binary: bytes, threads: int, timing: TimingConfig) -> Measurement:
-        return self.device.run(binary, threads, timing)
+        with self._lock:
+            self._deadline = time.monotonic() + timing.timeout_s + RUN_GRACE_S
+            try:
+                return self.device.run(binary, threads, timing)
+            finally:
+                self._deadline = None
+
+    def _watchdog(self) -> None:
+        """A device call silent well past its run timeout (a wedged adb, a stuck harness)
+        ends this process: Ray restarts the actor and the driver retries its calls."""
+        while True:
+            time.sleep(1.0)
+            if self._deadline is not None and time.monotonic() > self._deadline:
+                os._exit(1)
 
     def info(self) -> DeviceInfo:
         return self.device.info
 
     def pid(self) -> int:
-        import os
-
         return os.getpid()
 
 
@@ -77,3 +254,12 @@ def discover_task(node_id: str, node_name: str) -> tuple[list[DeviceInfo], list[
     from farm.devices.registry import discover_local
 
     return discover_local(node_name, node_id)
+
+
+def first_line(e: Exception) -> str:
+    """What an error says in one line (for an exception raised in a task: that one)."""
+    cause = getattr(e, "cause", None)
+    if isinstance(cause, Exception):
+        return f"{type(cause).__name__}: {first_line(cause)}"
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__

@@ -30,7 +30,7 @@ def title(pid: int) -> str:
 
 def wait_for_process(root: int, prefix: str, timeout: float = 120) -> int:
     """A descendant of `root` whose title starts with `prefix` (Ray names workers
-    `ray::build_task`, `ray::DeviceActor.run`, ...)."""
+    `ray::candidate_task`, `ray::DeviceActor.candidates`, ...)."""
     end = time.time() + timeout
     while time.time() < end:
         for p in descendants(root):
@@ -52,3 +52,17 @@ def wait_for_file(path: Path, timeout: float = 300) -> None:
         if time.time() > end:
             raise TimeoutError(f"{path} did not appear")
         time.sleep(0.1)
+
+
+def kill_device_actor_mid_timing(roots: list[int], timeout: float = 300) -> int:
+    """SIGKILL a device actor (under any of `roots`) while it times: while the benchmark
+    process it started is running. Its pid."""
+    end = time.time() + timeout
+    while time.time() < end:
+        for root in roots:
+            for p in descendants(root):
+                if title(p).startswith("ray::DeviceActor") and descendants(p):
+                    os.kill(p, signal.SIGKILL)
+                    return p
+        time.sleep(0.01)
+    raise TimeoutError(f"no device actor timed under {roots}")

@@ -1,9 +1,13 @@
 """Two Ray nodes on one machine: discovery on each node, and candidates timed on both."""
 
+import os
 import socket
+import subprocess
+import sys
 
 import pytest
 from clitools import assert_user_error, farm
+from proctools import kill_device_actor_mid_timing
 from raycluster import LocalCluster, auth_env
 
 from farm.store import SampleStore
@@ -38,3 +42,31 @@ def test_autotune_times_on_both_nodes(cluster, tmp_path):
 def test_dead_address_is_a_quick_clear_error():
     proc = farm("devices", "--address", "127.0.0.1:9", timeout=60)
     assert_user_error(proc, "127.0.0.1:9", "nothing answers")
+
+
+def _killed_mid_timing(cluster, *args):
+    """`farm ARGS --address` with a device actor SIGKILLed while it times: (exit code,
+    stdout, stderr)."""
+    proc = subprocess.Popen([sys.executable, "-m", "farm", *map(str, args), "--address",
+                             cluster.address], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=dict(os.environ, **auth_env()))
+    try:
+        kill_device_actor_mid_timing([p.pid for p in cluster.procs])
+        out, err = proc.communicate(timeout=600)
+    finally:
+        proc.kill()
+    return proc.returncode, out, err
+
+
+def test_farm_run_retries_a_device_actor_killed_mid_timing(cluster, tmp_path):
+    code, out, err = _killed_mid_timing(cluster, "run", "median3x3", "--out", tmp_path)
+    assert code == 0, err[-3000:]
+    assert "autoscheduled:" in out and "manual:" in out and "failed" not in out, out
+
+
+def test_farm_bench_retries_a_device_actor_killed_mid_timing(cluster, tmp_path):
+    code, out, err = _killed_mid_timing(cluster, "bench", "median3x3", "--repeats", "3",
+                                        "--device", f"cpu@{NODE}", "--out", tmp_path)
+    assert code == 0, err[-3000:]
+    row = next(line for line in out.splitlines() if line.startswith("median3x3"))
+    assert " - " not in f" {row} ", out  # every variant has its re-timings

@@ -18,7 +18,7 @@ def test_schedule_ids_are_unique_in_a_run():
 
 
 def test_plan_beam_first_probes_after(spec_for):
-    plan = RoundPlan("abcd", 2, spec_for("median3x3"), 5, SeenSchedules())
+    plan = RoundPlan("abcd", 2, spec_for("median3x3"), 5)
     specs = plan.specs()
     assert (specs[0].beam_size, specs[0].random_dropout) == (32, 100)
     assert all((s.beam_size, s.random_dropout) == (1, 1) for s in specs[1:4])
@@ -31,13 +31,14 @@ def test_plan_beam_first_probes_after(spec_for):
 
 def test_claims_report_the_twin(spec_for):
     seen = SeenSchedules()
-    plan = RoundPlan("abcd", 1, spec_for("median3x3"), 4, seen)
-    assert plan.claim(1, K1) is None
-    assert plan.claim(2, K1) == schedule_id(1, 1, 4)
+    plan = RoundPlan("abcd", 1, spec_for("median3x3"), 4)
+    assert seen.claim(K1, plan.owner(1)) is None
+    assert seen.claim(K1, plan.owner(1)) is None  # its own claim again (a retried task)
+    assert seen.claim(K1, plan.owner(2)) == schedule_id(1, 1, 4)
     # beam search repeating a probe of its own round is a duplicate too: one ok row each
-    assert plan.claim(0, K1) == schedule_id(1, 1, 4)
-    nxt = RoundPlan("abcd", 2, spec_for("median3x3"), 4, seen)
-    assert nxt.claim(0, K1) == schedule_id(1, 1, 4)  # an earlier round's: a duplicate
+    assert seen.claim(K1, plan.owner(0)) == schedule_id(1, 1, 4)
+    nxt = RoundPlan("abcd", 2, spec_for("median3x3"), 4)
+    assert seen.claim(K1, nxt.owner(0)) == schedule_id(1, 1, 4)  # an earlier round's
 
 
 def test_seen_schedules_survive_compaction():
@@ -54,7 +55,7 @@ def test_planners_say_which_weights_and_search(spec_for):
 
     accepted = spec_for("median3x3")
     start = replace(accepted.weights, data=accepted.weights.data[:-4] + b"\0\0\0\0")
-    plan = RoundPlan("abcd", 3, accepted, 32, SeenSchedules(), start_weights=start)
+    plan = RoundPlan("abcd", 3, accepted, 32, start_weights=start)
     specs = plan.specs()
     labels = [s.planner for s in specs]
     assert labels[0] == "b32-d100@accepted" and labels[1] == "b1-d1@accepted"
@@ -75,7 +76,7 @@ def test_provisional_weights_get_a_beam_search_of_their_own(spec_for):
 
     accepted = spec_for("median3x3")
     other = replace(accepted.weights, data=accepted.weights.data[:-4] + b"\0\0\0\0")
-    plan = RoundPlan("abcd", 3, accepted, 8, SeenSchedules(), provisional=other)
+    plan = RoundPlan("abcd", 3, accepted, 8, provisional=other)
     specs = plan.specs()
     assert specs[1].planner == "b32-d100@provisional" and specs[1].weights == other
     assert not plan.precheck(1) and plan.redraw(1, 1) is None

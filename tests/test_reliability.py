@@ -9,7 +9,13 @@ import textwrap
 
 import pytest
 from clitools import assert_user_error, farm
-from proctools import descendants, kill_all, wait_for_file, wait_for_process
+from proctools import (
+    descendants,
+    kill_all,
+    kill_device_actor_mid_timing,
+    wait_for_file,
+    wait_for_process,
+)
 
 from farm.candidate import RUN_ERROR, RUN_TIMEOUT
 from farm.devices.host import local_host_device
@@ -32,7 +38,7 @@ def test_two_ray_workers_killed_mid_run(tmp_path):
     run = tmp_path / "run"
     proc = _start("autotune", "median3x3", "--rounds", "2", "--batch-size", "8", "--out", run)
     try:
-        builder = wait_for_process(proc.pid, "ray::build_task")
+        builder = wait_for_process(proc.pid, "ray::candidate_task")
         os.kill(builder, signal.SIGKILL)
         device = wait_for_process(proc.pid, "ray::DeviceActor")
         os.kill(device, signal.SIGKILL)
@@ -43,6 +49,18 @@ def test_two_ray_workers_killed_mid_run(tmp_path):
     rows = _rows(run)
     assert len(rows) == 16 and len({r["sample_id"] for r in rows}) == 16
     assert "16 samples" in out
+
+
+def test_farm_run_retries_a_device_actor_killed_mid_timing_locally(tmp_path):
+    """The same path as autotune's, on the embedded local Ray: the run still answers."""
+    proc = _start("run", "median3x3", "--out", tmp_path)
+    try:
+        kill_device_actor_mid_timing([proc.pid])
+        out, err = proc.communicate(timeout=600)
+    finally:
+        kill_all([*descendants(proc.pid), proc.pid])
+    assert proc.returncode == 0, err[-3000:]
+    assert "autoscheduled:" in out and "manual:" in out and "failed" not in out, out
 
 
 @pytest.mark.slow
@@ -77,7 +95,7 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
     args = ("autotune", "median3x3", "--rounds", "2", "--batch-size", "6", "--out", run)
     proc = _start(*args)
     try:
-        wait_for_process(proc.pid, "ray::DeviceActor.run")
+        wait_for_process(proc.pid, "ray::DeviceActor.candidate")
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
     finally:

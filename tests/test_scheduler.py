@@ -9,12 +9,14 @@ import time
 import pytest
 import ray
 
-from farm.candidate import COMPILE_TIMEOUT, OK
-from farm.devices.synthetic import synthetic_infos
+from farm import featurization
+from farm.candidate import COMPILE_TIMEOUT, DUPLICATE, OK
 from farm.plan import RoundPlan, SeenSchedules
-from farm.pool import DevicePool, SyntheticBuilder
-from farm.scheduler import NoUsableDevice, RoundScheduler
+from farm.pool import DevicePool
+from farm.scheduler import NoUsableDevice, RoundScheduler, shared
+from farm.testing import SyntheticBuilder, fake_featurization, open_synthetic, synthetic_infos
 from farm.timing import TimingConfig
+from farm.workers import build_candidate
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -25,16 +27,20 @@ def local_ray():
     ray.shutdown()
 
 
-def _run(spec_for, pool, batch=10, compile_s=0.05, compile_timeout_s=60, seen=None):
-    scheduler = RoundScheduler(SyntheticBuilder(4, compile_s), pool, threads=2,
-                               timing=TimingConfig(), compile_timeout_s=compile_timeout_s)
-    plan = RoundPlan("test", 1, spec_for("median3x3"), batch,
-                     seen if seen is not None else SeenSchedules())
-    return scheduler.run(plan)
+def _pool(infos, compile_s=0.05, **policy):
+    return DevicePool.create(infos, SyntheticBuilder(compile_s), compile_slots=4,
+                             opener=open_synthetic, **policy)
+
+
+def _run(spec_for, pool, batch=10, compile_timeout_s=60, seen=None):
+    scheduler = RoundScheduler(pool, threads=2, timing=TimingConfig(),
+                               compile_timeout_s=compile_timeout_s)
+    plan = RoundPlan("test", 1, spec_for("median3x3"), batch)
+    return scheduler.run(plan, seen=seen if seen is not None else shared(SeenSchedules()))
 
 
 def test_every_candidate_is_timed_once(spec_for):
-    pool = DevicePool.create(synthetic_infos(2, seconds=0.05), {})
+    pool = _pool(synthetic_infos(2, seconds=0.05))
     outcomes = _run(spec_for, pool)
     assert [o.status for o in outcomes] == [OK] * 10
     assert sum(h.timed for h in pool.handles) == 10
@@ -45,7 +51,7 @@ def test_every_candidate_is_timed_once(spec_for):
 def test_a_failing_device_is_quarantined_and_its_work_goes_elsewhere(spec_for):
     good = synthetic_infos(1, node="good", seconds=0.2)
     bad = synthetic_infos(1, node="bad", seconds=0.01, behavior="fail")
-    pool = DevicePool.create(good + bad, {}, quarantine_s=60)
+    pool = _pool(good + bad, quarantine_s=60)
     outcomes = _run(spec_for, pool)  # the bad one takes work whenever the good one is busy
     assert [o.status for o in outcomes] == [OK] * 10
     assert all(o.measurement.device_id == good[0].id for o in outcomes)
@@ -54,14 +60,14 @@ def test_a_failing_device_is_quarantined_and_its_work_goes_elsewhere(spec_for):
 
 
 def test_no_usable_device_left_stops_with_a_clear_error(spec_for):
-    pool = DevicePool.create(synthetic_infos(2, seconds=0.01, behavior="fail"), {},
-                             quarantine_s=0.1, lost_after=2)
+    pool = _pool(synthetic_infos(2, seconds=0.01, behavior="fail"), quarantine_s=0.1,
+                 lost_after=2)
     with pytest.raises(NoUsableDevice, match="no usable device is left"):
         _run(spec_for, pool)
 
 
 def test_a_device_actor_killed_mid_call_costs_a_retry(spec_for):
-    pool = DevicePool.create(synthetic_infos(1, seconds=0.5), {})
+    pool = _pool(synthetic_infos(1, seconds=0.5))
     pid = ray.get(pool.handles[0].actor.pid.remote())
 
     def kill_soon():
@@ -76,9 +82,9 @@ def test_a_device_actor_killed_mid_call_costs_a_retry(spec_for):
 
 
 def test_compile_timeout_kills_the_work(spec_for):
-    pool = DevicePool.create(synthetic_infos(1, seconds=0.01), {})
+    pool = _pool(synthetic_infos(1, seconds=0.01), compile_s=30)
     start = time.monotonic()
-    outcomes = _run(spec_for, pool, batch=3, compile_s=30, compile_timeout_s=1.0)
+    outcomes = _run(spec_for, pool, batch=3, compile_timeout_s=1.0)
     assert time.monotonic() - start < 15
     assert {o.status for o in outcomes[0:1]} == {COMPILE_TIMEOUT}
     assert "1 s compile timeout" in outcomes[0].error
@@ -86,15 +92,57 @@ def test_compile_timeout_kills_the_work(spec_for):
 
 
 def test_a_schedule_lost_to_a_transient_failure_is_measured_when_drawn_again(spec_for):
-    seen = SeenSchedules()
-    flaky = DevicePool.create(synthetic_infos(1, seconds=0.01, behavior="fail"), {},
-                              quarantine_after=1000)
+    seen = shared(SeenSchedules())
+    flaky = _pool(synthetic_infos(1, seconds=0.01, behavior="fail"), quarantine_after=1000)
     lost = _run(spec_for, flaky, batch=4, seen=seen)
     assert [o.status for o in lost] == ["device_lost"] * 4
-    assert len(seen) == 0  # released: they say nothing about the schedules
+    assert ray.get(seen.size.remote()) == 0  # released: they say nothing about the schedules
     flaky.shutdown()
-    good = DevicePool.create(synthetic_infos(1, seconds=0.01), {})
+    good = _pool(synthetic_infos(1, seconds=0.01))
     again = _run(spec_for, good, batch=4, seen=seen)  # the same seeds draw the same schedules
     assert [o.status for o in again] == [OK] * 4
-    assert len(seen) == 4
+    assert ray.get(seen.size.remote()) == 4
     good.shutdown()
+
+
+def test_a_probe_that_draws_a_known_schedule_is_redrawn_before_codegen(spec_for):
+    """In-process: autoschedule, claim, redraw and build are one compile task."""
+    class Counting(SyntheticBuilder):
+        autoschedules = builds = 0
+
+        def autoschedule(self, spec):
+            self.autoschedules += 1
+            return super().autoschedule(spec)
+
+        def build(self, spec):
+            self.builds += 1
+            return super().build(spec)
+
+    builder, seen = Counting(), SeenSchedules()
+    plan = RoundPlan("test", 1, spec_for("median3x3"), 4)
+    seen.claim(featurization.schedule_key(fake_featurization(plan.spec(2).seed)), 999)
+    built, binary, _ = build_candidate(builder, plan, 2, 1, seen)
+    assert built.status == OK and built.attempts == 2 and binary
+    assert (builder.autoschedules, builder.builds) == (2, 1)  # the twin never reached codegen
+    assert built.key == featurization.schedule_key(fake_featurization(plan.spec(2, 2).seed))
+    beam, _, _ = build_candidate(builder, plan, 0, 1, seen)  # beam search: never redrawn
+    again, _, _ = build_candidate(builder, plan, 0, 1, seen)  # (a worker retried: its own)
+    assert beam.status == again.status == OK
+    twin, _, _ = build_candidate(builder, RoundPlan("test", 2, spec_for("median3x3"), 4), 0,
+                                 1, seen)
+    assert twin.status == DUPLICATE and twin.duplicate_of == plan.owner(0)
+
+
+def test_no_schedule_gets_two_ok_rows_across_compile_workers(spec_for):
+    """Three schedules in the whole space, 12 probes compiled at once on several workers:
+    three are timed, the rest are duplicates caught before codegen."""
+    pool = DevicePool.create(synthetic_infos(2, seconds=0.01), SyntheticBuilder(0.05,
+                             distinct=3), compile_slots=8, opener=open_synthetic)
+    outcomes = _run(spec_for, pool, batch=12)
+    ok = [o for o in outcomes if o.status == OK]
+    keys = [featurization.schedule_key(o.build.schedule.featurization) for o in ok]
+    assert len(keys) == len(set(keys)) == 4  # three a probe can draw, and beam search's
+    assert {o.status for o in outcomes} == {OK, DUPLICATE}
+    assert all(o.build.codegen_s is None for o in outcomes if o.status == DUPLICATE
+               and o.index != 0)
+    pool.shutdown()

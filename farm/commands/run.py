@@ -40,7 +40,7 @@ def main(args) -> int:
         print(f"{bench.name}: beam {args.beam_size}, parallelism {args.parallelism}, "
               f"target {target.compile}, weights {w.origin} ({w.sha256[:8]}), on {info.id}",
               flush=True)
-        result = run_benchmark(spec, session.runner(info), TimingConfig(), out,
+        result = run_benchmark(spec, session.pool([info], target), TimingConfig(), out,
                                with_manual=not args.no_manual)
     b, m = result.auto.build, result.auto.measurement
     print(f"  autoscheduled: {m.best_ms:.3f} ms (median {m.median_ms:.3f} over "

@@ -1,1 +1,1 @@
-"""Devices that time candidates: the host CPU, Android phones over adb, a synthetic one."""
+"""Devices that time candidates: the host CPU, Android phones over adb (doubles: farm.testing)."""

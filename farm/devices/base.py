@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from farm.candidate import Measurement
 from farm.timing import TimingConfig
 
-HOST, ANDROID, SYNTHETIC = "host", "android", "synthetic"
+HOST, ANDROID = "host", "android"
 READY, UNUSABLE = "ready", "unusable"
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from farm.devices import android
-from farm.devices.base import ANDROID, HOST, SYNTHETIC, Device, DeviceInfo
+from farm.devices.base import ANDROID, HOST, Device, DeviceInfo
 from farm.devices.host import HostDevice, host_info
 
 
@@ -20,8 +20,4 @@ def open_device(info: DeviceInfo, isolation: str = "pause") -> Device:
         return HostDevice(info, isolation)
     if info.kind == ANDROID:
         return android.AndroidDevice(info, isolation)
-    if info.kind == SYNTHETIC:
-        from farm.devices.synthetic import SyntheticDevice
-
-        return SyntheticDevice(info)
     raise ValueError(f"unknown device kind {info.kind!r}")

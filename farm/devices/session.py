@@ -1,8 +1,7 @@
-"""Finding devices for a command: on this machine, or on a Ray cluster when an address is set."""
+"""Devices for a command: discovered on the Ray cluster (an embedded local one without an
+address), chosen, checked against the target, and opened as a device pool."""
 
 from __future__ import annotations
-
-import os
 
 from farm.devices.base import DeviceInfo
 from farm.errors import BadInput, MissingPrerequisite
@@ -10,61 +9,78 @@ from farm.targets import TargetInfo, resolve
 
 
 class DeviceSession:
-    """Discovers devices (connecting to Ray if an address is given) and opens runners."""
+    """Joins Ray (farm.cluster), discovers the devices and opens pools over them."""
 
-    def __init__(self, address: str | None = None):
-        self.address = address or os.environ.get("RAY_ADDRESS") or None
-        self.cluster = None
+    def __init__(self, address: str | None = None, cluster=None):
+        from farm.cluster import Cluster
+
+        self.cluster = cluster or Cluster(address)
         self.devices: list[DeviceInfo] = []
         self.notes: list[str] = []
+        self._pools: list = []
 
     def __enter__(self):
-        if self.address:
-            from farm.cluster import Cluster
-
-            self.cluster = Cluster(self.address)
-            self.cluster.connect()
-            self.devices, self.notes = self.cluster.discover()
-        else:
-            from farm.devices.registry import discover_local
-
-            self.devices, self.notes = discover_local()
+        self.cluster.connect()
+        self.devices, self.notes = self.cluster.discover()
         return self
 
     def __exit__(self, *exc):
-        if self.cluster is not None:
-            self.cluster.shutdown()
+        for pool in self._pools:
+            pool.shutdown()
+        self.cluster.shutdown()
+
+    def pool(self, infos: list[DeviceInfo], target: TargetInfo, builder=None, **options):
+        """A device pool over `infos` (farm.pool), compiling on the whole cluster (Android
+        candidates on the phones' own nodes, whose NDK links them)."""
+        from farm.builder import HalideBuilder
+        from farm.pool import DevicePool
+
+        nodes = {d.node_id for d in infos} if target.is_android else None
+        pool = DevicePool.create(infos, builder or HalideBuilder(),
+                                 compile_slots=self.cluster.compile_slots(nodes),
+                                 build_on_device_node=target.is_android, **options)
+        self._pools.append(pool)
+        return pool
 
     def pick(self, device_id: str | None, target_text: str | None) -> tuple[DeviceInfo,
                                                                             TargetInfo]:
         """The device `--device` names (default: the first for the target) and the target
         (default: host, or arm-64-android-hvx for a phone), checked for problems."""
-        if device_id is not None:
-            info = self.find(device_id)
-        else:
-            kind = resolve(target_text).device_kind if target_text else "host"
-            info = next((d for d in self.devices if d.kind == kind), None)
-            if info is None:
-                raise MissingPrerequisite(f"no {kind} device found (see `farm devices`)")
-        target = resolve(target_text or default_target(info))
-        check_usable(info, target)
-        return info, target
+        if device_id is not None and target_text is None:
+            target_text = default_target(find(self.devices, device_id))
+        target = resolve(target_text or "host")
+        return choose(self.devices, [device_id] if device_id else [], target)[0], target
 
-    def find(self, device_id: str) -> DeviceInfo:
-        for d in self.devices:
-            if d.id == device_id:
-                return d
-        raise BadInput(f"unknown device {device_id!r}; known devices: "
-                       f"{', '.join(d.id for d in self.devices)} (see `farm devices`)")
 
-    def runner(self, info: DeviceInfo):
-        from farm.single_run import LocalRunner, RayRunner
+def find(devices: list[DeviceInfo], device_id: str) -> DeviceInfo:
+    for d in devices:
+        if d.id == device_id:
+            return d
+    raise BadInput(f"unknown device {device_id!r}; known devices: "
+                   f"{', '.join(d.id for d in devices)} (see `farm devices`)")
 
-        if self.cluster is not None:
-            return RayRunner(info)
-        from farm.devices.registry import open_device
 
-        return LocalRunner(open_device(info))
+def choose(found: list[DeviceInfo], device_ids, target: TargetInfo, strict: bool = True
+           ) -> list[DeviceInfo]:
+    """The devices to time `target` on: those `device_ids` names (each must exist and suit
+    it), else every one of `found` that suits it (at least one). Not strict (between
+    rounds, when phones come and go): those of them found now, silently."""
+    if not strict:
+        wanted = set(device_ids) or {d.id for d in found}
+        return [d for d in found if d.id in wanted and not d.problem_for(target)]
+    if device_ids:
+        chosen = [find(found, i) for i in device_ids]
+        for d in chosen:
+            check_usable(d, target)
+        return chosen
+    usable = [d for d in found if not d.problem_for(target)]
+    if not usable:
+        problems = "; ".join(f"{d.id}: {d.problem_for(target)}" for d in found
+                             if d.kind == target.device_kind)
+        raise MissingPrerequisite(f"no usable {target.device_kind} device for target "
+                                  f"{target.compile}" + (f" ({problems})" if problems
+                                                         else " (see `farm devices`)"))
+    return usable
 
 
 def default_target(info: DeviceInfo) -> str:

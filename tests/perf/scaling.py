@@ -6,7 +6,9 @@ accounting) and synthetic compile tasks, for 1..64 devices.
 Prints device utilization (measuring time / (devices x wall)), the driver's CPU per sample
 (the whole process, Ray's client threads included, and its event loop alone), how busy the
 machine's CPUs were (Ray's own processes work for every call: on a small machine they, not
-the driver, run out first), and then the driver's memory over many committed rounds.
+the driver, run out first); then the driver's capacity: 1000 / (driver process CPU ms per
+sample) with devices and builds that cost nothing, the samples per second one driver could
+feed; then the driver's memory over many committed rounds.
 """
 
 from __future__ import annotations
@@ -22,13 +24,13 @@ import ray
 
 from farm import catalog, targets, weights
 from farm.candidate import CandidateSpec
-from farm.devices.synthetic import synthetic_infos
 from farm.plan import RoundPlan, SeenSchedules
-from farm.pool import DevicePool, SyntheticBuilder
+from farm.pool import DevicePool
 from farm.records import outcome_row
 from farm.rundir import Manifest
-from farm.scheduler import RoundScheduler
+from farm.scheduler import RoundScheduler, shared
 from farm.store import SampleStore
+from farm.testing import SyntheticBuilder, open_synthetic, synthetic_infos
 from farm.timing import TimingConfig
 
 MEASURE_S = 0.5
@@ -54,17 +56,27 @@ def base_spec() -> CandidateSpec:
                          weights.baseline())
 
 
-def one_round(n_devices: int, per_device: int) -> dict:
-    pool = DevicePool.create(synthetic_infos(n_devices, seconds=MEASURE_S), {})
+def synthetic_pool(n_devices: int, measure_s: float, compile_s: float, slots: int):
+    pool = DevicePool.create(synthetic_infos(n_devices, seconds=measure_s),
+                             SyntheticBuilder(compile_s), compile_slots=slots,
+                             opener=open_synthetic)
     ray.get([h.actor.info.remote() for h in pool.handles])  # all actors up before timing
+    return pool
+
+
+def one_round(n_devices: int, per_device: int) -> dict:
     # Enough compile capacity: each device needs a new artifact every MEASURE_S.
     slots = 2 * max(1, int(n_devices * COMPILE_S / MEASURE_S)) + 2
-    scheduler = RoundScheduler(SyntheticBuilder(slots, COMPILE_S), pool, threads=1,
-                               timing=TimingConfig(), compile_timeout_s=600)
-    plan = RoundPlan("scale", 1, base_spec(), n_devices * per_device, SeenSchedules())
+    pool = synthetic_pool(n_devices, MEASURE_S, COMPILE_S, slots)
+    scheduler = RoundScheduler(pool, threads=1, timing=TimingConfig(), compile_timeout_s=600)
+    plan = RoundPlan("scale", 1, base_spec(), n_devices * per_device)
+    seen = shared(SeenSchedules())
+    # Start what a long run has running: each device actor's first compile task costs it a
+    # fraction of a second, and Ray starts a worker process for each compile held at once.
+    scheduler.run(RoundPlan("warm", 1, base_spec(), 2 * n_devices * pool.depth), seen=seen)
     cpu0, thread0, wall0 = time.process_time(), time.thread_time(), time.monotonic()
     busy0, total0 = machine_busy()
-    outcomes = scheduler.run(plan)
+    outcomes = scheduler.run(plan, seen=seen)
     busy1, total1 = machine_busy()
     cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
     thread = time.thread_time() - thread0
@@ -78,11 +90,26 @@ def one_round(n_devices: int, per_device: int) -> dict:
             "ideal_wall": per_device * MEASURE_S + COMPILE_S}
 
 
+def driver_capacity(n_devices: int, slots: int, samples: int) -> dict:
+    """Devices and builds that take no time: the driver (and Ray) are all that work. The
+    pool is sized for `slots` compile CPUs (how many candidates each device holds)."""
+    pool = synthetic_pool(n_devices, 0.0, 0.0, slots)
+    scheduler = RoundScheduler(pool, threads=1, timing=TimingConfig(), compile_timeout_s=600)
+    seen = shared(SeenSchedules())
+    scheduler.run(RoundPlan("warm", 1, base_spec(), 2 * n_devices), seen=seen)
+    cpu0, wall0 = time.process_time(), time.monotonic()
+    outcomes = scheduler.run(RoundPlan("capacity", 1, base_spec(), samples), seen=seen)
+    cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+    assert all(o.status == "ok" for o in outcomes)
+    pool.shutdown()
+    return {"driver_ms": 1000 * cpu / samples, "capacity": samples / cpu,
+            "achieved": samples / wall, "depth": pool.depth, "chunk": pool.chunk}
+
+
 def idle_cost(n_devices: int, seconds: float = 10.0) -> float:
     """How busy the machine is with `n_devices` idle device actors alive (Ray's own
     per-process cost), as a fraction of all its CPUs."""
-    pool = DevicePool.create(synthetic_infos(n_devices, seconds=MEASURE_S), {})
-    ray.get([h.actor.info.remote() for h in pool.handles])
+    pool = synthetic_pool(n_devices, MEASURE_S, COMPILE_S, 2)
     time.sleep(2)
     busy0, total0 = machine_busy()
     time.sleep(seconds)
@@ -93,15 +120,14 @@ def idle_cost(n_devices: int, seconds: float = 10.0) -> float:
 
 def memory_over_rounds(rounds: int, batch: int, n_devices: int) -> list[tuple[int, float]]:
     """Plan, schedule, record and commit `rounds` rounds as the tuner does; RSS per round."""
-    pool = DevicePool.create(synthetic_infos(n_devices, seconds=0.01), {})
-    scheduler = RoundScheduler(SyntheticBuilder(8, 0.0), pool, threads=1,
-                               timing=TimingConfig(), compile_timeout_s=600)
+    pool = synthetic_pool(n_devices, 0.01, 0.0, 8)
+    scheduler = RoundScheduler(pool, threads=1, timing=TimingConfig(), compile_timeout_s=600)
     store = SampleStore(Path(tempfile.mkdtemp(prefix="farm-scale-")) / "samples")
     manifest = Manifest("scale", "median3x3", "median3x3", "x", "t", "t", batch, 32, "w", "now")
-    seen = SeenSchedules()
+    seen = shared(SeenSchedules())
     trace = []
     for r in range(1, rounds + 1):
-        outcomes = scheduler.run(RoundPlan("scale", r, base_spec(), batch, seen))
+        outcomes = scheduler.run(RoundPlan("scale", r, base_spec(), batch), seen=seen)
         store.commit_round(r, [outcome_row(manifest, r, o) for o in outcomes])
         store.compact()
         if r in (1, 2, 5) or r % (rounds // 8 or 1) == 0:
@@ -133,6 +159,14 @@ def main() -> None:
               f"{r['utilization']:11.1%} {r['driver_ms']:20.2f} {r['loop_ms']:14.2f} "
               f"{r['machine_busy']:12.0%}",
               flush=True)
+    print("\ndriver capacity: zero-cost devices and builds, 2000 samples; 1000 / driver CPU ms "
+          "per sample")
+    print(f"{'devices':>7} {'compile slots':>13} {'held':>4} {'per call':>8} "
+          f"{'driver CPU ms/sample':>20} {'capacity samples/s':>18} {'achieved here':>13}")
+    for n, slots in ((4, 8), (4, 64), (16, 1000)):
+        c = driver_capacity(n, slots, 2000)
+        print(f"{n:>7} {slots:>13} {c['depth']:>4} {c['chunk']:>8} {c['driver_ms']:20.3f} "
+              f"{c['capacity']:18.0f} {c['achieved']:13.0f}", flush=True)
     print(f"\nRay's own cost, nothing scheduled: machine busy {base:.0%} with no device actor, "
           f"{idle:.0%} with 32 idle ones ({100 * cpus * (idle - base) / 32:.1f}% of a core "
           f"each, {cpus} cores)")

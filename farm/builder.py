@@ -1,0 +1,43 @@
+"""The builder interface: what turns a candidate into a schedule and a binary.
+
+It sits beside `farm.devices.base.Device` (what times a binary). Both are plain
+objects that run where they are called; farm.workers runs them on Ray (a build
+inside a compile task, a device inside its actor), so a double of either
+(farm.testing) goes through exactly the path the real ones take.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from farm.candidate import BuildResult, CandidateSpec, Library
+
+
+class Builder(ABC):
+    cpus: float = 1.0  # CPUs a compile task holds in Ray's accounting
+
+    @abstractmethod
+    def autoschedule(self, spec: CandidateSpec) -> BuildResult:
+        """Only the autoscheduler's choice (cheap: duplicates are caught before codegen);
+        a failure is the result's status, never an exception."""
+
+    @abstractmethod
+    def build(self, spec: CandidateSpec) -> tuple[BuildResult, bytes, Library | None]:
+        """The schedule, the benchmark binary and the pipeline's library (for best/)."""
+
+
+class HalideBuilder(Builder):
+    """Halide's autoscheduler and code generator in this process (farm.build), paused while
+    a host device on this machine times (farm.gate)."""
+
+    def autoschedule(self, spec: CandidateSpec) -> BuildResult:
+        from farm import build, gate
+
+        with gate.compiling():
+            return build.autoschedule_result(spec)
+
+    def build(self, spec: CandidateSpec) -> tuple[BuildResult, bytes, Library | None]:
+        from farm import build, gate
+
+        with gate.compiling():
+            return build.build(spec)

@@ -1,0 +1,219 @@
+"""Doubles of the farm's collaborators, to pass in where the real ones would go.
+
+- `SyntheticBuilder` and `SyntheticDevice` do no real work: a build sleeps and
+  gives a featurization unique to the candidate's seed; a device sleeps and
+  answers with a runtime derived from the binary's bytes (the same artifact
+  always "measures" the same). The scaling benchmark measures the driver's own
+  cost with them, and tests make devices fail on purpose.
+- `ReplayBuilder` and `ReplayDevice` serve a recorded run: each candidate gets a
+  recorded sample's featurization and schedule, and its timing is that sample's
+  recorded runtimes, so the trainer sees real data.
+- `FakeCluster` stands for farm.cluster.Cluster over a Ray the test started.
+- `ScriptedTrainer` decides acceptance and final models as told.
+
+They go through the same Ray path as the real ones (farm.workers): a builder
+runs in compile tasks, a device in its actor.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import struct
+import time
+from dataclasses import dataclass, field
+
+from farm.acceptance import Decision
+from farm.builder import Builder
+from farm.candidate import DEVICE_LOST, OK, BuildResult, CandidateSpec, Measurement, Schedule
+from farm.costmodel import TrainResult
+from farm.devices.base import HOST, Device, DeviceInfo
+from farm.featurization import STAGE_FLOATS
+from farm.timing import TimingConfig
+from farm.trainer import Trainer
+from farm.weights import Weights, perturbed
+
+SYNTHETIC = "synthetic"  # the feature that marks a synthetic device
+
+
+def synthetic_infos(count: int, node: str = "synthetic", node_id: str = "",
+                    seconds: float = 0.5, behavior: str = "ok", kind: str = HOST
+                    ) -> list[DeviceInfo]:
+    """`count` synthetic devices; behavior "ok", or "fail" (every call is device_lost).
+    They are of `kind` (host by default), so host targets accept them."""
+    return [DeviceInfo(id=f"syn{i}@{node}", kind=kind, node=node, node_id=node_id,
+                       model=f"synthetic {seconds:g} s/measurement, {behavior}",
+                       features=(SYNTHETIC, f"seconds={seconds}", f"behavior={behavior}"))
+            for i in range(count)]
+
+
+def _feature(info: DeviceInfo, name: str, default: str) -> str:
+    for f in info.features:
+        key, _, value = f.partition("=")
+        if key == name:
+            return value
+    return default
+
+
+class SyntheticDevice(Device):
+    def __init__(self, info: DeviceInfo):
+        super().__init__(info)
+        self.seconds = float(_feature(info, "seconds", "0.5"))
+        self.behavior = _feature(info, "behavior", "ok")
+
+    def run(self, binary: bytes, threads: int, timing: TimingConfig) -> Measurement:
+        time.sleep(self.seconds)
+        if self.behavior == "fail":
+            return self.measurement(DEVICE_LOST, run_s=self.seconds,
+                                    error=f"{self.info.id}: synthetic failure")
+        ms = fake_runtime_ms(binary)
+        return self.measurement(OK, runtimes_ms=(ms, ms * 1.01, ms * 1.02),
+                                run_s=self.seconds)
+
+
+def open_synthetic(info: DeviceInfo) -> Device:
+    """The pool's opener for synthetic devices (DevicePool.create(..., opener=...))."""
+    if SYNTHETIC not in info.features:
+        raise ValueError(f"{info.id} is not a synthetic device")
+    return SyntheticDevice(info)
+
+
+def fake_runtime_ms(binary: bytes) -> float:
+    return 0.2 + int.from_bytes(hashlib.sha256(binary).digest()[:2], "little") / 65536
+
+
+def fake_featurization(seed: int, stages: int = 4) -> bytes:
+    values = [0.0] * (STAGE_FLOATS * stages)
+    for s in range(stages):
+        values[s * STAGE_FLOATS] = float(seed % 1_000_003)  # a schedule feature
+        values[s * STAGE_FLOATS + 40] = float(s)  # a pipeline feature
+    return struct.pack(f"<{len(values)}f", *values)
+
+
+class SyntheticBuilder(Builder):
+    """Builds that sleep `seconds` and hold no CPU: the driver's cost, measured. Beam
+    search (dropout 100) always gives one schedule, as the real autoscheduler does; with
+    `distinct`, probes draw from that many schedules only (a small schedule space)."""
+
+    cpus = 0.0
+
+    def __init__(self, seconds: float = 0.0, distinct: int | None = None):
+        self.seconds = seconds
+        self.distinct = distinct
+
+    def _seed(self, spec: CandidateSpec) -> int:
+        if spec.random_dropout >= 100:  # beam search: a schedule decided by the weights
+            sha = spec.weights.sha256 if spec.weights else "0"
+            return int(sha[:6], 16) + 1_000_000
+        return spec.seed % self.distinct + 1 if self.distinct else spec.seed
+
+    def autoschedule(self, spec: CandidateSpec) -> BuildResult:
+        return BuildResult(OK, schedule=Schedule("", fake_featurization(self._seed(spec)),
+                                                 0.0), host=SYNTHETIC)
+
+    def build(self, spec: CandidateSpec):
+        time.sleep(self.seconds)
+        seed = self._seed(spec)
+        schedule = Schedule(f"// synthetic schedule, seed {seed}\n", fake_featurization(seed),
+                            0.0)
+        return (BuildResult(OK, schedule=schedule, codegen_s=self.seconds, link_s=0.0,
+                            host=SYNTHETIC), seed.to_bytes(8, "little"), None)
+
+
+class ReplayBuilder(Builder):
+    """Each candidate becomes one of a recorded run's ok samples (chosen by its seed and
+    search settings): that sample's featurization and schedule source."""
+
+    cpus = 0.0
+
+    def __init__(self, rows: list[dict]):
+        self.rows = [r for r in rows if r["status"] == OK and r["featurization"]]
+        if not self.rows:
+            raise ValueError("nothing to replay: no ok sample with a featurization")
+
+    def _row(self, spec: CandidateSpec) -> dict:
+        seed = spec.seed if spec.random_dropout < 100 else 0
+        text = f"{seed}/{spec.beam_size}/{spec.random_dropout}/{spec.weights.sha256}"
+        digest = hashlib.sha256(text.encode()).digest()
+        return self.rows[int.from_bytes(digest[:4], "little") % len(self.rows)]
+
+    def autoschedule(self, spec: CandidateSpec) -> BuildResult:
+        row = self._row(spec)
+        return BuildResult(OK, schedule=Schedule(row["schedule_source"] or "",
+                                                 row["featurization"], 0.0), host="replay")
+
+    def build(self, spec: CandidateSpec):
+        row = self._row(spec)
+        return (BuildResult(OK, schedule=self.autoschedule(spec).schedule, codegen_s=0.0,
+                            link_s=0.0, host="replay"), row["sample_id"].encode(), None)
+
+
+class ReplayDevice(Device):
+    """Answers a ReplayBuilder's binary with its sample's recorded runtimes."""
+
+    def __init__(self, info: DeviceInfo, runtimes: dict[str, tuple[float, ...]]):
+        super().__init__(info)
+        self.runtimes = runtimes
+
+    def run(self, binary: bytes, threads: int, timing: TimingConfig) -> Measurement:
+        return self.measurement(OK, runtimes_ms=self.runtimes[binary.decode()], run_s=0.0)
+
+
+def replay(rows: list[dict]) -> tuple[ReplayBuilder, object]:
+    """A builder and a device opener that replay `rows` (a recorded run's samples)."""
+    builder = ReplayBuilder(rows)
+    runtimes = {r["sample_id"]: tuple(r["runtimes_ms"]) for r in builder.rows}
+    return builder, functools.partial(ReplayDevice, runtimes=runtimes)
+
+
+@dataclass
+class FakeCluster:
+    """farm.cluster.Cluster's interface over a Ray the caller started (and stops)."""
+
+    devices: list[DeviceInfo]
+    slots: int = 2
+    notes: list[str] = field(default_factory=list)
+    local: bool = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+    def connect(self) -> None:
+        return None
+
+    def shutdown(self) -> None:
+        return None
+
+    def discover(self, timeout_s: float = 60.0) -> tuple[list[DeviceInfo], list[str]]:
+        return list(self.devices), list(self.notes)
+
+    def compile_slots(self, node_ids: set[str] | None = None) -> int:
+        return self.slots
+
+
+class ScriptedTrainer(Trainer):
+    """Decides as told: after the rounds in `provisional_after`, a candidate ("scripted":
+    the current weights with a little noise) wins; otherwise the current weights stay.
+    Final models are the initial weights with a little noise. It records what it was
+    asked (`decided`: the held-out rounds; `trained`: the steps of each final model)."""
+
+    def __init__(self, provisional_after=()):
+        self.provisional_after = set(provisional_after)
+        self.decided: list = []
+        self.trained: list[int] = []
+
+    def decide(self, table, unit, held_out, current: Weights, start: Weights, files, *,
+               num_cores, settings, seed, log_dir) -> Decision:
+        self.decided.append(held_out)
+        if held_out in self.provisional_after:
+            return Decision("scripted", perturbed(current, seed, 0.01), "scripted win", unit,
+                            str(held_out), 0)
+        return Decision("current", current, "scripted: no candidate", unit, str(held_out), 0)
+
+    def train(self, files, table, initial: Weights, *, steps, rate, num_cores,
+              log_path=None) -> TrainResult:
+        self.trained.append(steps)
+        return TrainResult(perturbed(initial, steps, 0.01), loss=0.0, samples=table.num_rows)

@@ -1,0 +1,113 @@
+"""The round loop in this process on doubles (farm.testing): synthetic builds and devices
+on a local Ray, a scripted trainer. Resume, --budget, acceptance and the end of a run, in
+seconds; test_autotune.py runs the same loop with real Halide through the command line."""
+
+import pytest
+import ray
+
+from farm import catalog, targets, weights
+from farm.candidate import OK
+from farm.pool import DevicePool
+from farm.rundir import RunDir
+from farm.store import SampleStore
+from farm.testing import (
+    FakeCluster,
+    ScriptedTrainer,
+    SyntheticBuilder,
+    open_synthetic,
+    synthetic_infos,
+)
+from farm.timing import TimingConfig
+from farm.tuner import TuneSettings, autotune
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def farm_of(baseline):
+    """autotune() on two synthetic devices; returns (summary, trainer)."""
+    infos = synthetic_infos(2, seconds=0.01)
+
+    def tune(run, rounds=2, batch=8, trainer=None, **settings):
+        trainer = trainer or ScriptedTrainer()
+        pool = DevicePool.create(infos, SyntheticBuilder(0.01), compile_slots=4,
+                                 opener=open_synthetic)
+        s = TuneSettings(catalog.resolve("median3x3"), targets.resolve(None), baseline,
+                         rounds=rounds, batch_size=batch, timing=TimingConfig(), retimes=3,
+                         **settings)
+        try:
+            return autotune(run, s, cluster=FakeCluster(infos), pool=pool,
+                            trainer=trainer), trainer
+        finally:
+            pool.shutdown()
+
+    return tune
+
+
+def _rows(run):
+    return SampleStore(run / "samples").read().to_pylist()
+
+
+def test_rounds_then_more_rounds_resume_where_the_run_stopped(farm_of, tmp_path):
+    run = tmp_path / "run"
+    first, trainer = farm_of(run, rounds=2)
+    assert first.rounds == 2 and first.rows == 16 and trainer.decided == [1, 2]
+    rows = _rows(run)
+    assert sorted({r["round"] for r in rows}) == [1, 2]
+    assert all(r["status"] in (OK, "duplicate") for r in rows)
+    keys = [r["schedule_key"] for r in rows if r["status"] == OK]
+    assert len(keys) == len(set(keys))  # no schedule gets two ok rows
+    _, trainer = farm_of(run, rounds=3)
+    assert trainer.decided == [3]  # only the new round is decided
+    rows3 = _rows(run)
+    assert len(rows3) == 24 and {r["sample_id"] for r in rows} < {r["sample_id"]
+                                                                  for r in rows3}
+    keys3 = [r["schedule_key"] for r in rows3 if r["status"] == OK]
+    assert len(keys3) == len(set(keys3))  # resumed claims include the earlier rounds'
+    assert RunDir(run).read_manifest().invocations[-1]["devices"][0]["id"] == "syn0@synthetic"
+
+
+def test_a_spent_budget_stops_after_the_round_in_progress(farm_of, tmp_path):
+    summary, trainer = farm_of(tmp_path / "run", rounds=5, budget_s=1e-6)
+    assert summary.rounds == 1 and "budget" in summary.stopped and trainer.decided == [1]
+
+
+def test_a_provisional_winner_is_checked_by_its_beam_search(farm_of, tmp_path):
+    run = tmp_path / "run"
+    farm_of(run, rounds=3, trainer=ScriptedTrainer(provisional_after={1}))
+    r = RunDir(run)
+    rows = sorted(_rows(run), key=lambda row: (row["round"], row["index"]))
+    round2 = [row for row in rows if row["round"] == 2]
+    assert round2[1]["planner"] == "b32-d100@provisional"  # its beam search, candidate 1
+    check = r.read_round(2).beam_check
+    assert check is not None and check.verdict is not None
+    provisional = weights.load(r.provisional_used(2))
+    after = weights.load(r.weights_path(2))
+    # accepted exactly when its beam search was not slower than the start weights'
+    assert check.passed == (after.sha256 == provisional.sha256)
+    assert check.passed == (check.verdict.ratio <= 1.1 and check.verdict.verdict != "slower")
+    assert r.read_round(3).beam_check is None  # nothing provisional after round 2
+
+
+def test_the_end_of_a_run_retimes_finalists_and_hands_over_weights(farm_of, tmp_path):
+    run = tmp_path / "run"
+    summary, trainer = farm_of(run, rounds=1)
+    assert len(trainer.trained) == 3  # the three final models
+    r = RunDir(run)
+    retiming = r.read_retiming()
+    assert retiming is not None and retiming.runtime_ms > 0
+    labels = {f.label for f in retiming.finalists}
+    assert "manual schedule" in labels and any(x.startswith("sample ") for x in labels)
+    assert summary.best_ms == retiming.runtime_ms
+    record = r.read_best_weights_record()
+    handed = weights.load(r.best_weights).sha256
+    start = weights.load(r.weights_path(0)).sha256
+    # tuned weights only with a "faster" verdict against the start weights' beam search
+    faster = [c for c in record.compared.values()
+              if c.vs_start is not None and c.vs_start.verdict == "faster"]
+    assert (handed != start) == bool(faster), record.reason
