@@ -85,7 +85,7 @@ class DevicePool:
         build = {"scheduling_strategy": _on_node(info.node_id)} \
             if self.build_on_device_node and info.node_id else {}
         return DeviceActor.options(scheduling_strategy=strategy).remote(
-            info, self.opener, self.builder, build)
+            info, self.opener, self.builder, build, self.depth)
 
     def refresh(self, found: list[DeviceInfo]) -> list[str]:
         """Take in devices that appeared and drop those that disappeared (between rounds)."""

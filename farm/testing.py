@@ -91,15 +91,16 @@ def fake_featurization(seed: int, stages: int = 4) -> bytes:
 
 
 class SyntheticBuilder(Builder):
-    """Builds that sleep `seconds` and hold no CPU: the driver's cost, measured. Beam
-    search (dropout 100) always gives one schedule, as the real autoscheduler does; with
-    `distinct`, probes draw from that many schedules only (a small schedule space)."""
+    """Builds that sleep `seconds`: the driver's cost, measured. Each holds `cpus` of Ray's
+    CPU accounting (none by default; a fraction makes Ray run as many at once as a real
+    cluster of that many compile slots would). Beam search (dropout 100) gives the schedule
+    its weights decide, as the real autoscheduler does; with `distinct`, probes draw from
+    that many schedules only (a small schedule space)."""
 
-    cpus = 0.0
-
-    def __init__(self, seconds: float = 0.0, distinct: int | None = None):
+    def __init__(self, seconds: float = 0.0, distinct: int | None = None, cpus: float = 0.0):
         self.seconds = seconds
         self.distinct = distinct
+        self.cpus = cpus
 
     def _seed(self, spec: CandidateSpec) -> int:
         if spec.random_dropout >= 100:  # beam search: a schedule decided by the weights

@@ -161,10 +161,14 @@ class DeviceActor:
     """One per device, pinned to the device's node. Calls run concurrently (a thread each);
     a lock lets one binary time at a time."""
 
-    def __init__(self, info: DeviceInfo, opener, builder: Builder, build_options: dict):
+    def __init__(self, info: DeviceInfo, opener, builder: Builder, build_options: dict,
+                 depth: int = 2):
         self.device: Device = opener(info)
         self.builder, self.build_options = builder, build_options
         self._lock = threading.Lock()
+        # Of the `depth` candidates it holds, one times while the others compile: more
+        # compiles at once would only queue in Ray behind other devices' first ones.
+        self._compiling = threading.BoundedSemaphore(max(1, depth - 1))
         self._deadline: float | None = None
         self._plans: dict[int, tuple] = {}  # key -> (plan ref, seen)
         self._given = threading.Condition()
@@ -200,10 +204,11 @@ class DeviceActor:
                 built = None
         if built is None:
             plan, seen = self._plan(job.plan)
-            meta, binary, library = candidate_task.options(
-                num_cpus=self.builder.cpus, **self.build_options).remote(
-                self.builder, plan, job.index, 1, seen)
-            ready, _ = ray.wait([meta], timeout=job.compile_timeout_s)
+            with self._compiling:
+                meta, binary, library = candidate_task.options(
+                    num_cpus=self.builder.cpus, **self.build_options).remote(
+                    self.builder, plan, job.index, 1, seen)
+                ready, _ = ray.wait([meta], timeout=job.compile_timeout_s)
             if not ready:
                 ray.cancel(meta, force=True)
                 return Done(job.index, COMPILE_TIMEOUT, error=f"compile: killed after the "

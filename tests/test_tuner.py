@@ -2,6 +2,8 @@
 on a local Ray, a scripted trainer. Resume, --budget, acceptance and the end of a run, in
 seconds; test_autotune.py runs the same loop with real Halide through the command line."""
 
+from pathlib import Path
+
 import pytest
 import ray
 
@@ -15,6 +17,7 @@ from farm.testing import (
     ScriptedTrainer,
     SyntheticBuilder,
     open_synthetic,
+    replay,
     synthetic_infos,
 )
 from farm.timing import TimingConfig
@@ -33,11 +36,12 @@ def farm_of(baseline):
     """autotune() on two synthetic devices; returns (summary, trainer)."""
     infos = synthetic_infos(2, seconds=0.01)
 
-    def tune(run, rounds=2, batch=8, trainer=None, **settings):
+    def tune(run, rounds=2, batch=8, trainer=None, bench="median3x3", builder=None,
+             opener=open_synthetic, **settings):
         trainer = trainer or ScriptedTrainer()
-        pool = DevicePool.create(infos, SyntheticBuilder(0.01), compile_slots=4,
-                                 opener=open_synthetic)
-        s = TuneSettings(catalog.resolve("median3x3"), targets.resolve(None), baseline,
+        pool = DevicePool.create(infos, builder or SyntheticBuilder(0.01), compile_slots=4,
+                                 opener=opener)
+        s = TuneSettings(catalog.resolve(bench), targets.resolve(None), baseline,
                          rounds=rounds, batch_size=batch, timing=TimingConfig(), retimes=3,
                          **settings)
         try:
@@ -111,3 +115,17 @@ def test_the_end_of_a_run_retimes_finalists_and_hands_over_weights(farm_of, tmp_
     faster = [c for c in record.compared.values()
               if c.vs_start is not None and c.vs_start.verdict == "faster"]
     assert (handed != start) == bool(faster), record.reason
+
+
+def test_a_replayed_run_serves_its_recorded_samples(farm_of, tmp_path):
+    """ReplayBuilder/ReplayDevice: each candidate is one of a recorded run's samples, with
+    its featurization and its recorded runtimes."""
+    recorded = SampleStore(Path(__file__).parent / "data" / "v1-run" / "samples").read()
+    recorded = {r["schedule_key"]: r for r in recorded.to_pylist()}
+    builder, opener = replay(list(recorded.values()))
+    farm_of(tmp_path / "run", rounds=1, bench="dilate3x3", builder=builder, opener=opener)
+    ok = [r for r in _rows(tmp_path / "run") if r["status"] == OK]
+    assert ok and all(r["schedule_key"] in recorded for r in ok)
+    for r in ok:
+        assert r["runtime_ms"] == min(recorded[r["schedule_key"]]["runtimes_ms"])
+        assert r["featurization"] == recorded[r["schedule_key"]]["featurization"]

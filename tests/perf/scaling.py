@@ -57,9 +57,11 @@ def base_spec() -> CandidateSpec:
 
 
 def synthetic_pool(n_devices: int, measure_s: float, compile_s: float, slots: int):
-    pool = DevicePool.create(synthetic_infos(n_devices, seconds=measure_s),
-                             SyntheticBuilder(compile_s), compile_slots=slots,
-                             opener=open_synthetic)
+    # Each synthetic compile holds 1/slots of the machine's CPUs in Ray's accounting: Ray
+    # runs `slots` at once, on as many worker processes, as on a cluster of that many cores.
+    builder = SyntheticBuilder(compile_s, cpus=(os.cpu_count() or 1) / slots)
+    pool = DevicePool.create(synthetic_infos(n_devices, seconds=measure_s), builder,
+                             compile_slots=slots, opener=open_synthetic)
     ray.get([h.actor.info.remote() for h in pool.handles])  # all actors up before timing
     return pool
 
