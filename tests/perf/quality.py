@@ -23,12 +23,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from farm import catalog, costmodel, verdict, weights
-from farm.bench import BASELINE, Run, retime, variants
+from farm.bench import BASELINE, Run, variants
 from farm.candidate import OK
-from farm.devices.registry import discover_local, open_device
-from farm.single_run import LocalRunner
+from farm.devices.session import DeviceSession
 from farm.store import SampleStore
 from farm.targets import resolve
+from farm.timing import TimingConfig
 
 EXTRA = str(Path(__file__).parent / "pipelines" / "unsharp.py") + ":unsharp"
 
@@ -57,7 +57,7 @@ def run_facts(out: Path) -> dict:
             "ok": sum(r["status"] == OK for r in rows)}
 
 
-def judge(bench_ref: str, out: Path, runner, retimes: int) -> dict:
+def judge(bench_ref: str, out: Path, retimes: int) -> dict:
     run = Run.load(out)
     bench = catalog.resolve(bench_ref)
     target = resolve(run.target)
@@ -71,11 +71,14 @@ def judge(bench_ref: str, out: Path, runner, retimes: int) -> dict:
         if w.sha256 not in seen:
             seen.add(w.sha256)
             specs[f"planned by {path.stem}"] = replace(base, weights=w)
-    for label, spec in specs.items():
-        result, binary = runner.build(spec)
-        if result.ok:
-            built[label] = (spec, binary)
-    times = retime(built, runner, retimes)
+    with DeviceSession() as session:  # the path `farm bench` takes, on this host's CPU
+        info, _ = session.pick(None, run.target)
+        pool = session.pool([info], target)
+        for label, (b, binary, _) in zip(specs, pool.build(list(specs.values()), 900),
+                                         strict=True):
+            if b is not None and b.result.ok:
+                built[label] = binary
+        times = pool.retime(built, run.parallelism, TimingConfig(), retimes)
     base_t = times[BASELINE]
     out_v = {label: verdict.compare(times[label], base_t) for label in times
              if label != BASELINE}
@@ -100,15 +103,13 @@ def main() -> None:
     parser.add_argument("--retimes", type=int, default=10)
     parser.add_argument("--work", type=Path, default=Path("quality-runs"))
     args = parser.parse_args()
-    devices, _ = discover_local()
-    runner = LocalRunner(open_device(next(d for d in devices if d.kind == "host")))
     results = []
     for ref in args.benchmarks:
         name = ref.rsplit(":", 1)[-1]
         out = args.work / f"{name}-b{args.batch}"
         autotune(ref, out, args.batch, args.rounds)
         facts = run_facts(out)
-        v = judge(ref, out, runner, args.retimes)
+        v = judge(ref, out, args.retimes)
         results.append((name, facts, v))
         planned = [x for k, x in v.items() if k.startswith("planned by")]
         worst = max(planned, key=lambda x: x.ratio or 0, default=None)

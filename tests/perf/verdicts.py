@@ -16,11 +16,10 @@ from __future__ import annotations
 import argparse
 import os
 
-from farm import build, catalog, targets, verdict, weights
-from farm.bench import retime
+from farm import catalog, targets, verdict, weights
 from farm.candidate import BEAM_SEARCH, CandidateSpec
-from farm.devices.registry import discover_local, open_device
-from farm.single_run import LocalRunner
+from farm.devices.session import DeviceSession
+from farm.timing import TimingConfig
 
 
 def main() -> None:
@@ -31,16 +30,18 @@ def main() -> None:
     args = parser.parse_args()
     spec = CandidateSpec(catalog.resolve(args.bench), targets.resolve(None), weights.baseline(),
                          **BEAM_SEARCH)
-    result, binary, _ = build.build(spec)
-    assert result.ok, result.error
-    devices, _ = discover_local()
-    runner = LocalRunner(open_device(next(d for d in devices if d.kind == "host")))
     runs = []
-    for c in range(args.commands):
-        times = retime({"A": (spec, binary), "B": (spec, binary)}, runner, args.retimes)
-        runs.append(times)
-        print(f"command {c + 1}: A median {verdict.median(times['A']):.3f} ms, "
-              f"B median {verdict.median(times['B']):.3f} ms", flush=True)
+    with DeviceSession() as session:  # the path `farm bench` takes
+        info, target = session.pick(None, None)
+        pool = session.pool([info], target)
+        [(built, binary, _)] = pool.build([spec], 900)
+        assert built is not None and built.result.ok, built
+        for c in range(args.commands):
+            times = pool.retime({"A": binary, "B": binary}, spec.parallelism, TimingConfig(),
+                                args.retimes)
+            runs.append(times)
+            print(f"command {c + 1}: A median {verdict.median(times['A']):.3f} ms, "
+                  f"B median {verdict.median(times['B']):.3f} ms", flush=True)
     print(f"\n{args.bench}, {os.cpu_count()} cores; {args.commands} commands")
     print(f"{'re-timings':>10} {'10% detected':>13} {'A/A alarms':>11}  typical interval (B*1.1/A)")
     for n in range(5, args.retimes + 1, 5):
