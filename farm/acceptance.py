@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 import pyarrow as pa
@@ -62,6 +63,15 @@ class Judged:
     train_s: float = 0.0
     trained_on: int = 0  # samples
     note: str = ""
+
+
+class TrainedFigures(TypedDict, total=False):
+    """Judged's figures from a candidate's training, passed as **figures."""
+
+    train_loss: float | None
+    train_rate: float | None
+    train_s: float
+    trained_on: int
 
 
 @dataclass(frozen=True)
@@ -137,7 +147,7 @@ def judge(evidence: Evidence, current: Weights, candidates: list[tuple[str, Weig
     level = ALPHA / max(1, sum(w is not None for _, w, _ in candidates))
     out = [Judged("current", current.sha256, base_acc)]
     for name, weights, trained in candidates:
-        figures = {} if trained is None else {
+        figures: TrainedFigures = {} if trained is None else {
             "train_loss": trained.loss, "train_rate": trained.train_rate,
             "train_s": round(trained.seconds, 3), "trained_on": trained.samples}
         if weights is None:
@@ -185,21 +195,21 @@ def decide(table: pa.Table, unit: str, held_out, current: Weights, start: Weight
     candidates = [(n, w if w is None or w.sha256 not in seen else None, r)
                   for n, w, r in candidates]
     judged = judge(evidence, current, candidates, num_cores, seed)
-    contenders = [j for j in judged[1:] if j.gain_low is not None]
-    weights_of = {n: w for n, w, _ in candidates}
-    best = max(contenders, key=lambda j: j.gain_low, default=None)
+    contenders = [(j.gain_low, j) for j in judged[1:] if j.gain_low is not None]
+    weights_of = {n: w for n, w, _ in candidates if w is not None}
     cur = judged[0]
-    if best is None:
+    if not contenders:
         reason = "no candidate could be trained: kept the current weights"
         return Decision("current", current, reason, unit, label, evidence.n_pairs,
                         tuple(judged))
-    if best.gain_low > 0:
+    gain_low, best = max(contenders, key=lambda c: c[0])
+    if gain_low > 0:
         reason = (f"{best.name} ranks {best.accuracy:.3f} of {evidence.n_pairs} held-out "
                   f"pairs right vs {cur.accuracy:.3f}; gain {best.gain:+.3f}, lower bound "
-                  f"{best.gain_low:+.3f} > 0")
+                  f"{gain_low:+.3f} > 0")
         return Decision(best.name, weights_of[best.name], reason, unit, label,
                         evidence.n_pairs, tuple(judged))
     reason = (f"no candidate beats the current weights ({cur.accuracy:.3f} of "
               f"{evidence.n_pairs} held-out pairs) beyond the noise; best {best.name} "
-              f"{best.accuracy:.3f}, lower bound {best.gain_low:+.3f}")
+              f"{best.accuracy:.3f}, lower bound {gain_low:+.3f}")
     return Decision("current", current, reason, unit, label, evidence.n_pairs, tuple(judged))

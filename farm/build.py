@@ -53,6 +53,7 @@ def _autoschedule(spec: CandidateSpec, instance: Instance) -> Schedule:
 
     load_autoscheduler()
     start = time.process_time()
+    assert spec.weights is not None  # only a searched spec is autoscheduled, never a manual one
     params = spec.autoscheduler_params(str(cached_file(spec.weights)))
     result = instance.pipeline.apply_autoscheduler(hl.Target(spec.target.schedule),
                                                    hl.AutoschedulerParams("Adams2019", params))
@@ -135,7 +136,8 @@ def build(spec: CandidateSpec, workdir: str | os.PathLike | None = None,
         codegen_s = link_s = None
         try:
             tc = toolchain.for_target(spec.target)
-            instance, chosen = _scheduled.pop(spec, None) or schedule(spec)
+            kept = _scheduled.pop(spec, None)
+            instance, chosen = kept if kept is not None else schedule(spec)
             start = time.process_time()
             library = compile_library(spec, instance, Path(tmp), runtime=False)
             codegen_s = time.process_time() - start

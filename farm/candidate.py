@@ -9,6 +9,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TypedDict
 
 from farm.catalog import Benchmark
 from farm.targets import TargetInfo
@@ -29,7 +30,9 @@ class Status(str, Enum):
     DEVICE_LOST = "device_lost"
 
     __str__ = str.__str__  # "ok", not "Status.OK", in messages and f-strings
-    __format__ = str.__format__
+
+    def __format__(self, format_spec: str) -> str:  # "ok" in f"{status:>8}" too
+        return str.__format__(self, format_spec)
 
 
 OK = Status.OK
@@ -46,8 +49,18 @@ STATUSES = tuple(Status)
 TRANSIENT = (RUN_TIMEOUT, CRASHED, DEVICE_LOST)
 
 DEFAULT_PARALLELISM = 32  # see README "Parallelism": measured on 2-core hosts
-BEAM_SEARCH = {"beam_size": 32, "random_dropout": 100}  # candidate 0 of a round
-RANDOM_PROBE = {"beam_size": 1, "random_dropout": 1}  # random_dropout: % chance to keep a state
+
+
+class Search(TypedDict):
+    """How the autoscheduler searches: CandidateSpec fields, passed as **BEAM_SEARCH."""
+
+    beam_size: int
+    random_dropout: int
+
+
+BEAM_SEARCH: Search = {"beam_size": 32, "random_dropout": 100}  # candidate 0 of a round
+# random_dropout: the % chance to keep a state
+RANDOM_PROBE: Search = {"beam_size": 1, "random_dropout": 1}
 
 
 @dataclass(frozen=True)

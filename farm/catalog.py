@@ -119,9 +119,12 @@ def generator_classes(source: str, path: str) -> dict[str, type]:
             name = getattr(obj, "_halide_registered_name", None)
             if isinstance(obj, type) and name:
                 _generator_helpers._python_generators.pop(name, None)
-    return {obj._halide_registered_name: obj for obj in vars(module).values()
-            if isinstance(obj, type) and issubclass(obj, hl.Generator)
-            and getattr(obj, "_halide_registered_name", None)}
+    generators: dict[str, type] = {}
+    for obj in vars(module).values():
+        name = getattr(obj, "_halide_registered_name", None)
+        if isinstance(obj, type) and issubclass(obj, hl.Generator) and name:
+            generators[name] = obj
+    return generators
 
 
 def _describe(cls: type) -> str:

@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 from dataclasses import dataclass
+from typing import Any
 
 from farm.devices.base import DeviceInfo
 from farm.errors import BadInput, WorkFailed
@@ -47,17 +48,18 @@ class Cluster:
 
         if ray.is_initialized():
             return
-        kwargs = {"include_dashboard": False, "log_to_driver": False,
-                  "logging_level": logging.ERROR, "configure_logging": True}
-        if self.local:
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                                  "logging_level": logging.ERROR, "configure_logging": True}
+        address = self.address
+        if address is None:  # self.local
             ray.init(**kwargs)
             return
-        if self.address != "auto" and not self.address.startswith("ray://"):
-            probe(self.address)
+        if address != "auto" and not address.startswith("ray://"):
+            probe(address)
         try:
-            ray.init(address=self.address, **kwargs)
+            ray.init(address=address, **kwargs)
         except ConnectionError as e:
-            raise BadInput(f"--address {self.address}: cannot join that Ray cluster ({e}); "
+            raise BadInput(f"--address {address}: cannot join that Ray cluster ({e}); "
                            "start it with `ray start --head` or fix the address") from None
 
     def shutdown(self) -> None:
@@ -78,7 +80,8 @@ class Cluster:
         # Two Ray nodes on one machine (as in tests) share a hostname: number them by port.
         alive = sorted((n for n in ray.nodes() if n.get("Alive")),
                        key=lambda n: (base(n), n.get("NodeManagerPort", 0)))
-        nodes, seen = [], {}
+        nodes: list[Node] = []
+        seen: dict[str, int] = {}
         for n in alive:
             name = base(n)
             seen[name] = seen.get(name, 0) + 1

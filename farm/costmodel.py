@@ -137,8 +137,8 @@ def train(files: SampleFiles, table: pa.Table, initial: Weights, *, steps: int, 
     trainer = halide_env().tool("adams2019_retrain_cost_model")
     names = files.sync(rows)
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="farm-train-") as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="farm-train-") as tmp_name:
+        tmp = Path(tmp_name)
         initial_path = tmp / "initial.weights"
         initial_path.write_bytes(initial.data)
         out = tmp / "out.weights"

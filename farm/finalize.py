@@ -66,15 +66,31 @@ FINALIST_TIMEOUT_S = 900.0  # a finalist's build or timing that takes longer is 
 
 
 class FinalSettings(Protocol):
-    """The settings of a run that its end uses (farm.tuner.TuneSettings has them)."""
+    """The settings of a run that its end uses (farm.tuner.TuneSettings has them). Read-only
+    properties: the end never sets them, and TuneSettings is frozen."""
 
-    benchmark: Benchmark
-    target: TargetInfo
-    start_weights: Weights
-    parallelism: int
-    timing: TimingConfig
-    retimes: int  # at most, re-timings of each finalist
-    train_steps: int  # gradient steps of a training call (the final models take multiples)
+    @property
+    def benchmark(self) -> Benchmark: ...
+
+    @property
+    def target(self) -> TargetInfo: ...
+
+    @property
+    def start_weights(self) -> Weights: ...
+
+    @property
+    def parallelism(self) -> int: ...
+
+    @property
+    def timing(self) -> TimingConfig: ...
+
+    @property
+    def retimes(self) -> int:
+        """At most, re-timings of each finalist."""
+
+    @property
+    def train_steps(self) -> int:
+        """Gradient steps of a training call (the final models take multiples)."""
 
 
 @dataclass(frozen=True)
@@ -136,6 +152,13 @@ class Finalist:
         return verdict.median(self.retimes_ms)
 
     @property
+    def retimed_ms(self) -> float:
+        """median_ms of a finalist known to have been re-timed."""
+        ms = self.median_ms
+        assert ms is not None, f"{self.label} was not re-timed"
+        return ms
+
+    @property
     def is_start(self) -> bool:
         """Beam search with the start weights: what every verdict compares with."""
         return START_LABEL in (self.label, *self.also)
@@ -151,6 +174,7 @@ def _identity(spec: CandidateSpec) -> tuple:
     if spec.is_manual:
         return ("manual",)
     seed = None if spec.random_dropout >= 100 else spec.seed
+    assert spec.weights is not None  # only the manual schedule has no weights
     return (spec.weights.sha256, spec.beam_size, spec.random_dropout, seed, spec.parallelism)
 
 
@@ -163,7 +187,8 @@ def finalize(inputs: FinalInputs, pool, trainer, progress: Progress) -> FinalRes
     table = run.samples.read(FINALIST_COLUMNS)
     ok = sorted((r for r in table.to_pylist() if r["status"] == OK),
                 key=lambda r: r["runtime_ms"])
-    finalists, keys = [], set()
+    finalists: list[Finalist] = []
+    keys: set[str] = set()
     for row in ok:
         if len(finalists) == inputs.fastest:
             break
@@ -193,7 +218,7 @@ def finalize(inputs: FinalInputs, pool, trainer, progress: Progress) -> FinalRes
     if not contenders:
         progress.message("warning: no finalist could be re-timed; best/ is unchanged")
         return None
-    winner = min(contenders, key=lambda f: f.median_ms)
+    winner = min(contenders, key=lambda f: f.retimed_ms)
     retiming = _write_best(run, winner, timed, s)
     return FinalResult(retiming, _update_best_weights(run, [f for f in timed if f.is_beam]))
 
@@ -244,9 +269,10 @@ def _get(ref):
         return None
 
 
-def _retime(finalists: list[Finalist], pool, s, kept: dict) -> None:
+def _retime(finalists: list[Finalist], pool, s, kept: Mapping[str, tuple]) -> None:
     """Time each finalist `s.retimes` times; artifacts kept from the rounds are not rebuilt."""
-    artifacts = {id(f): kept[f.built_as] for f in finalists if f.built_as in kept}
+    artifacts = {id(f): kept[f.built_as] for f in finalists
+                 if f.built_as is not None and f.built_as in kept}
     building = [f for f in finalists if id(f) not in artifacts]
     for f, (built, binary, library) in zip(
             building, pool.build([f.spec for f in building], FINALIST_TIMEOUT_S), strict=True):
@@ -286,12 +312,14 @@ def _write_best(run: RunDir, winner: Finalist, timed: list[Finalist],
         (fresh / f"{name}.h").write_text(library.header)
         shutil.copyfile(runtime_library(s.target.compile), fresh / "halide_runtime.a")
         source = winner.schedule_source
-        if source is None:
+        if source is None:  # its artifacts were kept from the rounds: it is a sample
+            assert winner.built_as is not None
             source = _schedule_source(run, winner.built_as)
         (fresh / f"{name}.schedule.h").write_text(source)
+    assert winner.spec.weights is not None  # the manual schedule is a reference, never a winner
     weights.write(winner.spec.weights, fresh / f"{name}.weights")
     record = RetimingRecord(
-        benchmark=s.benchmark.name, runtime_ms=winner.median_ms, finalist=winner.label,
+        benchmark=s.benchmark.name, runtime_ms=winner.retimed_ms, finalist=winner.label,
         retimes_ms=list(winner.retimes_ms), weights=winner.weights_file or None,
         weights_file=f"{run.best_dir.name}/{name}.weights",  # exactly the weights that planned it
         recorded_ms=winner.sample["runtime_ms"] if winner.sample else None,
@@ -336,13 +364,15 @@ def _update_best_weights(run: RunDir, beams: list[Finalist]) -> BestWeightsRecor
         return record
     better = [f for f in beams if f.vs_start is not None and f.vs_start.word == verdict.FASTER]
     if better:
-        winner = min(better, key=lambda f: f.median_ms)
+        winner = min(better, key=lambda f: f.retimed_ms)
+        assert winner.vs_start is not None  # every one of `better` has a verdict
         reason = (f"its beam search is {winner.vs_start.describe()} than with the start "
                   "weights")
     else:
         winner = start
         reason = ("no tuned weights' beam search was significantly faster than the start "
                   "weights'; the start weights are handed over")
+    assert winner.spec.weights is not None  # a beam search's spec has weights
     record = BestWeightsRecord(
         weights=winner.weights_file, weights_sha256=winner.spec.weights.sha256, reason=reason,
         beam_ms=winner.median_ms,

@@ -13,6 +13,7 @@ import fcntl
 import os
 import signal
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -38,7 +39,7 @@ def _start_time(pid: int) -> str | None:
 
 
 def _children(pid: int) -> list[int]:
-    kids = []
+    kids: list[int] = []
     try:
         for task in os.listdir(f"/proc/{pid}/task"):
             text = Path(f"/proc/{pid}/task/{task}/children").read_text()
@@ -49,7 +50,7 @@ def _children(pid: int) -> list[int]:
 
 
 @contextmanager
-def _lock(mode: int):
+def _lock(mode: int) -> Iterator[None]:
     with open(gate_dir() / "gate.lock", "a") as f:
         fcntl.flock(f, mode)
         try:
@@ -59,7 +60,7 @@ def _lock(mode: int):
 
 
 @contextmanager
-def compiling():
+def compiling() -> Iterator[None]:
     """Mark this process as compile work for the duration of the block."""
     pid = os.getpid()
     entry = gate_dir() / "compilers" / f"{pid}-{_start_time(pid)}"
@@ -91,8 +92,8 @@ def _signal(pid: int, sig: int) -> bool:
 
 
 @contextmanager
-def exclusive():
-    """Run the block with every registered compile process stopped."""
+def exclusive() -> Iterator[int]:
+    """Run the block with every registered compile process stopped (gives how many)."""
     stopped: list[int] = []
     marker = gate_dir() / "stopped"
     with _lock(fcntl.LOCK_EX):

@@ -23,12 +23,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from farm.candidate import BEAM_SEARCH, RANDOM_PROBE, CandidateSpec
+from farm.candidate import BEAM_SEARCH, RANDOM_PROBE, CandidateSpec, Search
 from farm.weights import Weights, perturbed
 
 MAX_ATTEMPTS = 8  # autoschedules per candidate before it is recorded as a duplicate
 # (a probe's autoschedule costs ~0.03 s, a fiftieth of its codegen: redrawing is cheap)
-NEAR_BEAM = {"beam_size": 4, "random_dropout": 10}  # a small beam near the model's optimum
+NEAR_BEAM: Search = {"beam_size": 4, "random_dropout": 10}  # a small beam near the model's optimum
 NOISE_FROM_ATTEMPT = 3  # redraws from here on perturb the probe's weights
 NOISE_SCALE = 0.5  # relative noise per attempt beyond the second (farm.weights.perturbed)
 
@@ -71,7 +71,7 @@ class SeenSchedules:
     schedule in sorted numpy arrays, plus a small dict of this round's new ones.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._keys = np.empty(0, dtype=np.uint64)
         self._ids = np.empty(0, dtype=np.int64)
         self._new: dict[int, int] = {}
@@ -166,6 +166,7 @@ class RoundPlan:
         elif index % 4 == 3 and self.start_weights is not None:
             weights, role = self.start_weights, "start"
         if noise_scale(attempt) and kind != BEAM_SEARCH:
+            assert weights is not None  # a round's base is a searched spec, never manual
             weights, role = perturbed(weights, seed, noise_scale(attempt)), f"{role}~noise"
         spec = replace(self.base, weights=weights, seed=seed, **kind)
         return replace(spec, planner=planner(spec, role))

@@ -43,7 +43,7 @@ class _Buffer(ctypes.Structure):
                 ("padding", ctypes.c_void_p)]
 
 
-def _buffer(array: np.ndarray, keep: list) -> ctypes.POINTER(_Buffer):
+def _buffer(array: np.ndarray, keep: list) -> ctypes._Pointer[_Buffer]:
     """A halide_buffer_t over a C-contiguous float32 array; Halide's dim 0 is numpy's last."""
     assert array.dtype == np.float32 and array.flags.c_contiguous
     shape = array.shape[::-1]

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from farm.scheduler import Counts
+
+if TYPE_CHECKING:
+    import rich.progress
 
 PLAIN_EVERY_S = 15.0
 
@@ -29,7 +33,7 @@ class Progress:
     def __init__(self, stream=None, live: bool | None = None):
         self.stream = stream or sys.stdout
         self.live = self.stream.isatty() if live is None else live
-        self._bar = None
+        self._bar: rich.progress.Progress | None = None
         self._last_plain = 0.0
         self.best_ms: float | None = None  # best of the run so far
         self.round_s: float | None = None  # average wall time of a round so far

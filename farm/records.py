@@ -21,6 +21,7 @@ def outcome_row(manifest: Manifest, round_no: int, o: Outcome) -> dict:
     feats = schedule.featurization if schedule and schedule.featurization else None
     pipeline = featurization.pipeline_id(feats) if feats else manifest.pipeline_id
     runtimes = list(m.runtimes_ms) if m and m.runtimes_ms else None
+    runtime_ms = min(runtimes) if runtimes and o.status == OK else None
     row = {
         "sample_id": sample_id(manifest.run_id, round_no, o.index),
         "run_id": manifest.run_id,
@@ -50,7 +51,7 @@ def outcome_row(manifest: Manifest, round_no: int, o: Outcome) -> dict:
         "codegen_s": build.codegen_s if build else None,
         "link_s": build.link_s if build else None,  # None: never compiled (e.g. a duplicate)
         "run_s": m.run_s if m else None,
-        "runtime_ms": min(runtimes) if runtimes and o.status == OK else None,
+        "runtime_ms": runtime_ms,
         "runtimes_ms": runtimes,
         "schedule_key": featurization.schedule_key(feats) if feats else None,
         "duplicate_of": o.duplicate_of,
@@ -59,6 +60,6 @@ def outcome_row(manifest: Manifest, round_no: int, o: Outcome) -> dict:
         "created_at": datetime.fromtimestamp(o.finished_at, timezone.utc),
         "planner": o.spec.planner or None,
     }
-    if o.status == OK and not (row["runtime_ms"] and row["runtime_ms"] > 0):
+    if o.status == OK and not (runtime_ms and runtime_ms > 0):
         raise AssertionError(f"an ok sample without a positive runtime: {row['sample_id']}")
     return row

@@ -67,8 +67,10 @@ def build_report(run_dir: str | Path) -> Report:
         record = run.read_round(r)  # None: the round's driver died before writing it
         acc = record.acceptance if record else None
         cands = acc.candidates if acc else []
-        judged = [c for c in cands[1:] if c.accuracy is not None]
-        top = max(judged, key=lambda c: c.gain_low, default=None)
+        # a candidate judged has an accuracy and a gain's lower bound (farm.acceptance.judge)
+        judged = [(c.gain_low, c) for c in cands[1:]
+                  if c.accuracy is not None and c.gain_low is not None]
+        top = max(judged, key=lambda g: g[0])[1] if judged else None
         winner = next((c for c in cands if c.name == acc.accepted), None) if acc else None
         trained = winner or top
         rounds.append({

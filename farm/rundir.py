@@ -32,6 +32,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TextIO
 
 from farm import atomic
 from farm.errors import RunDirError
@@ -62,7 +63,7 @@ def new_run_id() -> str:
 class RunDir:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        self._lock_file = None
+        self._lock_file: TextIO | None = None
 
     # layout
     @property

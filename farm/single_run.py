@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from farm import build
-from farm.candidate import BuildResult, CandidateSpec, Measurement
+from farm.candidate import BuildResult, CandidateSpec, Measurement, Status
 from farm.devices.base import DeviceInfo
 from farm.errors import WorkFailed
 from farm.plan import FixedPlan
@@ -47,6 +47,7 @@ def run_benchmark(spec: CandidateSpec, pool: DevicePool, timing: TimingConfig,
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         schedule_file = out_dir / f"{spec.benchmark.name}.schedule.h"
+        assert auto.build.schedule is not None  # an ok build carries its schedule
         schedule_file.write_text(auto.build.schedule.source)
     manual = _timed(outcomes[1], spec.benchmark.name, "manual schedule", required=False) \
         if with_manual else None
@@ -54,12 +55,13 @@ def run_benchmark(spec: CandidateSpec, pool: DevicePool, timing: TimingConfig,
     return RunResult(device, auto, manual, schedule_file)
 
 
-def _timed(o: Outcome, name: str, what: str, required: bool) -> Timed | None:
+def _timed(o: Outcome, name: str, what: str, required: bool) -> Timed:
     if o.build is None or not o.build.ok:
         if required:
             log = f"\n{o.log}" if o.log else ""
             raise WorkFailed(f"{name}: the {what} failed to compile: {o.error}{log}")
-        return Timed(o.build or BuildResult(o.status, error=o.error), None)
+        # Status(...): Outcome.status holds a Status but is annotated str (farm.scheduler)
+        return Timed(o.build or BuildResult(Status(o.status), error=o.error), None)
     if not (o.measurement and o.measurement.ok) and required:
         log = f"\n{o.log}" if o.log else ""
         raise WorkFailed(f"{name}: the {what} failed to run: {o.error}{log}")

@@ -106,7 +106,8 @@ class SampleStore:
         self.dir = Path(directory)
 
     def _files(self) -> tuple[dict[int, Path], dict[tuple[int, int], Path]]:
-        singles, ranges = {}, {}
+        singles: dict[int, Path] = {}
+        ranges: dict[tuple[int, int], Path] = {}
         if not self.dir.is_dir():
             return singles, ranges
         for path in self.dir.iterdir():

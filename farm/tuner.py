@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import ray
 
@@ -91,6 +92,10 @@ def autotune(run_dir: str | os.PathLike, settings: TuneSettings, address: str | 
 
 
 class _Tuning:
+    # The run's schedules: a SeenSchedules (from _load_state) until run() hands it to a
+    # SeenActor and keeps the actor's handle here instead (farm.scheduler.shared).
+    seen: Any
+
     def __init__(self, run: RunDir, s: TuneSettings, progress: Progress, trainer: Trainer):
         self.run_dir, self.s, self.progress, self.trainer = run, s, progress, trainer
         self.started = time.monotonic()
@@ -358,6 +363,7 @@ def _round_line(round_no: int, rounds: int, rec: RoundRecord, distinct: int) -> 
     st = rec.statuses
     failed = sum(v for k, v in st.items() if k not in (OK, DUPLICATE))
     acc, check = rec.acceptance, rec.beam_check
+    assert acc is not None  # a round of this run (only old files lack it)
     held = acc.candidates[0].accuracy if acc.candidates else None
     trained = (f"held-out rank {held:.2f}; " if held is not None else "") + (
         f"beam check {'passed' if check.passed else 'failed'}; " if check else "") + (

@@ -43,13 +43,20 @@ def main(args) -> int:
         result = run_benchmark(spec, session.pool([info], target), TimingConfig(), out,
                                with_manual=not args.no_manual)
     b, m = result.auto.build, result.auto.measurement
+    # run_benchmark raises unless the autoscheduled schedule compiled and ran
+    assert m is not None and b.schedule is not None
     print(f"  autoscheduled: {m.best_ms:.3f} ms (median {m.median_ms:.3f} over "
           f"{len(m.runtimes_ms)} repeats); compile {b.compile_s:.1f} s = autoschedule "
           f"{b.schedule.autoschedule_s:.2f} + codegen {b.codegen_s:.2f} + link {b.link_s:.2f}")
     if result.manual is not None:
         mb, mm = result.manual.build, result.manual.measurement
         if mm is None or not mm.ok:
-            why = mb.error if not mb.ok else mm.error
+            if not mb.ok:
+                why = mb.error
+            elif mm is not None:
+                why = mm.error
+            else:  # it compiled, then its device was lost before it was timed
+                why = "compiled, but not timed (its device was lost)"
             print(f"  manual:        failed: {why.splitlines()[0]}")
         else:
             ratio = mm.best_ms / m.best_ms

@@ -6,7 +6,7 @@ import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
-from farm.candidate import Measurement
+from farm.candidate import Measurement, Status
 from farm.timing import TimingConfig
 
 HOST, ANDROID = "host", "android"
@@ -50,7 +50,7 @@ class Device(ABC):
     def run(self, binary: bytes, threads: int, timing: TimingConfig) -> Measurement:
         """Time `binary` with `threads` Halide threads; never raises for a bad binary."""
 
-    def measurement(self, status: str, **fields) -> Measurement:
+    def measurement(self, status: Status, **fields) -> Measurement:
         return Measurement(status, device_id=self.info.id, device_kind=self.info.kind,
                            node=self.info.node,
                            node_id=self.info.node_id, **fields)
