@@ -14,6 +14,7 @@ import functools
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import ray
 from ray.exceptions import GetTimeoutError, RayError
@@ -35,7 +36,7 @@ DEVICE_TRIES = 2  # times a timing is handed to a device before it counts as dev
 @dataclass
 class DeviceHandle:
     info: DeviceInfo
-    actor: object  # ray.actor.ActorHandle of a farm.workers.DeviceActor
+    actor: Any  # ray.actor.ActorHandle of a farm.workers.DeviceActor (its methods untyped)
     held: int = 0  # candidates (or re-timing calls) it holds now
     failures: int = 0  # consecutive failed calls
     quarantines: int = 0
@@ -84,7 +85,10 @@ class DevicePool:
         strategy = _on_node(info.node_id) if info.node_id else "DEFAULT"
         build = {"scheduling_strategy": _on_node(info.node_id)} \
             if self.build_on_device_node and info.node_id else {}
-        return DeviceActor.options(scheduling_strategy=strategy).remote(
+        # mypy keeps a class's own type under a class decorator (python/mypy#3135): ray.remote
+        # made DeviceActor an ActorClass
+        return DeviceActor.options(  # type: ignore[attr-defined]
+            scheduling_strategy=strategy).remote(
             info, self.opener, self.builder, build, self.depth)
 
     def refresh(self, found: list[DeviceInfo]) -> list[str]:
@@ -187,12 +191,13 @@ class DevicePool:
         plan = ray.put(FixedPlan(specs))
         nodes = sorted({h.info.node_id for h in self.usable() if h.info.node_id}) \
             if self.build_on_device_node else []
-        refs = [candidate_task.options(
+        # num_returns=3: each call gives three ObjectRefs, which ray's stubs type as one
+        refs = [cast("list[ray.ObjectRef]", candidate_task.options(
             num_cpus=self.builder.cpus,
             **({"scheduling_strategy": _on_node(nodes[i % len(nodes)])} if nodes else {}),
-        ).remote(self.builder, plan, i, 1, None) for i in range(len(specs))]
+        ).remote(self.builder, plan, i, 1, None)) for i in range(len(specs))]
         deadline = time.monotonic() + timeout_s
-        out = []
+        out: list[tuple[Built | None, object, object]] = []
         for meta, binary, library in refs:
             try:
                 built = ray.get(meta, timeout=max(0.0, deadline - time.monotonic()))

@@ -215,6 +215,7 @@ class RoundScheduler:
             k.compiled += 1
         if done.status == OK:
             k.timed += 1
+            assert done.measurement is not None  # an ok Done was timed
             best = done.measurement.best_ms
             k.best_ms = best if k.best_ms is None else min(k.best_ms, best)
             self.best_ms = best if self.best_ms is None else min(self.best_ms, best)
@@ -233,7 +234,7 @@ def shared(seen: SeenSchedules):
     """The run's schedules in an actor every compile task claims in (claims are serial)."""
     from farm.workers import SeenActor
 
-    return SeenActor.remote(seen)
+    return SeenActor.remote(seen)  # type: ignore[attr-defined]  # python/mypy#3135
 
 
 def _answer(ref):

@@ -134,7 +134,8 @@ class ReplayBuilder(Builder):
 
     def _row(self, spec: CandidateSpec) -> dict:
         seed = spec.seed if spec.random_dropout < 100 else 0
-        text = f"{seed}/{spec.beam_size}/{spec.random_dropout}/{spec.weights.sha256}"
+        weights = spec.weights.sha256 if spec.weights is not None else "manual"
+        text = f"{seed}/{spec.beam_size}/{spec.random_dropout}/{weights}"
         digest = hashlib.sha256(text.encode()).digest()
         return self.rows[int.from_bytes(digest[:4], "little") % len(self.rows)]
 

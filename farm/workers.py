@@ -22,6 +22,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import cast
 
 import ray
 
@@ -72,6 +73,7 @@ def build_candidate(builder: Builder, plan, index: int, attempts: int, seen
         precheck_s += result.schedule.autoschedule_s if result.schedule else 0.0
         if not result.ok:
             return Built(index, attempts, result, precheck_s), b"", None
+        assert result.schedule is not None  # an ok BuildResult carries its schedule
         key = featurization.schedule_key(result.schedule.featurization)
         twin = _claim(seen, key, owner)
         if twin is None:
@@ -83,6 +85,7 @@ def build_candidate(builder: Builder, plan, index: int, attempts: int, seen
     result, binary, library = builder.build(spec)
     if not result.ok:
         return Built(index, attempts, result, precheck_s), b"", None
+    assert result.schedule is not None  # an ok BuildResult carries its schedule
     if not result.schedule.featurization:  # a manual schedule: nothing to claim
         return Built(index, attempts, result, precheck_s), binary, library
     built_key = featurization.schedule_key(result.schedule.featurization)
@@ -156,7 +159,9 @@ class Done:
     finished_at: float = field(default_factory=time.time)
 
 
-@ray.remote(num_cpus=0, max_restarts=3, max_task_retries=0, max_concurrency=MAX_DEPTH + 4)
+# ray's typed overloads of ray.remote(...) lack the actor option max_concurrency
+@ray.remote(num_cpus=0, max_restarts=3, max_task_retries=0,  # type: ignore[call-overload]
+            max_concurrency=MAX_DEPTH + 4)
 class DeviceActor:
     """One per device, pinned to the device's node. Calls run concurrently (a thread each);
     a lock lets one binary time at a time."""
@@ -195,7 +200,8 @@ class DeviceActor:
             return list(each.map(self.candidate, jobs))
 
     def candidate(self, job: Job) -> Done:
-        built, data = None, None
+        built: Built | None = None
+        data: bytes | None = None
         if job.prebuilt is not None:  # built for a device that failed: time it here
             built, binary, library = job.prebuilt
             try:
@@ -205,9 +211,10 @@ class DeviceActor:
         if built is None:
             plan, seen = self._plan(job.plan)
             with self._compiling:
-                meta, binary, library = candidate_task.options(
+                # num_returns=3: three ObjectRefs, which ray's stubs type as one
+                meta, binary, library = cast("list[ray.ObjectRef]", candidate_task.options(
                     num_cpus=self.builder.cpus, **self.build_options).remote(
-                    self.builder, plan, job.index, 1, seen)
+                    self.builder, plan, job.index, 1, seen))
                 ready, _ = ray.wait([meta], timeout=job.compile_timeout_s)
             if not ready:
                 ray.cancel(meta, force=True)
