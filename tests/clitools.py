@@ -25,3 +25,15 @@ def assert_user_error(proc, *words):
     assert len(lines) == 1, proc.stderr
     for w in words:
         assert w in lines[0], (w, lines[0])
+
+
+def farm_here(capsys, *args):
+    """`farm ARGS` in this process (for errors found before any work): a CompletedProcess."""
+    from farm.cli import main
+
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as e:  # argparse's own errors
+        code = e.code
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(["farm", *map(str, args)], code, out, err)

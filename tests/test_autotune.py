@@ -46,6 +46,7 @@ def test_two_rounds_then_a_third(tmp_path):
     assert {r["sample_id"] for r in rows} < {r["sample_id"] for r in rows3}
 
 
+@pytest.mark.slow  # planning is covered by tests/test_plan.py, the loop by test_tuner.py
 def test_one_round_records_every_candidate(tmp_path):
     run = tmp_path / "run"
     proc = farm("autotune", "dilate3x3", "--batch-size", "8", "--out", run, check=0)

@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 import pytest
-from clitools import assert_user_error, farm
+from clitools import assert_user_error, farm, farm_here
 
 from farm import weights
 from farm.cli import COMMANDS, build_parser, main
@@ -47,18 +47,25 @@ def test_run_prints_auto_and_manual_and_writes_the_schedule(tmp_path):
     assert "Func output" in (tmp_path / "dilate3x3.schedule.h").read_text()
 
 
-def test_run_user_errors(tmp_path):
-    assert_user_error(farm("run", "nosuch"), "unknown benchmark", "median3x3")
-    assert_user_error(farm("run", "median3x3", "--beam-size", "-1"), "--beam-size")
-    assert_user_error(farm("run", "median3x3", "--parallelism", "0"), "--parallelism")
+def test_run_user_errors(tmp_path, capsys):
+    """Found before any work, in this process (the error boundary is cli.main's)."""
+    assert_user_error(farm_here(capsys, "run", "nosuch"), "unknown benchmark", "median3x3")
+    assert_user_error(farm_here(capsys, "run", "median3x3", "--beam-size", "-1"),
+                      "--beam-size")
+    assert_user_error(farm_here(capsys, "run", "median3x3", "--parallelism", "0"),
+                      "--parallelism")
     bad = tmp_path / "bad.weights"
     bad.write_bytes(b"not weights")
-    assert_user_error(farm("run", "median3x3", "--weights", bad), str(bad))
-    assert_user_error(farm("run", "median3x3", "--target", "bogus"), "bogus")
-    assert_user_error(farm("run", "median3x3", "--device", "phone9"), "phone9")
+    assert_user_error(farm_here(capsys, "run", "median3x3", "--weights", bad), str(bad))
+    assert_user_error(farm_here(capsys, "run", "median3x3", "--target", "bogus"), "bogus")
     blocker = tmp_path / "file"
     blocker.write_text("")
-    assert_user_error(farm("run", "median3x3", "--out", blocker / "sub"), "--out")
+    assert_user_error(farm_here(capsys, "run", "median3x3", "--out", blocker / "sub"), "--out")
+
+
+def test_run_on_an_unknown_device_is_a_user_error():
+    """After device discovery (on the embedded Ray), in a process of its own."""
+    assert_user_error(farm("run", "median3x3", "--device", "phone9"), "phone9")
 
 
 def test_output_piped_into_a_closed_reader_is_not_an_error():

@@ -33,6 +33,7 @@ def _rows(run):
     return SampleStore(run / "samples").read().to_pylist()
 
 
+@pytest.mark.slow  # the driver's side is covered in-process: tests/test_scheduler.py
 def test_two_ray_workers_killed_mid_run(tmp_path):
     """A compile worker and a device actor SIGKILLed: the run finishes with every row once."""
     run = tmp_path / "run"

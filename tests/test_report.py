@@ -13,7 +13,7 @@ from farm.store import SampleStore
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     run = tmp_path_factory.mktemp("report") / "run"
-    farm("autotune", "dilate3x3", "--rounds", "2", "--batch-size", "9", "--out", run, check=0)
+    farm("autotune", "dilate3x3", "--rounds", "2", "--batch-size", "6", "--out", run, check=0)
     return run
 
 
