@@ -25,7 +25,14 @@ from farm.candidate import DEVICE_LOST, CandidateSpec
 from farm.devices.base import DeviceInfo
 from farm.plan import FixedPlan
 from farm.timing import TimingConfig
-from farm.workers import MAX_DEPTH, Built, DeviceActor, candidate_task, first_line
+from farm.workers import (
+    MAX_DEPTH,
+    RUN_GRACE_S,
+    Built,
+    DeviceActor,
+    candidate_task,
+    first_line,
+)
 
 QUARANTINE_AFTER = 3  # consecutive failed calls
 QUARANTINE_S = 30.0  # first quarantine; doubles each time
@@ -64,6 +71,7 @@ class DevicePool:
     opener: object = open_device  # DeviceInfo -> Device, called in each device actor
     depth: int = 2  # candidates a device holds at once: their compiles overlap its timing
     build_on_device_node: bool = False  # Android: link with the NDK of the phone's node
+    run_grace_s: float = RUN_GRACE_S  # past the run timeout, a silent device actor ends itself
     events: list[str] = field(default_factory=list)  # quarantines and losses, for the log
     quarantine_after: int = QUARANTINE_AFTER
     quarantine_s: float = QUARANTINE_S
@@ -89,7 +97,7 @@ class DevicePool:
         # made DeviceActor an ActorClass
         return DeviceActor.options(  # type: ignore[attr-defined]
             scheduling_strategy=strategy).remote(
-            info, self.opener, self.builder, build, self.depth)
+            info, self.opener, self.builder, build, self.depth, self.run_grace_s)
 
     def refresh(self, found: list[DeviceInfo]) -> list[str]:
         """Take in devices that appeared and drop those that disappeared (between rounds)."""

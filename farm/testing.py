@@ -39,7 +39,8 @@ SYNTHETIC = "synthetic"  # the feature that marks a synthetic device
 def synthetic_infos(count: int, node: str = "synthetic", node_id: str = "",
                     seconds: float = 0.5, behavior: str = "ok", kind: str = HOST
                     ) -> list[DeviceInfo]:
-    """`count` synthetic devices; behavior "ok", or "fail" (every call is device_lost).
+    """`count` synthetic devices; behavior "ok", "fail" (every call is device_lost) or
+    "hang" (a call never returns, as a wedged adb).
     They are of `kind` (host by default), so host targets accept them."""
     return [DeviceInfo(id=f"syn{i}@{node}", kind=kind, node=node, node_id=node_id,
                        model=f"synthetic {seconds:g} s/measurement, {behavior}",
@@ -62,7 +63,7 @@ class SyntheticDevice(Device):
         self.behavior = _feature(info, "behavior", "ok")
 
     def run(self, binary: bytes, threads: int, timing: TimingConfig) -> Measurement:
-        time.sleep(self.seconds)
+        time.sleep(3600 if self.behavior == "hang" else self.seconds)
         if self.behavior == "fail":
             return self.measurement(DEVICE_LOST, run_s=self.seconds,
                                     error=f"{self.info.id}: synthetic failure")

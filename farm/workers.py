@@ -167,8 +167,9 @@ class DeviceActor:
     a lock lets one binary time at a time."""
 
     def __init__(self, info: DeviceInfo, opener, builder: Builder, build_options: dict,
-                 depth: int = 2):
+                 depth: int = 2, run_grace_s: float = RUN_GRACE_S):
         self.device: Device = opener(info)
+        self.run_grace_s = run_grace_s
         self.builder, self.build_options = builder, build_options
         self._lock = threading.Lock()
         # Of the `depth` candidates it holds, one times while the others compile: more
@@ -239,7 +240,7 @@ class DeviceActor:
 
     def run(self, binary: bytes, threads: int, timing: TimingConfig) -> Measurement:
         with self._lock:
-            self._deadline = time.monotonic() + timing.timeout_s + RUN_GRACE_S
+            self._deadline = time.monotonic() + timing.timeout_s + self.run_grace_s
             try:
                 return self.device.run(binary, threads, timing)
             finally:
@@ -249,7 +250,7 @@ class DeviceActor:
         """A device call silent well past its run timeout (a wedged adb, a stuck harness)
         ends this process: Ray restarts the actor and the driver retries its calls."""
         while True:
-            time.sleep(1.0)
+            time.sleep(min(1.0, self.run_grace_s / 2))
             if self._deadline is not None and time.monotonic() > self._deadline:
                 os._exit(1)
 

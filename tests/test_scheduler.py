@@ -146,3 +146,17 @@ def test_no_schedule_gets_two_ok_rows_across_compile_workers(spec_for):
     assert all(o.build.codegen_s is None for o in outcomes if o.status == DUPLICATE
                and o.index != 0)
     pool.shutdown()
+
+
+def test_a_device_that_hangs_past_its_run_timeout_is_restarted_and_its_work_lost(spec_for):
+    """The actor's watchdog ends it (Ray restarts it); the candidate is retried, then
+    recorded as device_lost, and the round goes on."""
+    pool = _pool(synthetic_infos(1, behavior="hang"), run_grace_s=0.5)
+    scheduler = RoundScheduler(pool, threads=2, timing=TimingConfig(timeout_s=0.5),
+                               compile_timeout_s=60)
+    start = time.monotonic()
+    outcomes = scheduler.run(RoundPlan("test", 1, spec_for("median3x3"), 1),
+                             seen=shared(SeenSchedules()))
+    assert [o.status for o in outcomes] == ["device_lost"]
+    assert "tried 2 times" in outcomes[0].error and time.monotonic() - start < 60
+    pool.shutdown()
