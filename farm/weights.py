@@ -44,7 +44,7 @@ def check(data: bytes, origin: str) -> Weights:
     if problem:
         raise WeightsError(
             f"{origin} is not a usable Adams2019 weights file: {problem}. Use "
-            "`farm weights baseline -o FILE` for the built-in weights or a file a run wrote "
+            "`farm weights baseline --out FILE` for the built-in weights or a file a run wrote "
             "under RUN_DIR/weights/")
     return Weights(data, origin)
 

@@ -178,6 +178,12 @@ def test_nothing_imports_the_command_line_but_its_entry_points(graph):
     assert not _importers(graph, lambda t: t in ENTRY_POINTS)
 
 
+def test_no_farm_module_depends_on_the_doubles(graph):
+    """farm.testing is passed in by tests and benchmarks, never imported by the farm."""
+    wrong = {m: t for m, t in _importers(graph, lambda t: t == "farm.testing").items()}
+    assert not wrong, f"farm.testing is imported by {wrong}"
+
+
 # --- the checker itself, on toy inputs ---------------------------------------------------
 
 def test_find_cycles_finds_a_cycle_and_names_it():

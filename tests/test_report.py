@@ -37,7 +37,7 @@ def test_report_of_something_else_is_a_user_error(tmp_path):
 
 
 def test_export_writes_samples_halides_trainer_reads(run, tmp_path):
-    farm("export", run, tmp_path / "x", check=0)
+    farm("export", run, "--out", tmp_path / "x", check=0)
     rows = [r for r in SampleStore(run / "samples").read().to_pylist() if r["status"] == "ok"]
     samples = sorted((tmp_path / "x").glob("*.sample"))
     assert len(samples) == len(rows)

@@ -14,14 +14,13 @@ def add_parser(sub) -> None:
 
 
 def main(args) -> int:
-    from pathlib import Path
-
     from farm.commands import writable_dir
     from farm.report import build_report, write_html, write_plots
+    from farm.rundir import RunDir
 
     report = build_report(args.run_dir)
     print(report.text)
-    out = writable_dir(args.out or str(Path(args.run_dir) / "report"))
+    out = writable_dir(args.out or str(RunDir(args.run_dir).report_dir))
     images = write_plots(report, out)
     print("\nplots: " + ", ".join(str(p) for p in images))
     if args.html:
