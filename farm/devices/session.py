@@ -9,19 +9,27 @@ from farm.targets import TargetInfo, resolve
 
 
 class DeviceSession:
-    """Joins Ray (farm.cluster), discovers the devices and opens pools over them."""
+    """Discovers the devices and opens pools over them on Ray (farm.cluster). This
+    machine's devices are found without Ray (`farm devices` need not start it); Ray starts
+    with the first pool."""
 
     def __init__(self, address: str | None = None, cluster=None):
         from farm.cluster import Cluster
 
         self.cluster = cluster or Cluster(address)
+        self._here = cluster is None and self.cluster.local
         self.devices: list[DeviceInfo] = []
         self.notes: list[str] = []
         self._pools: list = []
 
     def __enter__(self):
-        self.cluster.connect()
-        self.devices, self.notes = self.cluster.discover()
+        if self._here:
+            from farm.devices.registry import discover_local
+
+            self.devices, self.notes = discover_local()
+        else:
+            self.cluster.connect()
+            self.devices, self.notes = self.cluster.discover()
         return self
 
     def __exit__(self, *exc):
@@ -35,7 +43,9 @@ class DeviceSession:
         from farm.builder import HalideBuilder
         from farm.pool import DevicePool
 
-        nodes = {d.node_id for d in infos} if target.is_android else None
+        self.cluster.connect()  # (once: it returns when Ray is up)
+        # (devices found without Ray have no node id: this machine is the whole cluster)
+        nodes = ({d.node_id for d in infos if d.node_id} or None) if target.is_android else None
         pool = DevicePool.create(infos, builder or HalideBuilder(),
                                  compile_slots=self.cluster.compile_slots(nodes),
                                  build_on_device_node=target.is_android, **options)
