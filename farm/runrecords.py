@@ -105,6 +105,7 @@ class Manifest(_Record):
     start_weights_sha256: str
     created_at: str
     pipeline_id: int | None = None
+    device_class: str | None = None  # the class whose model the run trains (None: older runs)
     version: int = MANIFEST_VERSION
     invocations: list[dict] = field(default_factory=list)
     extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys

@@ -27,7 +27,7 @@ from farm.catalog import Benchmark
 from farm.cluster import Cluster
 from farm.devices.base import DeviceInfo
 from farm.devices.session import choose
-from farm.errors import Interrupted, RunDirError
+from farm.errors import BadInput, Interrupted, RunDirError
 from farm.finalize import FinalInputs, TuneSummary, finalize, summary
 from farm.plan import RoundPlan, SeenSchedules
 from farm.pool import DevicePool
@@ -127,10 +127,12 @@ class _Tuning:
                                              isolation=s.isolation,
                                              build_on_device_node=s.target.is_android)
                 devices = [h.info for h in pool.usable()]
+                self._check_class(devices)
                 self.manifest.invocations[-1]["devices"] = [_device_record(d) for d in devices]
                 run.write_manifest(self.manifest)
                 self.progress.message(
-                    f"{s.benchmark.name} on {', '.join(d.id for d in devices)}: rounds "
+                    f"{s.benchmark.name} on {', '.join(d.id for d in devices)} (device class "
+                    f"{self.manifest.device_class}): rounds "
                     f"{done + 1}..{s.rounds} of {s.batch_size} candidates, each device "
                     f"holding {pool.depth}, run {self.manifest.run_id}")
                 self.seen = shared(self.seen)  # compile tasks on every node claim in it
@@ -144,8 +146,9 @@ class _Tuning:
                                    f"after {self.committed} rounds")
                         break
                     if round_no > done + 1:  # phones come and go between rounds
-                        found = choose(cluster.discover()[0], s.device_ids, s.target,
-                                       strict=False)
+                        found = [d for d in choose(cluster.discover()[0], s.device_ids,
+                                                   s.target, strict=False)
+                                 if str(d.device_class) == self.manifest.device_class]
                         for change in pool.refresh(found):
                             self.progress.message(f"devices: {change}")
                     self._round(round_no, scheduler)
@@ -160,6 +163,20 @@ class _Tuning:
         return self._summary(stopped)
 
     # setup
+    def _check_class(self, devices: list[DeviceInfo]) -> None:
+        """One device class per run: its timings train one model (farm.devices.classes)."""
+        classes = sorted({str(d.device_class) for d in devices})
+        if len(classes) > 1:
+            raise BadInput(f"the devices are of {len(classes)} classes ({'; '.join(classes)}) "
+                           "and a run trains one class's model: choose one class's devices "
+                           "with --device (see `farm devices`)")
+        recorded = self.manifest.device_class
+        if recorded is not None and recorded != classes[0]:
+            raise RunDirError(f"{self.run_dir.path} holds weights of device class {recorded}, "
+                              f"not {classes[0]}: continue it on devices of its class "
+                              "(--device) or start a new --out")
+        self.manifest.device_class = classes[0]
+
     def _wanted_manifest(self) -> Manifest:
         s = self.s
         return Manifest(run_id=new_run_id(), benchmark=s.benchmark.ref, generator=s.benchmark.name,

@@ -165,3 +165,60 @@ def test_hvx_candidate_links_for_android_with_the_ndk(tmp_path):
     result, binary, _ = build.build(spec)
     assert result.ok, result.error
     assert binary[:4] == b"\x7fELF" and binary[18] == 183  # EM_AARCH64
+
+
+def test_a_phone_class_is_its_soc_and_the_highest_hvx_halide_knows():
+    from farm.devices.classes import hexagon_target, soc_hvx
+
+    assert hexagon_target("SM8250") == "arm-64-android-hvx-hvx_v66"
+    assert hexagon_target("SM8450") == "arm-64-android-hvx-hvx_v68"  # v69: Halide has v68
+    assert hexagon_target("sdm845") == "arm-64-android-hvx-hvx_v65"
+    assert hexagon_target("msm8996") == "arm-64-android-hvx"  # v60: no version feature
+    assert hexagon_target("GS201") == "arm-64-android-hvx"  # unknown: no version claimed
+    override = {"FARM_SOC_HVX": "gs201=v66, sm8450=v65"}
+    assert soc_hvx("GS201", override) == 66
+    assert hexagon_target("SM8450", override) == "arm-64-android-hvx-hvx_v65"
+
+
+def test_a_device_runs_code_for_its_own_architecture_and_features_only():
+    from farm.devices.classes import runs
+
+    host = "x86-64-linux-tune_znver4-avx-avx2-f16c-fma-sse41"
+    assert runs(host, host)
+    assert runs(host, "x86-64-linux-tune_skylake-avx-sse41")  # fewer features, other tuning
+    assert not runs(host, "x86-64-linux-avx-avx2-avx512-sse41")  # a feature it lacks
+    assert not runs(host, "arm-64-linux")  # another architecture: SIGILL rows otherwise
+    phone = "arm-64-android-hvx-hvx_v68"
+    assert runs(phone, "arm-64-android-hvx") and runs(phone, "arm-64-android-hvx-hvx_v66")
+    assert not runs("arm-64-android-hvx-hvx_v65", "arm-64-android-hvx-hvx_v68")
+
+
+def test_two_phones_of_different_socs_are_two_classes_with_their_targets(fake_adb):
+    pixel = {**PIXEL, "ro.soc.model": "SM8250"}
+    fake_adb({"serial": "A1", "state": "device", "props": pixel},
+             {"serial": "B2", "state": "device", "props": SNAPDRAGON})
+    phones, _ = android.discover(NODE)
+    by_serial = {p.serial: p for p in phones}
+    a, b = by_serial["A1"].device_class, by_serial["B2"].device_class
+    assert a != b and (a.model, b.model) == ("SM8250", "SM8450")
+    assert (a.target, b.target) == ("arm-64-android-hvx-hvx_v66", "arm-64-android-hvx-hvx_v68")
+    out = farm("devices", env=fake_adb.env, check=0).stdout
+    assert "android-sm8250" in out and "android-sm8450" in out and "hvx_v68" in out, out
+
+
+def test_a_node_of_another_architecture_is_refused_not_timed():
+    """Each node reports its own target: a node that cannot run the run's code is left out,
+    and naming it is a one-line error (exit 2), not a round of SIGILL rows."""
+    from farm.devices.session import choose
+    from farm.errors import MissingPrerequisite
+    from farm.targets import TargetInfo
+
+    x86 = DeviceInfo("cpu@a", "host", "a", target="x86-64-linux-avx-avx2")
+    arm = DeviceInfo("cpu@b", "host", "b", target="arm-64-linux-arm_dot_prod")
+    target = TargetInfo("x86-64-linux-avx-avx2", "x86-64-linux-avx-avx2", "host")
+    assert choose([x86, arm], (), target) == [x86]
+    with pytest.raises(MissingPrerequisite, match="runs arm-64-linux-arm_dot_prod code") as e:
+        choose([x86, arm], ["cpu@b"], target)
+    assert e.value.exit_code == 2
+    with pytest.raises(MissingPrerequisite, match="no usable host device"):
+        choose([arm], (), target)

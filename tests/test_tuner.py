@@ -2,6 +2,7 @@
 on a local Ray, a scripted trainer. Resume, --budget, acceptance and the end of a run, in
 seconds; test_autotune.py runs the same loop with real Halide through the command line."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -129,3 +130,34 @@ def test_a_replayed_run_serves_its_recorded_samples(farm_of, tmp_path):
     for r in ok:
         assert r["runtime_ms"] == min(recorded[r["schedule_key"]]["runtimes_ms"])
         assert r["featurization"] == recorded[r["schedule_key"]]["featurization"]
+
+
+def test_a_run_trains_one_device_class_and_is_not_continued_on_another(baseline, tmp_path):
+    """Devices of two classes are refused together; a run of one class is not continued
+    on another's devices (exit 2 for both: the user chooses the devices)."""
+    from farm.errors import BadInput, RunDirError
+
+    a = synthetic_infos(1, node="a", seconds=0.01)
+    b = [replace(d, class_model="other cpu") for d in synthetic_infos(1, node="b", seconds=0.01)]
+    s = TuneSettings(catalog.resolve("median3x3"), targets.resolve(None), baseline,
+                     rounds=1, batch_size=4, timing=TimingConfig(), retimes=2)
+
+    def tune(infos, rounds=1):
+        pool = DevicePool.create(infos, SyntheticBuilder(0.01), compile_slots=2,
+                                 opener=open_synthetic)
+        try:
+            return autotune(tmp_path / "run", replace(s, rounds=rounds),
+                            cluster=FakeCluster(infos), pool=pool, trainer=ScriptedTrainer())
+        finally:
+            pool.shutdown()
+
+    with pytest.raises(BadInput, match="2 classes") as mixed:
+        tune(a + b)
+    assert mixed.value.exit_code == 2
+    tune(a)
+    recorded = RunDir(tmp_path / "run").read_manifest().device_class
+    assert recorded == str(a[0].device_class)
+    with pytest.raises(RunDirError, match="holds weights of device class") as other:
+        tune(b, rounds=2)
+    assert other.value.exit_code == 2
+    assert RunDir(tmp_path / "run").samples.committed_rounds() == [1]  # nothing was timed

@@ -10,7 +10,7 @@ from farm.output import columns
 if TYPE_CHECKING:
     from farm.devices.base import DeviceInfo
 
-HEADER = ("DEVICE", "KIND", "NODE", "MODEL", "STATE", "PROBLEM")
+HEADER = ("DEVICE", "KIND", "NODE", "MODEL", "CLASS", "TARGET", "STATE", "PROBLEM")
 
 
 def add_parser(sub) -> None:
@@ -30,6 +30,7 @@ def main(args) -> int:
 
 
 def format_devices(devices: list[DeviceInfo]) -> str:
-    rows = [HEADER, *((d.id, d.kind, d.node, d.model or "-", d.state, d.problem or "-")
+    rows = [HEADER, *((d.id, d.kind, d.node, d.model or "-", d.device_class.name,
+                       d.target or "-", d.state, d.problem or "-")
                       for d in devices)]
     return columns(rows)

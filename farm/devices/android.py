@@ -22,6 +22,7 @@ from pathlib import Path
 
 from farm.candidate import DEVICE_LOST, OK, RUN_ERROR, RUN_TIMEOUT, Measurement
 from farm.devices.base import ANDROID, UNUSABLE, Device, DeviceInfo
+from farm.devices.classes import hexagon_target
 from farm.timing import TimingConfig, parse_harness_output
 
 REMOTE_DIR = "/data/local/tmp/halide-farm"
@@ -89,10 +90,10 @@ def discover(node: str, node_id: str = "") -> tuple[list[DeviceInfo], list[str]]
         info = DeviceInfo(id=f"{serial}@{node}", kind=ANDROID, node=node, node_id=node_id,
                           serial=serial)
         problem = STATE_PROBLEMS.get(state, "" if state == "device" else f"state {state!r}")
-        model = ""
+        model = soc = ""
         if not problem:
             props = getprop(adb, serial)
-            model = describe(props)
+            model, soc = describe(props), soc_of(props)
             abi = props.get("ro.product.cpu.abi", "")
             if abi and abi != "arm64-v8a":
                 problem = f"not an arm64 phone (ABI {abi}); the farm builds for arm-64-android"
@@ -100,7 +101,8 @@ def discover(node: str, node_id: str = "") -> tuple[list[DeviceInfo], list[str]]
         features = (HEXAGON_FEATURE,) if runtime else ()
         phones.append(DeviceInfo(info.id, ANDROID, node, node_id, model,
                                  UNUSABLE if problem else "ready", problem, serial,
-                                 features=features))
+                                 features=features, target=hexagon_target(soc) if soc else "",
+                                 class_model=soc))
     return phones, []
 
 
@@ -126,10 +128,15 @@ def getprop(adb: str, serial: str) -> dict[str, str]:
     return dict(re.findall(r"^\[([^\]]+)\]: \[([^\]]*)\]", out, re.M))
 
 
+def soc_of(props: dict[str, str]) -> str:
+    """The phone's SoC, which names its class (and its HVX version)."""
+    return props.get("ro.soc.model") or props.get("ro.board.platform") or \
+        props.get("ro.hardware", "")
+
+
 def describe(props: dict[str, str]) -> str:
     model = props.get("ro.product.model", "Android phone")
-    soc = props.get("ro.soc.model") or props.get("ro.board.platform") or \
-        props.get("ro.hardware", "")
+    soc = soc_of(props)
     return f"{model} ({soc})" if soc else model
 
 

@@ -7,6 +7,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 from farm.candidate import Measurement, Status
+from farm.devices.classes import DeviceClass, runs
 from farm.timing import TimingConfig
 
 HOST, ANDROID = "host", "android"
@@ -25,6 +26,13 @@ class DeviceInfo:
     serial: str = ""  # adb serial of a phone
     cores: int = 0
     features: tuple[str, ...] = ()  # e.g. "hexagon-runtime"
+    target: str = ""  # the Halide target it needs: its node's host target, a phone's HVX one
+    class_model: str = ""  # what its class is named by: the CPU model, the phone's SoC
+
+    @property
+    def device_class(self) -> DeviceClass:
+        """Which devices' timings may train one model with this one's (farm.devices.classes)."""
+        return DeviceClass(self.kind, self.class_model or self.model, self.target)
 
     @property
     def usable(self) -> bool:
@@ -36,6 +44,9 @@ class DeviceInfo:
             return self.problem
         if target.device_kind != self.kind:
             return f"a {self.kind} device cannot run {target.compile} candidates"
+        if self.target and not runs(self.target, target.compile):
+            return (f"it runs {self.target} code, not {target.compile}: give a --target it "
+                    "runs, or choose other devices with --device")
         if target.offload_hexagon and "hexagon-runtime" not in self.features:
             return ("no Hexagon runtime: set FARM_HEXAGON_RUNTIME on its node to a folder "
                     "with libhalide_hexagon_host.so and libhalide_hexagon_remote_skel.so")

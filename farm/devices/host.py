@@ -32,9 +32,14 @@ def cpu_model() -> str:
 
 
 def host_info(node: str | None = None, node_id: str = "") -> DeviceInfo:
+    """This machine's CPU; its target is the one this node reports for itself (discovery
+    runs on each node), so a cluster of two architectures is seen as two classes."""
+    from farm.halide_env import host_target
+
     node = node or socket.gethostname()
     return DeviceInfo(id=f"cpu@{node}", kind=HOST, node=node, node_id=node_id,
-                      model=f"{cpu_model()} ({os.cpu_count()} cores)", cores=os.cpu_count() or 1)
+                      model=f"{cpu_model()} ({os.cpu_count()} cores)", cores=os.cpu_count() or 1,
+                      target=host_target(), class_model=cpu_model())
 
 
 class HostDevice(Device):
