@@ -85,7 +85,9 @@ def runtime_library(target: str) -> Path:
 
 def for_target(target: TargetInfo) -> Toolchain:
     if target.is_android:
-        return Toolchain(target.compile, (str(ndk_clang()),), ("-fPIE",),
+        # FARM_HEXAGON: the harness times with the DSP in turbo and HVX powered on
+        hexagon = ("-DFARM_HEXAGON",) if target.offload_hexagon else ()
+        return Toolchain(target.compile, (str(ndk_clang()),), ("-fPIE", *hexagon),
                          ("-fPIE", "-pie", "-static-libstdc++", "-ldl", "-llog"))
     cxx = os.environ.get("CXX", "c++")
     found = shutil.which(cxx)

@@ -1,7 +1,9 @@
 """The compile step: schedules, featurizations, binaries, the Hexagon path."""
 
+import os
 import re
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +12,8 @@ from farm import build, catalog, featurization, targets
 from farm.candidate import BEAM_SEARCH, RANDOM_PROBE
 from farm.devices.host import local_host_device
 from farm.timing import TimingConfig
+
+DATA = Path(__file__).parent / "data"
 
 
 def test_different_seeds_give_different_schedules(spec_for):
@@ -89,3 +93,46 @@ def _vector_widths(schedule_source: str) -> set[int]:
     """The split factors of the vectorized loops in a .schedule.h."""
     pattern = r"\.split\(\w+, \w+, (\w+), (\d+)[^)]*\)\s*\.vectorize\(\1\)"
     return {int(m.group(2)) for m in re.finditer(pattern, schedule_source)}
+
+
+@pytest.mark.slow  # builds a harness of its own (~20 s)
+@pytest.mark.parametrize("fails", [False, True])
+def test_the_hexagon_harness_times_in_turbo_with_hvx_on_and_restores_both(spec_for, tmp_path,
+                                                                         fails):
+    """The harness as built for HVX phones (FARM_HEXAGON), compiled here with the host's
+    compiler against the wheel's HalideRuntimeHexagonHost.h and linked to a stand-in that
+    logs the runtime's power calls: turbo and HVX on before the first timing; HVX off and
+    the default mode after the last, also when the run fails."""
+    import shutil
+    import subprocess
+
+    from farm.toolchain import Toolchain
+
+    cxx = shutil.which("c++") or shutil.which("g++")
+    standin = tmp_path / "standin.o"
+    subprocess.run([cxx, "-c", str(DATA / "hexagon_power_standin.cpp"), "-o", str(standin)],
+                   check=True)
+    spec = spec_for("dilate3x3", seed=1, **RANDOM_PROBE)
+    instance, _ = build.schedule(spec)
+    library = build.compile_library(spec, instance, tmp_path, runtime=False)
+    tc = Toolchain(spec.target.compile, (cxx,), ("-DFARM_HEXAGON",),
+                   ("-ldl", "-lpthread", str(standin)))
+    tc.link(tmp_path / f"{library.name}.a", library.name, tmp_path / "bench")
+    env = {**os.environ, "HL_NUM_THREADS": "2"}
+    if fails:
+        env["FARM_STANDIN_HVX_ON_FAILS"] = "1"
+    proc = subprocess.run([str(tmp_path / "bench"), "--samples=3", "--min_sample_ms=1",
+                           "--warmup_ms=1"], capture_output=True, text=True, env=env,
+                          timeout=120)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(("HEXAGON", "FARM_"))]
+    calls = [ln for ln in lines if ln.startswith("HEXAGON")]
+    assert calls == ["HEXAGON set_performance_mode 2", "HEXAGON power_hvx_on",
+                     "HEXAGON power_hvx_off", "HEXAGON set_performance_mode 3"], proc.stdout
+    if fails:
+        assert proc.returncode == 5 and "turbo with HVX on" in proc.stderr
+        assert not any(ln.startswith("FARM_SAMPLE_MS") for ln in lines)
+    else:
+        assert proc.returncode == 0, proc.stderr
+        first = next(i for i, ln in enumerate(lines) if ln.startswith("FARM_SAMPLE_MS"))
+        assert lines.index("HEXAGON power_hvx_on") < first
+        assert lines.index("FARM_DONE") < lines.index("HEXAGON power_hvx_off")
