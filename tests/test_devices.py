@@ -186,6 +186,7 @@ def test_a_device_runs_code_for_its_own_architecture_and_features_only():
     host = "x86-64-linux-tune_znver4-avx-avx2-f16c-fma-sse41"
     assert runs(host, host)
     assert runs(host, "x86-64-linux-tune_skylake-avx-sse41")  # fewer features, other tuning
+    assert runs(host, "x86-64-linux-avx2-no_asserts-debug")  # not instruction-set features
     assert not runs(host, "x86-64-linux-avx-avx2-avx512-sse41")  # a feature it lacks
     assert not runs(host, "arm-64-linux")  # another architecture: SIGILL rows otherwise
     phone = "arm-64-android-hvx-hvx_v68"

@@ -60,16 +60,20 @@ def hexagon_target(soc: str, environ=os.environ) -> str:
     return f"{ANDROID_HVX}-hvx_v{known[-1]}" if known else ANDROID_HVX
 
 
+# Target features that say what the processor must have; the others (tune_*, no_asserts,
+# debug, ...) only change how code is generated, and every device of the architecture runs it.
+ISA_PREFIXES = ("sse", "avx", "f16c", "fma", "x86_apx", "arm_", "armv", "sve", "hvx")
+
+
 def runs(device_target: str, target: str) -> bool:
     """Can a device whose own target is `device_target` run code compiled for `target`?
-    The same architecture, bits and OS, no feature it lacks, and no HVX version above its
-    own (an hvx_v68 DSP runs hvx_v66 code)."""
+    The same architecture, bits and OS, no instruction-set feature it lacks, and no HVX
+    version above its own (an hvx_v68 DSP runs hvx_v66 code)."""
     mine, theirs = device_target.split("-"), target.split("-")
 
     def hvx(features) -> int:
         return max((int(f[5:]) for f in features if re.fullmatch(r"hvx_v\d+", f)), default=0)
 
-    # tune_* features only tune code generation: any CPU of the architecture runs the code
-    plain = {f for f in theirs[3:] if not f.startswith(("hvx_v", "tune_"))}
-    return (mine[:3] == theirs[:3] and plain <= set(mine[3:])
+    needed = {f for f in theirs[3:] if f.startswith(ISA_PREFIXES) and not f.startswith("hvx_v")}
+    return (mine[:3] == theirs[:3] and needed <= set(mine[3:])
             and hvx(theirs[3:]) <= hvx(mine[3:]))
