@@ -203,6 +203,11 @@ def test_two_phones_of_different_socs_are_two_classes_with_their_targets(fake_ad
     a, b = by_serial["A1"].device_class, by_serial["B2"].device_class
     assert a != b and (a.model, b.model) == ("SM8250", "SM8450")
     assert (a.target, b.target) == ("arm-64-android-hvx-hvx_v66", "arm-64-android-hvx-hvx_v68")
+    from farm.devices.session import default_target
+    from farm.targets import resolve
+
+    target = resolve(default_target(by_serial["B2"]))  # a phone's own target by default
+    assert target.compile.endswith("hvx_v68") and target.schedule.endswith("hvx_v68")
     out = farm("devices", env=fake_adb.env, check=0).stdout
     assert "android-sm8250" in out and "android-sm8450" in out and "hvx_v68" in out, out
 

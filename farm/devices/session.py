@@ -94,7 +94,10 @@ def choose(found: list[DeviceInfo], device_ids, target: TargetInfo, strict: bool
 
 
 def default_target(info: DeviceInfo) -> str:
-    return "arm-64-android-hvx" if info.kind == "android" else "host"
+    """A phone's class target (its SoC's HVX version, farm.devices.classes), else host."""
+    if info.kind == "android":
+        return info.target or "arm-64-android-hvx"
+    return "host"
 
 
 def check_usable(info: DeviceInfo, target: TargetInfo) -> None:
