@@ -122,9 +122,13 @@ class DevicePool:
         """A healthy device with room for a call (the least loaded first), its call counted.
         Devices in `avoid` (where this work already failed) are passed over while any
         other can take it."""
-        now = time.monotonic()
         others = [h for h in self.usable() if h.info.id not in avoid]
-        free = [h for h in (others or self.usable()) if h.available(now, self.depth)]
+        return self._take(others or self.usable())
+
+    def _take(self, handles: list[DeviceHandle]) -> DeviceHandle | None:
+        """The least loaded of `handles` with room for a call, its call counted."""
+        now = time.monotonic()
+        free = [h for h in handles if h.available(now, self.depth)]
         if not free:
             return None
         handle = min(free, key=lambda h: (h.held, h.failures, h.busy_s))
@@ -258,14 +262,11 @@ class DevicePool:
         """A device (`device`, or any) with room for a call, waiting out quarantines; None
         when none is left."""
         while True:
-            now = time.monotonic()
             wanted = [h for h in self.usable() if device in (None, h.info.id)]
             if not wanted:
                 return None
-            free = [h for h in wanted if h.available(now, self.depth)]
-            if free:
-                handle = min(free, key=lambda h: (h.held, h.failures, h.busy_s))
-                handle.held += 1
+            handle = self._take(wanted)
+            if handle is not None:
                 return handle
             self.wait_for_quarantine(1.0)
 

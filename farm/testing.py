@@ -140,15 +140,16 @@ class ReplayBuilder(Builder):
         digest = hashlib.sha256(text.encode()).digest()
         return self.rows[int.from_bytes(digest[:4], "little") % len(self.rows)]
 
+    def _schedule(self, row: dict) -> Schedule:
+        return Schedule(row["schedule_source"] or "", row["featurization"], 0.0)
+
     def autoschedule(self, spec: CandidateSpec) -> BuildResult:
-        row = self._row(spec)
-        return BuildResult(OK, schedule=Schedule(row["schedule_source"] or "",
-                                                 row["featurization"], 0.0), host="replay")
+        return BuildResult(OK, schedule=self._schedule(self._row(spec)), host="replay")
 
     def build(self, spec: CandidateSpec):
         row = self._row(spec)
-        return (BuildResult(OK, schedule=self.autoschedule(spec).schedule, codegen_s=0.0,
-                            link_s=0.0, host="replay"), row["sample_id"].encode(), None)
+        return (BuildResult(OK, schedule=self._schedule(row), codegen_s=0.0, link_s=0.0,
+                            host="replay"), row["sample_id"].encode(), None)
 
 
 class ReplayDevice(Device):
