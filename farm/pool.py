@@ -24,6 +24,7 @@ from farm.builder import Builder
 from farm.candidate import DEVICE_LOST, CandidateSpec
 from farm.devices.base import DeviceInfo
 from farm.plan import FixedPlan
+from farm.targets import TargetInfo
 from farm.timing import TimingConfig
 from farm.workers import (
     MAX_DEPTH,
@@ -88,6 +89,17 @@ class DevicePool:
         for info in devices:
             pool.handles.append(DeviceHandle(info, pool._actor(info)))
         return pool
+
+    @classmethod
+    def on_cluster(cls, devices: list[DeviceInfo], target: TargetInfo, builder: Builder,
+                   cluster, **options) -> DevicePool:
+        """A pool over `devices` compiling on `cluster` (farm.cluster.Cluster): on all its
+        CPUs, or, for Android targets, on the phones' own nodes, whose NDK links them."""
+        # (devices found without Ray have no node id: this machine is the whole cluster)
+        nodes = ({d.node_id for d in devices if d.node_id} or None) if target.is_android \
+            else None
+        return cls.create(devices, builder, compile_slots=cluster.compile_slots(nodes),
+                          build_on_device_node=target.is_android, **options)
 
     def _actor(self, info: DeviceInfo):
         strategy = _on_node(info.node_id) if info.node_id else "DEFAULT"

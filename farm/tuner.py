@@ -120,12 +120,8 @@ class _Tuning:
             with cluster:
                 if pool is None:
                     devices = choose(cluster.discover()[0], s.device_ids, s.target)
-                    # Android candidates link with the NDK of the phones' own nodes.
-                    nodes = {d.node_id for d in devices} if s.target.is_android else None
-                    pool = DevicePool.create(devices, builder,
-                                             compile_slots=cluster.compile_slots(nodes),
-                                             isolation=s.isolation,
-                                             build_on_device_node=s.target.is_android)
+                    pool = DevicePool.on_cluster(devices, s.target, builder, cluster,
+                                                 isolation=s.isolation)
                 devices = [h.info for h in pool.usable()]
                 self._check_class(devices)
                 self.manifest.invocations[-1]["devices"] = [_device_record(d) for d in devices]

@@ -44,11 +44,8 @@ class DeviceSession:
         from farm.pool import DevicePool
 
         self.cluster.connect()  # (once: it returns when Ray is up)
-        # (devices found without Ray have no node id: this machine is the whole cluster)
-        nodes = ({d.node_id for d in infos if d.node_id} or None) if target.is_android else None
-        pool = DevicePool.create(infos, builder or HalideBuilder(),
-                                 compile_slots=self.cluster.compile_slots(nodes),
-                                 build_on_device_node=target.is_android, **options)
+        pool = DevicePool.on_cluster(infos, target, builder or HalideBuilder(), self.cluster,
+                                     **options)
         self._pools.append(pool)
         return pool
 
