@@ -134,6 +134,9 @@ class FixedPlan:
     def owner(self, index: int) -> int | None:
         return None
 
+    def is_beam(self, index: int) -> bool:
+        return False  # nothing to keep for later: its candidates are timed once
+
     def redraw(self, index: int, attempt: int) -> CandidateSpec | None:
         return None
 

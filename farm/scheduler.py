@@ -52,6 +52,9 @@ class Plan(Protocol):
 
     def owner(self, index: int) -> int | None: ...
 
+    def is_beam(self, index: int) -> bool:
+        """A beam search's artifact is kept (the run re-times it at the end)."""
+
 
 @dataclass
 class Outcome:
@@ -100,7 +103,6 @@ class RoundScheduler:
         (None: every one)."""
         self.plan, self.best_ms, self.seen = plan, best_ms, seen
         self._plan_key += 1
-        is_beam = getattr(plan, "is_beam", lambda index: False)
         for h in self.pool.usable():
             h.actor.begin.remote(self._plan_key, plan, seen)
         total = len(plan.specs())
@@ -108,7 +110,7 @@ class RoundScheduler:
         self.outcomes: dict[int, Outcome] = {}
         self.waiting: deque[Job] = deque(
             Job(self._plan_key, i, self.threads, self.timing, self.compile_timeout_s,
-                keep=is_beam(i), keep_below_ms=keep_below_ms) for i in range(total))
+                keep=plan.is_beam(i), keep_below_ms=keep_below_ms) for i in range(total))
         self.tries: dict[int, int] = {}
         self.failed_on: dict[int, frozenset[str]] = {}
         self.calls: dict = {}  # ObjectRef -> (Job, DeviceHandle, submitted at)
