@@ -16,6 +16,11 @@ from pathlib import Path
 
 from farm.errors import BenchmarkError
 
+# Built-in pipelines that are near twins: a model trained on one has as good as seen the
+# other, so `farm evaluate` leaves them out together. conv3x3a16 and conv3x3a32 are one
+# generator (benchmarks/conv3x3.py) that differs only in its accumulator type.
+TWINS: tuple[tuple[str, ...], ...] = (("conv3x3a16", "conv3x3a32"),)
+
 
 @dataclass(frozen=True)
 class Benchmark:

@@ -12,13 +12,24 @@ import os
 import sys
 
 from farm import __version__
-from farm.commands import autotune, bench, benchmarks, devices, export, report, run, weights
+from farm.commands import (
+    autotune,
+    bench,
+    benchmarks,
+    devices,
+    evaluate,
+    export,
+    report,
+    run,
+    weights,
+)
 from farm.commands.options import Parser
 from farm.errors import FarmError
 
 # in the order `farm --help` lists them
 COMMANDS = {m.__name__.rpartition(".")[2]: m
-            for m in (run, autotune, devices, report, bench, export, weights, benchmarks)}
+            for m in (run, autotune, devices, report, bench, evaluate, export, weights,
+                      benchmarks)}
 
 
 def build_parser() -> Parser:

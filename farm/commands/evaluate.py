@@ -1,0 +1,84 @@
+"""farm evaluate: how a campaign's cost model transfers, measured leave-one-out."""
+
+from __future__ import annotations
+
+from farm.commands import options
+
+DEFAULT_TRAIN_STEPS = 128  # farm.evaluate.TRAIN_STEPS (a test keeps them equal)
+DEFAULT_REPEATS = 10  # farm.bench.DEFAULT_REPEATS (a test keeps them equal)
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "evaluate", help="does a campaign's model help a pipeline it never saw? beam-32 "
+        "with models trained with and without each pipeline (leave-one-out), re-timed "
+        "against the start weights",
+        description="POOLED: one model trained, from the run's start weights, on the "
+        "samples of every pipeline of the campaign RUN_DIR, the one it is timed on "
+        "included: what the campaign's own pipelines get from its model. Each pipeline is "
+        "compiled with beam search (beam 32) planned by the start weights (baseline), the "
+        "pooled model, its leave-one-out model and any --weights-for, and the schedules are "
+        "re-timed interleaved on one device of the run's class, each with a verdict against "
+        "the baseline.",
+        epilog="LEAVE-ONE-OUT: for each group of pipelines, a model trained the same way on "
+        "the samples of every other group only, so it has never seen the pipeline it is "
+        "timed on: what a new pipeline of the device class can expect from the campaign's "
+        "model. A group is one pipeline, or near twins left out together (conv3x3a16 and "
+        "conv3x3a32 by default; --together for others), since a model that saw one has as "
+        "good as seen the other. Pooled minus leave-one-out is what training on the "
+        "pipeline itself adds. The models, their training logs, the Parquet rows and a plot "
+        "go to --out.")
+    p.add_argument("run_dir", metavar="RUN_DIR",
+                   help="a `farm autotune` campaign run directory (two pipelines or more)")
+    p.add_argument("--together", metavar="A,B", action="append",
+                   help="pipelines to leave out together, comma-separated; repeat for more "
+                   "groups. Giving it replaces the default groups, the built-in near twins "
+                   "(conv3x3a16,conv3x3a32); every pipeline in no group is left out alone")
+    p.add_argument("--weights-for", metavar="BENCH=PATH", action="append", dest="weights_for",
+                   help="also time BENCH with these weights, labelled `own` (repeatable), "
+                   "e.g. the best.weights of its own single-pipeline run")
+    p.add_argument("--train-steps", type=options.positive_int, metavar="N",
+                   help=f"gradient steps of each model (default {DEFAULT_TRAIN_STEPS}, at "
+                   "rate 1e-3 from the start weights: the recipe of the final-fresh-long "
+                   "model `farm autotune` trains at the end of a run, so the pooled model is "
+                   "what the campaign's own final training gives; each step is one step per "
+                   "pipeline)")
+    p.add_argument("--repeats", type=options.positive_int, metavar="N",
+                   help=f"interleaved re-timings per schedule (default {DEFAULT_REPEATS}, as "
+                   "`farm bench`; under 5 gives no ratio or verdict)")
+    options.add_devices(p, help="devices to time on, of the run's device class (default: "
+                        "every usable one of its class); each pipeline is timed on one")
+    options.add_out(p, "DIR", help="where the models (weights/), the Parquet rows and the "
+                    "plot go (default RUN_DIR/evaluate)")
+    options.add_address(p)
+
+
+def main(args) -> int:
+    from pathlib import Path
+
+    from farm import evaluate
+    from farm.commands import writable_dir
+
+    plan = evaluate.prepare(args.run_dir, args.together, args.weights_for, args.train_steps)
+    out = writable_dir(args.out or str(Path(args.run_dir) / "evaluate"))
+    groups = ", ".join(g.name for g in plan.groups)
+    print(f"{len(plan.pipelines)} pipelines in {len(plan.groups)} groups left out in turn: "
+          f"{groups}; device class {plan.manifest.device_class or '(not recorded)'}",
+          flush=True)
+    result = evaluate.run_evaluate(plan, out, args.devices, args.address,
+                                   repeats=args.repeats or DEFAULT_REPEATS,
+                                   progress=lambda text: print(text, flush=True))
+    print()
+    print(evaluate.format_table(result.rows))
+    print()
+    for model in result.models.values():
+        print(model.describe())
+    print()
+    for line in evaluate.summary(result.rows):
+        print(line)
+    device_class = (plan.manifest.device_class or "").split(" (")[0]  # without its target
+    table, plot = evaluate.write_results(
+        result.rows, out, f"farm evaluate: {Path(args.run_dir).resolve().name}"
+        + (f" on {device_class}" if device_class else ""))
+    print(f"\nrows: {table}\nplot: {plot}")
+    return 0
