@@ -20,6 +20,7 @@ re-timing record (best/runtime.json) and the best-weights record (weights/best.j
 
 from __future__ import annotations
 
+import math
 import shlex
 import shutil
 from collections.abc import Mapping
@@ -35,7 +36,6 @@ from farm.catalog import Benchmark
 from farm.errors import WeightsError
 from farm.plan import weights_for as plan_weights_for
 from farm.progress import Progress
-from farm.records import sample_id
 from farm.rundir import RunDir
 from farm.runrecords import (
     MANUAL_LABEL,
@@ -70,9 +70,6 @@ class FinalSettings(Protocol):
     properties: the end never sets them, and TuneSettings is frozen."""
 
     @property
-    def benchmark(self) -> Benchmark: ...
-
-    @property
     def target(self) -> TargetInfo: ...
 
     @property
@@ -94,6 +91,16 @@ class FinalSettings(Protocol):
 
 
 @dataclass(frozen=True)
+class FinalPipeline:
+    """One pipeline of a run, as its end sees it."""
+
+    benchmark: Benchmark
+    scope: str = ""  # its name in a campaign (best/NAME/, its rows' sample ids), else ""
+    beam_sample: str | None = None  # the sample of the newest round's beam search
+    start_sample: str | None = None  # the sample of beam search with the start weights
+
+
+@dataclass(frozen=True)
 class FinalInputs:
     """What the end of a run works from."""
 
@@ -101,18 +108,26 @@ class FinalInputs:
     settings: FinalSettings
     run_id: str  # the manifest's
     committed: int  # rounds committed
-    fastest: int  # how many of the fastest distinct samples to re-time
+    fastest: int  # how many of the fastest distinct samples to re-time, per pipeline
+    pipelines: tuple[FinalPipeline, ...]  # the ones this invocation tunes
     # (binary, library) ObjectRefs kept from the rounds, by sample id: not built again
     artifacts: Mapping[str, tuple] = field(default_factory=dict)
-    beam_sample: str | None = None  # the sample of the newest round's beam search
 
 
 @dataclass(frozen=True)
 class FinalResult:
     """What the final re-timing decided, as written to the run directory."""
 
-    retiming: RetimingRecord  # best/runtime.json: the winner (in best/) and the finalists
+    # best/runtime.json (best/NAME/runtime.json) per pipeline: the winner and the finalists
+    retimings: dict[str, RetimingRecord]
     best_weights: BestWeightsRecord  # weights/best.json: the weights handed over, and why
+
+
+@dataclass
+class PipelineSummary:
+    name: str
+    best_ms: float | None = None
+    best_schedule: Path | None = None
 
 
 @dataclass
@@ -130,6 +145,7 @@ class TuneSummary:
     stopped: str = ""  # why the run stopped before --rounds, if it did
     elapsed_s: float = 0.0
     best_weights_reason: str = ""  # why best.weights are the weights they are
+    pipelines: list[PipelineSummary] = field(default_factory=list)  # a campaign's
 
 
 @dataclass
@@ -144,6 +160,7 @@ class Finalist:
     schedule_source: str | None = None
     reference: bool = False  # timed for comparison only (the manual schedule)
     also: list[str] = field(default_factory=list)  # other labels for the same schedule
+    pipeline: str = ""  # its pipeline's name in a campaign
 
     vs_start: verdict.Verdict | None = None  # against beam search with the start weights
 
@@ -179,17 +196,47 @@ def _identity(spec: CandidateSpec) -> tuple:
 
 
 def finalize(inputs: FinalInputs, pool, trainer, progress: Progress) -> FinalResult | None:
-    """Re-time the finalists of a run on `pool` (farm.pool.DevicePool), with final models
-    from `trainer` (farm.trainer); write best/ and best.weights. None when no finalist
-    could be re-timed (best/ and best.weights are then left as they were)."""
-    run, s = inputs.run, inputs.settings
-    base = CandidateSpec(s.benchmark, s.target, s.start_weights, parallelism=s.parallelism)
+    """Re-time the finalists of each pipeline of a run on `pool` (farm.pool.DevicePool), with
+    final models from `trainer` (farm.trainer) trained once on every pipeline; write each
+    pipeline's best/ and the run's best.weights. None when no finalist could be re-timed
+    (best/ and best.weights are then left as they were)."""
+    run = inputs.run
+    finals = _final_weights(inputs, trainer)
     table = run.samples.read(FINALIST_COLUMNS)
-    ok = sorted((r for r in table.to_pylist() if r["status"] == OK),
-                key=lambda r: r["runtime_ms"])
+    retimings: dict[str, RetimingRecord] = {}
+    beams: list[Finalist] = []
+    for pipe in inputs.pipelines:
+        rows = [r for r in table.to_pylist()
+                if r["status"] == OK and (not pipe.scope or r["benchmark"] == pipe.scope)]
+        finalists = _finalists(inputs, pipe, rows, finals)
+        progress.message(f"{pipe.benchmark.name + ': ' if pipe.scope else ''}re-timing "
+                         f"{len(finalists)} finalists, interleaved, up to "
+                         f"{inputs.settings.retimes} times each")
+        _retime(finalists, pool, inputs.settings, inputs.artifacts)
+        timed = [f for f in finalists if f.median_ms is not None]
+        contenders = [f for f in timed if not f.reference]
+        if not contenders:
+            progress.message(f"warning: no finalist of {pipe.benchmark.name} could be "
+                             "re-timed; its best/ is unchanged")
+            continue
+        winner = min(contenders, key=lambda f: f.retimed_ms)
+        retimings[pipe.benchmark.name] = _write_best(run, winner, timed, inputs.settings,
+                                                     pipe)
+        beams += [f for f in timed if f.is_beam]
+    if not retimings:
+        return None
+    return FinalResult(retimings, _update_best_weights(run, beams))
+
+
+def _finalists(inputs: FinalInputs, pipe: FinalPipeline, ok: list[dict],
+               finals: list[tuple[str, Path]]) -> list[Finalist]:
+    """A pipeline's fastest distinct samples, beam search with each weights, the manual
+    schedule."""
+    run, s = inputs.run, inputs.settings
+    base = CandidateSpec(pipe.benchmark, s.target, s.start_weights, parallelism=s.parallelism)
     finalists: list[Finalist] = []
     keys: set[str] = set()
-    for row in ok:
+    for row in sorted(ok, key=lambda r: r["runtime_ms"]):
         if len(finalists) == inputs.fastest:
             break
         spec = spec_from_row(row, base, run)
@@ -197,30 +244,22 @@ def finalize(inputs: FinalInputs, pool, trainer, progress: Progress) -> FinalRes
             keys.add(row["schedule_key"])
             finalists.append(Finalist(f"sample {row['sample_id']}", spec, row,
                                       _file_of(run, row, spec.weights),
-                                      built_as=row["sample_id"]))
-    beams = [("start weights", run.weights_path(0), sample_id(inputs.run_id, 1, 0)),
-             ("latest.weights", run.latest_weights, _planned_by(inputs, run.latest_weights)),
-             *((name, path, None) for name, path in _final_weights(inputs, trainer))]
+                                      built_as=row["sample_id"], pipeline=pipe.scope))
+    beams = [("start weights", run.weights_path(0), pipe.start_sample),
+             ("latest.weights", run.latest_weights, _planned_by(inputs, pipe,
+                                                                run.latest_weights)),
+             *((name, path, None) for name, path in finals)]
     for label, path, sample in beams:
         spec = replace(base, weights=weights.load(path), seed=0, **BEAM_SEARCH)
         twin = next((f for f in finalists if _identity(f.spec) == _identity(spec)), None)
         if twin is None:
             finalists.append(Finalist(f"beam search with {label}", spec, None, path.name,
-                                      built_as=sample))
+                                      built_as=sample, pipeline=pipe.scope))
         else:
             twin.also.append(f"beam search with {label}")
-    finalists.append(Finalist(MANUAL_LABEL, build.manual_spec(base), reference=True))
-    progress.message(f"re-timing {len(finalists)} finalists, interleaved, up to "
-                     f"{s.retimes} times each")
-    _retime(finalists, pool, s, inputs.artifacts)
-    timed = [f for f in finalists if f.median_ms is not None]
-    contenders = [f for f in timed if not f.reference]
-    if not contenders:
-        progress.message("warning: no finalist could be re-timed; best/ is unchanged")
-        return None
-    winner = min(contenders, key=lambda f: f.retimed_ms)
-    retiming = _write_best(run, winner, timed, s)
-    return FinalResult(retiming, _update_best_weights(run, [f for f in timed if f.is_beam]))
+    finalists.append(Finalist(MANUAL_LABEL, build.manual_spec(base), reference=True,
+                              pipeline=pipe.scope))
+    return finalists
 
 
 def _file_of(run, row: dict, used) -> str:
@@ -232,12 +271,12 @@ def _file_of(run, row: dict, used) -> str:
     return ""
 
 
-def _planned_by(inputs: FinalInputs, path: Path) -> str | None:
+def _planned_by(inputs: FinalInputs, pipe: FinalPipeline, path: Path) -> str | None:
     """The sample of the newest round's beam search, if `path` holds the weights it used."""
-    if inputs.beam_sample is None or inputs.committed < 1:
+    if pipe.beam_sample is None or inputs.committed < 1:
         return None
     used = inputs.run.weights_path(inputs.committed - 1)
-    return inputs.beam_sample if weights.load(used).sha256 == weights.load(path).sha256 \
+    return pipe.beam_sample if weights.load(used).sha256 == weights.load(path).sha256 \
         else None
 
 
@@ -298,10 +337,11 @@ def _retime(finalists: list[Finalist], pool, s, kept: Mapping[str, tuple]) -> No
 
 
 def _write_best(run: RunDir, winner: Finalist, timed: list[Finalist],
-                s: FinalSettings) -> RetimingRecord:
-    """best/: NAME.a and NAME.h (link with halide_runtime.a), NAME.schedule.h, NAME.weights,
-    runtime.json (the re-timing record, returned), replaced as a whole."""
-    fresh = run.staging_best()
+                s: FinalSettings, pipe: FinalPipeline) -> RetimingRecord:
+    """best/ (a campaign's best/PIPELINE/): NAME.a and NAME.h (link with halide_runtime.a),
+    NAME.schedule.h, NAME.weights, runtime.json (the re-timing record, returned), replaced
+    as a whole."""
+    fresh = run.staging_best(pipe.scope)
     library = winner.library
     if library is None:  # its build gave no library (synthetic work): compile it here
         build.write_library(winner.spec, fresh)
@@ -319,9 +359,10 @@ def _write_best(run: RunDir, winner: Finalist, timed: list[Finalist],
     assert winner.spec.weights is not None  # the manual schedule is a reference, never a winner
     weights.write(winner.spec.weights, fresh / f"{name}.weights")
     record = RetimingRecord(
-        benchmark=s.benchmark.name, runtime_ms=winner.retimed_ms, finalist=winner.label,
+        benchmark=pipe.benchmark.name, runtime_ms=winner.retimed_ms, finalist=winner.label,
         retimes_ms=list(winner.retimes_ms), weights=winner.weights_file or None,
-        weights_file=f"{run.best_dir.name}/{name}.weights",  # exactly the weights that planned it
+        # exactly the weights that planned it
+        weights_file=str(run.best_path(pipe.scope).relative_to(run.path) / f"{name}.weights"),
         recorded_ms=winner.sample["runtime_ms"] if winner.sample else None,
         seed=winner.spec.seed, beam_size=winner.spec.beam_size,
         random_dropout=winner.spec.random_dropout, parallelism=winner.spec.parallelism,
@@ -332,7 +373,7 @@ def _write_best(run: RunDir, winner: Finalist, timed: list[Finalist],
                                   beam_search=f.is_beam, reference=f.reference,
                                   also=list(f.also), vs_start=_verdict(f.vs_start))
                    for f in timed])
-    run.publish_best(fresh, record)
+    run.publish_best(fresh, record, pipe.scope)
     return record
 
 
@@ -348,10 +389,13 @@ def _schedule_source(run, sample: str) -> str:
 
 
 def _update_best_weights(run: RunDir, beams: list[Finalist]) -> BestWeightsRecord:
-    """best.weights: the fastest beam search significantly faster than the start weights';
-    best.json says which and why (returned)."""
-    compared = {f.label: ComparedBeam(weights=f.weights_file, median_ms=f.median_ms,
-                                      vs_start=_verdict(f.vs_start)) for f in beams}
+    """best.weights: of the weights whose beam search is significantly faster than the
+    start weights' on some pipeline and significantly slower on none, those with the lowest
+    geometric mean of their ratios (one pipeline: the fastest); best.json says which and
+    why (returned)."""
+    compared = {(f"{f.pipeline}: " if f.pipeline else "") + f.label:
+                ComparedBeam(weights=f.weights_file, median_ms=f.median_ms,
+                             vs_start=_verdict(f.vs_start)) for f in beams}
     start = next((f for f in beams if f.is_start), None)
     if start is None:  # nothing to judge against: hand over nothing but the start weights
         handed = weights.load(run.weights_path(0))
@@ -362,22 +406,40 @@ def _update_best_weights(run: RunDir, beams: list[Finalist]) -> BestWeightsRecor
             compared=compared)
         run.write_best_weights(handed, record)
         return record
-    better = [f for f in beams if f.vs_start is not None and f.vs_start.word == verdict.FASTER]
+    by_weights: dict[str, list[Finalist]] = {}
+    for f in beams:
+        if f.vs_start is not None and f.spec.weights is not None:
+            by_weights.setdefault(f.spec.weights.sha256, []).append(f)
+    better = {sha: fs for sha, fs in by_weights.items()
+              if any(f.vs_start.word == verdict.FASTER for f in fs if f.vs_start)
+              and not any(f.vs_start.word == verdict.SLOWER for f in fs if f.vs_start)}
     if better:
-        winner = min(better, key=lambda f: f.retimed_ms)
+        def score(fs: list[Finalist]) -> float:
+            ratios = [f.vs_start.ratio for f in fs if f.vs_start and f.vs_start.ratio]
+            return math.exp(sum(math.log(r) for r in ratios) / len(ratios)) if ratios \
+                else math.inf
+
+        chosen = min(better.values(), key=score)
+        winner = min(chosen, key=lambda f: f.retimed_ms)
         assert winner.vs_start is not None  # every one of `better` has a verdict
-        reason = (f"its beam search is {winner.vs_start.describe()} than with the start "
-                  "weights")
+        if len(chosen) == 1 and not winner.pipeline:
+            reason = (f"its beam search is {winner.vs_start.describe()} than with the start "
+                      "weights")
+        else:
+            faster = sum(f.vs_start.word == verdict.FASTER for f in chosen if f.vs_start)
+            reason = (f"its beam search is significantly faster than with the start weights "
+                      f"on {faster} of {len(chosen)} pipelines and slower on none "
+                      f"(geometric mean {score(chosen):.2f}x)")
     else:
         winner = start
         reason = ("no tuned weights' beam search was significantly faster than the start "
-                  "weights'; the start weights are handed over")
+                  "weights' (and slower on no pipeline); the start weights are handed over")
     assert winner.spec.weights is not None  # a beam search's spec has weights
     record = BestWeightsRecord(
         weights=winner.weights_file, weights_sha256=winner.spec.weights.sha256, reason=reason,
         beam_ms=winner.median_ms,
         measured=f"beam search re-timed {len(winner.retimes_ms)} times at the end of the "
-                 "run, interleaved",
+                 "run, interleaved" + (f" ({winner.pipeline})" if winner.pipeline else ""),
         sample_id=winner.built_as, compared=compared)
     run.write_best_weights(winner.spec.weights, record)
     return record
@@ -388,22 +450,30 @@ def summary(inputs: FinalInputs, stopped: str, elapsed_s: float) -> TuneSummary:
     run, s = inputs.run, inputs.settings
     rows = run.samples.read(SUMMARY_COLUMNS).to_pylist()
     ok = [r for r in rows if r["status"] == OK]
-    best = run.read_retiming()
+    pipelines = []
+    for pipe in inputs.pipelines:
+        best = run.read_retiming(pipe.scope)
+        pipelines.append(PipelineSummary(
+            pipe.benchmark.name, best.runtime_ms if best else None,
+            run.best_schedule(pipe.benchmark.name, pipe.scope) if best else None))
     handed = run.read_best_weights_record()
     best_weights = run.best_weights if run.best_weights.exists() else run.latest_weights
-    command = ["farm", "run", s.benchmark.ref, "--weights", str(best_weights)]
+    first = inputs.pipelines[0].benchmark.ref if inputs.pipelines else "BENCH"
+    command = ["farm", "run", first, "--weights", str(best_weights)]
     if s.target.device_kind != "host":
         command += ["--target", s.target.compile]
     if s.parallelism != DEFAULT_PARALLELISM:
         command += ["--parallelism", str(s.parallelism)]
+    one = pipelines[0] if len(pipelines) == 1 and not inputs.pipelines[0].scope else None
     return TuneSummary(
         run_dir=run.path, rounds=inputs.committed, rows=len(rows), ok=len(ok),
-        distinct=len({r["schedule_key"] for r in ok}),
-        best_ms=best.runtime_ms if best else None,
-        best_schedule=run.best_schedule(s.benchmark.name) if best else None,
+        distinct=len({(r["benchmark"], r["schedule_key"]) for r in ok}),
+        best_ms=one.best_ms if one else None,
+        best_schedule=one.best_schedule if one else None,
         best_weights=best_weights, latest_weights=run.latest_weights,
         command=shlex.join(command), stopped=stopped, elapsed_s=elapsed_s,
-        best_weights_reason=handed.reason if handed else "")
+        best_weights_reason=handed.reason if handed else "",
+        pipelines=pipelines if one is None else [])
 
 
 def spec_from_row(row: dict, base: CandidateSpec, run: RunDir) -> CandidateSpec | None:

@@ -60,8 +60,17 @@ def seed_for(run_id: str, round_no: int, index: int, attempt: int) -> int:
 
 
 def schedule_id(round_no: int, index: int, batch_size: int) -> int:
-    """Unique within a run: rounds are numbered from 1, candidates from 0."""
+    """Unique within a run's pipeline: rounds are numbered from 1, candidates from 0."""
     return (round_no - 1) * batch_size + index + 1
+
+
+def scoped_key(scope: str, schedule_key: str) -> str:
+    """A schedule key as claimed in a run: a campaign's pipelines claim in one registry, and
+    two pipelines' schedules can have equal schedule features, so each claims in its own
+    scope (its name). A run of one pipeline claims the plain key."""
+    if not scope:
+        return schedule_key
+    return hashlib.sha256(f"{scope}\0{schedule_key}".encode()).hexdigest()
 
 
 class SeenSchedules:
@@ -137,6 +146,12 @@ class FixedPlan:
     def is_beam(self, index: int) -> bool:
         return False  # nothing to keep for later: its candidates are timed once
 
+    def group(self, index: int) -> int:
+        return 0
+
+    def claim_key(self, index: int, schedule_key: str) -> str:
+        return schedule_key
+
     def redraw(self, index: int, attempt: int) -> CandidateSpec | None:
         return None
 
@@ -152,6 +167,7 @@ class RoundPlan:
     batch_size: int
     start_weights: Weights | None = None  # None: every candidate uses base.weights
     provisional: Weights | None = None  # weights awaiting their beam-search check
+    scope: str = ""  # where its schedules are claimed (scoped_key): a campaign's pipeline
 
     def specs(self) -> list[CandidateSpec]:
         return [self.spec(i, 1) for i in range(self.batch_size)]
@@ -177,6 +193,12 @@ class RoundPlan:
     def is_beam(self, index: int) -> bool:
         return index == 0 or (index == 1 and self.provisional is not None)
 
+    def group(self, index: int) -> int:
+        return 0
+
+    def claim_key(self, index: int, schedule_key: str) -> str:
+        return scoped_key(self.scope, schedule_key)
+
     def precheck(self, index: int) -> bool:
         return not self.is_beam(index)  # beam search is deterministic: a redraw would not
         # change it
@@ -191,3 +213,49 @@ class RoundPlan:
         if self.is_beam(index) or attempt >= MAX_ATTEMPTS:
             return None
         return self.spec(index, attempt + 1)
+
+
+class CampaignPlan:
+    """A campaign's round: one RoundPlan per pipeline, run as one batch so that no device
+    waits for a pipeline's stragglers. Candidates interleave the pipelines (index i is
+    pipeline i % P's candidate i // P), so every pipeline's beam search starts first.
+    `group(i)` is the pipeline's position in `parts`."""
+
+    def __init__(self, parts: list[RoundPlan]):
+        if len({p.batch_size for p in parts}) != 1:
+            raise ValueError("a campaign's pipelines share one batch size")
+        self.parts = list(parts)
+
+    def locate(self, index: int) -> tuple[RoundPlan, int]:
+        """The pipeline's plan and the candidate's index within it."""
+        return self.parts[index % len(self.parts)], index // len(self.parts)
+
+    def specs(self) -> list[CandidateSpec]:
+        return [self.spec(i, 1) for i in range(len(self.parts) * self.parts[0].batch_size)]
+
+    def spec(self, index: int, attempt: int = 1) -> CandidateSpec:
+        part, local = self.locate(index)
+        return part.spec(local, attempt)
+
+    def is_beam(self, index: int) -> bool:
+        part, local = self.locate(index)
+        return part.is_beam(local)
+
+    def precheck(self, index: int) -> bool:
+        part, local = self.locate(index)
+        return part.precheck(local)
+
+    def owner(self, index: int) -> int | None:
+        part, local = self.locate(index)
+        return part.owner(local)
+
+    def redraw(self, index: int, attempt: int) -> CandidateSpec | None:
+        part, local = self.locate(index)
+        return part.redraw(local, attempt)
+
+    def group(self, index: int) -> int:
+        return index % len(self.parts)
+
+    def claim_key(self, index: int, schedule_key: str) -> str:
+        part, local = self.locate(index)
+        return part.claim_key(local, schedule_key)

@@ -30,15 +30,18 @@ def format_duration(seconds: float) -> str:
 class Progress:
     """Reports rounds and candidates; `live` decides between a rich bar and plain lines."""
 
-    def __init__(self, stream=None, live: bool | None = None):
+    def __init__(self, stream=None, live: bool | None = None, label: str = ""):
         self.stream = stream or sys.stdout
         self.live = self.stream.isatty() if live is None else live
+        self.label = label  # prefixes every line: several device classes tune at once
         self._bar: rich.progress.Progress | None = None
         self._last_plain = 0.0
         self.best_ms: float | None = None  # best of the run so far
         self.round_s: float | None = None  # average wall time of a round so far
 
     def message(self, text: str) -> None:
+        if self.label:
+            text = f"[{self.label}] {text}"
         if self._bar is not None:
             self._bar.console.print(text, highlight=False)
         else:

@@ -7,28 +7,36 @@ from datetime import datetime, timezone
 from farm import featurization
 from farm.candidate import OK, Status
 from farm.plan import schedule_id
-from farm.runrecords import Manifest
+from farm.runrecords import Manifest, PipelineRecord
 from farm.scheduler import Outcome
 
 
-def sample_id(run_id: str, round_no: int, index: int) -> str:
-    return f"{run_id}-r{round_no:06d}-c{index:04d}"
+def sample_id(run_id: str, round_no: int, index: int, pipeline: str = "") -> str:
+    """Unique in a run; a campaign's rows name their pipeline (`pipeline`)."""
+    prefix = f"{run_id}-{pipeline}" if pipeline else run_id
+    return f"{prefix}-r{round_no:06d}-c{index:04d}"
 
 
-def outcome_row(manifest: Manifest, round_no: int, o: Outcome) -> dict:
+def outcome_row(manifest: Manifest, round_no: int, o: Outcome,
+                pipeline: PipelineRecord | None = None) -> dict:
+    """`o`'s row; `o.index` is its index within its pipeline's batch, `pipeline` its
+    pipeline (default: the run's one)."""
     build, m = o.build, o.measurement
     schedule = build.schedule if build else None
     feats = schedule.featurization if schedule and schedule.featurization else None
-    pipeline = featurization.pipeline_id(feats) if feats else manifest.pipeline_id
+    name = pipeline.name if pipeline else manifest.generator
+    known = pipeline.pipeline_id if pipeline else manifest.pipeline_id
+    pipeline_id = featurization.pipeline_id(feats) if feats else known
     runtimes = list(m.runtimes_ms) if m and m.runtimes_ms else None
     runtime_ms = min(runtimes) if runtimes and o.status == OK else None
     row = {
-        "sample_id": sample_id(manifest.run_id, round_no, o.index),
+        "sample_id": sample_id(manifest.run_id, round_no, o.index,
+                               name if manifest.campaign else ""),
         "run_id": manifest.run_id,
         "round": round_no,
         "index": o.index,
-        "benchmark": manifest.generator,
-        "pipeline_id": pipeline,
+        "benchmark": name,
+        "pipeline_id": pipeline_id,
         "schedule_id": schedule_id(round_no, o.index, manifest.batch_size),
         "seed": o.spec.seed,
         "attempts": o.attempts,

@@ -16,9 +16,9 @@ from datetime import datetime
 from pathlib import Path
 
 from farm.candidate import DUPLICATE, OK
-from farm.errors import RunDirError
+from farm.errors import BadInput, RunDirError
 from farm.output import columns, pyplot, save_figure
-from farm.rundir import RunDir
+from farm.rundir import RunDir, class_dirs
 from farm.runrecords import (
     MANUAL_LABEL,
     START_LABEL,
@@ -47,15 +47,36 @@ class Report:
     best: RetimingRecord | None  # best/runtime.json
     handed: BestWeightsRecord | None = None  # weights/best.json
     text: str = ""
+    pipeline: str = ""  # a campaign's pipeline this report is restricted to
+
+    @property
+    def title(self) -> str:
+        m = self.manifest
+        if self.pipeline:
+            return f"{self.pipeline} in a campaign of {len(m.pipelines)} pipelines"
+        if m.campaign:
+            return f"campaign of {', '.join(p.name for p in m.pipelines)}"
+        return m.generator
 
 
-def build_report(run_dir: str | Path) -> Report:
+def build_report(run_dir: str | Path, pipeline: str | None = None) -> Report:
+    """The report of a run; of a campaign's `pipeline` only, when given."""
     run = RunDir(run_dir)
     manifest = run.read_manifest()
     if manifest is None:
+        found = class_dirs(run.path)
         raise RunDirError(f"{run.path} is not a run directory (no manifest.json); give the "
-                          "--out of a `farm autotune`")
+                          "--out of a `farm autotune`" + (
+                              f" or one class's: {', '.join(str(d) for d in found)}"
+                              if found else ""))
+    if pipeline and (not manifest.campaign or manifest.pipeline(pipeline) is None):
+        names = ", ".join(p.name for p in manifest.pipelines) if manifest.campaign else ""
+        raise BadInput(f"--pipeline {pipeline}: " + (
+            f"not a pipeline of this campaign ({names})" if names else
+            f"{run.path} is not a campaign (--pipeline is for campaigns)"))
     rows = run.samples.read(REPORT_COLUMNS).to_pylist()
+    if pipeline:
+        rows = [row for row in rows if row["benchmark"] == pipeline]
     rounds = []
     for r in sorted({row["round"] for row in rows}):
         mine = [row for row in rows if row["round"] == r]
@@ -79,7 +100,8 @@ def build_report(run_dir: str | Path) -> Report:
             "distinct": len({row["schedule_key"] for row in mine if row["status"] == OK}),
             "best_ms": min(ok, default=None),
             "median_ms": statistics.median(ok) if ok else None,
-            "beam_ms": record.beam_ms if record else None,
+            "beam_ms": ((record.pipelines or {}).get(pipeline, {}).get("beam_ms") if pipeline
+                        else record.beam_ms) if record else None,
             "wall_s": record.wall_s if record else None,
             "held_out": cands[0].accuracy if cands else None,
             "best_candidate": top.accuracy if top else None,
@@ -87,10 +109,30 @@ def build_report(run_dir: str | Path) -> Report:
             "beam_check": _beam_check(record),
             "train_rate": trained.train_rate if trained else None,
             "runtimes": ok})
-    report = Report(run, manifest, rows, rounds, run.read_retiming(),
-                    run.read_best_weights_record())
+    report = Report(run, manifest, rows, rounds, run.read_retiming(pipeline or ""),
+                    run.read_best_weights_record(), pipeline=pipeline or "")
     report.text = _text(report)
+    if manifest.campaign and not pipeline:
+        report.text += "\n\n" + _pipelines_text(run, manifest, rows)
     return report
+
+
+def _pipelines_text(run: RunDir, manifest: Manifest, rows: list[dict]) -> str:
+    """A campaign's pipelines, one line each (`farm report RUN --pipeline NAME`: all)."""
+    table = [("pipeline", "since round", "samples", "ok", "distinct", "best sample ms",
+              "final best ms", "vs start weights' beam")]
+    for p in manifest.pipelines:
+        mine = [r for r in rows if r["benchmark"] == p.name]
+        ok = [r for r in mine if r["status"] == OK]
+        best = run.read_retiming(p.name)
+        winner = best.finalist_labelled(best.finalist) if best else None
+        table.append((p.name, str(p.first_round), str(len(mine)), str(len(ok)),
+                      str(len({r["schedule_key"] for r in ok})),
+                      _num(min((r["runtime_ms"] for r in ok), default=None), ".3f"),
+                      _num(best.runtime_ms if best else None, ".3f"),
+                      _verdict(winner.vs_start if winner else None) or "-"))
+    return ("per pipeline (best/NAME/ holds each one's best schedule; `farm report RUN_DIR "
+            "--pipeline NAME` shows its rounds and final re-timing):\n" + columns(table))
 
 
 def _beam_check(record: RoundRecord | None) -> str | None:
@@ -107,8 +149,9 @@ def _num(value, fmt: str) -> str:
 
 def _text(rep: Report) -> str:
     m, rows = rep.manifest, rep.rows
-    lines = [f"{rep.run.path}: {m.generator} on {m.target}, batch {m.batch_size}, "
-             f"parallelism {m.parallelism}, run {m.run_id}", ""]
+    lines = [f"{rep.run.path}: {rep.title} on {m.target}"
+             + (f" (device class {m.device_class})" if m.device_class else "")
+             + f", batch {m.batch_size}, parallelism {m.parallelism}, run {m.run_id}", ""]
     header = ("round", "cand", "ok", "failed", "dup", "distinct", "best ms", "median ms",
               "beam ms", "beam check", "held-out rank", "best cand.", "provisional",
               "trainer rate", "wall s")
@@ -234,7 +277,7 @@ def write_plots(rep: Report, out_dir: Path) -> list[Path]:
 def write_html(rep: Report, images: list[Path], out: Path) -> Path:
     body = "".join(f'<p><img src="{p.name}" alt="{p.stem}"></p>' for p in images)
     out.write_text(f"<!doctype html><meta charset=utf-8><title>farm report: "
-                   f"{html.escape(rep.manifest.generator)}</title>"
+                   f"{html.escape(rep.title)}</title>"
                    f"<h1>{html.escape(str(rep.run.path))}</h1><pre>{html.escape(rep.text)}</pre>"
                    f"{body}\n")
     return out

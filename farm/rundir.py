@@ -1,6 +1,7 @@
 """A run directory: its layout, its manifest, and the lock that keeps one driver on it.
 
-RUN_DIR/
+RUN_DIR/               (devices of several classes: one such folder per class, in
+                       RUN_DIR/classes/CLASS/)
   manifest.json        what the run is (benchmark, target, batch size, ...) and each invocation
   samples/             the Parquet sample dataset (farm.store)
   weights/             round-000000.weights (start), round-NNNNNN.weights (after round N),
@@ -10,8 +11,10 @@ RUN_DIR/
   training/            the trainer's output per round and candidate, and of the final models
   cache/samples/       the samples as Halide .sample files (a cache, rebuilt when deleted)
   best/                the fastest schedule: .schedule.h, library, header, weights, and
-                       runtime.json (the final re-timing)
-  generator.py         a copy of a user's generator file (built-in runs name theirs)
+                       runtime.json (the final re-timing); a campaign's: best/NAME/ per
+                       pipeline
+  generator.py         a copy of a user's generator file (built-in runs name theirs);
+                       a campaign's: generators/NAME.py
   report/              `farm report`'s plots, by default
 
 RunDir owns these paths: code elsewhere asks it for a path instead of spelling one out.
@@ -48,8 +51,8 @@ from farm.store import SampleStore
 from farm.weights import Weights
 from farm.weights import write as write_weights
 
-__all__ = ["MANIFEST_VERSION", "Manifest", "RunDir", "invocation_record", "new_run_id",
-           "now_iso", "write_json"]
+__all__ = ["MANIFEST_VERSION", "Manifest", "RunDir", "class_dir", "class_dirs",
+           "invocation_record", "new_run_id", "now_iso", "write_json"]
 
 
 def now_iso() -> str:
@@ -120,6 +123,10 @@ class RunDir:
         """generator.py: the user's generator file the run tunes (none for built-ins)."""
         return self.path / "generator.py"
 
+    def generator_copy_of(self, name: str) -> Path:
+        """generators/NAME.py: a campaign's copy of a user's generator file."""
+        return self.path / "generators" / f"{name}.py"
+
     @property
     def report_dir(self) -> Path:
         """Where `farm report` writes its plots unless told otherwise."""
@@ -132,18 +139,25 @@ class RunDir:
 
         return SampleFiles(self.path / "cache" / "samples")
 
+    def best_path(self, pipeline: str = "") -> Path:
+        """best/, or best/NAME/ for a campaign's pipeline NAME."""
+        return self.path / "best" / pipeline if pipeline else self.path / "best"
+
     @property
     def best_dir(self) -> Path:
-        return self.path / "best"
+        return self.best_path()
+
+    def retiming_path(self, pipeline: str = "") -> Path:
+        """best/runtime.json (best/NAME/runtime.json): the final re-timing (publish_best)."""
+        return self.best_path(pipeline) / "runtime.json"
 
     @property
     def retiming_record_path(self) -> Path:
-        """best/runtime.json: the final re-timing (publish_best)."""
-        return self.best_dir / "runtime.json"
+        return self.retiming_path()
 
-    def best_schedule(self, name: str) -> Path:
+    def best_schedule(self, name: str, pipeline: str = "") -> Path:
         """best/NAME.schedule.h: the winner's schedule, NAME its generator's."""
-        return self.best_dir / f"{name}.schedule.h"
+        return self.best_path(pipeline) / f"{name}.schedule.h"
 
     def retiming_weights(self, record: RetimingRecord) -> Path:
         """The weights that planned the re-timing's winner: best/NAME.weights (or, in runs
@@ -223,27 +237,31 @@ class RunDir:
     def read_best_weights_record(self) -> BestWeightsRecord | None:
         return self._typed(self.best_weights_record, BestWeightsRecord)
 
-    def staging_best(self) -> Path:
-        """An empty folder to fill with a new best/ before publish_best."""
-        fresh = self.path / ".best.new"
+    def staging_best(self, pipeline: str = "") -> Path:
+        """An empty folder to fill with a new best/ (best/NAME/) before publish_best."""
+        fresh = self.path / f".best{'-' + pipeline if pipeline else ''}.new"
         shutil.rmtree(fresh, ignore_errors=True)
         fresh.mkdir()
         return fresh
 
-    def publish_best(self, staged: Path, record: RetimingRecord) -> None:
-        """Write the re-timing record into `staged` and make it best/, as a whole."""
-        write_json(staged / self.retiming_record_path.name, record.to_json())
-        old = self.path / ".best.old"
+    def publish_best(self, staged: Path, record: RetimingRecord, pipeline: str = "") -> None:
+        """Write the re-timing record into `staged` and make it best/ (best/NAME/), as a
+        whole."""
+        best = self.best_path(pipeline)
+        write_json(staged / self.retiming_path().name, record.to_json())
+        old = staged.with_name(staged.name.removesuffix(".new") + ".old")
         shutil.rmtree(old, ignore_errors=True)
-        if self.best_dir.exists():
-            os.replace(self.best_dir, old)
-        os.replace(staged, self.best_dir)
-        atomic.fsync_dir(self.path)
+        if best.exists():
+            os.replace(best, old)
+        best.parent.mkdir(exist_ok=True)
+        os.replace(staged, best)
+        atomic.fsync_dir(best.parent)
         shutil.rmtree(old, ignore_errors=True)
 
-    def read_retiming(self) -> RetimingRecord | None:
-        """best/runtime.json; None before a run's first final re-timing."""
-        return self._typed(self.retiming_record_path, RetimingRecord)
+    def read_retiming(self, pipeline: str = "") -> RetimingRecord | None:
+        """best/runtime.json (best/NAME/runtime.json); None before the first final
+        re-timing."""
+        return self._typed(self.retiming_path(pipeline), RetimingRecord)
 
     def _typed(self, path: Path, kind):
         data = self._read_record(path, "restore it or move it out of the run")
@@ -283,6 +301,17 @@ class RunDir:
         manifest.invocations.append(invocation)
         self.write_manifest(manifest)
         return manifest
+
+
+def class_dir(root: Path, device_class: str) -> Path:
+    """A device class's run directory in a run of several classes: ROOT/classes/CLASS/."""
+    return root / "classes" / device_class
+
+
+def class_dirs(root: str | os.PathLike) -> list[Path]:
+    """The per-class run directories under `root` (none for a run of one class)."""
+    folder = Path(root) / "classes"
+    return sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
 
 
 def invocation_record(versions: dict, devices: list[dict]) -> dict:

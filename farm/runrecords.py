@@ -90,6 +90,19 @@ def _list_of(cls: type[R]) -> Callable[[Any], list[R]]:
 
 
 @dataclass
+class PipelineRecord(_Record):
+    """One pipeline of a run: a campaign has several (farm.campaign), a run of one
+    benchmark one. Its rows' `benchmark` column is `name`."""
+
+    name: str  # the generator's name
+    ref: str  # as given: a built-in name or path.py:name
+    sha256: str  # of the generator's source: a changed file is a different pipeline
+    pipeline_id: int | None = None  # from its featurization, once a round has built it
+    first_round: int = 1  # the round it joined the run in
+    extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
+
+
+@dataclass
 class Manifest(_Record):
     """manifest.json: what the run is (benchmark, target, batch size, ...) and each
     invocation of `farm autotune` on it."""
@@ -106,13 +119,23 @@ class Manifest(_Record):
     created_at: str
     pipeline_id: int | None = None
     device_class: str | None = None  # the class whose model the run trains (None: older runs)
+    # A campaign tunes several pipelines into one model (benchmark and generator are then
+    # "campaign" and benchmark_sha256 ""); a run of one benchmark lists that one.
+    campaign: bool = False
+    pipelines: list[PipelineRecord] = field(default_factory=list)
     version: int = MANIFEST_VERSION
     invocations: list[dict] = field(default_factory=list)
     extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
 
-    # Settings that decide which samples belong together; --rounds and --budget may change.
+    # Settings that decide which samples belong together; --rounds and --budget may change
+    # (and a campaign's pipelines: farm.campaign checks each).
     FIXED: ClassVar[tuple[str, ...]] = ("generator", "benchmark_sha256", "target",
-                                        "batch_size", "parallelism", "start_weights_sha256")
+                                        "batch_size", "parallelism", "start_weights_sha256",
+                                        "campaign")
+    NESTED: ClassVar = {"pipelines": _list_of(PipelineRecord)}
+
+    def pipeline(self, name: str) -> PipelineRecord | None:
+        return next((p for p in self.pipelines if p.name == name), None)
 
 
 @dataclass(frozen=True)
@@ -134,9 +157,13 @@ class BeamCheck(_Record):
     passed: bool
     reason: str = ""
     verdict: VerdictRecord | None = None
+    pipelines: dict[str, VerdictRecord] | None = None  # a campaign's, by pipeline name
     extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
 
-    NESTED: ClassVar = {"verdict": VerdictRecord.from_json}
+    NESTED: ClassVar = {"verdict": VerdictRecord.from_json,
+                        "pipelines": lambda d: {k: VerdictRecord.from_json(v)
+                                                for k, v in d.items()}}
+    OMIT_IF_NONE: ClassVar = ("pipelines",)
 
 
 @dataclass(frozen=True)
@@ -198,11 +225,13 @@ class RoundRecord(_Record):
     acceptance: AcceptanceRecord | None = None
     retrain_s: float = 0.0
     wall_s: float = 0.0
+    # a campaign's per pipeline: beam_ms, best_ms, best_so_far_ms, ok
+    pipelines: dict[str, dict] | None = None
     extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
 
     NESTED: ClassVar = {"beam_check": BeamCheck.from_json,
                         "acceptance": AcceptanceRecord.from_json}
-    OMIT_IF_NONE: ClassVar = ("beam_check", "acceptance")
+    OMIT_IF_NONE: ClassVar = ("beam_check", "acceptance", "pipelines")
 
 
 @dataclass(frozen=True)

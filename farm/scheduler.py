@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -44,7 +45,7 @@ class NoUsableDevice(WorkFailed):
 
 
 class Plan(Protocol):
-    """What the scheduler runs (farm.plan.RoundPlan, farm.plan.FixedPlan)."""
+    """What the scheduler runs (farm.plan.RoundPlan, CampaignPlan, FixedPlan)."""
 
     def specs(self) -> list[CandidateSpec]: ...
 
@@ -54,6 +55,9 @@ class Plan(Protocol):
 
     def is_beam(self, index: int) -> bool:
         """A beam search's artifact is kept (the run re-times it at the end)."""
+
+    def group(self, index: int) -> int:
+        """The pipeline a candidate belongs to (runtimes compare only within one)."""
 
 
 @dataclass
@@ -94,14 +98,16 @@ class RoundScheduler:
         self.on_update = on_update or (lambda counts: None)
         self._plan_key = 0
 
-    def run(self, plan: Plan, best_ms: float | None = None, seen=None,
-            keep_below_ms: float | None = None) -> list[Outcome]:
+    def run(self, plan: Plan, best_ms: Mapping[int, float | None] | None = None, seen=None,
+            keep_below_ms: Mapping[int, float | None] | None = None) -> list[Outcome]:
         """Compile and time every candidate of `plan`. `seen` (a SeenActor, see `shared`)
-        is where compile tasks claim schedules; `best_ms`, the run's best so far, lets
-        clearly slower candidates stop timing after a few repeats. Outcomes hold their
-        artifact (Outcome.artifact) when beam search, or faster than `keep_below_ms`
-        (None: every one)."""
-        self.plan, self.best_ms, self.seen = plan, best_ms, seen
+        is where compile tasks claim schedules; `best_ms`, the run's best so far per
+        pipeline (plan.group), lets clearly slower candidates stop timing after a few
+        repeats. Outcomes hold their artifact (Outcome.artifact) when beam search, or
+        faster than their pipeline's `keep_below_ms` (None or missing: every one)."""
+        self.plan, self.seen = plan, seen
+        self.best_ms = {g: ms for g, ms in (best_ms or {}).items() if ms is not None}
+        keep = keep_below_ms or {}
         self._plan_key += 1
         for h in self.pool.usable():
             h.actor.begin.remote(self._plan_key, plan, seen)
@@ -110,7 +116,8 @@ class RoundScheduler:
         self.outcomes: dict[int, Outcome] = {}
         self.waiting: deque[Job] = deque(
             Job(self._plan_key, i, self.threads, self.timing, self.compile_timeout_s,
-                keep=plan.is_beam(i), keep_below_ms=keep_below_ms) for i in range(total))
+                keep=plan.is_beam(i), keep_below_ms=keep.get(plan.group(i)))
+            for i in range(total))
         self.tries: dict[int, int] = {}
         self.failed_on: dict[int, frozenset[str]] = {}
         self.calls: dict = {}  # ObjectRef -> (Job, DeviceHandle, submitted at)
@@ -148,9 +155,10 @@ class RoundScheduler:
 
     def _prepare(self, job: Job) -> Job:
         self.tries[job.index] = self.tries.get(job.index, 0) + 1
-        if self.best_ms is None or job.index == 0:
+        best = self.best_ms.get(self.plan.group(job.index))
+        if best is None or self.plan.is_beam(job.index):  # a beam search is timed in full
             return job
-        return replace(job, timing=replace(job.timing, cutoff_ms=CUTOFF_FACTOR * self.best_ms))
+        return replace(job, timing=replace(job.timing, cutoff_ms=CUTOFF_FACTOR * best))
 
     def _collect(self) -> None:
         if not self.calls:  # work waits for a quarantined device to come back
@@ -220,7 +228,8 @@ class RoundScheduler:
             assert done.measurement is not None  # an ok Done was timed
             best = done.measurement.best_ms
             k.best_ms = best if k.best_ms is None else min(k.best_ms, best)
-            self.best_ms = best if self.best_ms is None else min(self.best_ms, best)
+            group = self.plan.group(done.index)
+            self.best_ms[group] = min(best, self.best_ms.get(group, best))
         elif done.status == DUPLICATE:
             k.duplicate += 1
         else:

@@ -73,15 +73,16 @@ _VERSION_KEY = b"farm.schema_version"
 
 # The columns each reader of the dataset needs, declared here beside the schema.
 STATE_COLUMNS = ("round", "index", "status", "runtime_ms", "schedule_key", "schedule_id",
-                 "duplicate_of")  # farm.tuner: what a resumed run knows
+                 "duplicate_of", "benchmark")  # farm.tuner: what a resumed run knows
 TRAIN_COLUMNS = ("sample_id", "round", "status", "runtime_ms", "pipeline_id", "schedule_id",
-                 "schedule_key", "featurization")  # farm.costmodel, farm.acceptance: training
+                 "schedule_key", "featurization", "benchmark")
+# (farm.costmodel, farm.acceptance: training)
 FINALIST_COLUMNS = ("sample_id", "round", "index", "status", "runtime_ms", "schedule_key",
                     "seed", "beam_size", "random_dropout", "parallelism", "planner",
-                    "attempts", "weights_sha256")  # farm.finalize: rebuild a sample
+                    "attempts", "weights_sha256", "benchmark")  # farm.finalize: rebuild a sample
 REPORT_COLUMNS = ("round", "index", "status", "runtime_ms", "schedule_key", "created_at",
-                  "planner")  # farm.report
-SUMMARY_COLUMNS = ("status", "schedule_key")  # farm.finalize.summary
+                  "planner", "benchmark")  # farm.report
+SUMMARY_COLUMNS = ("status", "schedule_key", "benchmark")  # farm.finalize.summary
 COLUMN_SETS = {"STATE_COLUMNS": STATE_COLUMNS, "TRAIN_COLUMNS": TRAIN_COLUMNS,
                "FINALIST_COLUMNS": FINALIST_COLUMNS, "REPORT_COLUMNS": REPORT_COLUMNS,
                "SUMMARY_COLUMNS": SUMMARY_COLUMNS}

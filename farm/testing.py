@@ -83,11 +83,14 @@ def fake_runtime_ms(binary: bytes) -> float:
     return 0.2 + int.from_bytes(hashlib.sha256(binary).digest()[:2], "little") / 65536
 
 
-def fake_featurization(seed: int, stages: int = 4) -> bytes:
+def fake_featurization(seed: int, stages: int = 4, pipeline: str = "") -> bytes:
+    """Schedule features from `seed`, pipeline features from `pipeline` (its name)."""
     values = [0.0] * (STAGE_FLOATS * stages)
+    kind = int(hashlib.sha256(pipeline.encode()).hexdigest()[:5], 16) if pipeline else 0
     for s in range(stages):
         values[s * STAGE_FLOATS] = float(seed % 1_000_003)  # a schedule feature
-        values[s * STAGE_FLOATS + 40] = float(s)  # a pipeline feature
+        values[s * STAGE_FLOATS + 40] = float(s)  # pipeline features
+        values[s * STAGE_FLOATS + 41] = float(kind)
     return struct.pack(f"<{len(values)}f", *values)
 
 
@@ -110,14 +113,14 @@ class SyntheticBuilder(Builder):
         return spec.seed % self.distinct + 1 if self.distinct else spec.seed
 
     def autoschedule(self, spec: CandidateSpec) -> BuildResult:
-        return BuildResult(OK, schedule=Schedule("", fake_featurization(self._seed(spec)),
-                                                 0.0), host=SYNTHETIC)
+        feats = fake_featurization(self._seed(spec), pipeline=spec.benchmark.name)
+        return BuildResult(OK, schedule=Schedule("", feats, 0.0), host=SYNTHETIC)
 
     def build(self, spec: CandidateSpec):
         time.sleep(self.seconds)
         seed = self._seed(spec)
-        schedule = Schedule(f"// synthetic schedule, seed {seed}\n", fake_featurization(seed),
-                            0.0)
+        schedule = Schedule(f"// synthetic schedule, seed {seed}\n",
+                            fake_featurization(seed, pipeline=spec.benchmark.name), 0.0)
         return (BuildResult(OK, schedule=schedule, codegen_s=self.seconds, link_s=0.0,
                             host=SYNTHETIC), seed.to_bytes(8, "little"), None)
 
@@ -202,16 +205,19 @@ class ScriptedTrainer(Trainer):
     """Decides as told: after the rounds in `provisional_after`, a candidate ("scripted":
     the current weights with a little noise) wins; otherwise the current weights stay.
     Final models are the initial weights with a little noise. It records what it was
-    asked (`decided`: the held-out rounds; `trained`: the steps of each final model)."""
+    asked (`decided`: the held-out units; `trained`: the steps of each final model;
+    `tables`: the sample ids of every table it was given)."""
 
     def __init__(self, provisional_after=()):
         self.provisional_after = set(provisional_after)
         self.decided: list = []
         self.trained: list[int] = []
+        self.tables: list[set[str]] = []
 
     def decide(self, table, unit, held_out, current: Weights, start: Weights, files, *,
                num_cores, settings, seed, log_dir) -> Decision:
         self.decided.append(held_out)
+        self.tables.append(set(table["sample_id"].to_pylist()))
         if held_out in self.provisional_after:
             return Decision("scripted", perturbed(current, seed, 0.01), "scripted win", unit,
                             str(held_out), 0)
@@ -220,4 +226,5 @@ class ScriptedTrainer(Trainer):
     def train(self, files, table, initial: Weights, *, steps, rate, num_cores,
               log_path=None) -> TrainResult:
         self.trained.append(steps)
+        self.tables.append(set(table["sample_id"].to_pylist()))
         return TrainResult(perturbed(initial, steps, 0.01), loss=0.0, samples=table.num_rows)

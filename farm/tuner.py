@@ -9,13 +9,25 @@ against the start weights' beam search, is not slower (BEAM_CHECK_RATIO). The
 weights after round N (round-N.weights) are the accepted ones; they plan round
 N+1. Rerunning the same command resumes after the last committed round, and a
 larger --rounds continues the run.
+
+A campaign (several benchmarks) runs every pipeline's batch in one round
+(farm.plan.CampaignPlan: a batch EACH, so every pipeline gets as many samples
+and its own beam search per round as a run of its own, and the trainer, which
+skips a pipeline with fewer than 8 distinct schedules, sees all of them) and
+trains ONE model on all of them; its acceptance holds out one pipeline per
+round, in turn. Devices of several classes (farm.devices.classes) tune one
+model per class, each in its own run directory RUN_DIR/classes/CLASS/ and only
+on its own devices, at the same time.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -28,16 +40,17 @@ from farm.cluster import Cluster
 from farm.devices.base import DeviceInfo
 from farm.devices.session import choose
 from farm.errors import BadInput, Interrupted, RunDirError
-from farm.finalize import FinalInputs, TuneSummary, finalize, summary
-from farm.plan import RoundPlan, SeenSchedules
+from farm.finalize import FinalInputs, FinalPipeline, TuneSummary, finalize, summary
+from farm.plan import CampaignPlan, RoundPlan, SeenSchedules, scoped_key
 from farm.pool import DevicePool
 from farm.progress import Progress, format_duration, format_ms
 from farm.records import outcome_row, sample_id
-from farm.rundir import RunDir, invocation_record, new_run_id, now_iso
+from farm.rundir import RunDir, class_dir, class_dirs, invocation_record, new_run_id, now_iso
 from farm.runrecords import (
     AcceptanceRecord,
     BeamCheck,
     Manifest,
+    PipelineRecord,
     RoundRecord,
     VerdictRecord,
 )
@@ -57,7 +70,7 @@ BEAM_CHECK_TIMEOUT_S = 900.0
 
 @dataclass(frozen=True)
 class TuneSettings:
-    benchmark: Benchmark
+    benchmarks: tuple[Benchmark, ...]  # more than one: a campaign
     target: TargetInfo
     start_weights: Weights
     rounds: int = 1
@@ -74,21 +87,97 @@ class TuneSettings:
 
 def autotune(run_dir: str | os.PathLike, settings: TuneSettings, address: str | None = None,
              progress: Progress | None = None, *, cluster=None, builder: Builder | None = None,
-             pool: DevicePool | None = None, trainer: Trainer | None = None) -> TuneSummary:
+             pool: DevicePool | None = None, trainer: Trainer | None = None,
+             opener=None) -> TuneSummary:
     """Tune `settings` into `run_dir` (created, or resumed). Every collaborator may be
     passed in (farm.testing has doubles): `cluster` (farm.cluster.Cluster: joins Ray and
     discovers devices; default: the one at `address`), `builder` (farm.builder; default
-    Halide's), `pool` (farm.pool.DevicePool over the devices to time on; default: one over
-    the settings' devices, compiling with `builder`) and `trainer` (farm.trainer; default
-    Halide's trainer)."""
+    Halide's), `pool` (farm.pool.DevicePool over the devices to time on, one class; default:
+    one per device class over the settings' devices, compiling with `builder`) and
+    `trainer` (farm.trainer; default Halide's trainer); `opener` opens the pools' devices
+    (default: by their kind; farm.testing.open_synthetic for synthetic ones). With devices
+    of several classes the run directory holds one run per class (classes/CLASS/); the
+    summary is the first class's, and each class's is printed as it ends."""
     progress = progress or Progress()
-    run = RunDir(run_dir)
+    cluster = cluster or Cluster(address)
+    builder = builder or HalideBuilder()
+    trainer = trainer or HalideTrainer()
+    root = Path(run_dir)
+    options: dict[str, Any] = {"isolation": settings.isolation}
+    if opener is not None:
+        options["opener"] = opener
+    if not settings.benchmarks:
+        raise BadInput("name at least one benchmark")
+    try:
+        with cluster:
+            if pool is not None:
+                return _tune_class(root, settings, progress, trainer, cluster, pool)
+            devices = choose(cluster.discover()[0], settings.device_ids, settings.target)
+            by_class: dict[str, list[DeviceInfo]] = {}
+            for d in devices:
+                by_class.setdefault(str(d.device_class), []).append(d)
+            if len(by_class) == 1 and not class_dirs(root):
+                [only] = by_class.values()
+                one = DevicePool.on_cluster(only, settings.target, builder, cluster, **options)
+                try:
+                    return _tune_class(root, settings, progress, trainer, cluster, one)
+                finally:
+                    one.shutdown()
+            if RunDir(root).manifest_path.exists():
+                raise RunDirError(
+                    f"{root} holds the run of one device class, and the devices are of "
+                    f"{len(by_class)} ({'; '.join(sorted(by_class))}): continue it on its "
+                    "class's devices (--device), or tune several classes in a new --out")
+            progress.message(f"{len(by_class)} device classes, one model each, tuned at "
+                             f"once into {root}/classes/: {', '.join(sorted(by_class))}")
+            pools = {name: DevicePool.on_cluster(members, settings.target, builder, cluster,
+                                                 **options)
+                     for name, members in sorted(by_class.items())}
+            try:
+                with ThreadPoolExecutor(len(pools)) as threads:
+                    jobs = {name: threads.submit(_tune_class, class_dir(root, name), settings,
+                                                 Progress(progress.stream, live=False,
+                                                          label=name), trainer, cluster, p)
+                            for name, p in pools.items()}
+                    results = {name: job.result() for name, job in jobs.items()}
+            finally:
+                for p in pools.values():
+                    p.shutdown()
+            return results[sorted(results)[0]]
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted; the committed rounds are kept in {root}. Rerun the same command "
+            "to resume") from None
+
+
+def _tune_class(path: Path, settings: TuneSettings, progress: Progress, trainer: Trainer,
+                cluster, pool: DevicePool) -> TuneSummary:
+    run = RunDir(path)
     run.open()
     try:
-        return _Tuning(run, settings, progress, trainer or HalideTrainer()).run(
-            cluster or Cluster(address), builder or HalideBuilder(), pool)
+        return _Tuning(run, settings, progress, trainer).run(cluster, pool)
     finally:
         run.close()
+
+
+@dataclass
+class _Track:
+    """One pipeline of the run, as the round loop follows it."""
+
+    bench: Benchmark
+    record: PipelineRecord
+    scope: str  # its name in a campaign (its schedules' claims, sample ids, best/NAME/)
+    best_ms: float | None = None
+    # the fastest distinct samples (runtime, sample id) whose artifacts are kept
+    fastest: list[tuple[float, str]] = field(default_factory=list)
+    beam_sample: str | None = None  # the newest round's beam search
+
+    @property
+    def name(self) -> str:
+        return self.bench.name
+
+    def keep_below(self) -> float | None:
+        return self.fastest[-1][0] if len(self.fastest) == TOP_SAMPLES else None
 
 
 class _Tuning:
@@ -100,93 +189,128 @@ class _Tuning:
         self.run_dir, self.s, self.progress, self.trainer = run, s, progress, trainer
         self.started = time.monotonic()
 
-    def run(self, cluster, builder: Builder, pool: DevicePool | None) -> TuneSummary:
+    def run(self, cluster, pool: DevicePool) -> TuneSummary:
         s, run = self.s, self.run_dir
         if run.took_over:
             self.progress.message(f"took over the lock of a driver that died ({run.took_over})")
-        self.manifest = run.begin(self._wanted_manifest(), invocation_record(versions(), []))
+        devices = [h.info for h in pool.usable()]
+        existing = run.read_manifest()
+        self._check_class(devices, existing)
+        self.manifest = run.begin(self._wanted_manifest(existing),
+                                  invocation_record(versions(), []))
+        self.manifest.device_class = str(devices[0].device_class) if devices else None
+        self._join_pipelines()
         self._write_start_files()
         self._load_state()
         done = self.committed
         if done and not run.weights_path(done).exists():
             self.progress.message(f"round {done} was committed but not trained; training now")
             self._accept(done, weights.load(run.weights_path(done - 1)))
-        if done >= s.rounds and run.retiming_record_path.exists():
+        if done >= s.rounds and all(run.retiming_path(t.scope).exists() for t in self.tracks):
             self.progress.message(f"{run.path} already holds {done} rounds (--rounds "
                                   f"{s.rounds}); raise --rounds to tune longer")
             return self._summary("")
         stopped = ""
-        try:
-            with cluster:
-                if pool is None:
-                    devices = choose(cluster.discover()[0], s.device_ids, s.target)
-                    pool = DevicePool.on_cluster(devices, s.target, builder, cluster,
-                                                 isolation=s.isolation)
-                devices = [h.info for h in pool.usable()]
-                self._check_class(devices)
-                self.manifest.invocations[-1]["devices"] = [_device_record(d) for d in devices]
-                run.write_manifest(self.manifest)
-                self.progress.message(
-                    f"{s.benchmark.name} on {', '.join(d.id for d in devices)} (device class "
-                    f"{self.manifest.device_class}): rounds "
-                    f"{done + 1}..{s.rounds} of {s.batch_size} candidates, each device "
-                    f"holding {pool.depth}, run {self.manifest.run_id}")
-                self.seen = shared(self.seen)  # compile tasks on every node claim in it
-                scheduler = RoundScheduler(pool, threads=s.parallelism, timing=s.timing,
-                                           compile_timeout_s=s.compile_timeout_s,
-                                           on_update=self.progress.update)
-                for round_no in range(done + 1, s.rounds + 1):
-                    if round_no > done + 1 and s.budget_s is not None and \
-                            self._elapsed() >= s.budget_s:  # after a round of this invocation
-                        stopped = (f"the --budget of {format_duration(s.budget_s)} is spent "
-                                   f"after {self.committed} rounds")
-                        break
-                    if round_no > done + 1:  # phones come and go between rounds
-                        found = [d for d in choose(cluster.discover()[0], s.device_ids,
-                                                   s.target, strict=False)
-                                 if str(d.device_class) == self.manifest.device_class]
-                        for change in pool.refresh(found):
-                            self.progress.message(f"devices: {change}")
-                    self._round(round_no, scheduler)
-                    for event in pool.events:
-                        self.progress.message(f"warning: {event}")
-                    pool.events.clear()
-                finalize(self._final_inputs(), pool, self.trainer, self.progress)
-        except KeyboardInterrupt:
-            raise Interrupted(
-                f"interrupted; {self.committed} rounds are committed in {run.path}. Rerun the "
-                "same command to resume") from None
+        self.manifest.invocations[-1]["devices"] = [_device_record(d) for d in devices]
+        run.write_manifest(self.manifest)
+        self.progress.message(
+            f"{', '.join(t.name for t in self.tracks)} on {', '.join(d.id for d in devices)} "
+            f"(device class {self.manifest.device_class}): rounds {done + 1}..{s.rounds} of "
+            f"{s.batch_size} candidates{' per pipeline' if self.manifest.campaign else ''}, "
+            f"each device holding {pool.depth}, run {self.manifest.run_id}")
+        self.seen = shared(self.seen)  # compile tasks on every node claim in it
+        scheduler = RoundScheduler(pool, threads=s.parallelism, timing=s.timing,
+                                   compile_timeout_s=s.compile_timeout_s,
+                                   on_update=self.progress.update)
+        for round_no in range(done + 1, s.rounds + 1):
+            if round_no > done + 1 and s.budget_s is not None and \
+                    self._elapsed() >= s.budget_s:  # after a round of this invocation
+                stopped = (f"the --budget of {format_duration(s.budget_s)} is spent "
+                           f"after {self.committed} rounds")
+                break
+            if round_no > done + 1:  # phones come and go between rounds
+                found = [d for d in choose(cluster.discover()[0], s.device_ids,
+                                           s.target, strict=False)
+                         if str(d.device_class) == self.manifest.device_class]
+                for change in pool.refresh(found):
+                    self.progress.message(f"devices: {change}")
+            self._round(round_no, scheduler)
+            for event in pool.events:
+                self.progress.message(f"warning: {event}")
+            pool.events.clear()
+        finalize(self._final_inputs(), pool, self.trainer, self.progress)
         return self._summary(stopped)
 
     # setup
-    def _check_class(self, devices: list[DeviceInfo]) -> None:
-        """One device class per run: its timings train one model (farm.devices.classes)."""
+    def _check_class(self, devices: list[DeviceInfo], existing: Manifest | None) -> None:
+        """One device class per run directory: its timings train one model
+        (farm.devices.classes)."""
         classes = sorted({str(d.device_class) for d in devices})
         if len(classes) > 1:
             raise BadInput(f"the devices are of {len(classes)} classes ({'; '.join(classes)}) "
-                           "and a run trains one class's model: choose one class's devices "
+                           "and this run trains one class's model: choose one class's devices "
                            "with --device (see `farm devices`)")
-        recorded = self.manifest.device_class
-        if recorded is not None and recorded != classes[0]:
+        recorded = existing.device_class if existing else None
+        if recorded is not None and classes and recorded != classes[0]:
             raise RunDirError(f"{self.run_dir.path} holds weights of device class {recorded}, "
                               f"not {classes[0]}: continue it on devices of its class "
                               "(--device) or start a new --out")
-        self.manifest.device_class = classes[0]
 
-    def _wanted_manifest(self) -> Manifest:
+    def _wanted_manifest(self, existing: Manifest | None) -> Manifest:
+        """What the run is. Several benchmarks make a campaign, and a campaign stays one
+        when it is resumed with fewer (the others are left out this time)."""
         s = self.s
-        return Manifest(run_id=new_run_id(), benchmark=s.benchmark.ref, generator=s.benchmark.name,
-                        benchmark_sha256=s.benchmark.sha256, target=s.target.compile,
-                        schedule_target=s.target.schedule, batch_size=s.batch_size,
-                        parallelism=s.parallelism,
-                        start_weights_sha256=s.start_weights.sha256, created_at=now_iso())
+        campaign = len(s.benchmarks) > 1 or bool(existing and existing.campaign)
+        first = s.benchmarks[0]
+        return Manifest(run_id=new_run_id(),
+                        benchmark="campaign" if campaign else first.ref,
+                        generator="campaign" if campaign else first.name,
+                        benchmark_sha256="" if campaign else first.sha256,
+                        target=s.target.compile, schedule_target=s.target.schedule,
+                        batch_size=s.batch_size, parallelism=s.parallelism,
+                        start_weights_sha256=s.start_weights.sha256, created_at=now_iso(),
+                        campaign=campaign)
+
+    def _join_pipelines(self) -> None:
+        """The manifest's pipelines, with the ones this invocation adds; the tracks of the
+        ones it tunes. A pipeline whose generator changed is refused: its samples would
+        mix two pipelines under one name."""
+        m, run = self.manifest, self.run_dir
+        if not m.pipelines and not m.campaign:  # a run of the first releases
+            b = self.s.benchmarks[0]
+            m.pipelines = [PipelineRecord(b.name, b.ref, b.sha256, m.pipeline_id)]
+        names = [b.name for b in self.s.benchmarks]
+        if len(set(names)) != len(names):
+            raise BadInput(f"a benchmark is named twice: {', '.join(names)}")
+        self.tracks = []
+        for b in self.s.benchmarks:
+            rec = m.pipeline(b.name)
+            if rec is None:
+                done = len(run.samples.committed_rounds())
+                rec = PipelineRecord(b.name, b.ref, b.sha256, first_round=done + 1)
+                m.pipelines.append(rec)
+                if done:
+                    self.progress.message(f"{b.name} joins the campaign at round {done + 1}")
+            elif rec.sha256 != b.sha256:
+                raise RunDirError(f"{b.ref} changed since {run.path} tuned it (its source's "
+                                  "sha256 differs): restore it, or tune it under another "
+                                  "name or in a new --out")
+            self.tracks.append(_Track(b, rec, b.name if m.campaign else ""))
+        left = [p.name for p in m.pipelines if p.name not in names]
+        if left:
+            self.progress.message(f"left out this time: {', '.join(left)} (name them to "
+                                  "tune them again)")
+        run.write_manifest(m)
 
     def _write_start_files(self) -> None:
         run = self.run_dir
         if not run.weights_path(0).exists():
             weights.write(self.s.start_weights, run.weights_path(0))
-        if not self.s.benchmark.builtin:
-            atomic.write_text(run.generator_copy, self.s.benchmark.source)
+        for t in self.tracks:
+            if not t.bench.builtin:
+                copy = run.generator_copy_of(t.name) if t.scope else run.generator_copy
+                copy.parent.mkdir(exist_ok=True)
+                atomic.write_text(copy, t.bench.source)
 
     def _load_state(self) -> None:
         store = self.run_dir.samples
@@ -198,51 +322,72 @@ class _Tuning:
         table = store.read(STATE_COLUMNS)
         self.seen = SeenSchedules()
         rows = table.to_pylist()
-        for row in sorted(rows, key=lambda r: r["schedule_id"]):
+        scoped = self.manifest.campaign
+        for row in sorted(rows, key=lambda r: (r["benchmark"] or "", r["schedule_id"])):
             if row["schedule_key"] and row["status"] not in (DUPLICATE, *TRANSIENT):
-                self.seen.claim(row["schedule_key"], row["schedule_id"])
+                self.seen.claim(scoped_key(row["benchmark"] if scoped else "",
+                                           row["schedule_key"]), row["schedule_id"])
         self.rows = len(rows)
-        self.best_ms = min((r["runtime_ms"] for r in rows if r["status"] == OK), default=None)
-        self.progress.best_ms = self.best_ms
+        for t in self.tracks:
+            t.best_ms = min((r["runtime_ms"] for r in rows if r["status"] == OK
+                             and (not t.scope or r["benchmark"] == t.scope)), default=None)
+        self.progress.best_ms = self.tracks[0].best_ms if len(self.tracks) == 1 else None
         self.round_s: list[float] = []
         # Artifacts (binary, library) kept in Ray's object store for the final re-timing, by
-        # sample id: the fastest few and the beam search of the best weights (a handful).
+        # sample id: per pipeline, the fastest few and the beam search of the best weights.
         self.artifacts: dict[str, tuple] = {}
-        self._fastest: list[tuple[float, str]] = []
-        self._beam_sample: str | None = None
 
     # one round
     def _round(self, round_no: int, scheduler: RoundScheduler) -> None:
         s, run = self.s, self.run_dir
         started, started_iso = time.monotonic(), now_iso()
         used = weights.load(run.weights_path(round_no - 1))
-        base = CandidateSpec(s.benchmark, s.target, used, parallelism=s.parallelism)
         provisional = self._provisional()
-        plan = RoundPlan(self.manifest.run_id, round_no, base, s.batch_size,
-                         start_weights=s.start_weights, provisional=provisional)
-        self.progress.round_started(round_no, s.rounds, s.batch_size)
-        outcomes = scheduler.run(plan, best_ms=self.best_ms, seen=self.seen,
-                                 keep_below_ms=self._fastest[-1][0]
-                                 if len(self._fastest) == TOP_SAMPLES else None)
-        rows = [outcome_row(self.manifest, round_no, o) for o in outcomes]
-        if self.manifest.pipeline_id is None:
+        plan = CampaignPlan([
+            RoundPlan(self.manifest.run_id, round_no,
+                      CandidateSpec(t.bench, s.target, used, parallelism=s.parallelism),
+                      s.batch_size, start_weights=s.start_weights, provisional=provisional,
+                      scope=t.scope) for t in self.tracks])
+        total = len(self.tracks) * s.batch_size
+        self.progress.round_started(round_no, s.rounds, total)
+        outcomes = scheduler.run(plan, best_ms={i: t.best_ms for i, t in enumerate(self.tracks)},
+                                 seen=self.seen,
+                                 keep_below_ms={i: t.keep_below()
+                                                for i, t in enumerate(self.tracks)})
+        # each pipeline's outcomes and rows, by its own candidate index
+        mine: list[list] = [[] for _ in self.tracks]
+        for o in sorted(outcomes, key=lambda o: o.index):
+            mine[plan.group(o.index)].append(replace(o, index=plan.locate(o.index)[1]))
+        rows_of = [[outcome_row(self.manifest, round_no, o, t.record) for o in mine[i]]
+                   for i, t in enumerate(self.tracks)]
+        changed = False
+        for t, rows in zip(self.tracks, rows_of, strict=True):
             ids = [r["pipeline_id"] for r in rows if r["pipeline_id"]]
-            if ids:
-                self.manifest.pipeline_id = ids[0]
-                run.write_manifest(self.manifest)
+            if t.record.pipeline_id is None and ids:
+                t.record.pipeline_id, changed = ids[0], True
+                if not self.manifest.campaign:
+                    self.manifest.pipeline_id = ids[0]
+        if changed:
+            run.write_manifest(self.manifest)
+        rows = [r for rs in rows_of for r in rs]
         run.samples.commit_round(round_no, rows)
         self.committed = round_no
         run.samples.compact()
         self.rows += len(rows)
-        round_best = min((r["runtime_ms"] for r in rows if r["status"] == OK), default=None)
-        if round_best is not None and (self.best_ms is None or round_best < self.best_ms):
-            self.best_ms = round_best
-        self.progress.best_ms = self.best_ms
-        beam_ms = self._beam_ms(rows[0])
+        per_pipeline = {}
+        for t, trows in zip(self.tracks, rows_of, strict=True):
+            best = min((r["runtime_ms"] for r in trows if r["status"] == OK), default=None)
+            if best is not None and (t.best_ms is None or best < t.best_ms):
+                t.best_ms = best
+            per_pipeline[t.name] = {"beam_ms": self._beam_ms(t, trows[0]), "best_ms": best,
+                                    "best_so_far_ms": t.best_ms,
+                                    "ok": sum(r["status"] == OK for r in trows)}
+        self.progress.best_ms = self.tracks[0].best_ms if len(self.tracks) == 1 else None
         train_start = time.monotonic()
         current, check = used, None
-        if provisional is not None and len(outcomes) > 1:
-            check = self._beam_check(outcomes[1], scheduler)
+        if provisional is not None and s.batch_size > 1:
+            check = self._beam_check([(t, o[1]) for t, o in zip(self.tracks, mine, strict=True)],
+                                     scheduler)
             if check.passed:
                 current = provisional
             self.progress.message(f"round {round_no}: provisional weights "
@@ -252,42 +397,54 @@ class _Tuning:
             os.replace(run.provisional_weights, run.provisional_used(round_no))
         accepted = self._accept(round_no, current)
         retrain_s = time.monotonic() - train_start
+        one = per_pipeline[self.tracks[0].name] if len(self.tracks) == 1 else {}
         record = RoundRecord(
             round=round_no, started_at=started_iso, candidates=len(rows),
-            weights_sha256=used.sha256, **_round_figures(rows, outcomes), beam_ms=beam_ms,
-            best_ms=round_best, best_so_far_ms=self.best_ms, beam_check=check,
+            weights_sha256=used.sha256, **_round_figures(rows, outcomes),
+            beam_ms=one.get("beam_ms"), best_ms=one.get("best_ms"),
+            best_so_far_ms=one.get("best_so_far_ms"), beam_check=check,
             acceptance=accepted, retrain_s=retrain_s, wall_s=time.monotonic() - started,
-            finished_at=now_iso())
+            finished_at=now_iso(), pipelines=per_pipeline if self.manifest.campaign else None)
         run.write_round(record)
-        self._keep_binaries(rows, outcomes)
+        for t, trows, outs in zip(self.tracks, rows_of, mine, strict=True):
+            self._keep_binaries(t, trows, outs)
         self.round_s.append(record.wall_s)
         self.progress.round_s = sum(self.round_s) / len(self.round_s)
         distinct = ray.get(self.seen.size.remote())
         self.progress.round_finished(_round_line(round_no, s.rounds, record, distinct))
 
-    def _beam_ms(self, row: dict) -> float | None:
+    def _beam_ms(self, track: _Track, row: dict) -> float | None:
         """Candidate 0's runtime: its own, or its twin's when it repeated a schedule."""
         if row["status"] == OK:
             return row["runtime_ms"]
         if row["status"] == DUPLICATE and row["duplicate_of"] is not None:
             import pyarrow.dataset as ds
 
-            twin = self.run_dir.samples.read(
-                ["status", "runtime_ms"], filter=ds.field("schedule_id") == row["duplicate_of"])
+            where = ds.field("schedule_id") == row["duplicate_of"]
+            if track.scope:
+                where = where & (ds.field("benchmark") == track.scope)
+            twin = self.run_dir.samples.read(["status", "runtime_ms"], filter=where)
             ok = [r["runtime_ms"] for r in twin.to_pylist() if r["status"] == OK]
             return ok[0] if ok else None
         return None
 
     def _accept(self, round_no: int, current: Weights) -> AcceptanceRecord:
         """Write `current` as the weights that plan the next round; train candidates on the
-        rounds before `round_no` and judge them on it. A winner becomes provisional."""
+        rest and judge them on a held-out unit: the round `round_no` in a run of one
+        pipeline; in a campaign one pipeline, in turn (the model must carry to a pipeline
+        it was not trained on). A winner becomes provisional."""
         s, run = self.s, self.run_dir
         weights.write(current, run.weights_path(round_no))
         weights.write(current, run.latest_weights)
         table = run.samples.read(TRAIN_COLUMNS)
+        unit, held_out = "round", round_no
+        if self.manifest.campaign:
+            names = sorted(set(table["benchmark"].to_pylist()) - {None})
+            if len(names) > 1:
+                unit, held_out = "benchmark", names[(round_no - 1) % len(names)]
         settings = [replace(x, steps=s.train_steps) for x in acceptance.SETTINGS]
         decision = self.trainer.decide(
-            table, "round", round_no, current, s.start_weights, run.sample_files,
+            table, unit, held_out, current, s.start_weights, run.sample_files,
             num_cores=s.parallelism, settings=settings, seed=round_no,
             log_dir=run.training_dir(round_no))
         if decision.accepted != "current":
@@ -300,31 +457,63 @@ class _Tuning:
         path = self.run_dir.provisional_weights
         return weights.load(path) if path.exists() else None
 
-    def _beam_check(self, outcome, scheduler: RoundScheduler) -> BeamCheck:
-        """Re-time the provisional weights' beam search against the start weights'."""
+    def _start_sample(self, t: _Track) -> str | None:
+        """The sample of the pipeline's beam search with the start weights: its first
+        round's candidate 0, when that round was planned with the start weights."""
+        first = t.record.first_round
+        run = self.run_dir
+        if first > self.committed or weights.load(run.weights_path(first - 1)).sha256 != \
+                self.s.start_weights.sha256:
+            return None
+        return sample_id(self.manifest.run_id, first, 0, t.scope)
+
+    def _beam_check(self, outcomes: list[tuple[_Track, Any]], scheduler: RoundScheduler
+                    ) -> BeamCheck:
+        """Re-time each pipeline's beam search with the provisional weights against its
+        beam search with the start weights, interleaved. Passed when none is significantly
+        slower and their geometric mean ratio is at most BEAM_CHECK_RATIO."""
         s = self.s
-        mine = outcome.artifact[0] if outcome.status == OK and outcome.artifact else \
-            self._binary(outcome.spec, scheduler.pool)
-        start_sid = sample_id(self.manifest.run_id, 1, 0)
-        if start_sid not in self.artifacts:  # resumed: build it again
-            spec = CandidateSpec(s.benchmark, s.target, s.start_weights,
-                                 parallelism=s.parallelism, **BEAM_SEARCH)
-            binary = self._binary(spec, scheduler.pool, keep_as=start_sid)
-        else:
-            binary = self.artifacts[start_sid][0]
-        if mine is None or binary is None:
+        binaries = {}
+        for t, outcome in outcomes:
+            mine = outcome.artifact[0] if outcome.status == OK and outcome.artifact else \
+                self._binary(outcome.spec, scheduler.pool)
+            start_sid = self._start_sample(t) or f"start-beam-{t.name}"
+            if start_sid not in self.artifacts:  # resumed, or joined later: build it
+                spec = CandidateSpec(t.bench, s.target, s.start_weights,
+                                     parallelism=s.parallelism, **BEAM_SEARCH)
+                start = self._binary(spec, scheduler.pool, keep_as=start_sid)
+            else:
+                start = self.artifacts[start_sid][0]
+            if mine is not None and start is not None:
+                binaries[(t.name, "provisional")], binaries[(t.name, "start")] = mine, start
+        if not binaries:
             return BeamCheck(passed=False, reason="its beam search or the start weights' "
                              "could not be built")
-        times = scheduler.pool.retime({"provisional": mine, "start": binary}, s.parallelism,
-                                      replace(s.timing, repeats=5), BEAM_CHECK_RETIMES,
-                                      timeout_s=BEAM_CHECK_TIMEOUT_S)
-        v = verdict.compare(times.get("provisional", []), times.get("start", []))
-        passed = v.ratio is not None and v.ratio <= BEAM_CHECK_RATIO and \
-            v.word != verdict.SLOWER
-        return BeamCheck(passed=passed, verdict=VerdictRecord.from_json(v.as_json()),
-                         reason=f"its beam search vs the start weights': {v.describe()} "
-                                f"(accepted at most {BEAM_CHECK_RATIO:g}x and not "
-                                "significantly slower)")
+        times = scheduler.pool.retime(binaries, s.parallelism, replace(s.timing, repeats=5),
+                                      BEAM_CHECK_RETIMES, timeout_s=BEAM_CHECK_TIMEOUT_S)
+        verdicts = {t.name: verdict.compare(times.get((t.name, "provisional"), []),
+                                            times.get((t.name, "start"), []))
+                    for t, _ in outcomes if (t.name, "start") in binaries}
+        ratios = [v.ratio for v in verdicts.values() if v.ratio is not None]
+        slower = [name for name, v in verdicts.items() if v.word == verdict.SLOWER]
+        gmean = math.exp(sum(map(math.log, ratios)) / len(ratios)) if ratios else None
+        passed = gmean is not None and gmean <= BEAM_CHECK_RATIO and not slower
+        if len(verdicts) == 1:
+            [(_, v)] = verdicts.items()
+            reason = (f"its beam search vs the start weights': {v.describe()} (accepted at "
+                      f"most {BEAM_CHECK_RATIO:g}x and not significantly slower)")
+        else:
+            reason = (f"its beam searches vs the start weights' on {len(verdicts)} pipelines: "
+                      f"geometric mean {_fmt_ratio(gmean)}, significantly slower on "
+                      f"{', '.join(slower) or 'none'} (accepted at most "
+                      f"{BEAM_CHECK_RATIO:g}x and slower on none)")
+        first = next(iter(verdicts.values()), None)
+        return BeamCheck(passed=passed, reason=reason,
+                         verdict=VerdictRecord.from_json(first.as_json())
+                         if first is not None and len(verdicts) == 1 else None,
+                         pipelines={name: VerdictRecord.from_json(v.as_json())
+                                    for name, v in verdicts.items()}
+                         if len(verdicts) > 1 else None)
 
     def _binary(self, spec: CandidateSpec, pool: DevicePool, keep_as: str | None = None):
         """Build `spec`; the ObjectRef of its binary, or None when it does not build."""
@@ -335,15 +524,16 @@ class _Tuning:
             self.artifacts[keep_as] = (binary, library)
         return binary
 
-    def _keep_binaries(self, rows: list[dict], outcomes) -> None:
-        self._beam_sample = rows[0]["sample_id"]  # beam search of the newest weights used
-        self._fastest = sorted(self._fastest + [(r["runtime_ms"], r["sample_id"]) for r in rows
-                                                if r["status"] == OK])[:TOP_SAMPLES]
+    def _keep_binaries(self, t: _Track, rows: list[dict], outcomes) -> None:
+        t.beam_sample = rows[0]["sample_id"]  # beam search of the newest weights used
+        t.fastest = sorted(t.fastest + [(r["runtime_ms"], r["sample_id"]) for r in rows
+                                        if r["status"] == OK])[:TOP_SAMPLES]
         refs = {**self.artifacts, **{r["sample_id"]: o.artifact
                                     for r, o in zip(rows, outcomes, strict=True) if o.artifact}}
-        start_beam = sample_id(self.manifest.run_id, 1, 0)  # the start weights' beam search
-        wanted = {self._beam_sample, start_beam, *(sid for _, sid in self._fastest)}
-        self.artifacts = {sid: refs[sid] for sid in wanted if sid in refs}
+        wanted = {sid for track in self.tracks for sid in (
+            track.beam_sample, self._start_sample(track) or f"start-beam-{track.name}",
+            *(sid for _, sid in track.fastest))}
+        self.artifacts = {sid: refs[sid] for sid in wanted if sid is not None and sid in refs}
 
     # results
     def _elapsed(self) -> float:
@@ -351,7 +541,9 @@ class _Tuning:
 
     def _final_inputs(self) -> FinalInputs:
         return FinalInputs(self.run_dir, self.s, self.manifest.run_id, self.committed,
-                           TOP_SAMPLES, dict(self.artifacts), self._beam_sample)
+                           TOP_SAMPLES, tuple(FinalPipeline(t.bench, t.scope, t.beam_sample,
+                                                            self._start_sample(t))
+                                              for t in self.tracks), dict(self.artifacts))
 
     def _summary(self, stopped: str) -> TuneSummary:
         return summary(self._final_inputs(), stopped, self._elapsed())
@@ -381,11 +573,19 @@ def _round_line(round_no: int, rounds: int, rec: RoundRecord, distinct: int) -> 
     trained = (f"held-out rank {held:.2f}; " if held is not None else "") + (
         f"beam check {'passed' if check.passed else 'failed'}; " if check else "") + (
         f"{acc.accepted} provisional" if acc.accepted != "current" else "weights kept")
-    return (f"round {round_no}/{rounds}: {st.get(OK, 0)} ok, {failed} failed, "
+    line = (f"round {round_no}/{rounds}: {st.get(OK, 0)} ok, {failed} failed, "
             f"{st.get(DUPLICATE, 0)} duplicate, {rec.distinct_ok} distinct "
-            f"({distinct} in the run); beam {format_ms(rec.beam_ms)}, best "
-            f"{format_ms(rec.best_ms)} (run {format_ms(rec.best_so_far_ms)}); {trained}; "
-            f"{rec.wall_s:.1f} s")
+            f"({distinct} in the run); ")
+    if not rec.pipelines:
+        return (line + f"beam {format_ms(rec.beam_ms)}, best {format_ms(rec.best_ms)} (run "
+                f"{format_ms(rec.best_so_far_ms)}); {trained}; {rec.wall_s:.1f} s")
+    beams = ", ".join(f"{name} {format_ms(p.get('beam_ms'))}/{format_ms(p.get('best_ms'))}"
+                      for name, p in rec.pipelines.items())
+    return line + f"{trained}; {rec.wall_s:.1f} s\n  beam/best: {beams}"
+
+
+def _fmt_ratio(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio:.2f}x"
 
 
 def _device_record(d: DeviceInfo) -> dict:

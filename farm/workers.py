@@ -74,7 +74,7 @@ def build_candidate(builder: Builder, plan, index: int, attempts: int, seen
         if not result.ok:
             return Built(index, attempts, result, precheck_s), b"", None
         assert result.schedule is not None  # an ok BuildResult carries its schedule
-        key = featurization.schedule_key(result.schedule.featurization)
+        key = plan.claim_key(index, featurization.schedule_key(result.schedule.featurization))
         twin = _claim(seen, key, owner)
         if twin is None:
             break
@@ -88,7 +88,7 @@ def build_candidate(builder: Builder, plan, index: int, attempts: int, seen
     assert result.schedule is not None  # an ok BuildResult carries its schedule
     if not result.schedule.featurization:  # a manual schedule: nothing to claim
         return Built(index, attempts, result, precheck_s), binary, library
-    built_key = featurization.schedule_key(result.schedule.featurization)
+    built_key = plan.claim_key(index, featurization.schedule_key(result.schedule.featurization))
     if built_key != key:
         twin = _claim(seen, built_key, owner)
         if twin is not None:

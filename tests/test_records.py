@@ -253,10 +253,10 @@ def test_sample_column_sets_are_declared_once_beside_the_schema():
 def test_the_end_of_a_run_takes_values(tmp_path, spec_for):
     shutil.copytree(V1_RUN, tmp_path / "run")
     spec = spec_for("dilate3x3")
-    settings = SimpleNamespace(benchmark=spec.benchmark, target=spec.target,
-                               start_weights=spec.weights, parallelism=32)
+    settings = SimpleNamespace(target=spec.target, start_weights=spec.weights, parallelism=32)
     inputs = finalize.FinalInputs(RunDir(tmp_path / "run"), settings, "6adb38e1", 1,
-                                  fastest=tuner.TOP_SAMPLES)
+                                  fastest=tuner.TOP_SAMPLES,
+                                  pipelines=(finalize.FinalPipeline(spec.benchmark),))
     s = finalize.summary(inputs, stopped="", elapsed_s=12.0)
     assert (s.rounds, s.rows, s.ok, s.distinct, s.elapsed_s) == (1, 8, 8, 8, 12.0)
     assert s.best_ms is None and s.best_schedule is None and s.best_weights_reason == ""

@@ -42,7 +42,9 @@ def farm_of(baseline):
         trainer = trainer or ScriptedTrainer()
         pool = DevicePool.create(infos, builder or SyntheticBuilder(0.01), compile_slots=4,
                                  opener=opener)
-        s = TuneSettings(catalog.resolve(bench), targets.resolve(None), baseline,
+        benches = (bench,) if isinstance(bench, str) else tuple(bench)
+        s = TuneSettings(tuple(catalog.resolve(b) for b in benches), targets.resolve(None),
+                         baseline,
                          rounds=rounds, batch_size=batch, timing=TimingConfig(), retimes=3,
                          **settings)
         try:
@@ -139,7 +141,7 @@ def test_a_run_trains_one_device_class_and_is_not_continued_on_another(baseline,
 
     a = synthetic_infos(1, node="a", seconds=0.01)
     b = [replace(d, class_model="other cpu") for d in synthetic_infos(1, node="b", seconds=0.01)]
-    s = TuneSettings(catalog.resolve("median3x3"), targets.resolve(None), baseline,
+    s = TuneSettings((catalog.resolve("median3x3"),), targets.resolve(None), baseline,
                      rounds=1, batch_size=4, timing=TimingConfig(), retimes=2)
 
     def tune(infos, rounds=1):
@@ -161,3 +163,99 @@ def test_a_run_trains_one_device_class_and_is_not_continued_on_another(baseline,
         tune(b, rounds=2)
     assert other.value.exit_code == 2
     assert RunDir(tmp_path / "run").samples.committed_rounds() == [1]  # nothing was timed
+
+
+def test_a_campaign_tunes_several_pipelines_into_one_model(farm_of, tmp_path):
+    """Two pipelines, a batch each per round, one model: rows name their pipeline, no
+    schedule gets two ok rows within a pipeline, acceptance holds out a pipeline in turn,
+    and each pipeline has its own best/NAME/ and stable pipeline id."""
+    run = tmp_path / "run"
+    s, trainer = farm_of(run, rounds=2, batch=6, bench=("median3x3", "conv3x3a16"))
+    rows = _rows(run)
+    assert sorted({r["benchmark"] for r in rows}) == ["conv3x3a16", "median3x3"]
+    for name in ("median3x3", "conv3x3a16"):
+        mine = [r for r in rows if r["benchmark"] == name]
+        assert sorted((r["round"], r["index"]) for r in mine) == \
+            [(n, i) for n in (1, 2) for i in range(6)]
+        ok = [r["schedule_key"] for r in mine if r["status"] == "ok"]
+        assert len(ok) == len(set(ok))
+        assert all(r["sample_id"].endswith(f"-r{r['round']:06d}-c{r['index']:04d}")
+                   and f"-{name}-" in r["sample_id"] for r in mine)
+        assert (run / "best" / name / "runtime.json").is_file()
+        assert RunDir(run).read_retiming(name).benchmark == name
+    assert len({r["sample_id"] for r in rows}) == len(rows)
+    m = RunDir(run).read_manifest()
+    assert m.campaign and m.generator == "campaign"
+    ids = {p.name: p.pipeline_id for p in m.pipelines}
+    assert ids["median3x3"] != ids["conv3x3a16"]
+    assert {r["pipeline_id"] for r in rows if r["benchmark"] == "median3x3"} == \
+        {ids["median3x3"]}
+    # one held-out pipeline per round, in turn; rounds are not the unit
+    assert trainer.decided == ["conv3x3a16", "median3x3"]
+    assert [p.name for p in s.pipelines] == ["median3x3", "conv3x3a16"]
+    assert all(p.best_ms is not None for p in s.pipelines)
+    assert RunDir(run).read_round(2).pipelines.keys() == {"median3x3", "conv3x3a16"}
+    # the report: the campaign with a line per pipeline, and each pipeline on its own
+    from farm.errors import BadInput
+    from farm.report import build_report
+
+    whole = build_report(run)
+    assert "campaign of median3x3, conv3x3a16" in whole.text
+    assert sum(line.startswith(("median3x3 ", "conv3x3a16 "))
+               for line in whole.text.splitlines()) == 2
+    one = build_report(run, "conv3x3a16")
+    assert {r["benchmark"] for r in one.rows} == {"conv3x3a16"} and len(one.rows) == 12
+    assert one.best.benchmark == "conv3x3a16"
+    assert [r["beam_ms"] for r in one.rounds] == [
+        RunDir(run).read_round(n).pipelines["conv3x3a16"]["beam_ms"] for n in (1, 2)]
+    with pytest.raises(BadInput, match="not a pipeline of this campaign"):
+        build_report(run, "blur")
+
+
+def test_a_campaign_takes_in_a_pipeline_and_leaves_one_out(farm_of, tmp_path):
+    run = tmp_path / "run"
+    farm_of(run, rounds=1, batch=4, bench=("median3x3", "conv3x3a16"))
+    farm_of(run, rounds=2, batch=4, bench=("median3x3", "conv3x3a32"))
+    rows = _rows(run)
+    by_round = {n: sorted({r["benchmark"] for r in rows if r["round"] == n}) for n in (1, 2)}
+    assert by_round == {1: ["conv3x3a16", "median3x3"], 2: ["conv3x3a32", "median3x3"]}
+    m = RunDir(run).read_manifest()
+    assert {p.name: p.first_round for p in m.pipelines} == \
+        {"median3x3": 1, "conv3x3a16": 1, "conv3x3a32": 2}
+    # the same names with a changed generator is refused: its rows would mix two pipelines
+    from farm.errors import RunDirError
+
+    m.pipelines[0].sha256 = "0" * 64
+    RunDir(run).write_manifest(m)
+    with pytest.raises(RunDirError, match="changed since"):
+        farm_of(run, rounds=3, batch=4, bench=("median3x3",))
+
+
+def test_two_device_classes_train_two_models_on_their_own_rows(baseline, tmp_path):
+    """Devices of two classes: one run per class under classes/CLASS/, each timed only on
+    its own devices, and no row of one class reaches the other's training."""
+    a = synthetic_infos(2, node="a", seconds=0.01)
+    b = [replace(d, class_model="other cpu") for d in synthetic_infos(2, node="b",
+                                                                      seconds=0.01)]
+    trainer = ScriptedTrainer(provisional_after=(1,))
+    s = TuneSettings((catalog.resolve("median3x3"), catalog.resolve("conv3x3a16")),
+                     targets.resolve(None), baseline, rounds=2, batch_size=4,
+                     timing=TimingConfig(), retimes=2)
+    autotune(tmp_path / "run", s, cluster=FakeCluster(a + b), builder=SyntheticBuilder(0.01),
+             trainer=trainer, opener=open_synthetic)
+    dirs = sorted((tmp_path / "run" / "classes").iterdir())
+    assert [d.name for d in dirs] == sorted({str(a[0].device_class), str(b[0].device_class)})
+    samples = {}
+    for d in dirs:
+        m = RunDir(d).read_manifest()
+        assert m.device_class == d.name
+        rows = _rows(d)
+        devices = a if m.device_class == str(a[0].device_class) else b
+        assert {r["device_id"] for r in rows if r["device_id"]} <= {x.id for x in devices}
+        assert len(rows) == 2 * 2 * 4
+        samples[d.name] = {r["sample_id"] for r in rows}
+        assert (d / "weights" / "best.weights").is_file()
+    # every table handed to the trainer (acceptance and final models) is one class's
+    assert trainer.tables and all(
+        sum(bool(t & mine) for mine in samples.values()) == 1 for t in trainer.tables)
+    assert not (tmp_path / "run" / "manifest.json").exists()

@@ -16,12 +16,20 @@ at the end the finalists (the fastest samples, beam search with the start, accep
 final weights, the manual schedule) are re-timed, interleaved, with 95% intervals; it
 prints the best schedule (RUN_DIR/best/) and the `farm run` command that uses the handed-over
 weights (RUN_DIR/weights/best.weights: tuned weights only where their beam search is
-significantly faster than the start weights', else the start weights)."""
+significantly faster than the start weights', else the start weights).
+
+campaigns: several BENCHes (or `all`, the built-ins) tune ONE model on every pipeline's
+samples, a batch each per round, into one RUN_DIR; best/NAME/ per pipeline. Name more
+BENCHes when resuming to add pipelines, fewer to leave some out this time. Devices of
+several classes (`farm devices`, CLASS) tune one model per class, each on its own devices,
+into RUN_DIR/classes/CLASS/. Overnight on a farm: `farm autotune all --budget 10h --rounds
+1000 --out RUN_DIR --address auto`; rerun it to go on."""
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
-        "autotune", help="autotune the cost model for one benchmark on your devices",
+        "autotune", help="autotune the cost model for one benchmark, or a campaign of "
+        "several, on your devices",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Autotune Adams2019's cost model for BENCH: each round compiles "
         "--batch-size candidate schedules (candidate 0 is beam search with the accepted "
@@ -30,14 +38,14 @@ def add_parser(sub) -> None:
         "a few candidate models on the earlier rounds and keeps one only if it ranks the new "
         "round's schedules better than the current weights beyond the noise.",
         epilog=EPILOG)
-    p.add_argument("benchmark", metavar="BENCH", help="a built-in benchmark or "
-                   "path/to/file.py:generator_name")
+    p.add_argument("benchmarks", metavar="BENCH", nargs="+", help="a built-in benchmark or "
+                   "path/to/file.py:generator_name; several (or `all`) make a campaign")
     options.add_out(p, "RUN_DIR", required=True, help="the run directory (created, or "
                     "resumed when it exists)")
     p.add_argument("--rounds", type=options.positive_int, default=1, metavar="R",
                    help="total rounds RUN_DIR should hold (default 1)")
     p.add_argument("--batch-size", type=options.positive_int, default=32, metavar="N",
-                   help="candidates per round (default 32, as Halide's loop)")
+                   help="candidates per round and pipeline (default 32, as Halide's loop)")
     p.add_argument("--budget", type=options.duration, metavar="DURATION", help="stop after "
                    "the round in progress once this much time is spent, e.g. 45m, 2h, 1h30m")
     options.add_common(p)
@@ -59,18 +67,25 @@ def add_parser(sub) -> None:
 def main(args) -> int:
     from farm import build, catalog, targets, weights
     from farm.candidate import CandidateSpec
+    from farm.errors import BadInput
     from farm.timing import TimingConfig
     from farm.tuner import TuneSettings, autotune
 
+    refs = args.benchmarks
+    if "all" in refs:
+        if refs != ["all"]:
+            raise BadInput("`all` names every built-in benchmark: give it alone")
+        refs = [b.name for b in catalog.builtin_benchmarks()]
     settings = TuneSettings(
-        benchmark=catalog.resolve(args.benchmark), target=targets.resolve(args.target or "host"),
+        benchmarks=tuple(catalog.resolve(r) for r in refs),
+        target=targets.resolve(args.target or "host"),
         start_weights=weights.resolve(args.weights), rounds=args.rounds,
         batch_size=args.batch_size, budget_s=args.budget, parallelism=args.parallelism,
         device_ids=tuple(args.devices or ()), compile_timeout_s=args.compile_timeout,
         timing=TimingConfig(timeout_s=args.run_timeout), isolation=args.isolation,
         train_steps=args.train_steps)
-    build.check_pipeline(CandidateSpec(settings.benchmark, settings.target,
-                                         settings.start_weights))
+    for bench in settings.benchmarks:
+        build.check_pipeline(CandidateSpec(bench, settings.target, settings.start_weights))
     s = autotune(args.out, settings, address=args.address)
     print(f"\n{s.run_dir}: {s.rounds} rounds, {s.rows} samples ({s.ok} ok), {s.distinct} "
           f"distinct schedules measured, {s.elapsed_s:.0f} s")
@@ -78,6 +93,9 @@ def main(args) -> int:
         print(f"stopped early: {s.stopped}; rerun the same command to go on")
     if s.best_ms is not None:
         print(f"best schedule: {s.best_ms:.3f} ms (median of re-timings), {s.best_schedule}")
+    for p in s.pipelines:
+        print(f"best {p.name}: " + (f"{p.best_ms:.3f} ms (median of re-timings), "
+                                    f"{p.best_schedule}" if p.best_ms is not None else "-"))
     print(f"final weights: {s.latest_weights}")
     print(f"best weights:  {s.best_weights}" + (f"\n               ({s.best_weights_reason})"
                                                 if s.best_weights_reason else ""))
