@@ -44,7 +44,7 @@ from farm.devices.session import DeviceSession, check_usable, find
 from farm.errors import BadInput, MissingPrerequisite, RunDirError
 from farm.featurization import schedule_key
 from farm.output import columns, pyplot, save_figure
-from farm.rundir import RunDir
+from farm.rundir import RunDir, class_dirs
 from farm.runrecords import Manifest
 from farm.store import TRAIN_COLUMNS
 from farm.targets import TargetInfo
@@ -243,8 +243,11 @@ def prepare(run_dir: str | Path, together: Sequence[str] | None = None,
                           "run directory")
     manifest = run.read_manifest()
     if manifest is None:
+        found = class_dirs(run.path)  # a run of several device classes: one model each
         raise RunDirError(f"{run.path} is not a run directory (no manifest.json); give a "
-                          "`farm autotune` campaign's run directory")
+                          "`farm autotune` campaign's run directory" + (
+                              f", here one class's: {', '.join(str(d) for d in found)}"
+                              if found else ""))
     pipelines = run_pipelines(manifest)
     names = [p.name for p in pipelines]
     if len(pipelines) < 2:

@@ -432,8 +432,10 @@ def _update_best_weights(run: RunDir, beams: list[Finalist]) -> BestWeightsRecor
                       f"(geometric mean {score(chosen):.2f}x)")
     else:
         winner = start
+        several = len({f.pipeline for f in beams}) > 1
         reason = ("no tuned weights' beam search was significantly faster than the start "
-                  "weights' (and slower on no pipeline); the start weights are handed over")
+                  "weights'" + (" on some pipeline and slower on none" if several else "")
+                  + "; the start weights are handed over")
     assert winner.spec.weights is not None  # a beam search's spec has weights
     record = BestWeightsRecord(
         weights=winner.weights_file, weights_sha256=winner.spec.weights.sha256, reason=reason,

@@ -34,6 +34,7 @@ class Progress:
         self.stream = stream or sys.stdout
         self.live = self.stream.isatty() if live is None else live
         self.label = label  # prefixes every line: several device classes tune at once
+        self.pipelines = 1  # a campaign's: a best runtime across pipelines means nothing
         self._bar: rich.progress.Progress | None = None
         self._last_plain = 0.0
         self.best_ms: float | None = None  # best of the run so far
@@ -80,7 +81,8 @@ class Progress:
         if best is None:
             best = self.best_ms
         parts = [f"compiled {k.compiled}", f"timed {k.timed}", f"failed {k.failed}",
-                 f"duplicate {k.duplicate}", f"best {format_ms(best)}",
+                 f"duplicate {k.duplicate}",
+                 *([f"best {format_ms(best)}"] if self.pipelines == 1 else []),
                  f"elapsed {format_duration(time.monotonic() - self.started)}"]
         if self.round_s is not None:
             left = (self.rounds - self.round_no + 1) * self.round_s - \

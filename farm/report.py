@@ -97,7 +97,8 @@ def build_report(run_dir: str | Path, pipeline: str | None = None) -> Report:
         rounds.append({
             "round": r, "candidates": len(mine), "ok": len(ok), "failures": failures,
             "duplicates": sum(row["status"] == DUPLICATE for row in mine),
-            "distinct": len({row["schedule_key"] for row in mine if row["status"] == OK}),
+            "distinct": len({(row["benchmark"], row["schedule_key"]) for row in mine
+                             if row["status"] == OK}),
             "best_ms": min(ok, default=None),
             "median_ms": statistics.median(ok) if ok else None,
             "beam_ms": ((record.pipelines or {}).get(pipeline, {}).get("beam_ms") if pipeline
@@ -168,7 +169,8 @@ def _text(rep: Report) -> str:
     lines += columns(table, right=True).splitlines()
     ok = [row for row in rows if row["status"] == OK]
     lines += ["", f"{len(rows)} candidates, {len(ok)} measured, "
-              f"{len({row['schedule_key'] for row in ok})} distinct schedules",
+              f"{len({(row['benchmark'], row['schedule_key']) for row in ok})} distinct "
+              "schedules",
               HELD_OUT_LABEL, "best cand.: the same for the best candidate weights trained on "
               "the earlier rounds; provisional: the candidate that beat the current weights "
               "beyond the noise, whose beam search the next round checks; beam check: that "

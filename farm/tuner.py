@@ -96,8 +96,8 @@ def autotune(run_dir: str | os.PathLike, settings: TuneSettings, address: str | 
     one per device class over the settings' devices, compiling with `builder`) and
     `trainer` (farm.trainer; default Halide's trainer); `opener` opens the pools' devices
     (default: by their kind; farm.testing.open_synthetic for synthetic ones). With devices
-    of several classes the run directory holds one run per class (classes/CLASS/); the
-    summary is the first class's, and each class's is printed as it ends."""
+    of several classes the run directory holds one run per class (classes/CLASS/); each
+    class's result is printed, and the first class's summary returned."""
     progress = progress or Progress()
     cluster = cluster or Cluster(address)
     builder = builder or HalideBuilder()
@@ -133,16 +133,24 @@ def autotune(run_dir: str | os.PathLike, settings: TuneSettings, address: str | 
             pools = {name: DevicePool.on_cluster(members, settings.target, builder, cluster,
                                                  **options)
                      for name, members in sorted(by_class.items())}
+            threads = ThreadPoolExecutor(len(pools), thread_name_prefix="farm-class")
             try:
-                with ThreadPoolExecutor(len(pools)) as threads:
-                    jobs = {name: threads.submit(_tune_class, class_dir(root, name), settings,
-                                                 Progress(progress.stream, live=False,
-                                                          label=name), trainer, cluster, p)
-                            for name, p in pools.items()}
-                    results = {name: job.result() for name, job in jobs.items()}
+                jobs = {name: threads.submit(_tune_class, class_dir(root, name), settings,
+                                             Progress(progress.stream, live=False, label=name),
+                                             trainer, cluster, p)
+                        for name, p in pools.items()}
+                results = {name: job.result() for name, job in jobs.items()}
             finally:
+                # on Ctrl-C the other classes' rounds end when Ray shuts down (with the
+                # cluster): committed rounds are kept, as for one class
+                threads.shutdown(wait=False, cancel_futures=True)
                 for p in pools.values():
                     p.shutdown()
+            for name, r in results.items():
+                progress.message(f"[{name}] {r.rounds} rounds, {r.rows} samples ({r.ok} ok) in "
+                                 f"{r.run_dir}; best weights {r.best_weights}"
+                                 + (f" ({r.best_weights_reason})" if r.best_weights_reason
+                                    else ""))
             return results[sorted(results)[0]]
     except KeyboardInterrupt:
         raise Interrupted(
@@ -332,6 +340,7 @@ class _Tuning:
             t.best_ms = min((r["runtime_ms"] for r in rows if r["status"] == OK
                              and (not t.scope or r["benchmark"] == t.scope)), default=None)
         self.progress.best_ms = self.tracks[0].best_ms if len(self.tracks) == 1 else None
+        self.progress.pipelines = len(self.tracks)
         self.round_s: list[float] = []
         # Artifacts (binary, library) kept in Ray's object store for the final re-timing, by
         # sample id: per pipeline, the fastest few and the beam search of the best weights.
@@ -561,7 +570,9 @@ def _round_figures(rows: list[dict], outcomes) -> dict:
             "precheck_s": round(sum(o.precheck_s for o in outcomes), 3),
             "codegen_s": total("codegen_s"), "link_s": total("link_s"),
             "timing_s": total("run_s"),
-            "distinct_ok": len({r["schedule_key"] for r in rows if r["status"] == OK})}
+            # a schedule is distinct within its pipeline: twins can share schedule features
+            "distinct_ok": len({(r["benchmark"], r["schedule_key"]) for r in rows
+                                if r["status"] == OK})}
 
 
 def _round_line(round_no: int, rounds: int, rec: RoundRecord, distinct: int) -> str:

@@ -162,3 +162,41 @@ def test_sample_files_are_parquet_with_the_design_columns(tmp_path):
                    "created_at"):
         assert column in SCHEMA.names
     assert pq  # imported for readers of this test: the dataset is plain Parquet
+
+
+@pytest.mark.slow
+def test_a_campaign_of_two_pipelines_end_to_end(tmp_path):
+    """Real Halide, real Ray: two built-ins, one model, best/NAME/ for each, a report with a
+    line per pipeline."""
+    run = tmp_path / "run"
+    out = farm("autotune", "median3x3", "sobel", "--rounds", "1", "--batch-size", "6",
+               "--out", run, check=0).stdout
+    rows = _rows(run)
+    assert sorted((r["benchmark"], r["index"]) for r in rows) == \
+        [(b, i) for b in ("median3x3", "sobel") for i in range(6)]
+    ids = {b: {r["pipeline_id"] for r in rows if r["benchmark"] == b and r["pipeline_id"]}
+           for b in ("median3x3", "sobel")}
+    assert len(ids["median3x3"]) == len(ids["sobel"]) == 1 and ids["median3x3"] != ids["sobel"]
+    for name in ("median3x3", "sobel"):
+        best = RunDir(run).read_retiming(name)
+        assert best is not None and best.benchmark == name
+        assert (run / "best" / name / f"{name}.schedule.h").is_file()
+        assert f"best {name}: " in out
+    assert (run / "weights" / "best.weights").is_file()
+    report = farm("report", run, check=0).stdout
+    assert "campaign of median3x3, sobel" in report and "per pipeline" in report
+    assert (run / "report" / "sobel" / "best_so_far.png").is_file()
+
+
+def test_a_campaign_is_not_mixed_into_a_run_of_one_benchmark(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "manifest.json").write_text(json.dumps({
+        "run_id": "abcd1234", "benchmark": "median3x3", "generator": "median3x3",
+        "benchmark_sha256": catalog.resolve("median3x3").sha256, "target": "t",
+        "schedule_target": "t", "batch_size": 8, "parallelism": 32,
+        "start_weights_sha256": "w", "created_at": "then"}))
+    assert_user_error(farm("autotune", "median3x3", "sobel", "--out", run, "--batch-size",
+                           "8"), str(run), "generator median3x3, not campaign")
+    assert_user_error(farm("autotune", "all", "sobel", "--out", tmp_path / "other"),
+                      "`all`", "alone")

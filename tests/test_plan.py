@@ -92,3 +92,28 @@ def test_a_released_schedule_can_be_claimed_again():
     seen.compact()
     seen.release(K1, 6)  # from the compacted arrays too
     assert len(seen) == 0 and seen.claim(K1, 7) is None
+
+
+def test_a_campaign_plan_interleaves_pipelines_and_claims_in_each_ones_scope(spec_for):
+    from dataclasses import replace
+
+    from farm import catalog
+    from farm.plan import CampaignPlan, scoped_key
+
+    base = spec_for("median3x3")
+    parts = [RoundPlan("run", 2, replace(base, benchmark=catalog.resolve(name)), 4,
+                       scope=name) for name in ("median3x3", "sobel")]
+    plan = CampaignPlan(parts)
+    specs = plan.specs()
+    assert [s.benchmark.name for s in specs] == ["median3x3", "sobel"] * 4
+    assert [plan.group(i) for i in range(8)] == [0, 1] * 4
+    assert [plan.is_beam(i) for i in range(8)] == [True, True] + [False] * 6
+    # candidate 5 is sobel's candidate 2: its seed, schedule id and redraw are its plan's
+    assert plan.locate(5) == (parts[1], 2)
+    assert specs[5] == parts[1].spec(2) and plan.owner(5) == schedule_id(2, 2, 4)
+    assert plan.redraw(5, 1) == parts[1].redraw(2, 1)
+    # equal schedule features in two pipelines are two schedules, and neither is the plain key
+    key = "ab" * 32
+    assert plan.claim_key(0, key) != plan.claim_key(1, key)
+    assert plan.claim_key(1, key) == scoped_key("sobel", key) != key
+    assert RoundPlan("run", 1, base, 4).claim_key(0, key) == key  # a run of one pipeline
