@@ -14,8 +14,14 @@ significantly faster than the start weights' and fastest among such; when none
 is, the start weights themselves: tuning never hands over a slower model.
 Artifacts kept from the rounds are not rebuilt.
 
+A campaign's end trains the final models once, on every pipeline, then re-times each
+pipeline's finalists into its own best/NAME/; its best.weights are the weights whose beam
+search is significantly faster than the start weights' on some pipeline and slower on none
+(the lowest geometric mean of the ratios among such).
+
 The tuner hands over values (FinalInputs) and gets one back (FinalResult): the
-re-timing record (best/runtime.json) and the best-weights record (weights/best.json).
+re-timing records (best/runtime.json, per pipeline) and the best-weights record
+(weights/best.json).
 """
 
 from __future__ import annotations
