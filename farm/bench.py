@@ -111,7 +111,7 @@ def run_bench(names: list[str], device_ids: list[str] | None, weights_file: str 
             target = resolve(run.target if run else default_target(infos[0]))
             pool = session.pool(infos, target)
             for bench in benches:
-                progress(f"{bench.name} on {', '.join(i.id for i in infos)} ...")
+                progress(f"{bench.label} on {', '.join(i.id for i in infos)} ...")
                 rows += _bench_one(bench, target, parallelism, tuned, run, pool, repeats)
     return rows
 
@@ -133,7 +133,7 @@ def _bench_one(bench, target, parallelism, tuned, run, pool, repeats) -> list[di
             t = times.get(label, [])
             ok = [x for x in t if x is not None]
             v = verdict.compare(t, base) if base and label != BASELINE else None
-            rows.append({"benchmark": bench.name, "device_id": handle.info.id,
+            rows.append({"benchmark": bench.label, "device_id": handle.info.id,
                          "device_kind": handle.info.kind, "target": target.compile,
                          "variant": label, "median_ms": verdict.median(t),
                          "min_ms": min(ok) if ok else None, "retimes_ms": ok,

@@ -39,7 +39,9 @@ class Instance:
             context = hl.GeneratorContext(hl.Target(spec.target.schedule),
                                           hl.AutoschedulerParams("Adams2019", {}))
         with context:
-            self.generator = cls(dict(spec.generator_params))
+            params = catalog.param_values(spec.benchmark.label, cls, spec.benchmark.params,
+                                          spec.benchmark.builtin)
+            self.generator = cls({**params, **dict(spec.generator_params)})
             self.pipeline = self.generator._build_pipeline()
         arginfos = self.generator._get_arginfos()
         self.arguments = [self.generator._get_input_parameter(a.name)._to_argument()

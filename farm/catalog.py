@@ -46,7 +46,7 @@ import sys
 import tempfile
 import threading
 import types
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 from farm.errors import BenchmarkError
@@ -73,15 +73,25 @@ class Benchmark:
     description: str = ""
     # the rest of its folder, (path relative to the folder, bytes) (see the module docstring)
     files: Files = field(default=(), repr=False)
+    # generator parameters set on the command line (BENCH:name=value,...), sorted by name
+    params: tuple[tuple[str, str], ...] = ()
 
     @property
     def sha256(self) -> str:
+        """Of the generator's source (and carried files): its parameters are in `label`."""
         return _digest(self.source, self.files)
+
+    @property
+    def label(self) -> str:
+        """The pipeline's name: the generator's, with its parameters when it has any. Two
+        parameter sets of one generator are two pipelines (upstream: generator_args_sets)."""
+        return self.name + (f":{format_params(self.params)}" if self.params else "")
 
     @property
     def ref(self) -> str:
         """How to name it on the command line."""
-        return self.name if self.builtin else f"{self.path}:{self.name}"
+        base = self.name if self.builtin else f"{self.path}:{self.name}"
+        return base + (f":{format_params(self.params)}" if self.params else "")
 
 
 def builtin_dir() -> Path:
@@ -103,7 +113,19 @@ def builtin_benchmarks() -> tuple[Benchmark, ...]:
 
 
 def resolve(ref: str) -> Benchmark:
-    """A built-in benchmark name, or `path/to/file.py:generator_name`."""
+    """A built-in benchmark name, or `path/to/file.py:generator_name`, either followed by
+    `:param=value,...` to set generator parameters."""
+    ref, params = split_params(ref)
+    bench = _resolve(ref)
+    if not params:
+        return bench
+    values = param_values(bench.label, generator_class(bench), params, bench.builtin)
+    # canonical text, so that radius=02 and radius=2 are one pipeline
+    canonical = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in values.items()}
+    return replace(bench, params=tuple(sorted(canonical.items())))
+
+
+def _resolve(ref: str) -> Benchmark:
     if ":" in ref:
         file, _, name = ref.rpartition(":")
         return _user_benchmark(Path(file), name, ref)
@@ -114,6 +136,71 @@ def resolve(ref: str) -> Benchmark:
     raise BenchmarkError(
         f"unknown benchmark {ref!r}; built-in ones are: {known} "
         "(or give your own generator as path/to/file.py:generator_name)")
+
+
+def split_params(ref: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """`BENCH:a=1,b=2` -> (BENCH, (("a", "1"), ("b", "2"))); no `=` after the last colon:
+    no parameters."""
+    head, colon, tail = ref.rpartition(":")
+    if not colon or "=" not in tail:
+        return ref, ()
+    params = []
+    for item in tail.split(","):
+        name, eq, value = item.partition("=")
+        if not eq or not name.strip():
+            raise BenchmarkError(f"{ref!r}: parameters are written name=value,name=value "
+                                 f"after the benchmark, not {item!r}")
+        params.append((name.strip(), value.strip()))
+    names = [n for n, _ in params]
+    if len(set(names)) != len(names):
+        raise BenchmarkError(f"{ref!r} sets a parameter twice")
+    return head, tuple(params)
+
+
+def format_params(params: tuple[tuple[str, str], ...]) -> str:
+    return ",".join(f"{k}={v}" for k, v in params)
+
+
+def generator_param_defaults(cls: type, builtin: bool = False) -> dict[str, object]:
+    """A generator's GeneratorParams and their defaults (a built-in's `manual`, which picks
+    the farm's manual schedule, is not one a user sets)."""
+    from halide import _generator_helpers as helpers
+
+    found: dict[str, object] = {}
+    for klass in reversed(cls.__mro__):
+        for name, value in vars(klass).items():
+            if isinstance(value, helpers.GeneratorParam):
+                found[name] = value._value
+    if builtin:
+        found.pop("manual", None)
+    return found
+
+
+def param_values(label: str, cls: type, params, builtin: bool = False) -> dict[str, object]:
+    """`params` as the generator's typed values; a one-line BenchmarkError naming the
+    generator's parameters for an unknown name or a bad value."""
+    from halide import _generator_helpers as helpers
+
+    known = generator_param_defaults(cls, builtin)
+    listed = ", ".join(f"{k} (default {v!r})" for k, v in known.items()) or "none"
+    out: dict[str, object] = {}
+    for name, value in params:
+        if name not in known:
+            raise BenchmarkError(f"{label} has no parameter {name!r}; its parameters: {listed}")
+        default = known[name]
+        try:
+            if isinstance(default, bool):  # Halide's parser takes bool("false") for True
+                lowered = str(value).lower()
+                if lowered not in ("true", "false", "1", "0"):
+                    raise ValueError(value)
+                out[name] = lowered in ("true", "1")
+            else:
+                out[name] = helpers.GeneratorParam._parse_value(name, type(default), value)
+        except Exception:
+            raise BenchmarkError(
+                f"{label}: {name}={value!r} is not a valid {type(default).__name__}; its "
+                f"parameters: {listed}") from None
+    return out
 
 
 def _user_benchmark(path: Path, name: str, ref: str) -> Benchmark:

@@ -30,13 +30,17 @@ def schedule_key(featurization: bytes) -> str:
     return hashlib.sha256(stages(featurization)[:, :SCHEDULE_FEATURES].tobytes()).hexdigest()
 
 
-def pipeline_id(featurization: bytes) -> int:
-    """A positive 31-bit id from the pipeline features: stable across runs, never 0.
+def pipeline_id(featurization: bytes, params: str = "") -> int:
+    """A positive 31-bit id from the pipeline features (and the generator's parameters,
+    when it has any): stable across runs, never 0.
 
     Halide's own loop gives every pipeline id 0, which trains one model over
-    several pipelines without saying so (Halide issue 7086).
+    several pipelines without saying so (Halide issue 7086). Two parameter sets of one
+    generator can have equal pipeline features (a parameter that changes only a loop's
+    extent) and different runtimes for one schedule: they are two pipelines.
     """
-    digest = hashlib.sha256(stages(featurization)[:, SCHEDULE_FEATURES:].tobytes()).digest()
+    data = stages(featurization)[:, SCHEDULE_FEATURES:].tobytes()
+    digest = hashlib.sha256(data + (b"\0" + params.encode() if params else b"")).digest()
     return (int.from_bytes(digest[:4], "little") & 0x7FFFFFFF) or 1
 
 

@@ -215,18 +215,18 @@ def finalize(inputs: FinalInputs, pool, trainer, progress: Progress) -> FinalRes
         rows = [r for r in table.to_pylist()
                 if r["status"] == OK and (not pipe.scope or r["benchmark"] == pipe.scope)]
         finalists = _finalists(inputs, pipe, rows, finals)
-        progress.message(f"{pipe.benchmark.name + ': ' if pipe.scope else ''}re-timing "
+        progress.message(f"{pipe.benchmark.label + ': ' if pipe.scope else ''}re-timing "
                          f"{len(finalists)} finalists, interleaved, up to "
                          f"{inputs.settings.retimes} times each")
         _retime(finalists, pool, inputs.settings, inputs.artifacts)
         timed = [f for f in finalists if f.median_ms is not None]
         contenders = [f for f in timed if not f.reference]
         if not contenders:
-            progress.message(f"warning: no finalist of {pipe.benchmark.name} could be "
+            progress.message(f"warning: no finalist of {pipe.benchmark.label} could be "
                              "re-timed; its best/ is unchanged")
             continue
         winner = min(contenders, key=lambda f: f.retimed_ms)
-        retimings[pipe.benchmark.name] = _write_best(run, winner, timed, inputs.settings,
+        retimings[pipe.benchmark.label] = _write_best(run, winner, timed, inputs.settings,
                                                      pipe)
         beams += [f for f in timed if f.is_beam]
     if not retimings:
@@ -365,7 +365,7 @@ def _write_best(run: RunDir, winner: Finalist, timed: list[Finalist],
     assert winner.spec.weights is not None  # the manual schedule is a reference, never a winner
     weights.write(winner.spec.weights, fresh / f"{name}.weights")
     record = RetimingRecord(
-        benchmark=pipe.benchmark.name, runtime_ms=winner.retimed_ms, finalist=winner.label,
+        benchmark=pipe.benchmark.label, runtime_ms=winner.retimed_ms, finalist=winner.label,
         retimes_ms=list(winner.retimes_ms), weights=winner.weights_file or None,
         # exactly the weights that planned it
         weights_file=str(run.best_path(pipe.scope).relative_to(run.path) / f"{name}.weights"),
@@ -462,7 +462,7 @@ def summary(inputs: FinalInputs, stopped: str, elapsed_s: float) -> TuneSummary:
     for pipe in inputs.pipelines:
         best = run.read_retiming(pipe.scope)
         pipelines.append(PipelineSummary(
-            pipe.benchmark.name, best.runtime_ms if best else None,
+            pipe.benchmark.label, best.runtime_ms if best else None,
             run.best_schedule(pipe.benchmark.name, pipe.scope) if best else None))
     handed = run.read_best_weights_record()
     best_weights = run.best_weights if run.best_weights.exists() else run.latest_weights

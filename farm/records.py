@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 
 from farm import featurization
 from farm.candidate import OK, Status
+from farm.catalog import format_params
 from farm.plan import schedule_id
 from farm.runrecords import Manifest, PipelineRecord
 from farm.scheduler import Outcome
@@ -26,7 +27,8 @@ def outcome_row(manifest: Manifest, round_no: int, o: Outcome,
     feats = schedule.featurization if schedule and schedule.featurization else None
     name = pipeline.name if pipeline else manifest.generator
     known = pipeline.pipeline_id if pipeline else manifest.pipeline_id
-    pipeline_id = featurization.pipeline_id(feats) if feats else known
+    params = format_params(o.spec.benchmark.params)
+    pipeline_id = featurization.pipeline_id(feats, params) if feats else known
     runtimes = list(m.runtimes_ms) if m and m.runtimes_ms else None
     runtime_ms = min(runtimes) if runtimes and o.status == OK else None
     row = {

@@ -42,14 +42,14 @@ def run_benchmark(spec: CandidateSpec, pool: DevicePool, timing: TimingConfig,
     scheduler = RoundScheduler(pool, threads=spec.parallelism, timing=timing,
                                compile_timeout_s=compile_timeout_s)
     outcomes = scheduler.run(FixedPlan(specs))
-    auto = _timed(outcomes[0], spec.benchmark.name, "autoscheduled schedule", required=True)
+    auto = _timed(outcomes[0], spec.benchmark.label, "autoscheduled schedule", required=True)
     schedule_file = None
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         schedule_file = out_dir / f"{spec.benchmark.name}.schedule.h"
         assert auto.build.schedule is not None  # an ok build carries its schedule
         schedule_file.write_text(auto.build.schedule.source)
-    manual = _timed(outcomes[1], spec.benchmark.name, "manual schedule", required=False) \
+    manual = _timed(outcomes[1], spec.benchmark.label, "manual schedule", required=False) \
         if with_manual else None
     device = pool.handles[0].info
     return RunResult(device, auto, manual, schedule_file)

@@ -113,14 +113,14 @@ class SyntheticBuilder(Builder):
         return spec.seed % self.distinct + 1 if self.distinct else spec.seed
 
     def autoschedule(self, spec: CandidateSpec) -> BuildResult:
-        feats = fake_featurization(self._seed(spec), pipeline=spec.benchmark.name)
+        feats = fake_featurization(self._seed(spec), pipeline=spec.benchmark.label)
         return BuildResult(OK, schedule=Schedule("", feats, 0.0), host=SYNTHETIC)
 
     def build(self, spec: CandidateSpec):
         time.sleep(self.seconds)
         seed = self._seed(spec)
         schedule = Schedule(f"// synthetic schedule, seed {seed}\n",
-                            fake_featurization(seed, pipeline=spec.benchmark.name), 0.0)
+                            fake_featurization(seed, pipeline=spec.benchmark.label), 0.0)
         return (BuildResult(OK, schedule=schedule, codegen_s=self.seconds, link_s=0.0,
                             host=SYNTHETIC), seed.to_bytes(8, "little"), None)
 

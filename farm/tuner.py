@@ -182,7 +182,8 @@ class _Track:
 
     @property
     def name(self) -> str:
-        return self.bench.name
+        """The pipeline's name: its generator's, with its parameters (Benchmark.label)."""
+        return self.bench.label
 
     def keep_below(self) -> float | None:
         return self.fastest[-1][0] if len(self.fastest) == TOP_SAMPLES else None
@@ -272,7 +273,7 @@ class _Tuning:
         first = s.benchmarks[0]
         return Manifest(run_id=new_run_id(),
                         benchmark="campaign" if campaign else first.ref,
-                        generator="campaign" if campaign else first.name,
+                        generator="campaign" if campaign else first.label,
                         benchmark_sha256="" if campaign else first.sha256,
                         target=s.target.compile, schedule_target=s.target.schedule,
                         batch_size=s.batch_size, parallelism=s.parallelism,
@@ -286,24 +287,24 @@ class _Tuning:
         m, run = self.manifest, self.run_dir
         if not m.pipelines and not m.campaign:  # a run of the first releases
             b = self.s.benchmarks[0]
-            m.pipelines = [PipelineRecord(b.name, b.ref, b.sha256, m.pipeline_id)]
-        names = [b.name for b in self.s.benchmarks]
+            m.pipelines = [PipelineRecord(b.label, b.ref, b.sha256, m.pipeline_id)]
+        names = [b.label for b in self.s.benchmarks]
         if len(set(names)) != len(names):
             raise BadInput(f"a benchmark is named twice: {', '.join(names)}")
         self.tracks = []
         for b in self.s.benchmarks:
-            rec = m.pipeline(b.name)
+            rec = m.pipeline(b.label)
             if rec is None:
                 done = len(run.samples.committed_rounds())
-                rec = PipelineRecord(b.name, b.ref, b.sha256, first_round=done + 1)
+                rec = PipelineRecord(b.label, b.ref, b.sha256, first_round=done + 1)
                 m.pipelines.append(rec)
                 if done:
-                    self.progress.message(f"{b.name} joins the campaign at round {done + 1}")
+                    self.progress.message(f"{b.label} joins the campaign at round {done + 1}")
             elif rec.sha256 != b.sha256:
                 raise RunDirError(f"{b.ref} changed since {run.path} tuned it (its source's "
                                   "sha256 differs): restore it, or tune it under another "
                                   "name or in a new --out")
-            self.tracks.append(_Track(b, rec, b.name if m.campaign else ""))
+            self.tracks.append(_Track(b, rec, b.label if m.campaign else ""))
         left = [p.name for p in m.pipelines if p.name not in names]
         if left:
             self.progress.message(f"left out this time: {', '.join(left)} (name them to "
@@ -316,7 +317,7 @@ class _Tuning:
             weights.write(self.s.start_weights, run.weights_path(0))
         for t in self.tracks:
             if not t.bench.builtin:
-                copy = run.generator_copy_of(t.name) if t.scope else run.generator_copy
+                copy = run.generator_copy_of(t.bench.name) if t.scope else run.generator_copy
                 copy.parent.mkdir(exist_ok=True)
                 atomic.write_text(copy, t.bench.source)
 

@@ -322,3 +322,51 @@ def spec_for_bench(baseline, host):
     from farm.candidate import RANDOM_PROBE, CandidateSpec
 
     return lambda bench: CandidateSpec(bench, host, baseline, seed=1, **RANDOM_PROBE)
+
+
+def test_generator_parameters_are_written_after_the_benchmark():
+    box = f"{PYGEN}/box_generator.py:box"
+    two = catalog.resolve(f"{box}:radius=02")
+    assert two.params == (("radius", "2"),)  # canonical: radius=02 and radius=2 are one
+    assert two.label == "box:radius=2"
+    assert two.ref == f"{PYGEN.resolve()}/box_generator.py:box:radius=2"
+    assert catalog.resolve(two.ref) == two  # the ref names it again
+    assert two.sha256 == catalog.resolve(box).sha256  # the same source; the label differs
+    assert catalog.split_params("median3x3") == ("median3x3", ())
+    assert catalog.split_params("a.py:g:x=1,y=b") == ("a.py:g", (("x", "1"), ("y", "b")))
+
+
+@pytest.mark.parametrize("ref, words", [
+    ("box:size=2", ["box has no parameter 'size'", "radius (default 1)"]),
+    ("box:radius=wide", ["radius='wide' is not a valid int", "radius (default 1)"]),
+    ("box:radius=1,radius=2", ["sets a parameter twice"]),
+    ("box:radius", None),  # no `=`: not parameters, so a generator name that is not there
+])
+def test_a_bad_generator_parameter_is_one_line_naming_the_parameters(ref, words):
+    with pytest.raises(BenchmarkError) as e:
+        catalog.resolve(f"{PYGEN}/box_generator.py:{ref}")
+    assert "\n" not in str(e.value)
+    for w in words or []:
+        assert w in str(e.value)
+    # a built-in's `manual` parameter is the farm's, not one to set
+    with pytest.raises(BenchmarkError, match="median3x3 has no parameter 'manual'"):
+        catalog.resolve("median3x3:manual=1")
+
+
+def test_two_parameter_sets_build_two_pipelines():
+    """The parameter reaches the generator (its schedules differ), and the two sets have two
+    pipeline ids although radius changes only a loop's extent, not the pipeline features."""
+    from farm import build, featurization, targets, weights
+    from farm.candidate import RANDOM_PROBE, CandidateSpec
+
+    feats, ids = {}, {}
+    for radius in (1, 3):
+        bench = catalog.resolve(f"{PYGEN}/box_generator.py:box:radius={radius}")
+        spec = CandidateSpec(bench, targets.resolve(None), weights.baseline(), seed=1,
+                             **RANDOM_PROBE)
+        feats[radius] = build.autoschedule(spec).featurization
+        ids[radius] = featurization.pipeline_id(feats[radius],
+                                                catalog.format_params(bench.params))
+    assert feats[1] != feats[3]
+    assert featurization.pipeline_id(feats[1]) == featurization.pipeline_id(feats[3])
+    assert ids[1] != ids[3]

@@ -259,3 +259,17 @@ def test_two_device_classes_train_two_models_on_their_own_rows(baseline, tmp_pat
     assert trainer.tables and all(
         sum(bool(t & mine) for mine in samples.values()) == 1 for t in trainer.tables)
     assert not (tmp_path / "run" / "manifest.json").exists()
+
+
+def test_two_parameter_sets_of_one_generator_are_two_pipelines_of_a_campaign(farm_of,
+                                                                               tmp_path):
+    box = str(Path(__file__).parent / "data" / "pygen" / "box_generator.py") + ":box"
+    run = tmp_path / "run"
+    farm_of(run, rounds=1, batch=4, bench=(f"{box}:radius=1", f"{box}:radius=2"))
+    rows = _rows(run)
+    assert sorted({r["benchmark"] for r in rows}) == ["box:radius=1", "box:radius=2"]
+    m = RunDir(run).read_manifest()
+    assert [p.name for p in m.pipelines] == ["box:radius=1", "box:radius=2"]
+    assert m.pipelines[1].ref.endswith(":box:radius=2")
+    assert len({p.pipeline_id for p in m.pipelines}) == 2
+    assert (run / "best" / "box:radius=2" / "runtime.json").is_file()

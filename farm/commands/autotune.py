@@ -39,7 +39,8 @@ def add_parser(sub) -> None:
         "round's schedules better than the current weights beyond the noise.",
         epilog=EPILOG)
     p.add_argument("benchmarks", metavar="BENCH", nargs="+", help="a built-in benchmark or "
-                   "path/to/file.py:generator_name; several (or `all`) make a campaign")
+                   "path/to/file.py:generator_name, optionally followed by :param=value,... "
+                   "(generator parameters); several (or `all`) make a campaign")
     options.add_out(p, "RUN_DIR", required=True, help="the run directory (created, or "
                     "resumed when it exists)")
     p.add_argument("--rounds", type=options.positive_int, default=1, metavar="R",

@@ -37,7 +37,7 @@ def main(args) -> int:
         spec = CandidateSpec(bench, target, w, beam_size=args.beam_size,
                              parallelism=args.parallelism)
         build.check_pipeline(spec)
-        print(f"{bench.name}: beam {args.beam_size}, parallelism {args.parallelism}, "
+        print(f"{bench.label}: beam {args.beam_size}, parallelism {args.parallelism}, "
               f"target {target.compile}, weights {w.origin} ({w.sha256[:8]}), on {info.id}",
               flush=True)
         result = run_benchmark(spec, session.pool([info], target), TimingConfig(), out,
