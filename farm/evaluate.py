@@ -169,6 +169,10 @@ def parse_weights_for(items: Sequence[str] | None, pipelines: Sequence[Pipeline]
     out: dict[str, tuple[Weights, str]] = {}
     for item in items or ():
         bench, sep, path = item.partition("=")
+        # a pipeline with generator parameters has `=` in its name (box:radius=2=PATH)
+        cuts = [i for i, c in enumerate(item) if c == "=" and item[:i].strip() in by_ref]
+        if cuts:
+            bench, path = item[:cuts[-1]], item[cuts[-1] + 1:]
         bench, path = bench.strip(), path.strip()
         if not (sep and bench and path):
             raise BadInput(f"--weights-for {item!r}: write BENCH=PATH, e.g. --weights-for "

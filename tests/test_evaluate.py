@@ -441,3 +441,13 @@ def test_evaluate_a_small_campaign_end_to_end(tmp_path):
     for name in ("pooled", "loo-median3x3", "loo-conv3x3a16+conv3x3a32"):
         assert weights.load(evaluated / "weights" / f"{name}.weights")
         assert (evaluated / "weights" / f"{name}.log").exists()
+
+
+def test_weights_for_a_pipeline_with_generator_parameters(tmp_path):
+    """A pipeline's name can hold `=` (box:radius=2): BENCH=PATH splits after it."""
+    own = tmp_path / "own.weights"
+    weights.write(weights.perturbed(weights.baseline(), 1, 0.01), own)
+    pipes = [evaluate.Pipeline("box:radius=1", "box.py:box:radius=1", ""),
+             evaluate.Pipeline("box:radius=2", "box.py:box:radius=2", "")]
+    out = evaluate.parse_weights_for([f"box:radius=2={own}"], pipes)
+    assert set(out) == {"box:radius=2"} and out["box:radius=2"][1] == str(own)
