@@ -346,6 +346,7 @@ class _Tuning:
         # Artifacts (binary, library) kept in Ray's object store for the final re-timing, by
         # sample id: per pipeline, the fastest few and the beam search of the best weights.
         self.artifacts: dict[str, tuple] = {}
+        self._planned_by_start: dict[int, bool] = {}  # by round: planned with start weights?
 
     # one round
     def _round(self, round_no: int, scheduler: RoundScheduler) -> None:
@@ -416,8 +417,7 @@ class _Tuning:
             acceptance=accepted, retrain_s=retrain_s, wall_s=time.monotonic() - started,
             finished_at=now_iso(), pipelines=per_pipeline if self.manifest.campaign else None)
         run.write_round(record)
-        for t, trows, outs in zip(self.tracks, rows_of, mine, strict=True):
-            self._keep_binaries(t, trows, outs)
+        self._keep_binaries(rows_of, mine)
         self.round_s.append(record.wall_s)
         self.progress.round_s = sum(self.round_s) / len(self.round_s)
         distinct = ray.get(self.seen.size.remote())
@@ -471,11 +471,18 @@ class _Tuning:
         """The sample of the pipeline's beam search with the start weights: its first
         round's candidate 0, when that round was planned with the start weights."""
         first = t.record.first_round
-        run = self.run_dir
-        if first > self.committed or weights.load(run.weights_path(first - 1)).sha256 != \
-                self.s.start_weights.sha256:
+        if first > self.committed:
             return None
-        return sample_id(self.manifest.run_id, first, 0, t.scope)
+        if first not in self._planned_by_start:  # a round's weights never change: read once
+            used = weights.load(self.run_dir.weights_path(first - 1))
+            self._planned_by_start[first] = used.sha256 == self.s.start_weights.sha256
+        return sample_id(self.manifest.run_id, first, 0, t.scope) \
+            if self._planned_by_start[first] else None
+
+    def _start_artifact(self, t: _Track) -> str:
+        """The key of the kept artifact of its beam search with the start weights: that
+        sample's id, or one of its own when the beam search was built for a check."""
+        return self._start_sample(t) or f"start-beam-{t.name}"
 
     def _beam_check(self, outcomes: list[tuple[_Track, Any]], scheduler: RoundScheduler
                     ) -> BeamCheck:
@@ -487,7 +494,7 @@ class _Tuning:
         for t, outcome in outcomes:
             mine = outcome.artifact[0] if outcome.status == OK and outcome.artifact else \
                 self._binary(outcome.spec, scheduler.pool)
-            start_sid = self._start_sample(t) or f"start-beam-{t.name}"
+            start_sid = self._start_artifact(t)
             if start_sid not in self.artifacts:  # resumed, or joined later: build it
                 spec = CandidateSpec(t.bench, s.target, s.start_weights,
                                      parallelism=s.parallelism, **BEAM_SEARCH)
@@ -534,15 +541,18 @@ class _Tuning:
             self.artifacts[keep_as] = (binary, library)
         return binary
 
-    def _keep_binaries(self, t: _Track, rows: list[dict], outcomes) -> None:
-        t.beam_sample = rows[0]["sample_id"]  # beam search of the newest weights used
-        t.fastest = sorted(t.fastest + [(r["runtime_ms"], r["sample_id"]) for r in rows
-                                        if r["status"] == OK])[:TOP_SAMPLES]
-        refs = {**self.artifacts, **{r["sample_id"]: o.artifact
-                                    for r, o in zip(rows, outcomes, strict=True) if o.artifact}}
-        wanted = {sid for track in self.tracks for sid in (
-            track.beam_sample, self._start_sample(track) or f"start-beam-{track.name}",
-            *(sid for _, sid in track.fastest))}
+    def _keep_binaries(self, rows_of: list[list[dict]], outcomes_of: list[list]) -> None:
+        """Keep, per pipeline, the artifacts of its newest beam search, its beam search
+        with the start weights and its fastest samples; let the rest go."""
+        refs = dict(self.artifacts)
+        for t, rows, outcomes in zip(self.tracks, rows_of, outcomes_of, strict=True):
+            t.beam_sample = rows[0]["sample_id"]  # beam search of the newest weights used
+            t.fastest = sorted(t.fastest + [(r["runtime_ms"], r["sample_id"]) for r in rows
+                                            if r["status"] == OK])[:TOP_SAMPLES]
+            refs.update({r["sample_id"]: o.artifact
+                         for r, o in zip(rows, outcomes, strict=True) if o.artifact})
+        wanted = {sid for t in self.tracks for sid in (
+            t.beam_sample, self._start_artifact(t), *(sid for _, sid in t.fastest))}
         self.artifacts = {sid: refs[sid] for sid in wanted if sid is not None and sid in refs}
 
     # results
