@@ -208,12 +208,11 @@ def finalize(inputs: FinalInputs, pool, trainer, progress: Progress) -> FinalRes
     (best/ and best.weights are then left as they were)."""
     run = inputs.run
     finals = _final_weights(inputs, trainer)
-    table = run.samples.read(FINALIST_COLUMNS)
+    ok = [r for r in run.samples.read(FINALIST_COLUMNS).to_pylist() if r["status"] == OK]
     retimings: dict[str, RetimingRecord] = {}
     beams: list[Finalist] = []
     for pipe in inputs.pipelines:
-        rows = [r for r in table.to_pylist()
-                if r["status"] == OK and (not pipe.scope or r["benchmark"] == pipe.scope)]
+        rows = [r for r in ok if not pipe.scope or r["benchmark"] == pipe.scope]
         finalists = _finalists(inputs, pipe, rows, finals)
         progress.message(f"{pipe.benchmark.label + ': ' if pipe.scope else ''}re-timing "
                          f"{len(finalists)} finalists, interleaved, up to "
