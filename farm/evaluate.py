@@ -45,7 +45,7 @@ from farm.errors import BadInput, MissingPrerequisite, RunDirError
 from farm.featurization import schedule_key
 from farm.output import columns, pyplot, save_figure
 from farm.rundir import RunDir, class_dirs
-from farm.runrecords import Manifest
+from farm.runrecords import Manifest, PipelineRecord
 from farm.store import TRAIN_COLUMNS
 from farm.targets import TargetInfo
 from farm.targets import resolve as resolve_target
@@ -90,23 +90,6 @@ SCHEMA = pa.schema([
     ("target", pa.string()),
     ("created_at", pa.timestamp("us", tz="UTC")),
 ])
-
-
-@dataclass(frozen=True)
-class Pipeline:
-    """One pipeline of a run: its rows' `benchmark` is `name`."""
-
-    name: str
-    ref: str  # a built-in name or path.py:name
-    sha256: str  # of its generator's source when the run tuned it
-
-
-def run_pipelines(manifest: Manifest) -> list[Pipeline]:
-    """The run's pipelines: a campaign lists them; a run of one benchmark from before
-    campaigns lists none, and its one pipeline is the manifest's benchmark."""
-    if manifest.pipelines:
-        return [Pipeline(p.name, p.ref, p.sha256) for p in manifest.pipelines]
-    return [Pipeline(manifest.generator, manifest.benchmark, manifest.benchmark_sha256)]
 
 
 @dataclass(frozen=True)
@@ -162,7 +145,7 @@ def make_groups(names: Sequence[str], together: Sequence[str] | None = None,
     return groups
 
 
-def parse_weights_for(items: Sequence[str] | None, pipelines: Sequence[Pipeline]
+def parse_weights_for(items: Sequence[str] | None, pipelines: Sequence[PipelineRecord]
                       ) -> dict[str, tuple[Weights, str]]:
     """--weights-for BENCH=PATH, each loaded: {pipeline name: (weights, PATH)}."""
     by_ref = {**{p.ref: p.name for p in pipelines}, **{p.name: p.name for p in pipelines}}
@@ -219,7 +202,7 @@ class Plan:
 
     run: RunDir
     manifest: Manifest
-    pipelines: tuple[Pipeline, ...]
+    pipelines: tuple[PipelineRecord, ...]
     benches: Mapping[str, Benchmark]  # by pipeline name
     groups: tuple[Group, ...]
     start: Weights
@@ -252,7 +235,7 @@ def prepare(run_dir: str | Path, together: Sequence[str] | None = None,
                           "`farm autotune` campaign's run directory" + (
                               f", here one class's: {', '.join(str(d) for d in found)}"
                               if found else ""))
-    pipelines = run_pipelines(manifest)
+    pipelines = manifest.all_pipelines()
     names = [p.name for p in pipelines]
     if len(pipelines) < 2:
         raise RunDirError(f"{run.path} tunes one pipeline ({names[0]}); leave-one-out needs a "
@@ -285,7 +268,7 @@ def prepare(run_dir: str | Path, together: Sequence[str] | None = None,
                 resolve_target(manifest.target), steps or TRAIN_STEPS, TRAIN_RATE, warnings)
 
 
-def _benchmark(p: Pipeline) -> Benchmark:
+def _benchmark(p: PipelineRecord) -> Benchmark:
     bench = catalog.resolve(p.ref)
     if p.sha256 and bench.sha256 != p.sha256:
         raise RunDirError(f"{p.name}'s generator {bench.path} changed since the run tuned it "
@@ -418,7 +401,7 @@ def variants_for(plan: Plan, name: str, models: Mapping[str, Model]) -> list[_Va
     return out
 
 
-def time_pipeline(plan: Plan, pipeline: Pipeline, models: Mapping[str, Model], pool,
+def time_pipeline(plan: Plan, pipeline: PipelineRecord, models: Mapping[str, Model], pool,
                   device: str, repeats: int, progress: Callable[[str], None] = print
                   ) -> list[dict]:
     """Build `pipeline` with beam 32 and each variant's weights (identical weights once),
@@ -466,7 +449,7 @@ def time_pipeline(plan: Plan, pipeline: Pipeline, models: Mapping[str, Model], p
     return _rows(plan, pipeline, variants, times, errors, device)
 
 
-def _rows(plan: Plan, pipeline: Pipeline, variants: list[_Variant], times: dict,
+def _rows(plan: Plan, pipeline: PipelineRecord, variants: list[_Variant], times: dict,
           errors: dict, device: str) -> list[dict]:
     by_label = {v.label: v for v in variants}
 

@@ -135,7 +135,15 @@ class Manifest(_Record):
     NESTED: ClassVar = {"pipelines": _list_of(PipelineRecord)}
 
     def pipeline(self, name: str) -> PipelineRecord | None:
-        return next((p for p in self.pipelines if p.name == name), None)
+        return next((p for p in self.all_pipelines() if p.name == name), None)
+
+    def all_pipelines(self) -> list[PipelineRecord]:
+        """The run's pipelines. A run of one benchmark from before campaigns lists none:
+        its one pipeline is then the manifest's benchmark."""
+        if self.pipelines or self.campaign:
+            return self.pipelines
+        return [PipelineRecord(self.generator, self.benchmark, self.benchmark_sha256,
+                               self.pipeline_id)]
 
 
 @dataclass(frozen=True)

@@ -285,9 +285,7 @@ class _Tuning:
         ones it tunes. A pipeline whose generator changed is refused: its samples would
         mix two pipelines under one name."""
         m, run = self.manifest, self.run_dir
-        if not m.pipelines and not m.campaign:  # a run of the first releases
-            b = self.s.benchmarks[0]
-            m.pipelines = [PipelineRecord(b.label, b.ref, b.sha256, m.pipeline_id)]
+        m.pipelines = m.all_pipelines()  # a run of the first releases lists none
         names = [b.label for b in self.s.benchmarks]
         if len(set(names)) != len(names):
             raise BadInput(f"a benchmark is named twice: {', '.join(names)}")

@@ -122,7 +122,7 @@ def test_an_old_single_benchmark_manifest_is_one_pipeline():
     m = Manifest(run_id="x", benchmark="median3x3", generator="median3x3",
                  benchmark_sha256="abc", target="host", schedule_target="host", batch_size=8,
                  parallelism=32, start_weights_sha256="", created_at="")
-    assert evaluate.run_pipelines(m) == [evaluate.Pipeline("median3x3", "median3x3", "abc")]
+    assert m.all_pipelines() == [PipelineRecord("median3x3", "median3x3", "abc")]
 
 
 # training -------------------------------------------------------------------------------
@@ -447,7 +447,7 @@ def test_weights_for_a_pipeline_with_generator_parameters(tmp_path):
     """A pipeline's name can hold `=` (box:radius=2): BENCH=PATH splits after it."""
     own = tmp_path / "own.weights"
     weights.write(weights.perturbed(weights.baseline(), 1, 0.01), own)
-    pipes = [evaluate.Pipeline("box:radius=1", "box.py:box:radius=1", ""),
-             evaluate.Pipeline("box:radius=2", "box.py:box:radius=2", "")]
+    pipes = [PipelineRecord("box:radius=1", "box.py:box:radius=1", ""),
+             PipelineRecord("box:radius=2", "box.py:box:radius=2", "")]
     out = evaluate.parse_weights_for([f"box:radius=2={own}"], pipes)
     assert set(out) == {"box:radius=2"} and out["box:radius=2"][1] == str(own)
