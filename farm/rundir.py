@@ -211,13 +211,8 @@ class RunDir:
 
     # records: one writer and one reader each
     def read_manifest(self) -> Manifest | None:
-        data = self._read_record(self.manifest_path, "restore it or use a new --out")
-        if data is None:
-            return None
-        try:
-            return Manifest.from_json(data)
-        except RecordError as e:
-            raise RunDirError(f"{self.manifest_path} is not a farm manifest ({e})") from None
+        return self._typed(self.manifest_path, Manifest, "restore it or use a new --out",
+                           "farm manifest")
 
     def write_manifest(self, manifest: Manifest) -> None:
         write_json(self.manifest_path, manifest.to_json())
@@ -263,14 +258,16 @@ class RunDir:
         re-timing."""
         return self._typed(self.retiming_path(pipeline), RetimingRecord)
 
-    def _typed(self, path: Path, kind):
-        data = self._read_record(path, "restore it or move it out of the run")
+    def _typed(self, path: Path, kind, fix: str = "restore it or move it out of the run",
+               what: str = ""):
+        data = self._read_record(path, fix)
         if data is None:
             return None
         try:
             return kind.from_json(data)
         except RecordError as e:
-            raise RunDirError(f"{path} is not a farm {kind.__name__} ({e})") from None
+            raise RunDirError(f"{path} is not a {what or 'farm ' + kind.__name__} ({e})") \
+                from None
 
     @staticmethod
     def _read_record(path: Path, fix: str):
