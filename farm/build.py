@@ -18,9 +18,18 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from farm import catalog, toolchain
-from farm.candidate import COMPILE_ERROR, OK, BuildResult, CandidateSpec, Library, Schedule
-from farm.errors import FarmError
+from farm import catalog, gengen, pygen, toolchain
+from farm.benchmark import PYTHON
+from farm.candidate import (
+    COMPILE_ERROR,
+    COMPILE_TIMEOUT,
+    OK,
+    BuildResult,
+    CandidateSpec,
+    Library,
+    Schedule,
+)
+from farm.errors import BenchmarkError, FarmError
 from farm.halide_env import load_autoscheduler
 from farm.weights import cached_file
 
@@ -32,14 +41,14 @@ class Instance:
     def __init__(self, spec: CandidateSpec):
         import halide as hl
 
-        cls = catalog.generator_class(spec.benchmark)
+        cls = pygen.generator_class(spec.benchmark)
         if spec.is_manual:
             context = hl.GeneratorContext(hl.Target(spec.target.compile))
         else:
             context = hl.GeneratorContext(hl.Target(spec.target.schedule),
                                           hl.AutoschedulerParams("Adams2019", {}))
         with context:
-            params = catalog.param_values(spec.benchmark.label, cls, spec.benchmark.params,
+            params = pygen.param_values(spec.benchmark.label, cls, spec.benchmark.params,
                                           spec.benchmark.builtin)
             self.generator = cls({**params, **dict(spec.generator_params)})
             self.pipeline = self.generator._build_pipeline()
@@ -68,15 +77,25 @@ def _autoschedule(spec: CandidateSpec, instance: Instance) -> Schedule:
 
 def check_pipeline(spec: CandidateSpec) -> None:
     """Build and quickly autoschedule the generator once (beam 1, ~0.05 s), so a broken
-    generator (bad types, no estimates) stops the command before any work starts."""
-    from farm.errors import BenchmarkError
-
-    what = "does not build"
+    generator (bad types, no estimates, bad parameters) stops the command before any work
+    starts."""
+    quick = spec if spec.is_manual else replace(spec, beam_size=1, random_dropout=100)
+    what = "does not build" if spec.is_manual else "does not autoschedule"
     try:
+        if spec.benchmark.kind != PYTHON:
+            with tempfile.TemporaryDirectory(prefix="farm-check-") as tmp:
+                _run_generator(quick, Path(tmp), ("c_header",) if spec.is_manual else
+                               _SCHEDULE_ONLY, runtime=False, cpu_limit_s=None)
+            return
         instance = Instance(spec)
         if not spec.is_manual:
-            what = "does not autoschedule"
-            _autoschedule(replace(spec, beam_size=1, random_dropout=100), instance)
+            _autoschedule(quick, instance)
+    except gengen.GeneratorFailed as e:
+        params = ""
+        if any(w in e.message for w in _BAD_PARAMETER):
+            params = f"; its parameters: {catalog.param_list(spec.benchmark)}"
+        raise BenchmarkError(f"generator {spec.benchmark.ref} {what}: {e.message[:300]}"
+                             f"{params}") from None
     except FarmError:
         raise
     except Exception as e:
@@ -86,7 +105,8 @@ def check_pipeline(spec: CandidateSpec) -> None:
 
 
 def schedule(spec: CandidateSpec) -> tuple[Instance, Schedule]:
-    """The pipeline with its schedule applied: the autoscheduler's, or the manual one."""
+    """A Python generator's pipeline with its schedule applied: the autoscheduler's, or the
+    manual one."""
     instance = Instance(spec)
     if spec.is_manual:
         return instance, Schedule("", b"", 0.0)
@@ -99,8 +119,12 @@ _scheduled: OrderedDict[CandidateSpec, tuple[Instance, Schedule]] = OrderedDict(
 _KEEP_SCHEDULED = 4
 
 
-def autoschedule(spec: CandidateSpec) -> Schedule:
+def autoschedule(spec: CandidateSpec, cpu_limit_s: float | None = None) -> Schedule:
     """Only the autoscheduler's choice: cheap, for finding duplicates before codegen."""
+    if spec.benchmark.kind != PYTHON:
+        with tempfile.TemporaryDirectory(prefix="farm-schedule-") as tmp:
+            ran = _run_generator(spec, Path(tmp), _SCHEDULE_ONLY, False, cpu_limit_s)
+            return _read_schedule(spec, ran, ran.cpu_s)
     instance, chosen = schedule(spec)
     _scheduled[spec] = (instance, chosen)
     while len(_scheduled) > _KEEP_SCHEDULED:
@@ -108,14 +132,66 @@ def autoschedule(spec: CandidateSpec) -> Schedule:
     return chosen
 
 
-def autoschedule_result(spec: CandidateSpec) -> BuildResult:
-    """autoschedule() as a value: status ok with the schedule, or compile_error."""
+def autoschedule_result(spec: CandidateSpec, cpu_limit_s: float | None = None) -> BuildResult:
+    """autoschedule() as a value: status ok with the schedule, compile_error or
+    compile_timeout."""
     host = socket.gethostname()
     try:
-        return BuildResult(OK, schedule=autoschedule(spec), host=host)
+        return BuildResult(OK, schedule=autoschedule(spec, cpu_limit_s), host=host)
+    except gengen.CpuLimitReached as e:
+        return BuildResult(COMPILE_TIMEOUT, error=f"compile (autoschedule) on {host}: {e} "
+                           "(--compile-timeout)", host=host)
     except Exception as e:
         return BuildResult(COMPILE_ERROR, error=f"compile (autoschedule) on {host}: "
-                           f"{_describe(e)}", host=host)
+                           f"{_describe(e)}", host=host, log=_failure_log(e, None))
+
+
+# A generator executable's runs (farm.gengen): autoschedule only, or build.
+_SCHEDULE_ONLY = ("schedule", "featurization")
+_BUILD = ("static_library", "c_header")
+# what Halide says of a bad generator parameter on the command line
+_BAD_PARAMETER = ("Unable to parse", "Enumeration value not found", "has no GeneratorParam",
+                  "Type not found")
+
+
+def _run_generator(spec: CandidateSpec, out_dir: Path, emits: tuple[str, ...], runtime: bool,
+                   cpu_limit_s: float | None) -> gengen.Ran:
+    if spec.target.offload_hexagon:
+        raise BenchmarkError(
+            f"{spec.benchmark.label} is a C++ generator: the farm offloads HVX candidates "
+            f"by autoscheduling for {spec.target.schedule} and applying .hexagon() to a "
+            "Python generator's outputs in-process; a C++ generator cannot be built that "
+            f"way for {spec.target.compile} (use a Python generator, or an arm-64-android "
+            "target without hvx)")
+    target = spec.target.compile if runtime else f"{spec.target.compile}-no_runtime"
+    auto = None
+    if not spec.is_manual:
+        assert spec.weights is not None  # a searched spec has weights
+        auto = spec.autoscheduler_params(str(cached_file(spec.weights)))
+        emits = tuple(dict.fromkeys((*emits, *_SCHEDULE_ONLY)))
+    return gengen.run(gengen.executable(spec.benchmark), spec.benchmark.name, out_dir, emits,
+                      target, function_name(spec),
+                      (*spec.benchmark.params, *spec.generator_params), auto, cpu_limit_s)
+
+
+def _read_schedule(spec: CandidateSpec, ran: gengen.Ran, autoschedule_s: float) -> Schedule:
+    if spec.is_manual:
+        return Schedule("", b"", 0.0)
+    base = ran.out_dir / function_name(spec)
+    return Schedule(Path(f"{base}.schedule.h").read_text(),
+                    Path(f"{base}.featurization").read_bytes(), autoschedule_s)
+
+
+def _generate(spec: CandidateSpec, out_dir: Path, runtime: bool, cpu_limit_s: float | None
+              ) -> tuple[Schedule, Library, float]:
+    """Autoschedule and generate code with the generator executable, in one run: its CPU
+    time split by the share of lowering and LLVM in Halide's compiler log."""
+    ran = _run_generator(spec, out_dir, _BUILD, runtime, cpu_limit_s)
+    codegen_s = ran.cpu_s if spec.is_manual else ran.cpu_s * ran.codegen_share()
+    name = function_name(spec)
+    library = Library(name, (out_dir / f"{name}.a").read_bytes(),
+                      (out_dir / f"{name}.h").read_text())
+    return _read_schedule(spec, ran, ran.cpu_s - codegen_s), library, codegen_s
 
 
 def function_name(spec: CandidateSpec) -> str:
@@ -125,45 +201,58 @@ def function_name(spec: CandidateSpec) -> str:
 
 
 def build(spec: CandidateSpec, workdir: str | os.PathLike | None = None,
-          ) -> tuple[BuildResult, bytes, Library | None]:
+          cpu_limit_s: float | None = None) -> tuple[BuildResult, bytes, Library | None]:
     """Autoschedule (or apply the manual schedule), generate code and link a binary.
 
     Returns the result, the benchmark binary and the pipeline's library (without the
     Halide runtime). Never raises for a bad candidate: the failure is the result's status.
+    `cpu_limit_s` caps a generator executable's CPU time (farm.compile_process caps this
+    process's own).
     """
     host = socket.gethostname()
     with tempfile.TemporaryDirectory(prefix="farm-build-", dir=workdir) as tmp, \
             _captured_output(Path(tmp) / "compile.log") as log:
         chosen = None
         codegen_s = link_s = None
+        where = "autoschedule"
         try:
             tc = toolchain.for_target(spec.target)
-            kept = _scheduled.pop(spec, None)
-            instance, chosen = kept if kept is not None else schedule(spec)
-            start = time.process_time()
-            library = compile_library(spec, instance, Path(tmp), runtime=False)
-            codegen_s = time.process_time() - start
+            if spec.benchmark.kind == PYTHON:
+                kept = _scheduled.pop(spec, None)
+                instance, chosen = kept if kept is not None else schedule(spec)
+                where = "codegen"
+                start = time.process_time()
+                library = compile_library(spec, instance, Path(tmp), runtime=False)
+                codegen_s = time.process_time() - start
+            else:
+                where = "generator"
+                chosen, library, codegen_s = _generate(spec, Path(tmp), False, cpu_limit_s)
+            where = "link"
             start = _children_cpu()
             binary = Path(tmp) / "bench"
             tc.link(Path(tmp) / f"{library.name}.a", library.name, binary)
             link_s = _children_cpu() - start
             return (BuildResult(OK, schedule=chosen, codegen_s=codegen_s, link_s=link_s,
                                 host=host), binary.read_bytes(), library)
+        except gengen.CpuLimitReached as e:
+            return BuildResult(COMPILE_TIMEOUT, error=f"compile ({where}) on {host}: {e} "
+                               "(--compile-timeout)", host=host, log=log.tail()), b"", None
         except Exception as e:  # a failed candidate is a value, not an exception
-            where = "autoschedule" if chosen is None else \
-                "codegen" if codegen_s is None else "link"
             return BuildResult(COMPILE_ERROR,
                                error=f"compile ({where}) on {host}: {_describe(e)}",
                                schedule=chosen, codegen_s=codegen_s, link_s=link_s,
-                               host=host, log=log.tail()), b"", None
+                               host=host, log=_failure_log(e, log)), b"", None
 
 
 def write_library(spec: CandidateSpec, out_dir: str | os.PathLike) -> Schedule:
     """Compile `spec` with the Halide runtime into NAME.a, NAME.h and NAME.schedule.h."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    instance, chosen = schedule(spec)
-    compile_library(spec, instance, out_dir, runtime=True)
+    if spec.benchmark.kind == PYTHON:
+        instance, chosen = schedule(spec)
+        compile_library(spec, instance, out_dir, runtime=True)
+    else:
+        chosen, _, _ = _generate(spec, out_dir, True, None)
     if chosen.source:
         (out_dir / f"{function_name(spec)}.schedule.h").write_text(chosen.source)
     return chosen
@@ -193,6 +282,14 @@ def _describe(e: Exception) -> str:
     if isinstance(e, FarmError):
         return str(e)
     return f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=-3)}"
+
+
+def _failure_log(e: Exception, log: _Log | None) -> str:
+    """The tail of what a failed compile printed: a generator executable's own output, else
+    this process's."""
+    if isinstance(e, gengen.GeneratorFailed):
+        return e.log[-4000:]
+    return log.tail() if log is not None else ""
 
 
 class _Log:

@@ -17,27 +17,33 @@ class Builder(ABC):
     cpus: float = 1.0  # CPUs a compile task holds in Ray's accounting
 
     @abstractmethod
-    def autoschedule(self, spec: CandidateSpec) -> BuildResult:
+    def autoschedule(self, spec: CandidateSpec, cpu_limit_s: float | None = None
+                     ) -> BuildResult:
         """Only the autoscheduler's choice (cheap: duplicates are caught before codegen);
-        a failure is the result's status, never an exception."""
+        a failure is the result's status, never an exception. A compile that would use
+        more than `cpu_limit_s` of CPU is ended: status compile_timeout."""
 
     @abstractmethod
-    def build(self, spec: CandidateSpec) -> tuple[BuildResult, bytes, Library | None]:
+    def build(self, spec: CandidateSpec, cpu_limit_s: float | None = None
+              ) -> tuple[BuildResult, bytes, Library | None]:
         """The schedule, the benchmark binary and the pipeline's library (for best/)."""
 
 
 class HalideBuilder(Builder):
-    """Halide's autoscheduler and code generator in this process (farm.build), paused while
-    a host device on this machine times (farm.gate)."""
+    """Halide's autoscheduler and code generator (farm.build) in this worker's compile
+    process (farm.compile_process: its CPU time capped), paused while a host device on this
+    machine times (farm.gate)."""
 
-    def autoschedule(self, spec: CandidateSpec) -> BuildResult:
-        from farm import build, gate
-
-        with gate.compiling():
-            return build.autoschedule_result(spec)
-
-    def build(self, spec: CandidateSpec) -> tuple[BuildResult, bytes, Library | None]:
-        from farm import build, gate
+    def autoschedule(self, spec: CandidateSpec, cpu_limit_s: float | None = None
+                     ) -> BuildResult:
+        from farm import compile_process, gate
 
         with gate.compiling():
-            return build.build(spec)
+            return compile_process.shared().call("autoschedule_result", spec, cpu_limit_s)
+
+    def build(self, spec: CandidateSpec, cpu_limit_s: float | None = None
+              ) -> tuple[BuildResult, bytes, Library | None]:
+        from farm import compile_process, gate
+
+        with gate.compiling():
+            return compile_process.shared().call("build", spec, cpu_limit_s)

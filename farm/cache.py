@@ -1,8 +1,10 @@
-"""The farm's per-machine cache directory (compiled harnesses, runtimes, weights)."""
+"""The farm's per-machine cache directory (compiled harnesses, runtimes, generators, weights)."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -17,4 +19,25 @@ def cache_root() -> Path:
 def cache_dir(*parts: str) -> Path:
     path = cache_root().joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def build_once(path: Path, make: Callable[[Path], None]) -> Path:
+    """`path`, made by `make(tmp)` once per machine, even when several workers ask at once:
+    the first holds a lock while it makes a temporary file, renamed into place when done
+    (a failed or killed `make` leaves no `path` behind)."""
+    if path.exists():
+        return path
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not path.exists():
+                tmp = path.with_name(f".tmp{os.getpid()}-{path.name}")  # keeps the extension
+                try:
+                    make(tmp)
+                    os.replace(tmp, path)
+                finally:
+                    tmp.unlink(missing_ok=True)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
     return path

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TypedDict
 
-from farm.catalog import Benchmark
+from farm.benchmark import Benchmark
 from farm.targets import TargetInfo
 from farm.weights import Weights
 

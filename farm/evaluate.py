@@ -37,8 +37,8 @@ import pyarrow.parquet as pq
 
 from farm import catalog, costmodel, verdict, weights
 from farm.bench import BUILD_TIMEOUT_S, DEFAULT_REPEATS
+from farm.benchmark import Benchmark
 from farm.candidate import BEAM_SEARCH, CandidateSpec
-from farm.catalog import Benchmark
 from farm.devices.base import DeviceInfo
 from farm.devices.session import DeviceSession, check_usable, find
 from farm.errors import BadInput, MissingPrerequisite, RunDirError

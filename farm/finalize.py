@@ -37,8 +37,8 @@ from typing import Protocol
 import ray
 
 from farm import acceptance, build, costmodel, verdict, weights
+from farm.benchmark import Benchmark
 from farm.candidate import BEAM_SEARCH, DEFAULT_PARALLELISM, OK, CandidateSpec, Library
-from farm.catalog import Benchmark
 from farm.errors import WeightsError
 from farm.plan import weights_for as plan_weights_for
 from farm.progress import Progress

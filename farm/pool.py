@@ -27,6 +27,7 @@ from farm.plan import FixedPlan
 from farm.targets import TargetInfo
 from farm.timing import TimingConfig
 from farm.workers import (
+    COMPILE_WALL_FACTOR,
     MAX_DEPTH,
     RUN_GRACE_S,
     Built,
@@ -210,8 +211,10 @@ class DevicePool:
     # building and re-timing outside a round
     def build(self, specs: list[CandidateSpec], timeout_s: float
               ) -> list[tuple[Built | None, object, object]]:
-        """Build `specs` as given (compile tasks on the cluster); for each (Built or None
-        when its worker died or it ran over `timeout_s`, binary ref, library ref)."""
+        """Build `specs` as given (compile tasks on the cluster), each with `timeout_s` of
+        CPU; for each (Built, or None when its worker died or the builds hung past the
+        wall-clock backstop; binary ref, library ref). A build out of CPU is a Built with
+        status compile_timeout."""
         plan = ray.put(FixedPlan(specs))
         nodes = sorted({h.info.node_id for h in self.usable() if h.info.node_id}) \
             if self.build_on_device_node else []
@@ -219,8 +222,9 @@ class DevicePool:
         refs = [cast("list[ray.ObjectRef]", candidate_task.options(
             num_cpus=self.builder.cpus,
             **({"scheduling_strategy": _on_node(nodes[i % len(nodes)])} if nodes else {}),
-        ).remote(self.builder, plan, i, 1, None)) for i in range(len(specs))]
-        deadline = time.monotonic() + timeout_s
+        ).remote(self.builder, plan, i, 1, None, timeout_s)) for i in range(len(specs))]
+        # as if built one after another: a backstop for hangs, CPU time bounds the rest
+        deadline = time.monotonic() + COMPILE_WALL_FACTOR * timeout_s * len(specs)
         out: list[tuple[Built | None, object, object]] = []
         for meta, binary, library in refs:
             try:

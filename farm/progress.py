@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from farm.scheduler import Counts
@@ -84,8 +85,25 @@ class Progress:
                  f"duplicate {k.duplicate}",
                  *([f"best {format_ms(best)}"] if self.pipelines == 1 else []),
                  f"elapsed {format_duration(time.monotonic() - self.started)}"]
+        if k.waiting_on is not None:
+            what, seconds = k.waiting_on
+            parts.append(f"{what} for {format_duration(seconds)}")
         if self.round_s is not None:
             left = (self.rounds - self.round_no + 1) * self.round_s - \
                 (time.monotonic() - self.started)
             parts.append(f"~{format_duration(left)} left")
         return ", ".join(parts)
+
+
+def waiting_notices(say) -> Callable[[Counts], None]:
+    """An on_update for a scheduler whose caller shows no progress bar (farm run, farm
+    bench): `say(line)` once per notice of what a slow candidate is doing."""
+    shown: list[tuple[str, float] | None] = [None]
+
+    def update(counts: Counts) -> None:
+        if counts.waiting_on is not None and counts.waiting_on != shown[0]:
+            shown[0] = counts.waiting_on
+            what, seconds = counts.waiting_on
+            say(f"  ... {what} for {format_duration(seconds)}")
+
+    return update

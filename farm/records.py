@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from farm import featurization
+from farm.benchmark import format_params
 from farm.candidate import OK, Status
-from farm.catalog import format_params
 from farm.plan import schedule_id
 from farm.runrecords import Manifest, PipelineRecord
 from farm.scheduler import Outcome

@@ -14,7 +14,8 @@ RUN_DIR/               (devices of several classes: one such folder per class, i
                        runtime.json (the final re-timing); a campaign's: best/NAME/ per
                        pipeline
   generator.py         a copy of a user's generator file (built-in runs name theirs);
-                       a campaign's: generators/NAME.py
+                       a campaign's: generators/NAME.py; a C++ generator's or an
+                       executable's files: generator/ (generators/NAME/)
   report/              `farm report`'s plots, by default
 
 RunDir owns these paths: code elsewhere asks it for a path instead of spelling one out.
@@ -118,14 +119,12 @@ class RunDir:
         """The trainer's (bounded) output for each candidate trained after `round_no`."""
         return self.path / "training" / f"round-{round_no:06d}"
 
-    @property
-    def generator_copy(self) -> Path:
-        """generator.py: the user's generator file the run tunes (none for built-ins)."""
-        return self.path / "generator.py"
-
-    def generator_copy_of(self, name: str) -> Path:
-        """generators/NAME.py: a campaign's copy of a user's generator file."""
-        return self.path / "generators" / f"{name}.py"
+    def generator_copy(self, name: str | None = None, python: bool = True) -> Path:
+        """A copy of the user's generator the run tunes (none for built-ins): generator.py,
+        or for a C++ generator or an executable the folder generator/ with its files; a
+        campaign's are generators/NAME.py and generators/NAME/."""
+        base = self.path / "generators" / name if name else self.path / "generator"
+        return base.with_name(base.name + ".py") if python else base
 
     @property
     def report_dir(self) -> Path:

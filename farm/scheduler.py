@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import ray
-from ray.exceptions import RayError
+from ray.exceptions import GetTimeoutError, RayError
 
 from farm.candidate import (
     DEVICE_LOST,
@@ -38,6 +38,9 @@ from farm.workers import Done, Job, first_line
 
 CUTOFF_FACTOR = 3.0  # a candidate this much slower than the run's best is timed briefly
 TICK_S = 1.0  # longest wait for an answer before progress is reported again
+# Nothing answered for this long (a big pipeline's autoschedule takes minutes): ask the
+# devices what they are doing, and again this often while it lasts.
+SLOW_S = 30.0
 
 
 class NoUsableDevice(WorkFailed):
@@ -86,6 +89,8 @@ class Counts:
     done: int = 0
     best_ms: float | None = None
     statuses: dict = field(default_factory=dict)
+    # after SLOW_S without an answer: the longest-running candidate's (what, seconds)
+    waiting_on: tuple[str, float] | None = None
 
 
 class RoundScheduler:
@@ -122,13 +127,39 @@ class RoundScheduler:
         self.failed_on: dict[int, frozenset[str]] = {}
         self.calls: dict = {}  # ObjectRef -> (Job, DeviceHandle, submitted at)
         last_done, last_update = -1, 0.0
+        self._answered_at = self._looked_at = time.monotonic()
         while len(self.outcomes) < total:
             self._submit()
             self._collect()
+            if self.counts.done != last_done:
+                self._answered_at, self.counts.waiting_on = time.monotonic(), None
+            self._look()
             if self.counts.done != last_done or time.monotonic() - last_update > 1.0:
                 self.on_update(self.counts)
                 last_done, last_update = self.counts.done, time.monotonic()
         return [self.outcomes[i] for i in range(total)]
+
+    def _look(self) -> None:
+        """After SLOW_S without an answer, ask the devices holding work what it is doing and
+        keep the longest-running candidate in counts.waiting_on (a Ray call per busy
+        device, once per SLOW_S while it lasts)."""
+        now = time.monotonic()
+        if now - self._answered_at < SLOW_S or now - self._looked_at < SLOW_S:
+            return
+        self._looked_at = now
+        busy = [h for h in self.pool.usable() if h.held]
+        try:
+            answers = ray.get([h.actor.activity.remote() for h in busy], timeout=10)
+        except (RayError, GetTimeoutError):
+            return
+        doing = [(since, index, phase, h) for h, found in zip(busy, answers, strict=True)
+                 for index, phase, since in found]
+        if doing:
+            since, index, phase, h = min(doing, key=lambda d: d[0])
+            spec = self.plan.spec(index)
+            search = "manual schedule" if spec.is_manual else f"beam {spec.beam_size}"
+            self.counts.waiting_on = (f"{phase} {spec.benchmark.label} ({search}) on "
+                                      f"{h.info.id}", time.time() - since)
 
     def _submit(self) -> None:
         held = []

@@ -37,10 +37,11 @@ class RunResult:
 
 def run_benchmark(spec: CandidateSpec, pool: DevicePool, timing: TimingConfig,
                   out_dir: Path | None, with_manual: bool = True,
-                  compile_timeout_s: float = 600.0) -> RunResult:
+                  compile_timeout_s: float = 600.0, on_update=None) -> RunResult:
+    """`on_update(counts)`: progress (farm.scheduler.Counts), as RoundScheduler reports it."""
     specs = [spec, build.manual_spec(spec)] if with_manual else [spec]
     scheduler = RoundScheduler(pool, threads=spec.parallelism, timing=timing,
-                               compile_timeout_s=compile_timeout_s)
+                               compile_timeout_s=compile_timeout_s, on_update=on_update)
     outcomes = scheduler.run(FixedPlan(specs))
     auto = _timed(outcomes[0], spec.benchmark.label, "autoscheduled schedule", required=True)
     schedule_file = None

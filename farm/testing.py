@@ -112,11 +112,12 @@ class SyntheticBuilder(Builder):
             return int(sha[:6], 16) + 1_000_000
         return spec.seed % self.distinct + 1 if self.distinct else spec.seed
 
-    def autoschedule(self, spec: CandidateSpec) -> BuildResult:
+    def autoschedule(self, spec: CandidateSpec, cpu_limit_s: float | None = None
+                     ) -> BuildResult:
         feats = fake_featurization(self._seed(spec), pipeline=spec.benchmark.label)
         return BuildResult(OK, schedule=Schedule("", feats, 0.0), host=SYNTHETIC)
 
-    def build(self, spec: CandidateSpec):
+    def build(self, spec: CandidateSpec, cpu_limit_s: float | None = None):
         time.sleep(self.seconds)
         seed = self._seed(spec)
         schedule = Schedule(f"// synthetic schedule, seed {seed}\n",
@@ -146,10 +147,11 @@ class ReplayBuilder(Builder):
     def _schedule(self, row: dict) -> Schedule:
         return Schedule(row["schedule_source"] or "", row["featurization"], 0.0)
 
-    def autoschedule(self, spec: CandidateSpec) -> BuildResult:
+    def autoschedule(self, spec: CandidateSpec, cpu_limit_s: float | None = None
+                     ) -> BuildResult:
         return BuildResult(OK, schedule=self._schedule(self._row(spec)), host="replay")
 
-    def build(self, spec: CandidateSpec):
+    def build(self, spec: CandidateSpec, cpu_limit_s: float | None = None):
         row = self._row(spec)
         return (BuildResult(OK, schedule=self._schedule(row), codegen_s=0.0, link_s=0.0,
                             host="replay"), row["sample_id"].encode(), None)

@@ -9,17 +9,15 @@ them in a fraction of a second.
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import hashlib
 import os
 import shutil
 import subprocess
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from farm.cache import cache_dir
+from farm.cache import build_once, cache_dir
 from farm.errors import MissingPrerequisite, WorkFailed
 from farm.halide_env import halide_env
 from farm.targets import TargetInfo
@@ -39,7 +37,7 @@ class Toolchain:
     def key(self) -> str:
         h = hashlib.sha256()
         for part in (self.target, *self.cxx, *self.compile_flags, *self.link_flags,
-                     _compiler_identity(self.cxx), halide_env().version,
+                     compiler_identity(self.cxx), halide_env().version,
                      HARNESS_SOURCE.read_text()):
             h.update(part.encode() + b"\0")
         return h.hexdigest()[:20]
@@ -58,7 +56,7 @@ class Toolchain:
                   "-I", str(env.include_dir), "-I", str(env.tools_dir),
                   "-c", str(HARNESS_SOURCE), "-o", str(out)], "compiling the timing harness")
 
-        return _cached(self.directory / "harness.o", make)
+        return build_once(self.directory / "harness.o", make)
 
     def link(self, pipeline_library: Path, function: str, out: Path) -> None:
         """Link the harness with a pipeline compiled as `function`: the harness calls
@@ -80,7 +78,7 @@ def runtime_library(target: str) -> Path:
         hl.compile_standalone_runtime(str(out), hl.Target(target))
 
     key = hashlib.sha256(f"{target}\0{halide_env().version}".encode()).hexdigest()[:20]
-    return _cached(cache_dir("runtime", key) / "halide_runtime.a", make)
+    return build_once(cache_dir("runtime", key) / "halide_runtime.a", make)
 
 
 def for_target(target: TargetInfo) -> Toolchain:
@@ -114,7 +112,7 @@ def ndk_clang() -> Path:
 
 
 @functools.cache
-def _compiler_identity(cxx: tuple[str, ...]) -> str:
+def compiler_identity(cxx: tuple[str, ...]) -> str:
     try:
         return subprocess.run([*cxx, "--version"], capture_output=True, text=True,
                               timeout=30).stdout
@@ -132,25 +130,3 @@ def _run(argv: list[str], what: str) -> None:
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout)[-2000:]
         raise WorkFailed(f"{what} failed (exit {proc.returncode}): {' '.join(argv)}\n{tail}")
-
-
-@contextmanager
-def _locked(path: Path):
-    with open(path.with_name(path.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _cached(path: Path, make) -> Path:
-    """Build `path` once per machine, even when several workers ask at once."""
-    if path.exists():
-        return path
-    with _locked(path):
-        if not path.exists():
-            tmp = path.with_name(f".tmp{os.getpid()}-{path.name}")  # keeps the extension
-            make(tmp)
-            os.replace(tmp, path)
-    return path

@@ -33,9 +33,9 @@ from typing import Any
 import ray
 
 from farm import acceptance, atomic, costmodel, verdict, weights
+from farm.benchmark import PYTHON, Benchmark, write_files
 from farm.builder import Builder, HalideBuilder
 from farm.candidate import BEAM_SEARCH, DEFAULT_PARALLELISM, DUPLICATE, OK, TRANSIENT, CandidateSpec
-from farm.catalog import Benchmark
 from farm.cluster import Cluster
 from farm.devices.base import DeviceInfo
 from farm.devices.session import choose
@@ -314,10 +314,16 @@ class _Tuning:
         if not run.weights_path(0).exists():
             weights.write(self.s.start_weights, run.weights_path(0))
         for t in self.tracks:
-            if not t.bench.builtin:
-                copy = run.generator_copy_of(t.bench.name) if t.scope else run.generator_copy
-                copy.parent.mkdir(exist_ok=True)
+            if t.bench.builtin:
+                continue
+            python = t.bench.kind == PYTHON
+            copy = run.generator_copy(t.bench.name if t.scope else None, python)
+            copy.parent.mkdir(exist_ok=True)
+            if python:
                 atomic.write_text(copy, t.bench.source)
+            else:
+                copy.mkdir(exist_ok=True)
+                write_files(copy, t.bench.files, t.bench.path)
 
     def _load_state(self) -> None:
         store = self.run_dir.samples

@@ -43,6 +43,10 @@ from farm.plan import SeenSchedules
 from farm.timing import TimingConfig
 
 RUN_GRACE_S = 30.0  # beyond the run timeout, before a silent device actor ends itself
+# The compile timeout is CPU time (farm.compile_process); a compile that neither finishes
+# nor runs out of CPU (a hang, or paused for long) is cancelled after this many times it
+# in wall-clock time.
+COMPILE_WALL_FACTOR = 4.0
 MAX_DEPTH = 32  # candidates a device actor holds at once (its compiles overlap)
 
 
@@ -62,14 +66,19 @@ class Built:
         return DUPLICATE if self.duplicate_of is not None else self.result.status
 
 
-def build_candidate(builder: Builder, plan, index: int, attempts: int, seen
-                    ) -> tuple[Built, bytes, Library | None]:
+def build_candidate(builder: Builder, plan, index: int, attempts: int, seen,
+                    cpu_limit_s: float | None = None) -> tuple[Built, bytes, Library | None]:
     """Autoschedule, claim and redraw (for a plan that prechecks `index`), then build.
-    `seen` is the run's SeenSchedules or an actor holding it (None: no duplicate check)."""
+    `seen` is the run's SeenSchedules or an actor holding it (None: no duplicate check).
+    `cpu_limit_s` bounds the CPU time of all of it (the compile timeout)."""
     spec, precheck_s, key = plan.spec(index, attempts), 0.0, None
     owner = plan.owner(index) if seen is not None else None
+
+    def left() -> float | None:
+        return None if cpu_limit_s is None else max(1.0, cpu_limit_s - precheck_s)
+
     while plan.precheck(index):
-        result = builder.autoschedule(spec)
+        result = builder.autoschedule(spec, left())
         precheck_s += result.schedule.autoschedule_s if result.schedule else 0.0
         if not result.ok:
             return Built(index, attempts, result, precheck_s), b"", None
@@ -82,7 +91,7 @@ def build_candidate(builder: Builder, plan, index: int, attempts: int, seen
         if fresh is None:
             return Built(index, attempts, result, precheck_s, duplicate_of=twin), b"", None
         spec, attempts, key = fresh, attempts + 1, None
-    result, binary, library = builder.build(spec)
+    result, binary, library = builder.build(spec, left())
     if not result.ok:
         return Built(index, attempts, result, precheck_s), b"", None
     assert result.schedule is not None  # an ok BuildResult carries its schedule
@@ -105,8 +114,9 @@ def _claim(seen, key: str, owner: int | None) -> int | None:
 
 
 @ray.remote(num_returns=3, max_retries=1)
-def candidate_task(builder: Builder, plan, index: int, attempts: int, seen):
-    return build_candidate(builder, plan, index, attempts, seen)
+def candidate_task(builder: Builder, plan, index: int, attempts: int, seen,
+                   cpu_limit_s: float | None = None):
+    return build_candidate(builder, plan, index, attempts, seen, cpu_limit_s)
 
 
 @ray.remote(num_cpus=0, max_restarts=3)
@@ -178,6 +188,7 @@ class DeviceActor:
         self._deadline: float | None = None
         self._plans: dict[int, tuple] = {}  # key -> (plan ref, seen)
         self._given = threading.Condition()
+        self._activity: dict[int, tuple[str, float]] = {}  # index -> (phase, since)
         threading.Thread(target=self._watchdog, daemon=True).start()
 
     def begin(self, key: int, plan, seen) -> None:
@@ -201,6 +212,19 @@ class DeviceActor:
             return list(each.map(self.candidate, jobs))
 
     def candidate(self, job: Job) -> Done:
+        try:
+            return self._candidate(job)
+        finally:
+            self._activity.pop(job.index, None)
+
+    def activity(self) -> list[tuple[int, str, float]]:
+        """What each candidate it holds is doing: (index, phase, since: time.time())."""
+        return [(i, phase, since) for i, (phase, since) in list(self._activity.items())]
+
+    def _doing(self, index: int, phase: str) -> None:
+        self._activity[index] = (phase, time.time())
+
+    def _candidate(self, job: Job) -> Done:
         built: Built | None = None
         data: bytes | None = None
         if job.prebuilt is not None:  # built for a device that failed: time it here
@@ -211,16 +235,21 @@ class DeviceActor:
                 built = None
         if built is None:
             plan, seen = self._plan(job.plan)
+            self._doing(job.index, "waiting to compile")
             with self._compiling:
+                self._doing(job.index, "compiling")
                 # num_returns=3: three ObjectRefs, which ray's stubs type as one
                 meta, binary, library = cast("list[ray.ObjectRef]", candidate_task.options(
                     num_cpus=self.builder.cpus, **self.build_options).remote(
-                    self.builder, plan, job.index, 1, seen))
-                ready, _ = ray.wait([meta], timeout=job.compile_timeout_s)
+                    self.builder, plan, job.index, 1, seen, job.compile_timeout_s))
+                wall_s = job.compile_timeout_s * COMPILE_WALL_FACTOR
+                ready, _ = ray.wait([meta], timeout=wall_s)
             if not ready:
                 ray.cancel(meta, force=True)
-                return Done(job.index, COMPILE_TIMEOUT, error=f"compile: killed after the "
-                            f"{job.compile_timeout_s:g} s compile timeout")
+                return Done(job.index, COMPILE_TIMEOUT, error=f"compile: cancelled after "
+                            f"{wall_s:g} s of wall-clock time without finishing "
+                            f"({COMPILE_WALL_FACTOR:g} x the {job.compile_timeout_s:g} s "
+                            "compile timeout, which counts CPU time)")
             try:
                 built = ray.get(meta)
             except ray.exceptions.RayTaskError as e:  # a bug, not a bad candidate
@@ -232,6 +261,7 @@ class DeviceActor:
             return Done(job.index, built.status, built, error=built.result.error or (
                 f"same schedule features as schedule {built.duplicate_of}"),
                 log=built.result.log)
+        self._doing(job.index, "timing")
         m = self.run(data if data is not None else ray.get(binary), job.threads, job.timing)
         keep = m.status == DEVICE_LOST or (m.ok and (job.keep or job.keep_below_ms is None
                                                      or m.best_ms < job.keep_below_ms))

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from farm import catalog
+from farm import catalog, pygen
+from farm.benchmark import format_params
 from farm.errors import BenchmarkError
 
 USER_GENERATOR = textwrap.dedent('''
@@ -41,7 +42,7 @@ def test_user_generator_resolves(user_file):
     bench = catalog.resolve(f"{user_file}:brighten")
     assert bench.name == "brighten" and not bench.builtin
     assert bench.description == "Add 10 to every pixel."
-    assert catalog.generator_class(bench)._halide_registered_name == "brighten"
+    assert pygen.generator_class(bench)._halide_registered_name == "brighten"
 
 
 def test_same_file_loads_twice_in_one_process(user_file):
@@ -50,7 +51,7 @@ def test_same_file_loads_twice_in_one_process(user_file):
     user_file.write_text(USER_GENERATOR + "\n# edited\n")
     second = catalog.resolve(f"{user_file}:brighten")
     assert first.sha256 != second.sha256
-    assert catalog.generator_class(second) is not catalog.generator_class(first)
+    assert pygen.generator_class(second) is not pygen.generator_class(first)
 
 
 def test_unknown_builtin_lists_the_known_ones():
@@ -79,7 +80,7 @@ def test_a_generator_travels_as_source(user_file):
     """Nodes load a user's generator from the text the driver sent, not from its path."""
     bench = catalog.resolve(f"{user_file}:brighten")
     user_file.unlink()
-    classes = catalog.generator_classes(bench.source + "\n", "/elsewhere/mygen.py")
+    classes = pygen.generator_classes(bench.source + "\n", "/elsewhere/mygen.py")
     assert "brighten" in classes
 
 
@@ -94,8 +95,8 @@ HALIDE_APPS = Path(os.environ.get("FARM_HALIDE_APPS") or Path(__file__).parent /
 
 def _reload(bench):
     """generator_class(bench) as a fresh process would load it."""
-    catalog.generator_classes.cache_clear()
-    return catalog.generator_class(bench)
+    pygen.generator_classes.cache_clear()
+    return pygen.generator_class(bench)
 
 
 def test_unnamed_generator_has_its_class_name(tmp_path):
@@ -104,7 +105,7 @@ def test_unnamed_generator_has_its_class_name(tmp_path):
                                            "@hl.generator()\nclass Sharpen"))
     bench = catalog.resolve(f"{path}:Sharpen")
     assert bench.name == "Sharpen"
-    assert catalog.generator_class(bench)._halide_registered_name == "Sharpen"
+    assert pygen.generator_class(bench)._halide_registered_name == "Sharpen"
     with pytest.raises(BenchmarkError, match=r"named 'sharpen' \(it defines: Sharpen\)"):
         catalog.resolve(f"{path}:sharpen")
 
@@ -118,7 +119,7 @@ def test_alias_is_chosen_by_name_and_loads_twice():
     ref = f"{PYGEN}/box_generator.py:box_Adams2019"
     first = catalog.resolve(ref)
     assert first.name == "box_Adams2019" and first.description.startswith("A box filter")
-    catalog.generator_classes.cache_clear()
+    pygen.generator_classes.cache_clear()
     second = catalog.resolve(ref)  # Halide would say the name "is already in use"
     assert second == first
     cls = _reload(second)
@@ -147,7 +148,7 @@ def test_alias_for_another_autoscheduler_is_refused():
 
 def test_same_file_loads_again_and_again_then_edited(user_file):
     first = catalog.resolve(f"{user_file}:brighten")
-    classes = {catalog.generator_class(first)}
+    classes = {pygen.generator_class(first)}
     for _ in range(3):
         classes.add(_reload(first))
         assert catalog.resolve(f"{user_file}:brighten") == first
@@ -155,7 +156,7 @@ def test_same_file_loads_again_and_again_then_edited(user_file):
     user_file.write_text(USER_GENERATOR.replace("10)", "20)"))
     edited = catalog.resolve(f"{user_file}:brighten")
     assert edited.sha256 != first.sha256
-    assert catalog.generator_class(edited) is not catalog.generator_class(first)
+    assert pygen.generator_class(edited) is not pygen.generator_class(first)
 
 
 def test_single_file_sha256_is_its_source_hash(user_file):
@@ -174,7 +175,7 @@ def test_sibling_import_travels_with_the_benchmark(tmp_path):
                                  .read_bytes(), "taps.txt": b"1 4 6 4 1\n"}
     # another node: no such folder, and a Benchmark that came over the wire
     shutil.rmtree(folder)
-    for copy in catalog._materialized.values():
+    for copy in pygen._materialized.values():
         shutil.rmtree(copy)
     travelled = pickle.loads(pickle.dumps(bench))
     cls = _reload(travelled)
@@ -191,7 +192,7 @@ def test_a_changed_sibling_is_a_changed_pipeline(tmp_path):
     (folder / "taps.txt").write_text("1 2 1\n")
     second = catalog.resolve(f"{folder}/pyramid_generator.py:pyramid")
     assert second.source == first.source and second.sha256 != first.sha256
-    assert sys.modules[catalog.generator_class(second).__mro__[1].__module__].TAPS == [1, 2, 1]
+    assert sys.modules[pygen.generator_class(second).__mro__[1].__module__].TAPS == [1, 2, 1]
 
 
 SIBLING_USER = textwrap.dedent('''
@@ -220,7 +221,7 @@ def test_same_named_siblings_of_two_benchmarks_do_not_clash(tmp_path, monkeypatc
         (folder / "gen.py").write_text(SIBLING_USER)
         (folder / "helpers.py").write_text(f"VALUE = {value}\n")
         benches.append(catalog.resolve(f"{folder}/gen.py:offset"))
-    assert [catalog.generator_class(b).value for b in benches] == [1, 2]
+    assert [pygen.generator_class(b).value for b in benches] == [1, 2]
     assert [_reload(b).value for b in reversed(benches)] == [2, 1]
     assert sys.modules["helpers"] is unrelated
 
@@ -290,7 +291,7 @@ def test_halide_apps_resolve_by_halides_names(file):
     with pytest.raises(BenchmarkError, match=rf"it defines: {', '.join(names)}\)"):
         catalog.resolve(f"{path}:nope")
     for _ in range(2):  # and again: Halide would refuse the names the second time
-        catalog.generator_classes.cache_clear()
+        pygen.generator_classes.cache_clear()
         assert catalog.resolve(f"{path}:{names[0]}").name == names[0]
 
 
@@ -366,7 +367,7 @@ def test_two_parameter_sets_build_two_pipelines():
                              **RANDOM_PROBE)
         feats[radius] = build.autoschedule(spec).featurization
         ids[radius] = featurization.pipeline_id(feats[radius],
-                                                catalog.format_params(bench.params))
+                                                format_params(bench.params))
     assert feats[1] != feats[3]
     assert featurization.pipeline_id(feats[1]) == featurization.pipeline_id(feats[3])
     assert ids[1] != ids[3]

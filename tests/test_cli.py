@@ -23,10 +23,15 @@ def test_help_lists_every_subcommand():
         assert cmd in out
 
 
-def test_benchmarks_lists_the_six(tmp_path):
-    lines = farm("benchmarks", check=0).stdout.splitlines()
-    assert [ln.split()[0] for ln in lines] == ["conv3x3a16", "conv3x3a32", "dilate3x3",
-                                               "gaussian5x5", "median3x3", "sobel"]
+def test_benchmarks_lists_the_six_and_how_to_name_your_own(tmp_path):
+    out = farm("benchmarks", check=0).stdout
+    builtins, _, own = out.partition("\n\n")
+    assert [ln.split()[0] for ln in builtins.splitlines()[1:]] == [
+        "conv3x3a16", "conv3x3a32", "dilate3x3", "gaussian5x5", "median3x3", "sobel"]
+    forms = [ln.split()[0] for ln in own.splitlines()[1:] if ln.startswith("  ") and
+             not ln.startswith("   ")]
+    assert forms == ["path/to/file.py:NAME", "path/to/dir", "path/to/file.cpp[:NAME]",
+                     "path/to/exe[:NAME]", "BENCH:name=value,..."]
 
 
 def test_weights_baseline_and_check(tmp_path):

@@ -110,13 +110,14 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
     assert len(_rows(run)) == 6
 
 
-CRASHES_IN_WORKERS = textwrap.dedent('''
+CRASHES_IN_COMPILES = textwrap.dedent('''
     import os, signal, sys
     import halide as hl
 
     @hl.generator(name="crashy")
     class Crashy:
-        """Builds in the driver, kills the Ray worker that compiles it."""
+        """Builds in the driver; in a compile process it crashes it (SIGSEGV, as a bug in
+        LLVM would) or kills the Ray worker that started it (VICTIM=worker)."""
         input = hl.InputBuffer(hl.UInt(8), 2)
         output = hl.OutputBuffer(hl.UInt(8), 2)
 
@@ -125,19 +126,26 @@ CRASHES_IN_WORKERS = textwrap.dedent('''
             g.output[x, y] = g.input[x, y]
             g.input.set_estimates([(0, 64), (0, 64)])
             g.output.set_estimates([(0, 64), (0, 64)])
-            if sys.argv[0].endswith("default_worker.py"):  # inside a Ray worker
-                os.kill(os.getpid(), signal.SIGSEGV)
+            if sys.argv[0].endswith("compile_process.py"):  # farm.compile_process
+                victim = os.getppid() if "VICTIM" == "worker" else os.getpid()
+                os.kill(victim, signal.SIGKILL if victim != os.getpid() else signal.SIGSEGV)
 ''')
 
 
-def test_a_compile_that_crashes_its_worker_is_a_row_not_a_dead_driver(tmp_path):
+@pytest.mark.parametrize("victim, status, error", [
+    ("compile", "compile_error", "the compile process died (signal 11)"),
+    ("worker", "crashed", "compile worker died twice"),
+])
+def test_a_compile_that_crashes_is_a_row_not_a_dead_driver(tmp_path, victim, status, error):
+    """A crash in Halide or LLVM ends the compile process: a compile_error row. A Ray worker
+    that dies (SIGKILL, OOM) is retried once by Ray, then a crashed row."""
     gen = tmp_path / "crashy.py"
-    gen.write_text(CRASHES_IN_WORKERS)
+    gen.write_text(CRASHES_IN_COMPILES.replace('"VICTIM"', repr(victim)))
     run = tmp_path / "run"
     farm("autotune", f"{gen}:crashy", "--batch-size", "3", "--out", run, check=0)
     rows = _rows(run)
-    assert [r["status"] for r in rows] == ["crashed"] * 3
-    assert all("compile worker died" in r["error"] for r in rows)
+    assert [r["status"] for r in rows] == [status] * 3
+    assert all(error in r["error"] for r in rows), [r["error"] for r in rows]
 
 
 def _script(tmp_path, body):

@@ -110,11 +110,11 @@ def test_a_probe_that_draws_a_known_schedule_is_redrawn_before_codegen(spec_for)
     class Counting(SyntheticBuilder):
         autoschedules = builds = 0
 
-        def autoschedule(self, spec):
+        def autoschedule(self, spec, cpu_limit_s=None):
             self.autoschedules += 1
             return super().autoschedule(spec)
 
-        def build(self, spec):
+        def build(self, spec, cpu_limit_s=None):
             self.builds += 1
             return super().build(spec)
 

@@ -38,9 +38,8 @@ def add_parser(sub) -> None:
         "a few candidate models on the earlier rounds and keeps one only if it ranks the new "
         "round's schedules better than the current weights beyond the noise.",
         epilog=EPILOG)
-    p.add_argument("benchmarks", metavar="BENCH", nargs="+", help="a built-in benchmark or "
-                   "path/to/file.py:generator_name, optionally followed by :param=value,... "
-                   "(generator parameters); several (or `all`) make a campaign")
+    p.add_argument("benchmarks", metavar="BENCH", nargs="+", help=options.BENCH_KINDS +
+                   "; several (or `all`, the built-ins) make a campaign")
     options.add_out(p, "RUN_DIR", required=True, help="the run directory (created, or "
                     "resumed when it exists)")
     p.add_argument("--rounds", type=options.positive_int, default=1, metavar="R",
@@ -51,8 +50,7 @@ def add_parser(sub) -> None:
                    "the round in progress once this much time is spent, e.g. 45m, 2h, 1h30m")
     options.add_common(p)
     options.add_devices(p)
-    p.add_argument("--compile-timeout", type=options.positive_float, default=600.0,
-                   metavar="S", help="kill a candidate's compile after S seconds (default 600)")
+    options.add_compile_timeout(p)
     p.add_argument("--run-timeout", type=options.positive_float, default=60.0, metavar="S",
                    help="kill a candidate's timing run after S seconds (default 60)")
     p.add_argument("--train-steps", "--epochs", type=options.positive_int, dest="train_steps",

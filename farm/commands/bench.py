@@ -12,8 +12,8 @@ def add_parser(sub) -> None:
         description="Time, per benchmark and device, the manual schedule, beam-32 with the "
         "baseline weights, beam-32 with tuned weights (--weights, or the run's best.weights) "
         "and the best schedule a run found (--run), each re-timed --repeats times.")
-    p.add_argument("benchmarks", metavar="BENCH", nargs="*", help="built-in benchmarks, "
-                   "path.py:name, or `all` (default: the --run's benchmark)")
+    p.add_argument("benchmarks", metavar="BENCH", nargs="*", help=options.BENCH_KINDS +
+                   "; or `all` (default: the --run's benchmark)")
     options.add_devices(p, help="devices (default: every usable one); `--device a b` and "
                         "`--device a --device b` both name two")
     options.add_weights(p, help="tuned weights (default: the run's best.weights)")

@@ -1,10 +1,27 @@
-"""farm benchmarks: the built-in benchmarks, a line each."""
+"""farm benchmarks: the built-in benchmarks, a line each, and how to name your own."""
 
 from __future__ import annotations
 
+YOUR_OWN = """
+Your own generators (BENCH for farm run, autotune and bench):
+  path/to/file.py:NAME       a Python generator (@hl.generator) in that file, by the name
+                             Halide gives it when the file runs as a script (an
+                             @hl.alias by its alias name); its folder's modules travel
+  path/to/dir                a C++ generator folder, as Halide's apps keep them: every
+                             *_generator.cpp in it, built once per node against the halide
+                             wheel; add :NAME when it registers several generators
+  path/to/file.cpp[:NAME]    one C++ generator file (headers beside it travel too)
+  path/to/exe[:NAME]         a prebuilt generator executable (linked against the wheel's
+                             shared libHalide)
+  BENCH:name=value,...       generator parameters; two sets are two pipelines
+Each needs estimates on every input and output. Examples: examples/cpp/median3x3,
+examples/cpp/conv3x3:accumulator_type=int32 (README: Your own generators)."""
+
 
 def add_parser(sub) -> None:
-    sub.add_parser("benchmarks", help="list the built-in benchmarks")
+    sub.add_parser("benchmarks", help="list the built-in benchmarks and how to name your own "
+                   "generators", description="The built-in benchmarks, and the forms BENCH "
+                   "takes for your own generators (Python, C++ or an executable).")
 
 
 def main(args) -> int:
@@ -12,6 +29,8 @@ def main(args) -> int:
 
     benches = builtin_benchmarks()
     width = max(len(b.name) for b in benches)
+    print("Built-in benchmarks:")
     for b in benches:
-        print(f"{b.name:<{width}}  {b.description}")
+        print(f"  {b.name:<{width}}  {b.description}")
+    print(YOUR_OWN)
     return 0

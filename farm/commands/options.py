@@ -13,6 +13,12 @@ import sys
 
 from farm.candidate import DEFAULT_PARALLELISM
 
+# What BENCH can be, for every command's help (farm.catalog resolves them)
+BENCH_KINDS = ("a built-in benchmark (`farm benchmarks`), path/to/file.py:generator_name, "
+               "a C++ generator folder path/to/dir (its *_generator.cpp), "
+               "path/to/file.cpp[:name] or a generator executable[:name]; generator "
+               "parameters follow as BENCH:name=value,...")
+
 
 class Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line on stderr and exit 2, as every user error."""
@@ -147,6 +153,14 @@ def add_devices(p: argparse.ArgumentParser, help: str = "devices to time on (see
     """`--device ID [ID ...]`, repeatable: every ID given lands in args.devices."""
     p.add_argument("--device", metavar="ID", nargs="+", action="extend", dest="devices",
                    help=help)
+
+
+def add_compile_timeout(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--compile-timeout", type=positive_float, default=600.0, metavar="S",
+                   help="end a candidate's compile once it has used S seconds of CPU "
+                   "(default 600; CPU time: a compile paused while a device times is not "
+                   "charged, and one that hangs without using CPU is ended after 4 x S of "
+                   "wall-clock time)")
 
 
 def add_common(p: argparse.ArgumentParser) -> None:

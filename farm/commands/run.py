@@ -10,11 +10,11 @@ def add_parser(sub) -> None:
                        "schedule beside it)", description="Autoschedule BENCH with Adams2019, "
                        "time it on a device, and time the benchmark's own (manual) schedule "
                        "beside it. Writes BENCH.schedule.h under --out.")
-    p.add_argument("benchmark", metavar="BENCH", help="a built-in benchmark (`farm benchmarks`) "
-                   "or path/to/file.py:generator_name")
+    p.add_argument("benchmark", metavar="BENCH", help=options.BENCH_KINDS)
     p.add_argument("--beam-size", type=options.positive_int, default=32, metavar="N",
                    help="beam size of the autoscheduler's search (default 32)")
     options.add_common(p)
+    options.add_compile_timeout(p)
     options.add_device(p, twice="farm run times on one device; give --device once")
     options.add_out(p, "DIR", default=".", help="where to write the .schedule.h (default: "
                     "the current directory)")
@@ -26,6 +26,7 @@ def main(args) -> int:
     from farm.candidate import CandidateSpec
     from farm.commands import writable_dir
     from farm.devices.session import DeviceSession
+    from farm.progress import waiting_notices
     from farm.single_run import run_benchmark
     from farm.timing import TimingConfig
 
@@ -41,7 +42,9 @@ def main(args) -> int:
               f"target {target.compile}, weights {w.origin} ({w.sha256[:8]}), on {info.id}",
               flush=True)
         result = run_benchmark(spec, session.pool([info], target), TimingConfig(), out,
-                               with_manual=not args.no_manual)
+                               with_manual=not args.no_manual,
+                               compile_timeout_s=args.compile_timeout,
+                               on_update=waiting_notices(lambda line: print(line, flush=True)))
     b, m = result.auto.build, result.auto.measurement
     # run_benchmark raises unless the autoscheduled schedule compiled and ran
     assert m is not None and b.schedule is not None
