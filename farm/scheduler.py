@@ -95,12 +95,13 @@ class Counts:
 
 class RoundScheduler:
     def __init__(self, pool: DevicePool, *, threads: int, timing: TimingConfig,
-                 compile_timeout_s: float, on_update=None):
+                 compile_timeout_s: float, on_update=None, slow_s: float = SLOW_S):
         self.pool = pool
         self.threads = threads
         self.timing = timing
         self.compile_timeout_s = compile_timeout_s
         self.on_update = on_update or (lambda counts: None)
+        self.slow_s = slow_s
         self._plan_key = 0
 
     def run(self, plan: Plan, best_ms: Mapping[int, float | None] | None = None, seen=None,
@@ -140,11 +141,11 @@ class RoundScheduler:
         return [self.outcomes[i] for i in range(total)]
 
     def _look(self) -> None:
-        """After SLOW_S without an answer, ask the devices holding work what it is doing and
+        """After slow_s without an answer, ask the devices holding work what it is doing and
         keep the longest-running candidate in counts.waiting_on (a Ray call per busy
-        device, once per SLOW_S while it lasts)."""
+        device, once per slow_s while it lasts)."""
         now = time.monotonic()
-        if now - self._answered_at < SLOW_S or now - self._looked_at < SLOW_S:
+        if now - self._answered_at < self.slow_s or now - self._looked_at < self.slow_s:
             return
         self._looked_at = now
         busy = [h for h in self.pool.usable() if h.held]

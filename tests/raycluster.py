@@ -28,7 +28,10 @@ def auth_env() -> dict:
 class LocalCluster:
     """A head and `workers` more nodes, each a `ray start --block` process group."""
 
-    def __init__(self, workers: int = 1, cpus: int = 1, head_labels: str = ""):
+    def __init__(self, workers: int = 1, cpus: int = 1, head_labels: str = "",
+                 node_env: list[dict] | None = None):
+        """`node_env`: more environment for each node, the head's first (e.g. a cache
+        directory of its own, as a node of a real cluster has)."""
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.procs = []
@@ -39,16 +42,18 @@ class LocalCluster:
                 f"--num-cpus={cpus}", "--include-dashboard=false", f"--temp-dir={self.tmp}"]
         if head_labels:
             head.append(f"--labels={head_labels}")
-        self._start(head)
+        extra = node_env or [{} for _ in range(1 + workers)]
+        self._start(head, extra[0])
         self._wait_for_port()
-        for _ in range(workers):
+        for i in range(workers):
             self._start([ray, "start", "--block", f"--address={self.address}",
-                         f"--num-cpus={cpus}"])
+                         f"--num-cpus={cpus}"], extra[1 + i])
         self._wait_for_nodes(1 + workers)
 
-    def _start(self, argv):
+    def _start(self, argv, extra_env=None):
         with open(Path(self.tmp) / f"node{len(self.procs)}.log", "w") as log:
-            self.procs.append(subprocess.Popen(argv, env=self.env, stdout=log, stderr=log,
+            self.procs.append(subprocess.Popen(argv, env={**self.env, **(extra_env or {})},
+                                               stdout=log, stderr=log,
                                                start_new_session=True))
 
     def _wait_for_port(self, timeout=60):

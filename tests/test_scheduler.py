@@ -81,13 +81,32 @@ def test_a_device_actor_killed_mid_call_costs_a_retry(spec_for):
     pool.shutdown()
 
 
-def test_compile_timeout_kills_the_work(spec_for):
+def test_a_compile_that_hangs_without_using_cpu_is_cancelled_at_the_wall_backstop(spec_for):
+    """A synthetic compile sleeps: no CPU, so only the wall-clock backstop (4 x the compile
+    timeout, which counts CPU time; tests/test_gengen.py has the CPU cap) ends it."""
     pool = _pool(synthetic_infos(1, seconds=0.01), compile_s=30)
     start = time.monotonic()
-    outcomes = _run(spec_for, pool, batch=3, compile_timeout_s=1.0)
+    outcomes = _run(spec_for, pool, batch=3, compile_timeout_s=0.5)
     assert time.monotonic() - start < 15
     assert {o.status for o in outcomes[0:1]} == {COMPILE_TIMEOUT}
-    assert "1 s compile timeout" in outcomes[0].error
+    assert "cancelled after 2 s of wall-clock time" in outcomes[0].error
+    assert "0.5 s compile timeout, which counts CPU time" in outcomes[0].error
+    pool.shutdown()
+
+
+def test_a_slow_round_says_what_is_compiling_and_for_how_long(spec_for):
+    pool = _pool(synthetic_infos(1, seconds=0.01), compile_s=3)
+    seen = []
+    scheduler = RoundScheduler(pool, threads=2, timing=TimingConfig(), compile_timeout_s=60,
+                               on_update=lambda c: seen.append(c.waiting_on), slow_s=1.0)
+    plan = RoundPlan("test", 1, spec_for("median3x3"), 2)
+    scheduler.run(plan, seen=shared(SeenSchedules()))
+    notices = [w for w in seen if w is not None]
+    assert notices, seen
+    what, seconds = notices[-1]
+    assert what.startswith("compiling median3x3 (beam ") and what.endswith(
+        f"on {pool.handles[0].info.id}")
+    assert 1.0 <= seconds < 10
     pool.shutdown()
 
 
