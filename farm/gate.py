@@ -1,89 +1,168 @@
 """Keep compile work off the cores while a host device times.
 
-Compile tasks register their process in a machine-wide directory; a host
-device, before it times, stops (SIGSTOP) every registered compile process and
-its children, and continues them (SIGCONT) right after. The timing then has
-the whole machine, and compiling uses every core the rest of the time.
-A flock keeps a registration from slipping in while a timing is under way.
+Compile tasks register their process in a machine-wide folder of their user; a host
+device, before it times, stops (SIGSTOP) every registered compile process and its
+children, and continues them (SIGCONT) right after. The timing then has the whole
+machine, and compiling uses every core the rest of the time. A flock keeps a
+registration from slipping in while a timing is under way (flock, not filelock: the gate
+needs a shared and an exclusive mode, and a lock the kernel drops when its holder dies;
+filelock's shared lock is an SQLite database).
+
+Nothing another user does can turn the gate against its owner:
+- the folder is private: $XDG_RUNTIME_DIR/halide-farm-gate, else
+  /dev/shm/halide-farm-gate-UID, made with mode 0700 (one of this user's that an older
+  farm left open is made 0700); one that is a symlink, not a directory or not this user's
+  is refused (GateError names it and says what to do), and every file in it is opened
+  with O_NOFOLLOW;
+- only processes of this user are stopped, and each is named by its pid and start time,
+  so a reused pid is not mistaken for it.
+
+Nothing stays stopped when the process that stopped it dies, however it dies: it lists
+each process in its marker before it stops it, and every host device has a watchdog
+process (`python -m farm.gate watch`, in a session of its own) that outlives it and,
+within a second of its death, continues what its marker lists.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import signal
-import tempfile
+import stat
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
+
+import psutil
+
+from farm.errors import MissingPrerequisite
+
+WATCH_EVERY_S = 0.5  # how often a watchdog looks at the device process it guards
+
+
+class GateError(MissingPrerequisite):
+    """The gate's folder is not private to this user."""
 
 
 def gate_dir() -> Path:
     configured = os.environ.get("FARM_GATE_DIR")
     if configured:
         path = Path(configured)
+    elif os.environ.get("XDG_RUNTIME_DIR") and os.path.isdir(os.environ["XDG_RUNTIME_DIR"]):
+        path = Path(os.environ["XDG_RUNTIME_DIR"]) / "halide-farm-gate"
     else:
-        base = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+        base = "/dev/shm" if os.path.isdir("/dev/shm") else "/tmp"
         path = Path(base) / f"halide-farm-gate-{os.getuid()}"
-    (path / "compilers").mkdir(parents=True, exist_ok=True)
+    for folder in (path, path / "compilers"):
+        with suppress(FileExistsError):
+            folder.mkdir(mode=0o700)
+        _check_private(folder)
     return path
 
 
-def _start_time(pid: int) -> str | None:
-    """The process's start time in clock ticks: tells a live pid from a reused one."""
+def _check_private(folder: Path) -> None:
+    st = os.lstat(folder)
+    fix = f"remove it (rm -r {folder}) or set FARM_GATE_DIR to a folder of your own"
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise GateError(f"the compile gate's folder {folder} is not a directory (a symlink or "
+                        f"a file): {fix}")
+    if st.st_uid != os.getuid():
+        raise GateError(f"the compile gate's folder {folder} belongs to uid {st.st_uid}, not "
+                        f"to you (uid {os.getuid()}): {fix}")
+    if st.st_mode & 0o077:  # ours, made by an older farm: make it private (what others
+        os.chmod(folder, 0o700)  # may have put in it is not followed nor trusted)
+
+
+def _open(path: Path, flags: int) -> int:
+    return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+
+
+def _start_time(pid: int) -> float | None:
+    """When the process started: tells a live pid from a reused one (None: gone, or not
+    this user's)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        p = psutil.Process(pid)
+        if p.uids().real != os.getuid():
+            return None
+        return p.create_time()
+    except psutil.Error:
         return None
-    return stat.rsplit(")", 1)[1].split()[19]
 
 
-def _children(pid: int) -> list[int]:
-    kids: list[int] = []
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            text = Path(f"/proc/{pid}/task/{task}/children").read_text()
-            kids.extend(int(k) for k in text.split())
-    except OSError:
-        pass
-    return kids
+def _alive(pid: int, start: float) -> bool:
+    return _start_time(pid) == start
 
 
 @contextmanager
 def _lock(mode: int) -> Iterator[None]:
-    with open(gate_dir() / "gate.lock", "a") as f:
-        fcntl.flock(f, mode)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    fd = _open(gate_dir() / "gate.lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, mode)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 @contextmanager
 def compiling() -> Iterator[None]:
     """Mark this process as compile work for the duration of the block."""
     pid = os.getpid()
-    entry = gate_dir() / "compilers" / f"{pid}-{_start_time(pid)}"
-    with _lock(fcntl.LOCK_SH):  # waits while a device is timing
-        entry.touch()
+    entry = gate_dir() / "compilers" / f"{pid}-{_start_time(pid)!r}"
+    with _lock(fcntl.LOCK_SH), suppress(FileExistsError):  # waits while a device times
+        os.close(_open(entry, os.O_WRONLY | os.O_CREAT | os.O_EXCL))
     try:
         yield
     finally:
         entry.unlink(missing_ok=True)
 
 
-def _registered() -> list[int]:
-    pids = []
+def _registered() -> list[tuple[int, float]]:
+    found = []
     for entry in (gate_dir() / "compilers").iterdir():
-        pid_text, _, start = entry.name.partition("-")
-        if pid_text.isdigit() and _start_time(int(pid_text)) == start:
-            pids.append(int(pid_text))
+        pid_text, _, start_text = entry.name.partition("-")
+        try:
+            pid, start = int(pid_text), float(start_text)
+        except ValueError:
+            entry.unlink(missing_ok=True)
+            continue
+        if _alive(pid, start):
+            found.append((pid, start))
         else:
-            entry.unlink(missing_ok=True)  # the process died without unregistering
-    return pids
+            entry.unlink(missing_ok=True)  # died without unregistering, or not this user's
+    return found
 
 
-def _signal(pid: int, sig: int) -> bool:
+def _write_marker(owner: tuple[int, float], stopped: list[tuple[int, float]]) -> None:
+    """The marker names the process that stopped the compiles and each one it stopped,
+    written (to a temporary name, then renamed over the old one) before it stops it."""
+    folder = gate_dir()
+    tmp = folder / f".stopped-{os.getpid()}"
+    fd = _open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"owner": list(owner), "stopped": [list(s) for s in stopped]}, f)
+    os.replace(tmp, folder / "stopped")  # replaces a planted symlink, never its target
+
+
+def _read_marker() -> dict | None:
+    try:
+        fd = _open(gate_dir() / "stopped", os.O_RDONLY)
+    except (FileNotFoundError, OSError):
+        return None
+    with os.fdopen(fd) as f:
+        try:
+            data = json.load(f)
+            return data if isinstance(data, dict) else None
+        except ValueError:
+            return None
+
+
+def _signal(pid: int, start: float, sig: int) -> bool:
+    if not _alive(pid, start):
+        return False
     try:
         os.kill(pid, sig)
         return True
@@ -91,41 +170,84 @@ def _signal(pid: int, sig: int) -> bool:
         return False
 
 
+def _children(pid: int) -> list[tuple[int, float]]:
+    try:
+        kids = psutil.Process(pid).children(recursive=False)
+    except psutil.Error:
+        return []
+    found = []
+    for k in kids:
+        start = _start_time(k.pid)
+        if start is not None:
+            found.append((k.pid, start))
+    return found
+
+
 @contextmanager
 def exclusive() -> Iterator[int]:
     """Run the block with every registered compile process stopped (gives how many)."""
-    stopped: list[int] = []
-    marker = gate_dir() / "stopped"
+    me = (os.getpid(), _start_time(os.getpid()) or 0.0)
+    stopped: list[tuple[int, float]] = []
     with _lock(fcntl.LOCK_EX):
-        marker.write_text(f"{os.getpid()}-{_start_time(os.getpid())}")
         try:
             # Stop a parent before listing its children, so none escapes by forking.
             todo = _registered()
             while todo:
-                pid = todo.pop()
-                if pid != os.getpid() and _signal(pid, signal.SIGSTOP):
-                    stopped.append(pid)
+                pid, start = todo.pop()
+                if pid == me[0]:
+                    continue
+                _write_marker(me, [*stopped, (pid, start)])
+                if _signal(pid, start, signal.SIGSTOP):
+                    stopped.append((pid, start))
                     todo.extend(_children(pid))
             yield len(stopped)
         finally:
-            for pid in stopped:
-                _signal(pid, signal.SIGCONT)
-            marker.unlink(missing_ok=True)
+            for pid, start in stopped:
+                _signal(pid, start, signal.SIGCONT)
+            (gate_dir() / "stopped").unlink(missing_ok=True)
 
 
-def recover() -> None:
-    """Continue compile work a killed device left stopped."""
-    marker = gate_dir() / "stopped"
+def recover() -> int:
+    """Continue the compiles a dead device left stopped (its marker lists them); how many."""
+    marker = _read_marker()
+    if marker is None:
+        return 0
     try:
-        owner = marker.read_text()
-    except OSError:
-        return
-    pid_text, _, start = owner.partition("-")
-    if pid_text.isdigit() and _start_time(int(pid_text)) == start:
-        return  # its owner is alive and will continue them
-    todo = _registered()
-    while todo:
-        pid = todo.pop()
-        _signal(pid, signal.SIGCONT)
-        todo.extend(_children(pid))
-    marker.unlink(missing_ok=True)
+        owner_pid, owner_start = marker["owner"]
+        stopped = [(int(p), float(s)) for p, s in marker["stopped"]]
+    except (KeyError, TypeError, ValueError):
+        stopped, owner_pid, owner_start = [], 0, 0.0
+    if owner_pid and _alive(int(owner_pid), float(owner_start)):
+        return 0  # its owner is alive and will continue them
+    resumed = sum(_signal(pid, start, signal.SIGCONT) for pid, start in stopped)
+    (gate_dir() / "stopped").unlink(missing_ok=True)
+    return resumed
+
+
+_watchdogs: dict[int, subprocess.Popen] = {}  # this process's, by its pid (forks differ)
+
+
+def start_watchdog() -> subprocess.Popen:
+    """A process, in a session of its own, that continues what this process leaves stopped
+    once it dies (by any means, SIGKILL and a lost Ray included); one per process."""
+    gate_dir()  # refuse a folder that is not private before anything relies on it
+    pid = os.getpid()
+    if pid not in _watchdogs or _watchdogs[pid].poll() is not None:
+        _watchdogs[pid] = subprocess.Popen(
+            [sys.executable, "-m", "farm.gate", "watch", str(pid), repr(_start_time(pid))],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True, close_fds=True)
+    return _watchdogs[pid]
+
+
+def watch(pid: int, start: float) -> None:
+    """Wait for process `pid` (started at `start`) to end, then recover()."""
+    while _alive(pid, start):
+        time.sleep(WATCH_EVERY_S)
+    with _lock(fcntl.LOCK_EX):  # a new device of this machine may be timing by now
+        recover()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "watch":
+        watch(int(sys.argv[2]), float(sys.argv[3]))

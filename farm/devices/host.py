@@ -60,7 +60,9 @@ class HostDevice(Device):
                 shutil.rmtree(old, ignore_errors=True)
         self.workdir = parent / str(os.getpid())
         self.workdir.mkdir(exist_ok=True)
-        gate.recover()
+        if isolation == "pause":
+            gate.recover()  # what a device of this machine that died left stopped
+            gate.start_watchdog()  # and what this one will leave, if it dies
 
     def run(self, binary: bytes, threads: int, timing: TimingConfig) -> Measurement:
         path = self.workdir / "bench"
