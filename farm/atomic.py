@@ -4,8 +4,8 @@ The bytes go to a hidden temporary file beside the target (`.NAME.tmp...`, which
 sample store and readers ignore), are flushed and fsynced, the file is renamed over the
 target, and the directory is fsynced so the rename itself survives a power cut. If
 anything fails before the rename, the temporary file is removed and the target is as it
-was. Weights files (farm.weights), the run's JSON records (farm.rundir) and Parquet
-round files (farm.store) all go through here.
+was; a full disk is a DiskFull error that says so. Weights files (farm.weights), the
+run's JSON records (farm.rundir) and Parquet round files (farm.store) all go through here.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import os
 import secrets
 from collections.abc import Callable
 from pathlib import Path
+
+from farm.errors import DiskFull
 
 
 def temporary_name(path: Path) -> Path:
@@ -50,10 +52,20 @@ def _write(path: Path, fill: Callable[[Path], None], synced: bool) -> None:
         if not synced:
             _fsync_file(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
+        if _out_of_space(e):
+            raise DiskFull(f"no space left on the device of {path.parent} while writing "
+                           f"{path.name}: free some there and rerun the same command (what "
+                           "was written before is intact)") from None
         raise
     fsync_dir(path.parent)
+
+
+def _out_of_space(e: BaseException) -> bool:
+    # pyarrow's writers raise OSError without an errno: their message says it
+    return isinstance(e, OSError) and (e.errno in (errno.ENOSPC, errno.EDQUOT) or
+                                       "No space left on device" in str(e))
 
 
 def _fsync_file(path: Path) -> None:

@@ -12,6 +12,7 @@ import os
 import sys
 
 from farm import __version__
+from farm.cluster import lost_head
 from farm.commands import (
     autotune,
     bench,
@@ -58,12 +59,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return COMMANDS[args.command].main(args) or 0
-    except FarmError as e:
+    except (FarmError, KeyboardInterrupt) as e:
+        lost = lost_head()  # the watcher stopped the command: say why, not "interrupted"
+        if lost is not None:
+            print(f"farm {args.command}: error: {lost}", file=sys.stderr)
+            return 1
+        if isinstance(e, KeyboardInterrupt):
+            print(f"farm {args.command}: interrupted", file=sys.stderr)
+            return 130
         print(f"farm {args.command}: error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        print(f"farm {args.command}: interrupted", file=sys.stderr)
-        return 130
     except BrokenPipeError:  # output piped into `head` and the like: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -3,14 +3,19 @@
 Without an address the farm starts an embedded local Ray (this machine only,
 its CPU as the device). With --address or RAY_ADDRESS it joins that cluster;
 the address is probed first, because `ray.init` on a dead address blocks for
-over a minute and ignores SIGTERM.
+over a minute and ignores SIGTERM, and the head is watched while the command runs
+(a lost head is a clear error, not a long hang).
 """
 
 from __future__ import annotations
 
+import _thread
 import logging
 import os
 import socket
+import sys
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +23,17 @@ from farm.devices.base import DeviceInfo
 from farm.errors import BadInput, WorkFailed
 
 PROBE_TIMEOUT_S = 5.0
+HEAD_WATCH_S = 5.0  # how often a driver joined to a cluster checks that its head answers
+HEAD_LOST_AFTER = 3  # failed checks in a row before the head counts as lost
+HEAD_LOST_GRACE_S = 30.0  # then the driver stops: cleanly if it can, else at once
+
+_lost_head: list[str] = []  # why the head counts as lost (set by the watcher thread)
+
+
+def lost_head() -> str | None:
+    """Why this process lost its Ray cluster's head, if it did (the CLI says so instead of
+    "interrupted")."""
+    return _lost_head[0] if _lost_head else None
 
 
 @dataclass(frozen=True)
@@ -61,6 +77,9 @@ class Cluster:
         except ConnectionError as e:
             raise BadInput(f"--address {address}: cannot join that Ray cluster ({e}); "
                            "start it with `ray start --head` or fix the address") from None
+        gcs = ray.get_runtime_context().gcs_address
+        threading.Thread(target=_watch_head, args=(gcs,), daemon=True,
+                         name="farm-head-watch").start()
 
     def shutdown(self) -> None:
         import ray
@@ -123,6 +142,32 @@ class Cluster:
         if not devices:
             raise WorkFailed("no node of the Ray cluster answered device discovery")
         return sorted(devices, key=lambda d: d.id), notes
+
+
+def _watch_head(gcs: str) -> None:
+    """A lost head (its host down, `ray stop` there) leaves Ray's calls hanging for minutes
+    before Ray ends the process without a word: after HEAD_LOST_AFTER failed checks, say
+    why and stop this driver (Ctrl-C's path, so the lock is released and nothing is half
+    written); committed rounds are on disk and the same command resumes."""
+    failures = 0
+    while True:
+        time.sleep(HEAD_WATCH_S)
+        try:
+            probe(gcs)
+            failures = 0
+            continue
+        except BadInput:
+            failures += 1
+        if failures < HEAD_LOST_AFTER:
+            continue
+        why = (f"lost the Ray cluster: its head at {gcs} has not answered for "
+               f"{HEAD_WATCH_S * HEAD_LOST_AFTER:g} s. The committed rounds are kept; rerun "
+               "the same command once the cluster is back (with --address of its head)")
+        _lost_head.append(why)
+        _thread.interrupt_main()
+        time.sleep(HEAD_LOST_GRACE_S)
+        print(f"farm: error: {why}", file=sys.stderr, flush=True)  # still stuck in Ray
+        os._exit(1)
 
 
 def probe(address: str) -> None:

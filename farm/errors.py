@@ -45,6 +45,10 @@ class WorkFailed(FarmError):
     """The work itself failed (exit 1): a compile, a run, a cluster."""
 
 
+class DiskFull(WorkFailed):
+    """A write ran out of space (or quota); what was committed before it is intact."""
+
+
 class Interrupted(FarmError):
     """The user pressed Ctrl-C; committed work is kept."""
 

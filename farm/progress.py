@@ -86,8 +86,8 @@ class Progress:
                  *([f"best {format_ms(best)}"] if self.pipelines == 1 else []),
                  f"elapsed {format_duration(time.monotonic() - self.started)}"]
         if k.waiting_on is not None:
-            what, seconds = k.waiting_on
-            parts.append(f"{what} for {format_duration(seconds)}")
+            what, since = k.waiting_on
+            parts.append(f"{what} for {format_duration(time.time() - since)}")
         if self.round_s is not None:
             left = (self.rounds - self.round_no + 1) * self.round_s - \
                 (time.monotonic() - self.started)
@@ -95,15 +95,16 @@ class Progress:
         return ", ".join(parts)
 
 
-def waiting_notices(say) -> Callable[[Counts], None]:
-    """An on_update for a scheduler whose caller shows no progress bar (farm run, farm
-    bench): `say(line)` once per notice of what a slow candidate is doing."""
-    shown: list[tuple[str, float] | None] = [None]
+def waiting_notices(say, every_s: float = 30.0) -> Callable[[Counts], None]:
+    """An on_update for a scheduler whose caller shows no progress bar (farm run):
+    `say(line)` every `every_s` while a slow candidate keeps it waiting, saying what the
+    candidate is doing and for how long."""
+    said = [0.0]
 
     def update(counts: Counts) -> None:
-        if counts.waiting_on is not None and counts.waiting_on != shown[0]:
-            shown[0] = counts.waiting_on
-            what, seconds = counts.waiting_on
-            say(f"  ... {what} for {format_duration(seconds)}")
+        if counts.waiting_on is not None and time.monotonic() - said[0] >= every_s:
+            said[0] = time.monotonic()
+            what, since = counts.waiting_on
+            say(f"  ... {what} for {format_duration(time.time() - since)}")
 
     return update

@@ -115,6 +115,11 @@ class RunDir:
     def round_record_path(self, round_no: int) -> Path:
         return self.path / "rounds" / f"round-{round_no:06d}.json"
 
+    def round_part_path(self, round_no: int) -> Path:
+        """A committed round's record while its later steps are under way (RoundRecord.steps
+        says which are done): what a resumed run goes on from."""
+        return self.path / "rounds" / f".round-{round_no:06d}.part.json"
+
     def training_dir(self, round_no: int) -> Path:
         """The trainer's (bounded) output for each candidate trained after `round_no`."""
         return self.path / "training" / f"round-{round_no:06d}"
@@ -193,6 +198,19 @@ class RunDir:
         self._lock_file = lock
         self.took_over = stale  # the previous holder's line, if it died holding the lock
 
+    def holder(self) -> str | None:
+        """Who is running the run now ("pid N on HOST since T"), or None when nobody is."""
+        try:
+            with open(self.path / ".lock") as lock:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return lock.read().strip() or "another process"
+                fcntl.flock(lock, fcntl.LOCK_UN)
+        except OSError:
+            pass
+        return None
+
     def close(self) -> None:
         if self._lock_file is not None:
             self._lock_file.seek(0)
@@ -222,6 +240,20 @@ class RunDir:
     def read_round(self, round_no: int) -> RoundRecord | None:
         """Round `round_no`'s record; None when it has none (e.g. it crashed before)."""
         return self._typed(self.round_record_path(round_no), RoundRecord)
+
+    def write_round_part(self, record: RoundRecord) -> None:
+        write_json(self.round_part_path(record.round), record.to_json())
+
+    def read_round_part(self, round_no: int) -> RoundRecord | None:
+        """The part record of a round whose later steps a crash interrupted; None when there
+        is none, or it is unreadable (a resumed run then redoes every step)."""
+        try:
+            return self._typed(self.round_part_path(round_no), RoundRecord)
+        except RunDirError:
+            return None
+
+    def drop_round_part(self, round_no: int) -> None:
+        self.round_part_path(round_no).unlink(missing_ok=True)
 
     def write_best_weights(self, weights: Weights, record: BestWeightsRecord) -> None:
         """best.weights and best.json, which says which weights they are and why."""
@@ -277,23 +309,27 @@ class RunDir:
         except (OSError, ValueError) as e:
             raise RunDirError(f"{path} is unreadable ({e}); {fix}") from None
 
-    def begin(self, wanted: Manifest, invocation: dict) -> Manifest:
-        """Start a new run, or resume one whose fixed settings match `wanted`."""
+    def check_resumable(self, wanted: Manifest) -> Manifest | None:
+        """The run's manifest (None for a new run) if `wanted` may start or resume it; a
+        RunDirError saying why not. Reads only: a refused command leaves no trace."""
         existing = self.read_manifest()
         if existing is None:
             if self.samples.committed_rounds():
                 raise RunDirError(f"{self.path} has samples but no manifest.json; it is not "
                                   "a run this farm can resume")
-            manifest = wanted
-        else:
-            for key in Manifest.FIXED:
-                old, new = getattr(existing, key), getattr(wanted, key)
-                if old != new:
-                    raise RunDirError(
-                        f"{self.path} holds a run with {key} {_short(old)}, not {_short(new)}; "
-                        "resume it with the same settings (only --rounds and --budget may "
-                        "change) or use a new --out")
-            manifest = existing
+            return None
+        for key in Manifest.FIXED:
+            old, new = getattr(existing, key), getattr(wanted, key)
+            if old != new:
+                raise RunDirError(
+                    f"{self.path} holds a run with {key} {_short(old)}, not {_short(new)}; "
+                    "resume it with the same settings (only --rounds and --budget may "
+                    "change) or use a new --out")
+        return existing
+
+    def begin(self, wanted: Manifest, invocation: dict) -> Manifest:
+        """Start a new run, or resume one whose fixed settings match `wanted`."""
+        manifest = self.check_resumable(wanted) or wanted
         manifest.invocations.append(invocation)
         self.write_manifest(manifest)
         return manifest

@@ -235,11 +235,15 @@ class RoundRecord(_Record):
     wall_s: float = 0.0
     # a campaign's per pipeline: beam_ms, best_ms, best_so_far_ms, ok
     pipelines: dict[str, dict] | None = None
+    # a part record's steps done after the commit ("batch", "beam_check", "acceptance");
+    # None in a finished record
+    steps: list[str] | None = None
+    resumed: bool | None = None  # True: its later steps were done by a resumed run
     extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
 
     NESTED: ClassVar = {"beam_check": BeamCheck.from_json,
                         "acceptance": AcceptanceRecord.from_json}
-    OMIT_IF_NONE: ClassVar = ("beam_check", "acceptance", "pipelines")
+    OMIT_IF_NONE: ClassVar = ("beam_check", "acceptance", "pipelines", "steps", "resumed")
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,8 @@ class Counts:
     done: int = 0
     best_ms: float | None = None
     statuses: dict = field(default_factory=dict)
-    # after SLOW_S without an answer: the longest-running candidate's (what, seconds)
+    # after SLOW_S without an answer: what the longest-running candidate is doing, and
+    # since when (time.time())
     waiting_on: tuple[str, float] | None = None
 
 
@@ -160,7 +161,7 @@ class RoundScheduler:
             spec = self.plan.spec(index)
             search = "manual schedule" if spec.is_manual else f"beam {spec.beam_size}"
             self.counts.waiting_on = (f"{phase} {spec.benchmark.label} ({search}) on "
-                                      f"{h.info.id}", time.time() - since)
+                                      f"{h.info.id}", since)
 
     def _submit(self) -> None:
         held = []
@@ -274,10 +275,16 @@ class RoundScheduler:
 
 
 def shared(seen: SeenSchedules):
-    """The run's schedules in an actor every compile task claims in (claims are serial)."""
+    """The run's schedules in an actor every compile task claims in (claims are serial),
+    on the driver's own node: a worker node that is lost takes no claims with it (its
+    state would not survive a restart elsewhere), and the driver's node goes only with it."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
     from farm.workers import SeenActor
 
-    return SeenActor.remote(seen)  # type: ignore[attr-defined]  # python/mypy#3135
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    return SeenActor.options(  # type: ignore[attr-defined]  # python/mypy#3135
+        scheduling_strategy=here).remote(seen)
 
 
 def _answer(ref):

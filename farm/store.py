@@ -100,6 +100,8 @@ _check_column_sets()
 _ROUND = re.compile(r"round-(\d{6})\.parquet")
 _RANGE = re.compile(r"rounds-(\d{6})-(\d{6})\.parquet")
 COMPACT_AFTER = 32  # round files before they are merged
+DAMAGED = "_damaged"  # samples/_damaged/: files a user moved aside; their rounds are lost
+READ_TRIES = 5  # a reader racing a compaction lists the files again this many times
 
 
 class SampleStore:
@@ -133,6 +135,18 @@ class SampleStore:
         singles, ranges = self._files()
         return sorted({*singles, *(r for lo, hi in ranges for r in range(lo, hi + 1))})
 
+    def lost_rounds(self) -> list[int]:
+        """Rounds whose file was moved into samples/_damaged/ (a corrupt file, say): the
+        run goes on without their samples."""
+        found: set[int] = set()
+        folder = self.dir / DAMAGED
+        for path in folder.iterdir() if folder.is_dir() else ():
+            if m := _ROUND.fullmatch(path.name):
+                found.add(int(m.group(1)))
+            elif m := _RANGE.fullmatch(path.name):
+                found.update(range(int(m.group(1)), int(m.group(2)) + 1))
+        return sorted(found - set(self.committed_rounds()))
+
     def commit_round(self, round_no: int, rows: list[dict]) -> Path:
         """Write one round atomically. A committed round is never written again."""
         if round_no in self.committed_rounds():
@@ -146,10 +160,17 @@ class SampleStore:
         """All committed rows (or `columns` of them); a corrupt file is an error naming it."""
 
         columns = list(columns) if columns is not None else None
-        files = self.files()
-        if not files:
-            return SCHEMA.empty_table().select(columns) if columns else SCHEMA.empty_table()
-        return _read(files, columns, filter)
+        for attempt in range(READ_TRIES):
+            files = self.files()
+            if not files:
+                return SCHEMA.empty_table().select(columns) if columns else SCHEMA.empty_table()
+            try:
+                return _read(files, columns, filter)
+            except FileNotFoundError:  # a compaction replaced round files as we read them:
+                if attempt == READ_TRIES - 1:  # the rows are in its range file now
+                    raise DatasetError(f"the files of {self.dir} kept changing while they "
+                                       "were read; try again") from None
+        raise AssertionError("unreachable")
 
     def compact(self, min_files: int = COMPACT_AFTER) -> Path | None:
         """Merge the round files into one range file once there are `min_files` of them."""
@@ -171,12 +192,16 @@ def _read(files: list[Path], columns: list[str] | None, filter) -> pa.Table:
 
     for path in files:
         _check_file(path)
-    dataset = ds.dataset([str(p) for p in files], format="parquet", schema=SCHEMA)
     try:
+        dataset = ds.dataset([str(p) for p in files], format="parquet", schema=SCHEMA)
         return dataset.to_table(columns=columns, filter=filter)
+    except FileNotFoundError:
+        raise
     except (pa.ArrowInvalid, OSError) as e:
-        raise DatasetError(f"cannot read the sample dataset in {files[0].parent}: {e}") \
-            from None
+        if any(not p.exists() for p in files):
+            raise FileNotFoundError(str(e)) from None  # gone mid-read: a compaction
+        raise DatasetError(f"cannot read the sample dataset in {files[0].parent}: {e}; "
+                           f"{_DAMAGED_FIX}") from None
 
 
 def file_version(schema: pa.Schema) -> int:
@@ -185,13 +210,18 @@ def file_version(schema: pa.Schema) -> int:
     return int(raw) if raw else 1
 
 
+_DAMAGED_FIX = (f"restore the file from a backup, or move it into the folder's {DAMAGED}/ "
+                "subfolder: the run then goes on without that file's rounds (README: When "
+                "things go wrong)")
+
+
 def _check_file(path: Path) -> None:
     try:
         schema = pq.read_schema(path)
+    except FileNotFoundError:
+        raise  # not corrupt: gone, as a compaction removes round files
     except (pa.ArrowInvalid, OSError) as e:
-        raise DatasetError(
-            f"{path} is corrupt ({e}); restore it, or move it out of the run to drop "
-            "its rounds") from None
+        raise DatasetError(f"{path} is corrupt ({e}); {_DAMAGED_FIX}") from None
     version = file_version(schema)
     if version > SCHEMA_VERSION:
         raise DatasetError(f"{path} was written by a newer farm (sample schema version "

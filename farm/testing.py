@@ -207,18 +207,21 @@ class ScriptedTrainer(Trainer):
     """Decides as told: after the rounds in `provisional_after`, a candidate ("scripted":
     the current weights with a little noise) wins; otherwise the current weights stay.
     Final models are the initial weights with a little noise. It records what it was
-    asked (`decided`: the held-out units; `trained`: the steps of each final model;
+    asked (`decided`: the held-out units; `steps_asked`: each decision's candidates'
+    gradient steps; `trained`: the steps of each final model;
     `tables`: the sample ids of every table it was given)."""
 
     def __init__(self, provisional_after=()):
         self.provisional_after = set(provisional_after)
         self.decided: list = []
+        self.steps_asked: list[list[int]] = []  # each decision's candidates' steps
         self.trained: list[int] = []
         self.tables: list[set[str]] = []
 
     def decide(self, table, unit, held_out, current: Weights, start: Weights, files, *,
                num_cores, settings, seed, log_dir) -> Decision:
         self.decided.append(held_out)
+        self.steps_asked.append([x.steps for x in settings])
         self.tables.append(set(table["sample_id"].to_pylist()))
         if held_out in self.provisional_after:
             return Decision("scripted", perturbed(current, seed, 0.01), "scripted win", unit,

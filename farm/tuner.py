@@ -39,7 +39,7 @@ from farm.candidate import BEAM_SEARCH, DEFAULT_PARALLELISM, DUPLICATE, OK, TRAN
 from farm.cluster import Cluster
 from farm.devices.base import DeviceInfo
 from farm.devices.session import choose
-from farm.errors import BadInput, Interrupted, RunDirError
+from farm.errors import BadInput, Interrupted, RunDirError, WeightsError
 from farm.finalize import FinalInputs, FinalPipeline, TuneSummary, finalize, summary
 from farm.plan import CampaignPlan, RoundPlan, SeenSchedules, scoped_key
 from farm.pool import DevicePool
@@ -161,11 +161,30 @@ def autotune(run_dir: str | os.PathLike, settings: TuneSettings, address: str | 
 def _tune_class(path: Path, settings: TuneSettings, progress: Progress, trainer: Trainer,
                 cluster, pool: DevicePool) -> TuneSummary:
     run = RunDir(path)
+    tuning = _Tuning(run, settings, progress, trainer)
+    tuning.validate([h.info for h in pool.usable()])  # before anything is written
     run.open()
     try:
-        return _Tuning(run, settings, progress, trainer).run(cluster, pool)
+        return tuning.run(cluster, pool)
     finally:
         run.close()
+
+
+@dataclass(frozen=True)
+class _Live:
+    """What a round in progress knows beyond its committed rows."""
+
+    started: float  # time.monotonic()
+    started_at: str
+    outcomes: list  # the scheduler's Outcomes (their precheck time)
+    beams: dict  # pipeline name -> ObjectRef of its binary of candidate 1 (provisional beam)
+    pool: DevicePool
+
+
+def _ds_field(name: str):
+    import pyarrow.dataset as ds
+
+    return ds.field(name)
 
 
 @dataclass
@@ -200,11 +219,11 @@ class _Tuning:
 
     def run(self, cluster, pool: DevicePool) -> TuneSummary:
         s, run = self.s, self.run_dir
+        self._pool = pool
         if run.took_over:
             self.progress.message(f"took over the lock of a driver that died ({run.took_over})")
         devices = [h.info for h in pool.usable()]
-        existing = run.read_manifest()
-        self._check_class(devices, existing)
+        existing = self.validate(devices)  # again, now that the run is locked
         self.manifest = run.begin(self._wanted_manifest(existing),
                                   invocation_record(versions(), []))
         self.manifest.device_class = str(devices[0].device_class) if devices else None
@@ -212,9 +231,8 @@ class _Tuning:
         self._write_start_files()
         self._load_state()
         done = self.committed
-        if done and not run.weights_path(done).exists():
-            self.progress.message(f"round {done} was committed but not trained; training now")
-            self._accept(done, weights.load(run.weights_path(done - 1)))
+        if done:
+            self._finish_round(done)  # what a crash after its commit left undone
         if done >= s.rounds and all(run.retiming_path(t.scope).exists() for t in self.tracks):
             self.progress.message(f"{run.path} already holds {done} rounds (--rounds "
                                   f"{s.rounds}); raise --rounds to tune longer")
@@ -251,6 +269,24 @@ class _Tuning:
         return self._summary(stopped)
 
     # setup
+    def validate(self, devices: list[DeviceInfo]) -> Manifest | None:
+        """Refuse, before anything is written, what this invocation cannot do to the run:
+        devices of another class, settings that would mix samples, a benchmark named twice
+        or whose generator changed. Gives the run's manifest (None for a new run)."""
+        names = [b.label for b in self.s.benchmarks]
+        if len(set(names)) != len(names):
+            raise BadInput(f"a benchmark is named twice: {', '.join(names)}")
+        existing = self.run_dir.read_manifest()
+        self._check_class(devices, existing)
+        existing = self.run_dir.check_resumable(self._wanted_manifest(existing))
+        for b in self.s.benchmarks:
+            rec = existing.pipeline(b.label) if existing else None
+            if rec is not None and rec.sha256 != b.sha256:
+                raise RunDirError(f"{b.ref} changed since {self.run_dir.path} tuned it (its "
+                                  "source's sha256 differs): restore it, or tune it under "
+                                  "another name or in a new --out")
+        return existing
+
     def _check_class(self, devices: list[DeviceInfo], existing: Manifest | None) -> None:
         """One device class per run directory: its timings train one model
         (farm.devices.classes)."""
@@ -286,9 +322,7 @@ class _Tuning:
         mix two pipelines under one name."""
         m, run = self.manifest, self.run_dir
         m.pipelines = m.all_pipelines()  # a run of the first releases lists none
-        names = [b.label for b in self.s.benchmarks]
-        if len(set(names)) != len(names):
-            raise BadInput(f"a benchmark is named twice: {', '.join(names)}")
+        names = [b.label for b in self.s.benchmarks]  # validate() checked them
         self.tracks = []
         for b in self.s.benchmarks:
             rec = m.pipeline(b.label)
@@ -298,10 +332,6 @@ class _Tuning:
                 m.pipelines.append(rec)
                 if done:
                     self.progress.message(f"{b.label} joins the campaign at round {done + 1}")
-            elif rec.sha256 != b.sha256:
-                raise RunDirError(f"{b.ref} changed since {run.path} tuned it (its source's "
-                                  "sha256 differs): restore it, or tune it under another "
-                                  "name or in a new --out")
             self.tracks.append(_Track(b, rec, b.label if m.campaign else ""))
         left = [p.name for p in m.pipelines if p.name not in names]
         if left:
@@ -327,11 +357,15 @@ class _Tuning:
 
     def _load_state(self) -> None:
         store = self.run_dir.samples
-        rounds = store.committed_rounds()
-        if rounds != list(range(1, len(rounds) + 1)):
+        rounds, lost = store.committed_rounds(), store.lost_rounds()
+        every = sorted(rounds + lost)
+        if every != list(range(1, len(every) + 1)):
             raise RunDirError(f"{store.dir} holds rounds {rounds}, not 1..N; it was edited by "
                               "hand. Restore the missing rounds or start a new --out")
-        self.committed = len(rounds)
+        if lost:
+            self.progress.message(f"rounds {', '.join(map(str, lost))} are lost (their files "
+                                  f"are in {store.dir}/_damaged/): going on without them")
+        self.committed = len(every)
         table = store.read(STATE_COLUMNS)
         self.seen = SeenSchedules()
         rows = table.to_pylist()
@@ -344,6 +378,8 @@ class _Tuning:
         for t in self.tracks:
             t.best_ms = min((r["runtime_ms"] for r in rows if r["status"] == OK
                              and (not t.scope or r["benchmark"] == t.scope)), default=None)
+            if self.committed >= t.record.first_round:  # the newest round's beam search
+                t.beam_sample = sample_id(self.manifest.run_id, self.committed, 0, t.scope)
         self.progress.best_ms = self.tracks[0].best_ms if len(self.tracks) == 1 else None
         self.progress.pipelines = len(self.tracks)
         self.round_s: list[float] = []
@@ -389,43 +425,141 @@ class _Tuning:
         self.committed = round_no
         run.samples.compact()
         self.rows += len(rows)
-        per_pipeline = {}
         for t, trows in zip(self.tracks, rows_of, strict=True):
             best = min((r["runtime_ms"] for r in trows if r["status"] == OK), default=None)
             if best is not None and (t.best_ms is None or best < t.best_ms):
                 t.best_ms = best
-            per_pipeline[t.name] = {"beam_ms": self._beam_ms(t, trows[0]), "best_ms": best,
-                                    "best_so_far_ms": t.best_ms,
-                                    "ok": sum(r["status"] == OK for r in trows)}
         self.progress.best_ms = self.tracks[0].best_ms if len(self.tracks) == 1 else None
-        train_start = time.monotonic()
-        current, check = used, None
-        if provisional is not None and s.batch_size > 1:
-            check = self._beam_check([(t, o[1]) for t, o in zip(self.tracks, mine, strict=True)],
-                                     scheduler)
-            if check.passed:
-                current = provisional
-            self.progress.message(f"round {round_no}: provisional weights "
-                                  f"{'accepted' if current is provisional else 'rejected'}: "
-                                  f"{check.reason}")
-            # kept under the round it planned a candidate in, so that sample can be rebuilt
-            os.replace(run.provisional_weights, run.provisional_used(round_no))
-        accepted = self._accept(round_no, current)
-        retrain_s = time.monotonic() - train_start
-        one = per_pipeline[self.tracks[0].name] if len(self.tracks) == 1 else {}
-        record = RoundRecord(
-            round=round_no, started_at=started_iso, candidates=len(rows),
-            weights_sha256=used.sha256, **_round_figures(rows, outcomes),
-            beam_ms=one.get("beam_ms"), best_ms=one.get("best_ms"),
-            best_so_far_ms=one.get("best_so_far_ms"), beam_check=check,
-            acceptance=accepted, retrain_s=retrain_s, wall_s=time.monotonic() - started,
-            finished_at=now_iso(), pipelines=per_pipeline if self.manifest.campaign else None)
-        run.write_round(record)
+        beams = {t.name: o[1].artifact[0] for t, o in zip(self.tracks, mine, strict=True)
+                 if len(o) > 1 and o[1].status == OK and o[1].artifact}
+        record = self._finish_round(round_no, _Live(started, started_iso, outcomes, beams,
+                                                    scheduler.pool))
         self._keep_binaries(rows_of, mine)
         self.round_s.append(record.wall_s)
         self.progress.round_s = sum(self.round_s) / len(self.round_s)
         distinct = ray.get(self.seen.size.remote())
         self.progress.round_finished(_round_line(round_no, s.rounds, record, distinct))
+
+    # the steps after a round's commit: each one's result is on disk before the next starts,
+    # so a run resumed after a crash anywhere in them redoes only what is missing
+    def _finish_round(self, round_no: int, live: _Live | None = None) -> RoundRecord:
+        """Check the provisional weights round `round_no` planned with, train and judge new
+        candidates, and write the round's record. Each step is recorded in the round's part
+        record (RunDir.round_part_path) once done; a resumed run (`live` None) validates
+        what the last round left and redoes the steps that are missing or broken."""
+        run = self.run_dir
+        record, whole = self._last_record(round_no) if live is None else (None, False)
+        if whole:
+            assert record is not None
+            return record
+        if record is not None:  # its weights broke after it was written: decide them again
+            part = replace(record, steps=["batch", "beam_check"])
+        else:
+            part = (run.read_round_part(round_no) if live is None else None) or \
+                self._batch_record(round_no, live)
+        if live is None:
+            self.progress.message(f"round {round_no} was committed but not finished "
+                                  f"({', '.join(part.steps or ['its commit'])} done): "
+                                  "finishing it")
+            part = replace(part, resumed=True)
+        steps = list(part.steps or ["batch"])
+        run.write_round_part(replace(part, steps=steps))
+        if "beam_check" not in steps:
+            steps.append("beam_check")
+            part = replace(part, beam_check=self._check_provisional(round_no, live),
+                           steps=steps)
+            run.write_round_part(part)
+        current = weights.load(run.weights_path(round_no - 1))
+        if part.beam_check is not None:
+            # kept under the round it planned a candidate in, so that sample can be rebuilt
+            if run.provisional_weights.exists() and not run.provisional_used(round_no).exists():
+                os.replace(run.provisional_weights, run.provisional_used(round_no))
+            if part.beam_check.passed:
+                current = weights.load(run.provisional_used(round_no))
+        train_start = time.monotonic()
+        part = replace(part, acceptance=self._accept(round_no, current),
+                       retrain_s=time.monotonic() - train_start, steps=None,
+                       finished_at=now_iso(),
+                       wall_s=time.monotonic() - live.started if live else part.wall_s)
+        run.write_round(part)
+        run.drop_round_part(round_no)
+        return part
+
+    def _last_record(self, round_no: int) -> tuple[RoundRecord | None, bool]:
+        """Round `round_no`'s record (None when missing or unreadable), and whether it and
+        the weights it decided are whole; when they are, latest.weights is made to match."""
+        run = self.run_dir
+        try:
+            record = run.read_round(round_no)
+        except RunDirError as e:
+            self.progress.message(f"round {round_no}: {e}; finishing it again")
+            record = None
+        broken = False
+        try:
+            if run.provisional_weights.exists():
+                weights.load(run.provisional_weights)
+        except WeightsError as e:  # unusable: as if it were not there
+            self.progress.message(f"{e}; dropping it")
+            run.provisional_weights.unlink()
+            broken = True  # if the round's acceptance made it, that is done again
+        try:
+            decided = weights.load(run.weights_path(round_no))
+        except WeightsError as e:
+            if record is not None:  # the round was done: only its weights are decided again
+                self.progress.message(f"round {round_no}: {e}; deciding its weights again")
+            return record, False
+        if record is None or broken:
+            return record, False
+        if not run.latest_weights.exists() or \
+                run.latest_weights.read_bytes() != decided.data:
+            weights.write(decided, run.latest_weights)  # a crash between the two writes
+        run.drop_round_part(round_no)
+        return record, True
+
+    def _batch_record(self, round_no: int, live: _Live | None) -> RoundRecord:
+        """The round's figures, from its committed rows (and, live, from its outcomes)."""
+        rows = self.run_dir.samples.read(filter=_ds_field("round") == round_no).to_pylist()
+        rows.sort(key=lambda r: (r["benchmark"] or "", r["index"]))
+        per_pipeline = {}
+        for t in self.tracks:
+            trows = [r for r in rows if not t.scope or r["benchmark"] == t.scope]
+            if not trows:
+                continue
+            best = min((r["runtime_ms"] for r in trows if r["status"] == OK), default=None)
+            per_pipeline[t.name] = {"beam_ms": self._beam_ms(t, trows[0]), "best_ms": best,
+                                    "best_so_far_ms": t.best_ms,
+                                    "ok": sum(r["status"] == OK for r in trows)}
+        one = per_pipeline.get(self.tracks[0].name, {}) if len(self.tracks) == 1 else {}
+        used = weights.load(self.run_dir.weights_path(round_no - 1))
+        return RoundRecord(
+            round=round_no, started_at=live.started_at if live else "", candidates=len(rows),
+            weights_sha256=used.sha256, **_round_figures(rows, live.outcomes if live else []),
+            beam_ms=one.get("beam_ms"), best_ms=one.get("best_ms"),
+            best_so_far_ms=one.get("best_so_far_ms"),
+            wall_s=time.monotonic() - live.started if live else 0.0,
+            pipelines=per_pipeline if self.manifest.campaign else None, steps=["batch"])
+
+    def _check_provisional(self, round_no: int, live: _Live | None) -> BeamCheck | None:
+        """The beam check of the provisional weights round `round_no` planned candidate 1
+        with (None when it planned with none)."""
+        run, s = self.run_dir, self.s
+        planners = self.run_dir.samples.read(
+            ["benchmark", "planner"],
+            filter=(_ds_field("round") == round_no) & (_ds_field("index") == 1)).to_pylist()
+        if s.batch_size < 2 or not any((p["planner"] or "").endswith("@provisional")
+                                       for p in planners):
+            return None
+        try:
+            provisional = weights.load(run.provisional_weights)
+        except WeightsError as e:  # the file is corrupt or gone: nothing left to check
+            check = BeamCheck(passed=False, reason=f"the provisional weights are lost ({e})")
+        else:
+            pool = live.pool if live else self._pool
+            check = self._beam_check(provisional, live.beams if live else {}, pool)
+        accepted = "accepted" if check.passed else "rejected"
+        self.progress.message(f"round {round_no}: provisional weights {accepted}: "
+                              f"{check.reason}")
+        return check
 
     def _beam_ms(self, track: _Track, row: dict) -> float | None:
         """Candidate 0's runtime: its own, or its twin's when it repeated a schedule."""
@@ -461,7 +595,9 @@ class _Tuning:
             table, unit, held_out, current, s.start_weights, run.sample_files,
             num_cores=s.parallelism, settings=settings, seed=round_no,
             log_dir=run.training_dir(round_no))
-        if decision.accepted != "current":
+        if decision.accepted == "current":  # one a crashed try of this step wrote goes
+            run.provisional_weights.unlink(missing_ok=True)
+        else:
             weights.write(decision.weights, run.provisional_weights)
             self.progress.message(f"round {round_no}: {decision.accepted} is provisional "
                                   f"(its beam search is checked next round): {decision.reason}")
@@ -488,21 +624,22 @@ class _Tuning:
         sample's id, or one of its own when the beam search was built for a check."""
         return self._start_sample(t) or f"start-beam-{t.name}"
 
-    def _beam_check(self, outcomes: list[tuple[_Track, Any]], scheduler: RoundScheduler
-                    ) -> BeamCheck:
-        """Re-time each pipeline's beam search with the provisional weights against its
-        beam search with the start weights, interleaved. Passed when none is significantly
-        slower and their geometric mean ratio is at most BEAM_CHECK_RATIO."""
+    def _beam_check(self, provisional: Weights, beams: dict, pool: DevicePool) -> BeamCheck:
+        """Re-time each pipeline's beam search with the `provisional` weights (its binary
+        from `beams`, by pipeline name, else built) against its beam search with the start
+        weights, interleaved. Passed when none is significantly slower and their geometric
+        mean ratio is at most BEAM_CHECK_RATIO."""
         s = self.s
         binaries = {}
-        for t, outcome in outcomes:
-            mine = outcome.artifact[0] if outcome.status == OK and outcome.artifact else \
-                self._binary(outcome.spec, scheduler.pool)
+        for t in self.tracks:
+            mine = beams.get(t.name) or self._binary(
+                CandidateSpec(t.bench, s.target, provisional, parallelism=s.parallelism,
+                              **BEAM_SEARCH), pool)
             start_sid = self._start_artifact(t)
             if start_sid not in self.artifacts:  # resumed, or joined later: build it
                 spec = CandidateSpec(t.bench, s.target, s.start_weights,
                                      parallelism=s.parallelism, **BEAM_SEARCH)
-                start = self._binary(spec, scheduler.pool, keep_as=start_sid)
+                start = self._binary(spec, pool, keep_as=start_sid)
             else:
                 start = self.artifacts[start_sid][0]
             if mine is not None and start is not None:
@@ -510,11 +647,11 @@ class _Tuning:
         if not binaries:
             return BeamCheck(passed=False, reason="its beam search or the start weights' "
                              "could not be built")
-        times = scheduler.pool.retime(binaries, s.parallelism, replace(s.timing, repeats=5),
-                                      BEAM_CHECK_RETIMES, timeout_s=BEAM_CHECK_TIMEOUT_S)
+        times = pool.retime(binaries, s.parallelism, replace(s.timing, repeats=5),
+                            BEAM_CHECK_RETIMES, timeout_s=BEAM_CHECK_TIMEOUT_S)
         verdicts = {t.name: verdict.compare(times.get((t.name, "provisional"), []),
                                             times.get((t.name, "start"), []))
-                    for t, _ in outcomes if (t.name, "start") in binaries}
+                    for t in self.tracks if (t.name, "start") in binaries}
         ratios = [v.ratio for v in verdicts.values() if v.ratio is not None]
         slower = [name for name, v in verdicts.items() if v.word == verdict.SLOWER]
         gmean = math.exp(sum(map(math.log, ratios)) / len(ratios)) if ratios else None

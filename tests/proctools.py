@@ -28,13 +28,15 @@ def title(pid: int) -> str:
         return ""
 
 
-def wait_for_process(root: int, prefix: str, timeout: float = 120) -> int:
+def wait_for_process(root: int, prefix: str, timeout: float = 120, anywhere: bool = False
+                     ) -> int:
     """A descendant of `root` whose title starts with `prefix` (Ray names workers
-    `ray::candidate_task`, `ray::DeviceActor.candidates`, ...)."""
+    `ray::candidate_task`, `ray::DeviceActor.candidates`, ...), or holds it (`anywhere`)."""
     end = time.time() + timeout
     while time.time() < end:
         for p in descendants(root):
-            if title(p).startswith(prefix):
+            name = title(p)
+            if name.startswith(prefix) or (anywhere and prefix in name):
                 return p
         time.sleep(0.05)
     raise TimeoutError(f"no process {prefix!r} under {root}")

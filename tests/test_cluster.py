@@ -70,3 +70,75 @@ def test_farm_bench_retries_a_device_actor_killed_mid_timing(cluster, tmp_path):
     assert code == 0, err[-3000:]
     row = next(line for line in out.splitlines() if line.startswith("median3x3"))
     assert " - " not in f" {row} ", out  # every variant has its re-timings
+
+
+@pytest.mark.slow
+def test_a_worker_node_lost_mid_round_leaves_and_its_work_is_redone(tmp_path):
+    """Every Ray process of the worker node SIGKILLed mid-round (a host that reboots): its
+    device leaves, its candidates are built and timed on the head, and every row is there
+    once."""
+    import psutil
+    from proctools import wait_for_process
+
+    c = LocalCluster(workers=1, cpus=1)
+    run = tmp_path / "run"
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "farm", "autotune", "median3x3", "--rounds", "2",
+             "--batch-size", "8", "--address", c.address, "--out", str(run)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=dict(os.environ, **auth_env(), PYTHONUNBUFFERED="1"))
+        worker = psutil.Process(c.procs[1].pid)
+        wait_for_process(worker.pid, "ray::DeviceActor", timeout=300)  # it has work
+        wait_for_process(worker.pid, "ray::candidate_task", timeout=300)
+        for p in [*worker.children(recursive=True), worker]:
+            p.kill()
+        out, err = proc.communicate(timeout=900)
+    finally:
+        c.stop()
+    assert proc.returncode == 0, err[-3000:]
+    rows = SampleStore(run / "samples").read().to_pylist()
+    assert len(rows) == 16 and len({r["sample_id"] for r in rows}) == 16
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert len(ok) >= 12, [(r["status"], r["error"]) for r in rows if r["status"] != "ok"]
+    head = f"cpu@{NODE}"
+    assert {r["device_id"] for r in rows if r["round"] == 2 and r["device_id"]} == {head}
+    said = out + err
+    assert "cpu@" in said and ("lost" in said or "disappeared" in said), said[-3000:]
+
+
+@pytest.mark.slow
+def test_a_lost_head_is_a_clear_error_and_the_run_resumes(tmp_path):
+    """The head's Ray processes SIGKILLed mid-round: within a minute the driver says so in
+    one line (exit 1), keeps what it committed, and the same command on a new cluster
+    finishes the run."""
+    import psutil
+    from proctools import wait_for_file
+
+    run = tmp_path / "run"
+    args = ["autotune", "median3x3", "--rounds", "3", "--batch-size", "6", "--out", str(run)]
+    c = LocalCluster(workers=0, cpus=2)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "farm", *args, "--address", c.address],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=dict(os.environ, **auth_env(), PYTHONUNBUFFERED="1"))
+        wait_for_file(run / "samples" / "round-000001.parquet")
+        head = psutil.Process(c.procs[0].pid)
+        for p in [*head.children(recursive=True), head]:
+            p.kill()
+        out, err = proc.communicate(timeout=180)
+    finally:
+        c.stop()
+    assert proc.returncode == 1, (out[-2000:], err[-3000:])
+    last = err.strip().splitlines()[-1]
+    assert "lost the Ray cluster" in last and "rerun the same command" in last, err[-3000:]
+    assert "Traceback" not in err
+    committed = SampleStore(run / "samples").committed_rounds()
+    assert committed and committed[0] == 1
+    c2 = LocalCluster(workers=0, cpus=2)
+    try:
+        farm(*args, "--address", c2.address, env=auth_env(), check=0)
+    finally:
+        c2.stop()
+    rows = SampleStore(run / "samples").read().to_pylist()
+    assert len(rows) == 18 and len({r["sample_id"] for r in rows}) == 18

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from clitools import assert_user_error, farm
 
-from farm.candidate import DEVICE_LOST, OK, RUN_TIMEOUT
+from farm.candidate import DEVICE_LOST, OK, RUN_ERROR, RUN_TIMEOUT
 from farm.devices import android
 from farm.devices.base import DeviceInfo
 from farm.timing import TimingConfig
@@ -135,6 +135,37 @@ def test_a_phone_that_drops_off_is_device_lost(fake_adb, host_binary):
               "behavior": "offline-on-run"})
     m = android.AndroidDevice(_phone()).run(host_binary, 2, TimingConfig(repeats=2))
     assert m.status == DEVICE_LOST and "offline" in m.error
+
+
+@pytest.mark.parametrize("cleanup", ["fail", "hang"])
+def test_a_failed_clean_up_never_decides_the_status(fake_adb, host_binary, monkeypatch,
+                                                    cleanup):
+    """The rm after a run fails or hangs: the candidate is still ok, with a note in its log;
+    a run that timed out stays a run_timeout."""
+    monkeypatch.setattr(android, "ADB_TIMEOUT_S", 2.0)
+    fake_adb({"serial": "R58M1", "state": "device", "props": PIXEL, "cleanup": cleanup})
+    m = android.AndroidDevice(_phone()).run(host_binary, 2, TimingConfig(repeats=2,
+                                                                         min_sample_ms=1))
+    assert m.status == OK, (m.error, m.log)
+    assert "clean-up on R58M1" in m.log and "rm of bench-" in m.log
+    fake_adb({"serial": "R58M1", "state": "device", "props": PIXEL, "behavior": "hang",
+              "cleanup": cleanup})
+    m = android.AndroidDevice(_phone()).run(host_binary, 2, TimingConfig(timeout_s=2))
+    assert m.status == RUN_TIMEOUT
+
+
+def test_a_benchmark_that_prints_adbs_words_is_a_run_error_not_a_lost_phone(fake_adb):
+    """Only adb's own messages, as whole lines in its format, mean the phone is gone."""
+    fake_adb({"serial": "R58M1", "state": "device", "props": PIXEL})
+    script = b"#!/bin/sh\necho 'socket closed; device offline? connection reset' >&2\nexit 3\n"
+    m = android.AndroidDevice(_phone()).run(script, 2, TimingConfig(repeats=2))
+    assert m.status == RUN_ERROR and "exited with status 3" in m.error
+    for line in ("adb: device offline", "error: closed", "adb: device 'R58M1' not found",
+                 "error: protocol fault (couldn't read status): Connection reset by peer",
+                 "adb: error: failed to get feature set: device offline"):
+        assert android.ADB_GONE.search(f"some output\n{line}\n"), line
+    for line in ("closed", "the file was closed", "warning: device offline soon"):
+        assert not android.ADB_GONE.search(f"{line}\n"), line
 
 
 def test_a_hanging_run_is_killed_at_the_timeout(fake_adb, host_binary):

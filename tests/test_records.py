@@ -12,7 +12,7 @@ import pytest
 
 from farm import atomic, costmodel, finalize, report, store, tuner, weights
 from farm.candidate import DUPLICATE, OK, STATUSES, TRANSIENT, Measurement, Status
-from farm.errors import RunDirError
+from farm.errors import DiskFull, RunDirError
 from farm.records import outcome_row
 from farm.rundir import RunDir, write_json
 from farm.runrecords import (
@@ -184,7 +184,8 @@ def test_a_failed_write_leaves_the_old_file_intact(tmp_path, monkeypatch, baseli
     write_json(path, {"a": 1})
     with monkeypatch.context() as m:
         m.setattr(os, "replace", _fail)
-        with pytest.raises(OSError, match="No space"):
+        with pytest.raises(DiskFull, match=r"no space left on the device of .* while writing "
+                           r"r\.json: free some there and rerun"):
             write_json(path, {"a": 2})
     assert json.loads(path.read_text()) == {"a": 1}
 
@@ -201,7 +202,7 @@ def test_a_failed_write_leaves_the_old_file_intact(tmp_path, monkeypatch, baseli
     other = weights.perturbed(baseline, seed=1, scale=0.1)
     with monkeypatch.context() as m:
         m.setattr(os, "fsync", _fail)  # the disk fails before the rename
-        with pytest.raises(OSError):
+        with pytest.raises(DiskFull):
             weights.write(other, w)
     assert weights.load(w).sha256 == baseline.sha256
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "w.weights"]  # no tmp

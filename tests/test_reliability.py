@@ -1,6 +1,7 @@
 """Faults injected for real: SIGKILLed Ray workers and drivers, Ctrl-C, hangs, crashes,
 and every kind of bad input."""
 
+import json
 import os
 import signal
 import subprocess
@@ -17,8 +18,10 @@ from proctools import (
     wait_for_process,
 )
 
-from farm.candidate import RUN_ERROR, RUN_TIMEOUT
+from farm.candidate import RUN_ERROR, RUN_TIMEOUT, TRANSIENT
 from farm.devices.host import local_host_device
+from farm.plan import seed_for
+from farm.rundir import RunDir
 from farm.store import SampleStore
 from farm.timing import TimingConfig
 
@@ -50,6 +53,10 @@ def test_two_ray_workers_killed_mid_run(tmp_path):
     rows = _rows(run)
     assert len(rows) == 16 and len({r["sample_id"] for r in rows}) == 16
     assert "16 samples" in out
+    # Ray retried the compile and the device's candidates: none lost, none crashed
+    lost = [(r["status"], r["error"]) for r in rows if r["status"] in TRANSIENT]
+    assert not lost, lost
+    assert sum(r["status"] == "ok" for r in rows) >= 12
 
 
 def test_farm_run_retries_a_device_actor_killed_mid_timing_locally(tmp_path):
@@ -83,11 +90,62 @@ def test_killed_driver_resumes(tmp_path):
     rows = _rows(run)
     assert len(rows) == 18 and len({r["sample_id"] for r in rows}) == 18
     assert sorted({r["round"] for r in rows}) == [1, 2, 3]
+    # the redone round drew what the killed one would have: each candidate's seed is its
+    # index's (and draw's), whatever order candidates finished in
+    run_id = json.loads((run / "manifest.json").read_text())["run_id"]
+    for r in rows:
+        assert r["seed"] == seed_for(run_id, r["round"], r["index"], r["attempts"]), r
+    assert all(RunDir(run).read_round(n) is not None for n in (1, 2, 3))
     # a corrupt file in the dataset is named, never silently dropped
     bad = run / "samples" / "round-000002.parquet"
     bad.write_bytes(bad.read_bytes()[:100])
     assert_user_error(farm("autotune", "median3x3", "--rounds", "4", "--batch-size", "6",
                            "--out", run), "round-000002.parquet", "corrupt")
+
+
+@pytest.mark.slow
+def test_a_driver_killed_while_the_trainer_runs_finishes_the_round_on_resume(tmp_path):
+    """kill -9 of the driver and everything under it while Halide's trainer trains after
+    round 1: the rerun finishes round 1 (its record and weights) and goes on."""
+    run = tmp_path / "run"
+    args = ("autotune", "median3x3", "--rounds", "2", "--batch-size", "8", "--out", run)
+    proc = _start(*args)
+    try:
+        wait_for_process(proc.pid, "adams2019_retrain_cost_model", timeout=300,
+                         anywhere=True)
+        tree = descendants(proc.pid)
+        kill_all([proc.pid, *tree])
+        proc.wait()
+    finally:
+        kill_all(descendants(proc.pid))
+    r = RunDir(run)
+    assert r.samples.committed_rounds() == [1] and r.read_round(1) is None
+    out = farm(*args, check=0).stdout
+    assert "round 1 was committed but not finished" in out, out
+    rows = _rows(run)
+    assert len(rows) == 16 and len({x["sample_id"] for x in rows}) == 16
+    for n in (1, 2):
+        assert r.read_round(n).acceptance is not None
+    assert r.read_round(1).resumed and not list((run / "rounds").glob(".round-*"))
+    assert r.latest_weights.read_bytes() == r.weights_path(2).read_bytes()
+
+
+@pytest.mark.slow
+def test_two_drivers_on_one_run_directory(tmp_path):
+    """A second `farm autotune` on a run directory in use is refused in one line, and the
+    first goes on undisturbed."""
+    run = tmp_path / "run"
+    args = ("autotune", "median3x3", "--rounds", "1", "--batch-size", "6", "--out", run)
+    first = _start(*args)
+    try:
+        wait_for_process(first.pid, "ray::DeviceActor", timeout=300)
+        second = farm(*args)
+        assert_user_error(second, str(run), "is in use by pid", str(first.pid))
+        _, err = first.communicate(timeout=600)
+    finally:
+        kill_all([*descendants(first.pid), first.pid])
+    assert first.returncode == 0, err[-3000:]
+    assert len(_rows(run)) == 6
 
 
 @pytest.mark.slow

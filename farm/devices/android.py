@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from farm.candidate import DEVICE_LOST, OK, RUN_ERROR, RUN_TIMEOUT, Measurement
@@ -40,9 +41,13 @@ STATE_PROBLEMS = {
     "bootloader": "in the bootloader: reboot it into Android",
     "sideload": "in sideload mode: reboot it into Android",
 }
-# adb's words for a phone that went away mid-call
-_GONE = re.compile(r"device '?\S*'? not found|device offline|no devices/emulators found|"
-                   r"device unauthorized|closed|protocol fault|connection reset", re.I)
+# adb's own messages for a phone that went away mid-call, matched as whole lines in adb's
+# format ("adb: ...", "error: ..."), so a benchmark's output cannot pass for them
+ADB_GONE = re.compile(
+    r"^(?:adb: (?:error: )?|error: )(?:failed to get feature set: )?"
+    r"(?:device '[^']*' not found|device offline|device unauthorized\.?|device still "
+    r"authorizing|no devices/emulators found|closed|protocol fault \(.*\).*|"
+    r"connection reset by peer)\s*$", re.M | re.I)
 
 
 def adb_path() -> str | None:
@@ -149,12 +154,12 @@ class AndroidDevice(Device):
         self.adb = adb
         self.prepared = False
 
-    def _adb(self, *args: str, timeout: float = ADB_TIMEOUT_S) -> subprocess.CompletedProcess:
+    def _adb(self, *args: str, timeout: float | None = None) -> subprocess.CompletedProcess:
         return subprocess.run([self.adb, "-s", self.info.serial, *args], capture_output=True,
-                              text=True, timeout=timeout)
+                              text=True, timeout=ADB_TIMEOUT_S if timeout is None else timeout)
 
     def _shell(self, command: list[str], env: dict[str, str] | None = None,
-               cd: str | None = None, timeout: float = ADB_TIMEOUT_S):
+               cd: str | None = None, timeout: float | None = None):
         """Run argv on the phone; every word is quoted for the device's shell."""
         line = " ".join(shlex.quote(w) for w in command)
         if env:
@@ -181,8 +186,19 @@ class AndroidDevice(Device):
         return None
 
     def run(self, binary: bytes, threads: int, timing: TimingConfig) -> Measurement:
+        """Push, run, clean up. What failed decides the status: the phone or adb before or
+        around the run (device_lost), the benchmark itself (run_error, run_timeout); the
+        clean-up afterwards never changes it."""
         start = time.perf_counter()
         name = f"bench-{hashlib.sha256(binary).hexdigest()[:12]}"
+        try:
+            m = self._push_and_run(binary, name, threads, timing, start)
+        finally:
+            note = self._clean_up(name)
+        return replace(m, log=(m.log + "\n" + note).strip()) if note else m
+
+    def _push_and_run(self, binary: bytes, name: str, threads: int, timing: TimingConfig,
+                      start: float) -> Measurement:
         try:
             error = self._prepare()
             if error:
@@ -193,30 +209,32 @@ class AndroidDevice(Device):
                 proc = self._adb("push", str(local), f"{REMOTE_DIR}/{name}", timeout=120)
             if proc.returncode != 0:
                 return self._failed(f"push failed: {(proc.stderr or proc.stdout).strip()}", start)
-            self._shell(["chmod", "755", f"{REMOTE_DIR}/{name}"])
-            env = {"LD_LIBRARY_PATH": REMOTE_DIR, "ADSP_LIBRARY_PATH": ADSP_PATH,
-                   "HL_NUM_THREADS": str(threads)}
-            try:
-                proc = self._shell([f"./{name}", *timing.harness_args()], env=env,
-                                   cd=REMOTE_DIR, timeout=timing.timeout_s)
-            except subprocess.TimeoutExpired:
-                self._kill(name)
-                return self.measurement(
-                    RUN_TIMEOUT, run_s=time.perf_counter() - start,
-                    error=f"run on {self.info.id}: killed after the {timing.timeout_s:g} s "
-                          "run timeout")
-            finally:
-                self._shell(["rm", "-f", f"{REMOTE_DIR}/{name}"])
+            proc = self._shell(["chmod", "755", f"{REMOTE_DIR}/{name}"])
+            if proc.returncode != 0:
+                return self._failed(f"chmod failed: {(proc.stderr or proc.stdout).strip()}",
+                                    start)
         except subprocess.TimeoutExpired:
-            return self._failed("adb did not answer within "
-                                f"{ADB_TIMEOUT_S:g} s", start)
+            return self._failed(f"adb did not answer within {ADB_TIMEOUT_S:g} s", start)
+        except OSError as e:
+            return self._failed(f"cannot run adb: {e}", start)
+        env = {"LD_LIBRARY_PATH": REMOTE_DIR, "ADSP_LIBRARY_PATH": ADSP_PATH,
+               "HL_NUM_THREADS": str(threads)}
+        try:
+            proc = self._shell([f"./{name}", *timing.harness_args()], env=env, cd=REMOTE_DIR,
+                               timeout=timing.timeout_s)
+        except subprocess.TimeoutExpired:
+            self._kill(name)
+            return self.measurement(RUN_TIMEOUT, run_s=time.perf_counter() - start,
+                                    error=f"run on {self.info.id}: killed after the "
+                                          f"{timing.timeout_s:g} s run timeout")
         except OSError as e:
             return self._failed(f"cannot run adb: {e}", start)
         run_s = time.perf_counter() - start
         log = (proc.stdout + "\n--- stderr ---\n" + proc.stderr)[-4000:]
         if proc.returncode != 0:
-            if _GONE.search(proc.stderr):
-                return self._failed(proc.stderr.strip(), start)
+            gone = ADB_GONE.search(proc.stderr)
+            if gone:  # adb lost the phone: not the benchmark's doing
+                return self._failed(gone.group(0).strip(), start)
             return self.measurement(RUN_ERROR, run_s=run_s, log=log,
                                     error=f"run on {self.info.id}: the benchmark exited with "
                                           f"status {proc.returncode}")
@@ -226,6 +244,18 @@ class AndroidDevice(Device):
             return self.measurement(RUN_ERROR, run_s=run_s, log=log,
                                     error=f"run on {self.info.id}: {e}")
         return self.measurement(OK, runtimes_ms=samples, run_s=run_s)
+
+    def _clean_up(self, name: str) -> str:
+        """Remove the pushed binary; a note for the log when that failed (never a status:
+        the candidate was timed, or failed, before)."""
+        try:
+            proc = self._shell(["rm", "-f", f"{REMOTE_DIR}/{name}"])
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return f"clean-up on {self.info.id}: rm of {name} failed: {e}"
+        if proc.returncode != 0:
+            return (f"clean-up on {self.info.id}: rm of {name} failed: "
+                    f"{(proc.stderr or proc.stdout).strip()}")
+        return ""
 
     def _kill(self, name: str) -> None:
         try:
