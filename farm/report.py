@@ -9,7 +9,6 @@ with verdicts).
 
 from __future__ import annotations
 
-import html
 import statistics
 from dataclasses import dataclass
 from datetime import datetime
@@ -118,10 +117,13 @@ def build_report(run_dir: str | Path, pipeline: str | None = None) -> Report:
     return report
 
 
-def _pipelines_text(run: RunDir, manifest: Manifest, rows: list[dict]) -> str:
-    """A campaign's pipelines, one line each (`farm report RUN --pipeline NAME`: all)."""
-    table = [("pipeline", "since round", "samples", "ok", "distinct", "best sample ms",
-              "final best ms", "vs start weights' beam")]
+PIPELINE_HEADER = ("pipeline", "since round", "samples", "ok", "distinct", "best sample ms",
+                   "final best ms", "vs start weights' beam")
+
+
+def pipeline_rows(run: RunDir, manifest: Manifest, rows: list[dict]) -> list[tuple[str, ...]]:
+    """A campaign's pipelines, a row of PIPELINE_HEADER's cells each."""
+    table: list[tuple[str, ...]] = []
     for p in manifest.pipelines:
         mine = [r for r in rows if r["benchmark"] == p.name]
         ok = [r for r in mine if r["status"] == OK]
@@ -132,8 +134,14 @@ def _pipelines_text(run: RunDir, manifest: Manifest, rows: list[dict]) -> str:
                       _num(min((r["runtime_ms"] for r in ok), default=None), ".3f"),
                       _num(best.runtime_ms if best else None, ".3f"),
                       _verdict(winner.vs_start if winner else None) or "-"))
+    return table
+
+
+def _pipelines_text(run: RunDir, manifest: Manifest, rows: list[dict]) -> str:
+    """A campaign's pipelines, one line each (`farm report RUN --pipeline NAME`: all)."""
     return ("per pipeline (best/NAME/ holds each one's best schedule; `farm report RUN_DIR "
-            "--pipeline NAME` shows its rounds and final re-timing):\n" + columns(table))
+            "--pipeline NAME` shows its rounds and final re-timing):\n"
+            + columns([PIPELINE_HEADER, *pipeline_rows(run, manifest, rows)]))
 
 
 def _beam_check(record: RoundRecord | None) -> str | None:
@@ -148,15 +156,14 @@ def _num(value, fmt: str) -> str:
     return "-" if value is None else format(value, fmt)
 
 
-def _text(rep: Report) -> str:
-    m, rows = rep.manifest, rep.rows
-    lines = [f"{rep.run.path}: {rep.title} on {m.target}"
-             + (f" (device class {m.device_class})" if m.device_class else "")
-             + f", batch {m.batch_size}, parallelism {m.parallelism}, run {m.run_id}", ""]
-    header = ("round", "cand", "ok", "failed", "dup", "distinct", "best ms", "median ms",
-              "beam ms", "beam check", "held-out rank", "best cand.", "provisional",
-              "trainer rate", "wall s")
-    table = [header]
+ROUND_HEADER = ("round", "cand", "ok", "failed", "dup", "distinct", "best ms", "median ms",
+                "beam ms", "beam check", "held-out rank", "best cand.", "provisional",
+                "trainer rate", "wall s")
+
+
+def round_rows(rep: Report) -> list[tuple[str, ...]]:
+    """A row of ROUND_HEADER's cells per round."""
+    table: list[tuple[str, ...]] = []
     for r in rep.rounds:
         failed = ", ".join(f"{k} {v}" for k, v in sorted(r["failures"].items())) or "0"
         table.append((str(r["round"]), str(r["candidates"]), str(r["ok"]), failed,
@@ -164,9 +171,31 @@ def _text(rep: Report) -> str:
                       _num(r["median_ms"], ".3f"), _num(r["beam_ms"], ".3f"),
                       r["beam_check"] or "-", _num(r["held_out"], ".2f"),
                       _num(r["best_candidate"], ".2f"), r["provisional"] or "-",
-                      _num(r["train_rate"], ".2f"),
-                      _num(r["wall_s"], ".1f")))
-    lines += columns(table, right=True).splitlines()
+                      _num(r["train_rate"], ".2f"), _num(r["wall_s"], ".1f")))
+    return table
+
+
+def finalist_rows(best: RetimingRecord) -> list[tuple[str, str, str, str, str]]:
+    """The final re-timing: (finalist, median ms, ratio to the start weights' beam search,
+    its 95% interval, verdict) per finalist; the winner's label ends with " (best/)"."""
+    out = []
+    for f in best.finalists:
+        v = f.vs_start
+        also = f" (= {', '.join(f.also)})" if f.also else ""
+        mark = " (best/)" if f.label == best.finalist else ""
+        out.append((f.label + also + mark, _num(f.median_ms, ".3f"),
+                    f"{v.ratio:.2f}x" if v and v.ratio is not None else "-",
+                    f"[{v.low:.2f}, {v.high:.2f}]" if v and v.low is not None else "-",
+                    v.verdict if v and v.verdict else "-"))
+    return out
+
+
+def _text(rep: Report) -> str:
+    m, rows = rep.manifest, rep.rows
+    lines = [f"{rep.run.path}: {rep.title} on {m.target}"
+             + (f" (device class {m.device_class})" if m.device_class else "")
+             + f", batch {m.batch_size}, parallelism {m.parallelism}, run {m.run_id}", ""]
+    lines += columns([ROUND_HEADER, *round_rows(rep)], right=True).splitlines()
     ok = [row for row in rows if row["status"] == OK]
     lines += ["", f"{len(rows)} candidates, {len(ok)} measured, "
               f"{len({(row['benchmark'], row['schedule_key']) for row in ok})} distinct "
@@ -274,12 +303,3 @@ def write_plots(rep: Report, out_dir: Path) -> list[Path]:
     ax.grid(alpha=0.3)
     paths.append(save_figure(fig, out_dir / "ranking_accuracy.png"))
     return paths
-
-
-def write_html(rep: Report, images: list[Path], out: Path) -> Path:
-    body = "".join(f'<p><img src="{p.name}" alt="{p.stem}"></p>' for p in images)
-    out.write_text(f"<!doctype html><meta charset=utf-8><title>farm report: "
-                   f"{html.escape(rep.title)}</title>"
-                   f"<h1>{html.escape(str(rep.run.path))}</h1><pre>{html.escape(rep.text)}</pre>"
-                   f"{body}\n")
-    return out

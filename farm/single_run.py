@@ -18,6 +18,7 @@ from farm.errors import WorkFailed
 from farm.plan import FixedPlan
 from farm.pool import DevicePool
 from farm.scheduler import Outcome, RoundScheduler
+from farm.targets import TargetInfo
 from farm.timing import TimingConfig
 
 
@@ -30,6 +31,7 @@ class Timed:
 @dataclass(frozen=True)
 class RunResult:
     device: DeviceInfo
+    target: TargetInfo
     auto: Timed
     manual: Timed | None
     schedule_file: Path | None
@@ -53,7 +55,7 @@ def run_benchmark(spec: CandidateSpec, pool: DevicePool, timing: TimingConfig,
     manual = _timed(outcomes[1], spec.benchmark.label, "manual schedule", required=False) \
         if with_manual else None
     device = pool.handles[0].info
-    return RunResult(device, auto, manual, schedule_file)
+    return RunResult(device, spec.target, auto, manual, schedule_file)
 
 
 def _timed(o: Outcome, name: str, what: str, required: bool) -> Timed:

@@ -64,28 +64,13 @@ def add_parser(sub) -> None:
 
 
 def main(args) -> int:
-    from farm import build, catalog, targets, weights
-    from farm.candidate import CandidateSpec
-    from farm.errors import BadInput
-    from farm.timing import TimingConfig
-    from farm.tuner import TuneSettings, autotune
+    from farm import api
 
-    refs = args.benchmarks
-    if "all" in refs:
-        if refs != ["all"]:
-            raise BadInput("`all` names every built-in benchmark: give it alone")
-        refs = [b.name for b in catalog.builtin_benchmarks()]
-    settings = TuneSettings(
-        benchmarks=tuple(catalog.resolve(r) for r in refs),
-        target=targets.resolve(args.target or "host"),
-        start_weights=weights.resolve(args.weights), rounds=args.rounds,
-        batch_size=args.batch_size, budget_s=args.budget, parallelism=args.parallelism,
-        device_ids=tuple(args.devices or ()), compile_timeout_s=args.compile_timeout,
-        timing=TimingConfig(timeout_s=args.run_timeout), isolation=args.isolation,
-        train_steps=args.train_steps)
-    for bench in settings.benchmarks:
-        build.check_pipeline(CandidateSpec(bench, settings.target, settings.start_weights))
-    s = autotune(args.out, settings, address=args.address)
+    s = api.tune(args.out, *args.benchmarks, rounds=args.rounds, batch_size=args.batch_size,
+                 budget_s=args.budget, weights=args.weights, parallelism=args.parallelism,
+                 target=args.target, devices=tuple(args.devices or ()), address=args.address,
+                 compile_timeout_s=args.compile_timeout, run_timeout_s=args.run_timeout,
+                 train_steps=args.train_steps, isolation=args.isolation)
     print(f"\n{s.run_dir}: {s.rounds} rounds, {s.rows} samples ({s.ok} ok), {s.distinct} "
           f"distinct schedules measured, {s.elapsed_s:.0f} s")
     if s.stopped:

@@ -28,16 +28,14 @@ def add_parser(sub) -> None:
 
 
 def main(args) -> int:
-    from farm.bench import format_table, run_bench, write_results
+    from farm import api
+    from farm.bench import format_table, write_results
     from farm.commands import writable_dir
-    from farm.errors import MissingPrerequisite
 
     out = writable_dir(args.out)
-    rows = run_bench(args.benchmarks, args.devices, args.weights, args.run, args.address,
-                     repeats=args.repeats, progress=lambda text: print(text, flush=True))
-    if not rows:  # no --device given and none usable: the user must fix a device
-        raise MissingPrerequisite("no usable device to bench on: `farm devices` lists each "
-                                  "device and what keeps it from use; fix that")
+    rows = api.bench(args.benchmarks, devices=args.devices, weights=args.weights,
+                     run=args.run, address=args.address, repeats=args.repeats,
+                     progress=lambda text: print(text, flush=True)).to_pylist()
     print()
     print(format_table(rows))
     table, plot = write_results(rows, out)

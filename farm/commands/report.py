@@ -16,12 +16,15 @@ def add_parser(sub) -> None:
                    "plots and final re-timing (default: the campaign, and plots per pipeline "
                    "in DIR/NAME/)")
     options.add_out(p, "DIR", help="where the PNG plots go (default RUN_DIR/report)")
-    p.add_argument("--html", action="store_true", help="also write an index.html with them")
+    p.add_argument("--html", action="store_true", help="also write DIR/index.html: the whole "
+                   "report as one self-contained web page (tables, plots, verdicts; a "
+                   "section per pipeline and device class) to open in a browser or mail")
 
 
 def main(args) -> int:
     from farm.commands import writable_dir
-    from farm.report import build_report, write_html, write_plots
+    from farm.report import build_report, write_plots
+    from farm.report_page import write_page
     from farm.rundir import RunDir, class_dirs
 
     dirs = class_dirs(args.run_dir) or [Path(args.run_dir)]
@@ -39,6 +42,8 @@ def main(args) -> int:
             images = write_plots(part, folder)
             print("\nplots" + (f" of {part.pipeline}" if part.pipeline else "") + ": "
                   + ", ".join(str(p) for p in images))
-            if args.html:
-                print(f"html:  {write_html(part, images, folder / 'index.html')}")
+    if args.html:
+        root = Path(args.run_dir)
+        page = Path(args.out) if args.out else RunDir(root).report_dir
+        print(f"\npage:  {write_page(root, writable_dir(str(page)) / 'index.html', args.pipeline)}")
     return 0

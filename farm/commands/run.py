@@ -22,29 +22,21 @@ def add_parser(sub) -> None:
 
 
 def main(args) -> int:
-    from farm import build, catalog, weights
-    from farm.candidate import CandidateSpec
+    from farm import api, catalog, weights
     from farm.commands import writable_dir
-    from farm.devices.session import DeviceSession
     from farm.progress import waiting_notices
-    from farm.single_run import run_benchmark
-    from farm.timing import TimingConfig
 
     bench = catalog.resolve(args.benchmark)
     w = weights.resolve(args.weights)
     out = writable_dir(args.out)
-    with DeviceSession(args.address) as session:
-        info, target = session.pick(args.device, args.target)
-        spec = CandidateSpec(bench, target, w, beam_size=args.beam_size,
-                             parallelism=args.parallelism)
-        build.check_pipeline(spec)
-        print(f"{bench.label}: beam {args.beam_size}, parallelism {args.parallelism}, "
-              f"target {target.compile}, weights {w.origin} ({w.sha256[:8]}), on {info.id}",
-              flush=True)
-        result = run_benchmark(spec, session.pool([info], target), TimingConfig(), out,
-                               with_manual=not args.no_manual,
-                               compile_timeout_s=args.compile_timeout,
-                               on_update=waiting_notices(lambda line: print(line, flush=True)))
+    print(f"{bench.label}: beam {args.beam_size}, parallelism {args.parallelism}, weights "
+          f"{w.origin} ({w.sha256[:8]})", flush=True)
+    result = api.run(bench, beam_size=args.beam_size, parallelism=args.parallelism,
+                     weights=w, target=args.target, device=args.device,
+                     address=args.address, out=out, manual=not args.no_manual,
+                     compile_timeout_s=args.compile_timeout,
+                     on_update=waiting_notices(lambda line: print(line, flush=True)))
+    print(f"  on {result.device.id}, target {result.target.compile}")
     b, m = result.auto.build, result.auto.measurement
     # run_benchmark raises unless the autoscheduled schedule compiled and ran
     assert m is not None and b.schedule is not None

@@ -1,0 +1,238 @@
+"""The farm from Python: what the `farm` commands do, for notebooks and scripts.
+
+Three things users do, and the commands are thin wrappers over them:
+
+    import farm.api as fa
+
+    summary = fa.tune("runs/m3", "median3x3", rounds=2, batch_size=16)  # farm autotune
+    result = fa.run("median3x3", beam_size=32)                          # farm run
+
+    run = fa.open_run("runs/m3")
+    run.samples()           # every sample: a pyarrow Table (run.samples(ok_only=True), ...)
+    run.to_pandas()         # the same as a pandas DataFrame (if pandas is installed)
+    run.rounds()            # one RoundRecord per round: timings, beam check, acceptance
+    run.best()              # the best schedule: its source, runtime, weights, verdicts
+
+    fa.compare(a_ms, b_ms)  # is A faster than B? a Verdict with its 95% interval
+    fa.bench(["median3x3"], weights="runs/m3/weights/best.weights")     # farm bench
+
+Errors are the farm's typed ones (farm.errors): BadInput and friends for what the caller
+must fix, WorkFailed when the work itself failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+
+from farm import verdict
+from farm.benchmark import Benchmark
+from farm.errors import BadInput, MissingPrerequisite
+from farm.finalize import TuneSummary
+from farm.rundir import RunDir
+from farm.runrecords import FinalistRecord, Manifest, RoundRecord, VerdictRecord
+from farm.single_run import RunResult
+from farm.verdict import Verdict
+from farm.weights import Weights
+
+__all__ = ["Best", "Run", "RunResult", "TuneSummary", "Verdict", "bench", "compare",
+           "open_run", "run", "tune"]
+
+
+def tune(out: str | Path, *benchmarks: str, rounds: int = 1, batch_size: int = 32,
+         budget_s: float | None = None, weights: str | Path | None = None,
+         parallelism: int | None = None, target: str | None = None,
+         devices: Sequence[str] = (), address: str | None = None,
+         compile_timeout_s: float = 600.0, run_timeout_s: float = 60.0,
+         train_steps: int | None = None, isolation: str = "pause",
+         progress=None) -> TuneSummary:
+    """Start or continue the run in `out` (`farm autotune BENCH ... --out OUT`): the same
+    settings and defaults, one keyword each. Several benchmarks (or "all") make a
+    campaign; a larger `rounds` continues a finished run. Returns its summary."""
+    from farm import build, catalog, costmodel, targets
+    from farm import weights as weights_module
+    from farm.candidate import DEFAULT_PARALLELISM, CandidateSpec
+    from farm.timing import TimingConfig
+    from farm.tuner import TuneSettings, autotune
+
+    refs = list(benchmarks)
+    if not refs:
+        raise BadInput("name at least one benchmark")
+    if "all" in refs:
+        if refs != ["all"]:
+            raise BadInput("`all` names every built-in benchmark: give it alone")
+        refs = [b.name for b in catalog.builtin_benchmarks()]
+    settings = TuneSettings(
+        benchmarks=tuple(catalog.resolve(r) for r in refs),
+        target=targets.resolve(target or "host"),
+        start_weights=weights_module.resolve(weights), rounds=rounds, batch_size=batch_size,
+        budget_s=budget_s, parallelism=parallelism or DEFAULT_PARALLELISM,
+        device_ids=tuple(devices), compile_timeout_s=compile_timeout_s,
+        timing=TimingConfig(timeout_s=run_timeout_s), isolation=isolation,
+        train_steps=train_steps or costmodel.DEFAULT_STEPS)
+    for bench in settings.benchmarks:
+        build.check_pipeline(CandidateSpec(bench, settings.target, settings.start_weights))
+    return autotune(out, settings, address=address, progress=progress)
+
+
+def run(benchmark: str | Benchmark, *, beam_size: int = 32, parallelism: int | None = None,
+        weights: str | Path | Weights | None = None, target: str | None = None,
+        device: str | None = None, address: str | None = None,
+        out: str | Path | None = None, manual: bool = True,
+        compile_timeout_s: float = 600.0, on_update=None) -> RunResult:
+    """Autoschedule `benchmark` (a BENCH as the commands take it, or a farm.benchmark
+    value), time it and its manual schedule (`farm run`). With `out`,
+    its schedule is written there as NAME.schedule.h. `on_update(counts)` sees progress
+    (farm.scheduler.Counts)."""
+    from farm import build, catalog
+    from farm import weights as weights_module
+    from farm.candidate import DEFAULT_PARALLELISM, CandidateSpec
+    from farm.devices.session import DeviceSession
+    from farm.single_run import run_benchmark
+    from farm.timing import TimingConfig
+
+    bench = catalog.resolve(benchmark) if isinstance(benchmark, str) else benchmark
+    w = weights if isinstance(weights, Weights) else weights_module.resolve(weights)
+    with DeviceSession(address) as session:
+        info, resolved = session.pick(device, target)
+        spec = CandidateSpec(bench, resolved, w, beam_size=beam_size,
+                             parallelism=parallelism or DEFAULT_PARALLELISM)
+        build.check_pipeline(spec)
+        return run_benchmark(spec, session.pool([info], resolved), TimingConfig(),
+                             Path(out) if out is not None else None, with_manual=manual,
+                             compile_timeout_s=compile_timeout_s, on_update=on_update)
+
+
+def bench(benchmarks: Sequence[str] = (), *, devices: Sequence[str] | None = None,
+          weights: str | Path | None = None, run: str | Path | None = None,
+          address: str | None = None, repeats: int | None = None,
+          progress=None) -> pa.Table:
+    """`farm bench`: per benchmark and device, the manual schedule, beam-32 with the
+    baseline weights, with `weights` (default: the run's best.weights) and the `run`'s
+    best schedule, re-timed interleaved; a row per variant with its verdict against
+    beam-32 with the baseline weights. `progress(line)` hears what it is doing."""
+    from farm import bench as bench_module
+
+    rows = bench_module.run_bench(list(benchmarks), list(devices) if devices else None,
+                                  str(weights) if weights else None,
+                                  str(run) if run else None, address,
+                                  repeats=repeats or bench_module.DEFAULT_REPEATS,
+                                  progress=progress or (lambda text: None))
+    if not rows:
+        raise MissingPrerequisite("no usable device to bench on: `farm devices` lists each "
+                                  "device and what keeps it from use; fix that")
+    return pa.Table.from_pylist(rows, schema=bench_module.SCHEMA)
+
+
+def compare(a_ms: Sequence[float | None], b_ms: Sequence[float | None]) -> Verdict:
+    """Is A faster than B? Paired, interleaved re-timings in, a Verdict out: the median
+    ratio A/B, its 95% bootstrap interval, and "faster", "slower", "indistinguishable" or
+    "unmeasured" (too few pairs). None marks a failed timing."""
+    return verdict.compare(list(a_ms), list(b_ms))
+
+
+@dataclass(frozen=True)
+class Best:
+    """A run's best schedule (a campaign's: one pipeline's), from its final re-timing."""
+
+    pipeline: str
+    label: str  # its finalist's label in the re-timing ("sample ...", "beam search with ...")
+    runtime_ms: float  # the median of its re-timings
+    schedule: Path  # best/NAME.schedule.h
+    schedule_source: str
+    library: Path | None  # best/NAME.a, to link with the Halide runtime
+    weights: Path  # the weights that planned it
+    vs_start: VerdictRecord | None  # against beam-32 with the start weights
+    finalists: list[FinalistRecord] = field(default_factory=list)  # every schedule re-timed
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run directory, read-only: safe on a run that is still tuning."""
+
+    path: Path
+
+    @property
+    def manifest(self) -> Manifest:
+        m = RunDir(self.path).read_manifest()
+        if m is None:
+            raise BadInput(f"{self.path} is not a run directory (no manifest.json)")
+        return m
+
+    @property
+    def pipelines(self) -> list[str]:
+        return [p.name for p in self.manifest.all_pipelines()]
+
+    def samples(self, columns: Sequence[str] | None = None, pipeline: str | None = None,
+                ok_only: bool = False) -> pa.Table:
+        """Every sample (one row per candidate measured or failed; README: the run
+        directory), or `columns` of them; of one `pipeline`, or only the measured ones."""
+        import pyarrow.dataset as ds
+
+        where = None
+        if pipeline is not None:
+            where = ds.field("benchmark") == pipeline
+        if ok_only:
+            ok = ds.field("status") == "ok"
+            where = ok if where is None else where & ok
+        return RunDir(self.path).samples.read(columns, filter=where)
+
+    def to_pandas(self, columns: Sequence[str] | None = None, pipeline: str | None = None,
+                  ok_only: bool = False):
+        """samples() as a pandas DataFrame; pandas is not a dependency of the farm."""
+        try:
+            import pandas  # noqa: F401
+        except ImportError:
+            raise MissingPrerequisite("to_pandas needs pandas: pip install pandas (or use "
+                                      "samples(), a pyarrow Table)") from None
+        return self.samples(columns, pipeline, ok_only).to_pandas()
+
+    def rounds(self) -> list[RoundRecord]:
+        """The finished rounds' records, in order."""
+        run = RunDir(self.path)
+        records = (run.read_round(n) for n in run.samples.committed_rounds())
+        return [r for r in records if r is not None]
+
+    def best(self, pipeline: str | None = None) -> Best | None:
+        """The best schedule after the run's final re-timing (None before it)."""
+        run = RunDir(self.path)
+        m = self.manifest
+        if m.campaign and pipeline is None:
+            raise BadInput(f"{self.path} is a campaign: name a pipeline "
+                           f"({', '.join(self.pipelines)})")
+        scope = pipeline if m.campaign else ""
+        record = run.read_retiming(scope or "")
+        if record is None:
+            return None
+        name = record.benchmark.split(":")[0]
+        schedule = run.best_schedule(name, scope or "")
+        library = run.best_path(scope or "") / record.library if record.library else None
+        winner = record.finalist_labelled(record.finalist)
+        return Best(pipeline or m.generator, record.finalist, record.runtime_ms, schedule,
+                    schedule.read_text() if schedule.exists() else "", library,
+                    run.retiming_weights(record), winner.vs_start if winner else None,
+                    list(record.finalists))
+
+    def write_report(self, out: str | Path | None = None) -> Path:
+        """The run's report page (`farm report RUN --html`): a self-contained index.html."""
+        from farm.report_page import write_page
+
+        folder = Path(out) if out is not None else RunDir(self.path).report_dir
+        return write_page(self.path, folder / "index.html")
+
+
+def open_run(path: str | Path) -> Run:
+    """A run directory written by `farm autotune` (or tune()); of a run of several device
+    classes, one class's: RUN/classes/CLASS."""
+    from farm.rundir import class_dirs
+
+    found = Run(Path(path))
+    classes = class_dirs(found.path)
+    if classes and not RunDir(found.path).manifest_path.exists():
+        raise BadInput(f"{found.path} holds a run per device class: open one of "
+                       f"{', '.join(str(c) for c in classes)}")
+    found.manifest  # noqa: B018 - fails now, with its message, for what is not a run
+    return found

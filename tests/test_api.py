@@ -1,0 +1,75 @@
+"""The Python API (farm.api) on a small real run: real Halide, real Ray (embedded)."""
+
+import pyarrow as pa
+import pytest
+
+import farm.api as fa
+from farm.errors import BadInput, MissingPrerequisite
+from farm.store import SampleStore
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory):
+    out = tmp_path_factory.mktemp("api") / "run"
+    summary = fa.tune(out, "dilate3x3", rounds=1, batch_size=4)
+    return out, summary
+
+
+def test_tune_returns_the_runs_summary(tuned):
+    out, summary = tuned
+    assert summary.run_dir == out and summary.rounds == 1 and summary.rows == 4
+    again = fa.tune(out, "dilate3x3", rounds=1, batch_size=4)  # already done: no new work
+    assert again.rows == 4
+
+
+def test_a_run_gives_its_samples_rounds_and_best_schedule(tuned):
+    out, summary = tuned
+    run = fa.open_run(out)
+    table = run.samples()
+    assert isinstance(table, pa.Table) and table.num_rows == 4
+    assert table.to_pylist() == SampleStore(out / "samples").read().to_pylist()
+    ok = run.samples(["runtime_ms"], ok_only=True)
+    assert ok.num_rows == summary.ok and ok.column_names == ["runtime_ms"]
+    frame = run.to_pandas(["round", "status", "runtime_ms"])
+    assert list(frame.columns) == ["round", "status", "runtime_ms"] and len(frame) == 4
+    [record] = run.rounds()
+    assert record.round == 1 and record.acceptance is not None
+    best = run.best()
+    assert best.runtime_ms == summary.best_ms and best.schedule == summary.best_schedule
+    assert "apply_schedule" in best.schedule_source or best.schedule_source
+    assert best.weights.is_file() and any(f.label == "manual schedule" for f in best.finalists)
+    assert run.pipelines == ["dilate3x3"]
+    page = run.write_report()
+    assert page.name == "index.html" and "data:image/png;base64," in page.read_text()
+
+
+def test_to_pandas_without_pandas_says_how_to_get_it(tuned, monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def no_pandas(name, *args, **kwargs):
+        if name == "pandas":
+            raise ImportError("no pandas here")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pandas)
+    with pytest.raises(MissingPrerequisite, match="pip install pandas"):
+        fa.open_run(tuned[0]).to_pandas()
+
+
+def test_compare_gives_a_verdict_with_its_interval():
+    faster = fa.compare([1.0, 1.02, 0.98, 1.01, 0.99, 1.0, 1.03, 0.97],
+                        [2.0, 2.1, 1.9, 2.05, 1.95, 2.0, 2.02, 1.98])
+    assert faster.word == "faster" and faster.high < 1 and 0.45 < faster.ratio < 0.55
+    same = fa.compare([1.0, 1.1, 0.9, 1.05, 0.95, 1.0, 1.02, 0.98],
+                      [1.05, 0.95, 1.0, 1.1, 0.9, 1.0, 0.98, 1.02])
+    assert same.word == "indistinguishable" and same.low < 1 < same.high
+    assert fa.compare([1.0], [2.0]).word == "unmeasured"
+
+
+def test_what_is_not_a_run_is_a_clear_error(tmp_path):
+    with pytest.raises(BadInput, match="not a run directory"):
+        fa.open_run(tmp_path)
+    with pytest.raises(BadInput, match="name at least one benchmark"):
+        fa.tune(tmp_path / "x")

@@ -1,0 +1,144 @@
+"""farm report --html: the page of a small real run, checked as HTML and in headless
+Chromium (Debian's package; .ci/run installs it) at 1280 px and 400 px."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from clitools import farm
+
+from farm.store import SampleStore
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# FARM_SCREENSHOTS=DIR keeps the screenshots, to look at them
+SHOTS = os.environ.get("FARM_SCREENSHOTS")
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    base = tmp_path_factory.mktemp("page")
+    run = base / "run"
+    farm("autotune", "dilate3x3", "--rounds", "2", "--batch-size", "6", "--out", run, check=0)
+    out = farm("report", run, "--html", check=0).stdout
+    path = run / "report" / "index.html"
+    assert f"page:  {path}" in out
+    return run, path
+
+
+class Tables(HTMLParser):
+    """Every <table> of a page as lists of cell texts, after the heading before it."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables, self.heading, self._cell, self._text = [], "", None, []
+        self._in_heading = False
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("h2", "h3", "h4"):
+            self._in_heading, self._text = True, []
+        elif tag == "table":
+            self.tables.append((self.heading, []))
+        elif tag == "tr" and self.tables:
+            self.tables[-1][1].append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("h2", "h3", "h4"):
+            self._in_heading, self.heading = False, "".join(self._text).strip()
+        elif tag in ("td", "th") and self._cell is not None:
+            self.tables[-1][1][-1].append("".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+        if self._in_heading:
+            self._text.append(data)
+
+
+def test_the_page_is_self_contained_and_its_numbers_are_the_runs(page):
+    run, path = page
+    text = path.read_text()
+    manifest = json.loads((run / "manifest.json").read_text())
+    title = re.search(r"<title>(.*?)</title>", text).group(1)
+    assert title == (f"farm report: dilate3x3 on {manifest['device_class']}, run "
+                     f"{manifest['run_id']}")
+    # nothing fetched: no external source, style or script; every image is embedded
+    assert not re.search(r'(src|href)="(https?:|//)', text)
+    assert "<script" not in text and "<link" not in text
+    images = re.findall(r'<img src="([^"]+)"', text)
+    assert len(images) == 3 and all(i.startswith("data:image/png;base64,") for i in images)
+    assert len(re.findall(r"<figcaption", text)) == 3
+    parser = Tables()
+    parser.feed(text)
+    tables = dict(parser.tables)
+    rounds = tables["Rounds"]
+    header, body = rounds[0], rounds[1:]
+    rows = SampleStore(run / "samples").read().to_pylist()
+    assert [r[0] for r in body] == ["1", "2"]
+    for cells in body:
+        mine = [r for r in rows if r["round"] == int(cells[0])]
+        ok = [r["runtime_ms"] for r in mine if r["status"] == "ok"]
+        got = dict(zip(header, cells, strict=True))
+        assert int(got["cand"]) == len(mine) and int(got["ok"]) == len(ok)
+        assert got["best ms"] == f"{min(ok):.3f}"
+    final = tables["Final re-timing"]
+    assert final[0][:2] == ["finalist", "median ms"]
+    retiming = json.loads((run / "best" / "runtime.json").read_text())
+    winner = next(c for c in final[1:] if c[0].endswith("(best/)"))
+    assert winner[1] == f"{retiming['runtime_ms']:.3f}"
+    assert {c[0].split(" (")[0] for c in final[1:]} >= {"manual schedule",
+                                                        "beam search with start weights"}
+    assert "The run is not running; this page shows rounds 1-2." in text
+
+
+CHECK = """<script>
+window.addEventListener("load", () => {
+  const imgs = [...document.images];
+  const r = {width: innerWidth, scroll: document.documentElement.scrollWidth,
+             images: imgs.length,
+             loaded: imgs.filter(i => i.complete && i.naturalWidth > 0).length,
+             wide: imgs.filter(i => i.getBoundingClientRect().right > innerWidth + 1).length};
+  const out = document.createElement("pre");
+  out.id = "farm-check";
+  out.textContent = JSON.stringify(r);
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+def _chromium(url: str, width: int, tmp: Path, *action: str) -> str:
+    argv = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+            "--no-first-run", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--hide-scrollbars", f"--user-data-dir={tmp / 'profile'}",
+            f"--window-size={width},900", "--virtual-time-budget=5000", *action, url]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it: "
+                    "apt install chromium)")
+@pytest.mark.parametrize("width", [1280, 400])
+def test_the_page_fits_the_window_and_its_images_load_in_chromium(page, tmp_path, width):
+    _, path = page
+    probe = tmp_path / "probe.html"
+    probe.write_text(path.read_text().replace("</body>", CHECK + "</body>"))
+    dom = _chromium(probe.as_uri(), width, tmp_path, "--dump-dom")
+    found = re.search(r'<pre id="farm-check">(.*?)</pre>', dom)
+    assert found, dom[-2000:]
+    check = json.loads(found.group(1))
+    assert check["width"] == width
+    assert check["scroll"] <= width, check  # no horizontal overflow
+    assert check["images"] == check["loaded"] == 3 and check["wide"] == 0, check
+    shot = Path(SHOTS or tmp_path) / f"report-{width}.png"
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    _chromium(path.as_uri(), width, tmp_path, f"--screenshot={shot}")
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
