@@ -58,11 +58,14 @@ h3 { font-size: 1.05em; margin-top: 1.3em; }
 table { border-collapse: collapse; font-size: 0.88em; margin: 6px 0; }
 th, td { border-bottom: 1px solid #d0d7de; padding: 3px 8px; text-align: right;
          white-space: nowrap; }
-th { background: #f6f8fa; } td:first-child, th:first-child { text-align: left; }
+th { background: #f6f8fa; white-space: normal; vertical-align: bottom; }
+td:first-child, th:first-child { text-align: left; }
+td:first-child { white-space: normal; min-width: 9em; }
 tr.best td { font-weight: 600; background: #dafbe1; }
 td.faster { color: #1a7f37; } td.slower { color: #cf222e; }
 figure { margin: 12px 0 20px; } figure img { max-width: 100%; height: auto; display: block; }
-@media (max-width: 600px) { body { font-size: 14px; padding: 8px; } }
+@media (max-width: 600px) { body { font-size: 14px; padding: 8px; }
+  table { font-size: 0.8em; } th, td { padding: 2px 4px; } }
 """
 
 

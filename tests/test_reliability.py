@@ -106,9 +106,10 @@ def test_killed_driver_resumes(tmp_path):
 @pytest.mark.slow
 def test_a_driver_killed_while_the_trainer_runs_finishes_the_round_on_resume(tmp_path):
     """kill -9 of the driver and everything under it while Halide's trainer trains after
-    round 1: the rerun finishes round 1 (its record and weights) and goes on."""
+    round 2 (round 1 has no earlier round to train on): the rerun finishes round 2 (its
+    record and weights) and goes on."""
     run = tmp_path / "run"
-    args = ("autotune", "median3x3", "--rounds", "2", "--batch-size", "8", "--out", run)
+    args = ("autotune", "median3x3", "--rounds", "3", "--batch-size", "8", "--out", run)
     proc = _start(*args)
     try:
         wait_for_process(proc.pid, "adams2019_retrain_cost_model", timeout=300,
@@ -119,15 +120,15 @@ def test_a_driver_killed_while_the_trainer_runs_finishes_the_round_on_resume(tmp
     finally:
         kill_all(descendants(proc.pid))
     r = RunDir(run)
-    assert r.samples.committed_rounds() == [1] and r.read_round(1) is None
+    assert r.samples.committed_rounds() == [1, 2] and r.read_round(2) is None
     out = farm(*args, check=0).stdout
-    assert "round 1 was committed but not finished" in out, out
+    assert "round 2 was committed but not finished" in out, out
     rows = _rows(run)
-    assert len(rows) == 16 and len({x["sample_id"] for x in rows}) == 16
-    for n in (1, 2):
+    assert len(rows) == 24 and len({x["sample_id"] for x in rows}) == 24
+    for n in (1, 2, 3):
         assert r.read_round(n).acceptance is not None
-    assert r.read_round(1).resumed and not list((run / "rounds").glob(".round-*"))
-    assert r.latest_weights.read_bytes() == r.weights_path(2).read_bytes()
+    assert r.read_round(2).resumed and not list((run / "rounds").glob(".round-*"))
+    assert r.latest_weights.read_bytes() == r.weights_path(3).read_bytes()
 
 
 @pytest.mark.slow

@@ -105,19 +105,24 @@ window.addEventListener("load", () => {
              images: imgs.length,
              loaded: imgs.filter(i => i.complete && i.naturalWidth > 0).length,
              wide: imgs.filter(i => i.getBoundingClientRect().right > innerWidth + 1).length};
-  const out = document.createElement("pre");
-  out.id = "farm-check";
-  out.textContent = JSON.stringify(r);
-  document.body.appendChild(out);
+  parent.postMessage(JSON.stringify(r), "*");
 });
 </script>"""
+# Headless Chromium's window is at least 500 px wide: the page is shown in an iframe of
+# the width under test, which reports to its host page
+HOST = """<!doctype html><body style="margin:0">
+<iframe src="{src}" style="width:{width}px;height:{height}px;border:0"></iframe>
+<pre id="farm-check"></pre>
+<script>addEventListener("message", e => {{
+  document.getElementById("farm-check").textContent = e.data; }});</script></body>"""
 
 
 def _chromium(url: str, width: int, tmp: Path, *action: str) -> str:
     argv = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
             "--no-first-run", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--hide-scrollbars", f"--user-data-dir={tmp / 'profile'}",
-            f"--window-size={width},900", "--virtual-time-budget=5000", *action, url]
+            "--disable-sync", "--hide-scrollbars", "--allow-file-access-from-files",
+            f"--user-data-dir={tmp / 'profile'}", f"--window-size={max(width, 500)},1400",
+            "--virtual-time-budget=5000", *action, url]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout
@@ -131,8 +136,10 @@ def test_the_page_fits_the_window_and_its_images_load_in_chromium(page, tmp_path
     _, path = page
     probe = tmp_path / "probe.html"
     probe.write_text(path.read_text().replace("</body>", CHECK + "</body>"))
-    dom = _chromium(probe.as_uri(), width, tmp_path, "--dump-dom")
-    found = re.search(r'<pre id="farm-check">(.*?)</pre>', dom)
+    host = tmp_path / "host.html"
+    host.write_text(HOST.format(src=probe.name, width=width, height=900))
+    dom = _chromium(host.as_uri(), width, tmp_path, "--dump-dom")
+    found = re.search(r'<pre id="farm-check">(\{.*?\})</pre>', dom)
     assert found, dom[-2000:]
     check = json.loads(found.group(1))
     assert check["width"] == width
@@ -140,5 +147,8 @@ def test_the_page_fits_the_window_and_its_images_load_in_chromium(page, tmp_path
     assert check["images"] == check["loaded"] == 3 and check["wide"] == 0, check
     shot = Path(SHOTS or tmp_path) / f"report-{width}.png"
     shot.parent.mkdir(parents=True, exist_ok=True)
-    _chromium(path.as_uri(), width, tmp_path, f"--screenshot={shot}")
+    view = tmp_path / "view.html"
+    shutil.copy(path, tmp_path / "page.html")
+    view.write_text(HOST.format(src="page.html", width=width, height=1400))
+    _chromium(view.as_uri(), width, tmp_path, f"--screenshot={shot}")
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
