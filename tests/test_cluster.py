@@ -101,8 +101,10 @@ def test_a_worker_node_lost_mid_round_leaves_and_its_work_is_redone(tmp_path):
     assert len(rows) == 16 and len({r["sample_id"] for r in rows}) == 16
     ok = [r for r in rows if r["status"] == "ok"]
     assert len(ok) >= 12, [(r["status"], r["error"]) for r in rows if r["status"] != "ok"]
-    head = f"cpu@{NODE}"
-    assert {r["device_id"] for r in rows if r["round"] == 2 and r["device_id"]} == {head}
+    # round 2 is timed on the head's device alone (which of the two names it has depends
+    # on the nodes' ports)
+    used = {n: {r["device_id"] for r in ok if r["round"] == n} for n in (1, 2)}
+    assert len(used[2]) == 1 and used[2] <= {f"cpu@{NODE}", f"cpu@{NODE}-2"}, used
     said = out + err
     assert "cpu@" in said and ("lost" in said or "disappeared" in said), said[-3000:]
 
