@@ -141,11 +141,11 @@ def _run(s: Section, level: int) -> list[str]:
         out += [f"<{h}>Pipelines</{h}>",
                 _table(PIPELINE_HEADER, pipeline_rows(rep.run, m, rep.rows)),
                 '<p class="note">best/NAME/ holds each pipeline\'s best schedule; its '
-                "rounds and final re-timing follow below.</p>"]
+                "rounds and final re-timing follow below.</p>", *_handed(rep)]
         out += _rounds(rep, h)
         for part in s.parts:
             out.append(f"<{h}>Pipeline {_e(part.heading)}</{h}>")
-            out += _results(part, level + 1)
+            out += _results(part, level + 1, handed=False)  # one model: said above
         return out
     out += _rounds(rep, h)
     return out + _results(s, level)
@@ -160,7 +160,13 @@ def _rounds(rep: Report, h: str) -> list[str]:
             "weights' beam search).</p>"]
 
 
-def _results(s: Section, level: int) -> list[str]:
+def _handed(rep: Report) -> list[str]:
+    if rep.handed and rep.handed.reason:
+        return [f"<p>best.weights ({_e(rep.handed.weights)}): {_e(rep.handed.reason)}</p>"]
+    return []
+
+
+def _results(s: Section, level: int, handed: bool = True) -> list[str]:
     rep, h = s.report, f"h{level}"
     out = []
     if rep.best is not None:
@@ -170,10 +176,8 @@ def _results(s: Section, level: int) -> list[str]:
                        verdict_column=4),
                 '<p class="note">Medians of interleaved re-timings on one device; each ratio '
                 "is to beam search with the start weights, with a 95% bootstrap interval: "
-                "faster or slower only when the interval says so.</p>"]
-        if rep.handed and rep.handed.reason:
-            out.append(f"<p>best.weights ({_e(rep.handed.weights)}): "
-                       f"{_e(rep.handed.reason)}</p>")
+                "faster or slower only when the interval says so.</p>",
+                *(_handed(rep) if handed else [])]
     elif rep.rows:
         out.append('<p class="note">No final re-timing yet: it comes at the end of the '
                    "run.</p>")

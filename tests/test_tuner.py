@@ -259,6 +259,15 @@ def test_two_device_classes_train_two_models_on_their_own_rows(baseline, tmp_pat
     assert trainer.tables and all(
         sum(bool(t & mine) for mine in samples.values()) == 1 for t in trainer.tables)
     assert not (tmp_path / "run" / "manifest.json").exists()
+    # the report page has a section per class, each a campaign with a part per pipeline
+    from farm.report_page import write_page
+
+    page = write_page(tmp_path / "run", tmp_path / "page" / "index.html").read_text()
+    title = page.split("<title>")[1].split("</title>")[0]
+    assert title.startswith("farm report: campaign of median3x3, conv3x3a16 on ")
+    assert all(d.name in title for d in dirs)
+    assert page.count("<h2>Device class ") == 2
+    assert page.count("<h3>Pipeline median3x3</h3>") == 2
 
 
 def test_two_parameter_sets_of_one_generator_are_two_pipelines_of_a_campaign(farm_of,
