@@ -1,0 +1,91 @@
+"""C++ generators beside Python ones: building the generator executable, and per candidate
+the CPU seconds of autoscheduling, code generation and linking.
+
+    python tests/perf/cpp_generators.py [--builds 3] [--probes 8]
+
+Interleaved (C++ twin, Python built-in, C++, ...) on this machine, nothing else running:
+- build: examples/cpp/median3x3 compiled into a generator executable from an empty
+  FARM_CACHE_DIR (wall seconds), `--builds` times;
+- per candidate: the same probes (beam 1, dropout 1, seeds 1..N) and one beam-32, each
+  autoscheduled alone (the duplicate check before codegen) and then built, for the C++
+  twin of median3x3 and the built-in; CPU seconds as the rows record them.
+Prints medians with min-max.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CPP = str(ROOT / "examples" / "cpp" / "median3x3")
+
+
+def _spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.3f} [{min(values):.3f}, {max(values):.3f}]"
+
+
+def time_builds(n: int) -> list[float]:
+    code = ("from farm import catalog, gengen; "
+            f"gengen.executable(catalog.resolve({CPP!r}))")
+    out = []
+    for _ in range(n):
+        with tempfile.TemporaryDirectory(prefix="farm-perf-cache-") as cache:
+            start = time.monotonic()
+            subprocess.run([sys.executable, "-c", code], check=True,
+                           env=dict(os.environ, FARM_CACHE_DIR=cache))
+            out.append(time.monotonic() - start)
+    return out
+
+
+def time_candidates(probes: int) -> dict[str, dict[str, list[float]]]:
+    from farm import build, catalog, targets, weights
+    from farm.candidate import BEAM_SEARCH, RANDOM_PROBE, CandidateSpec
+
+    host, w = targets.resolve(None), weights.baseline()
+    benches = {"C++": catalog.resolve(CPP), "Python": catalog.resolve("median3x3")}
+    figures: dict[str, dict[str, list[float]]] = {
+        k: {"precheck (autoschedule alone)": [], "autoschedule": [], "codegen": [],
+            "link": [], "beam-32 autoschedule": []} for k in benches}
+    for seed in range(1, probes + 1):
+        for kind, bench in benches.items():  # interleaved
+            spec = CandidateSpec(bench, host, w, seed=seed, **RANDOM_PROBE)
+            alone = build.autoschedule(spec)
+            result, _, _ = build.build(spec)
+            assert result.ok, result.error
+            f = figures[kind]
+            f["precheck (autoschedule alone)"].append(alone.autoschedule_s)
+            f["autoschedule"].append(result.schedule.autoschedule_s)
+            f["codegen"].append(result.codegen_s)
+            f["link"].append(result.link_s)
+    for _ in range(3):
+        for kind, bench in benches.items():
+            beam = build.autoschedule(CandidateSpec(bench, host, w, **BEAM_SEARCH))
+            figures[kind]["beam-32 autoschedule"].append(beam.autoschedule_s)
+    return figures
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--builds", type=int, default=3)
+    p.add_argument("--probes", type=int, default=8)
+    args = p.parse_args()
+    builds = time_builds(args.builds)
+    print(f"building the C++ generator executable (median3x3, empty cache): "
+          f"{_spread(builds)} s wall, {len(builds)} builds")
+    figures = time_candidates(args.probes)
+    print(f"per candidate, CPU seconds, median [min, max] of {args.probes} probes (beam-32: 3):")
+    print(f"  {'':32} {'C++ generator':>24} {'Python generator':>24}")
+    for phase in figures["C++"]:
+        print(f"  {phase:32} {_spread(figures['C++'][phase]):>24} "
+              f"{_spread(figures['Python'][phase]):>24}")
+
+
+if __name__ == "__main__":
+    main()
