@@ -178,7 +178,6 @@ class _Live:
     started_at: str
     outcomes: list  # the scheduler's Outcomes (their precheck time)
     beams: dict  # pipeline name -> ObjectRef of its binary of candidate 1 (provisional beam)
-    pool: DevicePool
 
 
 def _ds_field(name: str):
@@ -432,8 +431,7 @@ class _Tuning:
         self.progress.best_ms = self.tracks[0].best_ms if len(self.tracks) == 1 else None
         beams = {t.name: o[1].artifact[0] for t, o in zip(self.tracks, mine, strict=True)
                  if len(o) > 1 and o[1].status == OK and o[1].artifact}
-        record = self._finish_round(round_no, _Live(started, started_iso, outcomes, beams,
-                                                    scheduler.pool))
+        record = self._finish_round(round_no, _Live(started, started_iso, outcomes, beams))
         self._keep_binaries(rows_of, mine)
         self.round_s.append(record.wall_s)
         self.progress.round_s = sum(self.round_s) / len(self.round_s)
@@ -554,8 +552,7 @@ class _Tuning:
         except WeightsError as e:  # the file is corrupt or gone: nothing left to check
             check = BeamCheck(passed=False, reason=f"the provisional weights are lost ({e})")
         else:
-            pool = live.pool if live else self._pool
-            check = self._beam_check(provisional, live.beams if live else {}, pool)
+            check = self._beam_check(provisional, live.beams if live else {}, self._pool)
         accepted = "accepted" if check.passed else "rejected"
         self.progress.message(f"round {round_no}: provisional weights {accepted}: "
                               f"{check.reason}")
