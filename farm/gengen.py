@@ -37,9 +37,9 @@ from pathlib import Path
 
 from farm.benchmark import CPP, Benchmark, write_files
 from farm.cache import build_once, cache_dir
-from farm.errors import BenchmarkError, MissingPrerequisite, WorkFailed
+from farm.errors import BenchmarkError, WorkFailed
 from farm.halide_env import halide_env
-from farm.toolchain import compiler_identity
+from farm.toolchain import compiler_identity, host_compiler
 
 CXX_FLAGS = ("-std=c++17", "-O1", "-fno-rtti")  # as Halide's apps build their generators
 # Halide's types by the names a Type GeneratorParam takes on the command line
@@ -125,11 +125,7 @@ def executable(bench: Benchmark) -> Path:
 
 def _built(bench: Benchmark) -> Path:
     env = halide_env()
-    cxx = os.environ.get("CXX", "c++")
-    found = shutil.which(cxx)
-    if not found:
-        raise MissingPrerequisite(f"no C++ compiler {cxx!r} on PATH to build the C++ "
-                                  "generator: install one (Debian: apt install g++) or set CXX")
+    found = host_compiler()
     key = hashlib.sha256("\0".join((bench.sha256, found, compiler_identity((found,)),
                                     *CXX_FLAGS, str(env.root), env.version)).encode())
     folder = cache_dir("generators", key.hexdigest()[:24])

@@ -87,12 +87,17 @@ def for_target(target: TargetInfo) -> Toolchain:
         hexagon = ("-DFARM_HEXAGON",) if target.offload_hexagon else ()
         return Toolchain(target.compile, (str(ndk_clang()),), ("-fPIE", *hexagon),
                          ("-fPIE", "-pie", "-static-libstdc++", "-ldl", "-llog"))
+    return Toolchain(target.compile, (host_compiler(),), (), ("-ldl", "-lpthread"))
+
+
+def host_compiler() -> str:
+    """This machine's C++ compiler: $CXX, else c++, as a path."""
     cxx = os.environ.get("CXX", "c++")
     found = shutil.which(cxx)
     if not found:
         raise MissingPrerequisite(
             f"no C++ compiler {cxx!r} on PATH: install one (Debian: apt install g++) or set CXX")
-    return Toolchain(target.compile, (found,), (), ("-ldl", "-lpthread"))
+    return found
 
 
 def ndk_clang() -> Path:
