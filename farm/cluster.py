@@ -28,12 +28,25 @@ HEAD_LOST_AFTER = 3  # failed checks in a row before the head counts as lost
 HEAD_LOST_GRACE_S = 30.0  # then the driver stops: cleanly if it can, else at once
 
 _lost_head: list[str] = []  # why the head counts as lost (set by the watcher thread)
+_heads: list[str] = []  # the GCS address of the cluster this process joined
 
 
-def lost_head() -> str | None:
+def lost_head(check: bool = False) -> str | None:
     """Why this process lost its Ray cluster's head, if it did (the CLI says so instead of
-    "interrupted")."""
+    "interrupted", or of the Ray error a call raised); `check`: probe the head now."""
+    if not _lost_head and check and _heads:
+        try:
+            probe(_heads[-1])
+        except BadInput:
+            _lost_head.append(_lost_message(_heads[-1], 0))
     return _lost_head[0] if _lost_head else None
+
+
+def _lost_message(gcs: str, seconds: float) -> str:
+    silent = f"has not answered for {seconds:g} s" if seconds else "does not answer"
+    return (f"lost the Ray cluster: its head at {gcs} {silent}. The committed rounds are "
+            "kept; rerun the same command once the cluster is back (with --address of its "
+            "head)")
 
 
 @dataclass(frozen=True)
@@ -78,6 +91,7 @@ class Cluster:
             raise BadInput(f"--address {address}: cannot join that Ray cluster ({e}); "
                            "start it with `ray start --head` or fix the address") from None
         gcs = ray.get_runtime_context().gcs_address
+        _heads.append(gcs)
         threading.Thread(target=_watch_head, args=(gcs,), daemon=True,
                          name="farm-head-watch").start()
 
@@ -160,9 +174,7 @@ def _watch_head(gcs: str) -> None:
             failures += 1
         if failures < HEAD_LOST_AFTER:
             continue
-        why = (f"lost the Ray cluster: its head at {gcs} has not answered for "
-               f"{HEAD_WATCH_S * HEAD_LOST_AFTER:g} s. The committed rounds are kept; rerun "
-               "the same command once the cluster is back (with --address of its head)")
+        why = _lost_message(gcs, HEAD_WATCH_S * HEAD_LOST_AFTER)
         _lost_head.append(why)
         _thread.interrupt_main()
         time.sleep(HEAD_LOST_GRACE_S)
