@@ -69,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
             return 130
         print(f"farm {args.command}: error: {e}", file=sys.stderr)
         return e.exit_code
+    except BrokenPipeError:  # output piped into `head` and the like: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as e:
         if not type(e).__module__.startswith("ray."):
             raise  # a bug: its traceback is the report
@@ -78,9 +81,6 @@ def main(argv: list[str] | None = None) -> int:
             "The committed rounds are kept; rerun the same command to resume")
         print(f"farm {args.command}: error: {why}", file=sys.stderr)
         return 1
-    except BrokenPipeError:  # output piped into `head` and the like: not an error
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
 
 
 def _versions() -> str:
