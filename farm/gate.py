@@ -42,6 +42,7 @@ import psutil
 from farm.errors import MissingPrerequisite
 
 WATCH_EVERY_S = 0.5  # how often a watchdog looks at the device process it guards
+STOP_WAIT_S = 1.0  # how long a timing waits for the compiles it stopped to be stopped
 
 
 class GateError(MissingPrerequisite):
@@ -183,6 +184,21 @@ def _children(pid: int) -> list[tuple[int, float]]:
     return found
 
 
+def _wait_stopped(procs: list[tuple[int, float]]) -> None:
+    """Return once every process in `procs` has stopped (or ended), or after STOP_WAIT_S:
+    SIGSTOP takes effect when the kernel next schedules its target, so on a busy machine a
+    compile could otherwise run into the first moments of a timing."""
+    end = time.monotonic() + STOP_WAIT_S
+    for pid, _ in procs:
+        while time.monotonic() < end:
+            try:
+                if psutil.Process(pid).status() in (psutil.STATUS_STOPPED, psutil.STATUS_ZOMBIE):
+                    break
+            except psutil.Error:
+                break
+            time.sleep(0.001)
+
+
 @contextmanager
 def exclusive() -> Iterator[int]:
     """Run the block with every registered compile process stopped (gives how many)."""
@@ -200,6 +216,7 @@ def exclusive() -> Iterator[int]:
                 if _signal(pid, start, signal.SIGSTOP):
                     stopped.append((pid, start))
                     todo.extend(_children(pid))
+            _wait_stopped(stopped)
             yield len(stopped)
         finally:
             for pid, start in stopped:

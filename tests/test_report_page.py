@@ -154,3 +154,19 @@ def test_the_page_fits_the_window_and_its_images_load_in_chromium(page, tmp_path
     view.write_text(HOST.format(src="page.html", width=width, height=1400))
     _chromium(view.as_uri(), width, tmp_path, f"--screenshot={shot}")
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_page_made_while_the_run_tunes_says_so(page, tmp_path):
+    """Read while tuning: the run's lock is held (as the tuning driver holds it)."""
+    from farm.report_page import write_page
+    from farm.rundir import RunDir
+
+    run, _ = page
+    held = RunDir(run)
+    held.open()
+    try:
+        text = write_page(run, tmp_path / "live.html").read_text()
+    finally:
+        held.close()
+    assert re.search(r'<p class="live">In progress \(pid \d+ on .* since .*\): this page '
+                     r"shows the committed rounds 1-2; round 3 is under way", text), text[:3000]
