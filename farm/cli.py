@@ -73,8 +73,10 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except Exception as e:
-        if not type(e).__module__.startswith("ray."):
-            raise  # a bug: its traceback is the report
+        ray_exceptions = sys.modules.get("ray.exceptions")
+        if not type(e).__module__.startswith("ray.") or (
+                ray_exceptions is not None and isinstance(e, ray_exceptions.RayTaskError)):
+            raise  # a bug (in a Ray task too, which Ray wraps): its traceback is the report
         # Ray's own error reached the top: the cluster failed under the command
         why = lost_head(check=True) or (
             f"the Ray cluster failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}. "

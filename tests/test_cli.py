@@ -254,3 +254,28 @@ def test_bench_without_a_usable_device_is_a_user_error(tmp_path, capsys, monkeyp
     assert err.startswith("farm bench: error: no usable device to bench on")
     assert "`farm devices`" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_ray_failure_is_one_line_but_a_bug_in_a_ray_task_keeps_its_traceback(
+        monkeypatch, capsys):
+    """Ray's system errors (a dead actor) are the cluster's failure; a RayTaskError wraps an
+    exception the farm's own code raised in a worker: a bug, so its traceback is the report."""
+    import ray.exceptions
+
+    def raising(error):
+        def main(args):
+            raise error
+        return main
+
+    monkeypatch.setattr("farm.cli.lost_head", lambda check=False: None)
+    command = COMMANDS["benchmarks"]
+    monkeypatch.setattr(command, "main", raising(ray.exceptions.ActorDiedError()))
+    code, err = _exit_code(["benchmarks"], capsys)
+    assert code == 1 and "the Ray cluster failed: ActorDiedError" in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+
+    bug = ray.exceptions.RayTaskError("build", "Traceback ...", ValueError("a bug"))
+    monkeypatch.setattr(command, "main", raising(bug.as_instanceof_cause()))
+    with pytest.raises(ray.exceptions.RayTaskError) as raised:
+        main(["benchmarks"])
+    assert isinstance(raised.value, ValueError)
