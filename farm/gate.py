@@ -9,8 +9,8 @@ needs a shared and an exclusive mode, and a lock the kernel drops when its holde
 filelock's shared lock is an SQLite database).
 
 Nothing another user does can turn the gate against its owner:
-- the folder is private: $XDG_RUNTIME_DIR/halide-farm-gate, else
-  /dev/shm/halide-farm-gate-UID, made with mode 0700 (one of this user's that an older
+- the folder is private: /dev/shm/halide-farm-gate-UID (or FARM_GATE_DIR), made with
+  mode 0700 (one of this user's that an older
   farm left open is made 0700); one that is a symlink, not a directory or not this user's
   is refused (GateError names it and says what to do), and every file in it is opened
   with O_NOFOLLOW;
@@ -53,9 +53,8 @@ def gate_dir() -> Path:
     configured = os.environ.get("FARM_GATE_DIR")
     if configured:
         path = Path(configured)
-    elif os.environ.get("XDG_RUNTIME_DIR") and os.path.isdir(os.environ["XDG_RUNTIME_DIR"]):
-        path = Path(os.environ["XDG_RUNTIME_DIR"]) / "halide-farm-gate"
-    else:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    else:  # not $XDG_RUNTIME_DIR: logind removes it at logout, under a run left going
         base = "/dev/shm" if os.path.isdir("/dev/shm") else "/tmp"
         path = Path(base) / f"halide-farm-gate-{os.getuid()}"
     for folder in (path, path / "compilers"):
@@ -151,7 +150,7 @@ def _write_marker(owner: tuple[int, float], stopped: list[tuple[int, float]]) ->
 def _read_marker() -> dict | None:
     try:
         fd = _open(gate_dir() / "stopped", os.O_RDONLY)
-    except (FileNotFoundError, OSError):
+    except OSError:  # none (or a planted symlink, refused by O_NOFOLLOW)
         return None
     with os.fdopen(fd) as f:
         try:
@@ -184,19 +183,18 @@ def _children(pid: int) -> list[tuple[int, float]]:
     return found
 
 
-def _wait_stopped(procs: list[tuple[int, float]]) -> None:
-    """Return once every process in `procs` has stopped (or ended), or after STOP_WAIT_S:
-    SIGSTOP takes effect when the kernel next schedules its target, so on a busy machine a
-    compile could otherwise run into the first moments of a timing."""
+def _wait_stopped(pid: int) -> None:
+    """Return once process `pid` has stopped (or ended), or after STOP_WAIT_S: SIGSTOP takes
+    effect when the kernel next schedules its target, so on a busy machine a compile could
+    otherwise run into the first moments of a timing, or fork a child not yet listed."""
     end = time.monotonic() + STOP_WAIT_S
-    for pid, _ in procs:
-        while time.monotonic() < end:
-            try:
-                if psutil.Process(pid).status() in (psutil.STATUS_STOPPED, psutil.STATUS_ZOMBIE):
-                    break
-            except psutil.Error:
-                break
-            time.sleep(0.001)
+    while time.monotonic() < end:
+        try:
+            if psutil.Process(pid).status() in (psutil.STATUS_STOPPED, psutil.STATUS_ZOMBIE):
+                return
+        except psutil.Error:
+            return
+        time.sleep(0.001)
 
 
 @contextmanager
@@ -205,8 +203,10 @@ def exclusive() -> Iterator[int]:
     me = (os.getpid(), _start_time(os.getpid()) or 0.0)
     stopped: list[tuple[int, float]] = []
     with _lock(fcntl.LOCK_EX):
+        _recover()  # what a dead device left stopped, before its marker is replaced
         try:
-            # Stop a parent before listing its children, so none escapes by forking.
+            # Stop a parent (and see it stopped) before listing its children, so none
+            # escapes by forking.
             todo = _registered()
             while todo:
                 pid, start = todo.pop()
@@ -215,8 +215,8 @@ def exclusive() -> Iterator[int]:
                 _write_marker(me, [*stopped, (pid, start)])
                 if _signal(pid, start, signal.SIGSTOP):
                     stopped.append((pid, start))
+                    _wait_stopped(pid)
                     todo.extend(_children(pid))
-            _wait_stopped(stopped)
             yield len(stopped)
         finally:
             for pid, start in stopped:
@@ -226,6 +226,11 @@ def exclusive() -> Iterator[int]:
 
 def recover() -> int:
     """Continue the compiles a dead device left stopped (its marker lists them); how many."""
+    with _lock(fcntl.LOCK_EX):  # not while a live device times: its marker is current
+        return _recover()
+
+
+def _recover() -> int:
     marker = _read_marker()
     if marker is None:
         return 0
@@ -261,8 +266,7 @@ def watch(pid: int, start: float) -> None:
     """Wait for process `pid` (started at `start`) to end, then recover()."""
     while _alive(pid, start):
         time.sleep(WATCH_EVERY_S)
-    with _lock(fcntl.LOCK_EX):  # a new device of this machine may be timing by now
-        recover()
+    recover()
 
 
 if __name__ == "__main__":

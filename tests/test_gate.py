@@ -1,5 +1,6 @@
 """The compile gate (farm.gate): pausing compiles while a host device times, safely."""
 
+import json
 import os
 import signal
 import subprocess
@@ -145,6 +146,27 @@ def test_compiles_a_killed_device_left_stopped_are_continued_within_5_s(gate_dir
         for c in compiles:
             c.kill()
         pauser.kill()
+
+
+def test_a_timing_first_continues_what_a_dead_device_left_stopped(gate_dir):
+    """A marker of a dead owner (its watchdog gone too) is recovered before it is replaced."""
+    left = subprocess.Popen(["sleep", "60"])  # stopped by the dead device, not registered
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    try:
+        time.sleep(0.2)
+        os.kill(left.pid, signal.SIGSTOP)
+        gate.gate_dir()
+        (gate_dir / "stopped").write_text(json.dumps({
+            "owner": [dead.pid, 1.0], "stopped": [[left.pid, psutil.Process(left.pid)
+                                                   .create_time()]]}))
+        gate._wait_stopped(left.pid)
+        assert _status(left.pid) == psutil.STATUS_STOPPED  # as the dead device left it
+        with gate.exclusive() as stopped:
+            assert stopped == 0
+            assert not _still_stopped_after([left.pid], 1.0)
+    finally:
+        left.kill()
 
 
 def test_killing_a_device_actor_more_often_than_ray_restarts_it_leaves_nothing_stopped(
