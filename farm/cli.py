@@ -12,7 +12,7 @@ import os
 import sys
 
 from farm import __version__
-from farm.cluster import lost_head
+from farm.cluster import exit_when_stuck, lost_head
 from farm.commands import (
     autotune,
     bench,
@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
+    exit_when_stuck()  # this process is the command: a Ray stuck on a lost head ends it
     try:
         return COMMANDS[args.command].main(args) or 0
     except (FarmError, KeyboardInterrupt) as e:

@@ -15,7 +15,6 @@ import os
 import socket
 import sys
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +28,13 @@ HEAD_LOST_GRACE_S = 30.0  # then the driver stops: cleanly if it can, else at on
 
 _lost_head: list[str] = []  # why the head counts as lost (set by the watcher thread)
 _heads: list[str] = []  # the GCS address of the cluster this process joined
+_exit_when_stuck: list[bool] = []  # set by the command line (never in a notebook's kernel)
+
+
+def exit_when_stuck() -> None:
+    """Let the head watcher end this process when Ray stays stuck after a lost head (the
+    command line's choice; a library caller gets the KeyboardInterrupt only)."""
+    _exit_when_stuck.append(True)
 
 
 def lost_head(check: bool = False) -> str | None:
@@ -60,6 +66,7 @@ class Node:
 class Cluster:
     def __init__(self, address: str | None):
         self.address = address or os.environ.get("RAY_ADDRESS") or None
+        self._unwatch = threading.Event()  # set at shutdown: the head watcher ends
 
     @property
     def local(self) -> bool:
@@ -90,14 +97,18 @@ class Cluster:
         except ConnectionError as e:
             raise BadInput(f"--address {address}: cannot join that Ray cluster ({e}); "
                            "start it with `ray start --head` or fix the address") from None
+        if address.startswith("ray://"):
+            return  # a Ray Client's gcs_address is the cluster's inside view: not probed
         gcs = ray.get_runtime_context().gcs_address
         _heads.append(gcs)
-        threading.Thread(target=_watch_head, args=(gcs,), daemon=True,
+        self._unwatch = threading.Event()
+        threading.Thread(target=_watch_head, args=(gcs, self._unwatch), daemon=True,
                          name="farm-head-watch").start()
 
     def shutdown(self) -> None:
         import ray
 
+        self._unwatch.set()
         if ray.is_initialized():
             ray.shutdown()
 
@@ -158,14 +169,13 @@ class Cluster:
         return sorted(devices, key=lambda d: d.id), notes
 
 
-def _watch_head(gcs: str) -> None:
+def _watch_head(gcs: str, unwatch: threading.Event) -> None:
     """A lost head (its host down, `ray stop` there) leaves Ray's calls hanging for minutes
     before Ray ends the process without a word: after HEAD_LOST_AFTER failed checks, say
     why and stop this driver (Ctrl-C's path, so the lock is released and nothing is half
     written); committed rounds are on disk and the same command resumes."""
     failures = 0
-    while True:
-        time.sleep(HEAD_WATCH_S)
+    while not unwatch.wait(HEAD_WATCH_S):
         try:
             probe(gcs)
             failures = 0
@@ -177,7 +187,8 @@ def _watch_head(gcs: str) -> None:
         why = _lost_message(gcs, HEAD_WATCH_S * HEAD_LOST_AFTER)
         _lost_head.append(why)
         _thread.interrupt_main()
-        time.sleep(HEAD_LOST_GRACE_S)
+        if unwatch.wait(HEAD_LOST_GRACE_S) or not _exit_when_stuck:
+            return
         print(f"farm: error: {why}", file=sys.stderr, flush=True)  # still stuck in Ray
         os._exit(1)
 

@@ -44,6 +44,52 @@ def test_dead_address_is_a_quick_clear_error():
     assert_user_error(proc, "127.0.0.1:9", "nothing answers")
 
 
+def _silent_address() -> str:
+    """host:port where nothing listens (a head that went away)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{s.getsockname()[1]}"
+
+
+@pytest.fixture
+def quick_watch(monkeypatch):
+    from farm import cluster
+
+    monkeypatch.setattr(cluster, "HEAD_WATCH_S", 0.05)
+    monkeypatch.setattr(cluster, "HEAD_LOST_GRACE_S", 0.3)
+    monkeypatch.setattr(cluster, "_lost_head", [])
+    monkeypatch.setattr(cluster, "_exit_when_stuck", [])
+    interrupts = []
+    monkeypatch.setattr(cluster._thread, "interrupt_main", lambda: interrupts.append(1))
+    return cluster, interrupts
+
+
+def test_a_library_caller_gets_the_interrupt_of_a_lost_head_but_is_never_ended(quick_watch):
+    """In a notebook's kernel the watcher interrupts the call and stops; only the command
+    line (exit_when_stuck) lets it end a process that Ray keeps stuck."""
+    import threading
+
+    cluster, interrupts = quick_watch
+    watcher = threading.Thread(target=cluster._watch_head,
+                               args=(_silent_address(), threading.Event()))
+    watcher.start()
+    watcher.join(timeout=10)  # had it called os._exit, this test process would be gone
+    assert not watcher.is_alive() and interrupts == [1]
+    assert "lost the Ray cluster" in cluster.lost_head()
+
+
+def test_a_shut_down_cluster_is_no_longer_watched(quick_watch):
+    import threading
+
+    cluster, interrupts = quick_watch
+    unwatch = threading.Event()
+    watcher = threading.Thread(target=cluster._watch_head, args=(_silent_address(), unwatch))
+    watcher.start()
+    unwatch.set()  # what Cluster.shutdown does
+    watcher.join(timeout=5)
+    assert not watcher.is_alive() and interrupts == [] and cluster.lost_head() is None
+
+
 def _killed_mid_timing(cluster, *args):
     """`farm ARGS --address` with a device actor SIGKILLed while it times: (exit code,
     stdout, stderr)."""
