@@ -147,6 +147,10 @@ class SampleStore:
                 found.update(range(int(m.group(1)), int(m.group(2)) + 1))
         return sorted(found - set(self.committed_rounds()))
 
+    def rounds_done(self) -> int:
+        """How many rounds the run has done: the committed ones and the lost ones."""
+        return len(self.committed_rounds()) + len(self.lost_rounds())
+
     def commit_round(self, round_no: int, rows: list[dict]) -> Path:
         """Write one round atomically. A committed round is never written again."""
         if round_no in self.committed_rounds():

@@ -326,7 +326,7 @@ class _Tuning:
         for b in self.s.benchmarks:
             rec = m.pipeline(b.label)
             if rec is None:
-                done = len(run.samples.committed_rounds())
+                done = run.samples.rounds_done()  # lost rounds were rounds too
                 rec = PipelineRecord(b.label, b.ref, b.sha256, first_round=done + 1)
                 m.pipelines.append(rec)
                 if done:

@@ -431,6 +431,20 @@ def test_a_corrupt_round_file_moved_to_damaged_lets_the_run_go_on(farm_of, tmp_p
     assert RunDir(run).samples.lost_rounds() == [1]
 
 
+def test_a_pipeline_joining_after_a_lost_round_starts_at_the_next_round(farm_of, tmp_path):
+    """A lost round was a round: a pipeline that joins after it starts one round later."""
+    run = tmp_path / "run"
+    farm_of(run, rounds=2, batch=4, bench=("median3x3", "conv3x3a16"))
+    (run / "samples" / "_damaged").mkdir()
+    bad = run / "samples" / "round-000001.parquet"
+    bad.rename(run / "samples" / "_damaged" / bad.name)
+    farm_of(run, rounds=3, batch=4, bench=("median3x3", "conv3x3a16", "conv3x3a32"))
+    m = RunDir(run).read_manifest()
+    assert {p.name: p.first_round for p in m.pipelines} == \
+        {"median3x3": 1, "conv3x3a16": 1, "conv3x3a32": 3}
+    assert {r["round"] for r in _rows(run) if r["benchmark"] == "conv3x3a32"} == {3}
+
+
 def test_devices_that_appear_and_vanish_between_rounds(baseline, tmp_path):
     """Round 1 on syn0 and syn1; then syn1 is gone and syn2 appears: round 2 is timed on
     syn0 and syn2 only."""
