@@ -235,7 +235,8 @@ class RoundRecord(_Record):
     wall_s: float = 0.0
     # a campaign's per pipeline: beam_ms, best_ms, best_so_far_ms, ok
     pipelines: dict[str, dict] | None = None
-    # a part record's steps done after the commit ("batch", "beam_check", "acceptance");
+    # a part record's steps done after the commit ("batch", "beam_check",
+    # "provisional_kept");
     # None in a finished record
     steps: list[str] | None = None
     resumed: bool | None = None  # True: its later steps were done by a resumed run

@@ -469,9 +469,16 @@ class _Tuning:
             run.write_round_part(part)
         current = weights.load(run.weights_path(round_no - 1))
         if part.beam_check is not None:
-            # kept under the round it planned a candidate in, so that sample can be rebuilt
-            if run.provisional_weights.exists() and not run.provisional_used(round_no).exists():
-                os.replace(run.provisional_weights, run.provisional_used(round_no))
+            if "provisional_kept" not in steps:
+                # kept under the round it planned a candidate in, so that sample can be
+                # rebuilt; once, as a step: a crash after the acceptance wrote the next
+                # provisional weights must not move those
+                if run.provisional_weights.exists() and \
+                        not run.provisional_used(round_no).exists():
+                    os.replace(run.provisional_weights, run.provisional_used(round_no))
+                steps.append("provisional_kept")
+                part = replace(part, steps=steps)
+                run.write_round_part(part)
             if part.beam_check.passed:
                 current = weights.load(run.provisional_used(round_no))
         train_start = time.monotonic()

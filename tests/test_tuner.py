@@ -355,6 +355,35 @@ def test_a_crash_in_any_step_after_the_commit_is_finished_on_resume(farm_of, tmp
         assert RunDir(run).provisional_used(2).exists()  # moved aside exactly once
 
 
+def test_a_resume_keeps_aside_only_the_weights_the_round_planned_with(farm_of, tmp_path,
+                                                                     monkeypatch):
+    """Round 2's provisional weights are lost before its check; its acceptance then writes
+    the next provisional weights and the driver dies before the record. The resume must not
+    file those under round 2 as the weights it planned with."""
+    from farm import tuner
+
+    run = tmp_path / "run"
+    real = tuner._Tuning._check_provisional
+
+    def losing(self, round_no, live):
+        if round_no == 2:
+            self.run_dir.provisional_weights.unlink()
+        return real(self, round_no, live)
+
+    monkeypatch.setattr(tuner._Tuning, "_check_provisional", losing)
+    _crash_once(monkeypatch, RunDir, "write_round",
+                lambda self, record: record.round == 2)
+    with pytest.raises(Crash):
+        farm_of(run, rounds=2, trainer=ScriptedTrainer(provisional_after={1, 2}))
+    assert RunDir(run).provisional_weights.exists()  # round 3's, from round 2's acceptance
+    monkeypatch.undo()
+    farm_of(run, rounds=2, trainer=ScriptedTrainer(provisional_after={1, 2}))
+    _check_whole(run, 2)
+    r = RunDir(run)
+    assert "lost" in r.read_round(2).beam_check.reason
+    assert not r.provisional_used(2).exists()
+
+
 def test_a_weights_file_emptied_by_a_reboot_is_decided_again(farm_of, tmp_path):
     run = tmp_path / "run"
     farm_of(run, rounds=2)
