@@ -56,6 +56,28 @@ __all__ = ["MANIFEST_VERSION", "Manifest", "RunDir", "class_dir", "class_dirs",
            "invocation_record", "new_run_id", "now_iso", "write_json"]
 
 
+LOCK_WAIT_S = 2.0  # how long taking a run's lock waits out a reader's look at it (holder())
+
+
+def _take(lock: TextIO, mode: int, wait_s: float) -> bool:
+    """Take the flock `mode` on `lock` within `wait_s` seconds; whether it was taken."""
+    end = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(lock, mode | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= end:
+                return False
+            time.sleep(0.05)
+
+
+def _holder_line(lock: TextIO) -> str:
+    """The line the lock's holder wrote into it ("pid N on HOST since T")."""
+    lock.seek(0)
+    return lock.read().strip() or "another process"
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -181,14 +203,11 @@ class RunDir:
         except OSError as e:
             raise RunDirError(f"--out {self.path} cannot be written ({e.strerror}); choose "
                               "another --out") from None
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.seek(0)
-            holder = lock.read().strip() or "another process"
+        if not _take(lock, fcntl.LOCK_EX, LOCK_WAIT_S):  # (a reader's look takes a moment)
+            holder = _holder_line(lock)
             lock.close()
             raise RunDirError(f"{self.path} is in use by {holder}; wait for it to finish or "
-                              "stop it (a killed driver releases the lock by itself)") from None
+                              "stop it (a killed driver releases the lock by itself)")
         lock.seek(0)
         stale = lock.read().strip()
         lock.seek(0)
@@ -202,10 +221,8 @@ class RunDir:
         """Who is running the run now ("pid N on HOST since T"), or None when nobody is."""
         try:
             with open(self.path / ".lock") as lock:
-                try:
-                    fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    return lock.read().strip() or "another process"
+                if not _take(lock, fcntl.LOCK_SH, 0.0):
+                    return _holder_line(lock)
                 fcntl.flock(lock, fcntl.LOCK_UN)
         except OSError:
             pass

@@ -468,7 +468,8 @@ class _Tuning:
                            steps=steps)
             run.write_round_part(part)
         current = weights.load(run.weights_path(round_no - 1))
-        if part.beam_check is not None:
+        check = part.beam_check
+        if check is not None:
             if "provisional_kept" not in steps:
                 # kept under the round it planned a candidate in, so that sample can be
                 # rebuilt; once, as a step: a crash after the acceptance wrote the next
@@ -479,7 +480,7 @@ class _Tuning:
                 steps.append("provisional_kept")
                 part = replace(part, steps=steps)
                 run.write_round_part(part)
-            if part.beam_check.passed:
+            if check.passed:
                 current = weights.load(run.provisional_used(round_no))
         train_start = time.monotonic()
         part = replace(part, acceptance=self._accept(round_no, current),

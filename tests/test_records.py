@@ -262,3 +262,29 @@ def test_the_end_of_a_run_takes_values(tmp_path, spec_for):
     assert (s.rounds, s.rows, s.ok, s.distinct, s.elapsed_s) == (1, 8, 8, 8, 12.0)
     assert s.best_ms is None and s.best_schedule is None and s.best_weights_reason == ""
     assert "farm run dilate3x3 --weights" in s.command
+
+
+def test_a_readers_look_at_the_lock_does_not_refuse_a_driver_but_a_driver_does(tmp_path):
+    """holder() (a report page's "in progress?") holds the lock shared for a moment: a
+    driver starting then waits it out; a second driver is refused, naming the first."""
+    import fcntl
+    import threading
+    import time
+
+    made = RunDir(tmp_path / "run")
+    made.open()
+    made.close()
+    looking = open(tmp_path / "run" / ".lock")  # noqa: SIM115
+    fcntl.flock(looking, fcntl.LOCK_SH)
+    threading.Timer(0.5, looking.close).start()
+    started = time.monotonic()
+    first = RunDir(tmp_path / "run")
+    first.open()
+    try:
+        assert time.monotonic() - started >= 0.4
+        with pytest.raises(RunDirError, match=rf"is in use by pid {os.getpid()} on "):
+            RunDir(tmp_path / "run").open()
+        assert RunDir(tmp_path / "run").holder().startswith(f"pid {os.getpid()} on ")
+    finally:
+        first.close()
+    assert RunDir(tmp_path / "run").holder() is None
