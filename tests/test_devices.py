@@ -137,6 +137,20 @@ def test_a_phone_that_drops_off_is_device_lost(fake_adb, host_binary):
     assert m.status == DEVICE_LOST and "offline" in m.error
 
 
+def test_a_lost_phone_is_handed_back_without_adbs_full_wait_for_the_clean_up(
+        fake_adb, host_binary, monkeypatch):
+    import time
+
+    monkeypatch.setattr(android, "ADB_TIMEOUT_S", 20.0)
+    monkeypatch.setattr(android, "LOST_CLEAN_UP_S", 0.5)
+    fake_adb({"serial": "R58M1", "state": "device", "props": PIXEL,
+              "behavior": "offline-on-run", "cleanup": "hang"})
+    started = time.monotonic()
+    m = android.AndroidDevice(_phone()).run(host_binary, 2, TimingConfig(repeats=2))
+    assert m.status == DEVICE_LOST and "rm of bench-" in m.log
+    assert time.monotonic() - started < 10.0  # not the 20 s adb may take on a live phone
+
+
 @pytest.mark.parametrize("cleanup", ["fail", "hang"])
 def test_a_failed_clean_up_never_decides_the_status(fake_adb, host_binary, monkeypatch,
                                                     cleanup):

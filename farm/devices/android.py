@@ -30,6 +30,7 @@ REMOTE_DIR = "/data/local/tmp/halide-farm"
 HEXAGON_LIBS = ("libhalide_hexagon_host.so", "libhalide_hexagon_remote_skel.so")
 ADSP_PATH = f"{REMOTE_DIR};/vendor/lib/rfsa/adsp;/system/lib/rfsa/adsp;/dsp"
 ADB_TIMEOUT_S = 30.0
+LOST_CLEAN_UP_S = 5.0  # the clean-up's wait when the phone already failed to answer
 HEXAGON_FEATURE = "hexagon-runtime"
 
 STATE_PROBLEMS = {
@@ -191,10 +192,11 @@ class AndroidDevice(Device):
         clean-up afterwards never changes it."""
         start = time.perf_counter()
         name = f"bench-{hashlib.sha256(binary).hexdigest()[:12]}"
+        m: Measurement | None = None
         try:
             m = self._push_and_run(binary, name, threads, timing, start)
         finally:
-            note = self._clean_up(name)
+            note = self._clean_up(name, lost=m is None or m.status == DEVICE_LOST)
         return replace(m, log=(m.log + "\n" + note).strip()) if note else m
 
     def _push_and_run(self, binary: bytes, name: str, threads: int, timing: TimingConfig,
@@ -213,8 +215,8 @@ class AndroidDevice(Device):
             if proc.returncode != 0:
                 return self._failed(f"chmod failed: {(proc.stderr or proc.stdout).strip()}",
                                     start)
-        except subprocess.TimeoutExpired:
-            return self._failed(f"adb did not answer within {ADB_TIMEOUT_S:g} s", start)
+        except subprocess.TimeoutExpired as e:
+            return self._failed(f"adb did not answer within {e.timeout:g} s", start)
         except OSError as e:
             return self._failed(f"cannot run adb: {e}", start)
         env = {"LD_LIBRARY_PATH": REMOTE_DIR, "ADSP_LIBRARY_PATH": ADSP_PATH,
@@ -245,11 +247,13 @@ class AndroidDevice(Device):
                                     error=f"run on {self.info.id}: {e}")
         return self.measurement(OK, runtimes_ms=samples, run_s=run_s)
 
-    def _clean_up(self, name: str) -> str:
+    def _clean_up(self, name: str, lost: bool) -> str:
         """Remove the pushed binary; a note for the log when that failed (never a status:
-        the candidate was timed, or failed, before)."""
+        the candidate was timed, or failed, before). A phone that was just lost gets a
+        short try, not adb's full wait, before the candidate is handed back."""
         try:
-            proc = self._shell(["rm", "-f", f"{REMOTE_DIR}/{name}"])
+            proc = self._shell(["rm", "-f", f"{REMOTE_DIR}/{name}"],
+                               timeout=LOST_CLEAN_UP_S if lost else None)
         except (OSError, subprocess.TimeoutExpired) as e:
             return f"clean-up on {self.info.id}: rm of {name} failed: {e}"
         if proc.returncode != 0:
