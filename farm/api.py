@@ -218,9 +218,11 @@ class Run:
 
     def write_report(self, out: str | Path | None = None) -> Path:
         """The run's report page (`farm report RUN --html`): a self-contained index.html."""
+        from farm.commands import writable_dir
         from farm.report_page import write_page
 
-        folder = Path(out) if out is not None else RunDir(self.path).report_dir
+        folder = writable_dir(str(out) if out is not None else
+                              str(RunDir(self.path).report_dir), "out")
         return write_page(self.path, folder / "index.html")
 
 

@@ -20,6 +20,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from farm import atomic
 from farm.report import (
     PIPELINE_HEADER,
     ROUND_HEADER,
@@ -86,7 +87,7 @@ def write_page(run_dir: str | Path, out: Path, pipeline: str | None = None) -> P
         sections = [_section(d, pipeline, Path(tmp) / str(i)) for i, d in enumerate(dirs)]
         page = _page(root, sections)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(page, encoding="utf-8")
+    atomic.write_text(out, page)  # a browser open on the old page never sees half of one
     return out
 
 

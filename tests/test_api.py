@@ -41,6 +41,10 @@ def test_a_run_gives_its_samples_rounds_and_best_schedule(tuned):
     assert run.pipelines == ["dilate3x3"]
     page = run.write_report()
     assert page.name == "index.html" and "data:image/png;base64," in page.read_text()
+    blocked = out / "a-file"
+    blocked.write_text("")
+    with pytest.raises(BadInput, match=r"out .*a-file is not a writable directory"):
+        run.write_report(blocked)
 
 
 def test_to_pandas_without_pandas_says_how_to_get_it(tuned, monkeypatch):
