@@ -32,6 +32,8 @@ def build_once(path: Path, make: Callable[[Path], None]) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             if not path.exists():
+                for orphan in path.parent.glob(f".tmp*-{path.name}"):  # of a killed maker
+                    orphan.unlink(missing_ok=True)  # (we hold the lock: nobody makes it)
                 tmp = path.with_name(f".tmp{os.getpid()}-{path.name}")  # keeps the extension
                 try:
                     make(tmp)

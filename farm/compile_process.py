@@ -22,12 +22,17 @@ from __future__ import annotations
 
 import os
 import resource
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 from multiprocessing.connection import Connection
+from pathlib import Path
+
+import psutil
 
 from farm.candidate import COMPILE_ERROR, COMPILE_TIMEOUT, CRASHED, BuildResult, CandidateSpec
 
@@ -40,6 +45,7 @@ class CompileProcess:
     def __init__(self) -> None:
         self._proc: subprocess.Popen | None = None
         self._conn: tuple[Connection, Connection] | None = None
+        self._tmp: str | None = None  # the child's TMPDIR: removed with the child
         self._lock = threading.Lock()
 
     def call(self, name: str, spec: CandidateSpec, cpu_limit_s: float | None):
@@ -60,7 +66,13 @@ class CompileProcess:
         if self._proc is not None and self._proc.poll() is None and self._conn is not None:
             return self._conn
         to_child, from_child = os.pipe(), os.pipe()  # (read end, write end) each
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        # Its temporary files (and its generators' and compilers') go in a folder of its
+        # own, removed when it dies: a compile ended by the kernel cleans up nothing
+        self._remove_tmp()  # of a child that died between calls
+        _sweep_tmp()
+        self._tmp = tempfile.mkdtemp(prefix=f"farm-compile-{os.getpid()}-")
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p),
+                   TMPDIR=self._tmp)
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "farm.compile_process", str(to_child[0]),
              str(from_child[1]), str(os.getpid())],
@@ -75,6 +87,7 @@ class CompileProcess:
         assert self._proc is not None
         code = self._proc.wait()
         self._proc = self._conn = None
+        self._remove_tmp()
         host = socket.gethostname()
         if code == -signal.SIGXCPU and cpu_limit_s is not None:
             result = BuildResult(COMPILE_TIMEOUT, host=host, error=(
@@ -95,6 +108,21 @@ class CompileProcess:
             self._proc.kill()
             self._proc.wait()
             self._proc = self._conn = None
+        self._remove_tmp()
+
+    def _remove_tmp(self) -> None:
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+
+def _sweep_tmp() -> None:
+    """Remove the temporary folders of compile processes whose worker is gone (a worker
+    Ray killed takes its child along, which leaves its folder)."""
+    for folder in Path(tempfile.gettempdir()).glob("farm-compile-*-*"):
+        worker = folder.name.split("-")[2]
+        if worker.isdigit() and not psutil.pid_exists(int(worker)):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 _process: CompileProcess | None = None

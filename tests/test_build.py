@@ -136,3 +136,18 @@ def test_the_hexagon_harness_times_in_turbo_with_hvx_on_and_restores_both(spec_f
         first = next(i for i, ln in enumerate(lines) if ln.startswith("FARM_SAMPLE_MS"))
         assert lines.index("HEXAGON power_hvx_on") < first
         assert lines.index("FARM_DONE") < lines.index("HEXAGON power_hvx_off")
+
+
+def test_a_cache_entry_a_killed_maker_left_half_made_is_made_again(tmp_path):
+    """build_once: the killed maker's temporary file is removed, the entry made whole."""
+    from farm.cache import build_once
+
+    path = tmp_path / "median3x3.generator"
+    orphan = tmp_path / f".tmp{2**22 + 7}-{path.name}"  # a maker killed mid-way
+    orphan.write_bytes(b"half")
+
+    def make(tmp):
+        tmp.write_bytes(b"whole")
+
+    assert build_once(path, make).read_bytes() == b"whole"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name, path.name + ".lock"]

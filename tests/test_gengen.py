@@ -231,11 +231,21 @@ def test_a_python_compile_over_its_budget_ends_only_its_compile_process(host, ba
                               cpu_limit_s=1.0)
         assert result.status == COMPILE_TIMEOUT, result.error
         assert time.monotonic() - started < 15
+        assert not _compile_tmp()  # what the ended process left in its TMPDIR is gone
         result, binary, _ = process.call("build", probe(catalog.resolve(f"{slow}:slow"), host,
                                                         baseline), cpu_limit_s=60.0)
         assert result.ok and binary  # a fresh compile process took over
+        assert len(_compile_tmp()) == 1
     finally:
         process.close()
+    assert not _compile_tmp()
+
+
+def _compile_tmp():
+    """The temporary folders of this process's compile processes."""
+    import tempfile
+
+    return list(Path(tempfile.gettempdir()).glob(f"farm-compile-{os.getpid()}-*"))
 
 
 def test_a_prebuilt_generator_executable_is_a_benchmark(tmp_path, host, baseline):
