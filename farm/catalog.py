@@ -178,9 +178,13 @@ def _executable_benchmark(path: Path, name: str) -> Benchmark:
             f"{path} is {size / 2**20:.0f} MB, more than the {MAX_FOLDER_BYTES // 2**20} MB a "
             "generator may carry to every node: link it against the halide wheel's shared "
             "libHalide (as the farm builds C++ generators), or give the farm its sources")
+    try:
+        data = where.read_bytes()
+    except OSError as e:
+        raise BenchmarkError(f"cannot read the generator executable {path}: {e.strerror}; "
+                             "it must be readable to travel to the nodes") from None
     bench = Benchmark("", str(where), "", False, f"generator executable {where.name}",
-                      ((where.name, where.read_bytes()),), kind=EXECUTABLE,
-                      units=(where.name,))
+                      ((where.name, data),), kind=EXECUTABLE, units=(where.name,))
     return _named(bench, name)
 
 
@@ -249,21 +253,35 @@ def _carried_files(folder: Path, skip: str | None, cpp: bool) -> Files:
     """The files of `folder` that travel with its generator (see the module docstring);
     `skip`: the Python file itself, which travels as the source."""
     found: list[tuple[str, Path]] = []
+    size = 0
+
+    def add(rel: str, p: Path) -> bool:
+        """List `p`; whether the files so far still fit (the walk stops when not: a file
+        at the top of a big tree must not wait for all of it)."""
+        nonlocal size
+        found.append((rel, p))
+        size += p.stat().st_size
+        return size <= MAX_FOLDER_BYTES
+
     try:
         for entry in sorted(folder.iterdir()):
+            if size > MAX_FOLDER_BYTES:
+                break
             if _left_behind(entry.name) or entry.name == skip:
                 continue
             if entry.is_file():
-                found.append((entry.name, entry))
+                add(entry.name, entry)
             elif entry.is_dir() and (cpp or (entry / "__init__.py").is_file()):
                 for root, dirs, names in os.walk(entry):
                     dirs[:] = sorted(d for d in dirs if not _left_behind(d))
                     for n in sorted(names):
                         p = Path(root, n)
                         if not _left_behind(n) and p.is_file() and (
-                                not cpp or n.endswith(_CPP_SOURCES)):
-                            found.append((p.relative_to(folder).as_posix(), p))
-        size = sum(p.stat().st_size for _, p in found)
+                                not cpp or n.endswith(_CPP_SOURCES)) and \
+                                not add(p.relative_to(folder).as_posix(), p):
+                            break
+                    if size > MAX_FOLDER_BYTES:
+                        break
     except OSError as e:
         raise BenchmarkError(f"cannot list the generator's folder {folder}: {e}") from None
     what = skip or "the generator"

@@ -32,6 +32,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +43,7 @@ from farm.halide_env import halide_env
 from farm.toolchain import compiler_identity, host_compiler
 
 CXX_FLAGS = ("-std=c++17", "-O1", "-fno-rtti")  # as Halide's apps build their generators
+ASK_TIMEOUT_S = 120.0  # for an executable to list its generators or write a stub
 # Halide's types by the names a Type GeneratorParam takes on the command line
 HALIDE_TYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
                 "uint64", "float16", "bfloat16", "float32", "float64")
@@ -140,7 +142,7 @@ def _built(bench: Benchmark) -> Path:
                 "-I", str(src), *(str(src / u) for u in bench.units),
                 str(env.lib_dir / "libHalide_GenGen.a"), "-L", str(env.lib_dir), "-lHalide",
                 f"-Wl,-rpath,{env.lib_dir}", "-ldl", "-lpthread", "-o", str(tmp)]
-        with open(log, "w") as out:
+        with open(log, "w") as out, _cpu_uncapped():  # a node's one-off, not a candidate's
             out.write(" ".join(argv) + "\n")
             out.flush()
             code = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT).returncode
@@ -155,6 +157,18 @@ def _built(bench: Benchmark) -> Path:
     return build_once(folder / "generator", make)
 
 
+@contextlib.contextmanager
+def _cpu_uncapped() -> Iterator[None]:
+    """Lift this process's RLIMIT_CPU (farm.compile_process caps a candidate's compile)
+    for the block, so the compiler it starts inherits no cap; restored after."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    resource.setrlimit(resource.RLIMIT_CPU, (hard, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+
+
 def _first_error(text: str) -> str:
     for line in text.splitlines():
         if " error: " in line or line.startswith("error:") or "undefined reference" in line:
@@ -166,7 +180,7 @@ def _first_error(text: str) -> str:
 @functools.cache
 def generator_names(exe: Path) -> tuple[str, ...]:
     """The generators an executable registers (GenGen lists them when none is named)."""
-    proc = subprocess.run([str(exe)], capture_output=True, text=True, env=_env(), timeout=120)
+    proc = _ask(exe, [str(exe)])
     text = proc.stderr + proc.stdout
     if "available Generators are:" not in text:
         raise BenchmarkError(f"{exe} does not answer as a Halide generator executable "
@@ -179,9 +193,8 @@ def generator_names(exe: Path) -> tuple[str, ...]:
 def generator_params(exe: Path, name: str) -> tuple[Param, ...]:
     """A generator's GeneratorParams, from the C++ stub Halide emits for it."""
     with tempfile.TemporaryDirectory(prefix="farm-stub-") as tmp:
-        ran = subprocess.run([str(exe), "-g", name, "-f", "stub", "-o", tmp, "-e", "cpp_stub",
-                              "target=host"], capture_output=True, text=True, env=_env(),
-                             timeout=120)
+        ran = _ask(exe, [str(exe), "-g", name, "-f", "stub", "-o", tmp, "-e", "cpp_stub",
+                         "target=host"])
         stub = Path(tmp) / "stub.stub.h"
         if ran.returncode != 0 or not stub.exists():
             raise BenchmarkError(f"{exe}: cannot list the parameters of {name}: "
@@ -198,6 +211,20 @@ def generator_params(exe: Path, name: str) -> tuple[Param, ...]:
                 default = default.rstrip("f").rstrip(".") or "0"
             params.append(Param(p.group(2), p.group(1), default))
     return tuple(params)
+
+
+def _ask(exe: Path, argv: list[str]) -> subprocess.CompletedProcess:
+    """Run the executable for what it tells (its generators, a stub); BenchmarkError when
+    it cannot be run or does not answer."""
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, env=_env(),
+                              timeout=ASK_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise BenchmarkError(f"{exe} did not answer within {ASK_TIMEOUT_S:g} s; is it a "
+                             "Halide generator executable?") from None
+    except OSError as e:
+        raise BenchmarkError(f"{exe} cannot be run ({e.strerror}); is it a Halide "
+                             "generator executable built for this machine?") from None
 
 
 def run(exe: Path, name: str, out_dir: Path, emits: tuple[str, ...], target: str,
@@ -220,10 +247,19 @@ def run(exe: Path, name: str, out_dir: Path, emits: tuple[str, ...], target: str
     with open(log_path, "w") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=out_dir,
                                 env=_env(), preexec_fn=_die_with_parent())
-        if cpu_limit_s is not None:  # CPU time counts from the start: exact even set now
-            limit = max(1, int(cpu_limit_s + 0.999))
-            resource.prlimit(proc.pid, resource.RLIMIT_CPU, (limit, limit + 5))
-        _, status, usage = os.wait4(proc.pid, 0)
+        try:
+            if cpu_limit_s is not None:  # CPU time counts from the start: exact, set now
+                _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+                limit = max(1, int(cpu_limit_s + 0.999))
+                kill_at = limit + 5  # SIGKILL, should SIGXCPU be ignored
+                if hard != resource.RLIM_INFINITY:  # an unprivileged process cannot raise it
+                    limit, kill_at = min(limit, hard), min(kill_at, hard)
+                resource.prlimit(proc.pid, resource.RLIMIT_CPU, (limit, kill_at))
+            _, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:  # (Ctrl-C, a failed prlimit): no generator left running
+            proc.kill()
+            proc.wait()
+            raise
         proc.returncode = os.waitstatus_to_exitcode(status)
     cpu_s, wall_s = usage.ru_utime + usage.ru_stime, time.monotonic() - start
     text = log_path.read_text(errors="replace")

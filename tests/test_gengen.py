@@ -3,6 +3,8 @@
 import os
 import shutil
 import subprocess
+import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -79,6 +81,34 @@ def test_a_generator_that_does_not_compile_names_the_first_error_and_the_log(tmp
     assert "does not compile: " in message and "no_such_function" in message
     log = Path(message.rpartition("(full log: ")[2].rstrip(")"))
     assert log.is_file() and "no_such_function" in log.read_text()
+
+
+def test_the_generator_build_is_not_charged_to_a_candidates_cpu_cap(tmp_path):
+    """The compile process builds a node's generator under a candidate's RLIMIT_CPU; the
+    C++ compiler it starts must not inherit that cap (a 1 s --compile-timeout would
+    otherwise fail every candidate with "does not compile")."""
+    code = textwrap.dedent(f"""
+        import resource
+        from farm import catalog, gengen
+        _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+        resource.setrlimit(resource.RLIMIT_CPU, (2, hard))  # what the compile process sets
+        exe = gengen.executable(catalog.resolve({str(EXAMPLES / "median3x3")!r}))
+        assert resource.getrlimit(resource.RLIMIT_CPU)[0] == 2  # restored after the build
+        print(exe)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "FARM_CACHE_DIR": str(tmp_path)}, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert Path(proc.stdout.strip()).is_relative_to(tmp_path)
+
+
+def test_a_file_that_only_looks_executable_is_a_clear_error(tmp_path):
+    fake = tmp_path / "gen"
+    fake.write_bytes(b"\x7fELF but not really a program")
+    fake.chmod(0o755)
+    with pytest.raises(BenchmarkError, match=r"gen cannot be run \(.*\); is it a Halide "
+                       r"generator executable built for this machine\?"):
+        catalog.resolve(str(fake))
 
 
 def test_the_generator_is_built_once_per_cache(tmp_path, monkeypatch):
