@@ -80,15 +80,17 @@ def check_pipeline(spec: CandidateSpec) -> None:
     generator (bad types, no estimates, bad parameters) stops the command before any work
     starts."""
     quick = spec if spec.is_manual else replace(spec, beam_size=1, random_dropout=100)
-    what = "does not build" if spec.is_manual else "does not autoschedule"
+    what = "does not build"
     try:
         if spec.benchmark.kind != PYTHON:
+            what = what if spec.is_manual else "does not autoschedule"
             with tempfile.TemporaryDirectory(prefix="farm-check-") as tmp:
                 _run_generator(quick, Path(tmp), ("c_header",) if spec.is_manual else
                                _SCHEDULE_ONLY, runtime=False, cpu_limit_s=None)
             return
         instance = Instance(spec)
         if not spec.is_manual:
+            what = "does not autoschedule"
             _autoschedule(quick, instance)
     except gengen.GeneratorFailed as e:
         params = ""
@@ -140,7 +142,7 @@ def autoschedule_result(spec: CandidateSpec, cpu_limit_s: float | None = None) -
         return BuildResult(OK, schedule=autoschedule(spec, cpu_limit_s), host=host)
     except gengen.CpuLimitReached as e:
         return BuildResult(COMPILE_TIMEOUT, error=f"compile (autoschedule) on {host}: {e} "
-                           "(--compile-timeout)", host=host)
+                           "(--compile-timeout)", host=host, log=_failure_log(e, None))
     except Exception as e:
         return BuildResult(COMPILE_ERROR, error=f"compile (autoschedule) on {host}: "
                            f"{_describe(e)}", host=host, log=_failure_log(e, None))
@@ -236,7 +238,8 @@ def build(spec: CandidateSpec, workdir: str | os.PathLike | None = None,
                                 host=host), binary.read_bytes(), library)
         except gengen.CpuLimitReached as e:
             return BuildResult(COMPILE_TIMEOUT, error=f"compile ({where}) on {host}: {e} "
-                               "(--compile-timeout)", host=host, log=log.tail()), b"", None
+                               "(--compile-timeout)", host=host, log=_failure_log(e, log)), \
+                b"", None
         except Exception as e:  # a failed candidate is a value, not an exception
             return BuildResult(COMPILE_ERROR,
                                error=f"compile ({where}) on {host}: {_describe(e)}",

@@ -59,7 +59,7 @@ class GeneratorFailed(WorkFailed):
         self.message, self.log = message, log
 
 
-class CpuLimitReached(WorkFailed):
+class CpuLimitReached(GeneratorFailed):
     """A compile used up its CPU budget (the compile timeout) and was ended."""
 
 
@@ -265,7 +265,8 @@ def run(exe: Path, name: str, out_dir: Path, emits: tuple[str, ...], target: str
     text = log_path.read_text(errors="replace")
     if cpu_limit_s is not None and (proc.returncode == -signal.SIGXCPU or (
             proc.returncode == -signal.SIGKILL and cpu_s >= cpu_limit_s)):
-        raise CpuLimitReached(f"the generator ran out of its {cpu_limit_s:.0f} s of CPU")
+        raise CpuLimitReached(f"the generator ran out of its {cpu_limit_s:.0f} s of CPU",
+                              text[-4000:])
     if proc.returncode != 0:
         raise GeneratorFailed(halide_error(text) or f"the generator exited with "
                               f"{proc.returncode}", text[-4000:])

@@ -332,3 +332,16 @@ def test_the_generator_host_has_no_stray_processes():
     out = subprocess.run(["pgrep", "-f", "generators/.*/generator"], capture_output=True,
                          text=True).stdout.split()
     assert not [p for p in out if int(p) != os.getpid()]
+
+
+def test_a_python_generator_that_fails_to_build_says_so_not_that_it_does_not_autoschedule(
+        tmp_path, host, baseline):
+    gen = tmp_path / "broken.py"
+    gen.write_text(
+        "import halide as hl\n"
+        "@hl.generator(name='broken')\nclass Broken:\n"
+        "    output = hl.OutputBuffer(hl.UInt(8), 1)\n"
+        "    def generate(g):\n"
+        "        raise RuntimeError('the pipeline is wrong')\n")
+    with pytest.raises(BenchmarkError, match=r"broken does not build: .*the pipeline is wrong"):
+        build.check_pipeline(probe(catalog.resolve(f"{gen}:broken"), host, baseline))
