@@ -22,10 +22,23 @@ from pathlib import Path, PurePosixPath
 from farm.errors import BenchmarkError
 
 PYTHON, CPP, EXECUTABLE = "python", "cpp", "executable"
+# What a BENCH argument may be, for messages and --help
+FORMS = ("a built-in name (`farm benchmarks`), path/to/file.py:generator_name, a C++ "
+         "generator folder path/to/dir (its *_generator.cpp), path/to/file.cpp[:name] or a "
+         "generator executable[:name]")
 
 Files = tuple[tuple[str, bytes], ...]
 Params = tuple[tuple[str, str], ...]
 
+
+
+def parse_bool(value: str) -> bool:
+    """A generator parameter's boolean as written on a command line: true/false/1/0 (any
+    case); ValueError for anything else (Halide's own parser takes "false" for True)."""
+    lowered = str(value).strip().lower()
+    if lowered not in ("true", "false", "1", "0"):
+        raise ValueError(value)
+    return lowered in ("true", "1")
 
 @dataclass(frozen=True)
 class Benchmark:

@@ -49,6 +49,10 @@ STATUSES = tuple(Status)
 TRANSIENT = (RUN_TIMEOUT, CRASHED, DEVICE_LOST)
 
 DEFAULT_PARALLELISM = 32  # see README "Parallelism": measured on 2-core hosts
+# The compile timeout is CPU time (farm.compile_process); a compile that neither finishes
+# nor runs out of CPU (a hang, or paused for long) is cancelled after this many times it
+# in wall-clock time.
+COMPILE_WALL_FACTOR = 4.0
 
 
 class Search(TypedDict):

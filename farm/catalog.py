@@ -34,7 +34,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from farm import gengen, pygen
-from farm.benchmark import CPP, EXECUTABLE, Benchmark, Files, Params
+from farm.benchmark import CPP, EXECUTABLE, FORMS, Benchmark, Files, Params
 from farm.errors import BenchmarkError
 
 # Built-in pipelines that are near twins: a model trained on one has as good as seen the
@@ -47,9 +47,6 @@ MAX_FOLDER_BYTES = 50 * 2**20  # what a user's generator may carry from its fold
 _LEFT_BEHIND = (".pyc", ".pyo", ".schedule.h", ".weights", ".sample")
 _CPP_SOURCES = (".h", ".hh", ".hpp", ".hxx", ".inc", ".inl", ".c", ".cc", ".cpp", ".cxx")
 _CPP_UNITS = (".cpp", ".cc", ".cxx")
-HOW = ("a built-in name (`farm benchmarks`), path/to/file.py:generator_name, a C++ "
-       "generator folder path/to/dir (its *_generator.cpp), path/to/file.cpp[:name] or a "
-       "generator executable")
 
 
 def builtin_dir() -> Path:
@@ -103,12 +100,12 @@ def _resolve(ref: str) -> Benchmark:
     if path.is_file() and os.access(path, os.X_OK):
         return _executable_benchmark(path, name)
     if path.exists():
-        raise BenchmarkError(f"{path} is not a generator: give {HOW}")
+        raise BenchmarkError(f"{path} is not a generator: give {FORMS}")
     if path.suffix or "/" in ref:
         raise BenchmarkError(f"{path} does not exist (from {ref!r})")
     known = ", ".join(b.name for b in builtin_benchmarks())
     raise BenchmarkError(f"unknown benchmark {ref!r}; built-in ones are: {known} (or give "
-                         f"your own: {HOW})")
+                         f"your own: {FORMS})")
 
 
 def split_params(ref: str) -> tuple[str, Params]:

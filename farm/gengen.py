@@ -36,7 +36,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from farm.benchmark import CPP, Benchmark, write_files
+from farm.benchmark import CPP, Benchmark, parse_bool, write_files
 from farm.cache import build_once, cache_dir
 from farm.errors import BenchmarkError, WorkFailed
 from farm.halide_env import halide_env
@@ -76,10 +76,7 @@ class Param:
         if self.ctype in _INTS:
             return str(int(value, 10))
         if self.ctype == "bool":
-            lowered = value.lower()
-            if lowered not in ("true", "false", "1", "0"):
-                raise ValueError(value)
-            return "true" if lowered in ("true", "1") else "false"
+            return "true" if parse_bool(value) else "false"
         if self.ctype in ("float", "double"):
             float(value)
             return value

@@ -21,13 +21,12 @@ from ray.exceptions import GetTimeoutError, RayError
 
 from farm import verdict
 from farm.builder import Builder
-from farm.candidate import DEVICE_LOST, CandidateSpec
+from farm.candidate import COMPILE_WALL_FACTOR, DEVICE_LOST, CandidateSpec
 from farm.devices.base import DeviceInfo
 from farm.plan import FixedPlan
 from farm.targets import TargetInfo
 from farm.timing import TimingConfig
 from farm.workers import (
-    COMPILE_WALL_FACTOR,
     MAX_DEPTH,
     RUN_GRACE_S,
     Built,

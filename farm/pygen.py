@@ -31,7 +31,7 @@ import threading
 import types
 from pathlib import Path, PurePosixPath
 
-from farm.benchmark import Benchmark, Files, write_files
+from farm.benchmark import Benchmark, Files, parse_bool, write_files
 from farm.errors import BenchmarkError
 
 _AUTOSCHEDULER = "Adams2019"  # the one an alias may ask for
@@ -65,11 +65,8 @@ def param_values(label: str, cls: type, params, builtin: bool = False) -> dict[s
             raise BenchmarkError(f"{label} has no parameter {name!r}; its parameters: {listed}")
         default = known[name]
         try:
-            if isinstance(default, bool):  # Halide's parser takes bool("false") for True
-                lowered = str(value).lower()
-                if lowered not in ("true", "false", "1", "0"):
-                    raise ValueError(value)
-                out[name] = lowered in ("true", "1")
+            if isinstance(default, bool):
+                out[name] = parse_bool(value)
             else:
                 out[name] = helpers.GeneratorParam._parse_value(name, type(default), value)
         except Exception:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import ray
-from ray.exceptions import GetTimeoutError, RayError
+from ray.exceptions import RayError
 
 from farm.candidate import (
     DEVICE_LOST,
@@ -152,7 +152,7 @@ class RoundScheduler:
         busy = [h for h in self.pool.usable() if h.held]
         try:
             answers = ray.get([h.actor.activity.remote() for h in busy], timeout=10)
-        except (RayError, GetTimeoutError):
+        except RayError:  # (a GetTimeoutError too)
             return
         doing = [(since, index, phase, h) for h, found in zip(busy, answers, strict=True)
                  for index, phase, since in found]

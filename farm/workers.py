@@ -30,6 +30,7 @@ from farm import featurization
 from farm.builder import Builder
 from farm.candidate import (
     COMPILE_TIMEOUT,
+    COMPILE_WALL_FACTOR,
     CRASHED,
     DEVICE_LOST,
     DUPLICATE,
@@ -43,10 +44,6 @@ from farm.plan import SeenSchedules
 from farm.timing import TimingConfig
 
 RUN_GRACE_S = 30.0  # beyond the run timeout, before a silent device actor ends itself
-# The compile timeout is CPU time (farm.compile_process); a compile that neither finishes
-# nor runs out of CPU (a hang, or paused for long) is cancelled after this many times it
-# in wall-clock time.
-COMPILE_WALL_FACTOR = 4.0
 MAX_DEPTH = 32  # candidates a device actor holds at once (its compiles overlap)
 
 

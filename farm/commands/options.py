@@ -11,13 +11,11 @@ import argparse
 import re
 import sys
 
-from farm.candidate import DEFAULT_PARALLELISM
+from farm.benchmark import FORMS
+from farm.candidate import COMPILE_WALL_FACTOR, DEFAULT_PARALLELISM
 
 # What BENCH can be, for every command's help (farm.catalog resolves them)
-BENCH_KINDS = ("a built-in benchmark (`farm benchmarks`), path/to/file.py:generator_name, "
-               "a C++ generator folder path/to/dir (its *_generator.cpp), "
-               "path/to/file.cpp[:name] or a generator executable[:name]; generator "
-               "parameters follow as BENCH:name=value,...")
+BENCH_KINDS = f"{FORMS}; generator parameters follow as BENCH:name=value,..."
 
 
 class Parser(argparse.ArgumentParser):
@@ -159,8 +157,8 @@ def add_compile_timeout(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compile-timeout", type=positive_float, default=600.0, metavar="S",
                    help="end a candidate's compile once it has used S seconds of CPU "
                    "(default 600; CPU time: a compile paused while a device times is not "
-                   "charged, and one that hangs without using CPU is ended after 4 x S of "
-                   "wall-clock time)")
+                   "charged, and one that hangs without using CPU is ended after "
+                   f"{COMPILE_WALL_FACTOR:g} x S of wall-clock time)")
 
 
 def add_common(p: argparse.ArgumentParser) -> None:
