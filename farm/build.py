@@ -115,23 +115,33 @@ def schedule(spec: CandidateSpec) -> tuple[Instance, Schedule]:
     return instance, _autoschedule(spec, instance)
 
 
-# The last few pipelines this process autoscheduled: when the build of a candidate lands in
-# the worker that checked it for duplicates, it skips the second autoschedule.
+# The last few candidates this process autoscheduled: when the build of a candidate lands
+# in the worker that checked it for duplicates, it does not autoschedule it again. A Python
+# pipeline keeps its scheduled Instance; a generator executable cannot be handed a schedule,
+# so its duplicate check generates the code in the same run, kept here for the build: a
+# duplicate then costs a codegen it did not need, a new schedule one autoschedule, not two
+# (which, for a big pipeline's minutes of autoscheduling, is the larger cost).
 _scheduled: OrderedDict[CandidateSpec, tuple[Instance, Schedule]] = OrderedDict()
+_generated: OrderedDict[CandidateSpec, tuple[Schedule, Library, float]] = OrderedDict()
 _KEEP_SCHEDULED = 4
 
 
 def autoschedule(spec: CandidateSpec, cpu_limit_s: float | None = None) -> Schedule:
-    """Only the autoscheduler's choice: cheap, for finding duplicates before codegen."""
+    """The autoscheduler's choice, for finding duplicates before the rest of the build."""
     if spec.benchmark.kind != PYTHON:
         with tempfile.TemporaryDirectory(prefix="farm-schedule-") as tmp:
-            ran = _run_generator(spec, Path(tmp), _SCHEDULE_ONLY, False, cpu_limit_s)
-            return _read_schedule(spec, ran, ran.cpu_s)
+            generated = _generate(spec, Path(tmp), False, cpu_limit_s)
+        _keep(_generated, spec, generated)
+        return generated[0]
     instance, chosen = schedule(spec)
-    _scheduled[spec] = (instance, chosen)
-    while len(_scheduled) > _KEEP_SCHEDULED:
-        _scheduled.popitem(last=False)
+    _keep(_scheduled, spec, (instance, chosen))
     return chosen
+
+
+def _keep(kept: OrderedDict, spec: CandidateSpec, value) -> None:
+    kept[spec] = value
+    while len(kept) > _KEEP_SCHEDULED:
+        kept.popitem(last=False)
 
 
 def autoschedule_result(spec: CandidateSpec, cpu_limit_s: float | None = None) -> BuildResult:
@@ -228,7 +238,11 @@ def build(spec: CandidateSpec, workdir: str | os.PathLike | None = None,
                 codegen_s = time.process_time() - start
             else:
                 where = "generator"
-                chosen, library, codegen_s = _generate(spec, Path(tmp), False, cpu_limit_s)
+                generated = _generated.pop(spec, None)
+                if generated is not None:  # by its duplicate check
+                    (Path(tmp) / f"{generated[1].name}.a").write_bytes(generated[1].archive)
+                chosen, library, codegen_s = generated or _generate(spec, Path(tmp), False,
+                                                                    cpu_limit_s)
             where = "link"
             start = _children_cpu()
             binary = Path(tmp) / "bench"

@@ -19,8 +19,9 @@ class Builder(ABC):
     @abstractmethod
     def autoschedule(self, spec: CandidateSpec, cpu_limit_s: float | None = None
                      ) -> BuildResult:
-        """Only the autoscheduler's choice (cheap: duplicates are caught before codegen);
-        a failure is the result's status, never an exception. A compile that would use
+        """The autoscheduler's choice, to catch a duplicate before it is built (a
+        generator executable generates the code in the same run, kept for build()); a
+        failure is the result's status, never an exception. A compile that would use
         more than `cpu_limit_s` of CPU is ended: status compile_timeout."""
 
     @abstractmethod
