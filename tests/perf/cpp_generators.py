@@ -1,7 +1,7 @@
 """C++ generators beside Python ones: building the generator executable, and per candidate
 the CPU seconds of autoscheduling, code generation and linking.
 
-    python tests/perf/cpp_generators.py [--builds 3] [--probes 8]
+    python tests/perf/cpp_generators.py [--builds 3] [--probes 8] [--cpp DIR] [--python BENCH]
 
 Interleaved (C++ twin, Python built-in, C++, ...) on this machine, nothing else running:
 - build: examples/cpp/median3x3 compiled into a generator executable from an empty
@@ -34,9 +34,9 @@ def _spread(values: list[float]) -> str:
     return f"{statistics.median(values):.3f} [{min(values):.3f}, {max(values):.3f}]"
 
 
-def time_builds(n: int) -> list[float]:
+def time_builds(n: int, cpp: str) -> list[float]:
     code = ("from farm import catalog, gengen; "
-            f"gengen.executable(catalog.resolve({CPP!r}))")
+            f"gengen.executable(catalog.resolve({cpp!r}))")
     out = []
     for _ in range(n):
         with tempfile.TemporaryDirectory(prefix="farm-perf-cache-") as cache:
@@ -54,12 +54,12 @@ def _cpu() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def time_candidates(probes: int) -> dict[str, dict[str, list[float]]]:
+def time_candidates(probes: int, cpp: str, python: str) -> dict[str, dict[str, list[float]]]:
     from farm import build, catalog, targets, weights
     from farm.candidate import BEAM_SEARCH, RANDOM_PROBE, CandidateSpec
 
     host, w = targets.resolve(None), weights.baseline()
-    benches = {"C++": catalog.resolve(CPP), "Python": catalog.resolve("median3x3")}
+    benches = {"C++": catalog.resolve(cpp), "Python": catalog.resolve(python)}
     figures: dict[str, dict[str, list[float]]] = {
         k: {"duplicate check (autoschedule)": [], "autoschedule": [], "codegen": [],
             "link": [], "whole candidate (check + build)": [], "beam-32 autoschedule": []}
@@ -88,11 +88,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--builds", type=int, default=3)
     p.add_argument("--probes", type=int, default=8)
+    p.add_argument("--cpp", default=CPP, help="the C++ generator (default: %(default)s)")
+    p.add_argument("--python", default="median3x3", help="the Python one beside it")
     args = p.parse_args()
-    builds = time_builds(args.builds)
-    print(f"building the C++ generator executable (median3x3, empty cache): "
+    builds = time_builds(args.builds, args.cpp)
+    print(f"building the C++ generator executable ({Path(args.cpp).name}, empty cache): "
           f"{_spread(builds)} s wall, {len(builds)} builds")
-    figures = time_candidates(args.probes)
+    figures = time_candidates(args.probes, args.cpp, args.python)
     print(f"per candidate, CPU seconds, median [min, max] of {args.probes} probes (beam-32: 3):")
     print(f"  {'':32} {'C++ generator':>24} {'Python generator':>24}")
     for phase in figures["C++"]:
