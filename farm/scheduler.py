@@ -41,6 +41,7 @@ TICK_S = 1.0  # longest wait for an answer before progress is reported again
 # Nothing answered for this long (a big pipeline's autoschedule takes minutes): ask the
 # devices what they are doing, and again this often while it lasts.
 SLOW_S = 30.0
+LOOK_WAIT_S = 2.0  # how long the driver waits for those answers
 
 
 class NoUsableDevice(WorkFailed):
@@ -149,13 +150,17 @@ class RoundScheduler:
         if now - self._answered_at < self.slow_s or now - self._looked_at < self.slow_s:
             return
         self._looked_at = now
-        busy = [h for h in self.pool.usable() if h.held]
-        try:
-            answers = ray.get([h.actor.activity.remote() for h in busy], timeout=10)
-        except RayError:  # (a GetTimeoutError too)
-            return
-        doing = [(since, index, phase, h) for h, found in zip(busy, answers, strict=True)
-                 for index, phase, since in found]
+        asked = {h.actor.activity.remote(): h for h in self.pool.usable() if h.held}
+        # a short wait (the loop is the driver's, results keep arriving), and what answered
+        ready, _ = ray.wait(list(asked), num_returns=len(asked), timeout=LOOK_WAIT_S)
+        doing = []
+        for ref in ready:
+            try:
+                doing += [(since, index, phase, asked[ref]) for index, phase, since in
+                          ray.get(ref)]
+            except RayError:  # a device that died meanwhile: the collector sees to it
+                continue
+        self.counts.waiting_on = None
         if doing:
             since, index, phase, h = min(doing, key=lambda d: d[0])
             spec = self.plan.spec(index)
