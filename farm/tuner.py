@@ -130,6 +130,9 @@ def autotune(run_dir: str | os.PathLike, settings: TuneSettings, address: str | 
                     "class's devices (--device), or tune several classes in a new --out")
             progress.message(f"{len(by_class)} device classes, one model each, tuned at "
                              f"once into {root}/classes/: {', '.join(sorted(by_class))}")
+            for name, members in sorted(by_class.items()):  # every class, before any writes
+                _Tuning(RunDir(class_dir(root, name)), settings, progress, trainer).validate(
+                    members)
             pools = {name: DevicePool.on_cluster(members, settings.target, builder, cluster,
                                                  **options)
                      for name, members in sorted(by_class.items())}

@@ -270,6 +270,37 @@ def test_two_device_classes_train_two_models_on_their_own_rows(baseline, tmp_pat
     assert page.count("<h3>Pipeline median3x3</h3>") == 2
 
 
+def test_a_resume_one_class_refuses_changes_no_class(baseline, tmp_path):
+    """Several classes are validated together before any is tuned: one class's refusal
+    leaves the other's files as they were."""
+    import json
+
+    from farm.errors import RunDirError
+
+    a = synthetic_infos(2, node="a", seconds=0.01)
+    b = [replace(d, class_model="other cpu") for d in synthetic_infos(2, node="b",
+                                                                      seconds=0.01)]
+
+    def tune(rounds):
+        s = TuneSettings((catalog.resolve("median3x3"),), targets.resolve(None), baseline,
+                         rounds=rounds, batch_size=4, timing=TimingConfig(), retimes=2)
+        autotune(tmp_path / "run", s, cluster=FakeCluster(a + b),
+                 builder=SyntheticBuilder(0.01), trainer=ScriptedTrainer(),
+                 opener=open_synthetic)
+
+    tune(1)
+    last = sorted((tmp_path / "run" / "classes").iterdir())[-1]
+    manifest = json.loads((last / "manifest.json").read_text())
+    manifest["batch_size"] = 8  # as if that class had been tuned with another batch size
+    (last / "manifest.json").write_text(json.dumps(manifest))
+    run = tmp_path / "run"
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
+    with pytest.raises(RunDirError, match="batch_size 8, not 4"):
+        tune(2)
+    after = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
+    assert after == before
+
+
 def test_two_parameter_sets_of_one_generator_are_two_pipelines_of_a_campaign(farm_of,
                                                                                tmp_path):
     box = str(Path(__file__).parent / "data" / "pygen" / "box_generator.py") + ":box"
