@@ -638,20 +638,24 @@ class _Tuning:
         weights, interleaved. Passed when none is significantly slower and their geometric
         mean ratio is at most BEAM_CHECK_RATIO."""
         s = self.s
-        binaries = {}
+        wanted: dict[tuple[str, str], tuple[CandidateSpec, str | None]] = {}  # built at once
         for t in self.tracks:
-            mine = beams.get(t.name) or self._binary(
-                CandidateSpec(t.bench, s.target, provisional, parallelism=s.parallelism,
-                              **BEAM_SEARCH), pool)
+            if not beams.get(t.name):
+                wanted[(t.name, "provisional")] = (CandidateSpec(
+                    t.bench, s.target, provisional, parallelism=s.parallelism,
+                    **BEAM_SEARCH), None)
             start_sid = self._start_artifact(t)
             if start_sid not in self.artifacts:  # resumed, or joined later: build it
-                spec = CandidateSpec(t.bench, s.target, s.start_weights,
-                                     parallelism=s.parallelism, **BEAM_SEARCH)
-                start = self._binary(spec, pool, keep_as=start_sid)
-            else:
-                start = self.artifacts[start_sid][0]
-            if mine is not None and start is not None:
-                binaries[(t.name, "provisional")], binaries[(t.name, "start")] = mine, start
+                wanted[(t.name, "start")] = (CandidateSpec(
+                    t.bench, s.target, s.start_weights, parallelism=s.parallelism,
+                    **BEAM_SEARCH), start_sid)
+        built = self._binaries(wanted, pool)
+        binaries = {}
+        for t in self.tracks:
+            mine = beams.get(t.name) or built.get((t.name, "provisional"))
+            kept = self.artifacts.get(self._start_artifact(t))
+            if mine is not None and kept is not None:
+                binaries[(t.name, "provisional")], binaries[(t.name, "start")] = mine, kept[0]
         if not binaries:
             return BeamCheck(passed=False, reason="its beam search or the start weights' "
                              "could not be built")
@@ -681,14 +685,21 @@ class _Tuning:
                                     for name, v in verdicts.items()}
                          if len(verdicts) > 1 else None)
 
-    def _binary(self, spec: CandidateSpec, pool: DevicePool, keep_as: str | None = None):
-        """Build `spec`; the ObjectRef of its binary, or None when it does not build."""
-        [(built, binary, library)] = pool.build([spec], BEAM_CHECK_TIMEOUT_S)
-        if built is None or not built.result.ok:
-            return None
-        if keep_as is not None:
-            self.artifacts[keep_as] = (binary, library)
-        return binary
+    def _binaries(self, wanted: dict, pool: DevicePool) -> dict:
+        """Build every (spec, keep_as) of `wanted` at once; the ObjectRef of each binary
+        that built, by the same key. `keep_as`: the artifact key to keep it under."""
+        if not wanted:
+            return {}
+        out = {}
+        done = pool.build([spec for spec, _ in wanted.values()], BEAM_CHECK_TIMEOUT_S)
+        for (key, (_, keep_as)), (built, binary, library) in zip(wanted.items(), done,
+                                                                   strict=True):
+            if built is None or not built.result.ok:
+                continue
+            if keep_as is not None:
+                self.artifacts[keep_as] = (binary, library)
+            out[key] = binary
+        return out
 
     def _keep_binaries(self, rows_of: list[list[dict]], outcomes_of: list[list]) -> None:
         """Keep, per pipeline, the artifacts of its newest beam search, its beam search
