@@ -15,6 +15,7 @@ changed file is a changed pipeline.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -40,6 +41,7 @@ def parse_bool(value: str) -> bool:
         raise ValueError(value)
     return lowered in ("true", "1")
 
+
 @dataclass(frozen=True)
 class Benchmark:
     name: str  # the generator's registered name
@@ -55,7 +57,7 @@ class Benchmark:
     # headers and the like); an executable's: its one file
     units: tuple[str, ...] = ()
 
-    @property
+    @functools.cached_property  # over up to 50 MB of files, asked for every candidate
     def sha256(self) -> str:
         """Of the generator's source (and carried files): its parameters are in `label`."""
         if not self.files and self.kind == PYTHON:
