@@ -10,10 +10,9 @@ filelock's shared lock is an SQLite database).
 
 Nothing another user does can turn the gate against its owner:
 - the folder is private: /dev/shm/halide-farm-gate-UID (or FARM_GATE_DIR), made with
-  mode 0700 (one of this user's that an older
-  farm left open is made 0700); one that is a symlink, not a directory or not this user's
-  is refused (GateError names it and says what to do), and every file in it is opened
-  with O_NOFOLLOW;
+  mode 0700 (one of this user's that an older farm left open is made 0700); one that is
+  a symlink, not a directory or not this user's is refused (GateError names it and says
+  what to do), and every file in it is opened with O_NOFOLLOW;
 - only processes of this user are stopped, and each is named by its pid and start time,
   so a reused pid is not mistaken for it.
 
