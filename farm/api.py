@@ -218,7 +218,7 @@ class Run:
 
     def write_report(self, out: str | Path | None = None) -> Path:
         """The run's report page (`farm report RUN --html`): a self-contained index.html."""
-        from farm.commands import writable_dir
+        from farm.atomic import writable_dir
         from farm.report_page import write_page
 
         folder = writable_dir(str(out) if out is not None else

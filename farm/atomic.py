@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Callable
 from pathlib import Path
 
-from farm.errors import DiskFull
+from farm.errors import BadInput, DiskFull
 
 
 def temporary_name(path: Path) -> Path:
@@ -83,3 +83,17 @@ def fsync_dir(directory: str | os.PathLike) -> None:
             raise
     finally:
         os.close(fd)
+
+
+def writable_dir(path: str, option: str = "--out") -> Path:
+    """`path` as a directory we can write into, created if needed."""
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".farm-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise BadInput(f"{option} {path} is not a writable directory ({e.strerror}); "
+                       f"choose another {option}") from None
+    return out

@@ -29,8 +29,8 @@ def add_parser(sub) -> None:
 
 def main(args) -> int:
     from farm import api
+    from farm.atomic import writable_dir
     from farm.bench import format_table, write_results
-    from farm.commands import writable_dir
 
     out = writable_dir(args.out)
     rows = api.bench(args.benchmarks, devices=args.devices, weights=args.weights,

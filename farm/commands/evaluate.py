@@ -57,7 +57,7 @@ def main(args) -> int:
     from pathlib import Path
 
     from farm import evaluate
-    from farm.commands import writable_dir
+    from farm.atomic import writable_dir
 
     plan = evaluate.prepare(args.run_dir, args.together, args.weights_for, args.train_steps)
     out = writable_dir(args.out or str(Path(args.run_dir) / "evaluate"))

@@ -17,7 +17,7 @@ def add_parser(sub) -> None:
 
 
 def main(args) -> int:
-    from farm.commands import writable_dir
+    from farm.atomic import writable_dir
     from farm.costmodel import export_samples
     from farm.errors import RunDirError
     from farm.rundir import RunDir

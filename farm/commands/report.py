@@ -22,7 +22,7 @@ def add_parser(sub) -> None:
 
 
 def main(args) -> int:
-    from farm.commands import writable_dir
+    from farm.atomic import writable_dir
     from farm.report import build_report, write_plots
     from farm.report_page import write_page
     from farm.rundir import RunDir, class_dirs

@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
 
 def main(args) -> int:
     from farm import api, catalog, weights
-    from farm.commands import writable_dir
+    from farm.atomic import writable_dir
     from farm.progress import waiting_notices
 
     bench = catalog.resolve(args.benchmark)
