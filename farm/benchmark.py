@@ -32,7 +32,6 @@ Files = tuple[tuple[str, bytes], ...]
 Params = tuple[tuple[str, str], ...]
 
 
-
 def parse_bool(value: str) -> bool:
     """A generator parameter's boolean as written on a command line: true/false/1/0 (any
     case); ValueError for anything else (Halide's own parser takes "false" for True)."""
