@@ -2,16 +2,18 @@
 
 import json
 import os
+import re
 import socket
 from pathlib import Path
 
 import pytest
 from clitools import assert_user_error, farm
 
+from farm import timing
 from farm.candidate import DEVICE_LOST, OK, RUN_ERROR, RUN_TIMEOUT
 from farm.devices import android
 from farm.devices.base import DeviceInfo
-from farm.timing import TimingConfig
+from farm.timing import HARNESS_EXIT_MEANINGS, HarnessExit, TimingConfig, exit_reason
 
 FAKE_ADB_DIR = Path(__file__).parent / "fake_adb"
 NODE = socket.gethostname().split(".")[0]
@@ -173,13 +175,47 @@ def test_a_benchmark_that_prints_adbs_words_is_a_run_error_not_a_lost_phone(fake
     fake_adb({"serial": "R58M1", "state": "device", "props": PIXEL})
     script = b"#!/bin/sh\necho 'socket closed; device offline? connection reset' >&2\nexit 3\n"
     m = android.AndroidDevice(_phone()).run(script, 2, TimingConfig(repeats=2))
-    assert m.status == RUN_ERROR and "exited with status 3" in m.error
+    assert m.status == RUN_ERROR and "(exit status 3, HALIDE_ERROR)" in m.error, m.error
+    assert m.error.endswith(": socket closed; device offline? connection reset"), m.error
     for line in ("adb: device offline", "error: closed", "adb: device 'R58M1' not found",
                  "error: protocol fault (couldn't read status): Connection reset by peer",
                  "adb: error: failed to get feature set: device offline"):
         assert android.ADB_GONE.search(f"some output\n{line}\n"), line
     for line in ("closed", "the file was closed", "warning: device offline soon"):
         assert not android.ADB_GONE.search(f"{line}\n"), line
+
+
+def test_every_exit_status_of_the_harness_has_a_name_and_a_meaning():
+    """farm/harness/timing_main.cpp exits with these (std::exit(N), return N): each is in
+    the one table, and a failed run says which it was, with the harness's own line."""
+    source = (Path(timing.__file__).parent / "harness" / "timing_main.cpp").read_text()
+    used = {int(n) for n in re.findall(r"(?:std::exit\(|return )([1-9]\d*)\)?;", source)}
+    assert used == {int(c) for c in HarnessExit} == {2, 3, 4, 5}
+    assert set(HARNESS_EXIT_MEANINGS) == set(HarnessExit)
+    said = exit_reason(3, "Warning: slow\nhalide_error: Input buffer b0 is accessed at -1\n")
+    assert said.startswith("the pipeline failed in Halide") and "HALIDE_ERROR" in said
+    assert said.endswith("(exit status 3, HALIDE_ERROR): halide_error: Input buffer b0 is "
+                         "accessed at -1"), said
+    assert exit_reason(4, "pipeline returned error -3\n") == (
+        "the pipeline returned an error (exit status 4, PIPELINE_ERROR): pipeline returned "
+        "error -3")
+    assert exit_reason(-9) == "the benchmark was killed by SIGKILL"
+    assert exit_reason(139, via_shell=True) == "the benchmark was killed by SIGSEGV"
+    assert "not found" in exit_reason(127, via_shell=True)
+    assert exit_reason(7) == "the benchmark exited with status 7, not one of the harness's own"
+
+
+def test_a_host_run_that_fails_says_what_the_harness_said(tmp_path):
+    from farm.devices.base import HOST
+    from farm.devices.host import HostDevice
+
+    info = DeviceInfo(id="cpu@exit-test", kind=HOST, node=NODE)
+    script = (b"#!/bin/sh\necho 'FARM_ITERATIONS 1'\n"
+              b"echo 'pipeline returned error -27' >&2\nexit 4\n")
+    m = HostDevice(info, isolation="none").run(script, 1, TimingConfig(repeats=2))
+    assert m.status == RUN_ERROR
+    assert m.error == ("run on cpu@exit-test: the pipeline returned an error (exit status 4, "
+                       "PIPELINE_ERROR): pipeline returned error -27"), m.error
 
 
 def test_a_hanging_run_is_killed_at_the_timeout(fake_adb, host_binary):

@@ -24,7 +24,7 @@ from pathlib import Path
 from farm.candidate import DEVICE_LOST, OK, RUN_ERROR, RUN_TIMEOUT, Measurement
 from farm.devices.base import ANDROID, UNUSABLE, Device, DeviceInfo
 from farm.devices.classes import hexagon_target
-from farm.timing import TimingConfig, parse_harness_output
+from farm.timing import TimingConfig, exit_reason, parse_harness_output
 
 REMOTE_DIR = "/data/local/tmp/halide-farm"
 HEXAGON_LIBS = ("libhalide_hexagon_host.so", "libhalide_hexagon_remote_skel.so")
@@ -238,8 +238,8 @@ class AndroidDevice(Device):
             if gone:  # adb lost the phone: not the benchmark's doing
                 return self._failed(gone.group(0).strip(), start)
             return self.measurement(RUN_ERROR, run_s=run_s, log=log,
-                                    error=f"run on {self.info.id}: the benchmark exited with "
-                                          f"status {proc.returncode}")
+                                    error=f"run on {self.info.id}: " + exit_reason(
+                                        proc.returncode, proc.stderr, via_shell=True))
         try:
             samples = parse_harness_output(proc.stdout)
         except ValueError as e:

@@ -16,7 +16,7 @@ from farm import gate
 from farm.cache import cache_dir
 from farm.candidate import OK, RUN_ERROR, RUN_TIMEOUT, Measurement
 from farm.devices.base import HOST, Device, DeviceInfo, safe_name
-from farm.timing import TimingConfig, parse_harness_output
+from farm.timing import TimingConfig, exit_reason, parse_harness_output
 
 ISOLATIONS = ("pause", "none")
 
@@ -88,23 +88,14 @@ class HostDevice(Device):
         run_s = time.perf_counter() - start
         if proc.returncode != 0:
             return self.measurement(RUN_ERROR, run_s=run_s, log=_tail(out, err),
-                                    error=f"run on {self.info.id}: {_exit_reason(proc.returncode)}")
+                                    error=f"run on {self.info.id}: "
+                                          f"{exit_reason(proc.returncode, err)}")
         try:
             samples = parse_harness_output(out)
         except ValueError as e:
             return self.measurement(RUN_ERROR, run_s=run_s, log=_tail(out, err),
                                     error=f"run on {self.info.id}: {e}")
         return self.measurement(OK, runtimes_ms=samples, run_s=run_s)
-
-
-def _exit_reason(code: int) -> str:
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        return f"the benchmark was killed by {name}"
-    return f"the benchmark exited with status {code}"
 
 
 def _tail(out: str, err: str, limit: int = 4000) -> str:
