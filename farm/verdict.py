@@ -6,6 +6,12 @@ re-timed several times, interleaved (A, B, C, A, B, C, ...), so that drift hits
 all of them alike; re-timing i of A and re-timing i of B form a pair. The ratio
 A/B is the median of the paired ratios, with a 95% bootstrap interval (scipy);
 the verdict is "faster" or "slower" only when the interval excludes 1.
+
+How ratios read (the one wording, `wording()`; README "How ratios read"): the factor is
+always at least 1 and carries its direction, its interval in the same terms: "1.19x faster
+[1.15, 1.30]" (B takes 1.19 times A's time), "2.08x slower [1.75, 2.21]"; when the
+interval holds 1, the plain ratio of A's time to B's: "indistinguishable (0.98x [0.91,
+1.05])". A ratio without an interval (a geometric mean) reads the same way: `factor()`.
 """
 
 from __future__ import annotations
@@ -30,9 +36,16 @@ class Verdict:
     word: str
 
     def describe(self) -> str:
-        if self.ratio is None:
-            return f"{self.word} ({self.pairs} paired re-timings)"
-        return f"{self.ratio:.2f}x [{self.low:.2f}, {self.high:.2f}] {self.word}"
+        """A against B in the farm's one wording (wording()): "1.19x faster [1.15, 1.30]"."""
+        return wording(self.ratio, self.low, self.high, self.word, self.pairs)
+
+    def sentence(self, a: str, b: str) -> str:
+        """"A is 1.19x faster [1.15, 1.30] than B", "A and B are indistinguishable (...)"."""
+        if self.word in (FASTER, SLOWER):
+            return f"{a} is {self.describe()} than {b}"
+        if self.word == SAME:
+            return f"{a} and {b} are {self.describe()}"
+        return f"{a} against {b}: {self.describe()}"
 
     @property
     def decided(self) -> bool:
@@ -41,6 +54,32 @@ class Verdict:
     def as_json(self) -> dict:
         return {"ratio": self.ratio, "low": self.low, "high": self.high, "pairs": self.pairs,
                 "verdict": self.word}
+
+
+def wording(ratio: float | None, low: float | None, high: float | None, word: str | None,
+            pairs: int | None = None) -> str:
+    """THE way the farm writes a ratio of A's time to B's with its interval (`word`: the
+    verdict's): the factor >= 1 with its direction, "1.19x faster [1.15, 1.30]" or "2.08x
+    slower [1.75, 2.21]"; "indistinguishable (0.98x [0.91, 1.05])" when the interval holds 1;
+    the word alone (with the pairs, when known) without a ratio."""
+    if ratio is None or low is None or high is None:
+        text = word or UNMEASURED
+        return f"{text} ({pairs} paired re-timings)" if pairs is not None else text
+    if word == FASTER:
+        return f"{1 / ratio:.2f}x faster [{1 / high:.2f}, {1 / low:.2f}]"
+    if word == SLOWER:
+        return f"{ratio:.2f}x slower [{low:.2f}, {high:.2f}]"
+    return f"{word or SAME} ({ratio:.2f}x [{low:.2f}, {high:.2f}])"
+
+
+def factor(ratio: float | None) -> str:
+    """A ratio of times without an interval (e.g. a geometric mean), in wording()'s terms:
+    "1.18x faster", "1.18x slower", "1.00x (as fast)"; "-" for none."""
+    if ratio is None:
+        return "-"
+    if round(ratio, 2) == 1 or round(1 / ratio, 2) == 1:
+        return "1.00x (as fast)"
+    return f"{1 / ratio:.2f}x faster" if ratio < 1 else f"{ratio:.2f}x slower"
 
 
 def compare(a: Sequence[float | None], b: Sequence[float | None],
