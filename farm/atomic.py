@@ -54,7 +54,7 @@ def _write(path: Path, fill: Callable[[Path], None], synced: bool) -> None:
         os.replace(tmp, path)
     except BaseException as e:
         tmp.unlink(missing_ok=True)
-        if _out_of_space(e):
+        if out_of_space(e):
             raise DiskFull(f"no space left on the device of {path.parent} while writing "
                            f"{path.name}: free some there and rerun the same command (what "
                            "was written before is intact)") from None
@@ -62,7 +62,7 @@ def _write(path: Path, fill: Callable[[Path], None], synced: bool) -> None:
     fsync_dir(path.parent)
 
 
-def _out_of_space(e: BaseException) -> bool:
+def out_of_space(e: BaseException) -> bool:
     # pyarrow's writers raise OSError without an errno: their message says it
     return isinstance(e, OSError) and (e.errno in (errno.ENOSPC, errno.EDQUOT) or
                                        "No space left on device" in str(e))

@@ -23,6 +23,7 @@ from farm.benchmark import PYTHON
 from farm.candidate import (
     COMPILE_ERROR,
     COMPILE_TIMEOUT,
+    FAULT,
     OK,
     BuildResult,
     CandidateSpec,
@@ -30,6 +31,7 @@ from farm.candidate import (
     Schedule,
 )
 from farm.errors import BenchmarkError, FarmError
+from farm.faults import fault_of
 from farm.halide_env import load_autoscheduler
 from farm.weights import cached_file
 
@@ -154,6 +156,9 @@ def autoschedule_result(spec: CandidateSpec, cpu_limit_s: float | None = None) -
         return BuildResult(COMPILE_TIMEOUT, error=f"compile (autoschedule) on {host}: {e} "
                            "(--compile-timeout)", host=host, log=_failure_log(e, None))
     except Exception as e:
+        fault = fault_of(e)
+        if fault is not None:
+            return BuildResult(FAULT, error=fault.message, host=host, fault=fault)
         return BuildResult(COMPILE_ERROR, error=f"compile (autoschedule) on {host}: "
                            f"{_describe(e)}", host=host, log=_failure_log(e, None))
 
@@ -255,6 +260,10 @@ def build(spec: CandidateSpec, workdir: str | os.PathLike | None = None,
                                "(--compile-timeout)", host=host, log=_failure_log(e, log)), \
                 b"", None
         except Exception as e:  # a failed candidate is a value, not an exception
+            fault = fault_of(e)  # ... and so is a machine that cannot compile
+            if fault is not None:
+                return BuildResult(FAULT, error=fault.message, host=host, fault=fault), \
+                    b"", None
             return BuildResult(COMPILE_ERROR,
                                error=f"compile ({where}) on {host}: {_describe(e)}",
                                schedule=chosen, codegen_s=codegen_s, link_s=link_s,

@@ -7,6 +7,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from farm.errors import DiskFull, MissingPrerequisite
+
 
 def cache_root() -> Path:
     root = os.environ.get("FARM_CACHE_DIR")
@@ -18,7 +20,18 @@ def cache_root() -> Path:
 
 def cache_dir(*parts: str) -> Path:
     path = cache_root().joinpath(*parts)
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        from farm.atomic import out_of_space
+
+        if out_of_space(e):
+            raise DiskFull(f"no space left on the device of the farm's cache {path}: free "
+                           "some there (or set FARM_CACHE_DIR elsewhere)") from None
+        raise MissingPrerequisite(
+            f"the farm's cache folder {path} cannot be made ({e.strerror}): fix its "
+            "permissions, or set FARM_CACHE_DIR to a folder of your own", cause="cache") \
+            from None
     return path
 
 

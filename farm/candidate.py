@@ -12,6 +12,7 @@ from enum import Enum
 from typing import TypedDict
 
 from farm.benchmark import Benchmark
+from farm.faults import Fault
 from farm.targets import TargetInfo
 from farm.weights import Weights
 
@@ -28,6 +29,9 @@ class Status(str, Enum):
     RUN_TIMEOUT = "run_timeout"
     CRASHED = "crashed"  # the worker building it died
     DEVICE_LOST = "device_lost"
+    # Never a row: a lasting fault of the device or node (farm.faults) met the candidate,
+    # which goes to another device. Carried beside its Fault in a BuildResult or Measurement.
+    FAULT = "fault"
 
     __str__ = str.__str__  # "ok", not "Status.OK", in messages and f-strings
 
@@ -43,7 +47,8 @@ RUN_ERROR = Status.RUN_ERROR
 RUN_TIMEOUT = Status.RUN_TIMEOUT
 CRASHED = Status.CRASHED
 DEVICE_LOST = Status.DEVICE_LOST
-STATUSES = tuple(Status)
+FAULT = Status.FAULT
+STATUSES = tuple(s for s in Status if s is not FAULT)  # what a row may hold
 # Failures that say nothing about the schedule: a schedule whose rows are all of these is
 # measured again when drawn again.
 TRANSIENT = (RUN_TIMEOUT, CRASHED, DEVICE_LOST)
@@ -121,6 +126,7 @@ class BuildResult:
     link_s: float | None = None
     host: str = ""
     log: str = ""  # tail of the compile log when it failed
+    fault: Fault | None = None  # status fault: the lasting fault the compile met
 
     @property
     def ok(self) -> bool:
@@ -145,6 +151,7 @@ class Measurement:
     node_id: str = ""
     run_s: float = 0.0
     log: str = ""  # tail of the run's output when it failed
+    fault: Fault | None = None  # status fault: the device's lasting fault
 
     @property
     def ok(self) -> bool:

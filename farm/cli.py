@@ -68,12 +68,17 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(e, KeyboardInterrupt):
             print(f"farm {args.command}: interrupted", file=sys.stderr)
             return 130
+        e = _raised_in_task(e)
         print(f"farm {args.command}: error: {e}", file=sys.stderr)
         return e.exit_code
     except BrokenPipeError:  # output piped into `head` and the like: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except Exception as e:
+        raised = _raised_in_task(e)
+        if isinstance(raised, FarmError):  # a Ray task's typed error: its own message
+            print(f"farm {args.command}: error: {raised}", file=sys.stderr)
+            return raised.exit_code
         ray_exceptions = sys.modules.get("ray.exceptions")
         if not type(e).__module__.startswith("ray.") or (
                 ray_exceptions is not None and isinstance(e, ray_exceptions.RayTaskError)):
@@ -84,6 +89,16 @@ def main(argv: list[str] | None = None) -> int:
             "The committed rounds are kept; rerun the same command to resume")
         print(f"farm {args.command}: error: {why}", file=sys.stderr)
         return 1
+
+
+def _raised_in_task(e):
+    """The exception a Ray task raised, for the RayTaskError Ray raised in its stead (whose
+    text is the task's traceback); `e` itself otherwise."""
+    ray_exceptions = sys.modules.get("ray.exceptions")
+    if ray_exceptions is not None and isinstance(e, ray_exceptions.RayTaskError) and \
+            isinstance(e.cause, BaseException):
+        return e.cause
+    return e
 
 
 def _versions() -> str:

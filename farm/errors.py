@@ -6,9 +6,24 @@ exit code. A message names the culprit and says how to fix it.
 
 
 class FarmError(Exception):
-    """Base of every error the farm raises on purpose."""
+    """Base of every error the farm raises on purpose.
+
+    `cause` is a short, stable key naming what failed (a failed row's `cause`, the report's
+    groups). `lasting`: a prerequisite of a device or node that will not fix itself
+    (farm.faults): raised where a candidate is compiled or timed, it takes that device or
+    node out of the run instead of failing the candidate. A raiser may name a finer cause:
+    `MissingPrerequisite("...", cause="compiler")` (it survives pickling: an exception's
+    __dict__ travels with it).
+    """
 
     exit_code = 1
+    lasting = False
+    cause = "error"
+
+    def __init__(self, *args: object, cause: str | None = None):
+        super().__init__(*args)
+        if cause is not None:
+            self.cause = cause
 
 
 class UserError(FarmError):
@@ -24,9 +39,15 @@ class BadInput(UserError):
 class MissingPrerequisite(UserError):
     """A tool, library or device the work needs is not there."""
 
+    lasting = True
+    cause = "prerequisite"
+
 
 class WeightsError(BadInput):
     """A cost-model weights file is corrupt, foreign or unreadable."""
+
+    lasting = True  # on a worker: the run's weights file became unreadable there
+    cause = "weights"
 
 
 class BenchmarkError(BadInput):
@@ -47,6 +68,21 @@ class WorkFailed(FarmError):
 
 class DiskFull(WorkFailed):
     """A write ran out of space (or quota); what was committed before it is intact."""
+
+    lasting = True
+    cause = "disk-full"
+
+
+class LastingFault(FarmError):
+    """No device is left: lasting faults (farm.faults.Fault) took every one out. Exit 2
+    when one is a prerequisite to fix, 1 when all are full disks (as DiskFull)."""
+
+    def __init__(self, message: str, exit_code: int, cause: str):
+        super().__init__(message, cause=cause)
+        self.exit_code = exit_code
+
+    def __reduce__(self):  # pickled with its exit code (it crosses threads and Ray)
+        return (type(self), (str(self), self.exit_code, self.cause))
 
 
 class Interrupted(FarmError):

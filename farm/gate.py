@@ -47,6 +47,8 @@ STOP_WAIT_S = 1.0  # how long a timing waits for the compiles it stopped to be s
 class GateError(MissingPrerequisite):
     """The gate's folder is not private to this user."""
 
+    cause = "gate-folder"
+
 
 def gate_dir() -> Path:
     configured = os.environ.get("FARM_GATE_DIR")

@@ -19,10 +19,12 @@ from typing import Any, cast
 import ray
 from ray.exceptions import GetTimeoutError, RayError
 
-from farm import verdict
+from farm import faults, verdict
 from farm.builder import Builder
 from farm.candidate import COMPILE_WALL_FACTOR, DEVICE_LOST, CandidateSpec
 from farm.devices.base import DeviceInfo
+from farm.errors import FarmError, WorkFailed
+from farm.faults import Fault
 from farm.plan import FixedPlan
 from farm.targets import TargetInfo
 from farm.timing import TimingConfig
@@ -32,6 +34,7 @@ from farm.workers import (
     Built,
     DeviceActor,
     candidate_task,
+    compile_options,
     first_line,
 )
 
@@ -39,6 +42,10 @@ QUARANTINE_AFTER = 3  # consecutive failed calls
 QUARANTINE_S = 30.0  # first quarantine; doubles each time
 LOST_AFTER = 4  # quarantines before a device counts as lost
 DEVICE_TRIES = 2  # times a timing is handed to a device before it counts as device_lost
+
+
+class NoUsableDevice(WorkFailed):
+    """Every device is lost; committed rounds stay as they are."""
 
 
 @dataclass
@@ -74,6 +81,8 @@ class DevicePool:
     build_on_device_node: bool = False  # Android: link with the NDK of the phone's node
     run_grace_s: float = RUN_GRACE_S  # past the run timeout, a silent device actor ends itself
     events: list[str] = field(default_factory=list)  # quarantines and losses, for the log
+    faults: list[Fault] = field(default_factory=list)  # lasting faults that took devices out
+    faulty_nodes: set[str] = field(default_factory=set)  # Ray node ids whose compiles fail
     quarantine_after: int = QUARANTINE_AFTER
     quarantine_s: float = QUARANTINE_S
     lost_after: int = LOST_AFTER
@@ -197,6 +206,32 @@ class DevicePool:
         self.events.append(f"{handle.info.id} lost: {error}")
         ray.kill(handle.actor)  # never handed work again; free its process
 
+    def take_out(self, fault: Fault, handle: DeviceHandle | None = None) -> None:
+        """A lasting fault (farm.faults) takes out of the run the device that met it (its
+        own prerequisite), or the node whose compile work met it: that node's devices
+        (any device found without Ray: the machine is the whole cluster) and, from now
+        on, its compiles. Named once, in `events`."""
+        self.faults.append(fault)
+        if fault.device:
+            out = [handle] if handle is not None and not handle.lost else []
+        else:
+            if fault.node_id:
+                self.faulty_nodes.add(fault.node_id)
+            out = [h for h in self.usable()
+                   if not h.info.node_id or h.info.node_id == fault.node_id]
+        for h in out:
+            h.lost = True
+            ray.kill(h.actor)
+        if out:
+            self.events.append(f"{', '.join(h.info.id for h in out)} out of the run "
+                               f"({fault.cause}): {fault.message}")
+
+    def no_device_left(self) -> FarmError:
+        """Why nothing is usable: the lasting faults, else the devices' losses."""
+        if self.faults:
+            return faults.stop(self.faults)
+        return NoUsableDevice(f"no usable device is left ({'; '.join(self.events[-3:])})")
+
     def usable(self) -> list[DeviceHandle]:
         return [h for h in self.handles if not h.lost]
 
@@ -213,13 +248,35 @@ class DevicePool:
         """Build `specs` as given (compile tasks on the cluster), each with `timeout_s` of
         CPU; for each (Built, or None when its worker died or the builds hung past the
         wall-clock backstop; binary ref, library ref). A build out of CPU is a Built with
-        status compile_timeout."""
+        status compile_timeout. A build that meets a lasting fault takes its node out
+        (take_out) and is built again elsewhere; with no device left, errors.LastingFault."""
+        out: list[tuple[Built | None, object, object]] = [(None, None, None)] * len(specs)
+        todo = list(range(len(specs)))
+        while todo:
+            if not self.usable():
+                raise self.no_device_left()
+            done = self._build_once([specs[i] for i in todo], timeout_s)
+            again = []
+            for i, (built, binary, library) in zip(todo, done, strict=True):
+                fault = built.result.fault if built is not None else None
+                if fault is None:
+                    out[i] = (built, binary, library)
+                    continue
+                self.take_out(fault)
+                if fault.node_id not in self.faulty_nodes:  # nowhere else to build it
+                    raise self.no_device_left()
+                again.append(i)
+            todo = again
+        return out
+
+    def _build_once(self, specs: list[CandidateSpec], timeout_s: float
+                    ) -> list[tuple[Built | None, object, object]]:
         plan = ray.put(FixedPlan(specs))
         nodes = sorted({h.info.node_id for h in self.usable() if h.info.node_id}) \
             if self.build_on_device_node else []
         # num_returns=3: each call gives three ObjectRefs, which ray's stubs type as one
         refs = [cast("list[ray.ObjectRef]", candidate_task.options(
-            num_cpus=self.builder.cpus,
+            num_cpus=self.builder.cpus, **compile_options(tuple(self.faulty_nodes)),
             **({"scheduling_strategy": _on_node(nodes[i % len(nodes)])} if nodes else {}),
         ).remote(self.builder, plan, i, 1, None, timeout_s)) for i in range(len(specs))]
         # as if built one after another: a backstop for hangs, CPU time bounds the rest
@@ -241,11 +298,24 @@ class DevicePool:
         one device (`device`, else the first free one; farm.verdict.interleave): each
         label's times aligned by round, None where a timing failed (its error in `errors`).
         A call that fails is tried again (a killed actor is restarted by Ray), and counts
-        against the device's health. {} when no device is left."""
-        handle = self._one(device)
-        if handle is None:
-            return {}
+        against the device's health. A device that meets a lasting fault goes out of the
+        run and the re-timing starts again on another (one device's timings are compared);
+        with none left, errors.LastingFault. {} when no device is left otherwise."""
+        while True:
+            handle = self._one(device)
+            if handle is None:
+                if self.faults:
+                    raise self.no_device_left()
+                return {}
+            try:
+                return self._retime_on(handle, binaries, threads, timing, rounds, decided,
+                                       timeout_s, errors)
+            except _TakenOut:
+                continue
 
+    def _retime_on(self, handle: DeviceHandle, binaries: dict, threads: int,
+                   timing: TimingConfig, rounds: int, decided, timeout_s: float,
+                   errors: dict | None) -> dict:
         def time_one(label):
             for _ in range(DEVICE_TRIES):
                 started = time.monotonic()
@@ -260,6 +330,9 @@ class DevicePool:
                     self.failed(handle, f"{type(e).__name__}: {first_line(e)}")
                     continue
                 handle.busy_s += time.monotonic() - started
+                if m.fault is not None:
+                    self.take_out(m.fault, handle)
+                    raise _TakenOut
                 if m.status == DEVICE_LOST:
                     self.failed(handle, m.error)
                     continue
@@ -288,6 +361,10 @@ class DevicePool:
     def shutdown(self) -> None:
         for h in self.handles:
             ray.kill(h.actor)
+
+
+class _TakenOut(Exception):
+    """The device a re-timing ran on met a lasting fault."""
 
 
 def _on_node(node_id: str):

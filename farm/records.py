@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 
 from farm import featurization
 from farm.benchmark import format_params
-from farm.candidate import OK, Status
+from farm.candidate import FAULT, OK, Status
 from farm.plan import schedule_id
 from farm.runrecords import Manifest, PipelineRecord
 from farm.scheduler import Outcome
@@ -22,6 +23,8 @@ def outcome_row(manifest: Manifest, round_no: int, o: Outcome,
                 pipeline: PipelineRecord | None = None) -> dict:
     """`o`'s row; `o.index` is its index within its pipeline's batch, `pipeline` its
     pipeline (default: the run's one)."""
+    if o.status == FAULT:  # farm.faults: the scheduler gives such a candidate elsewhere
+        raise AssertionError(f"a lasting fault reached a row: {o.error}")
     build, m = o.build, o.measurement
     schedule = build.schedule if build else None
     feats = schedule.featurization if schedule and schedule.featurization else None
@@ -69,7 +72,42 @@ def outcome_row(manifest: Manifest, round_no: int, o: Outcome,
         "featurization": feats,
         "created_at": datetime.fromtimestamp(o.finished_at, timezone.utc),
         "planner": o.spec.planner or None,
+        "cause": cause(o.status, o.error),
     }
     if o.status == OK and not (runtime_ms and runtime_ms > 0):
         raise AssertionError(f"an ok sample without a positive runtime: {row['sample_id']}")
     return row
+
+
+# A failed row's cause: its status and what in its error says where it failed, as a short
+# key that stays the same across rows, runs and hosts (no paths, ids or numbers but an exit
+# status), so failures group by it. Per status, the first pattern that matches names it.
+_RUN = ((r"\(exit status \d+, (\w+)\)", 1),  # farm.timing.HarnessExit's name
+        (r"killed by (SIG\w+)", 1),
+        (r"exit(?:ed with)? status (\d+)", "exit-{}"),
+        (r"the timing harness (?:stopped|reported)", "output"))
+_COMPILE = ((r"^compile \((\w+)\)", 1),  # farm.build: autoschedule, codegen, generator, link
+            (r"ran out of its .* of CPU", "cpu"),
+            (r"cancelled after .* wall-clock", "wall-clock"),
+            (r"the compile process died", "compiler-died"))
+_CAUSES = {"run_error": _RUN, "compile_error": _COMPILE, "compile_timeout": _COMPILE,
+           "crashed": ((r"compile task failed", "compile-task"),
+                       (r"compile worker died", "compile-worker"),
+                       (r"the compile process was killed", "killed")),
+           "device_lost": ((r"adb|device offline|unauthorized|not found", "adb"),
+                           (r"no answer within", "no-answer"))}
+
+
+def cause(status: str, error: str | None) -> str | None:
+    """The cause of a failed row (None for ok and duplicate rows): e.g.
+    "run_error:halide_error", "compile_error:link", "compile_timeout:cpu"; the bare status
+    when nothing in the error says more."""
+    if status in (OK, "duplicate"):
+        return None
+    for pattern, detail in _CAUSES.get(str(status), ()):
+        found = re.search(pattern, error or "", re.M | re.I)
+        if found:
+            name = found.group(1).lower() if detail == 1 else str(detail).format(
+                *found.groups())
+            return f"{status}:{name}"
+    return str(status)

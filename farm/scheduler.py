@@ -24,13 +24,14 @@ from ray.exceptions import RayError
 from farm.candidate import (
     DEVICE_LOST,
     DUPLICATE,
+    FAULT,
     OK,
     TRANSIENT,
     BuildResult,
     CandidateSpec,
     Measurement,
 )
-from farm.errors import WorkFailed
+from farm.faults import Fault
 from farm.plan import SeenSchedules
 from farm.pool import DEVICE_TRIES, DeviceHandle, DevicePool
 from farm.timing import TimingConfig
@@ -42,10 +43,6 @@ TICK_S = 1.0  # longest wait for an answer before progress is reported again
 # devices what they are doing, and again this often while it lasts.
 SLOW_S = 30.0
 LOOK_WAIT_S = 2.0  # how long the driver waits for those answers
-
-
-class NoUsableDevice(WorkFailed):
-    """Every device is lost; committed rounds stay as they are."""
 
 
 class Plan(Protocol):
@@ -188,11 +185,11 @@ class RoundScheduler:
             self.calls[handle.actor.candidates.remote(jobs)] = (jobs, handle, time.monotonic())
         self.waiting.extendleft(reversed(held))
         if not self.pool.usable():
-            errors = "; ".join(self.pool.events[-3:])
-            raise NoUsableDevice(f"no usable device is left ({errors})")
+            raise self.pool.no_device_left()
 
     def _prepare(self, job: Job) -> Job:
         self.tries[job.index] = self.tries.get(job.index, 0) + 1
+        job = replace(job, avoid_nodes=tuple(sorted(self.pool.faulty_nodes)))
         best = self.best_ms.get(self.plan.group(job.index))
         if best is None or self.plan.is_beam(job.index):  # a beam search is timed in full
             return job
@@ -222,6 +219,10 @@ class RoundScheduler:
                 self._answered(job, handle, submitted, done)
 
     def _answered(self, job: Job, handle: DeviceHandle, submitted: float, done: Done) -> None:
+        if done.status == FAULT:
+            assert done.fault is not None  # a fault Done carries it
+            self._faulted(job, handle, done.fault, done)
+            return
         if done.status == DEVICE_LOST:
             prebuilt = (done.built, *done.artifact) if done.artifact else None
             self._device_failed(job, handle, None, done.error, prebuilt)
@@ -243,6 +244,16 @@ class RoundScheduler:
         built = prebuilt[0] if prebuilt else None
         self._finish(Done(job.index, DEVICE_LOST, built, error=f"device {handle.info.id}: "
                           f"{error} (tried {self.tries[job.index]} times)"))
+
+    def _faulted(self, job: Job, handle: DeviceHandle, fault: Fault, done: Done) -> None:
+        """A lasting fault met the candidate: its device or node goes out of the run and
+        the candidate to another device (built, when the device's timing met it), with no
+        row and no try counted against it."""
+        handle.held = max(0, handle.held - 1)
+        self.pool.take_out(fault, handle)
+        self.tries[job.index] -= 1
+        prebuilt = (done.built, *done.artifact) if done.built and done.artifact else None
+        self.waiting.appendleft(replace(job, prebuilt=prebuilt))
 
     def _finish(self, done: Done) -> None:
         built = done.built

@@ -64,10 +64,12 @@ SCHEMA = pa.schema([
     ("created_at", pa.timestamp("us", tz="UTC")),
     # version 2
     ("planner", pa.string()),  # how the candidate was planned: b<beam>-d<dropout>@<weights>
+    # version 3
+    ("cause", pa.string()),  # a failed row's cause: a short, stable key (farm.records.cause)
 ])
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # The columns each version added; a file of version v has every column up to v.
-ADDED_IN = {2: ("planner",)}
+ADDED_IN = {2: ("planner",), 3: ("cause",)}
 REQUIRED = [f.name for f in SCHEMA if not any(f.name in c for c in ADDED_IN.values())]
 _VERSION_KEY = b"farm.schema_version"
 
@@ -81,7 +83,7 @@ FINALIST_COLUMNS = ("sample_id", "round", "index", "status", "runtime_ms", "sche
                     "seed", "beam_size", "random_dropout", "parallelism", "planner",
                     "attempts", "weights_sha256", "benchmark")  # farm.finalize: rebuild a sample
 REPORT_COLUMNS = ("round", "index", "status", "runtime_ms", "schedule_key", "created_at",
-                  "planner", "benchmark")  # farm.report
+                  "planner", "benchmark", "cause", "error")  # farm.report
 SUMMARY_COLUMNS = ("status", "schedule_key", "benchmark")  # farm.finalize.summary
 COLUMN_SETS = {"STATE_COLUMNS": STATE_COLUMNS, "TRAIN_COLUMNS": TRAIN_COLUMNS,
                "FINALIST_COLUMNS": FINALIST_COLUMNS, "REPORT_COLUMNS": REPORT_COLUMNS,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import struct
 import time
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from farm.builder import Builder
 from farm.candidate import DEVICE_LOST, OK, BuildResult, CandidateSpec, Measurement, Schedule
 from farm.costmodel import TrainResult
 from farm.devices.base import HOST, Device, DeviceInfo
+from farm.errors import MissingPrerequisite
 from farm.featurization import STAGE_FLOATS
 from farm.timing import TimingConfig
 from farm.trainer import Trainer
@@ -39,8 +41,9 @@ SYNTHETIC = "synthetic"  # the feature that marks a synthetic device
 def synthetic_infos(count: int, node: str = "synthetic", node_id: str = "",
                     seconds: float = 0.5, behavior: str = "ok", kind: str = HOST
                     ) -> list[DeviceInfo]:
-    """`count` synthetic devices; behavior "ok", "fail" (every call is device_lost) or
-    "hang" (a call never returns, as a wedged adb).
+    """`count` synthetic devices; behavior "ok", "fail" (every call is device_lost),
+    "hang" (a call never returns, as a wedged adb), "fault" (a timing meets a lasting fault,
+    as when adb is removed) or "unopenable" (opening it does, as a refused gate folder).
     They are of `kind` (host by default), so host targets accept them."""
     return [DeviceInfo(id=f"syn{i}@{node}", kind=kind, node=node, node_id=node_id,
                        model=f"synthetic {seconds:g} s/measurement, {behavior}",
@@ -64,6 +67,9 @@ class SyntheticDevice(Device):
 
     def run(self, binary: bytes, threads: int, timing: TimingConfig) -> Measurement:
         time.sleep(3600 if self.behavior == "hang" else self.seconds)
+        if self.behavior == "fault":
+            raise MissingPrerequisite(f"{self.info.id}: its synthetic prerequisite is gone: "
+                                      "put it back", cause="synthetic-device")
         if self.behavior == "fail":
             return self.measurement(DEVICE_LOST, run_s=self.seconds,
                                     error=f"{self.info.id}: synthetic failure")
@@ -76,6 +82,9 @@ def open_synthetic(info: DeviceInfo) -> Device:
     """The pool's opener for synthetic devices (DevicePool.create(..., opener=...))."""
     if SYNTHETIC not in info.features:
         raise ValueError(f"{info.id} is not a synthetic device")
+    if _feature(info, "behavior", "ok") == "unopenable":
+        raise MissingPrerequisite(f"{info.id} cannot be opened: its synthetic prerequisite "
+                                  "is missing", cause="synthetic-device")
     return SyntheticDevice(info)
 
 
@@ -101,10 +110,13 @@ class SyntheticBuilder(Builder):
     its weights decide, as the real autoscheduler does; with `distinct`, probes draw from
     that many schedules only (a small schedule space)."""
 
-    def __init__(self, seconds: float = 0.0, distinct: int | None = None, cpus: float = 0.0):
+    def __init__(self, seconds: float = 0.0, distinct: int | None = None, cpus: float = 0.0,
+                 fault_flag: str | None = None):
         self.seconds = seconds
         self.distinct = distinct
         self.cpus = cpus
+        # while a file is at this path, builds meet a lasting fault (a compiler removed)
+        self.fault_flag = fault_flag
 
     def _seed(self, spec: CandidateSpec) -> int:
         if spec.random_dropout >= 100:  # beam search: a schedule decided by the weights
@@ -119,6 +131,9 @@ class SyntheticBuilder(Builder):
 
     def build(self, spec: CandidateSpec, cpu_limit_s: float | None = None):
         time.sleep(self.seconds)
+        if self.fault_flag and os.path.exists(self.fault_flag):
+            raise MissingPrerequisite(f"the synthetic compiler is gone ({self.fault_flag} "
+                                      "exists): remove that file", cause="synthetic-compiler")
         seed = self._seed(spec)
         schedule = Schedule(f"// synthetic schedule, seed {seed}\n",
                             fake_featurization(seed, pipeline=spec.benchmark.label), 0.0)

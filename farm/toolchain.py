@@ -51,10 +51,15 @@ class Toolchain:
         env = halide_env()
 
         def make(out: Path) -> None:
-            _run([*self.cxx, *self.compile_flags, "-std=c++17", "-O2",
-                  "-DHALIDE_NO_PNG", "-DHALIDE_NO_JPEG",
-                  "-I", str(env.include_dir), "-I", str(env.tools_dir),
-                  "-c", str(HARNESS_SOURCE), "-o", str(out)], "compiling the timing harness")
+            try:
+                _run([*self.cxx, *self.compile_flags, "-std=c++17", "-O2",
+                      "-DHALIDE_NO_PNG", "-DHALIDE_NO_JPEG",
+                      "-I", str(env.include_dir), "-I", str(env.tools_dir),
+                      "-c", str(HARNESS_SOURCE), "-o", str(out)], "compiling the timing harness")
+            except WorkFailed as e:  # the farm's own source: the compiler is what is broken
+                raise MissingPrerequisite(f"{str(e)[:600]}: check the C++ compiler "
+                                          f"{self.cxx[0]} (or set CXX)", cause="compiler") \
+                    from None
 
         return build_once(self.directory / "harness.o", make)
 
@@ -96,7 +101,8 @@ def host_compiler() -> str:
     found = shutil.which(cxx)
     if not found:
         raise MissingPrerequisite(
-            f"no C++ compiler {cxx!r} on PATH: install one (Debian: apt install g++) or set CXX")
+            f"no C++ compiler {cxx!r} on PATH: install one (Debian: apt install g++) or set CXX",
+            cause="compiler")
     return found
 
 
@@ -106,13 +112,13 @@ def ndk_clang() -> Path:
     if not root:
         raise MissingPrerequisite(
             "no Android NDK: set ANDROID_NDK_ROOT to an NDK (r25 or newer) to build "
-            "arm-64-android candidates")
+            "arm-64-android candidates", cause="ndk")
     clang = (Path(root) / "toolchains" / "llvm" / "prebuilt" / "linux-x86_64" / "bin"
              / f"aarch64-linux-android{ANDROID_API}-clang++")
     if not clang.exists():
         raise MissingPrerequisite(
             f"ANDROID_NDK_ROOT={root} has no {clang.name} (looked in {clang.parent}); "
-            "point it at an NDK r25 or newer, or set FARM_ANDROID_API")
+            "point it at an NDK r25 or newer, or set FARM_ANDROID_API", cause="ndk")
     return clang
 
 
@@ -131,7 +137,8 @@ def _run(argv: list[str], what: str) -> None:
     except subprocess.TimeoutExpired:
         raise WorkFailed(f"{what} timed out after 600 s: {' '.join(argv)}") from None
     except OSError as e:
-        raise MissingPrerequisite(f"{what}: cannot run {argv[0]}: {e.strerror}") from None
+        raise MissingPrerequisite(f"{what}: cannot run {argv[0]}: {e.strerror}",
+                                  cause="compiler") from None
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout)[-2000:]
         raise WorkFailed(f"{what} failed (exit {proc.returncode}): {' '.join(argv)}\n{tail}")

@@ -21,7 +21,7 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import cast
 
 import ray
@@ -34,12 +34,14 @@ from farm.candidate import (
     CRASHED,
     DEVICE_LOST,
     DUPLICATE,
+    FAULT,
     OK,
     BuildResult,
     Library,
     Measurement,
 )
 from farm.devices.base import Device, DeviceInfo
+from farm.faults import Fault, fault_of
 from farm.plan import SeenSchedules
 from farm.timing import TimingConfig
 
@@ -113,7 +115,20 @@ def _claim(seen, key: str, owner: int | None) -> int | None:
 @ray.remote(num_returns=3, max_retries=1)
 def candidate_task(builder: Builder, plan, index: int, attempts: int, seen,
                    cpu_limit_s: float | None = None):
-    return build_candidate(builder, plan, index, attempts, seen, cpu_limit_s)
+    try:
+        built, binary, library = build_candidate(builder, plan, index, attempts, seen,
+                                                 cpu_limit_s)
+    except Exception as e:  # this machine cannot compile (the gate's folder, ...): a value
+        fault = fault_of(e)
+        if fault is None:
+            raise
+        return Built(index, attempts, BuildResult(FAULT, error=fault.message, fault=fault,
+                                                  host=fault.node)), b"", None
+    fault = built.result.fault
+    if fault is not None and not fault.node_id:  # met in the compile process, outside Ray
+        built = replace(built, result=replace(built.result, fault=replace(
+            fault, node_id=ray.get_runtime_context().get_node_id())))
+    return built, binary, library
 
 
 @ray.remote(num_cpus=0, max_restarts=3)
@@ -150,6 +165,7 @@ class Job:
     keep: bool = False  # hand back the artifact's refs (the caller keeps it for re-timing)
     keep_below_ms: float | None = None  # ... also when it times faster than this
     prebuilt: tuple | None = None  # (Built, binary ref, library ref) from a failed device
+    avoid_nodes: tuple[str, ...] = ()  # Ray node ids whose compiles met a lasting fault
 
 
 @dataclass(frozen=True)
@@ -164,6 +180,7 @@ class Done:
     log: str = ""
     artifact: tuple | None = None  # (binary ref, library ref) of a built candidate
     finished_at: float = field(default_factory=time.time)
+    fault: Fault | None = None  # status fault: the lasting fault that met it (not a row)
 
 
 # ray's typed overloads of ray.remote(...) lack the actor option max_concurrency
@@ -175,7 +192,18 @@ class DeviceActor:
 
     def __init__(self, info: DeviceInfo, opener, builder: Builder, build_options: dict,
                  depth: int = 2, run_grace_s: float = RUN_GRACE_S):
-        self.device: Device = opener(info)
+        # A device that cannot be opened answers every call with its Fault: raised here,
+        # the typed error would reach the driver only as the text of an ActorDiedError,
+        # after Ray restarted the actor to fail again
+        self.device: Device | None = None
+        self.fault: Fault | None = None
+        try:
+            self.device = opener(info)
+        except Exception as e:
+            self.fault = fault_of(e, info.id, opening=True)
+            if self.fault is None:
+                raise  # a bug
+        self._info = info
         self.run_grace_s = run_grace_s
         self.builder, self.build_options = builder, build_options
         self._lock = threading.Lock()
@@ -222,6 +250,8 @@ class DeviceActor:
         self._activity[index] = (phase, time.time())
 
     def _candidate(self, job: Job) -> Done:
+        if self.fault is not None:
+            return Done(job.index, FAULT, error=self.fault.message, fault=self.fault)
         built: Built | None = None
         data: bytes | None = None
         if job.prebuilt is not None:  # built for a device that failed: time it here
@@ -237,7 +267,8 @@ class DeviceActor:
                 self._doing(job.index, "compiling")
                 # num_returns=3: three ObjectRefs, which ray's stubs type as one
                 meta, binary, library = cast("list[ray.ObjectRef]", candidate_task.options(
-                    num_cpus=self.builder.cpus, **self.build_options).remote(
+                    num_cpus=self.builder.cpus, **compile_options(job.avoid_nodes),
+                    **self.build_options).remote(
                     self.builder, plan, job.index, 1, seen, job.compile_timeout_s))
                 wall_s = job.compile_timeout_s * COMPILE_WALL_FACTOR
                 ready, _ = ray.wait([meta], timeout=wall_s)
@@ -257,21 +288,39 @@ class DeviceActor:
         if built.status != OK:
             return Done(job.index, built.status, built, error=built.result.error or (
                 f"same schedule features as schedule {built.duplicate_of}"),
-                log=built.result.log)
+                log=built.result.log, fault=built.result.fault)
         self._doing(job.index, "timing")
         m = self.run(data if data is not None else ray.get(binary), job.threads, job.timing)
+        if m.fault is not None:  # the binary goes to another device, built
+            return Done(job.index, FAULT, built, m, error=m.error, fault=m.fault,
+                        artifact=(binary, library))
         keep = m.status == DEVICE_LOST or (m.ok and (job.keep or job.keep_below_ms is None
                                                      or m.best_ms < job.keep_below_ms))
         return Done(job.index, m.status, built, m, error=m.error, log=m.log,
                     artifact=(binary, library) if keep else None)
 
     def run(self, binary: bytes, threads: int, timing: TimingConfig) -> Measurement:
+        if self.device is None:
+            assert self.fault is not None  # set when the device could not be opened
+            return self._faulted(self.fault)
         with self._lock:
             self._deadline = time.monotonic() + timing.timeout_s + self.run_grace_s
             try:
                 return self.device.run(binary, threads, timing)
+            except Exception as e:  # a prerequisite of the device went away
+                fault = fault_of(e, self.device.info.id)
+                if fault is None:
+                    raise
+                self.fault = fault  # for good: every later call answers with it
+                return self._faulted(fault)
             finally:
                 self._deadline = None
+
+    def _faulted(self, fault: Fault) -> Measurement:
+        info = self._info
+        return Measurement(FAULT, error=fault.message, device_id=info.id,
+                           device_kind=info.kind, node=info.node, node_id=info.node_id,
+                           fault=fault)
 
     def _watchdog(self) -> None:
         """A device call silent well past its run timeout (a wedged adb, a stuck harness)
@@ -282,7 +331,7 @@ class DeviceActor:
                 os._exit(1)
 
     def info(self) -> DeviceInfo:
-        return self.device.info
+        return self._info
 
     def pid(self) -> int:
         return os.getpid()
@@ -294,6 +343,14 @@ def discover_task(node_id: str, node_name: str) -> tuple[list[DeviceInfo], list[
     from farm.devices.registry import discover_local
 
     return discover_local(node_name, node_id)
+
+
+def compile_options(avoid_nodes: tuple[str, ...]) -> dict:
+    """Ray options that keep a compile task off `avoid_nodes` (their compiles met a lasting
+    fault): a label selector on the node id (Ray 2.49 and newer)."""
+    if not avoid_nodes:
+        return {}
+    return {"label_selector": {"ray.io/node-id": f"!in({','.join(sorted(avoid_nodes))})"}}
 
 
 def first_line(e: Exception) -> str:

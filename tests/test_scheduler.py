@@ -12,8 +12,8 @@ import ray
 from farm import featurization
 from farm.candidate import COMPILE_TIMEOUT, DUPLICATE, OK
 from farm.plan import RoundPlan, SeenSchedules
-from farm.pool import DevicePool
-from farm.scheduler import NoUsableDevice, RoundScheduler, shared
+from farm.pool import DevicePool, NoUsableDevice
+from farm.scheduler import RoundScheduler, shared
 from farm.testing import SyntheticBuilder, fake_featurization, open_synthetic, synthetic_infos
 from farm.timing import TimingConfig
 from farm.workers import build_candidate

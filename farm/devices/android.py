@@ -24,6 +24,7 @@ from pathlib import Path
 from farm.candidate import DEVICE_LOST, OK, RUN_ERROR, RUN_TIMEOUT, Measurement
 from farm.devices.base import ANDROID, UNUSABLE, Device, DeviceInfo
 from farm.devices.classes import hexagon_target
+from farm.errors import MissingPrerequisite
 from farm.timing import TimingConfig, exit_reason, parse_harness_output
 
 REMOTE_DIR = "/data/local/tmp/halide-farm"
@@ -65,8 +66,13 @@ def hexagon_runtime_dir() -> Path | None:
     return None
 
 
+def _no_adb(path: str | None = None) -> MissingPrerequisite:
+    where = f"adb ({path}) cannot be run" if path else "adb not found"
+    return MissingPrerequisite(f"{where}: install Android's platform-tools or set FARM_ADB "
+                               "to an adb", cause="adb")
+
+
 def ndk_problem() -> str:
-    from farm.errors import MissingPrerequisite
     from farm.toolchain import ndk_clang
 
     try:
@@ -151,13 +157,17 @@ class AndroidDevice(Device):
         super().__init__(info)  # isolation: nothing compiles on a phone
         adb = adb_path()
         if adb is None:
-            raise RuntimeError("adb not found (install platform-tools or set FARM_ADB)")
+            raise _no_adb()
         self.adb = adb
         self.prepared = False
 
     def _adb(self, *args: str, timeout: float | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run([self.adb, "-s", self.info.serial, *args], capture_output=True,
-                              text=True, timeout=ADB_TIMEOUT_S if timeout is None else timeout)
+        try:
+            return subprocess.run([self.adb, "-s", self.info.serial, *args],
+                                  capture_output=True, text=True,
+                                  timeout=ADB_TIMEOUT_S if timeout is None else timeout)
+        except (FileNotFoundError, PermissionError):  # adb itself is gone: not the phone
+            raise _no_adb(self.adb) from None
 
     def _shell(self, command: list[str], env: dict[str, str] | None = None,
                cd: str | None = None, timeout: float | None = None):
@@ -177,6 +187,11 @@ class AndroidDevice(Device):
         if proc.returncode != 0:
             return f"mkdir {REMOTE_DIR} failed: {(proc.stderr or proc.stdout).strip()}"
         runtime = hexagon_runtime_dir()
+        if runtime is None and HEXAGON_FEATURE in self.info.features:  # gone since discovery
+            raise MissingPrerequisite(
+                f"the Hexagon runtime is gone from {self.info.node} (FARM_HEXAGON_RUNTIME="
+                f"{os.environ.get('FARM_HEXAGON_RUNTIME', '')!r} lacks "
+                f"{' or '.join(HEXAGON_LIBS)}): restore it there", cause="hexagon-runtime")
         if runtime is not None:
             for lib in HEXAGON_LIBS:
                 proc = self._adb("push", str(runtime / lib), f"{REMOTE_DIR}/{lib}",
