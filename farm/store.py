@@ -179,11 +179,20 @@ class SampleStore:
         raise AssertionError("unreachable")
 
     def compact(self, min_files: int = COMPACT_AFTER) -> Path | None:
-        """Merge the round files into one range file once there are `min_files` of them."""
+        """Merge consecutive round files into one range file once there are `min_files` of
+        them. Never across a gap (a round moved to _damaged/): a range file's name says
+        every round in it, so one spanning a lost round would hide it, and that round,
+        restored, would be ignored."""
         singles, _ = self._files()
-        if len(singles) < min_files:
+        rounds: list[int] = []
+        for r in sorted(singles):
+            if rounds and r != rounds[-1] + 1:
+                if len(rounds) >= min_files:
+                    break
+                rounds = []
+            rounds.append(r)
+        if len(rounds) < min_files:
             return None
-        rounds = sorted(singles)
         table = _read([singles[r] for r in rounds], None, None)
         target = self.dir / f"rounds-{rounds[0]:06d}-{rounds[-1]:06d}.parquet"
         _write_atomic(table, target)
