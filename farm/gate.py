@@ -59,10 +59,22 @@ def gate_dir() -> Path:
         base = "/dev/shm" if os.path.isdir("/dev/shm") else "/tmp"
         path = Path(base) / f"halide-farm-gate-{os.getuid()}"
     for folder in (path, path / "compilers"):
-        with suppress(FileExistsError):
+        try:
             folder.mkdir(mode=0o700)
+        except FileExistsError:
+            pass
+        else:
+            if folder in _seen:  # removed under a running farm (logind's RemoveIPC at a
+                # logout empties /dev/shm of the user's files): made again, and said
+                print(f"farm: the compile gate's folder {folder} vanished; made it again "
+                      "(compiles that registered before are not paused until they "
+                      "register again)", file=sys.stderr)
         _check_private(folder)
+        _seen.add(folder)
     return path
+
+
+_seen: set[Path] = set()  # the gate folders this process has used
 
 
 def _check_private(folder: Path) -> None:
@@ -74,8 +86,15 @@ def _check_private(folder: Path) -> None:
     if st.st_uid != os.getuid():
         raise GateError(f"the compile gate's folder {folder} belongs to uid {st.st_uid}, not "
                         f"to you (uid {os.getuid()}): {fix}")
-    if st.st_mode & 0o077:  # ours, made by an older farm: make it private (what others
-        os.chmod(folder, 0o700)  # may have put in it is not followed nor trusted)
+    if st.st_mode & 0o077:  # ours, made by an older farm: make it private
+        os.chmod(folder, 0o700)
+    # what another user put in it while it was open (a gate.lock that would block every
+    # compile, a marker naming processes) is refused, not used
+    for entry in os.scandir(folder):
+        owner = entry.stat(follow_symlinks=False).st_uid
+        if owner != os.getuid():
+            raise GateError(f"the compile gate's folder {folder} holds {entry.name}, which "
+                            f"belongs to uid {owner}, not to you: {fix}")
 
 
 def _open(path: Path, flags: int) -> int:
@@ -162,13 +181,28 @@ def _read_marker() -> dict | None:
 
 
 def _signal(pid: int, start: float, sig: int) -> bool:
-    if not _alive(pid, start):
-        return False
+    """Signal process `pid` if it is the one that started at `start`. Through a pidfd where
+    the kernel has them (Linux 5.3): the process is checked after its pidfd is open, so a
+    pid reused between the check and the signal is never hit; else by pid."""
     try:
-        os.kill(pid, sig)
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return False
+    except (AttributeError, OSError):  # no pidfds here
+        fd = None
+    try:
+        if not _alive(pid, start):
+            return False
+        if fd is not None:
+            signal.pidfd_send_signal(fd, sig)
+        else:
+            os.kill(pid, sig)
         return True
     except (ProcessLookupError, PermissionError):
         return False
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 def _children(pid: int) -> list[tuple[int, float]]:
