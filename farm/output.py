@@ -26,7 +26,14 @@ def pyplot():
 
 
 def save_figure(fig, path: Path) -> Path:
+    """Save `fig` at `path` atomically: drawn into a new temporary file and renamed, so a
+    symlink planted at `path` is replaced, never written through."""
+    from farm import atomic
+
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    pyplot().close(fig)
+    try:
+        atomic.write_with(path, lambda tmp: fig.savefig(tmp, dpi=110,
+                                                        format=path.suffix.lstrip(".")))
+    finally:
+        pyplot().close(fig)
     return path
