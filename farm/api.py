@@ -11,17 +11,27 @@ Three things users do, and the commands are thin wrappers over them:
     run.samples()           # every sample: a pyarrow Table (run.samples(ok_only=True), ...)
     run.to_pandas()         # the same as a pandas DataFrame (if pandas is installed)
     run.rounds()            # one RoundRecord per round: timings, beam check, acceptance
-    run.best()              # the best schedule: its source, runtime, weights, verdicts
+    run.best()              # the best schedule: its text, path, runtime, weights, verdicts
 
     fa.compare(a_ms, b_ms)  # is A faster than B? a Verdict with its 95% interval
+    # (v.describe(): "1.19x faster [1.15, 1.30]"; README: how ratios read)
     fa.bench(["median3x3"], weights="runs/m3/weights/best.weights")     # farm bench
 
 Errors are the farm's typed ones (farm.errors): BadInput and friends for what the caller
 must fix, WorkFailed when the work itself failed.
+
+Names say what they hold: a field ending in `_path` is a file's path, `_text` its text;
+`retimes` are interleaved re-timings (each a run of the timing harness), `repeats` the
+harness's timings inside one run. Older names still work and warn (DeprecationWarning):
+Best.schedule (schedule_path), Best.schedule_source (schedule_text), Best.library
+(library_path), Best.weights (weights_path), RunResult.schedule_file (schedule_path),
+TuneSummary.best_schedule / best_weights / latest_weights (..._path), and
+bench(repeats=) (retimes=).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,11 +40,12 @@ import pyarrow as pa
 
 from farm import verdict
 from farm.benchmark import Benchmark
+from farm.deprecation import renamed
 from farm.errors import BadInput, MissingPrerequisite
 from farm.finalize import TuneSummary
 from farm.rundir import RunDir
 from farm.runrecords import FinalistRecord, Manifest, RoundRecord, VerdictRecord
-from farm.single_run import RunResult
+from farm.single_run import DEFAULT_RETIMES, RunResult
 from farm.verdict import Verdict
 from farm.weights import Weights
 
@@ -82,9 +93,11 @@ def run(benchmark: str | Benchmark, *, beam_size: int = 32, parallelism: int | N
         weights: str | Path | Weights | None = None, target: str | None = None,
         device: str | None = None, address: str | None = None,
         out: str | Path | None = None, manual: bool = True,
-        compile_timeout_s: float = 600.0, on_update=None) -> RunResult:
+        compile_timeout_s: float = 600.0, on_update=None,
+        retimes: int = DEFAULT_RETIMES) -> RunResult:
     """Autoschedule `benchmark` (a BENCH as the commands take it, or a farm.benchmark
-    value), time it and its manual schedule (`farm run`). With `out`,
+    value), time it and its manual schedule (`farm run`), then re-time the two `retimes`
+    times each, interleaved: RunResult.verdict (fewer than 5: "unmeasured"). With `out`,
     its schedule is written there as NAME.schedule.h. `on_update(counts)` sees progress
     (farm.scheduler.Counts)."""
     from farm import build, catalog
@@ -103,23 +116,30 @@ def run(benchmark: str | Benchmark, *, beam_size: int = 32, parallelism: int | N
         build.check_pipeline(spec)
         return run_benchmark(spec, session.pool([info], resolved), TimingConfig(),
                              Path(out) if out is not None else None, with_manual=manual,
-                             compile_timeout_s=compile_timeout_s, on_update=on_update)
+                             compile_timeout_s=compile_timeout_s, on_update=on_update,
+                             retimes=retimes)
 
 
 def bench(benchmarks: Sequence[str] = (), *, devices: Sequence[str] | None = None,
           weights: str | Path | None = None, run: str | Path | None = None,
-          address: str | None = None, repeats: int | None = None,
-          progress=None) -> pa.Table:
+          address: str | None = None, retimes: int | None = None,
+          progress=None, repeats: int | None = None) -> pa.Table:
     """`farm bench`: per benchmark and device, the manual schedule, beam-32 with the
     baseline weights, with `weights` (default: the run's best.weights) and the `run`'s
-    best schedule, re-timed interleaved; a row per variant with its verdict against
-    beam-32 with the baseline weights. `progress(line)` hears what it is doing."""
+    best schedule, re-timed interleaved `retimes` times (default 10); a row per variant
+    with its verdict against beam-32 with the baseline weights. `progress(line)` hears
+    what it is doing. `repeats`: the old name of `retimes` (deprecated)."""
     from farm import bench as bench_module
+
+    if repeats is not None:
+        warnings.warn("bench(repeats=) is deprecated; use retimes=", DeprecationWarning,
+                      stacklevel=2)
+        retimes = retimes or repeats
 
     rows = bench_module.run_bench(list(benchmarks), list(devices) if devices else None,
                                   str(weights) if weights else None,
                                   str(run) if run else None, address,
-                                  repeats=repeats or bench_module.DEFAULT_REPEATS,
+                                  retimes=retimes or bench_module.DEFAULT_RETIMES,
                                   progress=progress or (lambda text: None))
     if not rows:
         raise MissingPrerequisite("no usable device to bench on: `farm devices` lists each "
@@ -141,12 +161,20 @@ class Best:
     pipeline: str
     label: str  # its finalist's label in the re-timing ("sample ...", "beam search with ...")
     runtime_ms: float  # the median of its re-timings
-    schedule: Path  # best/NAME.schedule.h
-    schedule_source: str
-    library: Path | None  # best/NAME.a, to link with the Halide runtime
-    weights: Path  # the weights that planned it
+    schedule_path: Path  # best/NAME.schedule.h
+    schedule_text: str  # that file's text ("" when it is missing)
+    library_path: Path | None  # best/NAME.a, to link with the Halide runtime
+    weights_path: Path  # the weights file that planned it
     vs_start: VerdictRecord | None  # against beam-32 with the start weights
     finalists: list[FinalistRecord] = field(default_factory=list)  # every schedule re-timed
+    # its timing during the round that measured it (a sample's; None for a beam search
+    # built at the end): once, few repeats, beside other work (README: the final re-timing)
+    round_ms: float | None = None
+
+    schedule = renamed("schedule", "schedule_path")
+    schedule_source = renamed("schedule_source", "schedule_text")
+    library = renamed("library", "library_path")
+    weights = renamed("weights", "weights_path")
 
 
 @dataclass(frozen=True)
@@ -214,7 +242,9 @@ class Run:
         return Best(pipeline or m.generator, record.finalist, record.runtime_ms, schedule,
                     schedule.read_text() if schedule.exists() else "", library,
                     run.retiming_weights(record), winner.vs_start if winner else None,
-                    list(record.finalists))
+                    list(record.finalists),
+                    winner.round_ms if winner and winner.round_ms is not None
+                    else record.recorded_ms)
 
     def write_report(self, out: str | Path | None = None) -> Path:
         """The run's report page (`farm report RUN --html`): a self-contained index.html."""

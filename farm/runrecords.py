@@ -157,6 +157,11 @@ class VerdictRecord(_Record):
     verdict: str = ""
     extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
 
+    @property
+    def word(self) -> str:
+        """The verdict's word, under the name farm.verdict.Verdict gives it."""
+        return self.verdict
+
 
 @dataclass(frozen=True)
 class BeamCheck(_Record):
@@ -205,6 +210,23 @@ class AcceptanceRecord(_Record):
     extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
 
     NESTED: ClassVar = {"candidates": _list_of(JudgedRecord)}
+    KEPT: ClassVar[str] = "current"  # `accepted` when no candidate beat the current weights
+
+    @property
+    def switched(self) -> bool:
+        """Did the weights change? True when a candidate (`accepted` names it) beat the
+        current weights: it becomes the provisional weights, whose beam search the next
+        round checks before they plan the rounds after it (that round's beam_check)."""
+        return self.accepted != self.KEPT
+
+    @property
+    def decision(self) -> str:
+        """The decision in a few words: "kept the current weights" or "switched to NAME
+        (provisional: its beam search is checked next round)"."""
+        if not self.switched:
+            return "kept the current weights"
+        return (f"switched to {self.accepted} (provisional: its beam search is checked next "
+                "round)")
 
 
 @dataclass(frozen=True)
@@ -294,9 +316,14 @@ class FinalistRecord(_Record):
     reference: bool = False  # timed for comparison only (the manual schedule)
     also: list[str] = field(default_factory=list)  # other labels of the same schedule
     vs_start: VerdictRecord | None = None  # against beam search with the start weights
+    # its timing during the round that measured it, when it is a sample (or re-times one):
+    # once, with few repeats, possibly cut off early, beside other work; absent in older runs
+    round_ms: float | None = None
+    round_no: int | None = None  # that round
     extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
 
     NESTED: ClassVar = {"vs_start": VerdictRecord.from_json}
+    OMIT_IF_NONE: ClassVar = ("round_ms", "round_no")
 
     @property
     def labels(self) -> tuple[str, ...]:

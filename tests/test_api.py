@@ -34,16 +34,28 @@ def test_a_run_gives_its_samples_rounds_and_best_schedule(tuned):
     assert list(frame.columns) == ["round", "status", "runtime_ms"] and len(frame) == 4
     [record] = run.rounds()
     assert record.round == 1 and record.acceptance is not None
+    acc = record.acceptance  # as on disk, and said plainly beside it
+    assert acc.switched == (acc.accepted != "current") and acc.decision
     best = run.best()
-    assert best.runtime_ms == summary.best_ms and best.schedule == summary.best_schedule
-    assert "apply_schedule" in best.schedule_source or best.schedule_source
-    assert best.weights.is_file() and any(f.label == "manual schedule" for f in best.finalists)
+    assert best.runtime_ms == summary.best_ms
+    assert best.schedule_path == summary.best_schedule_path == out / "best" / \
+        "dilate3x3.schedule.h"
+    assert best.schedule_text == best.schedule_path.read_text() and "Func" in best.schedule_text
+    assert best.weights_path.is_file() and best.library_path.name.endswith(".a")
+    assert any(f.label == "manual schedule" for f in best.finalists)
+    # the old names keep working, with a warning that names the new one
+    for old, new in (("schedule", "schedule_path"), ("schedule_source", "schedule_text"),
+                     ("weights", "weights_path"), ("library", "library_path")):
+        with pytest.warns(DeprecationWarning, match=new):
+            assert getattr(best, old) == getattr(best, new)
+    with pytest.warns(DeprecationWarning, match="best_schedule_path"):
+        assert summary.best_schedule == summary.best_schedule_path
     assert run.pipelines == ["dilate3x3"]
     page = run.write_report()
     assert page.name == "index.html" and "data:image/png;base64," in page.read_text()
     blocked = out / "a-file"
     blocked.write_text("")
-    with pytest.raises(BadInput, match=r"out .*a-file is not a writable directory"):
+    with pytest.raises(BadInput, match=r"out .*a-file names a file, not a folder"):
         run.write_report(blocked)
 
 
@@ -77,3 +89,19 @@ def test_what_is_not_a_run_is_a_clear_error(tmp_path):
         fa.open_run(tmp_path)
     with pytest.raises(BadInput, match="name at least one benchmark"):
         fa.tune(tmp_path / "x")
+
+
+def test_bench_takes_retimes_and_its_old_name_repeats_with_a_warning(monkeypatch):
+    from farm import bench
+
+    seen = []
+    monkeypatch.setattr(bench, "run_bench",
+                        lambda *args, retimes, progress: seen.append(retimes) or [])
+    with pytest.raises(MissingPrerequisite):  # no rows: no usable device
+        fa.bench(["median3x3"], retimes=7)
+    with pytest.warns(DeprecationWarning, match="retimes"), \
+            pytest.raises(MissingPrerequisite):
+        fa.bench(["median3x3"], repeats=3)
+    with pytest.raises(MissingPrerequisite):
+        fa.bench(["median3x3"])
+    assert seen == [7, 3, bench.DEFAULT_RETIMES]

@@ -70,6 +70,27 @@ MANIFEST = Manifest(run_id="abcd1234", benchmark="dilate3x3", generator="dilate3
                     invocations=[{"argv": ["farm"], "devices": []}])
 
 
+def test_an_acceptance_says_whether_the_weights_switched_beside_what_it_accepted():
+    switched = ROUND.acceptance
+    assert switched.accepted == "chain" and switched.switched is True
+    assert switched.decision == ("switched to chain (provisional: its beam search is checked "
+                                 "next round)")
+    kept = AcceptanceRecord.from_json({"accepted": "current"})
+    assert kept.accepted == "current" and kept.switched is False
+    assert kept.decision == "kept the current weights"
+    # properties, not keys: the file keeps `accepted` as it was
+    assert set(switched.to_json()) == set(AcceptanceRecord.from_json(
+        switched.to_json()).to_json()) and "switched" not in switched.to_json()
+    assert VERDICT.word == VERDICT.verdict == "faster"
+
+
+def test_a_finalists_timing_during_its_round_is_kept_only_when_known():
+    timed = FinalistRecord("sample r1-c3", 0.3, [0.3], round_ms=0.41, round_no=1)
+    assert timed.to_json()["round_ms"] == 0.41 and FinalistRecord.from_json(
+        timed.to_json()) == timed
+    assert "round_ms" not in FinalistRecord("beam search with x", 0.3).to_json()
+
+
 @pytest.mark.parametrize("record", [MANIFEST, ROUND, BEST_WEIGHTS, RETIMING],
                          ids=lambda r: type(r).__name__)
 def test_each_record_round_trips_through_json(record):
@@ -260,7 +281,7 @@ def test_the_end_of_a_run_takes_values(tmp_path, spec_for):
                                   pipelines=(finalize.FinalPipeline(spec.benchmark),))
     s = finalize.summary(inputs, stopped="", elapsed_s=12.0)
     assert (s.rounds, s.rows, s.ok, s.distinct, s.elapsed_s) == (1, 8, 8, 8, 12.0)
-    assert s.best_ms is None and s.best_schedule is None and s.best_weights_reason == ""
+    assert s.best_ms is None and s.best_schedule_path is None and s.best_weights_reason == ""
     assert "farm run dilate3x3 --weights" in s.command
 
 
