@@ -3,16 +3,20 @@
 Both go through the path every command takes (farm.scheduler over a
 farm.pool.DevicePool): compile tasks on Ray (an embedded local Ray without an
 address), the device's actor to time, and the same retries, timeouts and
-quarantine as `farm autotune`. The two candidates compile at once.
+quarantine as `farm autotune`. The two candidates compile at once. Then the two
+are re-timed, interleaved, on the device (DevicePool.retime, the farm's one
+re-timing path) for the verdict with its interval (farm.verdict): two single
+timings never decide which is faster.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from farm import build
+from farm import build, verdict
 from farm.candidate import BuildResult, CandidateSpec, Measurement, Status
+from farm.deprecation import renamed
 from farm.devices.base import DeviceInfo
 from farm.errors import WorkFailed
 from farm.plan import FixedPlan
@@ -20,6 +24,10 @@ from farm.pool import DevicePool
 from farm.scheduler import Outcome, RoundScheduler
 from farm.targets import TargetInfo
 from farm.timing import TimingConfig
+from farm.verdict import Verdict
+
+DEFAULT_RETIMES = 5  # interleaved re-timings of each schedule: the fewest with a verdict
+AUTO, MANUAL = "autoscheduled", "manual"  # the two schedules' labels in the re-timing
 
 
 @dataclass(frozen=True)
@@ -32,15 +40,28 @@ class Timed:
 class RunResult:
     device: DeviceInfo
     target: TargetInfo
-    auto: Timed
+    auto: Timed  # compiled and timed once (its measurement: the harness's repeats)
     manual: Timed | None
-    schedule_file: Path | None
+    schedule_path: Path | None  # OUT/NAME.schedule.h, when written
+    # the autoscheduled schedule against the manual one from their interleaved re-timings
+    # (ratio: auto's time / manual's); None without a manual schedule timed
+    verdict: Verdict | None = None
+    retimes_ms: dict[str, list[float | None]] = field(default_factory=dict)  # AUTO, MANUAL
+
+    schedule_file = renamed("schedule_file", "schedule_path")
+
+    def median_ms(self, label: str) -> float | None:
+        """The median of `label`'s (AUTO or MANUAL) re-timings."""
+        return verdict.median(self.retimes_ms.get(label, []))
 
 
 def run_benchmark(spec: CandidateSpec, pool: DevicePool, timing: TimingConfig,
                   out_dir: Path | None, with_manual: bool = True,
-                  compile_timeout_s: float = 600.0, on_update=None) -> RunResult:
-    """`on_update(counts)`: progress (farm.scheduler.Counts), as RoundScheduler reports it."""
+                  compile_timeout_s: float = 600.0, on_update=None,
+                  retimes: int = DEFAULT_RETIMES) -> RunResult:
+    """`on_update(counts)`: progress (farm.scheduler.Counts), as RoundScheduler reports it.
+    When both schedules ran, they are re-timed `retimes` times each, interleaved, for the
+    verdict."""
     specs = [spec, build.manual_spec(spec)] if with_manual else [spec]
     scheduler = RoundScheduler(pool, threads=spec.parallelism, timing=timing,
                                compile_timeout_s=compile_timeout_s, on_update=on_update)
@@ -55,7 +76,14 @@ def run_benchmark(spec: CandidateSpec, pool: DevicePool, timing: TimingConfig,
     manual = _timed(outcomes[1], spec.benchmark.label, "manual schedule", required=False) \
         if with_manual else None
     device = pool.handles[0].info
-    return RunResult(device, spec.target, auto, manual, schedule_file)
+    times: dict = {}
+    if manual is not None and manual.measurement is not None and manual.measurement.ok \
+            and outcomes[0].artifact and outcomes[1].artifact:
+        # the artifacts the scheduler kept (a FixedPlan keeps every one that ran)
+        times = pool.retime({AUTO: outcomes[0].artifact[0], MANUAL: outcomes[1].artifact[0]},
+                            spec.parallelism, timing, retimes)
+    found = verdict.compare(times[AUTO], times[MANUAL]) if times else None
+    return RunResult(device, spec.target, auto, manual, schedule_file, found, times)
 
 
 def _timed(o: Outcome, name: str, what: str, required: bool) -> Timed:

@@ -11,17 +11,16 @@ def add_parser(sub) -> None:
         "vs a run's best schedule, per device",
         description="Time, per benchmark and device, the manual schedule, beam-32 with the "
         "baseline weights, beam-32 with tuned weights (--weights, or the run's best.weights) "
-        "and the best schedule a run found (--run), each re-timed --repeats times.")
+        "and the best schedule a run found (--run), each re-timed --retimes times.")
     p.add_argument("benchmarks", metavar="BENCH", nargs="*", help=options.BENCH_KINDS +
                    "; or `all` (default: the --run's benchmark)")
     options.add_devices(p, help="devices (default: every usable one); `--device a b` and "
                         "`--device a --device b` both name two")
     options.add_weights(p, help="tuned weights (default: the run's best.weights)")
     p.add_argument("--run", metavar="RUN_DIR", help="a `farm autotune` run directory")
-    p.add_argument("--repeats", type=options.positive_int, default=10, metavar="N",
-                   help="interleaved re-timings per schedule and device (default 10: enough "
-                   "for a true 10%% difference on median3x3 to get a verdict in 8 of 10 runs "
-                   "on our 2-core hosts; see PERFORMANCE.md)")
+    options.add_retimes(p, default=10, help="interleaved re-timings per schedule and device "
+                        "(default 10: enough for a true 10%% difference on median3x3 to get a "
+                        "verdict in 8 of 10 runs on our 2-core hosts; see PERFORMANCE.md)")
     options.add_out(p, "DIR", default="farm-bench", help="where the Parquet rows and the plot "
                     "go (default ./farm-bench)")
     options.add_address(p)
@@ -34,7 +33,7 @@ def main(args) -> int:
 
     out = writable_dir(args.out)
     rows = api.bench(args.benchmarks, devices=args.devices, weights=args.weights,
-                     run=args.run, address=args.address, repeats=args.repeats,
+                     run=args.run, address=args.address, retimes=args.retimes,
                      progress=lambda text: print(text, flush=True)).to_pylist()
     print()
     print(format_table(rows))

@@ -161,6 +161,15 @@ def add_compile_timeout(p: argparse.ArgumentParser) -> None:
                    f"{COMPILE_WALL_FACTOR:g} x S of wall-clock time)")
 
 
+def add_retimes(p: argparse.ArgumentParser, default: int | None, help: str) -> None:
+    """`--retimes N`: interleaved re-timings per schedule, each a whole run of the timing
+    harness (whose own --samples are the "repeats" inside one timing). `--repeats`, the
+    old spelling in `farm bench` and `farm evaluate`, is the same option."""
+    p.add_argument("--retimes", "--repeats", dest="retimes", type=positive_int,
+                   default=default, metavar="N",
+                   help=help + "; --repeats is its old name, still accepted")
+
+
 def add_common(p: argparse.ArgumentParser) -> None:
     """--parallelism, --weights, --target and --address: how a candidate is made, and where."""
     add_parallelism(p)

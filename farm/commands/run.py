@@ -19,6 +19,9 @@ def add_parser(sub) -> None:
     options.add_out(p, "DIR", default=".", help="where to write the .schedule.h (default: "
                     "the current directory)")
     p.add_argument("--no-manual", action="store_true", help="skip the manual schedule")
+    options.add_retimes(p, default=5, help="then re-time the two schedules N times each, "
+                        "interleaved, for the verdict with its 95%% interval (default 5, the "
+                        "fewest that give one)")
 
 
 def main(args) -> int:
@@ -34,7 +37,7 @@ def main(args) -> int:
     result = api.run(bench, beam_size=args.beam_size, parallelism=args.parallelism,
                      weights=w, target=args.target, device=args.device,
                      address=args.address, out=out, manual=not args.no_manual,
-                     compile_timeout_s=args.compile_timeout,
+                     compile_timeout_s=args.compile_timeout, retimes=args.retimes,
                      on_update=waiting_notices(lambda line: print(line, flush=True)))
     print(f"  on {result.device.id}, target {result.target.compile}")
     b, m = result.auto.build, result.auto.measurement
@@ -54,9 +57,22 @@ def main(args) -> int:
                 why = "compiled, but not timed (its device was lost)"
             print(f"  manual:        failed: {why.splitlines()[0]}")
         else:
-            ratio = mm.best_ms / m.best_ms
-            verdict = (f"autoscheduled is {ratio:.2f}x faster" if ratio >= 1
-                       else f"manual is {1 / ratio:.2f}x faster")
-            print(f"  manual:        {mm.best_ms:.3f} ms (median {mm.median_ms:.3f}); {verdict}")
-    print(f"  schedule: {result.schedule_file}")
+            print(f"  manual:        {mm.best_ms:.3f} ms (median {mm.median_ms:.3f} over "
+                  f"{len(mm.runtimes_ms)} repeats)")
+            print("  " + _verdict_line(result))
+    print(f"  schedule: {result.schedule_path}")
     return 0
+
+
+def _verdict_line(result) -> str:
+    """The two schedules' interleaved re-timings and the verdict (farm.verdict's wording)."""
+    from farm.single_run import AUTO, MANUAL
+
+    v = result.verdict
+    if v is None:
+        return "verdict:       not re-timed (no device was left to re-time on)"
+    auto, manual = result.median_ms(AUTO), result.median_ms(MANUAL)
+    medians = (f": {auto:.3f} vs {manual:.3f} ms (medians)"
+               if auto is not None and manual is not None else "")
+    return (f"re-timed {len(result.retimes_ms[AUTO])} times each, interleaved{medians}; "
+            + v.sentence("autoscheduled", "the manual schedule"))
