@@ -22,6 +22,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# Why one schedule's timing during a round and its final re-timing differ: said once
+# wherever both are shown (`farm autotune`'s summary, `farm report`)
+TWO_TIMINGS = ("A round times each candidate once, with few repeats, possibly cut off early "
+               "and while other candidates compile; the final re-timing times the finalists "
+               "again, interleaved and repeated on one device, so its figures are the ones "
+               "to compare.")
 CONFIDENCE = 0.95
 MIN_PAIRS = 5  # fewer paired re-timings: "unmeasured"
 FASTER, SLOWER, SAME, UNMEASURED = "faster", "slower", "indistinguishable", "unmeasured"

@@ -1,11 +1,17 @@
 """The weights handed to the user: tuned only when their beam search is significantly faster."""
 
 import json
+import shutil
 from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
 
-from farm import verdict, weights
+import pytest
+
+from farm import finalize, verdict, weights
 from farm.finalize import START_LABEL, Finalist, _update_best_weights
 from farm.rundir import RunDir
+from farm.runrecords import BestWeightsRecord, FinalistRecord, RetimingRecord, VerdictRecord
 
 
 def _beams(spec_for, tuned_ms):
@@ -66,3 +72,63 @@ def test_without_the_start_weights_beam_search_the_start_weights_are_handed_over
     assert record["weights_sha256"] == start.spec.weights.sha256
     assert list(record["compared"]) == ["beam search with final-x"]
     assert handed == run.read_best_weights_record()
+
+
+V1_RUN = Path(__file__).parent / "data" / "v1-run"  # a run of the first release
+
+
+def _ended_run(spec_for, tmp_path, handed: str):
+    """A copy of V1_RUN whose end re-timed two finalists and handed over `handed`
+    ("final-fresh-long" or "start"); (RunDir, FinalInputs)."""
+    shutil.copytree(V1_RUN, tmp_path / "run")
+    run = RunDir(tmp_path / "run")
+    spec = spec_for("dilate3x3")
+    tuned = weights.perturbed(spec.weights, seed=1, scale=0.1)
+    (run.path / "weights").mkdir()
+    weights.write(spec.weights, run.weights_path(0))
+    weights.write(tuned, run.final_weights("final-fresh-long"))
+    faster = VerdictRecord(ratio=0.84, low=0.77, high=0.87, pairs=5, verdict="faster")
+    run.publish_best(run.staging_best(), RetimingRecord(
+        benchmark="dilate3x3", runtime_ms=0.299, finalist="sample r1-c3", recorded_ms=0.35,
+        finalists=[FinalistRecord(label="sample r1-c3", median_ms=0.299, vs_start=faster,
+                                  round_ms=0.35, round_no=1),
+                   FinalistRecord(label=START_LABEL, median_ms=0.30, round_ms=0.416,
+                                  round_no=1)]))
+    chosen = tuned if handed == "final-fresh-long" else spec.weights
+    run.write_best_weights(chosen, BestWeightsRecord(
+        weights=f"{handed}.weights" if handed != "start" else "", weights_sha256=chosen.sha256,
+        reason="its beam search is 1.19x faster [1.15, 1.30] than with the start weights"
+        if handed != "start" else "no tuned weights' beam search was significantly faster"))
+    settings = SimpleNamespace(target=spec.target, start_weights=spec.weights, parallelism=32)
+    return run, finalize.FinalInputs(run, settings, "6adb38e1", 1, fastest=4,
+                                     pipelines=(finalize.FinalPipeline(spec.benchmark),))
+
+
+def test_the_summary_names_the_handed_over_model_and_both_timings_of_a_schedule(spec_for,
+                                                                                tmp_path):
+    run, inputs = _ended_run(spec_for, tmp_path, "final-fresh-long")
+    s = finalize.summary(inputs, stopped="", elapsed_s=3.0)
+    assert s.handed_model.startswith("final-fresh-long, a final model trained on every "
+                                     "round's samples from the start weights (4x the steps")
+    assert (s.best_round_ms, s.best_round, s.start_beam_ms, s.start_beam_round_ms) == (
+        0.35, 1, 0.30, 0.416)
+    text = "\n".join(s.lines())
+    assert ("best schedule:  0.299 ms (median of its final re-timings; 0.350 ms timed during "
+            "round 1)") in text
+    assert ("start weights' beam search: 0.300 ms re-timed at the end; 0.416 ms timed during "
+            "round 1") in text
+    assert verdict.TWO_TIMINGS in text and text.count(verdict.TWO_TIMINGS) == 1
+    assert ("handed over:    final-fresh-long, a final model" in text
+            and "(4x the steps of a round's training): its beam search is 1.19x faster" in text)
+    assert f"latest weights: {run.latest_weights} (what the next round would plan with)" in text
+    # the old names still work, with a warning
+    with pytest.warns(DeprecationWarning, match="best_schedule_path"):
+        assert s.best_schedule == s.best_schedule_path == run.best_schedule("dilate3x3")
+    with pytest.warns(DeprecationWarning, match="latest_weights_path"):
+        assert s.latest_weights == run.latest_weights
+
+
+def test_the_start_weights_handed_over_are_named_so(spec_for, tmp_path):
+    run, inputs = _ended_run(spec_for, tmp_path, "start")  # best.json names no file
+    assert finalize.summary(inputs, "", 1.0).handed_model == "the start weights"
+    assert finalize.handed_model(run, None).startswith("latest.weights")

@@ -1,13 +1,28 @@
 """farm report, farm bench and farm export on a small real run."""
 
+import re
+import shutil
 import subprocess
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 from clitools import assert_user_error, farm
 
+from farm import verdict
 from farm.halide_env import halide_env
+from farm.report import build_report, finalist_rows
+from farm.rundir import RunDir
+from farm.runrecords import (
+    MANUAL_LABEL,
+    START_LABEL,
+    FinalistRecord,
+    RetimingRecord,
+    VerdictRecord,
+)
 from farm.store import SampleStore
+
+V1_RUN = Path(__file__).parent / "data" / "v1-run"  # a run of the first release (1 round)
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +83,40 @@ def test_bench_matrix_from_a_run(run, tmp_path):
     # two re-timings are too few for a verdict: the farm says so instead of guessing
     assert {r["verdict"] for r in table if r["variant"] != "beam32 baseline"} == {"unmeasured"}
     assert next(tmp_path.glob("bench-*.png")).stat().st_size > 10_000
+
+
+def test_the_report_compares_with_the_manual_schedule_with_an_interval_and_labels_both_timings(
+        tmp_path):
+    """best/runtime.json as the end of a run writes it: the winner and the manual schedule
+    re-timed in turn. The line against the manual schedule is the verdict on those paired
+    re-timings (what fa.compare says), with its direction; a finalist's figure in its round
+    is shown beside its re-timing, labelled, with why they differ."""
+    shutil.copytree(V1_RUN, tmp_path / "run")
+    run = RunDir(tmp_path / "run")
+    best = [0.20, 0.21, 0.19, 0.20, 0.22, 0.20]
+    manual = [0.42, 0.40, 0.43, 0.41, 0.44, 0.42]
+    start = [0.30, 0.31, 0.29, 0.30, 0.32, 0.30]
+    vs_start = verdict.compare(best, start)
+    run.publish_best(run.staging_best(), RetimingRecord(
+        benchmark="dilate3x3", runtime_ms=0.20, finalist="sample r1-c3", retimes_ms=best,
+        finalists=[
+            FinalistRecord("sample r1-c3", 0.20, best, vs_start=VerdictRecord.from_json(
+                vs_start.as_json()), round_ms=0.232, round_no=1),
+            FinalistRecord(START_LABEL, 0.30, start, beam_search=True, round_ms=0.416,
+                           round_no=1),
+            FinalistRecord(MANUAL_LABEL, 0.42, manual, reference=True)]))
+    text = build_report(run.path).text
+    against = verdict.compare(best, manual)
+    assert against.word == verdict.FASTER
+    assert (f"best schedule 0.200 ms vs the manual schedule 0.420 ms: {against.describe()}"
+            in text), text
+    assert re.search(r"vs the manual schedule 0\.420 ms: \d\.\d\dx faster \[\d\.\d\d, "
+                     r"\d\.\d\d\]$", text, re.M), text
+    assert f"vs beam-32 with the start weights 0.300 ms: {vs_start.describe()}" in text
+    assert "0.200 ms  (0.232 ms timed during round 1)" in text
+    assert "0.300 ms  (0.416 ms timed during round 1)" in text
+    assert verdict.TWO_TIMINGS in text and "as timed during the round" in text
+    rows = finalist_rows(build_report(run.path).best)
+    assert rows[0] == ("sample r1-c3 (best/)", "0.200", "0.232 (round 1)",
+                       vs_start.describe(), "faster")
+    assert rows[2][2:] == ("-", "-", "-")  # the manual schedule: not a sample, no verdict

@@ -89,7 +89,17 @@ def test_the_page_is_self_contained_and_its_numbers_are_the_runs(page):
         assert int(got["cand"]) == len(mine) and int(got["ok"]) == len(ok)
         assert got["best ms"] == f"{min(ok):.3f}"
     final = tables["Final re-timing"]
-    assert final[0][:2] == ["finalist", "median ms"]
+    assert final[0] == ["finalist", "median ms", "ms timed during its round",
+                        "vs start weights' beam search, 95% interval", "verdict"]
+    # every comparison in the one wording (farm.verdict.wording), its word beside it
+    two = r"\d+\.\d\d"
+    for cells in final[1:]:
+        assert cells[3] == "-" or re.fullmatch(
+            rf"{two}x (faster|slower) \[{two}, {two}\]|indistinguishable \({two}x \[{two}, "
+            rf"{two}\]\)", cells[3]), cells
+        assert cells[3] == "-" or cells[3].startswith(cells[4]) or cells[4] in cells[3]
+    assert any(re.fullmatch(r"\d+\.\d{3} \(round \d+\)", c[2]) for c in final[1:]), final
+    assert "timed during the round" in text
     retiming = json.loads((run / "best" / "runtime.json").read_text())
     winner = next(c for c in final[1:] if c[0].endswith("(best/)"))
     assert winner[1] == f"{retiming['runtime_ms']:.3f}"

@@ -71,17 +71,6 @@ def main(args) -> int:
                  target=args.target, devices=tuple(args.devices or ()), address=args.address,
                  compile_timeout_s=args.compile_timeout, run_timeout_s=args.run_timeout,
                  train_steps=args.train_steps, isolation=args.isolation)
-    print(f"\n{s.run_dir}: {s.rounds} rounds, {s.rows} samples ({s.ok} ok), {s.distinct} "
-          f"distinct schedules measured, {s.elapsed_s:.0f} s")
-    if s.stopped:
-        print(f"stopped early: {s.stopped}; rerun the same command to go on")
-    if s.best_ms is not None:
-        print(f"best schedule: {s.best_ms:.3f} ms (median of re-timings), {s.best_schedule}")
-    for p in s.pipelines:
-        print(f"best {p.name}: " + (f"{p.best_ms:.3f} ms (median of re-timings), "
-                                    f"{p.best_schedule}" if p.best_ms is not None else "-"))
-    print(f"final weights: {s.latest_weights}")
-    print(f"best weights:  {s.best_weights}" + (f"\n               ({s.best_weights_reason})"
-                                                if s.best_weights_reason else ""))
-    print(f"use them:      {s.command}")
+    print()
+    print("\n".join(s.lines()))  # farm.finalize.TuneSummary.lines
     return 0
