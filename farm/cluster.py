@@ -72,6 +72,16 @@ class Cluster:
     def local(self) -> bool:
         return self.address is None
 
+    def discover_here(self) -> tuple[list[DeviceInfo], list[str]] | None:
+        """Without an address: the devices discover() will find, found without starting Ray
+        (this machine's, named as the embedded cluster names its one node), so that a
+        command refuses a device it cannot have in a second. None on a cluster."""
+        if not self.local:
+            return None
+        from farm.devices.registry import discover_local
+
+        return discover_local(socket.gethostname().split(".")[0])
+
     def __enter__(self):
         self.connect()
         return self

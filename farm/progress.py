@@ -7,16 +7,22 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from farm.scheduler import Counts
-
 if TYPE_CHECKING:
     import rich.progress
+
+    from farm.scheduler import Counts  # (only named: the report needs no Ray to print)
 
 PLAIN_EVERY_S = 15.0
 
 
 def format_ms(ms: float | None) -> str:
     return "-" if ms is None else f"{ms:.3f} ms"
+
+
+def plural(n: int, noun: str, many: str | None = None) -> str:
+    """`n` and its noun, singular for one: "1 round", "3 rounds", "2 classes"
+    (`many`: the plural when adding "s" is wrong)."""
+    return f"{n} {noun if n == 1 else many or noun + 's'}"
 
 
 def format_duration(seconds: float) -> str:

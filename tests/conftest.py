@@ -29,3 +29,23 @@ def spec_for(baseline, host):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def no_ray(monkeypatch):
+    """Fails the test when Ray starts: for refusals that need no cluster (issue 22), which
+    must come before it (starting Ray takes seconds). Ray left up by an earlier test is shut
+    down first, else a command would use it without calling ray.init."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    started = []
+
+    def init(*args, **kwargs):
+        started.append(args)
+        raise AssertionError("ray.init was called: this refusal came after Ray started")
+
+    monkeypatch.setattr(ray, "init", init)
+    yield
+    assert not started and not ray.is_initialized()
