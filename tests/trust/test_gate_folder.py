@@ -28,9 +28,9 @@ def test_a_lock_file_of_another_user_is_refused_not_waited_on(folder):
     lock = folder / "gate.lock"
     lock.touch()
     os.chown(lock, 65534, 65534)  # another user's lock would block every compile
-    with pytest.raises(GateError, match=r"holds gate.lock, which belongs to uid 65534"):
-        with gate.compiling():
-            pass
+    with pytest.raises(GateError, match=r"holds gate.lock, which belongs to uid 65534"), \
+            gate.compiling():
+        pass
 
 
 def test_a_folder_removed_under_a_running_farm_is_made_again_and_said(folder, capsys):
