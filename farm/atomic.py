@@ -88,12 +88,41 @@ def fsync_dir(directory: str | os.PathLike) -> None:
 def writable_dir(path: str, option: str = "--out") -> Path:
     """`path` as a directory we can write into, created if needed."""
     out = Path(path)
+    _refuse_a_file(out, option)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".farm-write-test"
-        probe.write_text("")
+        probe = temporary_name(out / ".farm-write-test")  # new: a planted link is not used
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
         probe.unlink()
     except OSError as e:
         raise BadInput(f"{option} {path} is not a writable directory ({e.strerror}); "
                        f"choose another {option}") from None
     return out
+
+
+def check_writable_dir(path: str | os.PathLike, option: str = "--out") -> Path:
+    """What writable_dir would refuse, refused without making anything: a command that
+    checks its input before it starts (and may still refuse something) leaves no folder."""
+    out = Path(path)
+    _refuse_a_file(out, option)
+    if out.is_dir():
+        return writable_dir(str(out), option)  # it exists: only probed
+    parent = _nearest_existing(out)
+    if not os.access(parent, os.W_OK | os.X_OK):  # (a read-only file system too)
+        raise BadInput(f"{option} {path} cannot be made: {parent} is not writable; choose "
+                       f"another {option}")
+    return out
+
+
+def _nearest_existing(path: Path) -> Path:
+    """`path` or its nearest ancestor that exists."""
+    return next((p for p in (path, *path.parents) if p.exists()), Path("."))
+
+
+def _refuse_a_file(out: Path, option: str) -> None:
+    """A BadInput when `out`, or a folder it would be made in, is a file."""
+    found = _nearest_existing(out)
+    if found.is_dir():
+        return
+    what = "names a file" if found == out else f"is inside {found}, a file"
+    raise BadInput(f"{option} {out} {what}, not a folder; choose another {option}")

@@ -76,12 +76,12 @@ BUILD_TIMEOUT_S = 900.0  # a variant whose build takes longer is reported as fai
 # Interleaved re-timings per schedule: enough for a true 10% difference on median3x3 to get a
 # "faster"/"slower" verdict in at least 8 of 10 runs of `farm bench` here (PERFORMANCE.md,
 # *Verdicts*; tests/perf/verdicts.py measures it).
-DEFAULT_REPEATS = 10
+DEFAULT_RETIMES = 10
 BASELINE = "beam32 baseline"
 
 
 def run_bench(names: list[str], device_ids: list[str] | None, weights_file: str | None,
-              run_dir: str | None, address: str | None, repeats: int = DEFAULT_REPEATS,
+              run_dir: str | None, address: str | None, retimes: int = DEFAULT_RETIMES,
               progress=print,
               ) -> list[dict]:
     run = Run.load(run_dir) if run_dir else None
@@ -93,8 +93,11 @@ def run_bench(names: list[str], device_ids: list[str] | None, weights_file: str 
         names = [b.name for b in catalog.builtin_benchmarks()]
     benches = [catalog.resolve(n) for n in names]
     tuned = Path(weights_file) if weights_file else (run.best_weights if run else None)
-    if tuned is not None:
-        weights.load(tuned)  # a bad file stops us before any work
+    best = run.best["weights_path"] if run and run.best and any(
+        run.benchmark in (b.ref, b.name) for b in benches) else None  # (as variants())
+    for path in (tuned, best):
+        if path is not None:
+            weights.load(path)  # a bad file stops us before any work (and before Ray)
     parallelism = run.parallelism if run else DEFAULT_PARALLELISM
     rows = []
     with DeviceSession(address) as session:
@@ -112,11 +115,11 @@ def run_bench(names: list[str], device_ids: list[str] | None, weights_file: str 
             pool = session.pool(infos, target)
             for bench in benches:
                 progress(f"{bench.label} on {', '.join(i.id for i in infos)} ...")
-                rows += _bench_one(bench, target, parallelism, tuned, run, pool, repeats)
+                rows += _bench_one(bench, target, parallelism, tuned, run, pool, retimes)
     return rows
 
 
-def _bench_one(bench, target, parallelism, tuned, run, pool, repeats) -> list[dict]:
+def _bench_one(bench, target, parallelism, tuned, run, pool, retimes) -> list[dict]:
     specs = variants(bench, target, parallelism, tuned, run)
     built = pool.build([spec for _, spec in specs], BUILD_TIMEOUT_S)
     binaries = {label: binary for (label, _), (_, binary, _) in zip(specs, built, strict=True)}
@@ -126,7 +129,7 @@ def _bench_one(bench, target, parallelism, tuned, run, pool, repeats) -> list[di
     for handle in list(pool.usable()):
         errors = dict(failed)
         times = pool.retime({k: v for k, v in binaries.items() if k not in failed},
-                            parallelism, TimingConfig(), repeats, device=handle.info.id,
+                            parallelism, TimingConfig(), retimes, device=handle.info.id,
                             errors=errors)
         base = times.get(BASELINE)
         for label, spec in specs:
@@ -167,8 +170,9 @@ def format_table(rows: list[dict]) -> str:
         table.append((bench, device, *("-" if cells.get(v) is None else f"{cells[v]:.3f}"
                                        for v in present), _versus(mine, "beam32 tuned"),
                       _versus(mine, "run best")))
-    return columns(table) + ("\nratios: median of paired interleaved re-timings with a 95% "
-                             "bootstrap interval; < 1 is faster than beam32 baseline")
+    return columns(table) + ("\nagainst beam32 baseline: median of paired interleaved "
+                             "re-timings with a 95% bootstrap interval (README: how ratios "
+                             "read)")
 
 
 def _versus(rows: dict, variant: str) -> str:
@@ -180,8 +184,8 @@ def _versus(rows: dict, variant: str) -> str:
         return "same weights (tuning kept the baseline)"
     if r["vs_baseline"] is None:
         return r["verdict"] or "-"
-    return (f"{r['vs_baseline']:.2f}x [{r['vs_baseline_low']:.2f}, "
-            f"{r['vs_baseline_high']:.2f}] {r['verdict']}")
+    return verdict.wording(r["vs_baseline"], r["vs_baseline_low"], r["vs_baseline_high"],
+                           r["verdict"])
 
 
 def write_results(rows: list[dict], out_dir: Path) -> tuple[Path, Path]:

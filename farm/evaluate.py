@@ -36,7 +36,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from farm import catalog, costmodel, verdict, weights
-from farm.bench import BUILD_TIMEOUT_S, DEFAULT_REPEATS
+from farm.bench import BUILD_TIMEOUT_S, DEFAULT_RETIMES
 from farm.benchmark import Benchmark
 from farm.candidate import BEAM_SEARCH, CandidateSpec
 from farm.devices.base import DeviceInfo
@@ -44,6 +44,7 @@ from farm.devices.session import DeviceSession, check_usable, find
 from farm.errors import BadInput, MissingPrerequisite, RunDirError
 from farm.featurization import schedule_key
 from farm.output import columns, pyplot, save_figure
+from farm.progress import plural
 from farm.rundir import RunDir, class_dirs
 from farm.runrecords import Manifest, PipelineRecord
 from farm.store import TRAIN_COLUMNS
@@ -318,7 +319,7 @@ class Model:
 
     def describe(self) -> str:
         rows = ", ".join(f"{n} {c}" for n, c in self.by_pipeline.items())
-        out = f"{self.name}: trained on {self.trained_on} rows ({rows}"
+        out = f"{self.name}: trained on {plural(self.trained_on, 'row')} ({rows}"
         if self.held_out:
             out += f"; {self.held_out_rows} of {'+'.join(self.held_out)}"
         out += ")"
@@ -349,9 +350,11 @@ def train_one(plan: Plan, name: str, held_out: tuple[str, ...], out: Path, train
                              "are in its training table")
     counts = {v["values"]: v["counts"] for v in pc.value_counts(rows["benchmark"]).to_pylist()}
     by_pipeline = {n: counts[n] for n in plan.names if n in counts}
-    progress(f"training {name}: {rows.num_rows} rows of {_count(len(by_pipeline), 'pipeline')}"
+    progress(f"training {name}: {plural(rows.num_rows, 'row')} of "
+             f"{plural(len(by_pipeline), 'pipeline')}"
              + (f" (without {'+'.join(held_out)})" if held_out else "")
-             + f", {plan.steps} steps at rate {plan.rate:g} from the start weights ...")
+             + f", {plural(plan.steps, 'step')} at rate {plan.rate:g} from the start weights "
+             "...")
     started = time.perf_counter()
     log = out / f"{name}.log"
     out.mkdir(parents=True, exist_ok=True)
@@ -402,10 +405,10 @@ def variants_for(plan: Plan, name: str, models: Mapping[str, Model]) -> list[_Va
 
 
 def time_pipeline(plan: Plan, pipeline: PipelineRecord, models: Mapping[str, Model], pool,
-                  device: str, repeats: int, progress: Callable[[str], None] = print
+                  device: str, retimes: int, progress: Callable[[str], None] = print
                   ) -> list[dict]:
     """Build `pipeline` with beam 32 and each variant's weights (identical weights once),
-    re-time the distinct schedules interleaved `repeats` times on `device`: rows."""
+    re-time the distinct schedules interleaved `retimes` times on `device`: rows."""
     name, bench = pipeline.name, plan.benches[pipeline.name]
     variants = variants_for(plan, name, models)
     first: dict[str, str] = {}  # weights sha256 -> the first variant with them
@@ -437,11 +440,11 @@ def time_pipeline(plan: Plan, pipeline: PipelineRecord, models: Mapping[str, Mod
         else:
             by_key[v.key] = v.label
     timed = {v.label: v.binary for v in building if v.binary is not None and v.same_as is None}
-    progress(f"{name}: built in {time.perf_counter() - started:.0f} s; re-timing {len(timed)} "
-             f"schedules x {repeats}, interleaved, on {device} ...")
+    progress(f"{name}: built in {time.perf_counter() - started:.0f} s; re-timing "
+             f"{plural(len(timed), 'schedule')} x {retimes}, interleaved, on {device} ...")
     started = time.perf_counter()
     errors: dict[str, str] = {}
-    times = pool.retime(timed, plan.manifest.parallelism, TimingConfig(), repeats,
+    times = pool.retime(timed, plan.manifest.parallelism, TimingConfig(), retimes,
                         device=device, errors=errors) if timed else {}
     if timed and not times:
         errors = {label: f"not timed: device {device} is lost" for label in timed}
@@ -507,15 +510,15 @@ class Result:
 
 
 def run_evaluate(plan: Plan, out: Path, device_ids: Sequence[str] | None = None,
-                 address: str | None = None, repeats: int = DEFAULT_REPEATS,
+                 address: str | None = None, retimes: int = DEFAULT_RETIMES,
                  trainer: Trainer | None = None,
                  progress: Callable[[str], None] = print) -> Result:
     """Find the devices (before any work), train the models, then build and re-time each
     pipeline on one device of the run's class (round robin over the devices)."""
     for line in plan.warnings:
         progress(line)
-    if repeats < verdict.MIN_PAIRS:
-        progress(f"warning: --repeats {repeats} is under {verdict.MIN_PAIRS}: no ratio or "
+    if retimes < verdict.MIN_PAIRS:
+        progress(f"warning: --retimes {retimes} is under {verdict.MIN_PAIRS}: no ratio or "
                  "verdict can be computed (they need that many paired re-timings)")
     with DeviceSession(address) as session:
         infos = class_devices(session.devices, device_ids, plan.manifest.device_class,
@@ -526,10 +529,12 @@ def run_evaluate(plan: Plan, out: Path, device_ids: Sequence[str] | None = None,
         for i, pipeline in enumerate(plan.pipelines):
             usable = pool.usable()
             if not usable:
+                if pool.faults:  # the lasting faults' causes and fixes
+                    raise pool.no_device_left()
                 raise MissingPrerequisite("every device was lost while timing; see `farm "
                                           "devices`, fix them and run again")
             device = usable[i % len(usable)].info.id
-            rows += time_pipeline(plan, pipeline, models, pool, device, repeats, progress)
+            rows += time_pipeline(plan, pipeline, models, pool, device, retimes, progress)
             for event in pool.events:
                 progress(f"warning: {event}")
             pool.events.clear()
@@ -559,8 +564,8 @@ def format_table(rows: list[dict]) -> str:
         cells += [_versus(mine.get(v)) for v in present if v != BASELINE]
         table.append(cells)
     return columns(table) + (
-        "\nratios: median of paired interleaved re-timings with a 95% bootstrap interval; "
-        "< 1 is faster than beam-32 with the start weights (baseline)")
+        "\nagainst beam-32 with the start weights (baseline): median of paired interleaved "
+        "re-timings with a 95% bootstrap interval (README: how ratios read)")
 
 
 def _versus(r: dict | None) -> str:
@@ -570,12 +575,8 @@ def _versus(r: dict | None) -> str:
         return r["verdict"]
     if r["vs_baseline"] is None:
         return r["error"] or r["verdict"] or "-"
-    return (f"{r['vs_baseline']:.2f}x [{r['vs_baseline_low']:.2f}, "
-            f"{r['vs_baseline_high']:.2f}] {r['verdict']}")
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")
+    return verdict.wording(r["vs_baseline"], r["vs_baseline_low"], r["vs_baseline_high"],
+                           r["verdict"])
 
 
 def geometric_mean(values: Sequence[float]) -> float | None:
@@ -594,8 +595,9 @@ def summary(rows: list[dict]) -> list[str]:
         words = [r["verdict"] for r in mine]
         mean = geometric_mean(ratios)
         text = f"{variant} / baseline: " + (
-            f"geometric mean {mean:.3f}x over {len(ratios)} of {len(mine)} pipelines"
-            if mean is not None else f"no ratio on any of {_count(len(mine), 'pipeline')}")
+            f"geometric mean {verdict.factor(mean)} over {len(ratios)} of "
+            f"{plural(len(mine), 'pipeline')}"
+            if mean is not None else f"no ratio on any of {plural(len(mine), 'pipeline')}")
         text += (f"; significantly faster on {words.count(verdict.FASTER)}, slower on "
                  f"{words.count(verdict.SLOWER)}, indistinguishable on "
                  f"{words.count(verdict.SAME)}")

@@ -39,9 +39,10 @@ import ray
 from farm import acceptance, build, costmodel, verdict, weights
 from farm.benchmark import Benchmark
 from farm.candidate import BEAM_SEARCH, DEFAULT_PARALLELISM, OK, CandidateSpec, Library
+from farm.deprecation import renamed
 from farm.errors import WeightsError
 from farm.plan import weights_for as plan_weights_for
-from farm.progress import Progress
+from farm.progress import Progress, plural
 from farm.rundir import RunDir
 from farm.runrecords import (
     MANUAL_LABEL,
@@ -129,29 +130,89 @@ class FinalResult:
     best_weights: BestWeightsRecord  # weights/best.json: the weights handed over, and why
 
 
+
+
 @dataclass
 class PipelineSummary:
     name: str
-    best_ms: float | None = None
-    best_schedule: Path | None = None
+    best_ms: float | None = None  # the median of its final re-timings
+    best_schedule_path: Path | None = None  # best/NAME/NAME.schedule.h
+
+    best_schedule = renamed("best_schedule", "best_schedule_path")
 
 
 @dataclass
 class TuneSummary:
+    """What a run ends with (farm.api.tune, `farm autotune`). Paths are named *_path."""
+
     run_dir: Path
     rounds: int
     rows: int
     ok: int
     distinct: int
-    best_ms: float | None = None
-    best_schedule: Path | None = None
-    best_weights: Path | None = None
-    latest_weights: Path | None = None
+    best_ms: float | None = None  # the best schedule's median final re-timing
+    best_schedule_path: Path | None = None
+    best_weights_path: Path | None = None  # the weights handed over (weights/best.weights)
+    latest_weights_path: Path | None = None  # what the next round would plan with
     command: str = ""
     stopped: str = ""  # why the run stopped before --rounds, if it did
     elapsed_s: float = 0.0
     best_weights_reason: str = ""  # why best.weights are the weights they are
     pipelines: list[PipelineSummary] = field(default_factory=list)  # a campaign's
+    # which trained model best.weights are: "final-fresh-long (...)", "the start weights"
+    handed_model: str = ""
+    # the best schedule's timing during its round (a sample's), and that round
+    best_round_ms: float | None = None
+    best_round: int | None = None
+    # beam search with the start weights: its final re-timing, and its timing during a round
+    start_beam_ms: float | None = None
+    start_beam_round_ms: float | None = None
+    start_beam_round: int | None = None
+
+    best_schedule = renamed("best_schedule", "best_schedule_path")
+    best_weights = renamed("best_weights", "best_weights_path")
+    latest_weights = renamed("latest_weights", "latest_weights_path")
+
+    def lines(self) -> list[str]:
+        """What `farm autotune` prints at the end."""
+        out = [f"{self.run_dir}: {plural(self.rounds, 'round')}, "
+               f"{plural(self.rows, 'sample')} ({self.ok} ok), "
+               f"{plural(self.distinct, 'distinct schedule')} measured, {self.elapsed_s:.0f} s"]
+        if self.stopped:
+            out.append(f"stopped early: {self.stopped}; rerun the same command to go on")
+        both = False
+        if self.best_ms is not None:
+            during = _during(self.best_round_ms, self.best_round)
+            both = both or bool(during)
+            out.append(f"best schedule:  {self.best_ms:.3f} ms (median of its final "
+                       f"re-timings{'; ' + during if during else ''}), "
+                       f"{self.best_schedule_path}")
+        during = _during(self.start_beam_round_ms, self.start_beam_round)
+        if self.start_beam_ms is not None and during:
+            both = True
+            out.append(f"start weights' beam search: {self.start_beam_ms:.3f} ms re-timed at "
+                       f"the end; {during}")
+        if both:
+            out.append(f"                ({verdict.TWO_TIMINGS})")
+        for p in self.pipelines:
+            out.append(f"best {p.name}: " + (
+                f"{p.best_ms:.3f} ms (median of its final re-timings), "
+                f"{p.best_schedule_path}" if p.best_ms is not None else "-"))
+        if self.handed_model:
+            out.append(f"handed over:    {self.handed_model}" + (
+                f": {self.best_weights_reason}" if self.best_weights_reason else ""))
+        out += [f"best weights:   {self.best_weights_path}",
+                f"latest weights: {self.latest_weights_path} (what the next round would plan "
+                "with)",
+                f"use them:       {self.command}"]
+        return out
+
+
+def _during(ms: float | None, round_no: int | None) -> str:
+    """A schedule's timing during its round, labelled so: "0.416 ms timed during round 1"."""
+    if ms is None:
+        return ""
+    return f"{ms:.3f} ms timed during " + (f"round {round_no}" if round_no else "its round")
 
 
 @dataclass
@@ -167,6 +228,7 @@ class Finalist:
     reference: bool = False  # timed for comparison only (the manual schedule)
     also: list[str] = field(default_factory=list)  # other labels for the same schedule
     pipeline: str = ""  # its pipeline's name in a campaign
+    round_row: dict | None = None  # the sample row of its timing during a round, if any
 
     vs_start: verdict.Verdict | None = None  # against beam search with the start weights
 
@@ -215,8 +277,8 @@ def finalize(inputs: FinalInputs, pool, trainer, progress: Progress) -> FinalRes
         rows = [r for r in ok if not pipe.scope or r["benchmark"] == pipe.scope]
         finalists = _finalists(inputs, pipe, rows, finals)
         progress.message(f"{pipe.benchmark.label + ': ' if pipe.scope else ''}re-timing "
-                         f"{len(finalists)} finalists, interleaved, up to "
-                         f"{inputs.settings.retimes} times each")
+                         f"{plural(len(finalists), 'finalist')}, interleaved, up to "
+                         f"{plural(inputs.settings.retimes, 'time')} each")
         _retime(finalists, pool, inputs.settings, inputs.artifacts)
         timed = [f for f in finalists if f.median_ms is not None]
         contenders = [f for f in timed if not f.reference]
@@ -249,7 +311,8 @@ def _finalists(inputs: FinalInputs, pipe: FinalPipeline, ok: list[dict],
             keys.add(row["schedule_key"])
             finalists.append(Finalist(f"sample {row['sample_id']}", spec, row,
                                       _file_of(run, row, spec.weights),
-                                      built_as=row["sample_id"], pipeline=pipe.scope))
+                                      built_as=row["sample_id"], pipeline=pipe.scope,
+                                      round_row=row))
     beams = [("start weights", run.weights_path(0), pipe.start_sample),
              ("latest.weights", run.latest_weights, _planned_by(inputs, pipe,
                                                                 run.latest_weights)),
@@ -258,8 +321,11 @@ def _finalists(inputs: FinalInputs, pipe: FinalPipeline, ok: list[dict],
         spec = replace(base, weights=weights.load(path), seed=0, **BEAM_SEARCH)
         twin = next((f for f in finalists if _identity(f.spec) == _identity(spec)), None)
         if twin is None:
+            timed_in = next((r for r in ok if r["sample_id"] == sample), None) if sample \
+                else None
             finalists.append(Finalist(f"beam search with {label}", spec, None, path.name,
-                                      built_as=sample, pipeline=pipe.scope))
+                                      built_as=sample, pipeline=pipe.scope,
+                                      round_row=timed_in))
         else:
             twin.also.append(f"beam search with {label}")
     finalists.append(Finalist(MANUAL_LABEL, build.manual_spec(base), reference=True,
@@ -376,7 +442,9 @@ def _write_best(run: RunDir, winner: Finalist, timed: list[Finalist],
         finalists=[FinalistRecord(label=f.label, median_ms=f.median_ms,
                                   retimes_ms=list(f.retimes_ms), weights=f.weights_file,
                                   beam_search=f.is_beam, reference=f.reference,
-                                  also=list(f.also), vs_start=_verdict(f.vs_start))
+                                  also=list(f.also), vs_start=_verdict(f.vs_start),
+                                  round_ms=f.round_row["runtime_ms"] if f.round_row else None,
+                                  round_no=f.round_row["round"] if f.round_row else None)
                    for f in timed])
     run.publish_best(fresh, record, pipe.scope)
     return record
@@ -433,8 +501,8 @@ def _update_best_weights(run: RunDir, beams: list[Finalist]) -> BestWeightsRecor
         else:
             faster = sum(f.vs_start.word == verdict.FASTER for f in chosen if f.vs_start)
             reason = (f"its beam search is significantly faster than with the start weights "
-                      f"on {faster} of {len(chosen)} pipelines and slower on none "
-                      f"(geometric mean {score(chosen):.2f}x)")
+                      f"on {faster} of {plural(len(chosen), 'pipeline')} and slower on none "
+                      f"(geometric mean {verdict.factor(score(chosen))})")
     else:
         winner = start
         several = len({f.pipeline for f in beams}) > 1
@@ -445,7 +513,7 @@ def _update_best_weights(run: RunDir, beams: list[Finalist]) -> BestWeightsRecor
     record = BestWeightsRecord(
         weights=winner.weights_file, weights_sha256=winner.spec.weights.sha256, reason=reason,
         beam_ms=winner.median_ms,
-        measured=f"beam search re-timed {len(winner.retimes_ms)} times at the end of the "
+        measured=f"beam search re-timed {plural(len(winner.retimes_ms), 'time')} at the end of the "
                  "run, interleaved" + (f" ({winner.pipeline})" if winner.pipeline else ""),
         sample_id=winner.built_as, compared=compared)
     run.write_best_weights(winner.spec.weights, record)
@@ -464,6 +532,10 @@ def summary(inputs: FinalInputs, stopped: str, elapsed_s: float) -> TuneSummary:
             pipe.benchmark.label, best.runtime_ms if best else None,
             run.best_schedule(pipe.benchmark.name, pipe.scope) if best else None))
     handed = run.read_best_weights_record()
+    single = None if len(inputs.pipelines) != 1 or inputs.pipelines[0].scope else \
+        run.read_retiming()
+    winner = single.finalist_labelled(single.finalist) if single else None
+    start = single.finalist_labelled(START_LABEL) if single else None
     best_weights = run.best_weights if run.best_weights.exists() else run.latest_weights
     first = inputs.pipelines[0].benchmark.ref if inputs.pipelines else "BENCH"
     command = ["farm", "run", first, "--weights", str(best_weights)]
@@ -476,11 +548,45 @@ def summary(inputs: FinalInputs, stopped: str, elapsed_s: float) -> TuneSummary:
         run_dir=run.path, rounds=inputs.committed, rows=len(rows), ok=len(ok),
         distinct=len({(r["benchmark"], r["schedule_key"]) for r in ok}),
         best_ms=one.best_ms if one else None,
-        best_schedule=one.best_schedule if one else None,
-        best_weights=best_weights, latest_weights=run.latest_weights,
+        best_schedule_path=one.best_schedule_path if one else None,
+        best_weights_path=best_weights, latest_weights_path=run.latest_weights,
         command=shlex.join(command), stopped=stopped, elapsed_s=elapsed_s,
         best_weights_reason=handed.reason if handed else "",
-        pipelines=pipelines if one is None else [])
+        pipelines=pipelines if one is None else [],
+        handed_model=handed_model(run, handed),
+        best_round_ms=winner.round_ms if winner and winner.round_ms is not None
+        else single.recorded_ms if single else None,
+        best_round=winner.round_no if winner else None,
+        start_beam_ms=start.median_ms if start else None,
+        start_beam_round_ms=start.round_ms if start else None,
+        start_beam_round=start.round_no if start else None)
+
+
+def handed_model(run: RunDir, record: BestWeightsRecord | None) -> str:
+    """Which trained model best.weights are, in words: a final model by its name and recipe
+    ("final-fresh-long, a final model: ..."), the start weights, or the weights the rounds
+    accepted. Without a record (no final re-timing yet): latest.weights, the accepted ones."""
+    if record is None:
+        return "latest.weights, the weights the rounds accepted (no final re-timing chose)"
+    start = run.weights_path(0)
+    if record.weights == start.name or (
+            record.weights_sha256 and start.exists()
+            and weights.load(start).sha256 == record.weights_sha256):
+        return "the start weights"
+    name = Path(record.weights).stem if record.weights else ""
+    setting = next((x for x in FINAL_SETTINGS if x.name == name), None)
+    if setting is not None:
+        origin = "the weights the rounds accepted" if setting.start_from == "current" \
+            else "the start weights"
+        times = setting.steps // costmodel.DEFAULT_STEPS
+        steps = "as many steps as" if times <= 1 else f"{times}x the steps of"
+        return (f"{name}, a final model trained on every round's samples from {origin} "
+                f"({steps} a round's training)")
+    if name == "latest":
+        return "latest.weights, the weights the rounds accepted"
+    if name.startswith("round-"):
+        return f"the weights accepted after round {int(name[6:])}"
+    return record.weights or "(weights of an unnamed file)"
 
 
 def spec_from_row(row: dict, base: CandidateSpec, run: RunDir) -> CandidateSpec | None:

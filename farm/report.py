@@ -14,9 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from farm import verdict
 from farm.candidate import DUPLICATE, OK
 from farm.errors import BadInput, RunDirError
 from farm.output import columns, pyplot, save_figure
+from farm.progress import plural
+from farm.records import cause
 from farm.rundir import RunDir, class_dirs
 from farm.runrecords import (
     MANUAL_LABEL,
@@ -52,7 +55,7 @@ class Report:
     def title(self) -> str:
         m = self.manifest
         if self.pipeline:
-            return f"{self.pipeline} in a campaign of {len(m.pipelines)} pipelines"
+            return f"{self.pipeline} in a campaign of {plural(len(m.pipelines), 'pipeline')}"
         if m.campaign:
             return f"campaign of {', '.join(p.name for p in m.pipelines)}"
         return m.generator
@@ -105,7 +108,7 @@ def build_report(run_dir: str | Path, pipeline: str | None = None) -> Report:
             "wall_s": record.wall_s if record else None,
             "held_out": cands[0].accuracy if cands else None,
             "best_candidate": top.accuracy if top else None,
-            "provisional": None if acc is None or acc.accepted == "current" else acc.accepted,
+            "provisional": acc.accepted if acc is not None and acc.switched else None,
             "beam_check": _beam_check(record),
             "train_rate": trained.train_rate if trained else None,
             "runtimes": ok})
@@ -149,7 +152,8 @@ def _beam_check(record: RoundRecord | None) -> str | None:
     if check is None:
         return None
     ratio = check.verdict.ratio if check.verdict else None
-    return (f"{ratio:.2f} " if ratio else "") + ("passed" if check.passed else "failed")
+    return (f"{verdict.factor(ratio)}, " if ratio else "") + (
+        "passed" if check.passed else "failed")
 
 
 def _num(value, fmt: str) -> str:
@@ -176,18 +180,38 @@ def round_rows(rep: Report) -> list[tuple[str, ...]]:
 
 
 def finalist_rows(best: RetimingRecord) -> list[tuple[str, str, str, str, str]]:
-    """The final re-timing: (finalist, median ms, ratio to the start weights' beam search,
-    its 95% interval, verdict) per finalist; the winner's label ends with " (best/)"."""
+    """The final re-timing: (finalist, median ms of its re-timings, ms timed during its
+    round, against the start weights' beam search with its 95% interval (farm.verdict's
+    wording), the verdict's word) per finalist; the winner's label ends with " (best/)"."""
     out = []
     for f in best.finalists:
         v = f.vs_start
         also = f" (= {', '.join(f.also)})" if f.also else ""
         mark = " (best/)" if f.label == best.finalist else ""
         out.append((f.label + also + mark, _num(f.median_ms, ".3f"),
-                    f"{v.ratio:.2f}x" if v and v.ratio is not None else "-",
-                    f"[{v.low:.2f}, {v.high:.2f}]" if v and v.low is not None else "-",
-                    v.verdict if v and v.verdict else "-"))
+                    _num(f.round_ms, ".3f") + (f" (round {f.round_no})" if f.round_no else ""),
+                    _verdict(v) or "-", v.verdict if v and v.verdict else "-"))
     return out
+
+
+def failure_rows(rows: list[dict]) -> list[tuple[str, str, str]]:
+    """The failed rows grouped by cause (farm.records.cause; derived from the error for rows
+    written before the column): (cause, count, the first one's error in a line), the
+    commonest first."""
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        if row["status"] in (OK, DUPLICATE):
+            continue
+        key = row.get("cause") or cause(row["status"], row.get("error")) or row["status"]
+        groups.setdefault(key, []).append(row)
+    ordered = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    return [(key, str(len(members)), _one_line(members[0].get("error"), 100))
+            for key, members in ordered]
+
+
+def _one_line(text: str | None, limit: int) -> str:
+    line = (text or "").strip().splitlines()[0] if (text or "").strip() else "-"
+    return line if len(line) <= limit else line[:limit - 3] + "..."
 
 
 def _text(rep: Report) -> str:
@@ -196,23 +220,34 @@ def _text(rep: Report) -> str:
              + (f" (device class {m.device_class})" if m.device_class else "")
              + f", batch {m.batch_size}, parallelism {m.parallelism}, run {m.run_id}", ""]
     lines += columns([ROUND_HEADER, *round_rows(rep)], right=True).splitlines()
+    lines.append("best ms, median ms, beam ms: as timed during the round.")
     ok = [row for row in rows if row["status"] == OK]
-    lines += ["", f"{len(rows)} candidates, {len(ok)} measured, "
-              f"{len({(row['benchmark'], row['schedule_key']) for row in ok})} distinct "
-              "schedules",
+    distinct = len({(row["benchmark"], row["schedule_key"]) for row in ok})
+    lines += ["", f"{plural(len(rows), 'candidate')}, {len(ok)} measured, "
+              f"{plural(distinct, 'distinct schedule')}",
               HELD_OUT_LABEL, "best cand.: the same for the best candidate weights trained on "
               "the earlier rounds; provisional: the candidate that beat the current weights "
               "beyond the noise, whose beam search the next round checks; beam check: that "
               "beam search re-timed against the start weights' (ratio; passed: accepted to "
               "plan the following rounds).", TRAIN_RATE_LABEL]
+    failures = failure_rows(rows)
+    if failures:
+        lines += ["", "failed candidates by cause:"]
+        lines += ["  " + line for line in columns([("cause", "count", "the first one's error"),
+                                                   *failures]).splitlines()]
     if rep.best:
-        lines += ["", "final re-timing (median of interleaved re-timings on one device; ratio "
-                  "to beam search with the start weights, 95% interval):"]
+        lines += ["", "final re-timing (median of interleaved re-timings on one device, and "
+                  "as timed during the round; against beam search with the start weights, "
+                  "95% interval):"]
         for f in rep.best.finalists:
             mark = "  <- best/" if f.label == rep.best.finalist else ""
             also = f" (= {', '.join(f.also)})" if f.also else ""
+            during = f"  ({f.round_ms:.3f} ms timed during round {f.round_no})" \
+                if f.round_ms is not None and f.round_no else ""
             lines.append(f"  {f.label + also:<44} {_num(f.median_ms, '.3f'):>8} ms"
-                         f"  {_verdict(f.vs_start)}{mark}")
+                         f"{during}  {_verdict(f.vs_start)}{mark}")
+        if any(f.round_ms is not None for f in rep.best.finalists):
+            lines.append(verdict.TWO_TIMINGS)
         lines += _comparisons(rep.best)
     if rep.handed and rep.handed.reason:
         lines.append(f"best.weights ({rep.handed.weights}): {rep.handed.reason}")
@@ -220,9 +255,10 @@ def _text(rep: Report) -> str:
 
 
 def _verdict(v: VerdictRecord | None) -> str:
+    """A recorded verdict in farm.verdict's one wording ("" without a ratio)."""
     if v is None or v.ratio is None:
         return ""
-    return f"{v.ratio:.2f}x [{v.low:.2f}, {v.high:.2f}] {v.verdict}"
+    return verdict.wording(v.ratio, v.low, v.high, v.verdict)
 
 
 def _comparisons(best: RetimingRecord) -> list[str]:
@@ -236,8 +272,11 @@ def _comparisons(best: RetimingRecord) -> list[str]:
                    f"{start.median_ms:.3f} ms: " + (_verdict(v) if v else "the same"))
     manual = best.finalist_labelled(MANUAL_LABEL)
     if manual and manual.median_ms:
+        # the winner's and the manual schedule's re-timings are paired by re-timing round
+        mine = winner.retimes_ms if winner else best.retimes_ms
+        against = verdict.compare(mine, manual.retimes_ms)
         out.append(f"best schedule {ms:.3f} ms vs the manual schedule "
-                   f"{manual.median_ms:.3f} ms: {manual.median_ms / ms:.2f}x")
+                   f"{manual.median_ms:.3f} ms: {against.describe()}")
     return out
 
 

@@ -20,7 +20,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from farm import atomic
+from farm import atomic, verdict
+from farm.progress import plural
 from farm.report import (
     PIPELINE_HEADER,
     ROUND_HEADER,
@@ -45,8 +46,8 @@ CAPTIONS = {
                         "best candidate trained on the earlier rounds, and the trainer's own "
                         "figure on its training data. 0.5 is chance.",
 }
-FINALIST_HEADER = ("finalist", "median ms", "vs start weights' beam", "95% interval",
-                   "verdict")
+FINALIST_HEADER = ("finalist", "median ms", "ms timed during its round",
+                   "vs start weights' beam search, 95% interval", "verdict")
 
 STYLE = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1b1f24;
@@ -137,7 +138,7 @@ def _run(s: Section, level: int) -> list[str]:
     out = [_live(rep.run, rep),
            f'<p class="meta">target {_e(m.target)}, device class '
            f'{_e(m.device_class or "-")}, batch {m.batch_size}, parallelism {m.parallelism}, '
-           f"run {_e(m.run_id)}, {len(rep.rows)} samples</p>"]
+           f"run {_e(m.run_id)}, {plural(len(rep.rows), 'sample')}</p>"]
     if s.parts:
         out += [f"<{h}>Pipelines</{h}>",
                 _table(PIPELINE_HEADER, pipeline_rows(rep.run, m, rep.rows)),
@@ -158,7 +159,8 @@ def _rounds(rep: Report, h: str) -> list[str]:
             "1.2x slower than the other) that the weights which planned it order right, on "
             "schedules they were not trained on; provisional: a candidate that beat them, "
             "checked by its beam search next round (beam check: its ratio to the start "
-            "weights' beam search).</p>"]
+            "weights' beam search). best ms, median ms, beam ms: as timed during the "
+            "round.</p>"]
 
 
 def _handed(rep: Report) -> list[str]:
@@ -175,9 +177,10 @@ def _results(s: Section, level: int, handed: bool = True) -> list[str]:
         out += [f"<{h}>Final re-timing</{h}>",
                 _table(FINALIST_HEADER, rows, best=lambda r: r[0].endswith(" (best/)"),
                        verdict_column=4),
-                '<p class="note">Medians of interleaved re-timings on one device; each ratio '
-                "is to beam search with the start weights, with a 95% bootstrap interval: "
-                "faster or slower only when the interval says so.</p>",
+                '<p class="note">Medians of interleaved re-timings on one device; each '
+                "is against beam search with the start weights, with a 95% bootstrap "
+                "interval: faster or slower only when the interval says so (README: how "
+                f"ratios read). {_e(verdict.TWO_TIMINGS)}</p>",
                 *(_handed(rep) if handed else [])]
     elif rep.rows:
         out.append('<p class="note">No final re-timing yet: it comes at the end of the '

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TextIO
 
 from farm import atomic
-from farm.errors import RunDirError
+from farm.errors import BadInput, RunDirError
 from farm.runrecords import (
     MANIFEST_VERSION,
     BestWeightsRecord,
@@ -52,11 +52,25 @@ from farm.store import SampleStore
 from farm.weights import Weights
 from farm.weights import write as write_weights
 
-__all__ = ["MANIFEST_VERSION", "Manifest", "RunDir", "class_dir", "class_dirs",
-           "invocation_record", "new_run_id", "now_iso", "write_json"]
+__all__ = ["MANIFEST_VERSION", "RESUME_MAY_CHANGE", "Manifest", "RunDir", "class_dir",
+           "class_dirs", "invocation_record", "is_run", "new_run_id", "now_iso",
+           "refuse_a_run", "resume_may_change", "write_json"]
 
 
 LOCK_WAIT_S = 2.0  # how long taking a run's lock waits out a reader's look at it (holder())
+
+# What a resumed run may change: the settings of `farm autotune` that its manifest does not
+# fix (Manifest.FIXED). The resume refusal (RunDir.check_resumable) lists them, and README.md
+# quotes the same list in "Resuming with a setting ...": change both together
+# (tests/test_autotune.py checks that they match).
+RESUME_MAY_CHANGE = ("--rounds", "--budget", "--train-steps", "--compile-timeout",
+                     "--run-timeout", "--isolation", "the devices", "a campaign's BENCHes")
+
+
+def resume_may_change() -> str:
+    """RESUME_MAY_CHANGE as the refusal and the README say it: "A, B and C"."""
+    *most, last = RESUME_MAY_CHANGE
+    return f"{', '.join(most)} and {last}"
 
 
 def _take(lock: TextIO, mode: int, wait_s: float) -> bool:
@@ -329,6 +343,7 @@ class RunDir:
     def check_resumable(self, wanted: Manifest) -> Manifest | None:
         """The run's manifest (None for a new run) if `wanted` may start or resume it; a
         RunDirError saying why not. Reads only: a refused command leaves no trace."""
+        self.check_out()
         existing = self.read_manifest()
         if existing is None:
             if self.samples.committed_rounds():
@@ -340,9 +355,22 @@ class RunDir:
             if old != new:
                 raise RunDirError(
                     f"{self.path} holds a run with {key} {_short(old)}, not {_short(new)}; "
-                    "resume it with the same settings (only --rounds and --budget may "
+                    f"resume it with the same settings (only {resume_may_change()} may "
                     "change) or use a new --out")
         return existing
+
+    def check_out(self) -> None:
+        """Refuse, making nothing, an --out that cannot hold a run: a file, a folder that
+        cannot be made or written, another command's output (Parquet files at its top, no
+        manifest.json: `farm bench`'s, `farm evaluate`'s)."""
+        atomic.check_writable_dir(self.path)
+        if not self.path.is_dir() or is_run(self.path):
+            return
+        other = sorted(p.name for p in self.path.glob("*.parquet"))
+        if other:
+            raise RunDirError(f"--out {self.path} holds {', '.join(other[:3])} and no "
+                              "manifest.json: another command's output, not a `farm "
+                              "autotune` run; choose another --out")
 
     def begin(self, wanted: Manifest, invocation: dict) -> Manifest:
         """Start a new run, or resume one whose fixed settings match `wanted`."""
@@ -350,6 +378,20 @@ class RunDir:
         manifest.invocations.append(invocation)
         self.write_manifest(manifest)
         return manifest
+
+
+def is_run(path: str | os.PathLike) -> bool:
+    """Whether `path` is a `farm autotune` run directory (of one device class, or a folder
+    of runs per class)."""
+    return RunDir(path).manifest_path.exists() or bool(class_dirs(path))
+
+
+def refuse_a_run(out: str | os.PathLike, command: str) -> None:
+    """A BadInput when `farm COMMAND --out OUT` would write its output into a run
+    directory."""
+    if is_run(out):
+        raise BadInput(f"--out {out} is a `farm autotune` run directory; give `farm "
+                       f"{command}` a folder of its own with --out")
 
 
 def class_dir(root: Path, device_class: str) -> Path:

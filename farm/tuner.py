@@ -38,12 +38,13 @@ from farm.builder import Builder, HalideBuilder
 from farm.candidate import BEAM_SEARCH, DEFAULT_PARALLELISM, DUPLICATE, OK, TRANSIENT, CandidateSpec
 from farm.cluster import Cluster
 from farm.devices.base import DeviceInfo
+from farm.devices.host import check_here
 from farm.devices.session import choose
-from farm.errors import BadInput, Interrupted, RunDirError, WeightsError
+from farm.errors import BadInput, Interrupted, LastingFault, RunDirError, WeightsError
 from farm.finalize import FinalInputs, FinalPipeline, TuneSummary, finalize, summary
 from farm.plan import CampaignPlan, RoundPlan, SeenSchedules, scoped_key
 from farm.pool import DevicePool
-from farm.progress import Progress, format_duration, format_ms
+from farm.progress import Progress, format_duration, format_ms, plural
 from farm.records import outcome_row, sample_id
 from farm.rundir import RunDir, class_dir, class_dirs, invocation_record, new_run_id, now_iso
 from farm.runrecords import (
@@ -99,6 +100,7 @@ def autotune(run_dir: str | os.PathLike, settings: TuneSettings, address: str | 
     of several classes the run directory holds one run per class (classes/CLASS/); each
     class's result is printed, and the first class's summary returned."""
     progress = progress or Progress()
+    here = Cluster(address).discover_here() if cluster is None else None
     cluster = cluster or Cluster(address)
     builder = builder or HalideBuilder()
     trainer = trainer or HalideTrainer()
@@ -108,14 +110,17 @@ def autotune(run_dir: str | os.PathLike, settings: TuneSettings, address: str | 
         options["opener"] = opener
     if not settings.benchmarks:
         raise BadInput("name at least one benchmark")
+    # Refused before Ray starts (seconds) whatever needs no cluster: --out, the settings
+    # against the run's, and without an address the devices (this machine's).
+    chosen = choose(here[0], settings.device_ids, settings.target) if here is not None else []
+    _validate(root, settings, progress, trainer, _by_class(chosen))
+    check_here(chosen)
     try:
         with cluster:
             if pool is not None:
                 return _tune_class(root, settings, progress, trainer, cluster, pool)
             devices = choose(cluster.discover()[0], settings.device_ids, settings.target)
-            by_class: dict[str, list[DeviceInfo]] = {}
-            for d in devices:
-                by_class.setdefault(str(d.device_class), []).append(d)
+            by_class = _by_class(devices)
             if len(by_class) == 1 and not class_dirs(root):
                 [only] = by_class.values()
                 one = DevicePool.on_cluster(only, settings.target, builder, cluster, **options)
@@ -123,16 +128,9 @@ def autotune(run_dir: str | os.PathLike, settings: TuneSettings, address: str | 
                     return _tune_class(root, settings, progress, trainer, cluster, one)
                 finally:
                     one.shutdown()
-            if RunDir(root).manifest_path.exists():
-                raise RunDirError(
-                    f"{root} holds the run of one device class, and the devices are of "
-                    f"{len(by_class)} ({'; '.join(sorted(by_class))}): continue it on its "
-                    "class's devices (--device), or tune several classes in a new --out")
+            _validate(root, settings, progress, trainer, by_class)  # every class, before writes
             progress.message(f"{len(by_class)} device classes, one model each, tuned at "
                              f"once into {root}/classes/: {', '.join(sorted(by_class))}")
-            for name, members in sorted(by_class.items()):  # every class, before any writes
-                _Tuning(RunDir(class_dir(root, name)), settings, progress, trainer).validate(
-                    members)
             pools = {name: DevicePool.on_cluster(members, settings.target, builder, cluster,
                                                  **options)
                      for name, members in sorted(by_class.items())}
@@ -150,8 +148,9 @@ def autotune(run_dir: str | os.PathLike, settings: TuneSettings, address: str | 
                 for p in pools.values():
                     p.shutdown()
             for name, r in results.items():
-                progress.message(f"[{name}] {r.rounds} rounds, {r.rows} samples ({r.ok} ok) in "
-                                 f"{r.run_dir}; best weights {r.best_weights}"
+                progress.message(f"[{name}] {plural(r.rounds, 'round')}, "
+                                 f"{plural(r.rows, 'sample')} ({r.ok} ok) in "
+                                 f"{r.run_dir}; best weights {r.best_weights_path}"
                                  + (f" ({r.best_weights_reason})" if r.best_weights_reason
                                     else ""))
             return results[sorted(results)[0]]
@@ -159,6 +158,33 @@ def autotune(run_dir: str | os.PathLike, settings: TuneSettings, address: str | 
         raise Interrupted(
             f"interrupted; the committed rounds are kept in {root}. Rerun the same command "
             "to resume") from None
+
+
+def _by_class(devices: list[DeviceInfo]) -> dict[str, list[DeviceInfo]]:
+    by_class: dict[str, list[DeviceInfo]] = {}
+    for d in devices:
+        by_class.setdefault(str(d.device_class), []).append(d)
+    return by_class
+
+
+def _validate(root: Path, settings: TuneSettings, progress: Progress, trainer: Trainer,
+              by_class: dict[str, list[DeviceInfo]]) -> None:
+    """Refuse, before anything is written, what this invocation cannot do to the run in
+    `root` (_Tuning.validate; with devices of several classes, to each class's run).
+    `by_class`: the devices by class, or none when they are not known yet (before Ray
+    starts, with an address)."""
+    RunDir(root).check_out()
+    if len(by_class) <= 1 and not class_dirs(root):
+        devices = next(iter(by_class.values()), [])
+        _Tuning(RunDir(root), settings, progress, trainer).validate(devices)
+        return
+    if RunDir(root).manifest_path.exists():
+        raise RunDirError(
+            f"{root} holds the run of one device class, and the devices are of "
+            f"{len(by_class)} ({'; '.join(sorted(by_class))}): continue it on its "
+            "class's devices (--device), or tune several classes in a new --out")
+    for name, members in sorted(by_class.items()):
+        _Tuning(RunDir(class_dir(root, name)), settings, progress, trainer).validate(members)
 
 
 def _tune_class(path: Path, settings: TuneSettings, progress: Progress, trainer: Trainer,
@@ -236,17 +262,24 @@ class _Tuning:
         if done:
             self._finish_round(done)  # what a crash after its commit left undone
         if done >= s.rounds and all(run.retiming_path(t.scope).exists() for t in self.tracks):
-            self.progress.message(f"{run.path} already holds {done} rounds (--rounds "
+            self.progress.message(f"{run.path} already holds {plural(done, 'round')} (--rounds "
                                   f"{s.rounds}); raise --rounds to tune longer")
             return self._summary("")
         stopped = ""
         self.manifest.invocations[-1]["devices"] = [_device_record(d) for d in devices]
         run.write_manifest(self.manifest)
+        if done >= s.rounds:  # only the end of the run is left
+            rounds = (f"{'all ' if done > 1 else ''}{plural(done, 'round')} done; finishing "
+                      "(the final re-timing)")
+        else:
+            rounds = (f"round {s.rounds} of {s.rounds}" if done + 1 == s.rounds else
+                      f"rounds {done + 1}..{s.rounds} of {s.rounds}") + (
+                f", {plural(s.batch_size, 'candidate')} per "
+                f"{'pipeline and ' if self.manifest.campaign else ''}round")
         self.progress.message(
             f"{', '.join(t.name for t in self.tracks)} on {', '.join(d.id for d in devices)} "
-            f"(device class {self.manifest.device_class}): rounds {done + 1}..{s.rounds} of "
-            f"{s.batch_size} candidates{' per pipeline' if self.manifest.campaign else ''}, "
-            f"each device holding {pool.depth}, run {self.manifest.run_id}")
+            f"(device class {self.manifest.device_class}): {rounds}, each device holding "
+            f"{pool.depth}, run {self.manifest.run_id}")
         self.seen = shared(self.seen)  # compile tasks on every node claim in it
         scheduler = RoundScheduler(pool, threads=s.parallelism, timing=s.timing,
                                    compile_timeout_s=s.compile_timeout_s,
@@ -255,7 +288,7 @@ class _Tuning:
             if round_no > done + 1 and s.budget_s is not None and \
                     self._elapsed() >= s.budget_s:  # after a round of this invocation
                 stopped = (f"the --budget of {format_duration(s.budget_s)} is spent "
-                           f"after {self.committed} rounds")
+                           f"after {plural(self.committed, 'round')}")
                 break
             if round_no > done + 1:  # phones come and go between rounds
                 found = [d for d in choose(cluster.discover()[0], s.device_ids,
@@ -403,10 +436,17 @@ class _Tuning:
                       scope=t.scope) for t in self.tracks])
         total = len(self.tracks) * s.batch_size
         self.progress.round_started(round_no, s.rounds, total)
-        outcomes = scheduler.run(plan, best_ms={i: t.best_ms for i, t in enumerate(self.tracks)},
-                                 seen=self.seen,
-                                 keep_below_ms={i: t.keep_below()
-                                                for i, t in enumerate(self.tracks)})
+        try:
+            outcomes = scheduler.run(plan, best_ms={i: t.best_ms
+                                                    for i, t in enumerate(self.tracks)},
+                                     seen=self.seen,
+                                     keep_below_ms={i: t.keep_below()
+                                                    for i, t in enumerate(self.tracks)})
+        except LastingFault as e:  # nothing of this round is written
+            raise LastingFault(
+                f"{e}. Round {round_no} was not committed ("
+                f"{plural(self.committed, 'round is', 'rounds are')}, in {run.path}): fix "
+                "it and rerun the same command to resume", e.exit_code, e.cause) from None
         # each pipeline's outcomes and rows, by its own candidate index
         mine: list[list] = [[] for _ in self.tracks]
         for o in sorted(outcomes, key=lambda o: o.index):
@@ -767,7 +807,7 @@ def _round_line(round_no: int, rounds: int, rec: RoundRecord, distinct: int) -> 
 
 
 def _fmt_ratio(ratio: float | None) -> str:
-    return "-" if ratio is None else f"{ratio:.2f}x"
+    return verdict.factor(ratio)  # "-" for none
 
 
 def _device_record(d: DeviceInfo) -> dict:

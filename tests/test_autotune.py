@@ -2,15 +2,17 @@
 
 import json
 import textwrap
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from clitools import assert_user_error, farm
+from clitools import assert_user_error, farm, farm_here
 
 from farm import catalog, targets, weights
-from farm.candidate import CandidateSpec
+from farm.candidate import DEFAULT_PARALLELISM, CandidateSpec
 from farm.finalize import spec_from_row
-from farm.rundir import RunDir
+from farm.rundir import RESUME_MAY_CHANGE, RunDir, now_iso, resume_may_change
+from farm.runrecords import Manifest
 from farm.store import SampleStore
 from farm.tuner import TuneSettings
 
@@ -150,6 +152,35 @@ def test_resume_refuses_mixed_settings(tmp_path):
         "parallelism": 32, "start_weights_sha256": "w", "created_at": "then"}))
     assert_user_error(farm("autotune", "sobel", "--out", run, "--batch-size", "8"),
                       str(run), "generator")
+
+
+def test_a_changed_setting_on_resume_is_refused_before_ray_starts(tmp_path, capsys, no_ray,
+                                                                  baseline):
+    """The run's manifest against the new settings, read before Ray starts; the refusal
+    lists what may change, from the list the README quotes."""
+    run = tmp_path / "run"
+    run.mkdir()
+    bench, host = catalog.resolve("median3x3"), targets.resolve("host")
+    RunDir(run).write_manifest(Manifest(
+        run_id="abcd1234", benchmark=bench.ref, generator=bench.label,
+        benchmark_sha256=bench.sha256, target=host.compile, schedule_target=host.schedule,
+        batch_size=8, parallelism=DEFAULT_PARALLELISM, start_weights_sha256=baseline.sha256,
+        created_at=now_iso()))
+    before = (run / "manifest.json").read_bytes()
+    assert_user_error(farm_here(capsys, "autotune", "median3x3", "--out", run, "--batch-size",
+                                "4"),
+                      f"farm autotune: error: {run} holds a run with batch_size 8, not 4; "
+                      f"resume it with the same settings (only {resume_may_change()} may "
+                      "change) or use a new --out")
+    assert sorted(p.name for p in run.iterdir()) == ["manifest.json"]
+    assert (run / "manifest.json").read_bytes() == before
+
+
+def test_the_readme_says_what_may_change_on_resume_as_the_refusal_does():
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    text = " ".join(readme.replace("`", "").split())
+    assert f"only {resume_may_change()} may change." in text
+    assert "--train-steps" in RESUME_MAY_CHANGE and "--batch-size" not in RESUME_MAY_CHANGE
 
 
 def test_sample_files_are_parquet_with_the_design_columns(tmp_path):

@@ -58,6 +58,14 @@ def test_run_prints_auto_and_manual_and_writes_the_schedule(tmp_path):
     assert "autoscheduled:" in proc.stdout and "manual:" in proc.stdout
     assert "ms" in proc.stdout
     assert "Func output" in (tmp_path / "dilate3x3.schedule.h").read_text()
+    # the two are re-timed, interleaved, and compared with an interval (farm.verdict)
+    ratio = r"\d+\.\d\dx"
+    interval = r"\[\d+\.\d\d, \d+\.\d\d\]"
+    assert re.search(
+        r"^  re-timed 5 times each, interleaved: \d+\.\d{3} vs \d+\.\d{3} ms \(medians\); "
+        rf"(autoscheduled is {ratio} (faster|slower) {interval} than the manual schedule|"
+        rf"autoscheduled and the manual schedule are indistinguishable \({ratio} {interval}\))$",
+        proc.stdout, re.M), proc.stdout
 
 
 def test_run_user_errors(tmp_path, capsys):
@@ -173,6 +181,20 @@ def test_run_takes_one_device_and_says_so_when_given_two(capsys):
     assert len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("argv", [["bench"], ["evaluate", "some-run"]])
+def test_retimes_is_the_word_for_re_timings_and_repeats_its_old_spelling(argv):
+    assert _parse(*argv, "--retimes", "7").retimes == 7
+    assert _parse(*argv, "--repeats", "3").retimes == 3  # one argument, two spellings
+    text = " ".join(build_parser()._subparsers._group_actions[0].choices[argv[0]]
+                    .format_help().split())
+    assert "--retimes N, --repeats N" in text and "--repeats is its old name" in text
+
+
+def test_run_retimes_its_two_schedules_five_times_by_default():
+    assert _parse("run", "median3x3").retimes == 5
+    assert _parse("run", "median3x3", "--retimes", "9").retimes == 9
+
+
 WRITERS = {  # every command that writes files, with what else it needs
     "run": ["run", "median3x3"],
     "autotune": ["autotune", "median3x3"],
@@ -279,3 +301,55 @@ def test_a_ray_failure_is_one_line_but_a_bug_in_a_ray_task_keeps_its_traceback(
     with pytest.raises(ray.exceptions.RayTaskError) as raised:
         main(["benchmarks"])
     assert isinstance(raised.value, ValueError)
+
+
+# refused before Ray starts (issue 22): what needs no cluster takes no seconds to refuse ----
+
+BEFORE_RAY = {"autotune": ["autotune", "median3x3"], "run": ["run", "median3x3"],
+              "bench": ["bench", "median3x3"]}
+
+
+@pytest.mark.parametrize("command", list(BEFORE_RAY))
+def test_out_naming_a_file_is_refused_before_ray_starts(command, tmp_path, capsys, no_ray):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    assert_user_error(farm_here(capsys, *BEFORE_RAY[command], "--out", notes),
+                      f"farm {command}: error: --out {notes} names a file, not a folder; "
+                      "choose another --out")
+    assert_user_error(farm_here(capsys, *BEFORE_RAY[command], "--out", notes / "run"),
+                      f"--out {notes / 'run'} is inside {notes}, a file, not a folder")
+    assert notes.read_text() == "mine"
+
+
+@pytest.mark.parametrize("command", list(BEFORE_RAY))
+def test_an_unknown_device_is_refused_before_ray_starts(command, tmp_path, capsys, no_ray):
+    out = tmp_path / "out"
+    assert_user_error(farm_here(capsys, *BEFORE_RAY[command], "--device", "phone7@nowhere",
+                                "--out", out),
+                      f"farm {command}: error: unknown device 'phone7@nowhere'; known devices: ",
+                      "(see `farm devices`)")
+    assert not out.exists() or command != "autotune"  # autotune makes no run directory
+
+
+def test_autotune_refuses_another_commands_output_before_ray_starts(tmp_path, capsys,
+                                                                     no_ray):
+    """`farm evaluate`'s or `farm bench`'s --out is no run to resume."""
+    out = tmp_path / "evaluated"
+    out.mkdir()
+    (out / "evaluate.parquet").write_bytes(b"")
+    assert_user_error(farm_here(capsys, "autotune", "median3x3", "--out", out),
+                      f"--out {out} holds evaluate.parquet and no manifest.json",
+                      "choose another --out")
+    assert sorted(p.name for p in out.iterdir()) == ["evaluate.parquet"]
+
+
+def test_bad_weights_and_bench_specs_are_refused_before_ray_starts(tmp_path, capsys, no_ray):
+    bad = tmp_path / "bad.weights"
+    bad.write_bytes(b"not weights")
+    for command in BEFORE_RAY:
+        out = ["--out", tmp_path / command]
+        assert_user_error(farm_here(capsys, *BEFORE_RAY[command], "--weights", bad, *out),
+                          str(bad))
+        assert_user_error(farm_here(capsys, command, "median9x9", *out), "median9x9")
+        assert_user_error(farm_here(capsys, command, "median3x3:radius=x", *out),
+                          "median3x3")

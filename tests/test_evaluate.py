@@ -177,7 +177,7 @@ def test_the_recipe_is_finalize_final_fresh_long_and_the_cli_says_its_defaults()
     assert fresh.start_from == "start"
     assert (fresh.steps, fresh.rate) == (evaluate.TRAIN_STEPS, evaluate.TRAIN_RATE)
     assert command.DEFAULT_TRAIN_STEPS == evaluate.TRAIN_STEPS
-    assert command.DEFAULT_REPEATS == bench.DEFAULT_REPEATS
+    assert command.DEFAULT_RETIMES == bench.DEFAULT_RETIMES
 
 
 # refused before any work ----------------------------------------------------------------
@@ -213,6 +213,21 @@ def test_user_errors_are_one_line(three, tmp_path, capsys):
     assert_user_error(farm_here(capsys, "evaluate", run, "--train-steps", "0"),
                       "--train-steps")
     assert not (run / "evaluate").exists()
+
+
+def test_out_and_devices_are_refused_before_ray_starts(three, tmp_path, capsys, no_ray,
+                                                       monkeypatch):
+    """--out a file or a run directory, a device this machine does not have: refused with
+    no model trained and Ray never started."""
+    monkeypatch.setattr(evaluate, "train_models", lambda *a, **k: pytest.fail("trained"))
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    assert_user_error(farm_here(capsys, "evaluate", three.path, "--out", notes),
+                      f"--out {notes} names a file, not a folder")
+    assert_user_error(farm_here(capsys, "evaluate", three.path, "--out", three.path),
+                      f"--out {three.path} is a `farm autotune` run directory")
+    assert_user_error(farm_here(capsys, "evaluate", three.path, "--device", "phone7@nowhere"),
+                      "unknown device 'phone7@nowhere'")
 
 
 def test_a_changed_generator_is_refused(tmp_path, capsys):
@@ -381,10 +396,11 @@ def test_table_summary_and_plot(three, tmp_path):
     assert "conv3x3a32" in text.splitlines()[2] and "leave-one-out / baseline" in text
     lines = evaluate.summary(rows)
     loo = next(ln for ln in lines if ln.startswith("leave-one-out"))
-    assert "geometric mean 0.944x over 3 of 3 pipelines" in loo  # (1.0 * 1.2 * 0.7) ** (1/3)
+    # (1.0 * 1.2 * 0.7) ** (1/3) = 0.944 of the baseline's time: 1/0.944 = 1.06 times faster
+    assert "geometric mean 1.06x faster over 3 of 3 pipelines" in loo
     assert "faster on 1, slower on 1, indistinguishable on 1" in loo
     assert next(ln for ln in lines if ln.startswith("pooled")).startswith(
-        "pooled / baseline: geometric mean 0.900x")
+        "pooled / baseline: geometric mean 1.11x faster")
     table, png = evaluate.write_results(rows, tmp_path / "out")
     assert pq.read_table(table).num_rows == 9 and png.stat().st_size > 1000
 

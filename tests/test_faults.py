@@ -239,7 +239,7 @@ def _foreign_folder(path: Path) -> Path:
 
 
 @pytest.mark.parametrize("command", ["autotune", "run"])
-def test_a_foreign_gate_folder_stops_autotune_and_run_in_seconds_with_one_line(
+def test_a_foreign_gate_folder_refuses_autotune_and_run_in_seconds_with_one_line(
         command, tmp_path):
     gate = _foreign_folder(tmp_path / "gate")
     out = tmp_path / "out"
@@ -250,10 +250,9 @@ def test_a_foreign_gate_folder_stops_autotune_and_run_in_seconds_with_one_line(
     took = time.monotonic() - start
     assert_user_error(proc, f"compile gate's folder {gate}", "FARM_GATE_DIR")
     assert "Traceback" not in proc.stdout + proc.stderr and "ActorDiedError" not in proc.stderr
-    assert took < 60, took  # Ray's start and one candidate, not rounds of failures
-    if command == "autotune":
-        assert not list((out / "samples").glob("*.parquet"))  # no row committed
-        assert "Round 1 was not committed" in proc.stderr
+    assert took < 10, took  # refused before Ray starts (a lasting fault met later in a
+    # run stops it too: the slow tests below, and the doubles above)
+    assert not list(out.glob("samples/*.parquet"))  # no row committed
 
 
 def test_the_ndk_removed_from_a_phones_node_is_a_lasting_fault_of_the_build(

@@ -120,6 +120,23 @@ def test_the_end_of_a_run_retimes_finalists_and_hands_over_weights(farm_of, tmp_
     assert (handed != start) == bool(faster), record.reason
 
 
+def test_the_final_retiming_keeps_each_samples_timing_during_its_round(farm_of, tmp_path):
+    """A finalist that is a sample (or re-times one: the start weights' beam search) keeps
+    its round's figure beside its re-timing; the summary shows both, labelled."""
+    run = tmp_path / "run"
+    summary, _ = farm_of(run, rounds=1)
+    rows = {r["sample_id"]: r for r in _rows(run)}
+    retiming = RunDir(run).read_retiming()
+    samples = [f for f in retiming.finalists if f.label.startswith("sample ")]
+    assert samples and all(f.round_ms == rows[f.label.split()[1]]["runtime_ms"]
+                           and f.round_no == 1 for f in samples)
+    manual = retiming.finalist_labelled("manual schedule")
+    assert manual.round_ms is None and manual.round_no is None
+    text = "\n".join(summary.lines())
+    assert "timed during round 1" in text and summary.handed_model, text
+    assert f"latest weights: {RunDir(run).latest_weights} (what the next round" in text
+
+
 def test_a_replayed_run_serves_its_recorded_samples(farm_of, tmp_path):
     """ReplayBuilder/ReplayDevice: each candidate is one of a recorded run's samples, with
     its featurization and its recorded runtimes."""
@@ -424,6 +441,22 @@ def test_a_weights_file_emptied_by_a_reboot_is_decided_again(farm_of, tmp_path):
     _, trainer = farm_of(run, rounds=2)
     assert trainer.decided[0] == 2
     _check_whole(run, 2)
+
+
+def test_the_rounds_header_says_what_is_left(farm_of, tmp_path, capsys):
+    """Rounds to go, counted with their nouns; none left (a crash in the final re-timing):
+    it says so, never "rounds 2..1"."""
+    run = tmp_path / "run"
+    farm_of(run, rounds=1)
+    out = capsys.readouterr().out
+    assert "): round 1 of 1, 8 candidates per round, each device holding" in out, out
+    RunDir(run).retiming_path().unlink()  # as if the final re-timing had not finished
+    farm_of(run, rounds=1)
+    out = capsys.readouterr().out
+    assert "): 1 round done; finishing (the final re-timing), each device holding" in out, out
+    assert ".." not in out.split("each device holding")[0]
+    farm_of(run, rounds=3)
+    assert "): rounds 2..3 of 3, 8 candidates per round, each" in capsys.readouterr().out
 
 
 def test_a_refused_resume_leaves_the_run_as_it_was(farm_of, tmp_path):

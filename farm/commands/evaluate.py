@@ -5,7 +5,7 @@ from __future__ import annotations
 from farm.commands import options
 
 DEFAULT_TRAIN_STEPS = 128  # farm.evaluate.TRAIN_STEPS (a test keeps them equal)
-DEFAULT_REPEATS = 10  # farm.bench.DEFAULT_REPEATS (a test keeps them equal)
+DEFAULT_RETIMES = 10  # farm.bench.DEFAULT_RETIMES (a test keeps them equal)
 
 
 def add_parser(sub) -> None:
@@ -43,9 +43,9 @@ def add_parser(sub) -> None:
                    "model `farm autotune` trains at the end of a run, so the pooled model is "
                    "what the campaign's own final training gives; each step is one step per "
                    "pipeline)")
-    p.add_argument("--repeats", type=options.positive_int, metavar="N",
-                   help=f"interleaved re-timings per schedule (default {DEFAULT_REPEATS}, as "
-                   "`farm bench`; under 5 gives no ratio or verdict)")
+    options.add_retimes(p, default=None, help="interleaved re-timings per schedule "
+                        f"(default {DEFAULT_RETIMES}, as `farm bench`; under 5 gives no ratio "
+                        "or verdict)")
     options.add_devices(p, help="devices to time on, of the run's device class (default: "
                         "every usable one of its class); each pipeline is timed on one")
     options.add_out(p, "DIR", help="where the models (weights/), the Parquet rows and the "
@@ -58,15 +58,18 @@ def main(args) -> int:
 
     from farm import evaluate
     from farm.atomic import writable_dir
+    from farm.rundir import refuse_a_run
 
     plan = evaluate.prepare(args.run_dir, args.together, args.weights_for, args.train_steps)
+    if args.out:
+        refuse_a_run(args.out, "evaluate")  # its weights/ would mix with the run's
     out = writable_dir(args.out or str(Path(args.run_dir) / "evaluate"))
     groups = ", ".join(g.name for g in plan.groups)
     print(f"{len(plan.pipelines)} pipelines in {len(plan.groups)} groups left out in turn: "
           f"{groups}; device class {plan.manifest.device_class or '(not recorded)'}",
           flush=True)
     result = evaluate.run_evaluate(plan, out, args.devices, args.address,
-                                   repeats=args.repeats or DEFAULT_REPEATS,
+                                   retimes=args.retimes or DEFAULT_RETIMES,
                                    progress=lambda text: print(text, flush=True))
     print()
     print(evaluate.format_table(result.rows))

@@ -103,5 +103,12 @@ def _tail(out: str, err: str, limit: int = 4000) -> str:
     return text[-limit:]
 
 
+def check_here(infos: list[DeviceInfo]) -> None:
+    """Before Ray starts: what this machine's host devices need that Ray cannot fix, the
+    compile gate's private folder (a GateError naming it and the fix)."""
+    if any(i.kind == HOST for i in infos):
+        gate.gate_dir()
+
+
 def local_host_device(isolation: str = "pause") -> HostDevice:
     return HostDevice(host_info(), isolation)

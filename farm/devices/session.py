@@ -41,8 +41,11 @@ class DeviceSession:
         """A device pool over `infos` (farm.pool), compiling on the whole cluster (Android
         candidates on the phones' own nodes, whose NDK links them)."""
         from farm.builder import HalideBuilder
+        from farm.devices.host import check_here
         from farm.pool import DevicePool
 
+        if self._here:
+            check_here(infos)  # refused in a second, not after Ray's start
         self.cluster.connect()  # (once: it returns when Ray is up)
         pool = DevicePool.on_cluster(infos, target, builder or HalideBuilder(), self.cluster,
                                      **options)
