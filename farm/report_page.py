@@ -137,7 +137,8 @@ def _run(s: Section, level: int) -> list[str]:
     m = rep.manifest
     out = [_live(rep.run, rep),
            f'<p class="meta">target {_e(m.target)}, device class '
-           f'{_e(m.device_class or "-")}, batch {m.batch_size}, parallelism {m.parallelism}, '
+           f'{_e(m.device_class or "-")}, batch {_e(m.batch_size)}, parallelism '
+           f'{_e(m.parallelism)}, '
            f"run {_e(m.run_id)}, {plural(len(rep.rows), 'sample')}</p>"]
     if s.parts:
         out += [f"<{h}>Pipelines</{h}>",
