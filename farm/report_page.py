@@ -223,5 +223,5 @@ def _table(header, rows, best=None, verdict_column: int | None = None) -> str:
             + "".join(lines) + "</tbody></table></div>")
 
 
-def _e(text: str) -> str:
+def _e(text: object) -> str:
     return html.escape(str(text))
