@@ -13,6 +13,7 @@ import _thread
 import logging
 import os
 import socket
+import subprocess
 import sys
 import threading
 from dataclasses import dataclass
@@ -110,6 +111,13 @@ class Cluster:
         if address.startswith("ray://"):
             return  # a Ray Client's gcs_address is the cluster's inside view: not probed
         gcs = ray.get_runtime_context().gcs_address
+        if not requires_token(gcs) and not os.environ.get(ALLOW_OPEN):
+            ray.shutdown()
+            raise BadInput(
+                f"--address {address}: that Ray cluster does not require a token, so anyone "
+                "who reaches it runs code as you; restart its head and nodes with "
+                f"RAY_AUTH_MODE=token (README: Clusters), or set {ALLOW_OPEN}=1 on a "
+                "network only you reach")
         _heads.append(gcs)
         self._unwatch = threading.Event()
         threading.Thread(target=_watch_head, args=(gcs, self._unwatch), daemon=True,
@@ -201,6 +209,34 @@ def _watch_head(gcs: str, unwatch: threading.Event) -> None:
             return
         print(f"farm: error: {why}", file=sys.stderr, flush=True)  # still stuck in Ray
         os._exit(1)
+
+
+ALLOW_OPEN = "FARM_ALLOW_OPEN_CLUSTER"  # joins a cluster without token authentication
+# Asks the cluster's GCS for its session name as a client without a token would: Ray reads
+# its authentication mode when a process starts, so the question is asked by a new one.
+_UNAUTHENTICATED_ASK = """
+import sys
+from ray._raylet import GcsClient
+try:
+    GcsClient(address=sys.argv[1]).internal_kv_get(b"session_name", b"session", timeout=10)
+except Exception as e:
+    print(type(e).__name__)
+else:
+    print("answered")
+"""
+
+
+def requires_token(gcs: str) -> bool:
+    """Whether the cluster whose GCS is at `gcs` refuses a client without its token."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")}
+    env["RAY_AUTH_MODE"] = "disabled"
+    try:
+        out = subprocess.run([sys.executable, "-c", _UNAUTHENTICATED_ASK, gcs], env=env,
+                             capture_output=True, text=True, timeout=60).stdout.strip()
+    except subprocess.TimeoutExpired:
+        return True  # no answer to the question: not an open door either
+    return out.splitlines()[-1:] != ["answered"]
 
 
 def probe(address: str) -> None:

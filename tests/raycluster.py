@@ -29,13 +29,14 @@ class LocalCluster:
     """A head and `workers` more nodes, each a `ray start --block` process group."""
 
     def __init__(self, workers: int = 1, cpus: int = 1, head_labels: str = "",
-                 node_env: list[dict] | None = None):
+                 node_env: list[dict] | None = None, token: bool = True):
         """`node_env`: more environment for each node, the head's first (e.g. a cache
-        directory of its own, as a node of a real cluster has)."""
+        directory of its own, as a node of a real cluster has). `token`: the cluster
+        requires one (else it accepts any client)."""
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.procs = []
-        self.env = dict(os.environ, **auth_env())
+        self.env = dict(os.environ, **(auth_env() if token else {"RAY_AUTH_MODE": "disabled"}))
         self.tmp = tempfile.mkdtemp(prefix="farm-ray-")
         ray = str(Path(sys.executable).with_name("ray"))
         head = [ray, "start", "--head", "--block", f"--port={self.port}",

@@ -1,0 +1,35 @@
+"""The farm joins only a Ray cluster that requires a token: one that accepts any client runs
+anybody's code as whoever started it."""
+
+import pytest
+from clitools import assert_user_error, farm
+from raycluster import LocalCluster, auth_env
+
+
+@pytest.fixture(scope="module")
+def open_cluster():
+    c = LocalCluster(workers=0, cpus=1, token=False)
+    yield c
+    c.stop()
+
+
+def test_an_open_cluster_is_refused_with_the_fix(open_cluster):
+    proc = farm("devices", "--address", open_cluster.address, timeout=120,
+                env={"RAY_AUTH_MODE": "disabled"})
+    assert_user_error(proc, open_cluster.address, "does not require a token",
+                      "RAY_AUTH_MODE=token")
+
+
+def test_an_open_cluster_is_joined_when_the_user_says_so(open_cluster):
+    proc = farm("devices", "--address", open_cluster.address, timeout=120,
+                env={"RAY_AUTH_MODE": "disabled", "FARM_ALLOW_OPEN_CLUSTER": "1"}, check=0)
+    assert "cpu@" in proc.stdout
+
+
+@pytest.mark.slow  # a second cluster: tests/test_cluster.py joins token clusters throughout
+def test_a_cluster_that_requires_a_token_is_joined():
+    c = LocalCluster(workers=0, cpus=1)
+    try:
+        farm("devices", "--address", c.address, env=auth_env(), timeout=120, check=0)
+    finally:
+        c.stop()
