@@ -10,16 +10,47 @@ RunDir methods (farm.rundir), which own the paths. The JSON keys on disk are the
 field names; `to_json()` and `from_json()` convert. Records outlive the farm that wrote
 them, so `from_json` accepts files of earlier releases (a field they lack takes its
 default) and of later ones (a key this farm does not know is kept in `extra` and written
-back by `to_json`).
+back by `to_json`). Whoever wrote the file, `from_json` checks what it knows (each record's
+CHECKS, farm.record_checks): a field of the wrong type, out of range or a name that could
+not be one is a RecordError naming the field, never a value the farm goes on with.
 
-This module holds data only (no I/O, no farm imports), so every reader can import it.
+This module holds data only (no I/O; of the farm, only farm.record_checks), so every reader
+can import it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, ClassVar, TypeVar
+
+from farm.record_checks import (
+    COUNT,
+    COUNTS,
+    FILE_NAME,
+    LABEL,
+    LABELS,
+    MS,
+    NAME,
+    NAMES,
+    PERCENT,
+    PIPELINE_FIGURES,
+    POSITIVE,
+    RATIO,
+    RELATIVE_PATH,
+    ROUND,
+    SECONDS,
+    SEED,
+    SHARE,
+    TEXT,
+    TIMES_MS,
+    TOKEN,
+    Check,
+    RecordError,
+    check,
+    hints,
+    shown,
+)
 
 MANIFEST_VERSION = 1
 # Finalist labels in the re-timing record that readers look for
@@ -29,10 +60,6 @@ MANUAL_LABEL = "manual schedule"  # the benchmark's own schedule, timed for refe
 R = TypeVar("R", bound="_Record")
 
 
-class RecordError(ValueError):
-    """A JSON value that is not the record it should be (RunDir names the file)."""
-
-
 class _Record:
     """to_json/from_json for a record dataclass with an `extra` field (unknown keys)."""
 
@@ -40,6 +67,8 @@ class _Record:
     NESTED: ClassVar[Mapping[str, Callable[[Any], Any]]] = {}
     # fields left out of the JSON when None: keys that files have only when they apply
     OMIT_IF_NONE: ClassVar[tuple[str, ...]] = ()
+    # field name -> what its value means beyond its type (farm.record_checks)
+    CHECKS: ClassVar[Mapping[str, Check]] = {}
 
     def to_json(self) -> dict:
         out = dict(self.extra)  # type: ignore[attr-defined]
@@ -55,24 +84,30 @@ class _Record:
 
     @classmethod
     def from_json(cls: type[R], data: Any) -> R:
+        """The record `data` holds, each known field checked (its type, then CHECKS); a
+        RecordError naming the first field that fails."""
         if not isinstance(data, Mapping):
-            raise RecordError(f"a {cls.__name__} is a JSON object, not {type(data).__name__}")
-        known = {f.name for f in fields(cls) if f.name != "extra"}  # type: ignore[arg-type]
+            raise RecordError(f"is {shown(data)}, not a JSON object")
+        types = hints(cls)
+        every = [f for f in fields(cls) if f.name != "extra"]  # type: ignore[arg-type]
+        known = {f.name for f in every}
         values, extra = {}, {}
         for key, value in data.items():
             if key not in known:
                 extra[key] = value
-            elif value is not None and key in cls.NESTED:
+                continue
+            if value is not None and key in cls.NESTED:
                 try:
-                    values[key] = cls.NESTED[key](value)
-                except (TypeError, AttributeError) as e:  # e.g. a list where a dict belongs
-                    raise RecordError(f"{cls.__name__}.{key} is malformed ({e})") from None
-            else:
-                values[key] = value
-        try:
-            return cls(**values, extra=extra)  # type: ignore[call-arg]
-        except TypeError as e:  # a required field is missing
-            raise RecordError(f"not a {cls.__name__}: {e}") from None
+                    value = cls.NESTED[key](value)
+                except RecordError as e:
+                    raise e.under(key) from None
+            check(key, value, types[key], cls.CHECKS.get(key))
+            values[key] = value
+        missing = [f.name for f in every if f.name not in values
+                   and f.default is MISSING and f.default_factory is MISSING]
+        if missing:
+            raise RecordError("is missing", missing[0])
+        return cls(**values, extra=extra)  # type: ignore[call-arg]
 
 
 def _to_json(value):
@@ -86,7 +121,28 @@ def _to_json(value):
 
 
 def _list_of(cls: type[R]) -> Callable[[Any], list[R]]:
-    return lambda values: [cls.from_json(v) for v in values]
+    def convert(values: Any) -> list[R]:
+        if not isinstance(values, list):
+            raise RecordError(f"is {shown(values)}, not a list")
+        return [_item(cls, f"[{i}]", v) for i, v in enumerate(values)]
+
+    return convert
+
+
+def _dict_of(cls: type[R]) -> Callable[[Any], dict[str, R]]:
+    def convert(values: Any) -> dict[str, R]:
+        if not isinstance(values, Mapping):
+            raise RecordError(f"is {shown(values)}, not a JSON object")
+        return {k: _item(cls, f"[{shown(k)}]", v) for k, v in values.items()}
+
+    return convert
+
+
+def _item(cls: type[R], where: str, value: Any) -> R:
+    try:
+        return cls.from_json(value)
+    except RecordError as e:
+        raise e.under(where) from None
 
 
 @dataclass
@@ -100,6 +156,8 @@ class PipelineRecord(_Record):
     pipeline_id: int | None = None  # from its featurization, once a round has built it
     first_round: int = 1  # the round it joined the run in
     extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
+
+    CHECKS: ClassVar = {"name": NAME, "ref": LABEL, "sha256": TEXT, "first_round": ROUND}
 
 
 @dataclass
@@ -133,6 +191,10 @@ class Manifest(_Record):
                                         "batch_size", "parallelism", "start_weights_sha256",
                                         "campaign")
     NESTED: ClassVar = {"pipelines": _list_of(PipelineRecord)}
+    CHECKS: ClassVar = {"run_id": TOKEN, "benchmark": LABEL, "generator": NAME,
+                        "benchmark_sha256": TEXT, "target": LABEL, "schedule_target": LABEL,
+                        "batch_size": POSITIVE, "parallelism": POSITIVE,
+                        "start_weights_sha256": TEXT, "device_class": TEXT, "version": POSITIVE}
 
     def pipeline(self, name: str) -> PipelineRecord | None:
         return next((p for p in self.all_pipelines() if p.name == name), None)
@@ -157,6 +219,9 @@ class VerdictRecord(_Record):
     verdict: str = ""
     extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
 
+    CHECKS: ClassVar = {"ratio": RATIO, "low": RATIO, "high": RATIO, "pairs": COUNT,
+                        "verdict": TEXT}
+
     @property
     def word(self) -> str:
         """The verdict's word, under the name farm.verdict.Verdict gives it."""
@@ -174,9 +239,9 @@ class BeamCheck(_Record):
     extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
 
     NESTED: ClassVar = {"verdict": VerdictRecord.from_json,
-                        "pipelines": lambda d: {k: VerdictRecord.from_json(v)
-                                                for k, v in d.items()}}
+                        "pipelines": _dict_of(VerdictRecord)}
     OMIT_IF_NONE: ClassVar = ("pipelines",)
+    CHECKS: ClassVar = {"pipelines": NAMES}
 
 
 @dataclass(frozen=True)
@@ -195,6 +260,9 @@ class JudgedRecord(_Record):
     note: str = ""
     extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
 
+    CHECKS: ClassVar = {"name": LABEL, "weights_sha256": TEXT, "accuracy": SHARE,
+                        "train_rate": SHARE, "train_s": SECONDS, "trained_on": COUNT}
+
 
 @dataclass(frozen=True)
 class AcceptanceRecord(_Record):
@@ -210,6 +278,7 @@ class AcceptanceRecord(_Record):
     extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
 
     NESTED: ClassVar = {"candidates": _list_of(JudgedRecord)}
+    CHECKS: ClassVar = {"accepted": LABEL, "weights_sha256": TEXT, "pairs": COUNT}
     KEPT: ClassVar[str] = "current"  # `accepted` when no candidate beat the current weights
 
     @property
@@ -267,6 +336,12 @@ class RoundRecord(_Record):
     NESTED: ClassVar = {"beam_check": BeamCheck.from_json,
                         "acceptance": AcceptanceRecord.from_json}
     OMIT_IF_NONE: ClassVar = ("beam_check", "acceptance", "pipelines", "steps", "resumed")
+    CHECKS: ClassVar = {"round": ROUND, "candidates": COUNT, "weights_sha256": TEXT,
+                        "statuses": COUNTS, "autoschedule_s": SECONDS, "precheck_s": SECONDS,
+                        "codegen_s": SECONDS, "link_s": SECONDS, "timing_s": SECONDS,
+                        "distinct_ok": COUNT, "beam_ms": MS, "best_ms": MS,
+                        "best_so_far_ms": MS, "retrain_s": SECONDS, "wall_s": SECONDS,
+                        "pipelines": PIPELINE_FIGURES, "steps": LABELS}
 
 
 @dataclass(frozen=True)
@@ -279,12 +354,17 @@ class ComparedBeam(_Record):
     extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
 
     NESTED: ClassVar = {"vs_start": VerdictRecord.from_json}
+    CHECKS: ClassVar = {"weights": FILE_NAME, "median_ms": MS}
 
 
-def _compared(data: Mapping) -> dict[str, ComparedBeam]:
+def _compared(data: Any) -> dict[str, ComparedBeam]:
     # the first release wrote {weights file: median ms}
-    return {label: ComparedBeam(weights=label, median_ms=value)
-            if isinstance(value, (int, float)) else ComparedBeam.from_json(value)
+    if not isinstance(data, Mapping):
+        raise RecordError(f"is {shown(data)}, not a JSON object")
+    return {label: _item(ComparedBeam, f"[{shown(label)}]",
+                         {"weights": label, "median_ms": value}
+                         if isinstance(value, (int, float)) and not isinstance(value, bool)
+                         else value)
             for label, value in data.items()}
 
 
@@ -302,6 +382,8 @@ class BestWeightsRecord(_Record):
     extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
 
     NESTED: ClassVar = {"compared": _compared}
+    CHECKS: ClassVar = {"weights": FILE_NAME, "weights_sha256": TEXT, "beam_ms": MS,
+                        "sample_id": TEXT, "compared": LABELS}
 
 
 @dataclass(frozen=True)
@@ -324,6 +406,8 @@ class FinalistRecord(_Record):
 
     NESTED: ClassVar = {"vs_start": VerdictRecord.from_json}
     OMIT_IF_NONE: ClassVar = ("round_ms", "round_no")
+    CHECKS: ClassVar = {"label": LABEL, "median_ms": MS, "retimes_ms": TIMES_MS,
+                        "weights": FILE_NAME, "also": LABELS, "round_ms": MS, "round_no": ROUND}
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -353,6 +437,12 @@ class RetimingRecord(_Record):
     extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
 
     NESTED: ClassVar = {"finalists": _list_of(FinalistRecord)}
+    CHECKS: ClassVar = {"benchmark": NAME, "runtime_ms": MS, "finalist": LABEL,
+                        "retimes_ms": TIMES_MS, "weights": FILE_NAME,
+                        "weights_file": RELATIVE_PATH, "recorded_ms": MS, "seed": SEED,
+                        "beam_size": POSITIVE, "random_dropout": PERCENT,
+                        "parallelism": COUNT, "target": TEXT, "library": FILE_NAME,
+                        "link_with": FILE_NAME}
 
     def finalist_labelled(self, label: str) -> FinalistRecord | None:
         return next((f for f in self.finalists if label in f.labels), None)
