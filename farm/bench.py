@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from farm import build, catalog, verdict, weights
+from farm.benchmark import Benchmark
 from farm.candidate import BEAM_SEARCH, DEFAULT_PARALLELISM, OK, CandidateSpec
 from farm.devices.session import DeviceSession, check_usable, default_target, find
 from farm.errors import BadInput, RunDirError
@@ -35,13 +36,18 @@ SCHEMA = pa.schema([("benchmark", pa.string()), ("device_id", pa.string()),
 
 @dataclass(frozen=True)
 class Run:
-    """What `--run RUN_DIR` contributes: its benchmark, target, tuned weights, best schedule."""
+    """What `--run RUN_DIR` contributes: its benchmark, target, tuned weights, best schedule.
+    Its benchmark runs only as catalog.recorded allows: a built-in, or the generator the
+    user names again (checked against `sha256`, what the run recorded)."""
 
     benchmark: str
     target: str
     parallelism: int
     best_weights: Path
     best: dict | None
+    sha256: str = ""
+    campaign: bool = False
+    manifest_path: Path | None = None
 
     @classmethod
     def load(cls, path: str | Path) -> Run:
@@ -54,7 +60,25 @@ class Run:
         # `best` keeps the record's JSON keys, plus where the weights that planned it are
         best = None if record is None else {
             **record.to_json(), "weights_path": str(run.retiming_weights(record))}
-        return cls(m.benchmark, m.target, m.parallelism, best_weights, best)
+        return cls(m.benchmark, m.target, m.parallelism, best_weights, best,
+                   m.benchmark_sha256, m.campaign, run.manifest_path)
+
+    def benchmark_for(self, name: str | None) -> Benchmark:
+        """The benchmark to bench: the run's own when `name` is None (a user's generator
+        only by catalog.recorded's rules), else `name`, the user's; when that is the run's
+        generator by path, checked against the run's sha256 before any of its code runs."""
+        if name is None:
+            run = self.manifest_path.parent if self.manifest_path else "RUN_DIR"
+            if self.campaign:
+                raise BadInput(f"--run {run} is a campaign: name the benchmarks to bench "
+                               f"(its pipelines: `farm report {run}`)")
+            return catalog.recorded(self.benchmark, self.sha256, (), str(self.manifest_path),
+                                    f"farm bench {{ref}} --run {run}")
+        if not self.campaign:
+            path = catalog.generator_path(self.benchmark)
+            if path is not None and catalog.names_path(name, path):
+                return catalog.resolve(name, self.sha256 or None)
+        return catalog.resolve(name)
 
 
 def variants(bench, target, parallelism, tuned: Path | None, run: Run | None):
@@ -85,13 +109,14 @@ def run_bench(names: list[str], device_ids: list[str] | None, weights_file: str 
               progress=print,
               ) -> list[dict]:
     run = Run.load(run_dir) if run_dir else None
-    if not names:
-        if run is None:
-            raise BadInput("name benchmarks (or `all`), or give --run RUN_DIR")
-        names = [run.benchmark]
+    if not names and run is None:
+        raise BadInput("name benchmarks (or `all`), or give --run RUN_DIR")
     if names == ["all"]:
         names = [b.name for b in catalog.builtin_benchmarks()]
-    benches = [catalog.resolve(n) for n in names]
+    if run is None:
+        benches = [catalog.resolve(n) for n in names]
+    else:  # a run directory is data: its benchmark runs only as catalog.recorded allows
+        benches = [run.benchmark_for(n) for n in names] if names else [run.benchmark_for(None)]
     tuned = Path(weights_file) if weights_file else (run.best_weights if run else None)
     best = run.best["weights_path"] if run and run.best and any(
         run.benchmark in (b.ref, b.name) for b in benches) else None  # (as variants())

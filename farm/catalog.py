@@ -24,18 +24,28 @@ Left behind: hidden files and folders, bytecode, what the farm writes (`*.schedu
 directories, virtualenvs). At most 50 MB in all: a bigger folder is refused (move the
 generator and the files it needs into a folder of their own). Built-in benchmarks carry
 nothing: benchmarks/ is installed on every node.
+
+A run directory is data, never code (README: a run directory is data). What it records
+about its generators (a manifest's BENCH, its sha256) is resolved by `recorded`: a built-in
+always (it is installed with the farm); a user's generator only when the user names its
+path again on the command line, and only when its files still hash to what the run
+recorded, checked before any of its code runs (imported, compiled or executed). The copy of
+a generator kept in the run directory (generator.py, generators/NAME/) never runs by
+itself: its sha256 sits in the same run directory, so whoever wrote one could write the
+other.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from farm import gengen, pygen
 from farm.benchmark import CPP, EXECUTABLE, FORMS, Benchmark, Files, Params
-from farm.errors import BenchmarkError
+from farm.errors import BenchmarkError, RunDirError
 
 # Built-in pipelines that are near twins: a model trained on one has as good as seen the
 # other, so `farm evaluate` leaves them out together. conv3x3a16 and conv3x3a32 are one
@@ -67,10 +77,23 @@ def builtin_benchmarks() -> tuple[Benchmark, ...]:
     return tuple(sorted(found, key=lambda b: b.name))
 
 
-def resolve(ref: str) -> Benchmark:
-    """A benchmark by any of the names in the module docstring."""
+class SourceChanged(BenchmarkError):
+    """A generator's files hash to another sha256 than a run recorded: found before any of
+    its code ran. `path`: the generator's file or folder."""
+
+    def __init__(self, path: str, recorded: str, found: str):
+        super().__init__(f"{path} changed since the run tuned it (sha256 {recorded[:12]} "
+                         f"then, {found[:12]} now); restore the generator the run tuned, or "
+                         "tune the changed one in a new run")
+        self.path = path
+
+
+def resolve(ref: str, sha256: str | None = None) -> Benchmark:
+    """A benchmark by any of the names in the module docstring. With `sha256` (what a run
+    recorded), one whose source and carried files hash otherwise is refused (SourceChanged)
+    before any of its code runs: read, hashed, then loaded."""
     ref, params = split_params(ref)
-    bench = _resolve(ref)
+    bench = _resolve(ref, sha256)
     if not params:
         return bench
     if bench.kind in (CPP, EXECUTABLE):
@@ -82,23 +105,75 @@ def resolve(ref: str) -> Benchmark:
     return replace(bench, params=tuple(sorted(canonical.items())))
 
 
-def _resolve(ref: str) -> Benchmark:
+def recorded(ref: str, sha256: str, named: Sequence[str], where: str, again: str
+             ) -> Benchmark:
+    """The benchmark a run directory records as `ref` (its files' `sha256`; "" when it
+    recorded none), resolved only when its code may run (see the module docstring): a
+    built-in, or a user's generator whose path one of `named` (the BENCHes the user gave on
+    the command line) names too. Otherwise a RunDirError, before anything is read: `where`
+    names the record, `again` the command line that names the generator, with `{path}` for
+    its path or `{ref}` for the whole BENCH."""
+    path = generator_path(ref)
+    if path is not None and not any(names_path(arg, path) for arg in named):
+        raise RunDirError(f"{where} names the generator {path}, and the farm runs no code a "
+                          "run directory names: if you trust that file, name it: "
+                          + again.replace("{path}", str(path)).replace("{ref}", ref))
+    return resolve(ref, sha256 or None)
+
+
+def generator_path(ref: str) -> Path | None:
+    """The file or folder of the generator BENCH `ref` names; None for a built-in. Reads
+    no file."""
+    head, _ = split_params(ref)
+    if any(b.name == head for b in builtin_benchmarks()):
+        return None
+    return _path_and_name(head)[0]
+
+
+def names_path(arg: str, path: Path) -> bool:
+    """Whether the BENCH `arg` names the generator at `path` (the same file or folder)."""
+    try:
+        mine = generator_path(arg)
+    except BenchmarkError:
+        return False
+    if mine is None:
+        return False
+    try:
+        return os.path.samefile(mine, path)
+    except OSError:  # one of them is not there
+        return False
+
+
+def _path_and_name(ref: str) -> tuple[Path, str]:
+    """`path/to/file.py:name` -> (its path, the generator's name; "" when not given)."""
+    path, name = Path(ref), ""
+    if not path.exists() and ":" in ref:
+        file, _, name = ref.rpartition(":")
+        path = Path(file)
+    return path, name
+
+
+def _check_sha(bench: Benchmark, sha256: str | None) -> Benchmark:
+    """`bench` when `sha256` is None or its own; SourceChanged otherwise."""
+    if sha256 is not None and bench.sha256 != sha256:
+        raise SourceChanged(bench.path, sha256, bench.sha256)
+    return bench
+
+
+def _resolve(ref: str, sha256: str | None = None) -> Benchmark:
     builtin = next((b for b in builtin_benchmarks() if b.name == ref), None)
     if builtin is not None:
         if Path(ref).exists():
             raise BenchmarkError(f"{ref!r} is a built-in benchmark and a path here: write "
                                  f"./{ref} for the path, or run elsewhere for the built-in")
-        return builtin
-    path, name = Path(ref), ""
-    if not path.exists() and ":" in ref:
-        file, _, name = ref.rpartition(":")
-        path = Path(file)
+        return _check_sha(builtin, sha256)
+    path, name = _path_and_name(ref)
     if path.suffix == ".py":
-        return _python_benchmark(path, name, ref)
+        return _python_benchmark(path, name, ref, sha256)
     if path.is_dir() or path.suffix in _CPP_UNITS:
-        return _cpp_benchmark(path, name, ref)
+        return _cpp_benchmark(path, name, ref, sha256)
     if path.is_file() and os.access(path, os.X_OK):
-        return _executable_benchmark(path, name)
+        return _executable_benchmark(path, name, sha256)
     if path.exists():
         raise BenchmarkError(f"{path} is not a generator: give {FORMS}")
     if path.suffix or "/" in ref:
@@ -127,7 +202,7 @@ def split_params(ref: str) -> tuple[str, Params]:
     return head, tuple(params)
 
 
-def _python_benchmark(path: Path, name: str, ref: str) -> Benchmark:
+def _python_benchmark(path: Path, name: str, ref: str, sha256: str | None) -> Benchmark:
     if not name:
         raise BenchmarkError(f"{ref!r} names no generator; write path/to/file.py:generator_name")
     try:
@@ -138,6 +213,7 @@ def _python_benchmark(path: Path, name: str, ref: str) -> Benchmark:
         raise BenchmarkError(f"cannot read generator file {path}: {e}") from None
     where = path.resolve()
     files = _carried_files(where.parent, skip=where.name, cpp=False)
+    _check_sha(Benchmark(name, str(where), source, False, files=files), sha256)  # before it runs
     classes = pygen.generator_classes(source, str(where), files)
     if name not in classes:
         have = ", ".join(sorted(classes)) or "none"
@@ -147,7 +223,7 @@ def _python_benchmark(path: Path, name: str, ref: str) -> Benchmark:
     return Benchmark(name, str(where), source, False, pygen.describe(classes[name]), files)
 
 
-def _cpp_benchmark(path: Path, name: str, ref: str) -> Benchmark:
+def _cpp_benchmark(path: Path, name: str, ref: str, sha256: str | None) -> Benchmark:
     if not path.exists():
         raise BenchmarkError(f"C++ generator {path} does not exist (from {ref!r})")
     where = path.resolve()
@@ -164,10 +240,10 @@ def _cpp_benchmark(path: Path, name: str, ref: str) -> Benchmark:
         units = (where.name,)
     bench = Benchmark("", str(where), "", False, _leading_comment(files, units[0]), files,
                       kind=CPP, units=units)
-    return _named(bench, name)
+    return _named(_check_sha(bench, sha256), name)  # checked before it is built
 
 
-def _executable_benchmark(path: Path, name: str) -> Benchmark:
+def _executable_benchmark(path: Path, name: str, sha256: str | None) -> Benchmark:
     where = path.resolve()
     size = where.stat().st_size
     if size > MAX_FOLDER_BYTES:
@@ -182,7 +258,7 @@ def _executable_benchmark(path: Path, name: str) -> Benchmark:
                              "it must be readable to travel to the nodes") from None
     bench = Benchmark("", str(where), "", False, f"generator executable {where.name}",
                       ((where.name, data),), kind=EXECUTABLE, units=(where.name,))
-    return _named(bench, name)
+    return _named(_check_sha(bench, sha256), name)  # checked before it runs
 
 
 def _named(bench: Benchmark, name: str) -> Benchmark:
