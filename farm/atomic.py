@@ -6,13 +6,20 @@ target, and the directory is fsynced so the rename itself survives a power cut. 
 anything fails before the rename, the temporary file is removed and the target is as it
 was; a full disk is a DiskFull error that says so. Weights files (farm.weights), the
 run's JSON records (farm.rundir) and Parquet round files (farm.store) all go through here.
+
+No write here follows a symlink planted where it writes: the temporary file is new
+(O_EXCL) and the rename replaces a link at the target instead of writing through it.
+`real_dir` refuses a folder of a run directory or of the cache that is a link, which
+would take what is written into it elsewhere.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import secrets
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -40,12 +47,26 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     write_bytes(path, text.encode())
 
 
+def replace_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Replace `path` with `data` atomically, not durably: for what is written again when
+    lost (a cache, a log, a copy of a benchmark's files). Like every write here it makes a
+    new file and renames it, so a symlink planted at `path` is replaced, never written
+    through."""
+
+    def fill(tmp: Path) -> None:
+        with open(tmp, "xb") as f:  # O_EXCL: a link planted at the temporary name is refused
+            f.write(data)
+
+    _write(Path(path), fill, synced=True, durable=False)
+
+
 def write_with(path: str | os.PathLike, fill: Callable[[Path], None]) -> None:
     """Replace `path` with the file that `fill(tmp)` writes (and closes) at a temporary path."""
     _write(Path(path), fill, synced=False)
 
 
-def _write(path: Path, fill: Callable[[Path], None], synced: bool) -> None:
+def _write(path: Path, fill: Callable[[Path], None], synced: bool,
+           durable: bool = True) -> None:
     tmp = temporary_name(path)
     try:
         fill(tmp)
@@ -59,7 +80,8 @@ def _write(path: Path, fill: Callable[[Path], None], synced: bool) -> None:
                            f"{path.name}: free some there and rerun the same command (what "
                            "was written before is intact)") from None
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
 def out_of_space(e: BaseException) -> bool:
@@ -71,6 +93,41 @@ def out_of_space(e: BaseException) -> bool:
 def _fsync_file(path: Path) -> None:
     with open(path, "rb") as f:
         os.fsync(f.fileno())
+
+
+def fsync_tree(folder: str | os.PathLike) -> None:
+    """fsync every file under `folder`, then each folder, `folder` last: what is renamed
+    into place afterwards (best/) is whole after a power cut. Symlinks are not followed."""
+    for top, _, files in os.walk(str(folder), topdown=False):
+        for name in files:
+            fd = os.open(os.path.join(top, name), os.O_RDONLY | os.O_NOFOLLOW)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(top)
+
+
+def real_dir(path: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:
+    """`path` as a folder, made if needed, that is no symbolic link, and nor is any folder
+    between `root` (a run directory, the cache) and it, made too: what is written there
+    stays inside `root`. A BadInput naming the link (or the file) otherwise."""
+    path = Path(path)
+    chain = [path]
+    if root is not None:
+        parts = path.relative_to(root).parts
+        chain = [Path(root).joinpath(*parts[:i]) for i in range(1, len(parts) + 1)]
+    (chain[0] if chain else path).parent.mkdir(parents=True, exist_ok=True)
+    for folder in chain:
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir()
+        mode = os.lstat(folder).st_mode
+        if stat.S_ISLNK(mode):
+            raise BadInput(f"{folder} is a symbolic link, and the farm writes through none: "
+                           "remove it (or replace it with a folder) and rerun")
+        if not stat.S_ISDIR(mode):
+            raise BadInput(f"{folder} is a file, not a folder: move it away and rerun")
+    return path
 
 
 def fsync_dir(directory: str | os.PathLike) -> None:

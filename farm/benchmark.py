@@ -20,6 +20,7 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from farm import atomic
 from farm.errors import BenchmarkError
 
 PYTHON, CPP, EXECUTABLE = "python", "cpp", "executable"
@@ -85,14 +86,17 @@ class Benchmark:
 
 
 def write_files(folder: Path, files: Files, origin: str) -> None:
-    """Write carried `files` into `folder` (`origin`, the benchmark's path, for messages)."""
+    """Write carried `files` into `folder` (`origin`, the benchmark's path, for messages),
+    each as a new file renamed into place (farm.atomic): a symlink planted in a folder
+    written before (a run's generators/NAME/) is replaced, and a subfolder that is a link
+    refused, never written through."""
     for rel, data in files:
         where = PurePosixPath(rel)
         if where.is_absolute() or ".." in where.parts or not where.parts:
             raise BenchmarkError(f"{origin} carries a file outside its folder: {rel!r}")
         target = folder.joinpath(*where.parts)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+        atomic.real_dir(target.parent, folder)
+        atomic.replace_bytes(target, data)
 
 
 def format_params(params: Params) -> str:

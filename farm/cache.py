@@ -1,13 +1,20 @@
-"""The farm's per-machine cache directory (compiled harnesses, runtimes, generators, weights)."""
+"""The farm's per-machine cache directory (compiled harnesses, runtimes, generators, weights).
+
+Nothing is written through a symlink planted in it: a subfolder that is a link is refused
+(the cache root itself may be one, set by its owner), and every file is made new and
+renamed into place.
+"""
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 
-from farm.errors import DiskFull, MissingPrerequisite
+from farm.errors import BadInput, DiskFull, MissingPrerequisite
 
 
 def cache_root() -> Path:
@@ -19,9 +26,15 @@ def cache_root() -> Path:
 
 
 def cache_dir(*parts: str) -> Path:
-    path = cache_root().joinpath(*parts)
+    from farm.atomic import real_dir
+
+    root = cache_root()
+    path = root.joinpath(*parts)
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        root.mkdir(parents=True, exist_ok=True)
+        real_dir(path, root)
+    except BadInput as e:  # a link where a subfolder should be
+        raise MissingPrerequisite(f"the farm's cache: {e}", cause="cache") from None
     except OSError as e:
         from farm.atomic import out_of_space
 
@@ -41,18 +54,28 @@ def build_once(path: Path, make: Callable[[Path], None]) -> Path:
     (a failed or killed `make` leaves no `path` behind)."""
     if path.exists():
         return path
-    with open(path.with_name(path.name + ".lock"), "w") as lock:
+    lock_path = path.with_name(path.name + ".lock")
+    try:  # opened, never truncated, and never through a link planted as the lock
+        lock = os.open(lock_path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                       0o666)
+    except OSError as e:
+        if e.errno != errno.ELOOP:
+            raise
+        raise MissingPrerequisite(f"the farm's cache: {lock_path} is a symbolic link, and "
+                                  "the farm writes through none: remove it", cause="cache") \
+            from None
+    try:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if not path.exists():
-                for orphan in path.parent.glob(f".tmp*-{path.name}"):  # of a killed maker
-                    orphan.unlink(missing_ok=True)  # (we hold the lock: nobody makes it)
-                tmp = path.with_name(f".tmp{os.getpid()}-{path.name}")  # keeps the extension
-                try:
-                    make(tmp)
-                    os.replace(tmp, path)
-                finally:
-                    tmp.unlink(missing_ok=True)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+        if not path.exists():
+            for orphan in path.parent.glob(f".tmp*-{path.name}"):  # of a killed maker
+                orphan.unlink(missing_ok=True)  # (we hold the lock: nobody makes it)
+            # a new name (keeping the extension): no file or link is there to write through
+            tmp = path.with_name(f".tmp{os.getpid()}{secrets.token_hex(4)}-{path.name}")
+            try:
+                make(tmp)
+                os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+    finally:
+        os.close(lock)  # (releases the flock)
     return path

@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from farm import featurization
+from farm import atomic, featurization
 from farm.errors import WorkFailed
 from farm.halide_env import halide_env
 from farm.store import TRAIN_COLUMNS
@@ -76,14 +76,15 @@ class SampleFiles:
     A cache: deleting it loses nothing, the next call writes it again from the rows.
     """
 
-    def __init__(self, directory: str | os.PathLike):
+    def __init__(self, directory: str | os.PathLike, root: str | os.PathLike | None = None):
         self.dir = Path(directory)
+        self.root = root  # a run directory it is in: no folder between them may be a link
         self._have: set[str] | None = None
 
     def sync(self, table: pa.Table) -> list[str]:
         """Write the files missing for the usable rows of `table`; their names, in order."""
         rows = usable(table)
-        self.dir.mkdir(parents=True, exist_ok=True)
+        atomic.real_dir(self.dir, self.root)
         if self._have is None:
             self._have = {p.name for p in self.dir.iterdir() if p.suffix == ".sample"}
         ids = rows["sample_id"].to_pylist()
@@ -92,12 +93,9 @@ class SampleFiles:
         if missing:
             runtimes, pipes = rows["runtime_ms"].to_pylist(), rows["pipeline_id"].to_pylist()
             schedules, feats = rows["schedule_id"].to_pylist(), rows["featurization"]
-            for i in missing:
-                path = self.dir / names[i]
-                tmp = path.with_name(f".{path.name}.tmp")
-                tmp.write_bytes(featurization.sample_bytes(
+            for i in missing:  # never a truncated file under a .sample name, nor a link's
+                atomic.replace_bytes(self.dir / names[i], featurization.sample_bytes(
                     feats[i].as_py(), runtimes[i], pipes[i], schedules[i]))
-                os.replace(tmp, path)  # never a truncated file under a .sample name
                 self._have.add(names[i])
         return names
 
@@ -153,9 +151,9 @@ def train(files: SampleFiles, table: pa.Table, initial: Weights, *, steps: int, 
             raise WorkFailed(f"{trainer.name} took over {timeout_s:g} s on {len(names)} "
                              "samples and was killed") from None
         log = bounded_log(proc.stdout + proc.stderr)
-        if log_path is not None:
-            log_path.parent.mkdir(parents=True, exist_ok=True)
-            log_path.write_text(log)
+        if log_path is not None:  # a new file renamed into place: never through a link
+            atomic.replace_bytes(atomic.real_dir(log_path.parent) / log_path.name,
+                                 log.encode())
         if proc.returncode != 0 or not out.exists():
             raise WorkFailed(f"{trainer.name} failed (exit {proc.returncode}) on "
                              f"{len(names)} samples: {log[-1500:]}")
@@ -200,5 +198,5 @@ def export_samples(samples, out_dir: Path) -> int:
     names = SampleFiles(out_dir).sync(rows)
     for name, source in zip(names, rows["schedule_source"].to_pylist(), strict=True):
         if source:
-            (out_dir / name).with_suffix(".schedule.h").write_text(source)
+            atomic.replace_bytes((out_dir / name).with_suffix(".schedule.h"), source.encode())
     return len(names)

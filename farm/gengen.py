@@ -132,6 +132,8 @@ def _built(bench: Benchmark) -> Path:
 
     def make(tmp: Path) -> None:
         src = folder / "src"
+        if src.is_symlink():  # planted: removed, never written through
+            src.unlink()
         shutil.rmtree(src, ignore_errors=True)
         src.mkdir()
         write_files(src, bench.files, bench.path)
@@ -139,7 +141,8 @@ def _built(bench: Benchmark) -> Path:
                 "-I", str(src), *(str(src / u) for u in bench.units),
                 str(env.lib_dir / "libHalide_GenGen.a"), "-L", str(env.lib_dir), "-lHalide",
                 f"-Wl,-rpath,{env.lib_dir}", "-ldl", "-lpthread", "-o", str(tmp)]
-        with open(log, "w") as out, _cpu_uncapped():  # a node's one-off, not a candidate's
+        log.unlink(missing_ok=True)  # and made new ("x"): not through a link planted there
+        with open(log, "x") as out, _cpu_uncapped():  # a node's one-off, not a candidate's
             out.write(" ".join(argv) + "\n")
             out.flush()
             code = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT).returncode

@@ -58,8 +58,7 @@ class HostDevice(Device):
         for old in parent.iterdir():  # folders of device processes that died
             if old.name.isdigit() and not Path(f"/proc/{old.name}").exists():
                 shutil.rmtree(old, ignore_errors=True)
-        self.workdir = parent / str(os.getpid())
-        self.workdir.mkdir(exist_ok=True)
+        self.workdir = cache_dir("devices", safe_name(info.id), str(os.getpid()))  # no link
         if isolation == "pause":
             gate.recover()  # what a device of this machine that died left stopped
             gate.start_watchdog()  # and what this one will leave, if it dies

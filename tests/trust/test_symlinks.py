@@ -1,7 +1,20 @@
 """No write inside a run directory follows a symlink planted there."""
 
+import os
+from pathlib import Path
+
+import pytest
+
 from farm.atomic import writable_dir
+from farm.benchmark import write_files
+from farm.cache import build_once, cache_dir
+from farm.costmodel import file_name
+from farm.errors import BadInput, MissingPrerequisite
 from farm.output import pyplot, save_figure
+from farm.rundir import RunDir
+from farm.store import SampleStore
+
+V1_RUN = Path(__file__).parents[1] / "data" / "v1-run"
 
 
 def _victim(tmp_path):
@@ -28,3 +41,79 @@ def test_a_plot_replaces_a_planted_link_instead_of_writing_through_it(tmp_path):
     save_figure(fig, plot)
     assert victim.read_text() == "precious"
     assert not plot.is_symlink() and plot.read_bytes()[:4] == b"\x89PNG"
+
+
+# --- a benchmark's files, the sample files --------------------------------------------
+
+def test_a_benchmarks_files_replace_links_planted_in_their_folder(tmp_path):
+    """A run's generators/NAME/ is written again on every resume: a link planted there is
+    replaced, and a subfolder that is a link refused."""
+    victim = _victim(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    folder = tmp_path / "run" / "generators" / "gen"
+    folder.mkdir(parents=True)
+    (folder / "gen_generator.cpp").symlink_to(victim)
+    write_files(folder, (("gen_generator.cpp", b"// source"),), "gen")
+    assert victim.read_text() == "precious"
+    assert not (folder / "gen_generator.cpp").is_symlink()
+    assert (folder / "gen_generator.cpp").read_bytes() == b"// source"
+    (folder / "include").symlink_to(elsewhere)
+    with pytest.raises(BadInput, match="is a symbolic link"):
+        write_files(folder, (("include/gen.h", b"// header"),), "gen")
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_the_sample_files_replace_a_link_planted_at_their_temporary_name(tmp_path):
+    victim = _victim(tmp_path)
+    run = tmp_path / "run"
+    table = SampleStore(V1_RUN / "samples").read()
+    folder = run / "cache" / "samples"
+    folder.mkdir(parents=True)
+    for sample in table["sample_id"].to_pylist():  # the fixed names it used to write to
+        (folder / f".{file_name(sample)}.tmp").symlink_to(victim)
+    names = RunDir(run).sample_files.sync(table)
+    assert victim.read_text() == "precious"
+    assert all((folder / n).is_file() and not (folder / n).is_symlink() for n in names)
+
+
+# --- the cache ------------------------------------------------------------------------
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    root = tmp_path / "cache"
+    monkeypatch.setenv("FARM_CACHE_DIR", str(root))
+    return root
+
+
+def test_a_cache_lock_planted_as_a_link_is_refused_not_truncated(tmp_path, cache):
+    victim = _victim(tmp_path)
+    folder = cache_dir("generators", "abc")
+    (folder / "generator.lock").symlink_to(victim)
+    with pytest.raises(MissingPrerequisite, match="is a symbolic link"):
+        build_once(folder / "generator", lambda tmp: tmp.write_bytes(b"built"))
+    assert victim.read_text() == "precious"
+
+
+def test_a_cache_subfolder_planted_as_a_link_is_refused(tmp_path, cache):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    cache.mkdir()
+    (cache / "generators").symlink_to(elsewhere)
+    with pytest.raises(MissingPrerequisite, match="is a symbolic link"):
+        cache_dir("generators", "abc")
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_what_the_cache_builds_replaces_a_link_planted_at_its_temporary_name(tmp_path,
+                                                                             cache):
+    victim = _victim(tmp_path)
+    folder = cache_dir("toolchain", "abc")
+    (folder / f".tmp{os.getpid()}-harness.o").symlink_to(victim)  # the name it used to use
+
+    def make(tmp: Path) -> None:
+        tmp.write_bytes(b"object")
+
+    built = build_once(folder / "harness.o", make)
+    assert victim.read_text() == "precious"
+    assert built.read_bytes() == b"object"
