@@ -383,11 +383,11 @@ class _Tuning:
                 continue
             python = t.bench.kind == PYTHON
             copy = run.generator_copy(t.bench.name if t.scope else None, python)
-            copy.parent.mkdir(exist_ok=True)
+            # generators/ and generators/NAME/: no link takes the copy out of the run
+            atomic.real_dir(copy.parent if python else copy, run.path)
             if python:
                 atomic.write_text(copy, t.bench.source)
             else:
-                copy.mkdir(exist_ok=True)
                 write_files(copy, t.bench.files, t.bench.path)
 
     def _load_state(self) -> None:
@@ -520,6 +520,7 @@ class _Tuning:
                 if run.provisional_weights.exists() and \
                         not run.provisional_used(round_no).exists():
                     os.replace(run.provisional_weights, run.provisional_used(round_no))
+                    atomic.fsync_dir(run.provisional_weights.parent)  # before it is a step
                 steps.append("provisional_kept")
                 part = replace(part, steps=steps)
                 run.write_round_part(part)
