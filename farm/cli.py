@@ -3,7 +3,8 @@
 Each subcommand is a module of farm.commands: its `add_parser(sub)` defines its arguments
 and its `main(args)` does the work. This module keeps the top-level parser, --version, the
 dispatch and the error boundary: errors from the library (farm.errors) become one line on
-stderr and an exit code, 2 for what the user must fix, 1 for a failure during the work.
+stderr (its control characters escaped: a name from a run directory may hold any) and an
+exit code, 2 for what the user must fix, 1 for a failure during the work.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from farm.commands import (
 )
 from farm.commands.options import Parser
 from farm.errors import FarmError
+from farm.output import printable
 
 # in the order `farm --help` lists them
 COMMANDS = {m.__name__.rpartition(".")[2]: m
@@ -63,13 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     except (FarmError, KeyboardInterrupt) as e:
         lost = lost_head()  # the watcher stopped the command: say why, not "interrupted"
         if lost is not None:
-            print(f"farm {args.command}: error: {lost}", file=sys.stderr)
+            print(f"farm {args.command}: error: {printable(str(lost))}", file=sys.stderr)
             return 1
         if isinstance(e, KeyboardInterrupt):
             print(f"farm {args.command}: interrupted", file=sys.stderr)
             return 130
         e = _raised_in_task(e)
-        print(f"farm {args.command}: error: {e}", file=sys.stderr)
+        print(f"farm {args.command}: error: {printable(str(e))}", file=sys.stderr)
         return e.exit_code
     except BrokenPipeError:  # output piped into `head` and the like: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -77,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:
         raised = _raised_in_task(e)
         if isinstance(raised, FarmError):  # a Ray task's typed error: its own message
-            print(f"farm {args.command}: error: {raised}", file=sys.stderr)
+            print(f"farm {args.command}: error: {printable(str(raised))}", file=sys.stderr)
             return raised.exit_code
         ray_exceptions = sys.modules.get("ray.exceptions")
         if not type(e).__module__.startswith("ray.") or (
@@ -87,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         why = lost_head(check=True) or (
             f"the Ray cluster failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}. "
             "The committed rounds are kept; rerun the same command to resume")
-        print(f"farm {args.command}: error: {why}", file=sys.stderr)
+        print(f"farm {args.command}: error: {printable(why)}", file=sys.stderr)
         return 1
 
 

@@ -2,8 +2,30 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
+
+# control characters, and lone surrogates (JSON may hold them; no terminal encodes them)
+_ESCAPED = ("Cc", "Cs")
+# Unicode's format characters that reorder or hide text on a terminal (bidirectional
+# overrides and isolates), escaped with the control characters
+_HIDING = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                    "\u2066\u2067\u2068\u2069")
+
+
+def printable(text: str, lines: bool = False) -> str:
+    """`text` with its control characters escaped as Python writes them (ESC as \\x1b,
+    U+202E as \\u202e): names read from a run directory reach the terminal as text that
+    cannot move the cursor, recolour, retitle or reorder it. `lines`: keep the line breaks
+    of a text of several lines the farm composed."""
+    return "".join(_escaped(c) if (unicodedata.category(c) in _ESCAPED or c in _HIDING)
+                   and not (lines and c == "\n") else c for c in text)
+
+
+def _escaped(c: str) -> str:
+    code = ord(c)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def columns(rows: Sequence[Sequence[str]], right: bool = False) -> str:

@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from farm.output import printable
+
 if TYPE_CHECKING:
     import rich.progress
 
@@ -48,10 +50,13 @@ class Progress:
         self.round_s: float | None = None  # average wall time of a round so far
 
     def message(self, text: str) -> None:
+        """A line (or lines) on the terminal, its control characters escaped (it may name
+        pipelines of a run directory) and no `[...]` of it taken for rich's markup."""
         if self.label:
             text = f"[{self.label}] {text}"
+        text = printable(text, lines=True)
         if self._bar is not None:
-            self._bar.console.print(text, highlight=False)
+            self._bar.console.print(text, highlight=False, markup=False)
         else:
             print(text, file=self.stream, flush=True)
 

@@ -317,7 +317,10 @@ def write_plots(rep: Report, out_dir: Path) -> list[Path]:
     paths.append(save_figure(fig, out_dir / "best_so_far.png"))
     fig, ax = plt.subplots(figsize=(max(5, 0.6 * len(rep.rounds) + 3), 4))
     data = [r["runtimes"] or [float("nan")] for r in rep.rounds]
-    ax.boxplot(data, tick_labels=[str(r["round"]) for r in rep.rounds], showfliers=True)
+    if data:
+        ax.boxplot(data, tick_labels=[str(r["round"]) for r in rep.rounds], showfliers=True)
+    else:  # a campaign's pipeline with no rows yet (a live run, one that joined late)
+        ax.text(0.5, 0.5, "no rounds yet", ha="center", va="center", transform=ax.transAxes)
     beams = [r["beam_ms"] for r in rep.rounds]
     ax.plot(range(1, len(beams) + 1), [b if b else float("nan") for b in beams], "r^",
             label="beam search (candidate 0)")

@@ -19,6 +19,7 @@ from farm.candidate import BuildResult, CandidateSpec, Measurement, Status
 from farm.deprecation import renamed
 from farm.devices.base import DeviceInfo
 from farm.errors import WorkFailed
+from farm.paths import path_name
 from farm.plan import FixedPlan
 from farm.pool import DevicePool
 from farm.scheduler import Outcome, RoundScheduler
@@ -70,7 +71,7 @@ def run_benchmark(spec: CandidateSpec, pool: DevicePool, timing: TimingConfig,
     schedule_file = None
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-        schedule_file = out_dir / f"{spec.benchmark.name}.schedule.h"
+        schedule_file = out_dir / f"{path_name(spec.benchmark.name)}.schedule.h"
         assert auto.build.schedule is not None  # an ok build carries its schedule
         schedule_file.write_text(auto.build.schedule.source)
     manual = _timed(outcomes[1], spec.benchmark.label, "manual schedule", required=False) \

@@ -30,13 +30,17 @@ def main(args) -> int:
     from farm import api
     from farm.atomic import writable_dir
     from farm.bench import format_table, write_results
+    from farm.output import printable
+
+    def say(text: str = "") -> None:  # names from a --run: control characters escaped
+        print(printable(text, lines=True), flush=True)
 
     out = writable_dir(args.out)
     rows = api.bench(args.benchmarks, devices=args.devices, weights=args.weights,
                      run=args.run, address=args.address, retimes=args.retimes,
-                     progress=lambda text: print(text, flush=True)).to_pylist()
-    print()
-    print(format_table(rows))
+                     progress=say).to_pylist()
+    say()
+    say(format_table(rows))
     table, plot = write_results(rows, out)
-    print(f"\nrows: {table}\nplot: {plot}")
+    say(f"\nrows: {table}\nplot: {plot}")
     return 0

@@ -1,10 +1,12 @@
 """No write inside a run directory follows a symlink planted there."""
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
+from farm import cli
 from farm.atomic import writable_dir
 from farm.benchmark import write_files
 from farm.cache import build_once, cache_dir
@@ -117,3 +119,16 @@ def test_what_the_cache_builds_replaces_a_link_planted_at_its_temporary_name(tmp
     built = build_once(folder / "harness.o", make)
     assert victim.read_text() == "precious"
     assert built.read_bytes() == b"object"
+
+
+# --- farm report's folder -------------------------------------------------------------
+
+def test_the_reports_folder_of_the_run_planted_as_a_link_is_refused(tmp_path, capsys):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    run = tmp_path / "run"
+    shutil.copytree(V1_RUN, run)
+    (run / "report").symlink_to(elsewhere)
+    assert cli.main(["report", str(run)]) == 2
+    assert "is a symbolic link" in capsys.readouterr().err
+    assert list(elsewhere.iterdir()) == []
