@@ -202,9 +202,14 @@ class DevicePool:
                            f"{self.quarantine_after} failures in a row: {error}")
 
     def lose(self, handle: DeviceHandle, error: str) -> None:
-        handle.lost = True
-        self.events.append(f"{handle.info.id} lost: {error}")
-        ray.kill(handle.actor)  # never handed work again; free its process
+        self._retire([handle], f"{handle.info.id} lost: {error}")
+
+    def _retire(self, handles: list[DeviceHandle], event: str) -> None:
+        """Never hand `handles` work again, free their processes, and say why."""
+        for h in handles:
+            h.lost = True
+            ray.kill(h.actor)
+        self.events.append(event)
 
     def take_out(self, fault: Fault, handle: DeviceHandle | None = None) -> None:
         """A lasting fault (farm.faults) takes out of the run the device that met it (its
@@ -219,12 +224,9 @@ class DevicePool:
                 self.faulty_nodes.add(fault.node_id)
             out = [h for h in self.usable()
                    if not h.info.node_id or h.info.node_id == fault.node_id]
-        for h in out:
-            h.lost = True
-            ray.kill(h.actor)
         if out:
-            self.events.append(f"{', '.join(h.info.id for h in out)} out of the run "
-                               f"({fault.cause}): {fault.message}")
+            self._retire(out, f"{', '.join(h.info.id for h in out)} out of the run "
+                         f"({fault.cause}): {fault.message}")
 
     def no_device_left(self) -> FarmError:
         """Why nothing is usable: the lasting faults, else the devices' losses."""

@@ -271,17 +271,33 @@ def test_the_ndk_removed_from_a_phones_node_is_a_lasting_fault_of_the_build(
     assert "ANDROID_NDK_ROOT" in result.fault.message
 
 
-def _wait_then(path: Path, action, timeout=600):
-    def go():
+def _stopped_after_round_1(argv, env, break_it, *words) -> None:
+    """Run `farm ARGV` (env `env`), call `break_it` once round 1 is recorded: the run must
+    stop with one line holding `words`, exit 2, with round 1's rows only."""
+    out = Path(argv[argv.index("--out") + 1])
+
+    def watch():
         try:
-            wait_for_file(path, timeout)
+            wait_for_file(out / "rounds" / "round-000001.json", 600)
         except TimeoutError:
             return
-        action()
+        break_it()
 
-    thread = threading.Thread(target=go, daemon=True)
-    thread.start()
-    return thread
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    proc = subprocess.Popen([sys.executable, "-m", "farm", *argv], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        _, err = proc.communicate(timeout=900)
+    finally:
+        kill_all([*descendants(proc.pid), proc.pid])
+    watcher.join(5)
+    assert proc.returncode == 2, err[-3000:]
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and all(w in lines[0] for w in words), err
+    assert "Round 2 was not committed" in lines[0]
+    rows = SampleStore(out / "samples").read().to_pylist()
+    assert {r["round"] for r in rows} == {1} and len(rows) == 8  # no round of failures
 
 
 @pytest.mark.slow
@@ -290,34 +306,21 @@ def test_a_gate_folder_replaced_after_round_1_stops_the_run_and_a_fixed_rerun_go
     gate, out = tmp_path / "gate", tmp_path / "out"
     gate.mkdir(mode=0o700)
     env = dict(os.environ, FARM_GATE_DIR=str(gate), PYTHONUNBUFFERED="1")
-    argv = [sys.executable, "-m", "farm", "autotune", "median3x3", "--rounds", "3",
-            "--batch-size", "8", "--out", str(out)]
+    argv = ["autotune", "median3x3", "--rounds", "3", "--batch-size", "8", "--out", str(out)]
 
     def replace_gate():
         shutil.rmtree(gate)
         _foreign_folder(gate)
 
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    watcher = _wait_then(out / "rounds" / "round-000001.json", replace_gate)
-    try:
-        _, err = proc.communicate(timeout=900)
-    finally:
-        kill_all([*descendants(proc.pid), proc.pid])
-    watcher.join(5)
-    assert proc.returncode == 2, err[-3000:]
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and f"compile gate's folder {gate}" in lines[0], err
-    assert "Round 2 was not committed" in lines[0]
-    rows = SampleStore(out / "samples").read().to_pylist()
-    assert {r["round"] for r in rows} == {1} and len(rows) == 8
+    _stopped_after_round_1(argv, env, replace_gate, f"compile gate's folder {gate}")
     # fixed: the same command goes on from round 2
     if gate.is_symlink():
         gate.unlink()
     else:
         shutil.rmtree(gate)
     gate.mkdir(mode=0o700)
-    again = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900)
+    again = subprocess.run([sys.executable, "-m", "farm", *argv], env=env,
+                           capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
     rows = SampleStore(out / "samples").read().to_pylist()
     assert sorted({r["round"] for r in rows}) == [1, 2, 3]
@@ -332,19 +335,7 @@ def test_a_compiler_removed_after_round_1_stops_the_run_naming_cxx(tmp_path):
     wrapper.parent.mkdir()
     wrapper.write_text(f"#!/bin/sh\nexec {shutil.which('c++') or shutil.which('g++')} \"$@\"\n")
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
-    out = tmp_path / "out"
     env = dict(os.environ, CXX=str(wrapper), PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "farm", "autotune", "median3x3",
-                             "--rounds", "3", "--batch-size", "8", "--out", str(out)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    watcher = _wait_then(out / "rounds" / "round-000001.json", wrapper.unlink)
-    try:
-        _, err = proc.communicate(timeout=900)
-    finally:
-        kill_all([*descendants(proc.pid), proc.pid])
-    watcher.join(5)
-    assert proc.returncode == 2, err[-3000:]
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "no C++ compiler" in lines[0] and "CXX" in lines[0], err
-    rows = SampleStore(out / "samples").read().to_pylist()
-    assert {r["round"] for r in rows} == {1}
+    _stopped_after_round_1(["autotune", "median3x3", "--rounds", "3", "--batch-size", "8",
+                            "--out", str(tmp_path / "out")], env, wrapper.unlink,
+                           "no C++ compiler", "CXX")
