@@ -44,7 +44,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from farm import gengen, pygen
-from farm.benchmark import CPP, EXECUTABLE, FORMS, Benchmark, Files, Params
+from farm.benchmark import CPP, EXECUTABLE, FORMS, Benchmark, Files, Params, format_params
 from farm.errors import BenchmarkError, RunDirError
 
 # Built-in pipelines that are near twins: a model trained on one has as good as seen the
@@ -114,11 +114,20 @@ def recorded(ref: str, sha256: str, named: Sequence[str], where: str, again: str
     names the record, `again` the command line that names the generator, with `{path}` for
     its path or `{ref}` for the whole BENCH."""
     path = generator_path(ref)
-    if path is not None and not any(names_path(arg, path) for arg in named):
+    if path is None:
+        return resolve(ref, sha256 or None)
+    mine = next((arg for arg in named if names_path(arg, path)), None)
+    if mine is None:
         raise RunDirError(f"{where} names the generator {path}, and the farm runs no code a "
                           "run directory names: if you trust that file, name it: "
                           + again.replace("{path}", str(path)).replace("{ref}", ref))
-    return resolve(ref, sha256 or None)
+    # read from the path the user gave, never the one the record spells: that could be a
+    # link whose writer points it elsewhere once the two were found to be the same file
+    head, params = split_params(ref)
+    name = _path_and_name(head)[1]
+    own = str(generator_path(mine)) + (f":{name}" if name else "") + (
+        f":{format_params(params)}" if params else "")
+    return resolve(own, sha256 or None)
 
 
 def generator_path(ref: str) -> Path | None:
