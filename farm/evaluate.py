@@ -44,6 +44,7 @@ from farm.devices.session import DeviceSession, check_usable, find
 from farm.errors import BadInput, MissingPrerequisite, RunDirError
 from farm.featurization import schedule_key
 from farm.output import columns, pyplot, save_figure
+from farm.paths import path_name
 from farm.progress import plural
 from farm.rundir import RunDir, class_dirs
 from farm.runrecords import Manifest, PipelineRecord
@@ -105,7 +106,8 @@ class Group:
 
     @property
     def model(self) -> str:
-        """Its leave-one-out model's name (and weights file's, with .weights)."""
+        """Its leave-one-out model's name (its weights file's too: farm.paths.path_name of
+        it, with .weights)."""
         return f"loo-{self.name}"
 
 
@@ -223,8 +225,11 @@ class Plan:
 
 
 def prepare(run_dir: str | Path, together: Sequence[str] | None = None,
-            weights_for: Sequence[str] | None = None, steps: int | None = None) -> Plan:
-    """Check the run and the options; raise a farm error naming the fix if one is wrong."""
+            weights_for: Sequence[str] | None = None, steps: int | None = None,
+            named: Sequence[str] = ()) -> Plan:
+    """Check the run and the options; raise a farm error naming the fix if one is wrong.
+    `named`: the user's generators the campaign tuned, named by their paths on the command
+    line; the farm runs no other generator a run directory names (catalog.recorded)."""
     run = RunDir(run_dir)
     if not run.path.is_dir():
         raise RunDirError(f"{run.path} does not exist; give a `farm autotune` campaign's "
@@ -239,15 +244,16 @@ def prepare(run_dir: str | Path, together: Sequence[str] | None = None,
     pipelines = manifest.all_pipelines()
     names = [p.name for p in pipelines]
     if len(pipelines) < 2:
-        raise RunDirError(f"{run.path} tunes one pipeline ({names[0]}); leave-one-out needs a "
-                          "campaign of at least two pipelines (autotune several benchmarks "
-                          "into one run)")
+        which = f"one pipeline ({names[0]})" if names else "no pipeline"
+        raise RunDirError(f"{run.path} tunes {which}; leave-one-out needs a campaign of at "
+                          "least two pipelines (autotune several benchmarks into one run)")
     groups = make_groups(names, together)
     if len(groups) < 2:
         raise BadInput(f"the run's pipelines ({', '.join(names)}) form one group left out "
                        "together, and leave-one-out needs two: put fewer in --together")
     extra = parse_weights_for(weights_for, pipelines)
-    benches = {p.name: _benchmark(p) for p in pipelines}
+    _check_named(named, pipelines)
+    benches = {p.name: _benchmark(p, run, named) for p in pipelines}
     start = weights.load(run.weights_path(0))
     if manifest.start_weights_sha256 and start.sha256 != manifest.start_weights_sha256:
         raise RunDirError(f"{run.weights_path(0)} are not the start weights the run recorded "
@@ -269,13 +275,26 @@ def prepare(run_dir: str | Path, together: Sequence[str] | None = None,
                 resolve_target(manifest.target), steps or TRAIN_STEPS, TRAIN_RATE, warnings)
 
 
-def _benchmark(p: PipelineRecord) -> Benchmark:
-    bench = catalog.resolve(p.ref)
-    if p.sha256 and bench.sha256 != p.sha256:
-        raise RunDirError(f"{p.name}'s generator {bench.path} changed since the run tuned it "
-                          f"(sha256 {p.sha256[:12]} then, {bench.sha256[:12]} now); restore "
-                          "the generator the run tuned, or tune the changed one in a new run")
-    return bench
+def _benchmark(p: PipelineRecord, run: RunDir, named: Sequence[str]) -> Benchmark:
+    """Pipeline `p`'s benchmark: a built-in, or a generator the user named (its sha256
+    checked before any of its code runs)."""
+    try:
+        return catalog.recorded(p.ref, p.sha256, named, str(run.manifest_path),
+                                f"farm evaluate {run.path} --generator {{path}} (for "
+                                f"{p.name})")
+    except catalog.SourceChanged as e:
+        raise RunDirError(f"{p.name}'s generator {e}") from None
+
+
+def _check_named(named: Sequence[str], pipelines: Sequence[PipelineRecord]) -> None:
+    """Each of `named` is the generator of one of `pipelines` (a typo would otherwise leave
+    the generator it meant unnamed, and the refusal would be about that one)."""
+    paths = [path for p in pipelines if (path := catalog.generator_path(p.ref)) is not None]
+    for arg in named:
+        if not any(catalog.names_path(arg, path) for path in paths):
+            mine = ", ".join(str(p) for p in paths) or "none: its pipelines are built-ins"
+            raise BadInput(f"--generator {arg} is not the generator of a pipeline of the run "
+                           f"(the run's generators by path: {mine})")
 
 
 def class_devices(found: Sequence[DeviceInfo], device_ids: Sequence[str] | None,
@@ -356,14 +375,14 @@ def train_one(plan: Plan, name: str, held_out: tuple[str, ...], out: Path, train
              + f", {plural(plan.steps, 'step')} at rate {plan.rate:g} from the start weights "
              "...")
     started = time.perf_counter()
-    log = out / f"{name}.log"
+    log = out / f"{path_name(name)}.log"  # loo-GROUP: pipelines' names (farm.paths)
     out.mkdir(parents=True, exist_ok=True)
     result = trainer.train(plan.run.sample_files, rows, plan.start, steps=plan.steps,
                            rate=plan.rate, num_cores=plan.manifest.parallelism, log_path=log)
     seconds = time.perf_counter() - started
     path = None
     if result.weights is not None:
-        path = out / f"{name}.weights"
+        path = out / f"{path_name(name)}.weights"
         weights.write(result.weights, path)
     model = Model(name, held_out, result.weights, path, rows.num_rows, by_pipeline, leaked,
                   result.skipped, result.loss, seconds)

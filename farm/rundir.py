@@ -19,12 +19,16 @@ RUN_DIR/               (devices of several classes: one such folder per class, i
   report/              `farm report`'s plots, by default
 
 RunDir owns these paths: code elsewhere asks it for a path instead of spelling one out.
-It is also the one writer and reader of each JSON record (farm.runrecords); every file
-it writes is written atomically and durably (farm.atomic).
+A name in a path (NAME, CLASS) is farm.paths.path_name's: a pipeline named `../x` or
+`gen:path=a/b` gets a folder of its own inside the run. RunDir is also the one writer
+and reader of each JSON record (farm.runrecords); every file it writes is written
+atomically and durably (farm.atomic), through no symlink: a link planted as the lock or
+as one of its folders is refused.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import functools
 import json
@@ -40,6 +44,7 @@ from typing import TextIO
 
 from farm import atomic
 from farm.errors import BadInput, RunDirError
+from farm.paths import path_name
 from farm.runrecords import (
     MANIFEST_VERSION,
     BestWeightsRecord,
@@ -57,6 +62,7 @@ __all__ = ["MANIFEST_VERSION", "RESUME_MAY_CHANGE", "Manifest", "RunDir", "class
            "refuse_a_run", "resume_may_change", "write_json"]
 
 
+MAX_RECORD_BYTES = 64 * 2**20  # a JSON record bigger than this is refused, not read
 LOCK_WAIT_S = 2.0  # how long taking a run's lock waits out a reader's look at it (holder())
 
 # What a resumed run may change: the settings of `farm autotune` that its manifest does not
@@ -164,8 +170,10 @@ class RunDir:
         """A copy of the user's generator the run tunes (none for built-ins): generator.py,
         or for a C++ generator or an executable the folder generator/ with its files; a
         campaign's are generators/NAME.py and generators/NAME/."""
-        base = self.path / "generators" / name if name else self.path / "generator"
-        return base.with_name(base.name + ".py") if python else base
+        suffix = ".py" if python else ""
+        if name:
+            return _named(self.path / "generators", name, suffix)
+        return self.path / f"generator{suffix}"
 
     @property
     def report_dir(self) -> Path:
@@ -177,11 +185,11 @@ class RunDir:
         """RUN_DIR/cache/samples: the samples as Halide .sample files, a rebuildable cache."""
         from farm.costmodel import SampleFiles
 
-        return SampleFiles(self.path / "cache" / "samples")
+        return SampleFiles(self.path / "cache" / "samples", root=self.path)
 
     def best_path(self, pipeline: str = "") -> Path:
         """best/, or best/NAME/ for a campaign's pipeline NAME."""
-        return self.path / "best" / pipeline if pipeline else self.path / "best"
+        return _named(self.path / "best", pipeline) if pipeline else self.path / "best"
 
     @property
     def best_dir(self) -> Path:
@@ -197,7 +205,7 @@ class RunDir:
 
     def best_schedule(self, name: str, pipeline: str = "") -> Path:
         """best/NAME.schedule.h: the winner's schedule, NAME its generator's."""
-        return self.best_path(pipeline) / f"{name}.schedule.h"
+        return self.best_path(pipeline) / f"{path_name(name)}.schedule.h"
 
     def retiming_weights(self, record: RetimingRecord) -> Path:
         """The weights that planned the re-timing's winner: best/NAME.weights (or, in runs
@@ -208,13 +216,19 @@ class RunDir:
 
     # lifecycle
     def open(self) -> None:
-        """Create the folder if needed and take its lock (exclusive, released on exit)."""
+        """Create the folder if needed and take its lock (exclusive, released on exit);
+        put back what a crash while publishing best/ left aside (recover_best)."""
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             for sub in ("samples", "weights", "rounds", "training"):
-                (self.path / sub).mkdir(exist_ok=True)
-            lock = open(self.path / ".lock", "a+")  # noqa: SIM115 - held until close()
+                atomic.real_dir(self.path / sub, self.path)
+            fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT | os.O_APPEND |
+                         os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+            lock = os.fdopen(fd, "a+")  # held until close()
         except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise RunDirError(f"{self.path / '.lock'} is a symbolic link, and the farm "
+                                  "writes through none: remove it and rerun") from None
             raise RunDirError(f"--out {self.path} cannot be written ({e.strerror}); choose "
                               "another --out") from None
         if not _take(lock, fcntl.LOCK_EX, LOCK_WAIT_S):  # (a reader's look takes a moment)
@@ -230,6 +244,7 @@ class RunDir:
         lock.flush()
         self._lock_file = lock
         self.took_over = stale  # the previous holder's line, if it died holding the lock
+        self.recover_best()
 
     def holder(self) -> str | None:
         """Who is running the run now ("pid N on HOST since T"), or None when nobody is."""
@@ -295,29 +310,76 @@ class RunDir:
         return self._typed(self.best_weights_record, BestWeightsRecord)
 
     def staging_best(self, pipeline: str = "") -> Path:
-        """An empty folder to fill with a new best/ (best/NAME/) before publish_best."""
-        fresh = self.path / f".best{'-' + pipeline if pipeline else ''}.new"
-        shutil.rmtree(fresh, ignore_errors=True)
+        """An empty folder to fill with a new best/ (best/NAME/) before publish_best:
+        .best.new (.best-NAME.new)."""
+        fresh = self.path / (f".best-{self.best_path(pipeline).name}.new" if pipeline
+                             else ".best.new")
+        _remove(fresh)
         fresh.mkdir()
         return fresh
 
     def publish_best(self, staged: Path, record: RetimingRecord, pipeline: str = "") -> None:
         """Write the re-timing record into `staged` and make it best/ (best/NAME/), as a
-        whole."""
+        whole: only once every file in it and the folder itself are on disk, so a power
+        cut never leaves a best/ whose runtime.json names empty files. The previous one
+        is moved aside to .best.old (.best-NAME.old) meanwhile: recover_best puts it back
+        after a crash between the two renames."""
         best = self.best_path(pipeline)
         write_json(staged / self.retiming_path().name, record.to_json())
-        old = staged.with_name(staged.name.removesuffix(".new") + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        if best.exists():
+        atomic.fsync_tree(staged)
+        old = _aside(staged)
+        _remove(old)
+        atomic.real_dir(best.parent, self.path)  # best/ itself: no link out of the run
+        if os.path.lexists(best):
             os.replace(best, old)
-        best.parent.mkdir(exist_ok=True)
         os.replace(staged, best)
-        atomic.fsync_dir(best.parent)
-        shutil.rmtree(old, ignore_errors=True)
+        for folder in {best.parent, staged.parent}:
+            atomic.fsync_dir(folder)
+        _remove(old)
+
+    def recover_best(self) -> None:
+        """What a crash inside publish_best left: a previous best/ (best/NAME/) moved aside
+        as .best.old (.best-NAME.old) is put back when the new one is missing, and dropped
+        when the new one is in place."""
+        for old in sorted(self.path.glob(".best*.old")):
+            name = old.name.removeprefix(".best").removesuffix(".old")
+            if name and not name.startswith("-"):
+                continue
+            best = self.path / "best" / name[1:] if name else self.path / "best"
+            if os.path.lexists(best) or old.is_symlink() or not old.is_dir():
+                _remove(old)
+                continue
+            atomic.real_dir(best.parent, self.path)
+            os.replace(old, best)
+            for folder in {best.parent, self.path}:
+                atomic.fsync_dir(folder)
+
+    def _recover_best_reading(self) -> None:
+        """recover_best, for a reader: only while no driver holds the run (a driver's
+        .best.old is its swap in progress), and never an error (a run directory the
+        reader may not write is read as it is)."""
+        if self._lock_file is not None or not any(self.path.glob(".best*.old")):
+            return
+        try:
+            fd = os.open(self.path / ".lock", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            fd = None  # no driver ever opened it
+        except OSError:
+            return
+        try:
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            self.recover_best()
+        except (OSError, BadInput):
+            pass
+        finally:
+            if fd is not None:
+                os.close(fd)  # (releases the flock)
 
     def read_retiming(self, pipeline: str = "") -> RetimingRecord | None:
         """best/runtime.json (best/NAME/runtime.json); None before the first final
         re-timing."""
+        self._recover_best_reading()
         return self._typed(self.retiming_path(pipeline), RetimingRecord)
 
     def _typed(self, path: Path, kind, fix: str = "restore it or move it out of the run",
@@ -326,17 +388,24 @@ class RunDir:
         if data is None:
             return None
         try:
-            return kind.from_json(data)
+            return kind.from_json(data)  # checked: farm.record_checks
         except RecordError as e:
-            raise RunDirError(f"{path} is not a {what or 'farm ' + kind.__name__} ({e})") \
-                from None
+            raise RunDirError(f"{path} is not a {what or 'farm ' + kind.__name__} "
+                              f"({e.field or 'the file'} {e.problem}); {fix}") from None
 
     @staticmethod
     def _read_record(path: Path, fix: str):
         try:
-            return json.loads(path.read_text())
+            with open(path, "rb") as f:
+                text = f.read(MAX_RECORD_BYTES + 1)
+            if len(text) > MAX_RECORD_BYTES:
+                raise ValueError(f"over {MAX_RECORD_BYTES // 2**20} MB, more than a record "
+                                 "holds")
+            return json.loads(text)
         except FileNotFoundError:
             return None
+        except RecursionError:  # JSON nested thousands deep
+            raise RunDirError(f"{path} is unreadable (nested too deep); {fix}") from None
         except (OSError, ValueError) as e:
             raise RunDirError(f"{path} is unreadable ({e}); {fix}") from None
 
@@ -396,7 +465,7 @@ def refuse_a_run(out: str | os.PathLike, command: str) -> None:
 
 def class_dir(root: Path, device_class: str) -> Path:
     """A device class's run directory in a run of several classes: ROOT/classes/CLASS/."""
-    return root / "classes" / device_class
+    return _named(root / "classes", device_class)
 
 
 def class_dirs(root: str | os.PathLike) -> list[Path]:
@@ -409,6 +478,32 @@ def invocation_record(versions: dict, devices: list[dict]) -> dict:
     return {"argv": list(sys.argv), "cwd": os.getcwd(), "at": now_iso(),
             "host": socket.gethostname(), "versions": versions, "devices": devices,
             "started": time.time()}
+
+
+def _named(folder: Path, name: str, suffix: str = "") -> Path:
+    """FOLDER/NAME+SUFFIX, NAME as farm.paths.path_name makes it; a run written before
+    path_name keeps the file or folder it has under the name itself (one name inside
+    FOLDER, no link)."""
+    new = folder / (path_name(name) + suffix)
+    legacy = name + suffix
+    if new.name == legacy or "/" in name or "\0" in name or legacy in (".", "..") or \
+            os.path.lexists(new):
+        return new
+    old = folder / legacy
+    return old if old.exists() and not old.is_symlink() else new
+
+
+def _aside(staged: Path) -> Path:
+    """Where publish_best moves the previous best/ of `staged` (.best.new: .best.old)."""
+    return staged.with_name(staged.name.removesuffix(".new") + ".old")
+
+
+def _remove(path: Path) -> None:
+    """Remove a file, link or folder at `path` (a link, not what it points to)."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def write_json(path: Path, data) -> None:

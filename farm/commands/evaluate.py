@@ -30,6 +30,12 @@ def add_parser(sub) -> None:
         "go to --out.")
     p.add_argument("run_dir", metavar="RUN_DIR",
                    help="a `farm autotune` campaign run directory (two pipelines or more)")
+    p.add_argument("--generator", metavar="PATH", action="append", dest="generators",
+                   default=[], help="a generator of the campaign's own (path/to/file.py, a "
+                   "C++ generator's folder or file, an executable), named again; repeat for "
+                   "more. The farm runs no code a run directory names by itself: only "
+                   "built-ins and the generators named here, each checked against the "
+                   "sha256 the run recorded before any of its code runs")
     p.add_argument("--together", metavar="A,B", action="append",
                    help="pipelines to leave out together, comma-separated; repeat for more "
                    "groups. Giving it replaces the default groups, the built-in near twins "
@@ -58,30 +64,33 @@ def main(args) -> int:
 
     from farm import evaluate
     from farm.atomic import writable_dir
+    from farm.output import printable
     from farm.rundir import refuse_a_run
 
-    plan = evaluate.prepare(args.run_dir, args.together, args.weights_for, args.train_steps)
+    def say(text: str = "") -> None:  # pipeline names from the run: control characters escaped
+        print(printable(text, lines=True), flush=True)
+
+    plan = evaluate.prepare(args.run_dir, args.together, args.weights_for, args.train_steps,
+                            named=args.generators)
     if args.out:
         refuse_a_run(args.out, "evaluate")  # its weights/ would mix with the run's
     out = writable_dir(args.out or str(Path(args.run_dir) / "evaluate"))
     groups = ", ".join(g.name for g in plan.groups)
-    print(f"{len(plan.pipelines)} pipelines in {len(plan.groups)} groups left out in turn: "
-          f"{groups}; device class {plan.manifest.device_class or '(not recorded)'}",
-          flush=True)
+    say(f"{len(plan.pipelines)} pipelines in {len(plan.groups)} groups left out in turn: "
+        f"{groups}; device class {plan.manifest.device_class or '(not recorded)'}")
     result = evaluate.run_evaluate(plan, out, args.devices, args.address,
-                                   retimes=args.retimes or DEFAULT_RETIMES,
-                                   progress=lambda text: print(text, flush=True))
-    print()
-    print(evaluate.format_table(result.rows))
-    print()
+                                   retimes=args.retimes or DEFAULT_RETIMES, progress=say)
+    say()
+    say(evaluate.format_table(result.rows))
+    say()
     for model in result.models.values():
-        print(model.describe())
-    print()
+        say(model.describe())
+    say()
     for line in evaluate.summary(result.rows):
-        print(line)
+        say(line)
     device_class = (plan.manifest.device_class or "").split(" (")[0]  # without its target
     table, plot = evaluate.write_results(
         result.rows, out, f"farm evaluate: {Path(args.run_dir).resolve().name}"
         + (f" on {device_class}" if device_class else ""))
-    print(f"\nrows: {table}\nplot: {plot}")
+    say(f"\nrows: {table}\nplot: {plot}")
     return 0

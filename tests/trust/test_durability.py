@@ -1,11 +1,13 @@
 """A run directory's files stay what their names say, whatever was moved aside."""
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
 from farm.rundir import RunDir
+from farm.runrecords import RetimingRecord
 from farm.store import DAMAGED, SampleStore
 
 
@@ -98,3 +100,81 @@ def test_the_provisional_weights_rename_is_on_disk_before_its_step_is_recorded(
         pool.shutdown()
     moved = events.index("moved")
     assert "weights/ synced" in events[moved:events.index("recorded", moved)], events
+
+
+# --- best/: published whole, and put back after a crash --------------------------------
+
+def _publish(run: RunDir, ms: float, pipeline: str = "") -> Path:
+    staged = run.staging_best(pipeline)
+    (staged / "gen.a").write_bytes(b"archive")
+    (staged / "gen.schedule.h").write_text("// schedule")
+    run.publish_best(staged, RetimingRecord(benchmark="gen", runtime_ms=ms, finalist="x"),
+                     pipeline)
+    return staged
+
+
+def test_best_is_published_only_after_its_files_and_folder_are_on_disk(tmp_path,
+                                                                     monkeypatch):
+    """A power cut after the rename must not leave a best/ whose runtime.json names empty
+    files: every file of the staged folder, and the folder, are fsynced before it."""
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    staged = run.staging_best()
+    (staged / "gen.a").write_bytes(b"archive")  # as finalize writes them: not synced
+    (staged / "gen.h").write_text("// header")
+    synced: set[str] = set()
+    unsynced_when_published: list[set[str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        synced.add(_on_disk(fd))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        if Path(src) == staged:
+            wanted = {str(p.resolve()) for p in [staged, *staged.iterdir()]}
+            unsynced_when_published.append(wanted - synced)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    run.publish_best(staged, RetimingRecord(benchmark="gen", runtime_ms=1.0, finalist="x"))
+    assert unsynced_when_published == [set()]
+    assert run.read_retiming().runtime_ms == 1.0
+
+
+@pytest.mark.parametrize("pipeline", ["", "box:radius=2"])
+def test_a_best_moved_aside_by_a_crash_is_put_back_when_the_run_is_read(tmp_path,
+                                                                        pipeline):
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    staged = _publish(run, 1.0, pipeline)
+    aside = staged.with_name(staged.name.removesuffix(".new") + ".old")
+    os.replace(run.best_path(pipeline), aside)  # the crash: between publish's two renames
+    assert RunDir(run.path).read_retiming(pipeline).runtime_ms == 1.0
+    assert run.best_path(pipeline).is_dir() and not aside.exists()
+
+
+@pytest.mark.parametrize("pipeline", ["", "box:radius=2"])
+def test_a_best_moved_aside_is_dropped_once_the_new_one_is_in_place(tmp_path, pipeline):
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    staged = _publish(run, 1.0, pipeline)
+    aside = staged.with_name(staged.name.removesuffix(".new") + ".old")
+    shutil.copytree(run.best_path(pipeline), aside)
+    _publish(run, 2.0, pipeline)
+    shutil.copytree(run.best_path(pipeline), aside, dirs_exist_ok=True)  # the crash: before
+    with RunDir(run.path):  # publish's last step
+        assert not aside.exists()
+    assert run.read_retiming(pipeline).runtime_ms == 2.0
+
+
+def test_a_reader_leaves_the_swap_of_a_running_driver_alone(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    _publish(run, 1.0)
+    with RunDir(run.path):  # a driver, in the middle of publish_best
+        os.replace(run.best_dir, run.path / ".best.old")
+        assert RunDir(run.path).read_retiming() is None
+        assert (run.path / ".best.old").is_dir()
+        os.replace(run.path / ".best.old", run.best_dir)

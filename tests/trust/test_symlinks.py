@@ -11,9 +11,10 @@ from farm.atomic import writable_dir
 from farm.benchmark import write_files
 from farm.cache import build_once, cache_dir
 from farm.costmodel import file_name
-from farm.errors import BadInput, MissingPrerequisite
+from farm.errors import BadInput, MissingPrerequisite, RunDirError
 from farm.output import pyplot, save_figure
 from farm.rundir import RunDir
+from farm.runrecords import RetimingRecord
 from farm.store import SampleStore
 
 V1_RUN = Path(__file__).parents[1] / "data" / "v1-run"
@@ -131,4 +132,54 @@ def test_the_reports_folder_of_the_run_planted_as_a_link_is_refused(tmp_path, ca
     (run / "report").symlink_to(elsewhere)
     assert cli.main(["report", str(run)]) == 2
     assert "is a symbolic link" in capsys.readouterr().err
+    assert list(elsewhere.iterdir()) == []
+
+
+# --- the run directory: its lock, its folders, best/ ----------------------------------
+
+def test_a_lock_planted_as_a_link_is_refused_not_truncated(tmp_path):
+    victim = _victim(tmp_path)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".lock").symlink_to(victim)
+    with pytest.raises(RunDirError, match=r"\.lock is a symbolic link") as refused:
+        RunDir(run).open()
+    assert "\n" not in str(refused.value)
+    assert victim.read_text() == "precious"
+
+
+@pytest.mark.parametrize("sub", ["weights", "samples", "rounds", "training"])
+def test_a_folder_of_the_run_planted_as_a_link_is_refused(tmp_path, sub):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / sub).symlink_to(elsewhere)
+    with pytest.raises(BadInput, match="is a symbolic link"):
+        RunDir(run).open()
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_best_planted_as_a_link_takes_no_pipeline_out_of_the_run(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    (run.path / "best").symlink_to(elsewhere)
+    staged = run.staging_best("median3x3")
+    (staged / "median3x3.schedule.h").write_text("// schedule")
+    with pytest.raises(BadInput, match="is a symbolic link"):
+        run.publish_best(staged, RetimingRecord(benchmark="median3x3", runtime_ms=1.0,
+                                                finalist="x"), "median3x3")
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_cache_folder_of_the_run_planted_as_a_link_is_refused(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "cache").symlink_to(elsewhere)
+    with pytest.raises(BadInput, match="is a symbolic link"):
+        RunDir(run).sample_files.sync(SampleStore(V1_RUN / "samples").read())
     assert list(elsewhere.iterdir()) == []
