@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import shutil
 import textwrap
@@ -181,3 +182,28 @@ def set_field(data, where: str, value) -> None:
 
 def files_under(folder: Path) -> set[Path]:
     return {p for p in folder.rglob("*")}
+
+
+MARKUP = "<img src=x onerror=alert(1)>"
+# Values a hostile or broken writer puts in a record's fields (the fuzz passes:
+# tests/trust/test_malformed_records.py, tests/perf/fuzz_run_dirs.py)
+BAD_VALUES = ("../../victim", "a/b", "x\x00y", "x\x1b[2Jy\u202e", MARKUP, "", None, -1,
+              10**40, 1e308, math.nan, True, [], {}, [{"x": 1}])
+
+
+def fields(data, prefix: str = "") -> list[str]:
+    """Every field of a JSON record, nested ones (first items of lists) included."""
+    out = []
+    for key, value in data.items():
+        where = f"{prefix}{key}"
+        out.append(where)
+        if isinstance(value, dict) and value and all(isinstance(v, dict)
+                                                     for v in value.values()):
+            first = next(iter(value))
+            if isinstance(first, str) and "." not in first and "[" not in first:
+                out += fields(value[first], f"{where}.{first}.")
+        elif isinstance(value, dict):
+            out += fields(value, f"{where}.")
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            out += fields(value[0], f"{where}[0].")
+    return out

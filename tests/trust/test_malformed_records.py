@@ -15,11 +15,14 @@ import math
 import pytest
 from clitools import assert_user_error, farm_here
 from crafted import (
+    BAD_VALUES,
+    MARKUP,
     StopBeforeWork,
     StopSession,
     add_best,
     campaign,
     edit_json,
+    fields,
     files_under,
     plant,
     set_field,
@@ -33,7 +36,6 @@ from farm.rundir import RunDir
 from farm.runrecords import PipelineRecord
 from farm.testing import ScriptedTrainer, SyntheticBuilder
 
-MARKUP = "<img src=x onerror=alert(1)>"
 MANIFEST, ROUND, RUNTIME, BEST = ("manifest.json", "rounds/round-000001.json",
                                   "best/runtime.json", "weights/best.json")
 # the commands (and API calls) that read each record
@@ -196,28 +198,6 @@ def test_unknown_keys_are_kept_and_older_files_missing_optional_fields_read(base
 
 # fuzz ---------------------------------------------------------------------------------
 
-BAD_VALUES = ("../../victim", "a/b", "x\x00y", "x\x1b[2Jy\u202e", MARKUP, "", None, -1,
-              10**40, 1e308, math.nan, True, [], {}, [{"x": 1}])
-
-
-def _fields(data, prefix: str = "") -> list[str]:
-    """Every field of a JSON record, nested ones (first items of lists) included."""
-    out = []
-    for key, value in data.items():
-        where = f"{prefix}{key}"
-        out.append(where)
-        if isinstance(value, dict) and value and all(isinstance(v, dict)
-                                                     for v in value.values()):
-            first = next(iter(value))
-            if isinstance(first, str) and "." not in first and "[" not in first:
-                out += _fields(value[first], f"{where}.{first}.")
-        elif isinstance(value, dict):
-            out += _fields(value, f"{where}.")
-        elif isinstance(value, list) and value and isinstance(value[0], dict):
-            out += _fields(value[0], f"{where}[0].")
-    return out
-
-
 def _fuzz_base(tmp_path, marker):
     """A run of dilate3x3 with best/ and a round holding every nested record, whose
     manifest lists a planted generator as a pipeline too (a name that must never run)."""
@@ -263,7 +243,7 @@ def test_fuzz_malformed_records_through_every_reader(tmp_path, capsys, monkeypat
     variants = runs = 0
     outcomes: dict[int, int] = {}
     for record in READERS:
-        for i, where in enumerate(_fields(json.loads(originals[record]))):
+        for i, where in enumerate(fields(json.loads(originals[record]))):
             for value in BAD_VALUES if every else BAD_VALUES[i % 3::3]:
                 (run.path / record).write_text(originals[record])
                 edit_json(run.path / record, lambda d, w=where, v=value: set_field(d, w, v))
