@@ -1,7 +1,6 @@
 """`farm autotune` end to end: real Ray (embedded, local), real Halide, small batches."""
 
 import json
-import textwrap
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -104,21 +103,7 @@ def test_one_round_records_every_candidate(tmp_path):
     assert len(_rows(run)) == 8
 
 
-TINY = textwrap.dedent('''
-    import halide as hl
-
-    @hl.generator(name="brighten")
-    class Brighten:
-        """Add 10 to every pixel: few distinct schedules exist."""
-        input = hl.InputBuffer(hl.UInt(8), 2)
-        output = hl.OutputBuffer(hl.UInt(8), 2)
-
-        def generate(g):
-            x, y = hl.Var("x"), hl.Var("y")
-            g.output[x, y] = hl.saturating_add(g.input[x, y], hl.cast(hl.UInt(8), 10))
-            g.input.set_estimates([(0, 1536), (0, 2560)])
-            g.output.set_estimates([(0, 1536), (0, 2560)])
-''')
+TINY = (Path(__file__).parent / "data" / "pygen" / "brighten_generator.py").read_text()
 
 
 def test_user_generator_and_duplicates_are_caught_before_codegen(tmp_path):

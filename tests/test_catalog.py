@@ -14,21 +14,8 @@ from farm import catalog, pygen
 from farm.benchmark import format_params
 from farm.errors import BenchmarkError
 
-USER_GENERATOR = textwrap.dedent('''
-    import halide as hl
-
-    @hl.generator(name="brighten")
-    class Brighten:
-        """Add 10 to every pixel."""
-        input = hl.InputBuffer(hl.UInt(8), 2)
-        output = hl.OutputBuffer(hl.UInt(8), 2)
-
-        def generate(g):
-            x, y = hl.Var("x"), hl.Var("y")
-            g.output[x, y] = hl.saturating_add(g.input[x, y], hl.cast(hl.UInt(8), 10))
-            g.input.set_estimates([(0, 1536), (0, 2560)])
-            g.output.set_estimates([(0, 1536), (0, 2560)])
-''')
+PYGEN = Path(__file__).parent / "data" / "pygen"
+USER_GENERATOR = (PYGEN / "brighten_generator.py").read_text()  # adds 10 to every pixel
 
 
 @pytest.fixture
@@ -86,7 +73,6 @@ def test_a_generator_travels_as_source(user_file):
 
 # --- generator files as Halide loads them when they run as a script (issue 14) ---------------
 
-PYGEN = Path(__file__).parent / "data" / "pygen"
 # Halide's own python_bindings/apps generators: a folder of byte-identical copies (see
 # tests/data/halide_apps/README.txt), or FARM_HALIDE_APPS=path/to/Halide/python_bindings/apps
 HALIDE_APPS = Path(os.environ.get("FARM_HALIDE_APPS") or Path(__file__).parent / "data" /
