@@ -38,16 +38,16 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from farm import verdict
-from farm.benchmark import Benchmark
 from farm.deprecation import renamed
 from farm.errors import BadInput, MissingPrerequisite
-from farm.finalize import TuneSummary
-from farm.rundir import RunDir
-from farm.runrecords import FinalistRecord, Manifest, RoundRecord, VerdictRecord
-from farm.single_run import DEFAULT_RETIMES, RunResult
-from farm.verdict import Verdict
-from farm.weights import Weights
+from farm.model.weights import Weights
+from farm.pipelines.benchmark import Benchmark
+from farm.stats import verdict
+from farm.stats.verdict import Verdict
+from farm.store.records import FinalistRecord, Manifest, RoundRecord, VerdictRecord
+from farm.store.rundir import RunDir
+from farm.tuning.finalize import TuneSummary
+from farm.workflows.run import DEFAULT_RETIMES, RunResult
 
 __all__ = ["Best", "Run", "RunResult", "TuneSummary", "Verdict", "bench", "compare",
            "open_run", "run", "tune"]
@@ -63,11 +63,14 @@ def tune(out: str | Path, *benchmarks: str, rounds: int = 1, batch_size: int = 3
     """Start or continue the run in `out` (`farm autotune BENCH ... --out OUT`): the same
     settings and defaults, one keyword each. Several benchmarks (or "all") make a
     campaign; a larger `rounds` continues a finished run. Returns its summary."""
-    from farm import build, catalog, costmodel, targets
-    from farm import weights as weights_module
+    from farm.build import compile as build
     from farm.candidate import DEFAULT_PARALLELISM, CandidateSpec
-    from farm.timing import TimingConfig
-    from farm.tuner import TuneSettings, autotune
+    from farm.devices.timing import TimingConfig
+    from farm.machine import targets
+    from farm.model import retrain as costmodel
+    from farm.model import weights as weights_module
+    from farm.pipelines import catalog
+    from farm.tuning.loop import TuneSettings, autotune
 
     refs = list(benchmarks)
     if not refs:
@@ -95,17 +98,18 @@ def run(benchmark: str | Benchmark, *, beam_size: int = 32, parallelism: int | N
         out: str | Path | None = None, manual: bool = True,
         compile_timeout_s: float = 600.0, on_update=None,
         retimes: int = DEFAULT_RETIMES) -> RunResult:
-    """Autoschedule `benchmark` (a BENCH as the commands take it, or a farm.benchmark
+    """Autoschedule `benchmark` (a BENCH as the commands take it, or a farm.pipelines.benchmark
     value), time it and its manual schedule (`farm run`), then re-time the two `retimes`
     times each, interleaved: RunResult.verdict (fewer than 5: "unmeasured"). With `out`,
     its schedule is written there as NAME.schedule.h. `on_update(counts)` sees progress
-    (farm.scheduler.Counts)."""
-    from farm import build, catalog
-    from farm import weights as weights_module
+    (farm.execution.scheduler.Counts)."""
+    from farm.build import compile as build
     from farm.candidate import DEFAULT_PARALLELISM, CandidateSpec
-    from farm.devices.session import DeviceSession
-    from farm.single_run import run_benchmark
-    from farm.timing import TimingConfig
+    from farm.devices.timing import TimingConfig
+    from farm.execution.session import DeviceSession
+    from farm.model import weights as weights_module
+    from farm.pipelines import catalog
+    from farm.workflows.run import run_benchmark
 
     bench = catalog.resolve(benchmark) if isinstance(benchmark, str) else benchmark
     w = weights if isinstance(weights, Weights) else weights_module.resolve(weights)
@@ -129,7 +133,7 @@ def bench(benchmarks: Sequence[str] = (), *, devices: Sequence[str] | None = Non
     best schedule, re-timed interleaved `retimes` times (default 10); a row per variant
     with its verdict against beam-32 with the baseline weights. `progress(line)` hears
     what it is doing. `repeats`: the old name of `retimes` (deprecated)."""
-    from farm import bench as bench_module
+    from farm.workflows import bench as bench_module
 
     if repeats is not None:
         warnings.warn("bench(repeats=) is deprecated; use retimes=", DeprecationWarning,
@@ -249,7 +253,7 @@ class Run:
     def write_report(self, out: str | Path | None = None) -> Path:
         """The run's report page (`farm report RUN --html`): a self-contained index.html."""
         from farm.atomic import writable_dir
-        from farm.report_page import write_page
+        from farm.report.page import write_page
 
         folder = writable_dir(str(out) if out is not None else
                               str(RunDir(self.path).report_dir), "out")
@@ -259,7 +263,7 @@ class Run:
 def open_run(path: str | Path) -> Run:
     """A run directory written by `farm autotune` (or tune()); of a run of several device
     classes, one class's: RUN/classes/CLASS."""
-    from farm.rundir import class_dirs
+    from farm.store.rundir import class_dirs
 
     found = Run(Path(path))
     classes = class_dirs(found.path)

@@ -4,8 +4,9 @@ The bytes go to a hidden temporary file beside the target (`.NAME.tmp...`, which
 sample store and readers ignore), are flushed and fsynced, the file is renamed over the
 target, and the directory is fsynced so the rename itself survives a power cut. If
 anything fails before the rename, the temporary file is removed and the target is as it
-was; a full disk is a DiskFull error that says so. Weights files (farm.weights), the
-run's JSON records (farm.rundir) and Parquet round files (farm.store) all go through here.
+was; a full disk is a DiskFull error that says so. Weights files (farm.model.weights), the
+run's JSON records (farm.store.rundir) and Parquet round files (farm.store.samples) all go
+through here.
 
 No write here follows a symlink planted where it writes: the temporary file is new
 (O_EXCL) and the rename replaces a link at the target instead of writing through it.

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TypedDict
 
-from farm.benchmark import Benchmark
 from farm.faults import Fault
-from farm.targets import TargetInfo
-from farm.weights import Weights
+from farm.machine.targets import TargetInfo
+from farm.model.weights import Weights
+from farm.pipelines.benchmark import Benchmark
 
 
 class Status(str, Enum):
@@ -54,7 +54,7 @@ STATUSES = tuple(s for s in Status if s is not FAULT)  # what a row may hold
 TRANSIENT = (RUN_TIMEOUT, CRASHED, DEVICE_LOST)
 
 DEFAULT_PARALLELISM = 32  # see README "Parallelism": measured on 2-core hosts
-# The compile timeout is CPU time (farm.compile_process); a compile that neither finishes
+# The compile timeout is CPU time (farm.build.process); a compile that neither finishes
 # nor runs out of CPU (a hang, or paused for long) is cancelled after this many times it
 # in wall-clock time.
 COMPILE_WALL_FACTOR = 4.0
@@ -84,7 +84,7 @@ class CandidateSpec:
     seed: int = 0
     parallelism: int = DEFAULT_PARALLELISM
     generator_params: tuple[tuple[str, str], ...] = ()
-    planner: str = field(default="", compare=False)  # how it was planned (farm.plan.planner)
+    planner: str = field(default="", compare=False)  # farm.search.plans.planner
 
     @property
     def is_manual(self) -> bool:
@@ -103,7 +103,7 @@ class Schedule:
     source: str
     featurization: bytes
     autoschedule_s: float  # CPU seconds (compile times are CPU time: a paused compile
-    # does not count, see farm.gate)
+    # does not count, see farm.devices.gate)
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ class Measurement:
     error: str = ""
     device_id: str = ""
     device_kind: str = ""
-    node: str = ""  # the farm's name for the device's node (farm.cluster.Node.name)
+    node: str = ""  # the farm's name for the device's node (farm.execution.cluster.Node.name)
     node_id: str = ""
     run_s: float = 0.0
     log: str = ""  # tail of the run's output when it failed

@@ -13,7 +13,6 @@ import os
 import sys
 
 from farm import __version__
-from farm.cluster import exit_when_stuck, lost_head
 from farm.commands import (
     autotune,
     bench,
@@ -27,7 +26,8 @@ from farm.commands import (
 )
 from farm.commands.options import Parser
 from farm.errors import FarmError
-from farm.output import printable
+from farm.execution.cluster import exit_when_stuck, lost_head
+from farm.report.output import printable
 
 # in the order `farm --help` lists them
 COMMANDS = {m.__name__.rpartition(".")[2]: m

@@ -3,7 +3,7 @@
 Three kinds of failure meet a candidate, and each is handled once, where it is known:
 - the pipeline's own (it does not compile, its run fails): the data, a row with its status;
 - transient (a worker died, a phone dropped off adb): retried elsewhere, and a device that
-  keeps failing is quarantined a while (farm.pool);
+  keeps failing is quarantined a while (farm.execution.pool);
 - lasting (the compile gate's folder refused, no C++ compiler, the NDK or the Hexagon
   runtime gone, adb gone, a full disk, unreadable weights): a Fault. The worker that meets
   one hands it back as a value instead of a failed candidate; the driver takes the device

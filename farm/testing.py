@@ -8,10 +8,10 @@
 - `ReplayBuilder` and `ReplayDevice` serve a recorded run: each candidate gets a
   recorded sample's featurization and schedule, and its timing is that sample's
   recorded runtimes, so the trainer sees real data.
-- `FakeCluster` stands for farm.cluster.Cluster over a Ray the test started.
+- `FakeCluster` stands for farm.execution.cluster.Cluster over a Ray the test started.
 - `ScriptedTrainer` decides acceptance and final models as told.
 
-They go through the same Ray path as the real ones (farm.workers): a builder
+They go through the same Ray path as the real ones (farm.execution.workers): a builder
 runs in compile tasks, a device in its actor.
 """
 
@@ -24,16 +24,16 @@ import struct
 import time
 from dataclasses import dataclass, field
 
-from farm.acceptance import Decision
-from farm.builder import Builder
+from farm.build.builder import Builder
 from farm.candidate import DEVICE_LOST, OK, BuildResult, CandidateSpec, Measurement, Schedule
-from farm.costmodel import TrainResult
 from farm.devices.base import HOST, Device, DeviceInfo
+from farm.devices.timing import TimingConfig
 from farm.errors import MissingPrerequisite
-from farm.featurization import STAGE_FLOATS
-from farm.timing import TimingConfig
-from farm.trainer import Trainer
-from farm.weights import Weights, perturbed
+from farm.model.acceptance import Decision
+from farm.model.featurization import STAGE_FLOATS
+from farm.model.retrain import TrainResult
+from farm.model.trainer import Trainer
+from farm.model.weights import Weights, perturbed
 
 SYNTHETIC = "synthetic"  # the feature that marks a synthetic device
 
@@ -192,7 +192,7 @@ def replay(rows: list[dict]) -> tuple[ReplayBuilder, object]:
 
 @dataclass
 class FakeCluster:
-    """farm.cluster.Cluster's interface over a Ray the caller started (and stops)."""
+    """farm.execution.cluster.Cluster's interface over a Ray the caller started (and stops)."""
 
     devices: list[DeviceInfo]
     slots: int = 2

@@ -1,8 +1,10 @@
 import numpy as np
 import pytest
 
-from farm import catalog, targets, weights
 from farm.candidate import CandidateSpec
+from farm.machine import targets
+from farm.model import weights
+from farm.pipelines import catalog
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,11 @@ from dataclasses import replace
 
 import pyarrow as pa
 
-from farm import build, catalog, featurization, targets, weights
+from farm.build import compile as build
 from farm.candidate import RANDOM_PROBE, CandidateSpec
+from farm.machine import targets
+from farm.model import featurization, weights
+from farm.pipelines import catalog
 
 
 @functools.cache

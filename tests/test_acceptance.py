@@ -7,9 +7,10 @@ import pyarrow as pa
 import pytest
 from samples import probes, table
 
-from farm import acceptance, costmodel, weights
-from farm.halide_env import halide_env
-from farm.predict import predict
+from farm.machine.halide_env import halide_env
+from farm.model import acceptance, weights
+from farm.model import retrain as costmodel
+from farm.model.predict import predict
 
 
 @pytest.fixture(scope="module")

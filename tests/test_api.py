@@ -5,7 +5,7 @@ import pytest
 
 import farm.api as fa
 from farm.errors import BadInput, MissingPrerequisite
-from farm.store import SampleStore
+from farm.store.samples import SampleStore
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +92,7 @@ def test_what_is_not_a_run_is_a_clear_error(tmp_path):
 
 
 def test_bench_takes_retimes_and_its_old_name_repeats_with_a_warning(monkeypatch):
-    from farm import bench
+    from farm.workflows import bench
 
     seen = []
     monkeypatch.setattr(bench, "run_bench",

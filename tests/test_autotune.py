@@ -7,13 +7,15 @@ import pyarrow.parquet as pq
 import pytest
 from clitools import assert_user_error, farm, farm_here
 
-from farm import catalog, targets, weights
 from farm.candidate import DEFAULT_PARALLELISM, CandidateSpec
-from farm.finalize import spec_from_row
-from farm.rundir import RESUME_MAY_CHANGE, RunDir, now_iso, resume_may_change
-from farm.runrecords import Manifest
-from farm.store import SampleStore
-from farm.tuner import TuneSettings
+from farm.machine import targets
+from farm.model import weights
+from farm.pipelines import catalog
+from farm.store.records import Manifest
+from farm.store.rundir import RESUME_MAY_CHANGE, RunDir, now_iso, resume_may_change
+from farm.store.samples import SampleStore
+from farm.tuning.finalize import spec_from_row
+from farm.tuning.loop import TuneSettings
 
 
 def _rows(run):
@@ -169,7 +171,7 @@ def test_the_readme_says_what_may_change_on_resume_as_the_refusal_does():
 
 
 def test_sample_files_are_parquet_with_the_design_columns(tmp_path):
-    from farm.store import SCHEMA
+    from farm.store.samples import SCHEMA
 
     for column in ("sample_id", "round", "benchmark", "pipeline_id", "schedule_id", "seed",
                    "beam_size", "random_dropout", "parallelism", "target", "weights_sha256",

@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 from reference import REFERENCES
 
-from farm import build, catalog, targets
+from farm.build import compile as build
 from farm.candidate import RANDOM_PROBE
+from farm.machine import targets
+from farm.pipelines import catalog
 
 NAMES = sorted(REFERENCES)
 WIDTH, HEIGHT = 256, 256  # multiples of the HVX schedule's 128x4 tiles and strips

@@ -8,10 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from farm import build, catalog, featurization, targets
+from farm.build import compile as build
 from farm.candidate import BEAM_SEARCH, RANDOM_PROBE
 from farm.devices.host import local_host_device
-from farm.timing import TimingConfig
+from farm.devices.timing import TimingConfig
+from farm.machine import targets
+from farm.model import featurization
+from farm.pipelines import catalog
 
 DATA = Path(__file__).parent / "data"
 
@@ -106,7 +109,7 @@ def test_the_hexagon_harness_times_in_turbo_with_hvx_on_and_restores_both(spec_f
     import shutil
     import subprocess
 
-    from farm.toolchain import Toolchain
+    from farm.machine.toolchain import Toolchain
 
     cxx = shutil.which("c++") or shutil.which("g++")
     standin = tmp_path / "standin.o"
@@ -140,7 +143,7 @@ def test_the_hexagon_harness_times_in_turbo_with_hvx_on_and_restores_both(spec_f
 
 def test_a_cache_entry_a_killed_maker_left_half_made_is_made_again(tmp_path):
     """build_once: the killed maker's temporary file is removed, the entry made whole."""
-    from farm.cache import build_once
+    from farm.machine.cache import build_once
 
     path = tmp_path / "median3x3.generator"
     orphan = tmp_path / f".tmp{2**22 + 7}-{path.name}"  # a maker killed mid-way

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from farm import catalog, pygen
-from farm.benchmark import format_params
 from farm.errors import BenchmarkError
+from farm.pipelines import catalog
+from farm.pipelines import python_generators as pygen
+from farm.pipelines.benchmark import format_params
 
 PYGEN = Path(__file__).parent / "data" / "pygen"
 USER_GENERATOR = (PYGEN / "brighten_generator.py").read_text()  # adds 10 to every pixel
@@ -114,7 +115,7 @@ def test_alias_is_chosen_by_name_and_loads_twice():
 
 
 def test_alias_builds_with_its_generator_params(spec_for_bench):
-    from farm import build
+    from farm.build import compile as build
 
     alias = catalog.resolve(f"{PYGEN}/box_generator.py:box_Adams2019")
     plain = catalog.resolve(f"{PYGEN}/box_generator.py:box")
@@ -243,7 +244,7 @@ def test_a_syntax_error_in_a_sibling_names_the_sibling(tmp_path):
 
 
 def test_unconditioned_schedule_gets_halides_message_as_one_line(spec_for_bench):
-    from farm import build
+    from farm.build import compile as build
 
     bench = catalog.resolve(f"{PYGEN}/scheduled_generator.py:always_scheduled")
     with pytest.raises(BenchmarkError) as e:
@@ -285,7 +286,7 @@ def test_halide_apps_resolve_by_halides_names(file):
                                  "bilateral_grid_generator.py:bilateral_grid_Adams2019",
                                  "interpolate_generator.py:interpolate"])
 def test_halide_apps_autoschedule(ref, spec_for_bench):
-    from farm import build
+    from farm.build import compile as build
 
     file, _, name = ref.partition(":")
     bench = catalog.resolve(f"{_halide_app(file)}:{name}")
@@ -294,7 +295,7 @@ def test_halide_apps_autoschedule(ref, spec_for_bench):
 
 
 def test_halide_blur_gets_halides_message(spec_for_bench):
-    from farm import build
+    from farm.build import compile as build
 
     bench = catalog.resolve(f"{_halide_app('blur_generator.py')}:blur")
     with pytest.raises(BenchmarkError, match=r"^generator .*blur_generator.py:blur does not "
@@ -343,8 +344,10 @@ def test_a_bad_generator_parameter_is_one_line_naming_the_parameters(ref, words)
 def test_two_parameter_sets_build_two_pipelines():
     """The parameter reaches the generator (its schedules differ), and the two sets have two
     pipeline ids although radius changes only a loop's extent, not the pipeline features."""
-    from farm import build, featurization, targets, weights
+    from farm.build import compile as build
     from farm.candidate import RANDOM_PROBE, CandidateSpec
+    from farm.machine import targets
+    from farm.model import featurization, weights
 
     feats, ids = {}, {}
     for radius in (1, 3):

@@ -7,9 +7,10 @@ import sys
 import pytest
 from clitools import assert_user_error, farm, farm_here
 
-from farm import catalog, weights
 from farm.cli import COMMANDS, build_parser, main
 from farm.commands.options import DeprecatedAlias
+from farm.model import weights
+from farm.pipelines import catalog
 
 
 def test_version_names_all_three():
@@ -58,7 +59,7 @@ def test_run_prints_auto_and_manual_and_writes_the_schedule(tmp_path):
     assert "autoscheduled:" in proc.stdout and "manual:" in proc.stdout
     assert "ms" in proc.stdout
     assert "Func output" in (tmp_path / "dilate3x3.schedule.h").read_text()
-    # the two are re-timed, interleaved, and compared with an interval (farm.verdict)
+    # the two are re-timed, interleaved, and compared with an interval (farm.stats.verdict)
     ratio = r"\d+\.\d\dx"
     interval = r"\[\d+\.\d\d, \d+\.\d\d\]"
     assert re.search(
@@ -268,9 +269,9 @@ class _NoUsableDevice:
 
 
 def test_bench_without_a_usable_device_is_a_user_error(tmp_path, capsys, monkeypatch):
-    import farm.bench
+    import farm.workflows.bench
 
-    monkeypatch.setattr(farm.bench, "DeviceSession", _NoUsableDevice)
+    monkeypatch.setattr(farm.workflows.bench, "DeviceSession", _NoUsableDevice)
     code, err = _exit_code(["bench", "median3x3", "--out", tmp_path / "b"], capsys)
     assert code == 2
     assert err.startswith("farm bench: error: no usable device to bench on")

@@ -10,7 +10,7 @@ from clitools import assert_user_error, farm
 from proctools import kill_device_actor_mid_timing
 from raycluster import LocalCluster, auth_env
 
-from farm.store import SampleStore
+from farm.store.samples import SampleStore
 
 NODE = socket.gethostname().split(".")[0]
 
@@ -53,7 +53,7 @@ def _silent_address() -> str:
 
 @pytest.fixture
 def quick_watch(monkeypatch):
-    from farm import cluster
+    from farm.execution import cluster
 
     monkeypatch.setattr(cluster, "HEAD_WATCH_S", 0.05)
     monkeypatch.setattr(cluster, "HEAD_LOST_GRACE_S", 0.3)

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from samples import probes, table
 
-from farm import costmodel, weights
 from farm.errors import WorkFailed
+from farm.model import retrain as costmodel
+from farm.model import weights
 
 
 @pytest.fixture(scope="module")

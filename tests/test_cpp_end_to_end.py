@@ -10,8 +10,8 @@ import pytest
 from clitools import farm
 from raycluster import LocalCluster, auth_env
 
-from farm.rundir import RunDir
-from farm.store import SampleStore
+from farm.store.rundir import RunDir
+from farm.store.samples import SampleStore
 
 EXAMPLES = Path(__file__).parent.parent / "examples" / "cpp"
 NODE = socket.gethostname().split(".")[0]

@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 from clitools import assert_user_error, farm
 
-from farm import timing
 from farm.candidate import DEVICE_LOST, OK, RUN_ERROR, RUN_TIMEOUT
-from farm.devices import android
+from farm.devices import android, timing
 from farm.devices.base import DeviceInfo
-from farm.timing import HARNESS_EXIT_MEANINGS, HarnessExit, TimingConfig, exit_reason
+from farm.devices.timing import HARNESS_EXIT_MEANINGS, HarnessExit, TimingConfig, exit_reason
 
 FAKE_ADB_DIR = Path(__file__).parent / "fake_adb"
 NODE = socket.gethostname().split(".")[0]
@@ -85,8 +84,11 @@ def test_unknown_device_id_lists_the_known_ones(fake_adb):
 @pytest.fixture(scope="module")
 def host_binary():
     """A real benchmark binary built for this host: the stand-in phone runs it."""
-    from farm import build, catalog, targets, weights
+    from farm.build import compile as build
     from farm.candidate import RANDOM_PROBE, CandidateSpec
+    from farm.machine import targets
+    from farm.model import weights
+    from farm.pipelines import catalog
 
     spec = CandidateSpec(catalog.resolve("dilate3x3"), targets.resolve(None),
                          weights.baseline(), seed=3, **RANDOM_PROBE)
@@ -186,7 +188,7 @@ def test_a_benchmark_that_prints_adbs_words_is_a_run_error_not_a_lost_phone(fake
 
 
 def test_every_exit_status_of_the_harness_has_a_name_and_a_meaning():
-    """farm/harness/timing_main.cpp exits with these (std::exit(N), return N): each is in
+    """farm/devices/harness/timing_main.cpp exits with these (std::exit(N), return N): each is in
     the one table, and a failed run says which it was, with the harness's own line."""
     source = (Path(timing.__file__).parent / "harness" / "timing_main.cpp").read_text()
     used = {int(n) for n in re.findall(r"(?:std::exit\(|return )([1-9]\d*)\)?;", source)}
@@ -225,7 +227,7 @@ def test_a_hanging_run_is_killed_at_the_timeout(fake_adb, host_binary):
 
 
 def test_hvx_target_needs_the_hexagon_runtime(fake_adb):
-    from farm import targets
+    from farm.machine import targets
 
     fake_adb({"serial": "R58M1", "state": "device", "props": PIXEL})
     phone = DeviceInfo(id="R58M1@x", kind="android", node="x", serial="R58M1")
@@ -238,8 +240,11 @@ def test_hvx_target_needs_the_hexagon_runtime(fake_adb):
                     reason="needs an Android NDK (set ANDROID_NDK_ROOT); none can be "
                            "downloaded on the build machines")
 def test_hvx_candidate_links_for_android_with_the_ndk(tmp_path):
-    from farm import build, catalog, targets, weights
+    from farm.build import compile as build
     from farm.candidate import RANDOM_PROBE, CandidateSpec
+    from farm.machine import targets
+    from farm.model import weights
+    from farm.pipelines import catalog
 
     spec = CandidateSpec(catalog.resolve("median3x3"), targets.resolve("arm-64-android-hvx"),
                          weights.baseline(), seed=1, **RANDOM_PROBE)
@@ -284,8 +289,8 @@ def test_two_phones_of_different_socs_are_two_classes_with_their_targets(fake_ad
     a, b = by_serial["A1"].device_class, by_serial["B2"].device_class
     assert a != b and (a.model, b.model) == ("SM8250", "SM8450")
     assert (a.target, b.target) == ("arm-64-android-hvx-hvx_v66", "arm-64-android-hvx-hvx_v68")
-    from farm.devices.session import default_target
-    from farm.targets import resolve
+    from farm.execution.session import default_target
+    from farm.machine.targets import resolve
 
     target = resolve(default_target(by_serial["B2"]))  # a phone's own target by default
     assert target.compile.endswith("hvx_v68") and target.schedule.endswith("hvx_v68")
@@ -296,9 +301,9 @@ def test_two_phones_of_different_socs_are_two_classes_with_their_targets(fake_ad
 def test_a_node_of_another_architecture_is_refused_not_timed():
     """Each node reports its own target: a node that cannot run the run's code is left out,
     and naming it is a one-line error (exit 2), not a round of SIGILL rows."""
-    from farm.devices.session import choose
     from farm.errors import MissingPrerequisite
-    from farm.targets import TargetInfo
+    from farm.execution.session import choose
+    from farm.machine.targets import TargetInfo
 
     x86 = DeviceInfo("cpu@a", "host", "a", target="x86-64-linux-avx-avx2")
     arm = DeviceInfo("cpu@b", "host", "b", target="arm-64-linux-arm_dot_prod")

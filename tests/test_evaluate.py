@@ -12,14 +12,19 @@ import pyarrow.parquet as pq
 import pytest
 from clitools import assert_user_error, farm, farm_here
 
-from farm import catalog, costmodel, evaluate, featurization, targets, verdict, weights
 from farm.candidate import OK, BuildResult, Schedule
-from farm.costmodel import TrainResult
 from farm.devices.base import DeviceInfo
 from farm.errors import BadInput, MissingPrerequisite
-from farm.rundir import RunDir, now_iso
-from farm.runrecords import Manifest, PipelineRecord
+from farm.machine import targets
+from farm.model import featurization, weights
+from farm.model import retrain as costmodel
+from farm.model.retrain import TrainResult
+from farm.pipelines import catalog
+from farm.stats import verdict
+from farm.store.records import Manifest, PipelineRecord
+from farm.store.rundir import RunDir, now_iso
 from farm.testing import fake_featurization
+from farm.workflows import evaluate
 
 THREE = ("median3x3", "conv3x3a16", "conv3x3a32")
 
@@ -170,8 +175,9 @@ def test_training_rows_and_counts(three):
 
 
 def test_the_recipe_is_finalize_final_fresh_long_and_the_cli_says_its_defaults():
-    from farm import bench, finalize
     from farm.commands import evaluate as command
+    from farm.tuning import finalize
+    from farm.workflows import bench
 
     fresh = next(s for s in finalize.FINAL_SETTINGS if s.name == "final-fresh-long")
     assert fresh.start_from == "start"

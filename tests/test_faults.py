@@ -20,9 +20,11 @@ import ray
 from clitools import assert_user_error, farm
 from proctools import descendants, kill_all, wait_for_file
 
-from farm import catalog, faults, targets
-from farm.build import build
+from farm import faults
+from farm.build.compile import build
 from farm.candidate import FAULT, OK, STATUSES
+from farm.devices.gate import GateError
+from farm.devices.timing import TimingConfig
 from farm.errors import (
     BenchmarkError,
     DiskFull,
@@ -30,13 +32,13 @@ from farm.errors import (
     MissingPrerequisite,
     WeightsError,
 )
-from farm.gate import GateError
-from farm.plan import RoundPlan, SeenSchedules
-from farm.pool import DevicePool
-from farm.progress import Progress
-from farm.records import cause
-from farm.scheduler import RoundScheduler, shared
-from farm.store import SampleStore
+from farm.execution.pool import DevicePool
+from farm.execution.scheduler import RoundScheduler, shared
+from farm.machine import targets
+from farm.pipelines import catalog
+from farm.report.progress import Progress
+from farm.search.plans import RoundPlan, SeenSchedules
+from farm.store.samples import SampleStore
 from farm.testing import (
     FakeCluster,
     ScriptedTrainer,
@@ -44,8 +46,8 @@ from farm.testing import (
     open_synthetic,
     synthetic_infos,
 )
-from farm.timing import TimingConfig
-from farm.tuner import TuneSettings, autotune
+from farm.tuning.loop import TuneSettings, autotune
+from farm.tuning.rows import cause
 
 # --- which failures are lasting (no Ray) ---
 

@@ -8,10 +8,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from farm import finalize, verdict, weights
-from farm.finalize import START_LABEL, Finalist, _update_best_weights
-from farm.rundir import RunDir
-from farm.runrecords import BestWeightsRecord, FinalistRecord, RetimingRecord, VerdictRecord
+from farm.model import weights
+from farm.stats import verdict
+from farm.store.records import BestWeightsRecord, FinalistRecord, RetimingRecord, VerdictRecord
+from farm.store.rundir import RunDir
+from farm.tuning import finalize
+from farm.tuning.finalize import START_LABEL, Finalist, _update_best_weights
 
 
 def _beams(spec_for, tuned_ms):

@@ -1,4 +1,4 @@
-"""The compile gate (farm.gate): pausing compiles while a host device times, safely."""
+"""The compile gate (farm.devices.gate): pausing compiles while a host device times, safely."""
 
 import json
 import os
@@ -11,12 +11,12 @@ import time
 import psutil
 import pytest
 
-from farm import gate
-from farm.gate import GateError
+from farm.devices import gate
+from farm.devices.gate import GateError
 
 COMPILE = textwrap.dedent("""
     import sys, time
-    from farm import gate
+    from farm.devices import gate
     with gate.compiling():
         print("registered", flush=True)
         time.sleep(float(sys.argv[1]))
@@ -124,7 +124,7 @@ def test_a_foreign_process_registered_in_the_folder_is_not_stopped(gate_dir):
 
 PAUSER = textwrap.dedent("""
     import os, time
-    from farm import gate
+    from farm.devices import gate
     gate.start_watchdog()
     with gate.exclusive() as n:
         print(n, flush=True)
@@ -176,9 +176,9 @@ def test_killing_a_device_actor_more_often_than_ray_restarts_it_leaves_nothing_s
     import ray
 
     from farm.devices.host import host_info
-    from farm.pool import DevicePool
+    from farm.devices.timing import TimingConfig
+    from farm.execution.pool import DevicePool
     from farm.testing import SyntheticBuilder
-    from farm.timing import TimingConfig
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
              runtime_env={"env_vars": {"FARM_GATE_DIR": str(gate_dir)}})
@@ -223,7 +223,7 @@ def test_isolation_decides_whether_a_host_timing_pauses_compiles(gate_dir, isola
     import threading
 
     from farm.devices.host import HostDevice, host_info
-    from farm.timing import TimingConfig
+    from farm.devices.timing import TimingConfig
 
     compile_ = _compile()
     try:

@@ -1,4 +1,5 @@
-"""C++ generators and generator executables (farm.gengen), with the real compiler and Halide."""
+"""C++ generators and generator executables (farm.pipelines.cpp_generators), with the real
+compiler and Halide."""
 
 import os
 import shutil
@@ -10,10 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from farm import build, catalog, featurization, gengen, targets
-from farm.benchmark import CPP, EXECUTABLE
+from farm.build import compile as build
 from farm.candidate import COMPILE_TIMEOUT, OK, RANDOM_PROBE, CandidateSpec, Measurement
 from farm.errors import BenchmarkError
+from farm.machine import targets
+from farm.model import featurization
+from farm.pipelines import catalog
+from farm.pipelines import cpp_generators as gengen
+from farm.pipelines.benchmark import CPP, EXECUTABLE
 
 ROOT = Path(__file__).parent.parent
 EXAMPLES = ROOT / "examples" / "cpp"
@@ -89,7 +94,8 @@ def test_the_generator_build_is_not_charged_to_a_candidates_cpu_cap(tmp_path):
     otherwise fail every candidate with "does not compile")."""
     code = textwrap.dedent(f"""
         import resource
-        from farm import catalog, gengen
+        from farm.pipelines import catalog
+        from farm.pipelines import cpp_generators as gengen
         _, hard = resource.getrlimit(resource.RLIMIT_CPU)
         resource.setrlimit(resource.RLIMIT_CPU, (2, hard))  # what the compile process sets
         exe = gengen.executable(catalog.resolve({str(EXAMPLES / "median3x3")!r}))
@@ -179,9 +185,9 @@ def test_a_cpp_twin_of_a_builtin_has_its_pipeline_id(host, baseline):
 
 
 def test_a_cpp_candidate_fills_every_column_a_python_one_does(host, baseline):
-    from farm.records import outcome_row
-    from farm.runrecords import Manifest
-    from farm.scheduler import Outcome
+    from farm.execution.scheduler import Outcome
+    from farm.store.records import Manifest
+    from farm.tuning.rows import outcome_row
 
     rows = {}
     for ref in ("median3x3", str(EXAMPLES / "median3x3")):
@@ -202,9 +208,9 @@ def test_a_cpp_candidate_fills_every_column_a_python_one_does(host, baseline):
 
 
 def test_a_cpp_probe_that_draws_a_known_schedule_is_redrawn_before_codegen(host, baseline):
-    from farm.builder import HalideBuilder
-    from farm.plan import RoundPlan, SeenSchedules
-    from farm.workers import build_candidate
+    from farm.build.builder import HalideBuilder
+    from farm.execution.workers import build_candidate
+    from farm.search.plans import RoundPlan, SeenSchedules
 
     class Counting(HalideBuilder):
         builds = 0
@@ -236,7 +242,7 @@ def test_a_compile_over_its_cpu_budget_is_a_compile_timeout(host, baseline):
 
 def test_a_python_compile_over_its_budget_ends_only_its_compile_process(host, baseline,
                                                                         tmp_path):
-    from farm.compile_process import CompileProcess
+    from farm.build.process import CompileProcess
 
     slow = tmp_path / "slow.py"
     slow.write_text(

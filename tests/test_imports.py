@@ -62,7 +62,7 @@ def import_graph(modules: dict[str, Path]) -> dict[str, set[str]]:
     """Module -> the modules of `modules` it imports.
 
     A name resolves to the longest module it names (`farm.x.func` -> farm.x). Importing a
-    module also runs its packages' __init__ (farm.devices for farm.devices.session): an edge
+    module also runs its packages' __init__ (farm.devices for farm.execution.session): an edge
     too, unless the importer is inside that package (Python has started it already)."""
     graph: dict[str, set[str]] = {m: set() for m in modules}
     for module, path in modules.items():
@@ -153,7 +153,7 @@ def test_the_graph_sees_the_farm(graph):
     assert len(graph) > 40
     assert "farm.commands.run" in graph["farm.cli"]  # a top-level import
     assert "farm.api" in graph["farm.commands.run"]  # inside main()
-    assert "farm.single_run" in graph["farm.api"]  # inside a function
+    assert "farm.workflows.run" in graph["farm.api"]  # inside a function
     assert "farm.devices" in graph["farm.api"]  # the package of devices.session
     assert "farm.benchmark_kit" in graph["farm.benchmarks.median3x3"]
 

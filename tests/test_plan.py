@@ -1,6 +1,6 @@
 import hashlib
 
-from farm.plan import MAX_ATTEMPTS, RoundPlan, SeenSchedules, schedule_id, seed_for
+from farm.search.plans import MAX_ATTEMPTS, RoundPlan, SeenSchedules, schedule_id, seed_for
 
 K1 = "ab" * 32
 
@@ -97,8 +97,8 @@ def test_a_released_schedule_can_be_claimed_again():
 def test_a_campaign_plan_interleaves_pipelines_and_claims_in_each_ones_scope(spec_for):
     from dataclasses import replace
 
-    from farm import catalog
-    from farm.plan import CampaignPlan, scoped_key
+    from farm.pipelines import catalog
+    from farm.search.plans import CampaignPlan, scoped_key
 
     base = spec_for("median3x3")
     parts = [RoundPlan("run", 2, replace(base, benchmark=catalog.resolve(name)), 4,

@@ -6,9 +6,10 @@ import subprocess
 import numpy as np
 from samples import probes, table
 
-from farm import costmodel, weights
-from farm.halide_env import halide_env
-from farm.predict import predict
+from farm.machine.halide_env import halide_env
+from farm.model import retrain as costmodel
+from farm.model import weights
+from farm.model.predict import predict
 
 
 def test_predictions_give_the_trainers_own_ordering_rate(tmp_path):

@@ -10,12 +10,15 @@ from types import SimpleNamespace
 import pyarrow.parquet as pq
 import pytest
 
-from farm import atomic, costmodel, finalize, report, store, tuner, weights
+from farm import atomic
 from farm.candidate import DUPLICATE, OK, STATUSES, TRANSIENT, Measurement, Status
 from farm.errors import DiskFull, RunDirError
-from farm.records import outcome_row
-from farm.rundir import RunDir, write_json
-from farm.runrecords import (
+from farm.execution.scheduler import Outcome
+from farm.model import retrain as costmodel
+from farm.model import weights
+from farm.report import text as report
+from farm.store import samples as store
+from farm.store.records import (
     AcceptanceRecord,
     BeamCheck,
     BestWeightsRecord,
@@ -27,8 +30,11 @@ from farm.runrecords import (
     RoundRecord,
     VerdictRecord,
 )
-from farm.scheduler import Outcome
-from farm.store import SCHEMA, SampleStore
+from farm.store.rundir import RunDir, write_json
+from farm.store.samples import SCHEMA, SampleStore
+from farm.tuning import finalize
+from farm.tuning import loop as tuner
+from farm.tuning.rows import outcome_row
 
 V1_RUN = Path(__file__).parent / "data" / "v1-run"  # written by the first release
 

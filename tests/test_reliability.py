@@ -20,10 +20,10 @@ from proctools import (
 
 from farm.candidate import RUN_ERROR, RUN_TIMEOUT, TRANSIENT
 from farm.devices.host import local_host_device
-from farm.plan import seed_for
-from farm.rundir import RunDir
-from farm.store import SampleStore
-from farm.timing import TimingConfig
+from farm.devices.timing import TimingConfig
+from farm.search.plans import seed_for
+from farm.store.rundir import RunDir
+from farm.store.samples import SampleStore
 
 
 def _start(*args):
@@ -191,7 +191,7 @@ CRASHES_IN_COMPILES = textwrap.dedent('''
             g.output[x, y] = g.input[x, y]
             g.input.set_estimates([(0, 64), (0, 64)])
             g.output.set_estimates([(0, 64), (0, 64)])
-            if sys.argv[0].endswith("compile_process.py"):  # farm.compile_process
+            if sys.argv[0].endswith("compile_process.py"):  # farm.build.process
                 victim = os.getppid() if "VICTIM" == "worker" else os.getpid()
                 os.kill(victim, signal.SIGKILL if victim != os.getpid() else signal.SIGSEGV)
 ''')

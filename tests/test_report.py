@@ -9,18 +9,18 @@ import pyarrow.parquet as pq
 import pytest
 from clitools import assert_user_error, farm
 
-from farm import verdict
-from farm.halide_env import halide_env
-from farm.report import build_report, finalist_rows
-from farm.rundir import RunDir
-from farm.runrecords import (
+from farm.machine.halide_env import halide_env
+from farm.report.text import build_report, finalist_rows
+from farm.stats import verdict
+from farm.store.records import (
     MANUAL_LABEL,
     START_LABEL,
     FinalistRecord,
     RetimingRecord,
     VerdictRecord,
 )
-from farm.store import SampleStore
+from farm.store.rundir import RunDir
+from farm.store.samples import SampleStore
 
 V1_RUN = Path(__file__).parent / "data" / "v1-run"  # a run of the first release (1 round)
 

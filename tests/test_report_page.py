@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from clitools import farm
 
-from farm.store import SampleStore
+from farm.store.samples import SampleStore
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # FARM_SCREENSHOTS=DIR keeps the screenshots, to look at them
@@ -91,7 +91,7 @@ def test_the_page_is_self_contained_and_its_numbers_are_the_runs(page):
     final = tables["Final re-timing"]
     assert final[0] == ["finalist", "median ms", "ms timed during its round",
                         "vs start weights' beam search, 95% interval", "verdict"]
-    # every comparison in the one wording (farm.verdict.wording), its word beside it
+    # every comparison in the one wording (farm.stats.verdict.wording), its word beside it
     two = r"\d+\.\d\d"
     for cells in final[1:]:
         assert cells[3] == "-" or re.fullmatch(
@@ -168,8 +168,8 @@ def test_the_page_fits_the_window_and_its_images_load_in_chromium(page, tmp_path
 
 def test_a_page_made_while_the_run_tunes_says_so(page, tmp_path):
     """Read while tuning: the run's lock is held (as the tuning driver holds it)."""
-    from farm.report_page import write_page
-    from farm.rundir import RunDir
+    from farm.report.page import write_page
+    from farm.store.rundir import RunDir
 
     run, _ = page
     held = RunDir(run)

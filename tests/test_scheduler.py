@@ -9,14 +9,14 @@ import time
 import pytest
 import ray
 
-from farm import featurization
 from farm.candidate import COMPILE_TIMEOUT, DUPLICATE, OK
-from farm.plan import RoundPlan, SeenSchedules
-from farm.pool import DevicePool, NoUsableDevice
-from farm.scheduler import RoundScheduler, shared
+from farm.devices.timing import TimingConfig
+from farm.execution.pool import DevicePool, NoUsableDevice
+from farm.execution.scheduler import RoundScheduler, shared
+from farm.execution.workers import build_candidate
+from farm.model import featurization
+from farm.search.plans import RoundPlan, SeenSchedules
 from farm.testing import SyntheticBuilder, fake_featurization, open_synthetic, synthetic_infos
-from farm.timing import TimingConfig
-from farm.workers import build_candidate
 
 
 @pytest.fixture(scope="module", autouse=True)

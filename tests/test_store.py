@@ -5,8 +5,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from farm.errors import DatasetError
-from farm.report import build_report
-from farm.store import SCHEMA, SCHEMA_VERSION, SampleStore, file_version
+from farm.report.text import build_report
+from farm.store.samples import SCHEMA, SCHEMA_VERSION, SampleStore, file_version
 
 
 def _rows(round_no, n=3):

@@ -8,11 +8,14 @@ from pathlib import Path
 import pytest
 import ray
 
-from farm import catalog, targets, weights
 from farm.candidate import OK
-from farm.pool import DevicePool
-from farm.rundir import RunDir
-from farm.store import SampleStore
+from farm.devices.timing import TimingConfig
+from farm.execution.pool import DevicePool
+from farm.machine import targets
+from farm.model import weights
+from farm.pipelines import catalog
+from farm.store.rundir import RunDir
+from farm.store.samples import SampleStore
 from farm.testing import (
     FakeCluster,
     ScriptedTrainer,
@@ -21,8 +24,7 @@ from farm.testing import (
     replay,
     synthetic_infos,
 )
-from farm.timing import TimingConfig
-from farm.tuner import TuneSettings, autotune
+from farm.tuning.loop import TuneSettings, autotune
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -214,7 +216,7 @@ def test_a_campaign_tunes_several_pipelines_into_one_model(farm_of, tmp_path):
     assert RunDir(run).read_round(2).pipelines.keys() == {"median3x3", "conv3x3a16"}
     # the report: the campaign with a line per pipeline, and each pipeline on its own
     from farm.errors import BadInput
-    from farm.report import build_report
+    from farm.report.text import build_report
 
     whole = build_report(run)
     assert "campaign of median3x3, conv3x3a16" in whole.text
@@ -277,7 +279,7 @@ def test_two_device_classes_train_two_models_on_their_own_rows(baseline, tmp_pat
         sum(bool(t & mine) for mine in samples.values()) == 1 for t in trainer.tables)
     assert not (tmp_path / "run" / "manifest.json").exists()
     # the report page has a section per class, each a campaign with a part per pipeline
-    from farm.report_page import write_page
+    from farm.report.page import write_page
 
     page = write_page(tmp_path / "run", tmp_path / "page" / "index.html").read_text()
     title = page.split("<title>")[1].split("</title>")[0]
@@ -371,7 +373,7 @@ def _check_whole(run, rounds, batch=8):
                                    "before the round record"])
 def test_a_crash_in_any_step_after_the_commit_is_finished_on_resume(farm_of, tmp_path,
                                                                     monkeypatch, where):
-    from farm import tuner
+    from farm.tuning import loop as tuner
 
     run = tmp_path / "run"
     round2 = lambda *a, **k: any(getattr(x, "round", None) == 2 for x in a)  # noqa: E731
@@ -408,7 +410,7 @@ def test_a_resume_keeps_aside_only_the_weights_the_round_planned_with(farm_of, t
     """Round 2's provisional weights are lost before its check; its acceptance then writes
     the next provisional weights and the driver dies before the record. The resume must not
     file those under round 2 as the weights it planned with."""
-    from farm import tuner
+    from farm.tuning import loop as tuner
 
     run = tmp_path / "run"
     real = tuner._Tuning._check_provisional
@@ -496,7 +498,7 @@ def test_a_full_disk_during_a_commit_leaves_the_last_round_intact(farm_of, tmp_p
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(table, where, **kwargs)
 
-    monkeypatch.setattr("farm.store.pq.write_table", full)
+    monkeypatch.setattr("farm.store.samples.pq.write_table", full)
     with pytest.raises(DiskFull, match=r"no space left on the device of .*samples while "
                        r"writing round-000002\.parquet"):
         farm_of(run, rounds=2)

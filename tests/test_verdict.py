@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from farm import verdict
+from farm.stats import verdict
 
 
 def test_a_clear_difference_gets_a_verdict_and_an_interval():

@@ -2,8 +2,8 @@ import struct
 
 import pytest
 
-from farm import weights
 from farm.errors import WeightsError
+from farm.model import weights
 
 
 def test_baseline_is_the_plugins_weights(baseline):

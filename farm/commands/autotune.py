@@ -65,7 +65,7 @@ def add_parser(sub) -> None:
 
 def main(args) -> int:
     from farm import api
-    from farm.output import printable
+    from farm.report.output import printable
 
     s = api.tune(args.out, *args.benchmarks, rounds=args.rounds, batch_size=args.batch_size,
                  budget_s=args.budget, weights=args.weights, parallelism=args.parallelism,
@@ -73,6 +73,6 @@ def main(args) -> int:
                  compile_timeout_s=args.compile_timeout, run_timeout_s=args.run_timeout,
                  train_steps=args.train_steps, isolation=args.isolation)
     print()
-    # farm.finalize.TuneSummary.lines; a resumed campaign's names are its manifest's
+    # farm.tuning.finalize.TuneSummary.lines; a resumed campaign's names are its manifest's
     print(printable("\n".join(s.lines()), lines=True))
     return 0

@@ -29,8 +29,8 @@ def add_parser(sub) -> None:
 def main(args) -> int:
     from farm import api
     from farm.atomic import writable_dir
-    from farm.bench import format_table, write_results
-    from farm.output import printable
+    from farm.report.output import printable
+    from farm.workflows.bench import format_table, write_results
 
     def say(text: str = "") -> None:  # names from a --run: control characters escaped
         print(printable(text, lines=True), flush=True)

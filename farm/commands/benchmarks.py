@@ -25,7 +25,7 @@ def add_parser(sub) -> None:
 
 
 def main(args) -> int:
-    from farm.catalog import builtin_benchmarks
+    from farm.pipelines.catalog import builtin_benchmarks
 
     benches = builtin_benchmarks()
     width = max(len(b.name) for b in benches)

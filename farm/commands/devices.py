@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from farm.commands import options
-from farm.output import columns
+from farm.report.output import columns
 
 if TYPE_CHECKING:
     from farm.devices.base import DeviceInfo
@@ -20,7 +20,7 @@ def add_parser(sub) -> None:
 
 
 def main(args) -> int:
-    from farm.devices.session import DeviceSession
+    from farm.execution.session import DeviceSession
 
     with DeviceSession(args.address) as session:
         print(format_devices(session.devices))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from farm.commands import options
 
-DEFAULT_TRAIN_STEPS = 128  # farm.evaluate.TRAIN_STEPS (a test keeps them equal)
-DEFAULT_RETIMES = 10  # farm.bench.DEFAULT_RETIMES (a test keeps them equal)
+DEFAULT_TRAIN_STEPS = 128  # farm.workflows.evaluate.TRAIN_STEPS (a test keeps them equal)
+DEFAULT_RETIMES = 10  # farm.workflows.bench.DEFAULT_RETIMES (a test keeps them equal)
 
 
 def add_parser(sub) -> None:
@@ -62,10 +62,10 @@ def add_parser(sub) -> None:
 def main(args) -> int:
     from pathlib import Path
 
-    from farm import evaluate
     from farm.atomic import writable_dir
-    from farm.output import printable
-    from farm.rundir import refuse_a_run
+    from farm.report.output import printable
+    from farm.store.rundir import refuse_a_run
+    from farm.workflows import evaluate
 
     def say(text: str = "") -> None:  # pipeline names from the run: control characters escaped
         print(printable(text, lines=True), flush=True)

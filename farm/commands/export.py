@@ -18,9 +18,9 @@ def add_parser(sub) -> None:
 
 def main(args) -> int:
     from farm.atomic import writable_dir
-    from farm.costmodel import export_samples
     from farm.errors import RunDirError
-    from farm.rundir import RunDir
+    from farm.model.retrain import export_samples
+    from farm.store.rundir import RunDir
 
     run = RunDir(args.run_dir)
     if run.read_manifest() is None:

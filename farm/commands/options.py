@@ -11,10 +11,10 @@ import argparse
 import re
 import sys
 
-from farm.benchmark import FORMS
 from farm.candidate import COMPILE_WALL_FACTOR, DEFAULT_PARALLELISM
+from farm.pipelines.benchmark import FORMS
 
-# What BENCH can be, for every command's help (farm.catalog resolves them)
+# What BENCH can be, for every command's help (farm.pipelines.catalog resolves them)
 BENCH_KINDS = f"{FORMS}; generator parameters follow as BENCH:name=value,..."
 
 

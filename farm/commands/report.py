@@ -22,10 +22,10 @@ def add_parser(sub) -> None:
 
 
 def main(args) -> int:
-    from farm.output import printable
-    from farm.report import build_report, write_plots
-    from farm.report_page import write_page
-    from farm.rundir import class_dirs
+    from farm.report.output import printable
+    from farm.report.page import write_page
+    from farm.report.text import build_report, write_plots
+    from farm.store.rundir import class_dirs
 
     dirs = class_dirs(args.run_dir) or [Path(args.run_dir)]
     for i, run_dir in enumerate(dirs):
@@ -52,7 +52,7 @@ def main(args) -> int:
 def _out(out: str | None, run_dir: Path) -> Path:
     """--out, or RUN_DIR/report: a folder of the run, which no link may take elsewhere."""
     from farm.atomic import real_dir, writable_dir
-    from farm.rundir import RunDir
+    from farm.store.rundir import RunDir
 
     if out:
         return writable_dir(out)

@@ -25,9 +25,11 @@ def add_parser(sub) -> None:
 
 
 def main(args) -> int:
-    from farm import api, catalog, weights
+    from farm import api
     from farm.atomic import writable_dir
-    from farm.progress import waiting_notices
+    from farm.model import weights
+    from farm.pipelines import catalog
+    from farm.report.progress import waiting_notices
 
     bench = catalog.resolve(args.benchmark)
     w = weights.resolve(args.weights)
@@ -65,8 +67,8 @@ def main(args) -> int:
 
 
 def _verdict_line(result) -> str:
-    """The two schedules' interleaved re-timings and the verdict (farm.verdict's wording)."""
-    from farm.single_run import AUTO, MANUAL
+    """The two schedules' interleaved re-timings and the verdict (farm.stats.verdict's wording)."""
+    from farm.workflows.run import AUTO, MANUAL
 
     v = result.verdict
     if v is None:

@@ -18,8 +18,8 @@ def add_parser(sub) -> None:
 
 
 def main(args) -> int:
-    from farm import weights
     from farm.errors import BadInput
+    from farm.model import weights
 
     if args.weights_command == "baseline":
         w = weights.baseline()

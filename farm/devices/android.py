@@ -24,8 +24,8 @@ from pathlib import Path
 from farm.candidate import DEVICE_LOST, OK, RUN_ERROR, RUN_TIMEOUT, Measurement
 from farm.devices.base import ANDROID, UNUSABLE, Device, DeviceInfo
 from farm.devices.classes import hexagon_target
+from farm.devices.timing import TimingConfig, exit_reason, parse_harness_output
 from farm.errors import MissingPrerequisite
-from farm.timing import TimingConfig, exit_reason, parse_harness_output
 
 REMOTE_DIR = "/data/local/tmp/halide-farm"
 HEXAGON_LIBS = ("libhalide_hexagon_host.so", "libhalide_hexagon_remote_skel.so")
@@ -73,7 +73,7 @@ def _no_adb(path: str | None = None) -> MissingPrerequisite:
 
 
 def ndk_problem() -> str:
-    from farm.toolchain import ndk_clang
+    from farm.machine.toolchain import ndk_clang
 
     try:
         ndk_clang()

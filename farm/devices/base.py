@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from farm.candidate import Measurement, Status
 from farm.devices.classes import DeviceClass, runs
-from farm.timing import TimingConfig
+from farm.devices.timing import TimingConfig
 
 HOST, ANDROID = "host", "android"
 READY, UNUSABLE = "ready", "unusable"

@@ -12,11 +12,11 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 
-from farm import gate
-from farm.cache import cache_dir
 from farm.candidate import OK, RUN_ERROR, RUN_TIMEOUT, Measurement
+from farm.devices import gate
 from farm.devices.base import HOST, Device, DeviceInfo, safe_name
-from farm.timing import TimingConfig, exit_reason, parse_harness_output
+from farm.devices.timing import TimingConfig, exit_reason, parse_harness_output
+from farm.machine.cache import cache_dir
 
 ISOLATIONS = ("pause", "none")
 
@@ -34,7 +34,7 @@ def cpu_model() -> str:
 def host_info(node: str | None = None, node_id: str = "") -> DeviceInfo:
     """This machine's CPU; its target is the one this node reports for itself (discovery
     runs on each node), so a cluster of two architectures is seen as two classes."""
-    from farm.halide_env import host_target
+    from farm.machine.halide_env import host_target
 
     node = node or socket.gethostname()
     return DeviceInfo(id=f"cpu@{node}", kind=HOST, node=node, node_id=node_id,
@@ -46,7 +46,7 @@ class HostDevice(Device):
     """Times a binary on this machine's CPU.
 
     isolation="pause" stops the machine's compile work while it times (see
-    farm.gate); "none" times alongside it (for measuring the difference).
+    farm.devices.gate); "none" times alongside it (for measuring the difference).
     """
 
     def __init__(self, info: DeviceInfo, isolation: str = "pause"):

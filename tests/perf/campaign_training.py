@@ -3,8 +3,8 @@
     python tests/perf/campaign_training.py [--pipelines 6 50] [--rounds 4] [--batch 16]
 
 For each size: a campaign of that many pipelines with `--rounds` rounds of `--batch` samples
-each, then the work the tuner does after a round (farm.tuner._Tuning._accept): write the
-newest round's .sample files, then farm.acceptance.decide with one pipeline held out (three
+each, then the work the tuner does after a round (farm.tuning.loop._Tuning._accept): write the
+newest round's .sample files, then farm.model.acceptance.decide with one pipeline held out (three
 candidate models trained by Halide's trainer, judged on the held-out pipeline). Sizes are
 measured interleaved, `--repeats` times each, and printed with their range.
 
@@ -27,9 +27,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from farm import acceptance, build, catalog, costmodel, featurization, targets, weights
+from farm.build import compile as build
 from farm.candidate import RANDOM_PROBE, CandidateSpec
-from farm.store import SCHEMA
+from farm.machine import targets
+from farm.model import acceptance, featurization, weights
+from farm.model import retrain as costmodel
+from farm.pipelines import catalog
+from farm.store.samples import SCHEMA
 
 
 def templates() -> list[np.ndarray]:
@@ -105,7 +109,7 @@ def main() -> None:
                   f"train {len(acceptance.SETTINGS)} candidates + judge "
                   f"{times[n][-1][1]:.1f} s", flush=True)
     print(f"\n{args.rounds} rounds of {args.batch} samples per pipeline; the round after the "
-          f"last, as farm.tuner does it (median [min, max] of {args.repeats}):")
+          f"last, as farm.tuning.loop does it (median [min, max] of {args.repeats}):")
     for n in args.pipelines:
         write = [t[0] for t in times[n]]
         decide = [t[1] for t in times[n]]

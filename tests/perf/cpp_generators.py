@@ -35,7 +35,7 @@ def _spread(values: list[float]) -> str:
 
 
 def time_builds(n: int, cpp: str) -> list[float]:
-    code = ("from farm import catalog, gengen; "
+    code = ("from farm.pipelines import catalog, cpp_generators as gengen; "
             f"gengen.executable(catalog.resolve({cpp!r}))")
     out = []
     for _ in range(n):
@@ -55,8 +55,11 @@ def _cpu() -> float:
 
 
 def time_candidates(probes: int, cpp: str, python: str) -> dict[str, dict[str, list[float]]]:
-    from farm import build, catalog, targets, weights
+    from farm.build import compile as build
     from farm.candidate import BEAM_SEARCH, RANDOM_PROBE, CandidateSpec
+    from farm.machine import targets
+    from farm.model import weights
+    from farm.pipelines import catalog
 
     host, w = targets.resolve(None), weights.baseline()
     benches = {"C++": catalog.resolve(cpp), "Python": catalog.resolve(python)}

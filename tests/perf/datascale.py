@@ -15,9 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from farm import build, catalog, costmodel, featurization, targets, weights
+from farm.build import compile as build
 from farm.candidate import RANDOM_PROBE, CandidateSpec
-from farm.store import SampleStore
+from farm.machine import targets
+from farm.model import featurization, weights
+from farm.model import retrain as costmodel
+from farm.pipelines import catalog
+from farm.store.samples import SampleStore
 
 
 def template() -> bytes:

@@ -12,10 +12,14 @@ import os
 import statistics
 import time
 
-from farm import build, catalog, gate, targets, weights
+from farm.build import compile as build
 from farm.candidate import BEAM_SEARCH, RANDOM_PROBE, CandidateSpec
+from farm.devices import gate
 from farm.devices.host import HostDevice, host_info
-from farm.timing import TimingConfig
+from farm.devices.timing import TimingConfig
+from farm.machine import targets
+from farm.model import weights
+from farm.pipelines import catalog
 
 
 def compile_forever(bench: str, worker: int, stop) -> None:

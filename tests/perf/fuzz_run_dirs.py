@@ -55,8 +55,8 @@ def hostile_values(sandbox: Path, planted: Path) -> list:
 def base_runs(folder: Path) -> dict[str, Path]:
     """A run of one pipeline (the first release's, with best/ records) and a campaign of
     two built-ins (a committed round, a round record)."""
-    from farm import catalog
-    from farm.runrecords import PipelineRecord, RoundRecord
+    from farm.pipelines import catalog
+    from farm.store.records import PipelineRecord, RoundRecord
 
     single = folder / "single"
     crafted.add_best(crafted.v1_run(single))
@@ -125,9 +125,9 @@ def run_one(command: str, kind: str, run: Path, outs: Path) -> tuple[str, str]:
     stop = crafted.StopBeforeWork
     err, out = io.StringIO(), io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out), \
-            mock.patch("farm.bench.DeviceSession", crafted.StopSession), \
-            mock.patch("farm.evaluate.DeviceSession", crafted.StopSession), \
-            mock.patch("farm.cluster.Cluster.connect",
+            mock.patch("farm.workflows.bench.DeviceSession", crafted.StopSession), \
+            mock.patch("farm.workflows.evaluate.DeviceSession", crafted.StopSession), \
+            mock.patch("farm.execution.cluster.Cluster.connect",
                        side_effect=stop("stopped before Ray: every check passed")), \
             mock.patch("farm.cli.exit_when_stuck"):
         try:

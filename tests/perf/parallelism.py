@@ -9,10 +9,13 @@ Prints, per benchmark, the median over 3 harness runs of each run's best ms.
 import statistics
 import sys
 
-from farm import build, catalog, targets, weights
+from farm.build import compile as build
 from farm.candidate import BEAM_SEARCH, CandidateSpec
 from farm.devices.host import local_host_device
-from farm.timing import TimingConfig
+from farm.devices.timing import TimingConfig
+from farm.machine import targets
+from farm.model import weights
+from farm.pipelines import catalog
 
 PARALLELISMS = (1, 2, 4, 8, 16, 32, 64)
 

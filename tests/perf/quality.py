@@ -7,7 +7,7 @@ Per benchmark: `farm autotune B --rounds R --batch-size N` (a fresh run, or the 
 --work), then a FRESH interleaved re-timing (not the one that chose the weights) of beam-32
 with the baseline weights, beam-32 with the handed-over weights (RUN_DIR/weights/best.weights),
 the run's best schedule, and beam-32 with every distinct weights that planned a round. Ratios
-are medians of paired re-timings with 95% bootstrap intervals (farm.verdict); < 1 is faster.
+are medians of paired re-timings with 95% bootstrap intervals (farm.stats.verdict); < 1 is faster.
 The default list is the six built-ins and tests/perf/pipelines/unsharp.py, which nothing in
 the farm was tuned on.
 """
@@ -22,13 +22,16 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from farm import catalog, costmodel, verdict, weights
-from farm.bench import BASELINE, Run, variants
 from farm.candidate import OK
-from farm.devices.session import DeviceSession
-from farm.store import SampleStore
-from farm.targets import resolve
-from farm.timing import TimingConfig
+from farm.devices.timing import TimingConfig
+from farm.execution.session import DeviceSession
+from farm.machine.targets import resolve
+from farm.model import retrain as costmodel
+from farm.model import weights
+from farm.pipelines import catalog
+from farm.stats import verdict
+from farm.store.samples import SampleStore
+from farm.workflows.bench import BASELINE, Run, variants
 
 EXTRA = str(Path(__file__).parent / "pipelines" / "unsharp.py") + ":unsharp"
 

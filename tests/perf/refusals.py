@@ -18,10 +18,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from farm import catalog, targets, weights
 from farm.candidate import DEFAULT_PARALLELISM
-from farm.rundir import RunDir, now_iso
-from farm.runrecords import Manifest
+from farm.machine import targets
+from farm.model import weights
+from farm.pipelines import catalog
+from farm.store.records import Manifest
+from farm.store.rundir import RunDir, now_iso
 
 AIM_S = 2.0
 

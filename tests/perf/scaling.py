@@ -22,16 +22,18 @@ from pathlib import Path
 
 import ray
 
-from farm import catalog, targets, weights
 from farm.candidate import CandidateSpec
-from farm.plan import RoundPlan, SeenSchedules
-from farm.pool import DevicePool
-from farm.records import outcome_row
-from farm.rundir import Manifest
-from farm.scheduler import RoundScheduler, shared
-from farm.store import SampleStore
+from farm.devices.timing import TimingConfig
+from farm.execution.pool import DevicePool
+from farm.execution.scheduler import RoundScheduler, shared
+from farm.machine import targets
+from farm.model import weights
+from farm.pipelines import catalog
+from farm.search.plans import RoundPlan, SeenSchedules
+from farm.store.rundir import Manifest
+from farm.store.samples import SampleStore
 from farm.testing import SyntheticBuilder, open_synthetic, synthetic_infos
-from farm.timing import TimingConfig
+from farm.tuning.rows import outcome_row
 
 MEASURE_S = 0.5
 COMPILE_S = 0.1

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import upstream_loop
 
-from farm.store import SampleStore
+from farm.store.samples import SampleStore
 
 
 def warm_caches(bench: str, scratch: Path) -> None:

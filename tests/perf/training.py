@@ -25,14 +25,15 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from datascale import rows_for, template
 
-from farm import acceptance, costmodel, featurization, weights
-from farm.store import SCHEMA
+from farm.model import acceptance, featurization, weights
+from farm.model import retrain as costmodel
+from farm.store.samples import SCHEMA
 
 BATCH = 32
 
 
 def old_epochs(batch: int, samples: int) -> int:
-    """The previous release's rule (farm/costmodel.py default_epochs)."""
+    """The previous release's rule (farm/model/retrain.py default_epochs)."""
     return max(1, min(batch, 32 * 4096 // max(1, samples)))
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from farm import weights
-from farm.featurization import SCHEDULE_FEATURES, STAGE_FLOATS
-from farm.halide_env import halide_env
+from farm.machine.halide_env import halide_env
+from farm.model import weights
+from farm.model.featurization import SCHEDULE_FEATURES, STAGE_FLOATS
 
 HERE = Path(__file__).parent
 

@@ -16,10 +16,13 @@ from __future__ import annotations
 import argparse
 import os
 
-from farm import catalog, targets, verdict, weights
 from farm.candidate import BEAM_SEARCH, CandidateSpec
-from farm.devices.session import DeviceSession
-from farm.timing import TimingConfig
+from farm.devices.timing import TimingConfig
+from farm.execution.session import DeviceSession
+from farm.machine import targets
+from farm.model import weights
+from farm.pipelines import catalog
+from farm.stats import verdict
 
 
 def main() -> None:

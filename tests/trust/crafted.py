@@ -13,16 +13,17 @@ import textwrap
 from datetime import datetime, timezone
 from pathlib import Path
 
-from farm import featurization, targets, weights
 from farm.errors import FarmError
-from farm.rundir import RunDir, now_iso
-from farm.runrecords import (
+from farm.machine import targets
+from farm.model import featurization, weights
+from farm.store.records import (
     FinalistRecord,
     Manifest,
     PipelineRecord,
     RetimingRecord,
     VerdictRecord,
 )
+from farm.store.rundir import RunDir, now_iso
 from farm.testing import fake_featurization
 
 V1_RUN = Path(__file__).parent.parent / "data" / "v1-run"  # written by the first release

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from farm.rundir import RunDir
-from farm.runrecords import RetimingRecord
-from farm.store import DAMAGED, SampleStore
+from farm.store.records import RetimingRecord
+from farm.store.rundir import RunDir
+from farm.store.samples import DAMAGED, SampleStore
 
 
 def _rows(round_no, n=2):
@@ -52,8 +52,10 @@ def local_ray():
 
 def test_the_provisional_weights_rename_is_on_disk_before_its_step_is_recorded(
         tmp_path, baseline, local_ray, monkeypatch):
-    from farm import catalog, targets
-    from farm.pool import DevicePool
+    from farm.devices.timing import TimingConfig
+    from farm.execution.pool import DevicePool
+    from farm.machine import targets
+    from farm.pipelines import catalog
     from farm.testing import (
         FakeCluster,
         ScriptedTrainer,
@@ -61,8 +63,7 @@ def test_the_provisional_weights_rename_is_on_disk_before_its_step_is_recorded(
         open_synthetic,
         synthetic_infos,
     )
-    from farm.timing import TimingConfig
-    from farm.tuner import TuneSettings, autotune
+    from farm.tuning.loop import TuneSettings, autotune
 
     run = tmp_path / "run"
     weights_dir = str((run / "weights").resolve())

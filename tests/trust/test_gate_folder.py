@@ -11,8 +11,8 @@ import time
 import psutil
 import pytest
 
-from farm import gate
-from farm.gate import GateError
+from farm.devices import gate
+from farm.devices.gate import GateError
 
 
 @pytest.fixture

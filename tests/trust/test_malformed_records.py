@@ -29,12 +29,18 @@ from crafted import (
     v1_run,
 )
 
-from farm import api, bench, catalog, evaluate, report, targets, tuner, weights
-from farm.cluster import Cluster
+from farm import api
 from farm.errors import FarmError, RunDirError
-from farm.rundir import RunDir
-from farm.runrecords import PipelineRecord
+from farm.execution.cluster import Cluster
+from farm.machine import targets
+from farm.model import weights
+from farm.pipelines import catalog
+from farm.report import text as report
+from farm.store.records import PipelineRecord
+from farm.store.rundir import RunDir
 from farm.testing import ScriptedTrainer, SyntheticBuilder
+from farm.tuning import loop as tuner
+from farm.workflows import bench, evaluate
 
 MANIFEST, ROUND, RUNTIME, BEST = ("manifest.json", "rounds/round-000001.json",
                                   "best/runtime.json", "weights/best.json")

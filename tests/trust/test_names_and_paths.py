@@ -10,12 +10,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from farm import cli
-from farm.evaluate import Group, Plan, train_one
 from farm.paths import path_name
-from farm.rundir import RunDir, class_dir
-from farm.runrecords import RetimingRecord
-from farm.store import SampleStore
+from farm.store.records import RetimingRecord
+from farm.store.rundir import RunDir, class_dir
+from farm.store.samples import SampleStore
 from farm.testing import ScriptedTrainer
+from farm.workflows.evaluate import Group, Plan, train_one
 
 V1_RUN = Path(__file__).parents[1] / "data" / "v1-run"
 # legitimate labels: a generator's string parameter may hold any printable text
@@ -178,11 +178,12 @@ class Labelled:
 def test_a_campaign_of_a_label_with_a_slash_reaches_its_end(tmp_path, baseline, local_ray):
     """On the doubles of farm.testing: a string parameter with a `/` in it crashed the end
     of the campaign (staging_best); each pipeline's best/ is a folder of best/."""
-    from farm import catalog, targets
-    from farm.pool import DevicePool
+    from farm.devices.timing import TimingConfig
+    from farm.execution.pool import DevicePool
+    from farm.machine import targets
+    from farm.pipelines import catalog
     from farm.testing import FakeCluster, SyntheticBuilder, open_synthetic, synthetic_infos
-    from farm.timing import TimingConfig
-    from farm.tuner import TuneSettings, autotune
+    from farm.tuning.loop import TuneSettings, autotune
 
     source = tmp_path / "labelled.py"
     source.write_text(LABELLED)

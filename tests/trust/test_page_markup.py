@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from farm.errors import FarmError
-from farm.report_page import write_page
+from farm.report.page import write_page
 
 V1_RUN = Path(__file__).parent.parent / "data" / "v1-run"
 MARKUP = "<img src=x onerror=alert(1)>"

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from farm import cli
-from farm.progress import Progress
+from farm.report.progress import Progress
 
 V1_RUN = Path(__file__).parents[1] / "data" / "v1-run"
 ESC = "\x1b"
@@ -90,7 +90,7 @@ def test_progress_escapes_what_it_prints_and_reads_no_markup_in_it():
 
 
 def test_printable_keeps_text_and_escapes_what_controls_a_terminal():
-    from farm.output import printable
+    from farm.report.output import printable
 
     assert printable("median3x3: 1.2x faster [1.1, 1.3] é 名") == \
         "median3x3: 1.2x faster [1.1, 1.3] é 名"

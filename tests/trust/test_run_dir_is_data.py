@@ -20,11 +20,17 @@ from crafted import (
     v1_run,
 )
 
-from farm import api, bench, catalog, evaluate, gengen, targets, tuner, weights
+from farm import api
 from farm.errors import BadInput, BenchmarkError, RunDirError
-from farm.report import build_report
-from farm.runrecords import PipelineRecord
+from farm.machine import targets
+from farm.model import weights
+from farm.pipelines import catalog
+from farm.pipelines import cpp_generators as gengen
+from farm.report.text import build_report
+from farm.store.records import PipelineRecord
 from farm.testing import ScriptedTrainer, SyntheticBuilder
+from farm.tuning import loop as tuner
+from farm.workflows import bench, evaluate
 
 WHERE = ("elsewhere", "in the run")
 

@@ -8,14 +8,14 @@ import pytest
 
 from farm import cli
 from farm.atomic import writable_dir
-from farm.benchmark import write_files
-from farm.cache import build_once, cache_dir
-from farm.costmodel import file_name
 from farm.errors import BadInput, MissingPrerequisite, RunDirError
-from farm.output import pyplot, save_figure
-from farm.rundir import RunDir
-from farm.runrecords import RetimingRecord
-from farm.store import SampleStore
+from farm.machine.cache import build_once, cache_dir
+from farm.model.retrain import file_name
+from farm.pipelines.benchmark import write_files
+from farm.report.output import pyplot, save_figure
+from farm.store.records import RetimingRecord
+from farm.store.rundir import RunDir
+from farm.store.samples import SampleStore
 
 V1_RUN = Path(__file__).parents[1] / "data" / "v1-run"
 

@@ -1,0 +1,254 @@
+"""Connecting to Ray, and finding the cluster's nodes and devices.
+
+Without an address the farm starts an embedded local Ray (this machine only,
+its CPU as the device). With --address or RAY_ADDRESS it joins that cluster;
+the address is probed first, because `ray.init` on a dead address blocks for
+over a minute and ignores SIGTERM, and the head is watched while the command runs
+(a lost head is a clear error, not a long hang).
+"""
+
+from __future__ import annotations
+
+import _thread
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from farm.devices.base import DeviceInfo
+from farm.errors import BadInput, WorkFailed
+
+PROBE_TIMEOUT_S = 5.0
+HEAD_WATCH_S = 5.0  # how often a driver joined to a cluster checks that its head answers
+HEAD_LOST_AFTER = 3  # failed checks in a row before the head counts as lost
+HEAD_LOST_GRACE_S = 30.0  # then the driver stops: cleanly if it can, else at once
+
+_lost_head: list[str] = []  # why the head counts as lost (set by the watcher thread)
+_heads: list[str] = []  # the GCS address of the cluster this process joined
+_exit_when_stuck: list[bool] = []  # set by the command line (never in a notebook's kernel)
+
+
+def exit_when_stuck() -> None:
+    """Let the head watcher end this process when Ray stays stuck after a lost head (the
+    command line's choice; a library caller gets the KeyboardInterrupt only)."""
+    _exit_when_stuck.append(True)
+
+
+def lost_head(check: bool = False) -> str | None:
+    """Why this process lost its Ray cluster's head, if it did (the CLI says so instead of
+    "interrupted", or of the Ray error a call raised); `check`: probe the head now."""
+    if not _lost_head and check and _heads:
+        try:
+            probe(_heads[-1])
+        except BadInput:
+            _lost_head.append(_lost_message(_heads[-1], 0))
+    return _lost_head[0] if _lost_head else None
+
+
+def _lost_message(gcs: str, seconds: float) -> str:
+    silent = f"has not answered for {seconds:g} s" if seconds else "does not answer"
+    return (f"lost the Ray cluster: its head at {gcs} {silent}. The committed rounds are "
+            "kept; rerun the same command once the cluster is back (with --address of its "
+            "head)")
+
+
+@dataclass(frozen=True)
+class Node:
+    node_id: str
+    name: str  # the farm's short name for it: its farm-node label, else its hostname
+    address: str
+    cpus: float
+
+
+class Cluster:
+    def __init__(self, address: str | None):
+        self.address = address or os.environ.get("RAY_ADDRESS") or None
+        self._unwatch = threading.Event()  # set at shutdown: the head watcher ends
+
+    @property
+    def local(self) -> bool:
+        return self.address is None
+
+    def discover_here(self) -> tuple[list[DeviceInfo], list[str]] | None:
+        """Without an address: the devices discover() will find, found without starting Ray
+        (this machine's, named as the embedded cluster names its one node), so that a
+        command refuses a device it cannot have in a second. None on a cluster."""
+        if not self.local:
+            return None
+        from farm.devices.registry import discover_local
+
+        return discover_local(socket.gethostname().split(".")[0])
+
+    def __enter__(self):
+        self.connect()
+        return self
+
+    def __exit__(self, *exc):
+        self.shutdown()
+
+    def connect(self) -> None:
+        import ray
+
+        if ray.is_initialized():
+            return
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                                  "logging_level": logging.ERROR, "configure_logging": True}
+        address = self.address
+        if address is None:  # self.local
+            ray.init(**kwargs)
+            return
+        if address != "auto" and not address.startswith("ray://"):
+            probe(address)
+        try:
+            ray.init(address=address, **kwargs)
+        except ConnectionError as e:
+            raise BadInput(f"--address {address}: cannot join that Ray cluster ({e}); "
+                           "start it with `ray start --head` or fix the address") from None
+        if address.startswith("ray://"):
+            return  # a Ray Client's gcs_address is the cluster's inside view: not probed
+        gcs = ray.get_runtime_context().gcs_address
+        if not requires_token(gcs) and not os.environ.get(ALLOW_OPEN):
+            ray.shutdown()
+            raise BadInput(
+                f"--address {address}: that Ray cluster does not require a token, so anyone "
+                "who reaches it runs code as you; restart its head and nodes with "
+                f"RAY_AUTH_MODE=token (README: Clusters), or set {ALLOW_OPEN}=1 on a "
+                "network only you reach")
+        _heads.append(gcs)
+        self._unwatch = threading.Event()
+        threading.Thread(target=_watch_head, args=(gcs, self._unwatch), daemon=True,
+                         name="farm-head-watch").start()
+
+    def shutdown(self) -> None:
+        import ray
+
+        self._unwatch.set()
+        if ray.is_initialized():
+            ray.shutdown()
+
+    def nodes(self) -> list[Node]:
+        import ray
+
+        def base(n) -> str:
+            labels = n.get("Labels") or {}
+            name = labels.get("farm-node") or n.get("NodeManagerHostname") or \
+                n["NodeManagerAddress"]
+            return name.split(".")[0]
+
+        # Two Ray nodes on one machine (as in tests) share a hostname: number them by port.
+        alive = sorted((n for n in ray.nodes() if n.get("Alive")),
+                       key=lambda n: (base(n), n.get("NodeManagerPort", 0)))
+        nodes: list[Node] = []
+        seen: dict[str, int] = {}
+        for n in alive:
+            name = base(n)
+            seen[name] = seen.get(name, 0) + 1
+            if seen[name] > 1:
+                name = f"{name}-{seen[name]}"
+            nodes.append(Node(n["NodeID"], name, n["NodeManagerAddress"],
+                              float(n.get("Resources", {}).get("CPU", 0))))
+        return nodes
+
+    def compile_slots(self, node_ids: set[str] | None = None) -> int:
+        """CPUs for compile tasks: of the whole cluster, or of the given nodes."""
+        nodes = [n for n in self.nodes() if node_ids is None or n.node_id in node_ids]
+        return max(1, int(sum(n.cpus for n in nodes)))
+
+    def discover(self, timeout_s: float = 60.0) -> tuple[list[DeviceInfo], list[str]]:
+        """Every node's devices, found by a task pinned to that node, and notes."""
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        from farm.execution.workers import discover_task
+
+        refs = [discover_task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+            node.node_id, soft=False)).remote(node.node_id, node.name) for node in self.nodes()]
+        ready, pending = ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        devices, notes = [], []
+        if pending:
+            notes.append(f"{len(pending)} node(s) did not answer device discovery within "
+                         f"{timeout_s:g} s")
+        for ref in ready:
+            try:
+                found, node_notes = ray.get(ref)
+            except ray.exceptions.RayError as e:  # a node that died while we asked
+                notes.append(f"device discovery failed on a node: {e}")
+                continue
+            devices.extend(found)
+            notes.extend(node_notes)
+        if not devices:
+            raise WorkFailed("no node of the Ray cluster answered device discovery")
+        return sorted(devices, key=lambda d: d.id), notes
+
+
+def _watch_head(gcs: str, unwatch: threading.Event) -> None:
+    """A lost head (its host down, `ray stop` there) leaves Ray's calls hanging for minutes
+    before Ray ends the process without a word: after HEAD_LOST_AFTER failed checks, say
+    why and stop this driver (Ctrl-C's path, so the lock is released and nothing is half
+    written); committed rounds are on disk and the same command resumes."""
+    failures = 0
+    while not unwatch.wait(HEAD_WATCH_S):
+        try:
+            probe(gcs)
+            failures = 0
+            continue
+        except BadInput:
+            failures += 1
+        if failures < HEAD_LOST_AFTER:
+            continue
+        why = _lost_message(gcs, HEAD_WATCH_S * HEAD_LOST_AFTER)
+        _lost_head.append(why)
+        _thread.interrupt_main()
+        if unwatch.wait(HEAD_LOST_GRACE_S) or not _exit_when_stuck:
+            return
+        print(f"farm: error: {why}", file=sys.stderr, flush=True)  # still stuck in Ray
+        os._exit(1)
+
+
+ALLOW_OPEN = "FARM_ALLOW_OPEN_CLUSTER"  # joins a cluster without token authentication
+# Asks the cluster's GCS for its session name as a client without a token would: Ray reads
+# its authentication mode when a process starts, so the question is asked by a new one.
+_UNAUTHENTICATED_ASK = """
+import sys
+from ray._raylet import GcsClient
+try:
+    GcsClient(address=sys.argv[1]).internal_kv_get(b"session_name", b"session", timeout=10)
+except Exception as e:
+    print(type(e).__name__)
+else:
+    print("answered")
+"""
+
+
+def requires_token(gcs: str) -> bool:
+    """Whether the cluster whose GCS is at `gcs` refuses a client without its token."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")}
+    env["RAY_AUTH_MODE"] = "disabled"
+    try:
+        out = subprocess.run([sys.executable, "-c", _UNAUTHENTICATED_ASK, gcs], env=env,
+                             capture_output=True, text=True, timeout=60).stdout.strip()
+    except subprocess.TimeoutExpired:
+        return True  # no answer to the question: not an open door either
+    return out.splitlines()[-1:] != ["answered"]
+
+
+def probe(address: str) -> None:
+    """Raise BadInput unless something accepts a TCP connection at host:port."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise BadInput(f"--address {address!r} is not host:port (e.g. 10.0.0.5:6379)")
+    try:
+        with socket.create_connection((host, int(port)), timeout=PROBE_TIMEOUT_S):
+            pass
+    except OSError as e:
+        reason = "timed out" if isinstance(e, TimeoutError) else (e.strerror or str(e))
+        raise BadInput(f"nothing answers at --address {address} ({reason} after "
+                       f"{PROBE_TIMEOUT_S:g} s); start the head with `ray start --head "
+                       "--port=...` or fix the address") from None

@@ -1,0 +1,47 @@
+"""The trainer interface: what turns a run's samples into candidate weights.
+
+The round loop asks it to decide on an update (train candidates on some rows,
+judge them on the held-out rest: farm.model.acceptance) and the end of a run asks it
+to train final models. Its one implementation runs Halide's own trainer; a
+double (farm.testing.ScriptedTrainer) decides as a test tells it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import pyarrow as pa
+
+from farm.model import acceptance
+from farm.model import retrain as costmodel
+from farm.model.weights import Weights
+
+
+class Trainer(ABC):
+    @abstractmethod
+    def decide(self, table: pa.Table, unit: str, held_out, current: Weights, start: Weights,
+               files: costmodel.SampleFiles, *, num_cores: int, settings, seed: int,
+               log_dir: Path | None) -> acceptance.Decision:
+        """An update of `current` judged on the rows whose `unit` is `held_out`."""
+
+    @abstractmethod
+    def train(self, files: costmodel.SampleFiles, table: pa.Table, initial: Weights, *,
+              steps: int, rate: float, num_cores: int,
+              log_path: Path | None = None) -> costmodel.TrainResult:
+        """Weights trained from `initial` on `table`'s usable rows."""
+
+
+class HalideTrainer(Trainer):
+    """adams2019_retrain_cost_model from the halide wheel (farm.model.retrain), with the farm's
+    acceptance test (farm.model.acceptance)."""
+
+    def decide(self, table, unit, held_out, current, start, files, *, num_cores, settings,
+               seed, log_dir):
+        return acceptance.decide(table, unit, held_out, current, start, files,
+                                 num_cores=num_cores, settings=settings, seed=seed,
+                                 log_dir=log_dir)
+
+    def train(self, files, table, initial, *, steps, rate, num_cores, log_path=None):
+        return costmodel.train(files, table, initial, steps=steps, rate=rate,
+                               num_cores=num_cores, log_path=log_path)

@@ -1,0 +1,228 @@
+"""`farm report --html`: a run as one self-contained web page, to open in a browser or mail.
+
+Everything is in the one file: the plots are embedded PNG data, the style is inline, and
+nothing is fetched from the network. Its title names the benchmark(s), the device
+class(es) and the run id. The tables are HTML tables: the rounds, the final re-timing with
+each finalist's ratio to the start weights' beam search, its 95% interval and verdict,
+and for a campaign its pipelines, then a section per pipeline; a run of several device
+classes has a section per class. Tables scroll inside their own box and plots shrink to
+the window, so the page fits a 1280 px screen and a 400 px phone alike. Under every plot
+a line says what it shows.
+
+A page made while the run is still going says so, and which committed rounds it shows.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from farm import atomic
+from farm.report.progress import plural
+from farm.report.text import (
+    PIPELINE_HEADER,
+    ROUND_HEADER,
+    Report,
+    build_report,
+    finalist_rows,
+    pipeline_rows,
+    round_rows,
+    write_plots,
+)
+from farm.stats import verdict
+from farm.store.rundir import RunDir, class_dirs
+
+CAPTIONS = {
+    "best_so_far": "The fastest runtime measured so far, against the samples taken (left; a "
+                   "line per planner: what each way of drawing candidates found) and against "
+                   "wall time (right). Each step down is a new best schedule.",
+    "runtimes_per_round": "Every runtime measured in each round (boxes, log scale) and the "
+                          "round's beam search (red triangles): how widely the probes explore, "
+                          "and whether the weights' own choice gets faster.",
+    "ranking_accuracy": "How well the cost model orders each round's schedules: the weights "
+                        "that planned the round (on schedules they were not trained on), the "
+                        "best candidate trained on the earlier rounds, and the trainer's own "
+                        "figure on its training data. 0.5 is chance.",
+}
+FINALIST_HEADER = ("finalist", "median ms", "ms timed during its round",
+                   "vs start weights' beam search, 95% interval", "verdict")
+
+STYLE = """
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1b1f24;
+       max-width: 1180px; margin: 0 auto; padding: 12px 16px; }
+h1 { font-size: 1.45em; margin: 0.4em 0; } h2 { font-size: 1.2em; margin-top: 1.6em; }
+h3 { font-size: 1.05em; margin-top: 1.3em; }
+.meta, .caption, .note { color: #57606a; font-size: 0.92em; }
+.live { background: #fff8c5; border: 1px solid #d4a72c; padding: 8px 10px; border-radius: 6px; }
+.scroll { overflow-x: auto; max-width: 100%; }
+table { border-collapse: collapse; font-size: 0.88em; margin: 6px 0; }
+th, td { border-bottom: 1px solid #d0d7de; padding: 3px 8px; text-align: right;
+         white-space: nowrap; }
+th { background: #f6f8fa; white-space: normal; vertical-align: bottom; }
+td:first-child, th:first-child { text-align: left; }
+td:first-child { white-space: normal; min-width: 9em; }
+tr.best td { font-weight: 600; background: #dafbe1; }
+td.faster { color: #1a7f37; } td.slower { color: #cf222e; }
+figure { margin: 12px 0 20px; } figure img { max-width: 100%; height: auto; display: block; }
+@media (max-width: 600px) { body { font-size: 14px; padding: 8px; }
+  table { font-size: 0.8em; } th, td { padding: 2px 4px; } }
+"""
+
+
+@dataclass
+class Section:
+    heading: str
+    report: Report
+    plots: list[Path] = field(default_factory=list)
+    parts: list[Section] = field(default_factory=list)  # a campaign's pipelines
+
+
+def write_page(run_dir: str | Path, out: Path, pipeline: str | None = None) -> Path:
+    """The run's page (one class's or every class's; a campaign's `pipeline` only, when
+    given) as `out`."""
+    root = Path(run_dir)
+    dirs = class_dirs(root) or [root]
+    with tempfile.TemporaryDirectory(prefix="farm-report-") as tmp:
+        sections = [_section(d, pipeline, Path(tmp) / str(i)) for i, d in enumerate(dirs)]
+        page = _page(root, sections)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(out, page)  # a browser open on the old page never sees half of one
+    return out
+
+
+def _section(run_dir: Path, pipeline: str | None, scratch: Path) -> Section:
+    rep = build_report(run_dir, pipeline)
+    cls = rep.manifest.device_class or "unknown class"
+    section = Section(cls, rep, write_plots(rep, scratch))
+    if rep.manifest.campaign and not pipeline:
+        for i, p in enumerate(rep.manifest.pipelines):
+            part = build_report(run_dir, p.name)
+            section.parts.append(Section(p.name, part, write_plots(part, scratch / str(i))))
+    return section
+
+
+def page_title(sections: list[Section]) -> str:
+    """`farm report: BENCH(ES) on CLASS(ES), run ID(S)`."""
+    names: list[str] = []
+    for s in sections:
+        m = s.report.manifest
+        for n in ([p.name for p in m.pipelines] if m.campaign else [m.generator]):
+            if n not in names:
+                names.append(n)
+    if sections[0].report.pipeline:
+        names = [sections[0].report.pipeline]
+    classes = ", ".join(s.heading for s in sections)
+    runs = ", ".join(s.report.manifest.run_id for s in sections)
+    what = names[0] if len(names) == 1 else f"campaign of {', '.join(names)}"
+    return f"farm report: {what} on {classes}, run {runs}"
+
+
+def _page(root: Path, sections: list[Section]) -> str:
+    title = page_title(sections)
+    body = [f"<h1>{_e(title)}</h1>", f'<p class="meta">{_e(str(root.resolve()))}</p>']
+    for s in sections:
+        if len(sections) > 1:
+            body.append(f"<h2>Device class {_e(s.heading)}</h2>")
+        body += _run(s, level=3 if len(sections) > 1 else 2)
+    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">\n'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            f"<title>{_e(title)}</title>\n<style>{STYLE}</style></head>\n<body>\n"
+            + "\n".join(body) + "\n</body></html>\n")
+
+
+def _run(s: Section, level: int) -> list[str]:
+    rep, h = s.report, f"h{level}"
+    m = rep.manifest
+    out = [_live(rep.run, rep),
+           f'<p class="meta">target {_e(m.target)}, device class '
+           f'{_e(m.device_class or "-")}, batch {_e(m.batch_size)}, parallelism '
+           f'{_e(m.parallelism)}, '
+           f"run {_e(m.run_id)}, {plural(len(rep.rows), 'sample')}</p>"]
+    if s.parts:
+        out += [f"<{h}>Pipelines</{h}>",
+                _table(PIPELINE_HEADER, pipeline_rows(rep.run, m, rep.rows)),
+                '<p class="note">best/NAME/ holds each pipeline\'s best schedule; its '
+                "rounds and final re-timing follow below.</p>", *_handed(rep)]
+        out += _rounds(rep, h)
+        for part in s.parts:
+            out.append(f"<{h}>Pipeline {_e(part.heading)}</{h}>")
+            out += _results(part, level + 1, handed=False)  # one model: said above
+        return out
+    out += _rounds(rep, h)
+    return out + _results(s, level)
+
+
+def _rounds(rep: Report, h: str) -> list[str]:
+    return [f"<{h}>Rounds</{h}>", _table(ROUND_HEADER, round_rows(rep)),
+            '<p class="note">held-out rank: the share of the round\'s schedule pairs (one '
+            "1.2x slower than the other) that the weights which planned it order right, on "
+            "schedules they were not trained on; provisional: a candidate that beat them, "
+            "checked by its beam search next round (beam check: its ratio to the start "
+            "weights' beam search). best ms, median ms, beam ms: as timed during the "
+            "round.</p>"]
+
+
+def _handed(rep: Report) -> list[str]:
+    if rep.handed and rep.handed.reason:
+        return [f"<p>best.weights ({_e(rep.handed.weights)}): {_e(rep.handed.reason)}</p>"]
+    return []
+
+
+def _results(s: Section, level: int, handed: bool = True) -> list[str]:
+    rep, h = s.report, f"h{level}"
+    out = []
+    if rep.best is not None:
+        rows = finalist_rows(rep.best)
+        out += [f"<{h}>Final re-timing</{h}>",
+                _table(FINALIST_HEADER, rows, best=lambda r: r[0].endswith(" (best/)"),
+                       verdict_column=4),
+                '<p class="note">Medians of interleaved re-timings on one device; each '
+                "is against beam search with the start weights, with a 95% bootstrap "
+                "interval: faster or slower only when the interval says so (README: how "
+                f"ratios read). {_e(verdict.TWO_TIMINGS)}</p>",
+                *(_handed(rep) if handed else [])]
+    elif rep.rows:
+        out.append('<p class="note">No final re-timing yet: it comes at the end of the '
+                   "run.</p>")
+    if s.plots:
+        out.append(f"<{h}>Plots</{h}>")
+    for plot in s.plots:
+        data = base64.b64encode(plot.read_bytes()).decode()
+        out.append(f'<figure><img src="data:image/png;base64,{data}" '
+                   f'alt="{_e(plot.stem.replace("_", " "))}">'
+                   f'<figcaption class="caption">{_e(CAPTIONS.get(plot.stem, ""))}'
+                   "</figcaption></figure>")
+    return out
+
+
+def _live(run: RunDir, rep: Report) -> str:
+    holder = run.holder()
+    rounds = [r["round"] for r in rep.rounds]
+    shown = f"rounds {rounds[0]}-{rounds[-1]}" if len(rounds) > 1 else (
+        f"round {rounds[0]}" if rounds else "no round yet")
+    if holder is None:
+        return f'<p class="meta">The run is not running; this page shows {shown}.</p>'
+    return (f'<p class="live">In progress ({_e(holder)}): this page shows the committed '
+            f"{shown}; round {(rounds[-1] if rounds else 0) + 1} is under way. Make the "
+            "page again for more.</p>")
+
+
+def _table(header, rows, best=None, verdict_column: int | None = None) -> str:
+    head = "".join(f"<th>{_e(c)}</th>" for c in header)
+    lines = []
+    for row in rows:
+        cells = []
+        for i, c in enumerate(row):
+            cls = f' class="{c}"' if i == verdict_column and c in ("faster", "slower") else ""
+            cells.append(f"<td{cls}>{_e(c)}</td>")
+        mark = ' class="best"' if best is not None and best(row) else ""
+        lines.append(f"<tr{mark}>{''.join(cells)}</tr>")
+    return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>'
+            + "".join(lines) + "</tbody></table></div>")
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text))

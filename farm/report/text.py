@@ -1,0 +1,347 @@
+"""`farm report`: what a researcher looks at after a run. Tables and matplotlib plots.
+
+Everything comes from the run directory: rounds/*.json (per-round timings and
+the acceptance of new weights: how well the weights that planned a round rank
+its schedules, which they were not trained on, and each candidate's figures),
+the sample dataset, and best/runtime.json (the final interleaved re-timing
+with verdicts).
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from farm.candidate import DUPLICATE, OK
+from farm.errors import BadInput, RunDirError
+from farm.report.output import columns, pyplot, save_figure
+from farm.report.progress import plural
+from farm.stats import verdict
+from farm.store.records import (
+    MANUAL_LABEL,
+    START_LABEL,
+    BestWeightsRecord,
+    Manifest,
+    RetimingRecord,
+    RoundRecord,
+    VerdictRecord,
+)
+from farm.store.rundir import RunDir, class_dirs
+from farm.store.samples import REPORT_COLUMNS
+from farm.tuning.rows import cause
+
+HELD_OUT_LABEL = ("held-out rank: share of the round's schedule pairs (one 1.2x slower than "
+                  "the other) that the weights which planned it order right; they were not "
+                  "trained on them.")
+TRAIN_RATE_LABEL = ("trainer rate: Halide's trainer's own figure, on its TRAINING data: the "
+                    "share of schedules over 1.3x slower than the fastest that it predicts "
+                    "slower than the fastest.")
+
+
+@dataclass
+class Report:
+    run: RunDir
+    manifest: Manifest
+    rows: list[dict]  # the samples' REPORT_COLUMNS
+    rounds: list[dict]  # one per round: figures from the samples and the round record
+    best: RetimingRecord | None  # best/runtime.json
+    handed: BestWeightsRecord | None = None  # weights/best.json
+    text: str = ""
+    pipeline: str = ""  # a campaign's pipeline this report is restricted to
+
+    @property
+    def title(self) -> str:
+        m = self.manifest
+        if self.pipeline:
+            return f"{self.pipeline} in a campaign of {plural(len(m.pipelines), 'pipeline')}"
+        if m.campaign:
+            return f"campaign of {', '.join(p.name for p in m.pipelines)}"
+        return m.generator
+
+
+def build_report(run_dir: str | Path, pipeline: str | None = None) -> Report:
+    """The report of a run; of a campaign's `pipeline` only, when given."""
+    run = RunDir(run_dir)
+    manifest = run.read_manifest()
+    if manifest is None:
+        found = class_dirs(run.path)
+        raise RunDirError(f"{run.path} is not a run directory (no manifest.json); give the "
+                          "--out of a `farm autotune`" + (
+                              f" or one class's: {', '.join(str(d) for d in found)}"
+                              if found else ""))
+    if pipeline and (not manifest.campaign or manifest.pipeline(pipeline) is None):
+        names = ", ".join(p.name for p in manifest.pipelines) if manifest.campaign else ""
+        raise BadInput(f"--pipeline {pipeline}: " + (
+            f"not a pipeline of this campaign ({names})" if names else
+            f"{run.path} is not a campaign (--pipeline is for campaigns)"))
+    rows = run.samples.read(REPORT_COLUMNS).to_pylist()
+    if pipeline:
+        rows = [row for row in rows if row["benchmark"] == pipeline]
+    rounds = []
+    for r in sorted({row["round"] for row in rows}):
+        mine = [row for row in rows if row["round"] == r]
+        ok = [row["runtime_ms"] for row in mine if row["status"] == OK]
+        failures: dict[str, int] = {}
+        for row in mine:
+            if row["status"] not in (OK, DUPLICATE):
+                failures[row["status"]] = failures.get(row["status"], 0) + 1
+        record = run.read_round(r)  # None: the round's driver died before writing it
+        acc = record.acceptance if record else None
+        cands = acc.candidates if acc else []
+        # a candidate judged has an accuracy and a gain's lower bound (farm.model.acceptance.judge)
+        judged = [(c.gain_low, c) for c in cands[1:]
+                  if c.accuracy is not None and c.gain_low is not None]
+        top = max(judged, key=lambda g: g[0])[1] if judged else None
+        winner = next((c for c in cands if c.name == acc.accepted), None) if acc else None
+        trained = winner or top
+        rounds.append({
+            "round": r, "candidates": len(mine), "ok": len(ok), "failures": failures,
+            "duplicates": sum(row["status"] == DUPLICATE for row in mine),
+            "distinct": len({(row["benchmark"], row["schedule_key"]) for row in mine
+                             if row["status"] == OK}),
+            "best_ms": min(ok, default=None),
+            "median_ms": statistics.median(ok) if ok else None,
+            "beam_ms": ((record.pipelines or {}).get(pipeline, {}).get("beam_ms") if pipeline
+                        else record.beam_ms) if record else None,
+            "wall_s": record.wall_s if record else None,
+            "held_out": cands[0].accuracy if cands else None,
+            "best_candidate": top.accuracy if top else None,
+            "provisional": acc.accepted if acc is not None and acc.switched else None,
+            "beam_check": _beam_check(record),
+            "train_rate": trained.train_rate if trained else None,
+            "runtimes": ok})
+    report = Report(run, manifest, rows, rounds, run.read_retiming(pipeline or ""),
+                    run.read_best_weights_record(), pipeline=pipeline or "")
+    report.text = _text(report)
+    if manifest.campaign and not pipeline:
+        report.text += "\n\n" + _pipelines_text(run, manifest, rows)
+    return report
+
+
+PIPELINE_HEADER = ("pipeline", "since round", "samples", "ok", "distinct", "best sample ms",
+                   "final best ms", "vs start weights' beam")
+
+
+def pipeline_rows(run: RunDir, manifest: Manifest, rows: list[dict]) -> list[tuple[str, ...]]:
+    """A campaign's pipelines, a row of PIPELINE_HEADER's cells each."""
+    table: list[tuple[str, ...]] = []
+    for p in manifest.pipelines:
+        mine = [r for r in rows if r["benchmark"] == p.name]
+        ok = [r for r in mine if r["status"] == OK]
+        best = run.read_retiming(p.name)
+        winner = best.finalist_labelled(best.finalist) if best else None
+        table.append((p.name, str(p.first_round), str(len(mine)), str(len(ok)),
+                      str(len({r["schedule_key"] for r in ok})),
+                      _num(min((r["runtime_ms"] for r in ok), default=None), ".3f"),
+                      _num(best.runtime_ms if best else None, ".3f"),
+                      _verdict(winner.vs_start if winner else None) or "-"))
+    return table
+
+
+def _pipelines_text(run: RunDir, manifest: Manifest, rows: list[dict]) -> str:
+    """A campaign's pipelines, one line each (`farm report RUN --pipeline NAME`: all)."""
+    return ("per pipeline (best/NAME/ holds each one's best schedule; `farm report RUN_DIR "
+            "--pipeline NAME` shows its rounds and final re-timing):\n"
+            + columns([PIPELINE_HEADER, *pipeline_rows(run, manifest, rows)]))
+
+
+def _beam_check(record: RoundRecord | None) -> str | None:
+    check = record.beam_check if record else None
+    if check is None:
+        return None
+    ratio = check.verdict.ratio if check.verdict else None
+    return (f"{verdict.factor(ratio)}, " if ratio else "") + (
+        "passed" if check.passed else "failed")
+
+
+def _num(value, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+ROUND_HEADER = ("round", "cand", "ok", "failed", "dup", "distinct", "best ms", "median ms",
+                "beam ms", "beam check", "held-out rank", "best cand.", "provisional",
+                "trainer rate", "wall s")
+
+
+def round_rows(rep: Report) -> list[tuple[str, ...]]:
+    """A row of ROUND_HEADER's cells per round."""
+    table: list[tuple[str, ...]] = []
+    for r in rep.rounds:
+        failed = ", ".join(f"{k} {v}" for k, v in sorted(r["failures"].items())) or "0"
+        table.append((str(r["round"]), str(r["candidates"]), str(r["ok"]), failed,
+                      str(r["duplicates"]), str(r["distinct"]), _num(r["best_ms"], ".3f"),
+                      _num(r["median_ms"], ".3f"), _num(r["beam_ms"], ".3f"),
+                      r["beam_check"] or "-", _num(r["held_out"], ".2f"),
+                      _num(r["best_candidate"], ".2f"), r["provisional"] or "-",
+                      _num(r["train_rate"], ".2f"), _num(r["wall_s"], ".1f")))
+    return table
+
+
+def finalist_rows(best: RetimingRecord) -> list[tuple[str, str, str, str, str]]:
+    """The final re-timing: (finalist, median ms of its re-timings, ms timed during its
+    round, against the start weights' beam search with its 95% interval (farm.stats.verdict's
+    wording), the verdict's word) per finalist; the winner's label ends with " (best/)"."""
+    out = []
+    for f in best.finalists:
+        v = f.vs_start
+        also = f" (= {', '.join(f.also)})" if f.also else ""
+        mark = " (best/)" if f.label == best.finalist else ""
+        out.append((f.label + also + mark, _num(f.median_ms, ".3f"),
+                    _num(f.round_ms, ".3f") + (f" (round {f.round_no})" if f.round_no else ""),
+                    _verdict(v) or "-", v.verdict if v and v.verdict else "-"))
+    return out
+
+
+def failure_rows(rows: list[dict]) -> list[tuple[str, str, str]]:
+    """The failed rows grouped by cause (farm.tuning.rows.cause; derived from the error for rows
+    written before the column): (cause, count, the first one's error in a line), the
+    commonest first."""
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        if row["status"] in (OK, DUPLICATE):
+            continue
+        key = row.get("cause") or cause(row["status"], row.get("error")) or row["status"]
+        groups.setdefault(key, []).append(row)
+    ordered = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    return [(key, str(len(members)), _one_line(members[0].get("error"), 100))
+            for key, members in ordered]
+
+
+def _one_line(text: str | None, limit: int) -> str:
+    line = (text or "").strip().splitlines()[0] if (text or "").strip() else "-"
+    return line if len(line) <= limit else line[:limit - 3] + "..."
+
+
+def _text(rep: Report) -> str:
+    m, rows = rep.manifest, rep.rows
+    lines = [f"{rep.run.path}: {rep.title} on {m.target}"
+             + (f" (device class {m.device_class})" if m.device_class else "")
+             + f", batch {m.batch_size}, parallelism {m.parallelism}, run {m.run_id}", ""]
+    lines += columns([ROUND_HEADER, *round_rows(rep)], right=True).splitlines()
+    lines.append("best ms, median ms, beam ms: as timed during the round.")
+    ok = [row for row in rows if row["status"] == OK]
+    distinct = len({(row["benchmark"], row["schedule_key"]) for row in ok})
+    lines += ["", f"{plural(len(rows), 'candidate')}, {len(ok)} measured, "
+              f"{plural(distinct, 'distinct schedule')}",
+              HELD_OUT_LABEL, "best cand.: the same for the best candidate weights trained on "
+              "the earlier rounds; provisional: the candidate that beat the current weights "
+              "beyond the noise, whose beam search the next round checks; beam check: that "
+              "beam search re-timed against the start weights' (ratio; passed: accepted to "
+              "plan the following rounds).", TRAIN_RATE_LABEL]
+    failures = failure_rows(rows)
+    if failures:
+        lines += ["", "failed candidates by cause:"]
+        lines += ["  " + line for line in columns([("cause", "count", "the first one's error"),
+                                                   *failures]).splitlines()]
+    if rep.best:
+        lines += ["", "final re-timing (median of interleaved re-timings on one device, and "
+                  "as timed during the round; against beam search with the start weights, "
+                  "95% interval):"]
+        for f in rep.best.finalists:
+            mark = "  <- best/" if f.label == rep.best.finalist else ""
+            also = f" (= {', '.join(f.also)})" if f.also else ""
+            during = f"  ({f.round_ms:.3f} ms timed during round {f.round_no})" \
+                if f.round_ms is not None and f.round_no else ""
+            lines.append(f"  {f.label + also:<44} {_num(f.median_ms, '.3f'):>8} ms"
+                         f"{during}  {_verdict(f.vs_start)}{mark}")
+        if any(f.round_ms is not None for f in rep.best.finalists):
+            lines.append(verdict.TWO_TIMINGS)
+        lines += _comparisons(rep.best)
+    if rep.handed and rep.handed.reason:
+        lines.append(f"best.weights ({rep.handed.weights}): {rep.handed.reason}")
+    return "\n".join(lines)
+
+
+def _verdict(v: VerdictRecord | None) -> str:
+    """A recorded verdict in farm.stats.verdict's one wording ("" without a ratio)."""
+    if v is None or v.ratio is None:
+        return ""
+    return verdict.wording(v.ratio, v.low, v.high, v.verdict)
+
+
+def _comparisons(best: RetimingRecord) -> list[str]:
+    winner = best.finalist_labelled(best.finalist)
+    ms = best.runtime_ms
+    out = []
+    start = best.finalist_labelled(START_LABEL)
+    if start and start.median_ms:
+        v = winner.vs_start if winner else None
+        out.append(f"best schedule {ms:.3f} ms vs beam-32 with the start weights "
+                   f"{start.median_ms:.3f} ms: " + (_verdict(v) if v else "the same"))
+    manual = best.finalist_labelled(MANUAL_LABEL)
+    if manual and manual.median_ms:
+        # the winner's and the manual schedule's re-timings are paired by re-timing round
+        mine = winner.retimes_ms if winner else best.retimes_ms
+        against = verdict.compare(mine, manual.retimes_ms)
+        out.append(f"best schedule {ms:.3f} ms vs the manual schedule "
+                   f"{manual.median_ms:.3f} ms: {against.describe()}")
+    return out
+
+
+def write_plots(rep: Report, out_dir: Path) -> list[Path]:
+    """PNG plots: best-so-far against samples and wall time, runtimes per round, ranking."""
+    plt = pyplot()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = sorted(rep.rows, key=lambda r: (r["round"], r["created_at"] or datetime.min, r["index"]))
+    best, xs, ys, ts = None, [], [], []
+    start = rows[0]["created_at"] if rows else None
+    for i, row in enumerate(rows, 1):
+        if row["status"] == OK:
+            best = row["runtime_ms"] if best is None else min(best, row["runtime_ms"])
+        if best is not None:
+            xs.append(i)
+            ys.append(best)
+            ts.append((row["created_at"] - start).total_seconds() / 60 if start else 0)
+    paths = []
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    axes[0].step(xs, ys, where="post", label="all", color="black", lw=2)
+    for planner in sorted({r["planner"] for r in rows if r["planner"]}):
+        px, py, pbest = [], [], None
+        for i, row in enumerate(rows, 1):
+            if row["planner"] == planner and row["status"] == OK:
+                pbest = row["runtime_ms"] if pbest is None else min(pbest, row["runtime_ms"])
+                px.append(i)
+                py.append(pbest)
+        if px:
+            axes[0].step([*px, len(rows)], [*py, py[-1]], where="post", label=planner, lw=1)
+    axes[0].legend(fontsize=7)
+    axes[0].set(xlabel="samples", ylabel="best so far (ms)",
+                title="best schedule so far, per planner")
+    axes[1].step(ts, ys, where="post", color="tab:green")
+    axes[1].set(xlabel="minutes since the first sample",
+                ylabel="best so far (ms)", title="best schedule over time")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    paths.append(save_figure(fig, out_dir / "best_so_far.png"))
+    fig, ax = plt.subplots(figsize=(max(5, 0.6 * len(rep.rounds) + 3), 4))
+    data = [r["runtimes"] or [float("nan")] for r in rep.rounds]
+    if data:
+        ax.boxplot(data, tick_labels=[str(r["round"]) for r in rep.rounds], showfliers=True)
+    else:  # a campaign's pipeline with no rows yet (a live run, one that joined late)
+        ax.text(0.5, 0.5, "no rounds yet", ha="center", va="center", transform=ax.transAxes)
+    beams = [r["beam_ms"] for r in rep.rounds]
+    ax.plot(range(1, len(beams) + 1), [b if b else float("nan") for b in beams], "r^",
+            label="beam search (candidate 0)")
+    ax.set_yscale("log")
+    ax.set(xlabel="round", ylabel="runtime (ms, log)", title="runtimes per round")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    paths.append(save_figure(fig, out_dir / "runtimes_per_round.png"))
+    fig, ax = plt.subplots(figsize=(6, 4))
+    rounds = [r["round"] for r in rep.rounds]
+    ax.plot(rounds, [r["held_out"] for r in rep.rounds], "o-",
+            label="held-out rank of the weights that planned the round")
+    ax.plot(rounds, [r["best_candidate"] for r in rep.rounds], "s--",
+            label="held-out rank of the best candidate")
+    ax.plot(rounds, [r["train_rate"] for r in rep.rounds], "x:",
+            label="trainer rate (on its training data)")
+    ax.axhline(0.5, color="gray", lw=0.8, ls=":")
+    ax.set_xticks(rounds)
+    ax.set(xlabel="round", ylabel="share ordered right", ylim=(0, 1.05),
+           title="cost-model ranking accuracy")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    paths.append(save_figure(fig, out_dir / "ranking_accuracy.png"))
+    return paths

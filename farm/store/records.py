@@ -1,0 +1,449 @@
+"""The JSON records of a run directory, as typed values.
+
+  manifest.json            Manifest: what the run is, and each invocation
+  rounds/round-NNNNNN.json RoundRecord: one round's figures, beam check and acceptance
+  weights/best.json        BestWeightsRecord: which weights best.weights are, and why
+  best/runtime.json        RetimingRecord: the final re-timing's winner and finalists
+
+Each record has one writer and any number of readers: the writers and readers are
+RunDir methods (farm.store.rundir), which own the paths. The JSON keys on disk are the
+field names; `to_json()` and `from_json()` convert. Records outlive the farm that wrote
+them, so `from_json` accepts files of earlier releases (a field they lack takes its
+default) and of later ones (a key this farm does not know is kept in `extra` and written
+back by `to_json`). Whoever wrote the file, `from_json` checks what it knows (each record's
+CHECKS, farm.store.checks): a field of the wrong type, out of range or a name that could
+not be one is a RecordError naming the field, never a value the farm goes on with.
+
+This module holds data only (no I/O; of the farm, only farm.store.checks), so every reader
+can import it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, ClassVar, TypeVar
+
+from farm.store.checks import (
+    COUNT,
+    COUNTS,
+    FILE_NAME,
+    LABEL,
+    LABELS,
+    MS,
+    NAME,
+    NAMES,
+    PERCENT,
+    PIPELINE_FIGURES,
+    POSITIVE,
+    RATIO,
+    RELATIVE_PATH,
+    ROUND,
+    SECONDS,
+    SEED,
+    SHARE,
+    TEXT,
+    TIMES_MS,
+    TOKEN,
+    Check,
+    RecordError,
+    check,
+    hints,
+    shown,
+)
+
+MANIFEST_VERSION = 1
+# Finalist labels in the re-timing record that readers look for
+START_LABEL = "beam search with start weights"  # what every verdict compares with
+MANUAL_LABEL = "manual schedule"  # the benchmark's own schedule, timed for reference
+
+R = TypeVar("R", bound="_Record")
+
+
+class _Record:
+    """to_json/from_json for a record dataclass with an `extra` field (unknown keys)."""
+
+    # field name -> how its JSON value becomes a typed one (nested records)
+    NESTED: ClassVar[Mapping[str, Callable[[Any], Any]]] = {}
+    # fields left out of the JSON when None: keys that files have only when they apply
+    OMIT_IF_NONE: ClassVar[tuple[str, ...]] = ()
+    # field name -> what its value means beyond its type (farm.store.checks)
+    CHECKS: ClassVar[Mapping[str, Check]] = {}
+
+    def to_json(self) -> dict:
+        out = dict(self.extra)  # type: ignore[attr-defined]
+        for f in fields(self):  # type: ignore[arg-type]
+            if f.name == "extra":
+                continue
+            value = getattr(self, f.name)
+            if value is None and f.name in self.OMIT_IF_NONE:
+                out.pop(f.name, None)
+                continue
+            out[f.name] = _to_json(value)
+        return out
+
+    @classmethod
+    def from_json(cls: type[R], data: Any) -> R:
+        """The record `data` holds, each known field checked (its type, then CHECKS); a
+        RecordError naming the first field that fails."""
+        if not isinstance(data, Mapping):
+            raise RecordError(f"is {shown(data)}, not a JSON object")
+        types = hints(cls)
+        every = [f for f in fields(cls) if f.name != "extra"]  # type: ignore[arg-type]
+        known = {f.name for f in every}
+        values, extra = {}, {}
+        for key, value in data.items():
+            if key not in known:
+                extra[key] = value
+                continue
+            if value is not None and key in cls.NESTED:
+                try:
+                    value = cls.NESTED[key](value)
+                except RecordError as e:
+                    raise e.under(key) from None
+            check(key, value, types[key], cls.CHECKS.get(key))
+            values[key] = value
+        missing = [f.name for f in every if f.name not in values
+                   and f.default is MISSING and f.default_factory is MISSING]
+        if missing:
+            raise RecordError("is missing", missing[0])
+        return cls(**values, extra=extra)  # type: ignore[call-arg]
+
+
+def _to_json(value):
+    if isinstance(value, _Record):
+        return value.to_json()
+    if isinstance(value, (list, tuple)):
+        return [_to_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _to_json(v) for k, v in value.items()}
+    return value
+
+
+def _list_of(cls: type[R]) -> Callable[[Any], list[R]]:
+    def convert(values: Any) -> list[R]:
+        if not isinstance(values, list):
+            raise RecordError(f"is {shown(values)}, not a list")
+        return [_item(cls, f"[{i}]", v) for i, v in enumerate(values)]
+
+    return convert
+
+
+def _dict_of(cls: type[R]) -> Callable[[Any], dict[str, R]]:
+    def convert(values: Any) -> dict[str, R]:
+        if not isinstance(values, Mapping):
+            raise RecordError(f"is {shown(values)}, not a JSON object")
+        return {k: _item(cls, f"[{shown(k)}]", v) for k, v in values.items()}
+
+    return convert
+
+
+def _item(cls: type[R], where: str, value: Any) -> R:
+    try:
+        return cls.from_json(value)
+    except RecordError as e:
+        raise e.under(where) from None
+
+
+@dataclass
+class PipelineRecord(_Record):
+    """One pipeline of a run: a campaign has several (farm.campaign), a run of one
+    benchmark one. Its rows' `benchmark` column is `name`."""
+
+    name: str  # the generator's name
+    ref: str  # as given: a built-in name or path.py:name
+    sha256: str  # of the generator's source: a changed file is a different pipeline
+    pipeline_id: int | None = None  # from its featurization, once a round has built it
+    first_round: int = 1  # the round it joined the run in
+    extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
+
+    CHECKS: ClassVar = {"name": NAME, "ref": LABEL, "sha256": TEXT, "first_round": ROUND}
+
+
+@dataclass
+class Manifest(_Record):
+    """manifest.json: what the run is (benchmark, target, batch size, ...) and each
+    invocation of `farm autotune` on it."""
+
+    run_id: str
+    benchmark: str  # as given: a built-in name or path.py:name
+    generator: str  # the generator's name
+    benchmark_sha256: str
+    target: str
+    schedule_target: str
+    batch_size: int
+    parallelism: int
+    start_weights_sha256: str
+    created_at: str
+    pipeline_id: int | None = None
+    device_class: str | None = None  # the class whose model the run trains (None: older runs)
+    # A campaign tunes several pipelines into one model (benchmark and generator are then
+    # "campaign" and benchmark_sha256 ""); a run of one benchmark lists that one.
+    campaign: bool = False
+    pipelines: list[PipelineRecord] = field(default_factory=list)
+    version: int = MANIFEST_VERSION
+    invocations: list[dict] = field(default_factory=list)
+    extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
+
+    # Settings that decide which samples belong together; --rounds and --budget may change
+    # (and a campaign's pipelines: farm.campaign checks each).
+    FIXED: ClassVar[tuple[str, ...]] = ("generator", "benchmark_sha256", "target",
+                                        "batch_size", "parallelism", "start_weights_sha256",
+                                        "campaign")
+    NESTED: ClassVar = {"pipelines": _list_of(PipelineRecord)}
+    CHECKS: ClassVar = {"run_id": TOKEN, "benchmark": LABEL, "generator": NAME,
+                        "benchmark_sha256": TEXT, "target": LABEL, "schedule_target": LABEL,
+                        "batch_size": POSITIVE, "parallelism": POSITIVE,
+                        "start_weights_sha256": TEXT, "device_class": TEXT, "version": POSITIVE}
+
+    def pipeline(self, name: str) -> PipelineRecord | None:
+        return next((p for p in self.all_pipelines() if p.name == name), None)
+
+    def all_pipelines(self) -> list[PipelineRecord]:
+        """The run's pipelines. A run of one benchmark from before campaigns lists none:
+        its one pipeline is then the manifest's benchmark."""
+        if self.pipelines or self.campaign:
+            return self.pipelines
+        return [PipelineRecord(self.generator, self.benchmark, self.benchmark_sha256,
+                               self.pipeline_id)]
+
+
+@dataclass(frozen=True)
+class VerdictRecord(_Record):
+    """A farm.stats.verdict.Verdict as written: `verdict` is its word ("faster", ...)."""
+
+    ratio: float | None = None
+    low: float | None = None
+    high: float | None = None
+    pairs: int = 0
+    verdict: str = ""
+    extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
+
+    CHECKS: ClassVar = {"ratio": RATIO, "low": RATIO, "high": RATIO, "pairs": COUNT,
+                        "verdict": TEXT}
+
+    @property
+    def word(self) -> str:
+        """The verdict's word, under the name farm.stats.verdict.Verdict gives it."""
+        return self.verdict
+
+
+@dataclass(frozen=True)
+class BeamCheck(_Record):
+    """The provisional weights' beam search re-timed against the start weights'."""
+
+    passed: bool
+    reason: str = ""
+    verdict: VerdictRecord | None = None
+    pipelines: dict[str, VerdictRecord] | None = None  # a campaign's, by pipeline name
+    extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
+
+    NESTED: ClassVar = {"verdict": VerdictRecord.from_json,
+                        "pipelines": _dict_of(VerdictRecord)}
+    OMIT_IF_NONE: ClassVar = ("pipelines",)
+    CHECKS: ClassVar = {"pipelines": NAMES}
+
+
+@dataclass(frozen=True)
+class JudgedRecord(_Record):
+    """One candidate's figures on the held-out unit (farm.model.acceptance.Judged as written)."""
+
+    name: str
+    weights_sha256: str | None = None
+    accuracy: float | None = None  # held-out pairwise ranking accuracy
+    gain: float | None = None
+    gain_low: float | None = None
+    train_loss: float | None = None
+    train_rate: float | None = None  # the trainer's ordering rate on its training data
+    train_s: float = 0.0
+    trained_on: int = 0
+    note: str = ""
+    extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
+
+    # (train_rate is Halide's trainer's figure, read from its output: a finite number)
+    CHECKS: ClassVar = {"name": LABEL, "weights_sha256": TEXT, "accuracy": SHARE,
+                        "train_s": SECONDS, "trained_on": COUNT}
+
+
+@dataclass(frozen=True)
+class AcceptanceRecord(_Record):
+    """Which weights plan the next round and why (farm.model.acceptance.Decision.record())."""
+
+    accepted: str  # "current" or the provisional candidate's name
+    reason: str = ""
+    weights_sha256: str | None = None
+    unit: str = ""
+    held_out: str = ""
+    pairs: int = 0
+    candidates: list[JudgedRecord] = field(default_factory=list)  # [0]: the current weights
+    extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
+
+    NESTED: ClassVar = {"candidates": _list_of(JudgedRecord)}
+    CHECKS: ClassVar = {"accepted": LABEL, "weights_sha256": TEXT, "pairs": COUNT}
+    KEPT: ClassVar[str] = "current"  # `accepted` when no candidate beat the current weights
+
+    @property
+    def switched(self) -> bool:
+        """Did the weights change? True when a candidate (`accepted` names it) beat the
+        current weights: it becomes the provisional weights, whose beam search the next
+        round checks before they plan the rounds after it (that round's beam_check)."""
+        return self.accepted != self.KEPT
+
+    @property
+    def decision(self) -> str:
+        """The decision in a few words: "kept the current weights" or "switched to NAME
+        (provisional: its beam search is checked next round)"."""
+        if not self.switched:
+            return "kept the current weights"
+        return (f"switched to {self.accepted} (provisional: its beam search is checked next "
+                "round)")
+
+
+@dataclass(frozen=True)
+class RoundRecord(_Record):
+    """rounds/round-NNNNNN.json: one round's timings, beam check and acceptance.
+
+    Files of the first release lack `acceptance` (they have `evaluation` and `training`,
+    kept in `extra`); `beam_check` is present only in rounds that ran one."""
+
+    round: int
+    started_at: str = ""
+    finished_at: str = ""
+    candidates: int = 0
+    weights_sha256: str | None = None  # the weights that planned the round
+    statuses: dict[str, int] = field(default_factory=dict)
+    autoschedule_s: float = 0.0
+    precheck_s: float = 0.0
+    codegen_s: float = 0.0
+    link_s: float = 0.0
+    timing_s: float = 0.0
+    distinct_ok: int = 0
+    beam_ms: float | None = None  # candidate 0's runtime (its twin's when a duplicate)
+    best_ms: float | None = None  # the round's
+    best_so_far_ms: float | None = None  # the run's
+    beam_check: BeamCheck | None = None
+    acceptance: AcceptanceRecord | None = None
+    retrain_s: float = 0.0
+    wall_s: float = 0.0
+    # a campaign's per pipeline: beam_ms, best_ms, best_so_far_ms, ok
+    pipelines: dict[str, dict] | None = None
+    # a part record's steps done after the commit ("batch", "beam_check",
+    # "provisional_kept");
+    # None in a finished record
+    steps: list[str] | None = None
+    resumed: bool | None = None  # True: its later steps were done by a resumed run
+    extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
+
+    NESTED: ClassVar = {"beam_check": BeamCheck.from_json,
+                        "acceptance": AcceptanceRecord.from_json}
+    OMIT_IF_NONE: ClassVar = ("beam_check", "acceptance", "pipelines", "steps", "resumed")
+    CHECKS: ClassVar = {"round": ROUND, "candidates": COUNT, "weights_sha256": TEXT,
+                        "statuses": COUNTS, "autoschedule_s": SECONDS, "precheck_s": SECONDS,
+                        "codegen_s": SECONDS, "link_s": SECONDS, "timing_s": SECONDS,
+                        "distinct_ok": COUNT, "beam_ms": MS, "best_ms": MS,
+                        "best_so_far_ms": MS, "retrain_s": SECONDS, "wall_s": SECONDS,
+                        "pipelines": PIPELINE_FIGURES, "steps": LABELS}
+
+
+@dataclass(frozen=True)
+class ComparedBeam(_Record):
+    """A beam search that best.weights were chosen among."""
+
+    weights: str = ""  # its weights file under weights/ ("" when it has none)
+    median_ms: float | None = None
+    vs_start: VerdictRecord | None = None
+    extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
+
+    NESTED: ClassVar = {"vs_start": VerdictRecord.from_json}
+    CHECKS: ClassVar = {"weights": FILE_NAME, "median_ms": MS}
+
+
+def _compared(data: Any) -> dict[str, ComparedBeam]:
+    # the first release wrote {weights file: median ms}
+    if not isinstance(data, Mapping):
+        raise RecordError(f"is {shown(data)}, not a JSON object")
+    return {label: _item(ComparedBeam, f"[{shown(label)}]",
+                         {"weights": label, "median_ms": value}
+                         if isinstance(value, (int, float)) and not isinstance(value, bool)
+                         else value)
+            for label, value in data.items()}
+
+
+@dataclass(frozen=True)
+class BestWeightsRecord(_Record):
+    """weights/best.json: which weights best.weights are, and why (farm.tuning.finalize)."""
+
+    weights: str  # the run's weights file they came from, under weights/
+    reason: str = ""
+    weights_sha256: str | None = None
+    beam_ms: float | None = None  # their beam search's median re-timing
+    measured: str | None = None  # how beam_ms was measured
+    sample_id: str | None = None  # the sample whose artifact was re-timed, if any
+    compared: dict[str, ComparedBeam] = field(default_factory=dict)  # by finalist label
+    extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
+
+    NESTED: ClassVar = {"compared": _compared}
+    CHECKS: ClassVar = {"weights": FILE_NAME, "weights_sha256": TEXT, "beam_ms": MS,
+                        "sample_id": TEXT, "compared": LABELS}
+
+
+@dataclass(frozen=True)
+class FinalistRecord(_Record):
+    """One schedule of the final re-timing."""
+
+    label: str
+    median_ms: float | None = None
+    retimes_ms: list[float | None] = field(default_factory=list)
+    weights: str = ""  # its weights file under weights/, for beam-search finalists
+    beam_search: bool = False
+    reference: bool = False  # timed for comparison only (the manual schedule)
+    also: list[str] = field(default_factory=list)  # other labels of the same schedule
+    vs_start: VerdictRecord | None = None  # against beam search with the start weights
+    # its timing during the round that measured it, when it is a sample (or re-times one):
+    # once, with few repeats, possibly cut off early, beside other work; absent in older runs
+    round_ms: float | None = None
+    round_no: int | None = None  # that round
+    extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
+
+    NESTED: ClassVar = {"vs_start": VerdictRecord.from_json}
+    OMIT_IF_NONE: ClassVar = ("round_ms", "round_no")
+    CHECKS: ClassVar = {"label": LABEL, "median_ms": MS, "retimes_ms": TIMES_MS,
+                        "weights": FILE_NAME, "also": LABELS, "round_ms": MS, "round_no": ROUND}
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return (self.label, *self.also)
+
+
+@dataclass(frozen=True)
+class RetimingRecord(_Record):
+    """best/runtime.json: the final re-timing, its winner (the schedule in best/) and every
+    finalist timed."""
+
+    benchmark: str
+    runtime_ms: float  # the winner's median re-timing
+    finalist: str  # the winner's label
+    retimes_ms: list[float | None] = field(default_factory=list)
+    weights: str | None = None  # the winner's weights file under weights/, if it has one
+    weights_file: str | None = None  # best/NAME.weights: exactly the weights that planned it
+    recorded_ms: float | None = None  # its runtime when it was a sample
+    seed: int = 0
+    beam_size: int | None = None
+    random_dropout: int = 100
+    parallelism: int = 0
+    target: str = ""
+    library: str = ""  # NAME.a in best/
+    link_with: str | None = None  # halide_runtime.a when best/ holds a separate runtime
+    finalists: list[FinalistRecord] = field(default_factory=list)
+    extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
+
+    NESTED: ClassVar = {"finalists": _list_of(FinalistRecord)}
+    CHECKS: ClassVar = {"benchmark": NAME, "runtime_ms": MS, "finalist": LABEL,
+                        "retimes_ms": TIMES_MS, "weights": FILE_NAME,
+                        "weights_file": RELATIVE_PATH, "recorded_ms": MS, "seed": SEED,
+                        "beam_size": POSITIVE, "random_dropout": PERCENT,
+                        "parallelism": COUNT, "target": TEXT, "library": FILE_NAME,
+                        "link_with": FILE_NAME}
+
+    def finalist_labelled(self, label: str) -> FinalistRecord | None:
+        return next((f for f in self.finalists if label in f.labels), None)

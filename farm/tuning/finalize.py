@@ -1,0 +1,609 @@
+"""The end of an autotuning run: re-time the finalists, keep the best schedule and weights.
+
+One timing per sample misleads (Halide's loop measured a schedule at 1.54 ms
+that re-timed at 0.52), so before anything is called best, the fastest
+samples and the beam-search schedules of several weights are re-timed,
+interleaved, on one device, with the benchmark's manual schedule beside them
+as a reference (it cannot win: best/ holds an autoscheduled one). The weights:
+the start weights, the accepted (latest) ones, and final candidates trained on
+every round. Each finalist gets a verdict against beam search with the start
+weights (farm.stats.verdict), and the re-timing stops early once all are decided.
+
+The weights handed to the user (best.weights) are those whose beam search is
+significantly faster than the start weights' and fastest among such; when none
+is, the start weights themselves: tuning never hands over a slower model.
+Artifacts kept from the rounds are not rebuilt.
+
+A campaign's end trains the final models once, on every pipeline, then re-times each
+pipeline's finalists into its own best/NAME/; its best.weights are the weights whose beam
+search is significantly faster than the start weights' on some pipeline and slower on none
+(the lowest geometric mean of the ratios among such).
+
+The tuner hands over values (FinalInputs) and gets one back (FinalResult): the
+re-timing records (best/runtime.json, per pipeline) and the best-weights record
+(weights/best.json).
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Protocol
+
+import ray
+
+from farm.build import compile as build
+from farm.candidate import BEAM_SEARCH, DEFAULT_PARALLELISM, OK, CandidateSpec, Library
+from farm.deprecation import renamed
+from farm.devices.timing import TimingConfig
+from farm.errors import WeightsError
+from farm.machine.targets import TargetInfo
+from farm.machine.toolchain import runtime_library
+from farm.model import acceptance, weights
+from farm.model import retrain as costmodel
+from farm.model.weights import Weights
+from farm.pipelines.benchmark import Benchmark
+from farm.report.progress import Progress, plural
+from farm.search.plans import weights_for as plan_weights_for
+from farm.stats import verdict
+from farm.store.records import (
+    MANUAL_LABEL,
+    START_LABEL,
+    BestWeightsRecord,
+    ComparedBeam,
+    FinalistRecord,
+    RetimingRecord,
+    VerdictRecord,
+)
+from farm.store.rundir import RunDir
+from farm.store.samples import FINALIST_COLUMNS, SUMMARY_COLUMNS
+
+# Repeats per re-timing: the median of several short, interleaved re-timings resists the
+# drift of a noisy machine better than fewer long ones, for the same time.
+RETIME_REPEATS = 5
+# Final candidate models, trained on every round: their beam search is judged by re-timing,
+# not by held-out ranking, so a more aggressive setting is safe to try here.
+FINAL_SETTINGS = (acceptance.Setting("final-chain-fast", "current", 1e-3),
+                  acceptance.Setting("final-fresh-long", "start", 1e-3,
+                                     4 * costmodel.DEFAULT_STEPS),
+                  acceptance.Setting("final-fresh-longer", "start", 1e-3,
+                                     16 * costmodel.DEFAULT_STEPS))
+FINALIST_TIMEOUT_S = 900.0  # a finalist's build or timing that takes longer is dropped
+
+
+class FinalSettings(Protocol):
+    """The settings of a run that its end uses (farm.tuning.loop.TuneSettings has them). Read-only
+    properties: the end never sets them, and TuneSettings is frozen."""
+
+    @property
+    def target(self) -> TargetInfo: ...
+
+    @property
+    def start_weights(self) -> Weights: ...
+
+    @property
+    def parallelism(self) -> int: ...
+
+    @property
+    def timing(self) -> TimingConfig: ...
+
+    @property
+    def retimes(self) -> int:
+        """At most, re-timings of each finalist."""
+
+    @property
+    def train_steps(self) -> int:
+        """Gradient steps of a training call (the final models take multiples)."""
+
+
+@dataclass(frozen=True)
+class FinalPipeline:
+    """One pipeline of a run, as its end sees it."""
+
+    benchmark: Benchmark
+    scope: str = ""  # its name in a campaign (best/NAME/, its rows' sample ids), else ""
+    beam_sample: str | None = None  # the sample of the newest round's beam search
+    start_sample: str | None = None  # the sample of beam search with the start weights
+
+
+@dataclass(frozen=True)
+class FinalInputs:
+    """What the end of a run works from."""
+
+    run: RunDir
+    settings: FinalSettings
+    run_id: str  # the manifest's
+    committed: int  # rounds committed
+    fastest: int  # how many of the fastest distinct samples to re-time, per pipeline
+    pipelines: tuple[FinalPipeline, ...]  # the ones this invocation tunes
+    # (binary, library) ObjectRefs kept from the rounds, by sample id: not built again
+    artifacts: Mapping[str, tuple] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FinalResult:
+    """What the final re-timing decided, as written to the run directory."""
+
+    # best/runtime.json (best/NAME/runtime.json) per pipeline: the winner and the finalists
+    retimings: dict[str, RetimingRecord]
+    best_weights: BestWeightsRecord  # weights/best.json: the weights handed over, and why
+
+
+
+
+@dataclass
+class PipelineSummary:
+    name: str
+    best_ms: float | None = None  # the median of its final re-timings
+    best_schedule_path: Path | None = None  # best/NAME/NAME.schedule.h
+
+    best_schedule = renamed("best_schedule", "best_schedule_path")
+
+
+@dataclass
+class TuneSummary:
+    """What a run ends with (farm.api.tune, `farm autotune`). Paths are named *_path."""
+
+    run_dir: Path
+    rounds: int
+    rows: int
+    ok: int
+    distinct: int
+    best_ms: float | None = None  # the best schedule's median final re-timing
+    best_schedule_path: Path | None = None
+    best_weights_path: Path | None = None  # the weights handed over (weights/best.weights)
+    latest_weights_path: Path | None = None  # what the next round would plan with
+    command: str = ""
+    stopped: str = ""  # why the run stopped before --rounds, if it did
+    elapsed_s: float = 0.0
+    best_weights_reason: str = ""  # why best.weights are the weights they are
+    pipelines: list[PipelineSummary] = field(default_factory=list)  # a campaign's
+    # which trained model best.weights are: "final-fresh-long (...)", "the start weights"
+    handed_model: str = ""
+    # the best schedule's timing during its round (a sample's), and that round
+    best_round_ms: float | None = None
+    best_round: int | None = None
+    # beam search with the start weights: its final re-timing, and its timing during a round
+    start_beam_ms: float | None = None
+    start_beam_round_ms: float | None = None
+    start_beam_round: int | None = None
+
+    best_schedule = renamed("best_schedule", "best_schedule_path")
+    best_weights = renamed("best_weights", "best_weights_path")
+    latest_weights = renamed("latest_weights", "latest_weights_path")
+
+    def lines(self) -> list[str]:
+        """What `farm autotune` prints at the end."""
+        out = [f"{self.run_dir}: {plural(self.rounds, 'round')}, "
+               f"{plural(self.rows, 'sample')} ({self.ok} ok), "
+               f"{plural(self.distinct, 'distinct schedule')} measured, {self.elapsed_s:.0f} s"]
+        if self.stopped:
+            out.append(f"stopped early: {self.stopped}; rerun the same command to go on")
+        both = False
+        if self.best_ms is not None:
+            during = _during(self.best_round_ms, self.best_round)
+            both = both or bool(during)
+            out.append(f"best schedule:  {self.best_ms:.3f} ms (median of its final "
+                       f"re-timings{'; ' + during if during else ''}), "
+                       f"{self.best_schedule_path}")
+        during = _during(self.start_beam_round_ms, self.start_beam_round)
+        if self.start_beam_ms is not None and during:
+            both = True
+            out.append(f"start weights' beam search: {self.start_beam_ms:.3f} ms re-timed at "
+                       f"the end; {during}")
+        if both:
+            out.append(f"                ({verdict.TWO_TIMINGS})")
+        for p in self.pipelines:
+            out.append(f"best {p.name}: " + (
+                f"{p.best_ms:.3f} ms (median of its final re-timings), "
+                f"{p.best_schedule_path}" if p.best_ms is not None else "-"))
+        if self.handed_model:
+            out.append(f"handed over:    {self.handed_model}" + (
+                f": {self.best_weights_reason}" if self.best_weights_reason else ""))
+        out += [f"best weights:   {self.best_weights_path}",
+                f"latest weights: {self.latest_weights_path} (what the next round would plan "
+                "with)",
+                f"use them:       {self.command}"]
+        return out
+
+
+def _during(ms: float | None, round_no: int | None) -> str:
+    """A schedule's timing during its round, labelled so: "0.416 ms timed during round 1"."""
+    if ms is None:
+        return ""
+    return f"{ms:.3f} ms timed during " + (f"round {round_no}" if round_no else "its round")
+
+
+@dataclass
+class Finalist:
+    label: str
+    spec: CandidateSpec
+    sample: dict | None = None  # the row it came from
+    weights_file: str = ""  # under RUN_DIR/weights/, for beam-search finalists
+    built_as: str | None = None  # the sample whose kept artifact this is
+    retimes_ms: tuple[float | None, ...] = ()  # aligned by re-timing round
+    library: Library | None = None
+    schedule_source: str | None = None
+    reference: bool = False  # timed for comparison only (the manual schedule)
+    also: list[str] = field(default_factory=list)  # other labels for the same schedule
+    pipeline: str = ""  # its pipeline's name in a campaign
+    round_row: dict | None = None  # the sample row of its timing during a round, if any
+
+    vs_start: verdict.Verdict | None = None  # against beam search with the start weights
+
+    @property
+    def median_ms(self) -> float | None:
+        return verdict.median(self.retimes_ms)
+
+    @property
+    def retimed_ms(self) -> float:
+        """median_ms of a finalist known to have been re-timed."""
+        ms = self.median_ms
+        assert ms is not None, f"{self.label} was not re-timed"
+        return ms
+
+    @property
+    def is_start(self) -> bool:
+        """Beam search with the start weights: what every verdict compares with."""
+        return START_LABEL in (self.label, *self.also)
+
+    @property
+    def is_beam(self) -> bool:
+        search = (self.spec.beam_size, self.spec.random_dropout)
+        return search == (BEAM_SEARCH["beam_size"], BEAM_SEARCH["random_dropout"])
+
+
+def _identity(spec: CandidateSpec) -> tuple:
+    """Specs with equal identity give the same schedule (beam search ignores the seed)."""
+    if spec.is_manual:
+        return ("manual",)
+    seed = None if spec.random_dropout >= 100 else spec.seed
+    assert spec.weights is not None  # only the manual schedule has no weights
+    return (spec.weights.sha256, spec.beam_size, spec.random_dropout, seed, spec.parallelism)
+
+
+def finalize(inputs: FinalInputs, pool, trainer, progress: Progress) -> FinalResult | None:
+    """Re-time the finalists of each pipeline of a run on `pool`
+    (farm.execution.pool.DevicePool), with final models from `trainer` (farm.model.trainer)
+    trained once on every pipeline; write each
+    pipeline's best/ and the run's best.weights. None when no finalist could be re-timed
+    (best/ and best.weights are then left as they were)."""
+    run = inputs.run
+    finals = _final_weights(inputs, trainer)
+    ok = [r for r in run.samples.read(FINALIST_COLUMNS).to_pylist() if r["status"] == OK]
+    retimings: dict[str, RetimingRecord] = {}
+    beams: list[Finalist] = []
+    for pipe in inputs.pipelines:
+        rows = [r for r in ok if not pipe.scope or r["benchmark"] == pipe.scope]
+        finalists = _finalists(inputs, pipe, rows, finals)
+        progress.message(f"{pipe.benchmark.label + ': ' if pipe.scope else ''}re-timing "
+                         f"{plural(len(finalists), 'finalist')}, interleaved, up to "
+                         f"{plural(inputs.settings.retimes, 'time')} each")
+        _retime(finalists, pool, inputs.settings, inputs.artifacts)
+        timed = [f for f in finalists if f.median_ms is not None]
+        contenders = [f for f in timed if not f.reference]
+        if not contenders:
+            progress.message(f"warning: no finalist of {pipe.benchmark.label} could be "
+                             "re-timed; its best/ is unchanged")
+            continue
+        winner = min(contenders, key=lambda f: f.retimed_ms)
+        retimings[pipe.benchmark.label] = _write_best(run, winner, timed, inputs.settings,
+                                                     pipe)
+        beams += [f for f in timed if f.is_beam]
+    if not retimings:
+        return None
+    return FinalResult(retimings, _update_best_weights(run, beams))
+
+
+def _finalists(inputs: FinalInputs, pipe: FinalPipeline, ok: list[dict],
+               finals: list[tuple[str, Path]]) -> list[Finalist]:
+    """A pipeline's fastest distinct samples, beam search with each weights, the manual
+    schedule."""
+    run, s = inputs.run, inputs.settings
+    base = CandidateSpec(pipe.benchmark, s.target, s.start_weights, parallelism=s.parallelism)
+    finalists: list[Finalist] = []
+    keys: set[str] = set()
+    for row in sorted(ok, key=lambda r: r["runtime_ms"]):
+        if len(finalists) == inputs.fastest:
+            break
+        spec = spec_from_row(row, base, run)
+        if row["schedule_key"] not in keys and spec is not None:
+            keys.add(row["schedule_key"])
+            finalists.append(Finalist(f"sample {row['sample_id']}", spec, row,
+                                      _file_of(run, row, spec.weights),
+                                      built_as=row["sample_id"], pipeline=pipe.scope,
+                                      round_row=row))
+    beams = [("start weights", run.weights_path(0), pipe.start_sample),
+             ("latest.weights", run.latest_weights, _planned_by(inputs, pipe,
+                                                                run.latest_weights)),
+             *((name, path, None) for name, path in finals)]
+    for label, path, sample in beams:
+        spec = replace(base, weights=weights.load(path), seed=0, **BEAM_SEARCH)
+        twin = next((f for f in finalists if _identity(f.spec) == _identity(spec)), None)
+        if twin is None:
+            timed_in = next((r for r in ok if r["sample_id"] == sample), None) if sample \
+                else None
+            finalists.append(Finalist(f"beam search with {label}", spec, None, path.name,
+                                      built_as=sample, pipeline=pipe.scope,
+                                      round_row=timed_in))
+        else:
+            twin.also.append(f"beam search with {label}")
+    finalists.append(Finalist(MANUAL_LABEL, build.manual_spec(base), reference=True,
+                              pipeline=pipe.scope))
+    return finalists
+
+
+def _file_of(run, row: dict, used) -> str:
+    """The name of the run's weights file that holds `used`, or "" (perturbed weights)."""
+    for path in (run.weights_path(row["round"] - 1), run.weights_path(0),
+                 run.provisional_used(row["round"])):
+        if path.exists() and weights.load(path).sha256 == used.sha256:
+            return path.name
+    return ""
+
+
+def _planned_by(inputs: FinalInputs, pipe: FinalPipeline, path: Path) -> str | None:
+    """The sample of the newest round's beam search, if `path` holds the weights it used."""
+    if pipe.beam_sample is None or inputs.committed < 1:
+        return None
+    used = inputs.run.weights_path(inputs.committed - 1)
+    return pipe.beam_sample if weights.load(used).sha256 == weights.load(path).sha256 \
+        else None
+
+
+def _final_weights(inputs: FinalInputs, trainer) -> list[tuple[str, Path]]:
+    """Final candidate models trained on every round, written as weights/NAME.weights."""
+    run, s = inputs.run, inputs.settings
+    table = costmodel.capped(run.samples.read(costmodel.TRAIN_COLUMNS), seed=inputs.committed)
+    latest = weights.load(run.latest_weights)
+    out = []
+    for setting in FINAL_SETTINGS:
+        initial = latest if setting.start_from == "current" else s.start_weights
+        steps = setting.steps * s.train_steps // costmodel.DEFAULT_STEPS
+        result = trainer.train(run.sample_files, table, initial, steps=steps,
+                               rate=setting.rate, num_cores=s.parallelism,
+                               log_path=run.final_training_log(setting.name))
+        if result.weights is None:
+            continue
+        path = run.final_weights(setting.name)
+        weights.write(result.weights, path)
+        out.append((setting.name, path))
+    return out
+
+
+def _get(ref):
+    """A Ray result, or None when the worker or device behind it failed."""
+    try:
+        return ray.get(ref, timeout=FINALIST_TIMEOUT_S)
+    except (ray.exceptions.RayError, TimeoutError):
+        return None
+
+
+def _retime(finalists: list[Finalist], pool, s, kept: Mapping[str, tuple]) -> None:
+    """Time each finalist `s.retimes` times; artifacts kept from the rounds are not rebuilt."""
+    artifacts = {id(f): kept[f.built_as] for f in finalists
+                 if f.built_as is not None and f.built_as in kept}
+    building = [f for f in finalists if id(f) not in artifacts]
+    for f, (built, binary, library) in zip(
+            building, pool.build([f.spec for f in building], FINALIST_TIMEOUT_S), strict=True):
+        if built is not None and built.result.ok:
+            artifacts[id(f)] = (binary, library)
+            f.schedule_source = built.result.schedule.source
+    ready = {id(f): (f, artifacts[id(f)]) for f in finalists if id(f) in artifacts}
+    start = next((k for k, (f, _) in ready.items() if f.is_start), None)
+
+    def decided(times) -> bool:  # every contender's verdict against the start weights' beam
+        return start is not None and all(
+            verdict.compare(times[k], times[start]).decided
+            for k, (f, _) in ready.items() if k != start and not f.reference)
+
+    times = pool.retime({k: binary for k, (_, (binary, _)) in ready.items()}, s.parallelism,
+                        replace(s.timing, repeats=RETIME_REPEATS), s.retimes, decided=decided,
+                        timeout_s=FINALIST_TIMEOUT_S)
+    for key, (f, (_, library)) in ready.items():
+        f.retimes_ms = tuple(times.get(key, ()))
+        f.library = _get(library)
+        if start is not None and key != start and key in times:
+            f.vs_start = verdict.compare(times[key], times[start])
+
+
+def _write_best(run: RunDir, winner: Finalist, timed: list[Finalist],
+                s: FinalSettings, pipe: FinalPipeline) -> RetimingRecord:
+    """best/ (a campaign's best/PIPELINE/): NAME.a and NAME.h (link with halide_runtime.a),
+    NAME.schedule.h, NAME.weights, runtime.json (the re-timing record, returned), replaced
+    as a whole."""
+    fresh = run.staging_best(pipe.scope)
+    library = winner.library
+    if library is None:  # its build gave no library (synthetic work): compile it here
+        build.write_library(winner.spec, fresh)
+        name = build.function_name(winner.spec)
+    else:
+        name = library.name
+        (fresh / f"{name}.a").write_bytes(library.archive)
+        (fresh / f"{name}.h").write_text(library.header)
+        shutil.copyfile(runtime_library(s.target.compile), fresh / "halide_runtime.a")
+        source = winner.schedule_source
+        if source is None:  # its artifacts were kept from the rounds: it is a sample
+            assert winner.built_as is not None
+            source = _schedule_source(run, winner.built_as)
+        (fresh / f"{name}.schedule.h").write_text(source)
+    assert winner.spec.weights is not None  # the manual schedule is a reference, never a winner
+    weights.write(winner.spec.weights, fresh / f"{name}.weights")
+    record = RetimingRecord(
+        benchmark=pipe.benchmark.label, runtime_ms=winner.retimed_ms, finalist=winner.label,
+        retimes_ms=list(winner.retimes_ms), weights=winner.weights_file or None,
+        # exactly the weights that planned it
+        weights_file=str(run.best_path(pipe.scope).relative_to(run.path) / f"{name}.weights"),
+        recorded_ms=winner.sample["runtime_ms"] if winner.sample else None,
+        seed=winner.spec.seed, beam_size=winner.spec.beam_size,
+        random_dropout=winner.spec.random_dropout, parallelism=winner.spec.parallelism,
+        target=s.target.compile, library=f"{name}.a",
+        link_with="halide_runtime.a" if library is not None else None,
+        finalists=[FinalistRecord(label=f.label, median_ms=f.median_ms,
+                                  retimes_ms=list(f.retimes_ms), weights=f.weights_file,
+                                  beam_search=f.is_beam, reference=f.reference,
+                                  also=list(f.also), vs_start=_verdict(f.vs_start),
+                                  round_ms=f.round_row["runtime_ms"] if f.round_row else None,
+                                  round_no=f.round_row["round"] if f.round_row else None)
+                   for f in timed])
+    run.publish_best(fresh, record, pipe.scope)
+    return record
+
+
+def _verdict(v: verdict.Verdict | None) -> VerdictRecord | None:
+    return VerdictRecord.from_json(v.as_json()) if v is not None else None
+
+
+def _schedule_source(run, sample: str) -> str:
+    import pyarrow.dataset as ds
+
+    rows = run.samples.read(["schedule_source"], filter=ds.field("sample_id") == sample)
+    return rows["schedule_source"][0].as_py() or ""
+
+
+def _update_best_weights(run: RunDir, beams: list[Finalist]) -> BestWeightsRecord:
+    """best.weights: of the weights whose beam search is significantly faster than the
+    start weights' on some pipeline and significantly slower on none, those with the lowest
+    geometric mean of their ratios (one pipeline: the fastest); best.json says which and
+    why (returned)."""
+    compared = {(f"{f.pipeline}: " if f.pipeline else "") + f.label:
+                ComparedBeam(weights=f.weights_file, median_ms=f.median_ms,
+                             vs_start=_verdict(f.vs_start)) for f in beams}
+    start = next((f for f in beams if f.is_start), None)
+    if start is None:  # nothing to judge against: hand over nothing but the start weights
+        handed = weights.load(run.weights_path(0))
+        record = BestWeightsRecord(
+            weights=run.weights_path(0).name, weights_sha256=handed.sha256,
+            reason="the start weights' beam search could not be re-timed, so no tuned "
+                   "weights could be judged; the start weights are handed over",
+            compared=compared)
+        run.write_best_weights(handed, record)
+        return record
+    by_weights: dict[str, list[Finalist]] = {}
+    for f in beams:
+        if f.vs_start is not None and f.spec.weights is not None:
+            by_weights.setdefault(f.spec.weights.sha256, []).append(f)
+    better = {sha: fs for sha, fs in by_weights.items()
+              if any(f.vs_start.word == verdict.FASTER for f in fs if f.vs_start)
+              and not any(f.vs_start.word == verdict.SLOWER for f in fs if f.vs_start)}
+    if better:
+        def score(fs: list[Finalist]) -> float:
+            ratios = [f.vs_start.ratio for f in fs if f.vs_start and f.vs_start.ratio]
+            return math.exp(sum(math.log(r) for r in ratios) / len(ratios)) if ratios \
+                else math.inf
+
+        chosen = min(better.values(), key=score)
+        winner = min(chosen, key=lambda f: f.retimed_ms)
+        assert winner.vs_start is not None  # every one of `better` has a verdict
+        if len(chosen) == 1 and not winner.pipeline:
+            reason = (f"its beam search is {winner.vs_start.describe()} than with the start "
+                      "weights")
+        else:
+            faster = sum(f.vs_start.word == verdict.FASTER for f in chosen if f.vs_start)
+            reason = (f"its beam search is significantly faster than with the start weights "
+                      f"on {faster} of {plural(len(chosen), 'pipeline')} and slower on none "
+                      f"(geometric mean {verdict.factor(score(chosen))})")
+    else:
+        winner = start
+        several = len({f.pipeline for f in beams}) > 1
+        reason = ("no tuned weights' beam search was significantly faster than the start "
+                  "weights'" + (" on some pipeline and slower on none" if several else "")
+                  + "; the start weights are handed over")
+    assert winner.spec.weights is not None  # a beam search's spec has weights
+    record = BestWeightsRecord(
+        weights=winner.weights_file, weights_sha256=winner.spec.weights.sha256, reason=reason,
+        beam_ms=winner.median_ms,
+        measured=f"beam search re-timed {plural(len(winner.retimes_ms), 'time')} at the end of the "
+                 "run, interleaved" + (f" ({winner.pipeline})" if winner.pipeline else ""),
+        sample_id=winner.built_as, compared=compared)
+    run.write_best_weights(winner.spec.weights, record)
+    return record
+
+
+def summary(inputs: FinalInputs, stopped: str, elapsed_s: float) -> TuneSummary:
+    """What `farm autotune` prints at the end, from the run directory."""
+    run, s = inputs.run, inputs.settings
+    rows = run.samples.read(SUMMARY_COLUMNS).to_pylist()
+    ok = [r for r in rows if r["status"] == OK]
+    pipelines = []
+    for pipe in inputs.pipelines:
+        best = run.read_retiming(pipe.scope)
+        pipelines.append(PipelineSummary(
+            pipe.benchmark.label, best.runtime_ms if best else None,
+            run.best_schedule(pipe.benchmark.name, pipe.scope) if best else None))
+    handed = run.read_best_weights_record()
+    single = None if len(inputs.pipelines) != 1 or inputs.pipelines[0].scope else \
+        run.read_retiming()
+    winner = single.finalist_labelled(single.finalist) if single else None
+    start = single.finalist_labelled(START_LABEL) if single else None
+    best_weights = run.best_weights if run.best_weights.exists() else run.latest_weights
+    first = inputs.pipelines[0].benchmark.ref if inputs.pipelines else "BENCH"
+    command = ["farm", "run", first, "--weights", str(best_weights)]
+    if s.target.device_kind != "host":
+        command += ["--target", s.target.compile]
+    if s.parallelism != DEFAULT_PARALLELISM:
+        command += ["--parallelism", str(s.parallelism)]
+    one = pipelines[0] if len(pipelines) == 1 and not inputs.pipelines[0].scope else None
+    return TuneSummary(
+        run_dir=run.path, rounds=inputs.committed, rows=len(rows), ok=len(ok),
+        distinct=len({(r["benchmark"], r["schedule_key"]) for r in ok}),
+        best_ms=one.best_ms if one else None,
+        best_schedule_path=one.best_schedule_path if one else None,
+        best_weights_path=best_weights, latest_weights_path=run.latest_weights,
+        command=shlex.join(command), stopped=stopped, elapsed_s=elapsed_s,
+        best_weights_reason=handed.reason if handed else "",
+        pipelines=pipelines if one is None else [],
+        handed_model=handed_model(run, handed),
+        best_round_ms=winner.round_ms if winner and winner.round_ms is not None
+        else single.recorded_ms if single else None,
+        best_round=winner.round_no if winner else None,
+        start_beam_ms=start.median_ms if start else None,
+        start_beam_round_ms=start.round_ms if start else None,
+        start_beam_round=start.round_no if start else None)
+
+
+def handed_model(run: RunDir, record: BestWeightsRecord | None) -> str:
+    """Which trained model best.weights are, in words: a final model by its name and recipe
+    ("final-fresh-long, a final model: ..."), the start weights, or the weights the rounds
+    accepted. Without a record (no final re-timing yet): latest.weights, the accepted ones."""
+    if record is None:
+        return "latest.weights, the weights the rounds accepted (no final re-timing chose)"
+    start = run.weights_path(0)
+    if record.weights == start.name or (
+            record.weights_sha256 and start.exists()
+            and weights.load(start).sha256 == record.weights_sha256):
+        return "the start weights"
+    name = Path(record.weights).stem if record.weights else ""
+    setting = next((x for x in FINAL_SETTINGS if x.name == name), None)
+    if setting is not None:
+        origin = "the weights the rounds accepted" if setting.start_from == "current" \
+            else "the start weights"
+        times = setting.steps // costmodel.DEFAULT_STEPS
+        steps = "as many steps as" if times <= 1 else f"{times}x the steps of"
+        return (f"{name}, a final model trained on every round's samples from {origin} "
+                f"({steps} a round's training)")
+    if name == "latest":
+        return "latest.weights, the weights the rounds accepted"
+    if name.startswith("round-"):
+        return f"the weights accepted after round {int(name[6:])}"
+    return record.weights or "(weights of an unnamed file)"
+
+
+def spec_from_row(row: dict, base: CandidateSpec, run: RunDir) -> CandidateSpec | None:
+    """Rebuild a sample's candidate: same seed, search settings and weights; None when its
+    weights cannot be rebuilt (a file of the run is missing or was changed)."""
+    paths = {"accepted": run.weights_path(row["round"] - 1), "start": run.weights_path(0),
+             "provisional": run.provisional_used(row["round"])}
+    try:
+        used = plan_weights_for(row, lambda role: weights.load(paths[role]))
+    except (KeyError, WeightsError):
+        return None
+    if row.get("weights_sha256") and used.sha256 != row["weights_sha256"]:
+        return None
+    return replace(base, weights=used, beam_size=row["beam_size"],
+                   random_dropout=row["random_dropout"], seed=row["seed"],
+                   parallelism=row["parallelism"])

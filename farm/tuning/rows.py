@@ -1,0 +1,113 @@
+"""Sample rows: an Outcome of the scheduler becomes one row of the Parquet dataset."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+
+from farm.candidate import FAULT, OK, Status
+from farm.execution.scheduler import Outcome
+from farm.model import featurization
+from farm.pipelines.benchmark import format_params
+from farm.search.plans import schedule_id
+from farm.store.records import Manifest, PipelineRecord
+
+
+def sample_id(run_id: str, round_no: int, index: int, pipeline: str = "") -> str:
+    """Unique in a run; a campaign's rows name their pipeline (`pipeline`)."""
+    prefix = f"{run_id}-{pipeline}" if pipeline else run_id
+    return f"{prefix}-r{round_no:06d}-c{index:04d}"
+
+
+def outcome_row(manifest: Manifest, round_no: int, o: Outcome,
+                pipeline: PipelineRecord | None = None) -> dict:
+    """`o`'s row; `o.index` is its index within its pipeline's batch, `pipeline` its
+    pipeline (default: the run's one)."""
+    if o.status == FAULT:  # farm.faults: the scheduler gives such a candidate elsewhere
+        raise AssertionError(f"a lasting fault reached a row: {o.error}")
+    build, m = o.build, o.measurement
+    schedule = build.schedule if build else None
+    feats = schedule.featurization if schedule and schedule.featurization else None
+    name = pipeline.name if pipeline else manifest.generator
+    known = pipeline.pipeline_id if pipeline else manifest.pipeline_id
+    params = format_params(o.spec.benchmark.params)
+    pipeline_id = featurization.pipeline_id(feats, params) if feats else known
+    runtimes = list(m.runtimes_ms) if m and m.runtimes_ms else None
+    runtime_ms = min(runtimes) if runtimes and o.status == OK else None
+    row = {
+        "sample_id": sample_id(manifest.run_id, round_no, o.index,
+                               name if manifest.campaign else ""),
+        "run_id": manifest.run_id,
+        "round": round_no,
+        "index": o.index,
+        "benchmark": name,
+        "pipeline_id": pipeline_id,
+        "schedule_id": schedule_id(round_no, o.index, manifest.batch_size),
+        "seed": o.spec.seed,
+        "attempts": o.attempts,
+        "beam_size": o.spec.beam_size,
+        "random_dropout": o.spec.random_dropout,
+        "parallelism": o.spec.parallelism,
+        "target": o.spec.target.compile,
+        "schedule_target": o.spec.target.schedule,
+        "weights_sha256": o.spec.weights.sha256 if o.spec.weights else None,
+        "device_id": m.device_id if m else None,
+        "device_kind": m.device_kind if m else None,
+        "node_id": m.node_id if m else None,
+        "host": m.node if m else None,  # the column keeps its v1 name
+        "compile_host": build.host if build else None,
+        "status": Status(o.status).value,  # a plain string in Parquet
+        "error": o.error or None,
+        "log": o.log or None,
+        "compile_s": build.compile_s if build else None,
+        "autoschedule_s": schedule.autoschedule_s if schedule else None,
+        "codegen_s": build.codegen_s if build else None,
+        "link_s": build.link_s if build else None,  # None: never compiled (e.g. a duplicate)
+        "run_s": m.run_s if m else None,
+        "runtime_ms": runtime_ms,
+        "runtimes_ms": runtimes,
+        "schedule_key": featurization.schedule_key(feats) if feats else None,
+        "duplicate_of": o.duplicate_of,
+        "schedule_source": schedule.source if schedule else None,
+        "featurization": feats,
+        "created_at": datetime.fromtimestamp(o.finished_at, timezone.utc),
+        "planner": o.spec.planner or None,
+        "cause": cause(o.status, o.error),
+    }
+    if o.status == OK and not (runtime_ms and runtime_ms > 0):
+        raise AssertionError(f"an ok sample without a positive runtime: {row['sample_id']}")
+    return row
+
+
+# A failed row's cause: its status and what in its error says where it failed, as a short
+# key that stays the same across rows, runs and hosts (no paths, ids or numbers but an exit
+# status), so failures group by it. Per status, the first pattern that matches names it.
+_RUN = ((r"\(exit status \d+, (\w+)\)", 1),  # farm.devices.timing.HarnessExit's name
+        (r"killed by (SIG\w+)", 1),
+        (r"exit(?:ed with)? status (\d+)", "exit-{}"),
+        (r"the timing harness (?:stopped|reported)", "output"))
+_COMPILE = ((r"^compile \((\w+)\)", 1),  # farm.build.compile's steps
+            (r"ran out of its .* of CPU", "cpu"),
+            (r"cancelled after .* wall-clock", "wall-clock"),
+            (r"the compile process died", "compiler-died"))
+_CAUSES = {"run_error": _RUN, "compile_error": _COMPILE, "compile_timeout": _COMPILE,
+           "crashed": ((r"compile task failed", "compile-task"),
+                       (r"compile worker died", "compile-worker"),
+                       (r"the compile process was killed", "killed")),
+           "device_lost": ((r"adb|device offline|unauthorized|not found", "adb"),
+                           (r"no answer within", "no-answer"))}
+
+
+def cause(status: str, error: str | None) -> str | None:
+    """The cause of a failed row (None for ok and duplicate rows): e.g.
+    "run_error:halide_error", "compile_error:link", "compile_timeout:cpu"; the bare status
+    when nothing in the error says more."""
+    if status in (OK, "duplicate"):
+        return None
+    for pattern, detail in _CAUSES.get(str(status), ()):
+        found = re.search(pattern, error or "", re.M | re.I)
+        if found:
+            name = found.group(1).lower() if detail == 1 else str(detail).format(
+                *found.groups())
+            return f"{status}:{name}"
+    return str(status)
