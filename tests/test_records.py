@@ -33,7 +33,7 @@ from farm.store.records import (
 from farm.store.rundir import RunDir, write_json
 from farm.store.samples import SCHEMA, SampleStore
 from farm.tuning import finalize
-from farm.tuning import loop as tuner
+from farm.tuning import state as tuner
 from farm.tuning.rows import outcome_row
 
 V1_RUN = Path(__file__).parent / "data" / "v1-run"  # written by the first release

@@ -373,16 +373,16 @@ def _check_whole(run, rounds, batch=8):
                                    "before the round record"])
 def test_a_crash_in_any_step_after_the_commit_is_finished_on_resume(farm_of, tmp_path,
                                                                     monkeypatch, where):
-    from farm.tuning import loop as tuner
+    from farm.tuning import beam_check, steps
 
     run = tmp_path / "run"
     round2 = lambda *a, **k: any(getattr(x, "round", None) == 2 for x in a)  # noqa: E731
     if where == "after the commit":
         _crash_once(monkeypatch, RunDir, "write_round_part", round2)
     elif where == "in the beam check":
-        _crash_once(monkeypatch, tuner._Tuning, "_beam_check")
+        _crash_once(monkeypatch, beam_check.BeamChecker, "beam_check")
     elif where == "after the beam check":  # recorded, provisional not yet moved aside
-        _crash_once(monkeypatch, tuner.os, "replace",
+        _crash_once(monkeypatch, steps.os, "replace",
                     lambda src, dst: str(src).endswith("provisional.weights"))
     elif where == "in training":
         _crash_once(monkeypatch, ScriptedTrainer, "decide", lambda self, t, u, held, *a,
@@ -410,17 +410,17 @@ def test_a_resume_keeps_aside_only_the_weights_the_round_planned_with(farm_of, t
     """Round 2's provisional weights are lost before its check; its acceptance then writes
     the next provisional weights and the driver dies before the record. The resume must not
     file those under round 2 as the weights it planned with."""
-    from farm.tuning import loop as tuner
+    from farm.tuning.beam_check import BeamChecker
 
     run = tmp_path / "run"
-    real = tuner._Tuning._check_provisional
+    real = BeamChecker.check_provisional
 
     def losing(self, round_no, live):
         if round_no == 2:
             self.run_dir.provisional_weights.unlink()
         return real(self, round_no, live)
 
-    monkeypatch.setattr(tuner._Tuning, "_check_provisional", losing)
+    monkeypatch.setattr(BeamChecker, "check_provisional", losing)
     _crash_once(monkeypatch, RunDir, "write_round",
                 lambda self, record: record.round == 2)
     with pytest.raises(Crash):

@@ -1,0 +1,144 @@
+"""The beam check: provisional weights are accepted only if their beam search, re-timed
+interleaved against the start weights' beam search, is not slower.
+
+A better ranking of random probes does not promise a better beam search, so a round
+planned with provisional weights runs beam search with them (candidate 1); after its
+commit that schedule is re-timed against the start weights' (BEAM_CHECK_RATIO)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from farm.candidate import BEAM_SEARCH, CandidateSpec
+from farm.errors import WeightsError
+from farm.execution.pool import DevicePool
+from farm.model import weights
+from farm.model.weights import Weights
+from farm.report.progress import Progress
+from farm.stats import verdict
+from farm.store.records import BeamCheck, VerdictRecord
+from farm.store.rundir import RunDir
+from farm.tuning.artifacts import KeptArtifacts
+from farm.tuning.settings import TuneSettings
+from farm.tuning.state import RunState
+
+BEAM_CHECK_RATIO = 1.1  # provisional weights' beam search / the start weights', at most
+BEAM_CHECK_RETIMES = 5  # interleaved re-timings of the two
+BEAM_CHECK_TIMEOUT_S = 900.0
+
+
+@dataclass(frozen=True)
+class Live:
+    """What a round in progress knows beyond its committed rows."""
+
+    started: float  # time.monotonic()
+    started_at: str
+    outcomes: list  # the scheduler's Outcomes (their precheck time)
+    beams: dict  # pipeline name -> ObjectRef of its binary of candidate 1 (provisional beam)
+
+
+def ds_field(name: str):
+    import pyarrow.dataset as ds
+
+    return ds.field(name)
+
+
+class BeamChecker:
+    def __init__(self, run: RunDir, s: TuneSettings, state: RunState, kept: KeptArtifacts,
+                 pool: DevicePool, progress: Progress):
+        self.run_dir, self.s, self.state, self.kept = run, s, state, kept
+        self.pool, self.progress = pool, progress
+
+    def check_provisional(self, round_no: int, live: Live | None) -> BeamCheck | None:
+        """The beam check of the provisional weights round `round_no` planned candidate 1
+        with (None when it planned with none)."""
+        planners = self.run_dir.samples.read(
+            ["benchmark", "planner"],
+            filter=(ds_field("round") == round_no) & (ds_field("index") == 1)).to_pylist()
+        if self.s.batch_size < 2 or not any((p["planner"] or "").endswith("@provisional")
+                                            for p in planners):
+            return None
+        try:
+            provisional = weights.load(self.run_dir.provisional_weights)
+        except WeightsError as e:  # the file is corrupt or gone: nothing left to check
+            check = BeamCheck(passed=False, reason=f"the provisional weights are lost ({e})")
+        else:
+            check = self.beam_check(provisional, live.beams if live else {})
+        accepted = "accepted" if check.passed else "rejected"
+        self.progress.message(f"round {round_no}: provisional weights {accepted}: "
+                              f"{check.reason}")
+        return check
+
+    def beam_check(self, provisional: Weights, beams: dict) -> BeamCheck:
+        """Re-time each pipeline's beam search with the `provisional` weights (its binary
+        from `beams`, by pipeline name, else built) against its beam search with the start
+        weights, interleaved. Passed when none is significantly slower and their geometric
+        mean ratio is at most BEAM_CHECK_RATIO."""
+        s, tracks = self.s, self.state.tracks
+        wanted: dict[tuple[str, str], tuple[CandidateSpec, str | None]] = {}  # built at once
+        for t in tracks:
+            if not beams.get(t.name):
+                wanted[(t.name, "provisional")] = (CandidateSpec(
+                    t.bench, s.target, provisional, parallelism=s.parallelism,
+                    **BEAM_SEARCH), None)
+            start_key = self.kept.start_key(t)
+            if start_key not in self.kept.refs:  # resumed, or joined later: build it
+                wanted[(t.name, "start")] = (CandidateSpec(
+                    t.bench, s.target, s.start_weights, parallelism=s.parallelism,
+                    **BEAM_SEARCH), start_key)
+        built = self._binaries(wanted)
+        binaries = {}
+        for t in tracks:
+            mine = beams.get(t.name) or built.get((t.name, "provisional"))
+            kept = self.kept.refs.get(self.kept.start_key(t))
+            if mine is not None and kept is not None:
+                binaries[(t.name, "provisional")], binaries[(t.name, "start")] = mine, kept[0]
+        if not binaries:
+            return BeamCheck(passed=False, reason="its beam search or the start weights' "
+                             "could not be built")
+        times = self.pool.retime(binaries, s.parallelism, replace(s.timing, repeats=5),
+                                 BEAM_CHECK_RETIMES, timeout_s=BEAM_CHECK_TIMEOUT_S)
+        verdicts = {t.name: verdict.compare(times.get((t.name, "provisional"), []),
+                                            times.get((t.name, "start"), []))
+                    for t in tracks if (t.name, "start") in binaries}
+        return _decide(verdicts)
+
+    def _binaries(self, wanted: dict) -> dict:
+        """Build every (spec, keep_as) of `wanted` at once; the ObjectRef of each binary
+        that built, by the same key. `keep_as`: the artifact key to keep it under."""
+        if not wanted:
+            return {}
+        out = {}
+        done = self.pool.build([spec for spec, _ in wanted.values()], BEAM_CHECK_TIMEOUT_S)
+        for (key, (_, keep_as)), (built, binary, library) in zip(wanted.items(), done,
+                                                                   strict=True):
+            if built is None or not built.result.ok:
+                continue
+            if keep_as is not None:
+                self.kept.refs[keep_as] = (binary, library)
+            out[key] = binary
+        return out
+
+
+def _decide(verdicts: dict[str, verdict.Verdict]) -> BeamCheck:
+    ratios = [v.ratio for v in verdicts.values() if v.ratio is not None]
+    slower = [name for name, v in verdicts.items() if v.word == verdict.SLOWER]
+    gmean = math.exp(sum(map(math.log, ratios)) / len(ratios)) if ratios else None
+    passed = gmean is not None and gmean <= BEAM_CHECK_RATIO and not slower
+    if len(verdicts) == 1:
+        [(_, v)] = verdicts.items()
+        reason = (f"its beam search vs the start weights': {v.describe()} (accepted at "
+                  f"most {BEAM_CHECK_RATIO:g}x and not significantly slower)")
+    else:
+        reason = (f"its beam searches vs the start weights' on {len(verdicts)} pipelines: "
+                  f"geometric mean {verdict.factor(gmean)}, significantly slower on "
+                  f"{', '.join(slower) or 'none'} (accepted at most "
+                  f"{BEAM_CHECK_RATIO:g}x and slower on none)")
+    first = next(iter(verdicts.values()), None)
+    return BeamCheck(passed=passed, reason=reason,
+                     verdict=VerdictRecord.from_json(first.as_json())
+                     if first is not None and len(verdicts) == 1 else None,
+                     pipelines={name: VerdictRecord.from_json(v.as_json())
+                                for name, v in verdicts.items()}
+                     if len(verdicts) > 1 else None)

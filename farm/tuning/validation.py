@@ -1,0 +1,85 @@
+"""What an invocation may do to a run directory, refused before anything is written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from farm.devices.base import DeviceInfo
+from farm.errors import BadInput, RunDirError
+from farm.store.records import Manifest
+from farm.store.rundir import RunDir, class_dir, class_dirs, new_run_id, now_iso
+from farm.tuning.settings import TuneSettings
+
+
+def by_class(devices: list[DeviceInfo]) -> dict[str, list[DeviceInfo]]:
+    """The devices by device class (farm.devices.classes), in their order."""
+    out: dict[str, list[DeviceInfo]] = {}
+    for d in devices:
+        out.setdefault(str(d.device_class), []).append(d)
+    return out
+
+
+def validate_root(root: Path, settings: TuneSettings,
+                  classes: dict[str, list[DeviceInfo]]) -> None:
+    """Refuse what this invocation cannot do to the run in `root` (with devices of several
+    classes, to each class's run). `classes`: the devices by class, or none when they are
+    not known yet (before Ray starts, with an address)."""
+    RunDir(root).check_out()
+    if len(classes) <= 1 and not class_dirs(root):
+        validate(RunDir(root), settings, next(iter(classes.values()), []))
+        return
+    if RunDir(root).manifest_path.exists():
+        raise RunDirError(
+            f"{root} holds the run of one device class, and the devices are of "
+            f"{len(classes)} ({'; '.join(sorted(classes))}): continue it on its "
+            "class's devices (--device), or tune several classes in a new --out")
+    for name, members in sorted(classes.items()):
+        validate(RunDir(class_dir(root, name)), settings, members)
+
+
+def validate(run: RunDir, settings: TuneSettings, devices: list[DeviceInfo]) -> Manifest | None:
+    """Refuse, before anything is written, what this invocation cannot do to the run:
+    devices of another class, settings that would mix samples, a benchmark named twice
+    or whose generator changed. Gives the run's manifest (None for a new run)."""
+    names = [b.label for b in settings.benchmarks]
+    if len(set(names)) != len(names):
+        raise BadInput(f"a benchmark is named twice: {', '.join(names)}")
+    existing = run.read_manifest()
+    _check_class(run, devices, existing)
+    existing = run.check_resumable(wanted_manifest(settings, existing))
+    for b in settings.benchmarks:
+        rec = existing.pipeline(b.label) if existing else None
+        if rec is not None and rec.sha256 != b.sha256:
+            raise RunDirError(f"{b.ref} changed since {run.path} tuned it (its source's "
+                              "sha256 differs): restore it, or tune it under another name "
+                              "or in a new --out")
+    return existing
+
+
+def _check_class(run: RunDir, devices: list[DeviceInfo], existing: Manifest | None) -> None:
+    """One device class per run directory: its timings train one model."""
+    classes = sorted({str(d.device_class) for d in devices})
+    if len(classes) > 1:
+        raise BadInput(f"the devices are of {len(classes)} classes ({'; '.join(classes)}) "
+                       "and this run trains one class's model: choose one class's devices "
+                       "with --device (see `farm devices`)")
+    recorded = existing.device_class if existing else None
+    if recorded is not None and classes and recorded != classes[0]:
+        raise RunDirError(f"{run.path} holds weights of device class {recorded}, not "
+                          f"{classes[0]}: continue it on devices of its class (--device) "
+                          "or start a new --out")
+
+
+def wanted_manifest(s: TuneSettings, existing: Manifest | None) -> Manifest:
+    """What the run is. Several benchmarks make a campaign, and a campaign stays one
+    when it is resumed with fewer (the others are left out this time)."""
+    campaign = len(s.benchmarks) > 1 or bool(existing and existing.campaign)
+    first = s.benchmarks[0]
+    return Manifest(run_id=new_run_id(),
+                    benchmark="campaign" if campaign else first.ref,
+                    generator="campaign" if campaign else first.label,
+                    benchmark_sha256="" if campaign else first.sha256,
+                    target=s.target.compile, schedule_target=s.target.schedule,
+                    batch_size=s.batch_size, parallelism=s.parallelism,
+                    start_weights_sha256=s.start_weights.sha256, created_at=now_iso(),
+                    campaign=campaign)
