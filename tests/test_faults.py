@@ -38,7 +38,7 @@ from farm.machine import targets
 from farm.pipelines import catalog
 from farm.report.progress import Progress
 from farm.search.plans import RoundPlan, SeenSchedules
-from farm.store.samples import SampleStore
+from farm.store.samples import SampleStore, cause
 from farm.testing import (
     FakeCluster,
     ScriptedTrainer,
@@ -47,7 +47,6 @@ from farm.testing import (
     synthetic_infos,
 )
 from farm.tuning.loop import TuneSettings, autotune
-from farm.tuning.rows import cause
 
 # --- which failures are lasting (no Ray) ---
 

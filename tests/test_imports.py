@@ -185,6 +185,60 @@ def test_no_farm_module_depends_on_the_doubles(graph):
     assert not wrong, f"farm.testing is imported by {wrong}"
 
 
+# The layers, lowest first (docs/ARCHITECTURE.md): a module imports only modules of its own
+# layer or lower ones. Within a layer any import goes, as long as it makes no cycle.
+LAYERS = (
+    ("farm", "farm.errors", "farm.versions", "farm.deprecation", "farm.paths", "farm.atomic",
+     "farm.faults", "farm.stats", "farm.benchmark_kit"),
+    ("farm.machine", "farm.benchmarks"),
+    ("farm.pipelines", "farm.model", "farm.store"),
+    ("farm.candidate",),
+    ("farm.devices",),
+    ("farm.build", "farm.search"),
+    ("farm.execution",),
+    ("farm.report",),
+    ("farm.workflows.compare",),
+    ("farm.tuning", "farm.workflows"),
+    ("farm.api", "farm.testing"),
+    ("farm.commands",),
+    ("farm.cli",),
+    ("farm.__main__", "farm.ray_driver"),
+)
+
+
+def layer_of(module: str) -> int:
+    """The layer of the longest prefix of `module` that LAYERS names."""
+    best, found = -1, None
+    for n, names in enumerate(LAYERS):
+        for name in names:
+            if (module == name or module.startswith(name + ".")) and len(name) > best:
+                best, found = len(name), n
+    if found is None:
+        raise AssertionError(f"{module} is in no layer: add it to LAYERS")
+    return found
+
+
+def test_every_module_imports_only_its_layer_and_lower_ones(graph):
+    upward = {m: sorted(t for t in targets if layer_of(t) > layer_of(m))
+              for m, targets in graph.items()}
+    upward = {m: t for m, t in upward.items() if t}
+    assert not upward, "imports of a higher layer:\n" + "\n".join(
+        f"{m} -> {', '.join(t)}" for m, t in sorted(upward.items()))
+
+
+def test_the_top_level_keeps_at_most_a_dozen_modules():
+    top = [p.stem for p in (REPO / "farm").glob("*.py") if p.stem not in ("__init__", "__main__")]
+    assert len(top) <= 12, sorted(top)
+
+
+def test_every_package_says_what_it_holds_and_may_import():
+    for init in (REPO / "farm").glob("*/__init__.py"):
+        doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+        assert doc, f"{init} has no docstring"
+        if init.parent.name != "commands":
+            assert "May import" in doc or "Imports nothing" in doc, init
+
+
 # --- the checker itself, on toy inputs ---------------------------------------------------
 
 def test_find_cycles_finds_a_cycle_and_names_it():

@@ -1,1 +1,8 @@
-"""TODO"""
+"""Running candidates on Ray: the cluster, the device pool, the scheduler, the workers.
+
+cluster (joining Ray, discovering nodes and devices), pool (device actors: who is free,
+failed, quarantined; build and interleaved re-timing), scheduler (one batch, one Ray call
+per candidate), workers (compile tasks and device actors: what runs on Ray's workers),
+session (devices for the commands that do not tune).
+May import: build, search, devices, model, pipelines, store, machine, stats, foundation.
+"""

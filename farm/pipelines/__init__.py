@@ -1,1 +1,8 @@
-"""TODO"""
+"""What the farm tunes: benchmarks (a generator and its parameters) and their pipelines.
+
+benchmark (the Benchmark value that travels to every node), catalog (BENCH names: the
+built-ins, Python files, C++ folders, executables), python_generators, cpp_generators.
+A benchmark is what the user names; its pipeline (with a stable pipeline id) is what it
+builds.
+May import: machine and the foundation.
+"""

@@ -29,8 +29,7 @@ from farm.store.records import (
     VerdictRecord,
 )
 from farm.store.rundir import RunDir, class_dirs
-from farm.store.samples import REPORT_COLUMNS
-from farm.tuning.rows import cause
+from farm.store.samples import REPORT_COLUMNS, cause
 
 HELD_OUT_LABEL = ("held-out rank: share of the round's schedule pairs (one 1.2x slower than "
                   "the other) that the weights which planned it order right; they were not "

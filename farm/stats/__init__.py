@@ -1,1 +1,3 @@
-"""TODO"""
+"""Statistics: is A faster than B, with an interval (verdict).
+Imports nothing of the farm.
+"""

@@ -252,3 +252,37 @@ def _write_atomic(table: pa.Table, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     table = table.replace_schema_metadata({_VERSION_KEY: str(SCHEMA_VERSION).encode()})
     atomic.write_with(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+
+
+# A failed row's cause: its status and what in its error says where it failed, as a short
+# key that stays the same across rows, runs and hosts (no paths, ids or numbers but an exit
+# status), so failures group by it. Per status, the first pattern that matches names it.
+_RUN = ((r"\(exit status \d+, (\w+)\)", 1),  # farm.devices.timing.HarnessExit's name
+        (r"killed by (SIG\w+)", 1),
+        (r"exit(?:ed with)? status (\d+)", "exit-{}"),
+        (r"the timing harness (?:stopped|reported)", "output"))
+_COMPILE = ((r"^compile \((\w+)\)", 1),  # farm.build.compile's steps
+            (r"ran out of its .* of CPU", "cpu"),
+            (r"cancelled after .* wall-clock", "wall-clock"),
+            (r"the compile process died", "compiler-died"))
+_CAUSES = {"run_error": _RUN, "compile_error": _COMPILE, "compile_timeout": _COMPILE,
+           "crashed": ((r"compile task failed", "compile-task"),
+                       (r"compile worker died", "compile-worker"),
+                       (r"the compile process was killed", "killed")),
+           "device_lost": ((r"adb|device offline|unauthorized|not found", "adb"),
+                           (r"no answer within", "no-answer"))}
+
+
+def cause(status: str, error: str | None) -> str | None:
+    """The cause of a failed row (None for ok and duplicate rows): e.g.
+    "run_error:halide_error", "compile_error:link", "compile_timeout:cpu"; the bare status
+    when nothing in the error says more."""
+    if status in ("ok", "duplicate"):
+        return None
+    for pattern, detail in _CAUSES.get(str(status), ()):
+        found = re.search(pattern, error or "", re.M | re.I)
+        if found:
+            name = found.group(1).lower() if detail == 1 else str(detail).format(
+                *found.groups())
+            return f"{status}:{name}"
+    return str(status)

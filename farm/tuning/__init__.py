@@ -1,1 +1,8 @@
-"""TODO"""
+"""`farm autotune`: the round loop and everything that ends a run.
+
+loop (autotune, Tuning), settings, validation (refusals before anything is written), state
+(the run as the loop follows it), steps (the resumable steps after a commit), beam_check,
+artifacts (kept binaries), rows (an outcome as a sample row), finalize (the final
+re-timing, best/), summary.
+May import: workflows.compare, report, execution, search, model, store and below.
+"""

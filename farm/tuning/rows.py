@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timezone
 
 from farm.candidate import FAULT, OK, Status
@@ -11,6 +10,7 @@ from farm.model import featurization
 from farm.pipelines.benchmark import format_params
 from farm.search.plans import schedule_id
 from farm.store.records import Manifest, PipelineRecord
+from farm.store.samples import cause
 
 
 def sample_id(run_id: str, round_no: int, index: int, pipeline: str = "") -> str:
@@ -77,37 +77,3 @@ def outcome_row(manifest: Manifest, round_no: int, o: Outcome,
     if o.status == OK and not (runtime_ms and runtime_ms > 0):
         raise AssertionError(f"an ok sample without a positive runtime: {row['sample_id']}")
     return row
-
-
-# A failed row's cause: its status and what in its error says where it failed, as a short
-# key that stays the same across rows, runs and hosts (no paths, ids or numbers but an exit
-# status), so failures group by it. Per status, the first pattern that matches names it.
-_RUN = ((r"\(exit status \d+, (\w+)\)", 1),  # farm.devices.timing.HarnessExit's name
-        (r"killed by (SIG\w+)", 1),
-        (r"exit(?:ed with)? status (\d+)", "exit-{}"),
-        (r"the timing harness (?:stopped|reported)", "output"))
-_COMPILE = ((r"^compile \((\w+)\)", 1),  # farm.build.compile's steps
-            (r"ran out of its .* of CPU", "cpu"),
-            (r"cancelled after .* wall-clock", "wall-clock"),
-            (r"the compile process died", "compiler-died"))
-_CAUSES = {"run_error": _RUN, "compile_error": _COMPILE, "compile_timeout": _COMPILE,
-           "crashed": ((r"compile task failed", "compile-task"),
-                       (r"compile worker died", "compile-worker"),
-                       (r"the compile process was killed", "killed")),
-           "device_lost": ((r"adb|device offline|unauthorized|not found", "adb"),
-                           (r"no answer within", "no-answer"))}
-
-
-def cause(status: str, error: str | None) -> str | None:
-    """The cause of a failed row (None for ok and duplicate rows): e.g.
-    "run_error:halide_error", "compile_error:link", "compile_timeout:cpu"; the bare status
-    when nothing in the error says more."""
-    if status in (OK, "duplicate"):
-        return None
-    for pattern, detail in _CAUSES.get(str(status), ()):
-        found = re.search(pattern, error or "", re.M | re.I)
-        if found:
-            name = found.group(1).lower() if detail == 1 else str(detail).format(
-                *found.groups())
-            return f"{status}:{name}"
-    return str(status)

@@ -1,0 +1,304 @@
+"""One comparison workflow: build variants, re-time them interleaved, give verdicts.
+
+`farm bench`, `farm evaluate`, the final re-timing of a run (farm.tuning.finalize) and the
+beam check of provisional weights (farm.tuning.loop) compare schedules the same way:
+
+1. `build`: build the variants that need it, in one pool.build call; a variant may bring
+   an artifact built earlier (kept from the rounds: not built again) or an error known
+   before any work. With `distinct`, variants of the same weights, and then those whose
+   builds gave the same schedule, share one build and its timings.
+2. `retime`: re-time every built, distinct binary in one interleaved pool.retime call on one
+   device (farm.stats.verdict.interleave), and give each variant a verdict against its
+   reference (`Variant.against`) from their paired re-timings.
+3. `geometric_mean` of ratios, across pipelines.
+
+bench and evaluate also write the result the same way: a row per variant with the same
+timing and verdict columns (`row`), one table (`format_table`, cells by `versus`) and the
+rows as Parquet beside a plot (`write_results`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from farm.candidate import CandidateSpec
+from farm.devices.timing import TimingConfig
+from farm.model.featurization import schedule_key
+from farm.report.output import columns
+from farm.stats import verdict
+
+WEIGHTS, SCHEDULE = "weights", "schedule"  # why a variant shares another's build (same_why)
+
+Rows = Mapping[str, dict]  # one group's rows by variant
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One schedule to compare, under `key` (any hashable: a label, a (pipeline, role))."""
+
+    key: Hashable
+    spec: CandidateSpec | None = None  # what to build
+    artifact: tuple[Any, Any] | None = None  # (binary, library) ObjectRefs built earlier
+    against: Hashable | None = None  # the key of its reference (None: no verdict)
+    error: str = ""  # known before any work (e.g. "not trained: ..."): not built, not timed
+
+
+@dataclass(frozen=True)
+class BuiltVariant:
+    """A variant after the build: its artifact, or why it has none."""
+
+    variant: Variant
+    binary: Any = None  # its binary's ObjectRef (None: no binary of its own)
+    library: Any = None  # its library's ObjectRef
+    schedule_source: str | None = None  # of a schedule built here (None when kept or failed)
+    schedule_key: str | None = None  # its featurization's key (farm.model.featurization)
+    error: str = ""  # the variant's own, or its build's (build_error)
+    same_as: Hashable | None = None  # the variant whose build (and timings) it shares
+    same_why: str = ""  # WEIGHTS or SCHEDULE
+
+    @property
+    def key(self) -> Hashable:
+        return self.variant.key
+
+    @property
+    def ready(self) -> bool:
+        """Has a binary of its own to time."""
+        return self.binary is not None and not self.error and self.same_as is None
+
+
+@dataclass(frozen=True)
+class Compared:
+    """A variant after the re-timing."""
+
+    key: Hashable
+    built: BuiltVariant  # its artifact: library ref, schedule source and key, same_as
+    source: Hashable  # the variant whose timings these are (itself, or the one it shares)
+    retimes_ms: tuple[float | None, ...] = ()  # aligned by round; None: that timing failed
+    verdict: verdict.Verdict | None = None  # against its reference, when both were timed
+    error: str = ""  # its own, its build's, or why its timings failed
+
+    @property
+    def ok_ms(self) -> list[float]:
+        return [x for x in self.retimes_ms if x is not None]
+
+    @property
+    def median_ms(self) -> float | None:
+        return verdict.median(self.retimes_ms)
+
+    @property
+    def min_ms(self) -> float | None:
+        ok = self.ok_ms
+        return min(ok) if ok else None
+
+
+# building ---------------------------------------------------------------------------
+
+def build_error(built, timeout_s: float) -> str:
+    """Why a build (pool.build's Built, or None) gave no binary, in one line."""
+    if built is None:
+        return f"its build did not finish (worker died, or over {timeout_s:g} s)"
+    return (built.result.error or "build failed").splitlines()[0]
+
+
+def shared_weights(variants: Iterable[Variant]) -> dict[Hashable, Hashable]:
+    """Each variant whose spec an earlier one has but for equal weights (by sha256), and
+    that earlier one's key: one build and one timing serve both."""
+    first: list[tuple[tuple, Hashable]] = []
+    out: dict[Hashable, Hashable] = {}
+    for v in variants:
+        if v.spec is None or v.spec.weights is None or v.artifact is not None or v.error:
+            continue
+        identity = (v.spec.weights.sha256, replace(v.spec, weights=None))
+        twin = next((key for seen, key in first if seen == identity), None)
+        if twin is None:
+            first.append((identity, v.key))
+        else:
+            out[v.key] = twin
+    return out
+
+
+def to_build(variants: Sequence[Variant], distinct: bool = False) -> list[Variant]:
+    """The variants `build` hands to pool.build, in order."""
+    same = shared_weights(variants) if distinct else {}
+    return [v for v in variants if v.spec is not None and v.artifact is None and not v.error
+            and v.key not in same]
+
+
+def build(pool, variants: Sequence[Variant], timeout_s: float, distinct: bool = False
+          ) -> dict[Hashable, BuiltVariant]:
+    """Build the variants that need it in one pool.build call, each with `timeout_s` of CPU;
+    every variant after the build, by key, in order. `distinct`: time each schedule once
+    (variants of the same weights are built once; builds that give the same schedule as an
+    earlier variant's share its timings)."""
+    same = shared_weights(variants) if distinct else {}
+    building = to_build(variants, distinct)
+    done = pool.build([v.spec for v in building], timeout_s) if building else []
+    made = {v.key: _built(v, d, timeout_s) for v, d in zip(building, done, strict=True)}
+    out = {}
+    for v in variants:
+        if v.key in made:
+            out[v.key] = made[v.key]
+        elif v.key in same:
+            out[v.key] = BuiltVariant(v, same_as=same[v.key], same_why=WEIGHTS)
+        elif v.artifact is not None and not v.error:
+            out[v.key] = BuiltVariant(v, *v.artifact)
+        else:
+            out[v.key] = BuiltVariant(v, error=v.error or "nothing to build or time")
+    return _shared_schedules(out, building) if distinct else out
+
+
+def _built(v: Variant, done: tuple, timeout_s: float) -> BuiltVariant:
+    built, binary, library = done
+    if built is None or not built.result.ok:
+        return BuiltVariant(v, error=build_error(built, timeout_s))
+    schedule = built.result.schedule
+    feats = schedule.featurization if schedule else b""
+    return BuiltVariant(v, binary, library, schedule.source if schedule else None,
+                        schedule_key(feats) if feats else None)
+
+
+def _shared_schedules(out: dict[Hashable, BuiltVariant], building: list[Variant]
+                      ) -> dict[Hashable, BuiltVariant]:
+    """A schedule built again from other weights is timed once: under the first variant
+    that built it."""
+    first: dict[str, Hashable] = {}
+    for v in building:
+        b = out[v.key]
+        if b.schedule_key is None or b.error:
+            continue
+        if b.schedule_key in first:
+            out[v.key] = replace(b, same_as=first[b.schedule_key], same_why=SCHEDULE)
+        else:
+            first[b.schedule_key] = v.key
+    return out
+
+
+# re-timing --------------------------------------------------------------------------
+
+def settled(pairs: Iterable[tuple[Hashable, Hashable]]) -> Callable[[Mapping], bool]:
+    """A `decided` for retime: every (a, b) of `pairs` has a verdict, faster or slower."""
+    wanted = list(pairs)
+    return lambda times: all(verdict.compare(times[a], times[b]).decided for a, b in wanted)
+
+
+def retime(pool, built: Mapping[Hashable, BuiltVariant], threads: int, timing: TimingConfig,
+           rounds: int, *, device: str | None = None,
+           decided: Callable[[dict], bool] | None = None, timeout_s: float | None = None
+           ) -> dict[Hashable, Compared]:
+    """Re-time every ready variant of `built` `rounds` times, interleaved, in one
+    pool.retime call on `device` (else any one; `decided`: stop early once it says so,
+    `timeout_s`: per timing, as pool.retime); every variant of `built` compared, by key. A
+    variant sharing another's build has that one's timings; a verdict needs the variant
+    (without an error of its own) and its reference timed."""
+    binaries = {key: b.binary for key, b in built.items() if b.ready}
+    errors: dict[Hashable, str] = {}
+    options: dict[str, Any] = {"device": device, "errors": errors}
+    if decided is not None:
+        options["decided"] = decided
+    if timeout_s is not None:
+        options["timeout_s"] = timeout_s
+    times = pool.retime(binaries, threads, timing, rounds, **options) if binaries else {}
+    if binaries and not times:
+        lost = f"device {device} is lost" if device else "no device is left"
+        errors = {key: f"not timed: {lost}" for key in binaries}
+    return {key: _compared(key, built, times, errors) for key in built}
+
+
+def _source(key: Hashable, built: Mapping[Hashable, BuiltVariant]) -> Hashable:
+    while built[key].same_as is not None:
+        key = built[key].same_as
+    return key
+
+
+def _compared(key: Hashable, built: Mapping[Hashable, BuiltVariant], times: Mapping,
+              errors: Mapping) -> Compared:
+    b = built[key]
+    src = built[_source(key, built)]
+    t = tuple(times.get(src.key, ())) if not b.error else ()
+    error = b.error or src.error or (
+        "" if any(x is not None for x in t) else errors.get(src.key, ""))
+    ref = b.variant.against
+    base = times.get(_source(ref, built)) if ref is not None and ref in built else None
+    v = verdict.compare(t, base) if base and not b.error else None
+    return Compared(key, b, src.key, t, v, error)
+
+
+def geometric_mean(values: Iterable[float]) -> float | None:
+    """Of ratios (e.g. across pipelines); None for none."""
+    ratios = list(values)
+    return math.exp(sum(math.log(v) for v in ratios) / len(ratios)) if ratios else None
+
+
+# output (farm bench, farm evaluate) -------------------------------------------------
+
+def row(c: Compared, v: verdict.Verdict | None, weights_sha256: str | None) -> dict:
+    """The columns a compared variant's row has in every result table: its timings, verdict
+    `v` against the reference (vs_baseline*), its error, its weights, when."""
+    return {"median_ms": c.median_ms, "min_ms": c.min_ms, "retimes_ms": c.ok_ms,
+            "vs_baseline": v.ratio if v else None, "vs_baseline_low": v.low if v else None,
+            "vs_baseline_high": v.high if v else None, "verdict": v.word if v else None,
+            "error": c.error or None, "weights_sha256": weights_sha256,
+            "created_at": datetime.now(timezone.utc)}
+
+
+def versus(r: Mapping | None, own: Collection[str] = ()) -> str:
+    """A row's cell against its reference: the farm's wording of its ratio with the
+    interval (verdict.wording); a verdict of the caller's `own` words as it is; without a
+    ratio, its error or its verdict ("-": none)."""
+    if r is None:
+        return "-"
+    if r["verdict"] in own:
+        return r["verdict"]
+    if r["vs_baseline"] is None:
+        return r["error"] or r["verdict"] or "-"
+    return verdict.wording(r["vs_baseline"], r["vs_baseline_low"], r["vs_baseline_high"],
+                           r["verdict"])
+
+
+def present(rows: Iterable[dict], variants: Sequence[str]) -> list[str]:
+    """Those of `variants` that some row is of, in their order."""
+    seen = {r["variant"] for r in rows}
+    return [v for v in variants if v in seen]
+
+
+def grouped(rows: Iterable[dict], key: Callable[[dict], tuple]) -> dict[tuple, dict[str, dict]]:
+    """Rows by `key` (in the order they first come), each group's by variant."""
+    out: dict[tuple, dict[str, dict]] = {}
+    for r in rows:
+        out.setdefault(key(r), {})[r["variant"]] = r
+    return out
+
+
+def format_table(lead: Sequence[str], groups: Iterable[tuple[Sequence[str], Rows]],
+                 shown: Sequence[str], against: Sequence[tuple[str, str]],
+                 cell: Callable[[Rows, str], str] | None = None) -> str:
+    """A line per group: its `lead` cells, the median ms of each `shown` variant, then per
+    (heading, variant) of `against` the variant's cell against the reference (`cell`,
+    default versus)."""
+    cell = cell or (lambda mine, v: versus(mine.get(v)))
+    table = [[*lead, *(f"{v} ms" for v in shown), *(heading for heading, _ in against)]]
+    for cells, mine in groups:
+        table.append([*cells, *(_ms(mine.get(v)) for v in shown),
+                      *(cell(mine, v) for _, v in against)])
+    return columns(table)
+
+
+def _ms(r: dict | None) -> str:
+    return "-" if r is None or r["median_ms"] is None else f"{r['median_ms']:.3f}"
+
+
+def write_results(rows: list[dict], schema: pa.Schema, parquet_path: Path, png_path: Path,
+                  plot: Callable[[list[dict], Path], Path]) -> tuple[Path, Path]:
+    """The rows as Parquet at `parquet_path` (`schema`'s columns) and `plot` of them at
+    `png_path`; both paths."""
+    parquet_path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), parquet_path)
+    return parquet_path, plot(rows, png_path)
