@@ -84,7 +84,7 @@ class CandidateSpec:
     seed: int = 0
     parallelism: int = DEFAULT_PARALLELISM
     generator_params: tuple[tuple[str, str], ...] = ()
-    planner: str = field(default="", compare=False)  # farm.search.plans.planner
+    planner: str = field(default="", compare=False)  # a farm.search.planners.Planner label
 
     @property
     def is_manual(self) -> bool:

@@ -16,7 +16,6 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Protocol
 
 import ray
 from ray.exceptions import RayError
@@ -35,7 +34,7 @@ from farm.devices.timing import TimingConfig
 from farm.execution.pool import DEVICE_TRIES, DeviceHandle, DevicePool
 from farm.execution.workers import Done, Job, first_line
 from farm.faults import Fault
-from farm.search.plans import SeenSchedules
+from farm.search.plans import Plan, SeenSchedules
 
 CUTOFF_FACTOR = 3.0  # a candidate this much slower than the run's best is timed briefly
 TICK_S = 1.0  # longest wait for an answer before progress is reported again
@@ -43,22 +42,6 @@ TICK_S = 1.0  # longest wait for an answer before progress is reported again
 # devices what they are doing, and again this often while it lasts.
 SLOW_S = 30.0
 LOOK_WAIT_S = 2.0  # how long the driver waits for those answers
-
-
-class Plan(Protocol):
-    """What the scheduler runs (farm.search.plans.RoundPlan, CampaignPlan, FixedPlan)."""
-
-    def specs(self) -> list[CandidateSpec]: ...
-
-    def spec(self, index: int, attempt: int = 1) -> CandidateSpec: ...
-
-    def owner(self, index: int) -> int | None: ...
-
-    def is_beam(self, index: int) -> bool:
-        """A beam search's artifact is kept (the run re-times it at the end)."""
-
-    def group(self, index: int) -> int:
-        """The pipeline a candidate belongs to (runtimes compare only within one)."""
 
 
 @dataclass

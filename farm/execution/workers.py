@@ -43,7 +43,7 @@ from farm.devices.base import Device, DeviceInfo
 from farm.devices.timing import TimingConfig
 from farm.faults import Fault, fault_of
 from farm.model import featurization
-from farm.search.plans import SeenSchedules
+from farm.search.plans import Plan, SeenSchedules
 
 RUN_GRACE_S = 30.0  # beyond the run timeout, before a silent device actor ends itself
 MAX_DEPTH = 32  # candidates a device actor holds at once (its compiles overlap)
@@ -65,7 +65,7 @@ class Built:
         return DUPLICATE if self.duplicate_of is not None else self.result.status
 
 
-def build_candidate(builder: Builder, plan, index: int, attempts: int, seen,
+def build_candidate(builder: Builder, plan: Plan, index: int, attempts: int, seen,
                     cpu_limit_s: float | None = None) -> tuple[Built, bytes, Library | None]:
     """Autoschedule, claim and redraw (for a plan that prechecks `index`), then build.
     `seen` is the run's SeenSchedules or an actor holding it (None: no duplicate check).
@@ -113,7 +113,7 @@ def _claim(seen, key: str, owner: int | None) -> int | None:
 
 
 @ray.remote(num_returns=3, max_retries=1)
-def candidate_task(builder: Builder, plan, index: int, attempts: int, seen,
+def candidate_task(builder: Builder, plan: Plan, index: int, attempts: int, seen,
                    cpu_limit_s: float | None = None):
     try:
         built, binary, library = build_candidate(builder, plan, index, attempts, seen,

@@ -19,12 +19,15 @@ candidates again.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 import numpy as np
 
 from farm.candidate import BEAM_SEARCH, RANDOM_PROBE, CandidateSpec, Search
 from farm.model.weights import Weights, perturbed
+from farm.search.planners import Planner, Role
 
 MAX_ATTEMPTS = 8  # autoschedules per candidate before it is recorded as a duplicate
 # (a probe's autoschedule costs ~0.03 s, a fiftieth of its codegen: redrawing is cheap)
@@ -38,18 +41,13 @@ def noise_scale(attempt: int) -> float:
     return max(0, attempt - NOISE_FROM_ATTEMPT + 1) * NOISE_SCALE
 
 
-def planner(spec: CandidateSpec, role: str) -> str:
-    """How a candidate was planned: beam size, dropout and which weights."""
-    return f"b{spec.beam_size}-d{spec.random_dropout}@{role}"
-
-
-def weights_for(row: dict, by_role) -> Weights:
+def weights_for(row: dict, by_role: Callable[[Role], Weights]) -> Weights:
     """The weights a sample row was planned with, rebuilt from its `planner`, `seed` and
-    `attempts`; `by_role(role)` gives the run's "accepted", "start" or "provisional" weights
-    of the row's round. Rows of runs before the planner column were planned with "accepted"."""
-    role = (row.get("planner") or "@accepted").split("@", 1)[1]
-    base = by_role(role.removesuffix("~noise"))
-    if not role.endswith("~noise"):
+    `attempts`; `by_role(role)` gives the run's accepted, start or provisional weights of
+    the row's round (ValueError for a planner label of no planner)."""
+    planner = Planner.parse(row.get("planner"))
+    base = by_role(planner.role)
+    if not planner.noise:
         return base
     return perturbed(base, row["seed"], noise_scale(row["attempts"]))
 
@@ -124,6 +122,37 @@ class SeenSchedules:
         return len(self._keys) + len(self._new)
 
 
+class Plan(Protocol):
+    """What the scheduler (farm.execution.scheduler) and the compile tasks
+    (farm.execution.workers) run: RoundPlan, CampaignPlan, FixedPlan. A plan travels to
+    the compile tasks, so it is a plain value."""
+
+    def specs(self) -> list[CandidateSpec]:
+        """Every candidate at its first draw, by index."""
+
+    def spec(self, index: int, attempt: int = 1) -> CandidateSpec:
+        """Candidate `index` at its `attempt`-th draw (the same every time it is asked)."""
+
+    def owner(self, index: int) -> int | None:
+        """The schedule id candidate `index` claims its schedule with (None: no claims)."""
+
+    def is_beam(self, index: int) -> bool:
+        """A beam search's artifact is kept (the run re-times it at the end)."""
+
+    def group(self, index: int) -> int:
+        """The pipeline a candidate belongs to (runtimes compare only within one)."""
+
+    def precheck(self, index: int) -> bool:
+        """Whether a compile task checks the schedule against the run's before building."""
+
+    def claim_key(self, index: int, schedule_key: str) -> str:
+        """The key candidate `index` claims its schedule under (scoped_key)."""
+
+    def redraw(self, index: int, attempt: int) -> CandidateSpec | None:
+        """The candidate drawn again after `attempt` draws that repeated a schedule; None
+        when it is not redrawn (it is then recorded as a duplicate)."""
+
+
 class FixedPlan:
     """Specs built as given (`farm run`, `farm bench`, finalists): no redraws, no duplicate
     check against a run."""
@@ -174,21 +203,23 @@ class RoundPlan:
 
     def spec(self, index: int, attempt: int = 1) -> CandidateSpec:
         """Candidate `index` at its `attempt`-th draw (the same every time it is asked)."""
-        kind, weights, role = RANDOM_PROBE, self.base.weights, "accepted"
+        kind, weights, role = RANDOM_PROBE, self.base.weights, Role.ACCEPTED
         seed = seed_for(self.run_id, self.round_no, index, attempt)
         if index == 0:
             kind = BEAM_SEARCH
         elif index == 1 and self.provisional is not None:
-            kind, weights, role = BEAM_SEARCH, self.provisional, "provisional"
+            kind, weights, role = BEAM_SEARCH, self.provisional, Role.PROVISIONAL
         elif index % 8 == 4:
             kind = NEAR_BEAM
         elif index % 4 == 3 and self.start_weights is not None:
-            weights, role = self.start_weights, "start"
-        if noise_scale(attempt) and kind != BEAM_SEARCH:
+            weights, role = self.start_weights, Role.START
+        noise = bool(noise_scale(attempt)) and kind != BEAM_SEARCH
+        if noise:
             assert weights is not None  # a round's base is a searched spec, never manual
-            weights, role = perturbed(weights, seed, noise_scale(attempt)), f"{role}~noise"
+            weights = perturbed(weights, seed, noise_scale(attempt))
         spec = replace(self.base, weights=weights, seed=seed, **kind)
-        return replace(spec, planner=planner(spec, role))
+        return replace(spec, planner=Planner(spec.beam_size, spec.random_dropout, role,
+                                             noise).label)
 
     def is_beam(self, index: int) -> bool:
         return index == 0 or (index == 1 and self.provisional is not None)

@@ -16,6 +16,7 @@ from farm.execution.pool import DevicePool
 from farm.model import weights
 from farm.model.weights import Weights
 from farm.report.progress import Progress
+from farm.search.planners import Planner, Role
 from farm.stats import verdict
 from farm.store.records import BeamCheck, VerdictRecord
 from farm.store.rundir import RunDir
@@ -56,8 +57,7 @@ class BeamChecker:
         planners = self.run_dir.samples.read(
             ["benchmark", "planner"],
             filter=(ds_field("round") == round_no) & (ds_field("index") == 1)).to_pylist()
-        if self.s.batch_size < 2 or not any((p["planner"] or "").endswith("@provisional")
-                                            for p in planners):
+        if self.s.batch_size < 2 or not any(_by_provisional(p["planner"]) for p in planners):
             return None
         try:
             provisional = weights.load(self.run_dir.provisional_weights)
@@ -119,6 +119,15 @@ class BeamChecker:
                 self.kept.refs[keep_as] = (binary, library)
             out[key] = binary
         return out
+
+
+def _by_provisional(label: str | None) -> bool:
+    """Planned as the provisional weights' beam search (candidate 1 of its round)."""
+    try:
+        planner = Planner.parse(label)
+    except ValueError:  # a row of no planner: not this one
+        return False
+    return planner.role == Role.PROVISIONAL and not planner.noise
 
 
 def _decide(verdicts: dict[str, verdict.Verdict]) -> BeamCheck:

@@ -48,6 +48,7 @@ from farm.model import retrain as costmodel
 from farm.model.weights import Weights
 from farm.pipelines.benchmark import Benchmark
 from farm.report.progress import Progress, plural
+from farm.search.planners import Role
 from farm.search.plans import weights_for as plan_weights_for
 from farm.stats import verdict
 from farm.store.records import (
@@ -596,11 +597,11 @@ def handed_model(run: RunDir, record: BestWeightsRecord | None) -> str:
 def spec_from_row(row: dict, base: CandidateSpec, run: RunDir) -> CandidateSpec | None:
     """Rebuild a sample's candidate: same seed, search settings and weights; None when its
     weights cannot be rebuilt (a file of the run is missing or was changed)."""
-    paths = {"accepted": run.weights_path(row["round"] - 1), "start": run.weights_path(0),
-             "provisional": run.provisional_used(row["round"])}
+    paths = {Role.ACCEPTED: run.weights_path(row["round"] - 1), Role.START: run.weights_path(0),
+             Role.PROVISIONAL: run.provisional_used(row["round"])}
     try:
         used = plan_weights_for(row, lambda role: weights.load(paths[role]))
-    except (KeyError, WeightsError):
+    except (ValueError, WeightsError):  # a planner of none, or its weights lost
         return None
     if row.get("weights_sha256") and used.sha256 != row["weights_sha256"]:
         return None
