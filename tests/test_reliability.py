@@ -191,7 +191,7 @@ CRASHES_IN_COMPILES = textwrap.dedent('''
             g.output[x, y] = g.input[x, y]
             g.input.set_estimates([(0, 64), (0, 64)])
             g.output.set_estimates([(0, 64), (0, 64)])
-            if sys.argv[0].endswith("compile_process.py"):  # farm.build.process
+            if sys.argv[0].endswith("build/process.py"):  # farm.build.process
                 victim = os.getppid() if "VICTIM" == "worker" else os.getpid()
                 os.kill(victim, signal.SIGKILL if victim != os.getpid() else signal.SIGSEGV)
 ''')
