@@ -22,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from farm.candidate import DEVICE_LOST, OK, RUN_ERROR, RUN_TIMEOUT, Measurement
-from farm.devices.base import ANDROID, UNUSABLE, Device, DeviceInfo
+from farm.devices.base import ANDROID, UNUSABLE, Device, DeviceInfo, Kind
 from farm.devices.classes import hexagon_target
 from farm.devices.timing import TimingConfig, exit_reason, parse_harness_output
 from farm.errors import MissingPrerequisite
@@ -287,3 +287,12 @@ class AndroidDevice(Device):
         self.prepared = False  # a phone that comes back gets the runtime pushed again
         return self.measurement(DEVICE_LOST, run_s=time.perf_counter() - start,
                                 error=f"{self.info.id}: {error}")
+
+
+def _default_target(info: DeviceInfo) -> str:
+    """A phone's class target (its SoC's HVX version, farm.devices.classes)."""
+    return info.target or "arm-64-android-hvx"
+
+
+KIND = Kind(ANDROID, discover=discover, open=lambda info, isolation: AndroidDevice(info, isolation),
+            default_target=_default_target)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from farm.candidate import Measurement, Status
@@ -11,6 +12,9 @@ from farm.devices.classes import DeviceClass, runs
 from farm.devices.timing import TimingConfig
 
 HOST, ANDROID = "host", "android"
+# The kinds farm.devices.registry has registered, by name: which targets' devices each runs
+# (a kind that is not registered here runs the targets of its own name's kind).
+RUNS: dict[str, str] = {}
 READY, UNUSABLE = "ready", "unusable"
 
 
@@ -42,7 +46,7 @@ class DeviceInfo:
         """Why this device cannot run candidates for `target` (a TargetInfo), or ""."""
         if self.problem:
             return self.problem
-        if target.device_kind != self.kind:
+        if target.device_kind != RUNS.get(self.kind, self.kind):
             return f"a {self.kind} device cannot run {target.compile} candidates"
         if self.target and not runs(self.target, target.compile):
             return (f"it runs {self.target} code, not {target.compile}: give a --target it "
@@ -51,6 +55,25 @@ class DeviceInfo:
             return ("no Hexagon runtime: set FARM_HEXAGON_RUNTIME on its node to a folder "
                     "with libhalide_hexagon_host.so and libhalide_hexagon_remote_skel.so")
         return ""
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A device kind: how the farm finds, opens and targets devices of it. A kind is one
+    module that defines its Kind, and one line in farm.devices.registry that registers it."""
+
+    name: str
+    # (node name, Ray node id) -> the devices of this kind on this machine, and notes on
+    # what kept others from being found
+    discover: Callable[[str, str], tuple[list[DeviceInfo], list[str]]]
+    open: Callable[[DeviceInfo, str], Device]  # (info, isolation) -> the device
+    # the Halide target a device's candidates are compiled for when none is given
+    default_target: Callable[[DeviceInfo], str] = lambda info: "host"
+    runs: str = ""  # which targets it runs (TargetInfo.device_kind); "" for its own name's
+
+    @property
+    def target_kind(self) -> str:
+        return self.runs or self.name
 
 
 class Device(ABC):

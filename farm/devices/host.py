@@ -14,7 +14,7 @@ from pathlib import Path
 
 from farm.candidate import OK, RUN_ERROR, RUN_TIMEOUT, Measurement
 from farm.devices import gate
-from farm.devices.base import HOST, Device, DeviceInfo, safe_name
+from farm.devices.base import HOST, Device, DeviceInfo, Kind, safe_name
 from farm.devices.timing import TimingConfig, exit_reason, parse_harness_output
 from farm.machine.cache import cache_dir
 
@@ -107,6 +107,13 @@ def check_here(infos: list[DeviceInfo]) -> None:
     compile gate's private folder (a GateError naming it and the fix)."""
     if any(i.kind == HOST for i in infos):
         gate.gate_dir()
+
+
+def _discover(node: str, node_id: str) -> tuple[list[DeviceInfo], list[str]]:
+    return [host_info(node, node_id)], []
+
+
+KIND = Kind(HOST, discover=_discover, open=lambda info, isolation: HostDevice(info, isolation))
 
 
 def local_host_device(isolation: str = "pause") -> HostDevice:

@@ -1,23 +1,46 @@
-"""Device kinds by name: discovery on this machine and opening a device from its info."""
+"""Device kinds by name: discovery on this machine, opening a device, its default target.
+
+Adding a kind: a module that defines its `Kind` (farm.devices.base), and its line in KINDS.
+"""
 
 from __future__ import annotations
 
-from farm.devices import android
-from farm.devices.base import ANDROID, HOST, Device, DeviceInfo
-from farm.devices.host import HostDevice, host_info
+import socket
+
+from farm.devices import android, host
+from farm.devices.base import RUNS, Device, DeviceInfo, Kind
+
+KINDS: dict[str, Kind] = {k.name: k for k in (
+    host.KIND,  # this machine's CPU (discovered first: a node always has one)
+    android.KIND,  # phones over adb
+)}
+RUNS.update({name: k.target_kind for name, k in KINDS.items()})
+
+
+def kind(name: str) -> Kind:
+    found = KINDS.get(name)
+    if found is None:
+        raise ValueError(f"unknown device kind {name!r} (known: {', '.join(KINDS)})")
+    return found
 
 
 def discover_local(node_name: str | None = None, node_id: str = ""
                    ) -> tuple[list[DeviceInfo], list[str]]:
-    """This machine's devices (its CPU and phones over adb), and notes for the user."""
-    host = host_info(node_name, node_id)
-    phones, notes = android.discover(host.node, node_id)
-    return [host, *phones], notes
+    """This machine's devices of every kind, and notes for the user."""
+    node = node_name or socket.gethostname()
+    devices: list[DeviceInfo] = []
+    notes: list[str] = []
+    for k in KINDS.values():
+        found, said = k.discover(node, node_id)
+        devices += found
+        notes += said
+    return devices, notes
 
 
 def open_device(info: DeviceInfo, isolation: str = "pause") -> Device:
-    if info.kind == HOST:
-        return HostDevice(info, isolation)
-    if info.kind == ANDROID:
-        return android.AndroidDevice(info, isolation)
-    raise ValueError(f"unknown device kind {info.kind!r}")
+    return kind(info.kind).open(info, isolation)
+
+
+def default_target(info: DeviceInfo) -> str:
+    """The target a device's candidates are compiled for when none is given."""
+    return kind(info.kind).default_target(info)

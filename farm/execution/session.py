@@ -94,10 +94,11 @@ def choose(found: list[DeviceInfo], device_ids, target: TargetInfo, strict: bool
 
 
 def default_target(info: DeviceInfo) -> str:
-    """A phone's class target (its SoC's HVX version, farm.devices.classes), else host."""
-    if info.kind == "android":
-        return info.target or "arm-64-android-hvx"
-    return "host"
+    """The target its kind compiles for when none is given: a phone's class target (its
+    SoC's HVX version, farm.devices.classes), a host's "host"."""
+    from farm.devices.registry import default_target as of_kind
+
+    return of_kind(info)
 
 
 def check_usable(info: DeviceInfo, target: TargetInfo) -> None:
