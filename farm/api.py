@@ -32,7 +32,7 @@ bench(repeats=) (retimes=).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,8 +49,8 @@ from farm.store.rundir import RunDir
 from farm.tuning.finalize import TuneSummary
 from farm.workflows.run import DEFAULT_RETIMES, RunResult
 
-__all__ = ["Best", "Run", "RunResult", "TuneSummary", "Verdict", "bench", "compare",
-           "open_run", "run", "tune"]
+__all__ = ["Best", "ReportOutput", "Run", "RunResult", "TuneSummary", "Verdict", "bench",
+           "compare", "export", "open_run", "report", "report_page", "run", "tune"]
 
 
 def tune(out: str | Path, *benchmarks: str, rounds: int = 1, batch_size: int = 32,
@@ -252,12 +252,80 @@ class Run:
 
     def write_report(self, out: str | Path | None = None) -> Path:
         """The run's report page (`farm report RUN --html`): a self-contained index.html."""
-        from farm.atomic import writable_dir
-        from farm.report.page import write_page
+        return report_page(self.path, out=out)
 
-        folder = writable_dir(str(out) if out is not None else
-                              str(RunDir(self.path).report_dir), "out")
-        return write_page(self.path, folder / "index.html")
+
+@dataclass(frozen=True)
+class ReportOutput:
+    """`farm report` of one device class's run: its text and the plots written."""
+
+    run_dir: Path
+    text: str
+    plots: list[tuple[str, list[Path]]]  # (pipeline, or "" for the run's own; the images)
+
+
+def report(run_dir: str | Path, pipeline: str | None = None,
+           out: str | Path | None = None) -> Iterator[ReportOutput]:
+    """`farm report RUN_DIR`: per device class's run (the run itself when it has one
+    class), its text and its plots, written to `out` (default RUN_DIR/report; with several
+    classes OUT/CLASS), a campaign's per pipeline in OUT/PIPELINE."""
+    from farm.report.text import build_report, write_plots
+    from farm.store.rundir import class_dirs
+
+    dirs = class_dirs(run_dir) or [Path(run_dir)]
+    for run in dirs:
+        text = build_report(run, pipeline)
+        folder = _report_dir(out, run)
+        if len(dirs) > 1 and out:
+            folder = _inside(folder, run.name)
+        parts = [(text, folder)]
+        if text.manifest.campaign and not pipeline:
+            parts = [(build_report(run, p.name), _inside(folder, p.name))
+                     for p in text.manifest.pipelines]
+        plots = [(part.pipeline or "", write_plots(part, where)) for part, where in parts]
+        yield ReportOutput(run, text.text, plots)
+
+
+def report_page(run_dir: str | Path, pipeline: str | None = None,
+                out: str | Path | None = None) -> Path:
+    """`farm report RUN_DIR --html`: the whole report as one self-contained web page,
+    OUT/index.html (default RUN_DIR/report/index.html)."""
+    from farm.report.page import write_page
+
+    return write_page(Path(run_dir), _report_dir(out, Path(run_dir)) / "index.html", pipeline)
+
+
+def export(run_dir: str | Path, out: str | Path) -> tuple[int, Path]:
+    """`farm export`: the run's samples as Halide .sample files with their .schedule.h,
+    in `out` (created if needed): how many, and where."""
+    from farm.atomic import writable_dir
+    from farm.errors import RunDirError
+    from farm.model.retrain import export_samples
+
+    run = RunDir(run_dir)
+    if run.read_manifest() is None:
+        raise RunDirError(f"{run_dir} is not a run directory (no manifest.json)")
+    folder = writable_dir(str(out))
+    return export_samples(run.samples, folder), folder
+
+
+def _report_dir(out: str | Path | None, run_dir: Path) -> Path:
+    """`out`, or RUN_DIR/report: a folder of the run, which no link may take elsewhere."""
+    from farm.atomic import real_dir, writable_dir
+
+    if out:
+        return writable_dir(str(out))
+    run = RunDir(run_dir)
+    return writable_dir(str(real_dir(run.report_dir, run.path)))
+
+
+def _inside(out: Path, name: str) -> Path:
+    """OUT/NAME for a pipeline's or a device class's plots: NAME made a safe folder name
+    (farm.paths), the folder no link."""
+    from farm.atomic import real_dir, writable_dir
+    from farm.paths import path_name
+
+    return writable_dir(str(real_dir(out / path_name(name), out)))
 
 
 def open_run(path: str | Path) -> Run:

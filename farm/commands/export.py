@@ -17,16 +17,9 @@ def add_parser(sub) -> None:
 
 
 def main(args) -> int:
-    from farm.atomic import writable_dir
-    from farm.errors import RunDirError
-    from farm.model.retrain import export_samples
-    from farm.store.rundir import RunDir
+    from farm import api
 
-    run = RunDir(args.run_dir)
-    if run.read_manifest() is None:
-        raise RunDirError(f"{args.run_dir} is not a run directory (no manifest.json)")
-    out = writable_dir(args.out)
-    n = export_samples(run.samples, out)
+    n, out = api.export(args.run_dir, args.out)
     print(f"wrote {n} .sample files (with their .schedule.h) to {out}; e.g. "
           f"`ls {out}/*.sample | adams2019_retrain_cost_model ...`")
     return 0

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from farm.commands import options
 
 
@@ -22,48 +20,15 @@ def add_parser(sub) -> None:
 
 
 def main(args) -> int:
+    from farm import api
     from farm.report.output import printable
-    from farm.report.page import write_page
-    from farm.report.text import build_report, write_plots
-    from farm.store.rundir import class_dirs
 
-    dirs = class_dirs(args.run_dir) or [Path(args.run_dir)]
-    for i, run_dir in enumerate(dirs):
-        report = build_report(run_dir, args.pipeline)
-        print(("\n" if i else "") + printable(report.text, lines=True))
-        out = _out(args.out, run_dir)
-        if len(dirs) > 1 and args.out:
-            out = _inside(out, run_dir.name)
-        parts = [(report, out)]
-        if report.manifest.campaign and not args.pipeline:
-            parts = [(build_report(run_dir, p.name), _inside(out, p.name))
-                     for p in report.manifest.pipelines]
-        for part, folder in parts:
-            images = write_plots(part, folder)
-            print(printable("\nplots" + (f" of {part.pipeline}" if part.pipeline else "") + ": "
+    for i, part in enumerate(api.report(args.run_dir, args.pipeline, args.out)):
+        print(("\n" if i else "") + printable(part.text, lines=True))
+        for pipeline, images in part.plots:
+            print(printable("\nplots" + (f" of {pipeline}" if pipeline else "") + ": "
                             + ", ".join(str(p) for p in images), lines=True))
     if args.html:
-        page = _out(args.out, Path(args.run_dir)) / "index.html"
-        print(printable(f"\npage:  {write_page(Path(args.run_dir), page, args.pipeline)}",
-                        lines=True))
+        page = api.report_page(args.run_dir, args.pipeline, args.out)
+        print(printable(f"\npage:  {page}", lines=True))
     return 0
-
-
-def _out(out: str | None, run_dir: Path) -> Path:
-    """--out, or RUN_DIR/report: a folder of the run, which no link may take elsewhere."""
-    from farm.atomic import real_dir, writable_dir
-    from farm.store.rundir import RunDir
-
-    if out:
-        return writable_dir(out)
-    run = RunDir(run_dir)
-    return writable_dir(str(real_dir(run.report_dir, run.path)))
-
-
-def _inside(out: Path, name: str) -> Path:
-    """OUT/NAME for a pipeline's or a device class's plots: NAME made a safe folder name
-    (farm.paths), the folder no link."""
-    from farm.atomic import real_dir, writable_dir
-    from farm.paths import path_name
-
-    return writable_dir(str(real_dir(out / path_name(name), out)))
