@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from farm.devices.base import DeviceInfo
 from farm.errors import BadInput, WorkFailed
@@ -64,7 +64,33 @@ class Node:
     cpus: float
 
 
+class ClusterLike(Protocol):
+    """What the farm asks of a cluster: Cluster (Ray's), or farm.testing.FakeCluster over a
+    Ray the caller started."""
+
+    @property
+    def local(self) -> bool:
+        """Embedded in this process (no address): this machine is the whole cluster."""
+
+    def __enter__(self) -> ClusterLike: ...
+
+    def __exit__(self, *exc) -> object: ...
+
+    def connect(self) -> None:
+        """Join (or start) Ray."""
+
+    def shutdown(self) -> None: ...
+
+    def discover(self, timeout_s: float = 60.0) -> tuple[list[DeviceInfo], list[str]]:
+        """Every node's devices, found on the node, and notes for the user."""
+
+    def compile_slots(self, node_ids: set[str] | None = None) -> int:
+        """How many compile tasks the nodes (those of `node_ids`) run at once."""
+
+
 class Cluster:
+    """Ray's cluster: an embedded local one without an address, else the one there."""
+
     def __init__(self, address: str | None):
         self.address = address or os.environ.get("RAY_ADDRESS") or None
         self._unwatch = threading.Event()  # set at shutdown: the head watcher ends

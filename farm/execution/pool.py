@@ -25,6 +25,7 @@ from farm.candidate import COMPILE_WALL_FACTOR, DEVICE_LOST, CandidateSpec
 from farm.devices.base import DeviceInfo
 from farm.devices.timing import TimingConfig
 from farm.errors import FarmError, WorkFailed
+from farm.execution.cluster import ClusterLike
 from farm.execution.workers import (
     MAX_DEPTH,
     RUN_GRACE_S,
@@ -102,7 +103,7 @@ class DevicePool:
 
     @classmethod
     def on_cluster(cls, devices: list[DeviceInfo], target: TargetInfo, builder: Builder,
-                   cluster, **options) -> DevicePool:
+                   cluster: ClusterLike, **options) -> DevicePool:
         """A pool over `devices` compiling on `cluster` (farm.execution.cluster.Cluster): on all its
         CPUs, or, for Android targets, on the phones' own nodes, whose NDK links them."""
         # (devices found without Ray have no node id: this machine is the whole cluster)

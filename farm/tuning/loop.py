@@ -35,7 +35,7 @@ from farm.candidate import DUPLICATE, OK, CandidateSpec
 from farm.devices.base import DeviceInfo
 from farm.devices.host import check_here
 from farm.errors import BadInput, Interrupted, LastingFault
-from farm.execution.cluster import Cluster
+from farm.execution.cluster import Cluster, ClusterLike
 from farm.execution.pool import DevicePool
 from farm.execution.scheduler import RoundScheduler, shared
 from farm.execution.session import choose
@@ -59,7 +59,8 @@ __all__ = ["TuneSettings", "autotune"]
 
 
 def autotune(run_dir: str | os.PathLike, settings: TuneSettings, address: str | None = None,
-             progress: Progress | None = None, *, cluster=None, builder: Builder | None = None,
+             progress: Progress | None = None, *, cluster: ClusterLike | None = None,
+             builder: Builder | None = None,
              pool: DevicePool | None = None, trainer: Trainer | None = None,
              opener=None) -> TuneSummary:
     """Tune `settings` into `run_dir` (created, or resumed). Every collaborator may be
@@ -116,7 +117,7 @@ def autotune(run_dir: str | os.PathLike, settings: TuneSettings, address: str | 
             "to resume") from None
 
 
-def _tune_classes(root: Path, progress: Progress, trainer: Trainer, cluster,
+def _tune_classes(root: Path, progress: Progress, trainer: Trainer, cluster: ClusterLike,
                   settings: TuneSettings, pools: dict[str, DevicePool]) -> TuneSummary:
     """One run per device class, at once, in root/classes/CLASS/."""
     progress.message(f"{len(pools)} device classes, one model each, tuned at "
@@ -141,7 +142,7 @@ def _tune_classes(root: Path, progress: Progress, trainer: Trainer, cluster,
 
 
 def _tune_class(path: Path, settings: TuneSettings, progress: Progress, trainer: Trainer,
-                cluster, pool: DevicePool) -> TuneSummary:
+                cluster: ClusterLike, pool: DevicePool) -> TuneSummary:
     run = RunDir(path)
     validate(run, settings, [h.info for h in pool.usable()])  # before anything is written
     run.open()
@@ -155,7 +156,7 @@ class Tuning:
     """One device class's run, from its first round (or where it stopped) to its end."""
 
     def __init__(self, run: RunDir, s: TuneSettings, progress: Progress, trainer: Trainer,
-                 cluster, pool: DevicePool):
+                 cluster: ClusterLike, pool: DevicePool):
         self.run_dir, self.s, self.progress, self.trainer = run, s, progress, trainer
         self.cluster, self.pool = cluster, pool
         self.started = time.monotonic()
