@@ -183,13 +183,18 @@ class Best:
 
 @dataclass(frozen=True)
 class Run:
-    """A run directory, read-only: safe on a run that is still tuning."""
+    """A run directory, read-only: safe on a run that is still tuning. Everything it reads
+    comes through its store (farm.store.rundir.RunDir: the run's records and samples)."""
 
-    path: Path
+    store: RunDir
+
+    @property
+    def path(self) -> Path:
+        return self.store.path
 
     @property
     def manifest(self) -> Manifest:
-        m = RunDir(self.path).read_manifest()
+        m = self.store.read_manifest()
         if m is None:
             raise BadInput(f"{self.path} is not a run directory (no manifest.json)")
         return m
@@ -210,7 +215,7 @@ class Run:
         if ok_only:
             ok = ds.field("status") == "ok"
             where = ok if where is None else where & ok
-        return RunDir(self.path).samples.read(columns, filter=where)
+        return self.store.samples.read(columns, filter=where)
 
     def to_pandas(self, columns: Sequence[str] | None = None, pipeline: str | None = None,
                   ok_only: bool = False):
@@ -224,13 +229,13 @@ class Run:
 
     def rounds(self) -> list[RoundRecord]:
         """The finished rounds' records, in order."""
-        run = RunDir(self.path)
+        run = self.store
         records = (run.read_round(n) for n in run.samples.committed_rounds())
         return [r for r in records if r is not None]
 
     def best(self, pipeline: str | None = None) -> Best | None:
         """The best schedule after the run's final re-timing (None before it)."""
-        run = RunDir(self.path)
+        run = self.store
         m = self.manifest
         if m.campaign and pipeline is None:
             raise BadInput(f"{self.path} is a campaign: name a pipeline "
@@ -328,14 +333,14 @@ def _inside(out: Path, name: str) -> Path:
     return writable_dir(str(real_dir(out / path_name(name), out)))
 
 
-def open_run(path: str | Path) -> Run:
+def open_run(path: str | Path | RunDir) -> Run:
     """A run directory written by `farm autotune` (or tune()); of a run of several device
     classes, one class's: RUN/classes/CLASS."""
     from farm.store.rundir import class_dirs
 
-    found = Run(Path(path))
+    found = Run(path if isinstance(path, RunDir) else RunDir(path))
     classes = class_dirs(found.path)
-    if classes and not RunDir(found.path).manifest_path.exists():
+    if classes and not found.store.manifest_path.exists():
         raise BadInput(f"{found.path} holds a run per device class: open one of "
                        f"{', '.join(str(c) for c in classes)}")
     found.manifest  # noqa: B018 - fails now, with its message, for what is not a run
