@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import secrets
 import stat
@@ -184,3 +185,9 @@ def _refuse_a_file(out: Path, option: str) -> None:
         return
     what = "names a file" if found == out else f"is inside {found}, a file"
     raise BadInput(f"{option} {out} {what}, not a folder; choose another {option}")
+
+
+def write_json(path: Path, data) -> None:
+    """Write `data` as JSON, atomically and durably (farm.atomic)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")

@@ -34,7 +34,6 @@ import functools
 import json
 import os
 import secrets
-import shutil
 import socket
 import sys
 import time
@@ -43,10 +42,12 @@ from pathlib import Path
 from typing import TextIO
 
 from farm import atomic
+from farm.atomic import write_json
 from farm.errors import BadInput, RunDirError
 from farm.model.weights import Weights
 from farm.model.weights import write as write_weights
 from farm.paths import path_name
+from farm.store.best import BestFolders
 from farm.store.records import (
     MANIFEST_VERSION,
     BestWeightsRecord,
@@ -106,7 +107,7 @@ def new_run_id() -> str:
     return secrets.token_hex(4)
 
 
-class RunDir:
+class RunDir(BestFolders):
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self._lock_file: TextIO | None = None
@@ -309,73 +310,6 @@ class RunDir:
     def read_best_weights_record(self) -> BestWeightsRecord | None:
         return self._typed(self.best_weights_record, BestWeightsRecord)
 
-    def staging_best(self, pipeline: str = "") -> Path:
-        """An empty folder to fill with a new best/ (best/NAME/) before publish_best:
-        .best.new (.best-NAME.new)."""
-        fresh = self.path / (f".best-{self.best_path(pipeline).name}.new" if pipeline
-                             else ".best.new")
-        _remove(fresh)
-        fresh.mkdir()
-        return fresh
-
-    def publish_best(self, staged: Path, record: RetimingRecord, pipeline: str = "") -> None:
-        """Write the re-timing record into `staged` and make it best/ (best/NAME/), as a
-        whole: only once every file in it and the folder itself are on disk, so a power
-        cut never leaves a best/ whose runtime.json names empty files. The previous one
-        is moved aside to .best.old (.best-NAME.old) meanwhile: recover_best puts it back
-        after a crash between the two renames."""
-        best = self.best_path(pipeline)
-        write_json(staged / self.retiming_path().name, record.to_json())
-        atomic.fsync_tree(staged)
-        old = _aside(staged)
-        _remove(old)
-        atomic.real_dir(best.parent, self.path)  # best/ itself: no link out of the run
-        if os.path.lexists(best):
-            os.replace(best, old)
-        os.replace(staged, best)
-        for folder in {best.parent, staged.parent}:
-            atomic.fsync_dir(folder)
-        _remove(old)
-
-    def recover_best(self) -> None:
-        """What a crash inside publish_best left: a previous best/ (best/NAME/) moved aside
-        as .best.old (.best-NAME.old) is put back when the new one is missing, and dropped
-        when the new one is in place."""
-        for old in sorted(self.path.glob(".best*.old")):
-            name = old.name.removeprefix(".best").removesuffix(".old")
-            if name and not name.startswith("-"):
-                continue
-            best = self.path / "best" / name[1:] if name else self.path / "best"
-            if os.path.lexists(best) or old.is_symlink() or not old.is_dir():
-                _remove(old)
-                continue
-            atomic.real_dir(best.parent, self.path)
-            os.replace(old, best)
-            for folder in {best.parent, self.path}:
-                atomic.fsync_dir(folder)
-
-    def _recover_best_reading(self) -> None:
-        """recover_best, for a reader: only while no driver holds the run (a driver's
-        .best.old is its swap in progress), and never an error (a run directory the
-        reader may not write is read as it is)."""
-        if self._lock_file is not None or not any(self.path.glob(".best*.old")):
-            return
-        try:
-            fd = os.open(self.path / ".lock", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except FileNotFoundError:
-            fd = None  # no driver ever opened it
-        except OSError:
-            return
-        try:
-            if fd is not None:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            self.recover_best()
-        except (OSError, BadInput):
-            pass
-        finally:
-            if fd is not None:
-                os.close(fd)  # (releases the flock)
-
     def read_retiming(self, pipeline: str = "") -> RetimingRecord | None:
         """best/runtime.json (best/NAME/runtime.json); None before the first final
         re-timing."""
@@ -491,25 +425,6 @@ def _named(folder: Path, name: str, suffix: str = "") -> Path:
         return new
     old = folder / legacy
     return old if old.exists() and not old.is_symlink() else new
-
-
-def _aside(staged: Path) -> Path:
-    """Where publish_best moves the previous best/ of `staged` (.best.new: .best.old)."""
-    return staged.with_name(staged.name.removesuffix(".new") + ".old")
-
-
-def _remove(path: Path) -> None:
-    """Remove a file, link or folder at `path` (a link, not what it points to)."""
-    if path.is_symlink() or path.is_file():
-        path.unlink()
-    elif path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def write_json(path: Path, data) -> None:
-    """Write `data` as JSON, atomically and durably (farm.atomic)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def _short(value) -> str:

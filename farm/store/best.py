@@ -1,0 +1,111 @@
+"""best/: the fastest schedule's folder, published as a whole and recovered after a crash.
+
+A new best/ (a campaign's best/NAME/) is filled in a staging folder and swapped in with
+two renames; the previous one waits aside as .best.old (.best-NAME.old) meanwhile.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+from pathlib import Path
+from typing import TextIO
+
+from farm import atomic
+from farm.atomic import write_json
+from farm.errors import BadInput
+from farm.store.records import RetimingRecord
+
+
+class BestFolders:
+    """RunDir's best/ folders (a mixin: RunDir owns the paths)."""
+
+    path: Path
+    _lock_file: TextIO | None
+
+    def best_path(self, pipeline: str = "") -> Path:
+        raise NotImplementedError
+
+    def retiming_path(self, pipeline: str = "") -> Path:
+        raise NotImplementedError
+
+    def staging_best(self, pipeline: str = "") -> Path:
+        """An empty folder to fill with a new best/ (best/NAME/) before publish_best:
+        .best.new (.best-NAME.new)."""
+        fresh = self.path / (f".best-{self.best_path(pipeline).name}.new" if pipeline
+                             else ".best.new")
+        remove(fresh)
+        fresh.mkdir()
+        return fresh
+
+    def publish_best(self, staged: Path, record: RetimingRecord, pipeline: str = "") -> None:
+        """Write the re-timing record into `staged` and make it best/ (best/NAME/), as a
+        whole: only once every file in it and the folder itself are on disk, so a power
+        cut never leaves a best/ whose runtime.json names empty files. The previous one
+        is moved aside to .best.old (.best-NAME.old) meanwhile: recover_best puts it back
+        after a crash between the two renames."""
+        best = self.best_path(pipeline)
+        write_json(staged / self.retiming_path().name, record.to_json())
+        atomic.fsync_tree(staged)
+        old = _aside(staged)
+        remove(old)
+        atomic.real_dir(best.parent, self.path)  # best/ itself: no link out of the run
+        if os.path.lexists(best):
+            os.replace(best, old)
+        os.replace(staged, best)
+        for folder in {best.parent, staged.parent}:
+            atomic.fsync_dir(folder)
+        remove(old)
+
+    def recover_best(self) -> None:
+        """What a crash inside publish_best left: a previous best/ (best/NAME/) moved aside
+        as .best.old (.best-NAME.old) is put back when the new one is missing, and dropped
+        when the new one is in place."""
+        for old in sorted(self.path.glob(".best*.old")):
+            name = old.name.removeprefix(".best").removesuffix(".old")
+            if name and not name.startswith("-"):
+                continue
+            best = self.path / "best" / name[1:] if name else self.path / "best"
+            if os.path.lexists(best) or old.is_symlink() or not old.is_dir():
+                remove(old)
+                continue
+            atomic.real_dir(best.parent, self.path)
+            os.replace(old, best)
+            for folder in {best.parent, self.path}:
+                atomic.fsync_dir(folder)
+
+    def _recover_best_reading(self) -> None:
+        """recover_best, for a reader: only while no driver holds the run (a driver's
+        .best.old is its swap in progress), and never an error (a run directory the
+        reader may not write is read as it is)."""
+        if self._lock_file is not None or not any(self.path.glob(".best*.old")):
+            return
+        try:
+            fd = os.open(self.path / ".lock", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            fd = None  # no driver ever opened it
+        except OSError:
+            return
+        try:
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            self.recover_best()
+        except (OSError, BadInput):
+            pass
+        finally:
+            if fd is not None:
+                os.close(fd)  # (releases the flock)
+
+
+def _aside(staged: Path) -> Path:
+    """Where publish_best moves the previous best/ of `staged` (.best.new: .best.old)."""
+    return staged.with_name(staged.name.removesuffix(".new") + ".old")
+
+
+def remove(path: Path) -> None:
+    """Remove a file, link or folder at `path` (a link, not what it points to)."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
