@@ -274,7 +274,8 @@ def report(run_dir: str | Path, pipeline: str | None = None,
     """`farm report RUN_DIR`: per device class's run (the run itself when it has one
     class), its text and its plots, written to `out` (default RUN_DIR/report; with several
     classes OUT/CLASS), a campaign's per pipeline in OUT/PIPELINE."""
-    from farm.report.text import build_report, write_plots
+    from farm.report.plots import write_plots
+    from farm.report.text import build_report
     from farm.store.rundir import class_dirs
 
     dirs = class_dirs(run_dir) or [Path(run_dir)]

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from farm import atomic
+from farm.report.plots import write_plots
 from farm.report.progress import plural
 from farm.report.text import (
     PIPELINE_HEADER,
@@ -30,7 +31,6 @@ from farm.report.text import (
     finalist_rows,
     pipeline_rows,
     round_rows,
-    write_plots,
 )
 from farm.stats import verdict
 from farm.store.rundir import RunDir, class_dirs

@@ -35,7 +35,7 @@ from farm.execution.cluster import Cluster
 from farm.machine import targets
 from farm.model import weights
 from farm.pipelines import catalog
-from farm.report import text as report
+from farm.report import plots
 from farm.store.records import PipelineRecord
 from farm.store.rundir import RunDir
 from farm.testing import ScriptedTrainer, SyntheticBuilder
@@ -234,7 +234,7 @@ def test_fuzz_malformed_records_through_every_reader(tmp_path, capsys, monkeypat
     traceback, at most one line on stderr, an exit of 0 (a value that is fine there), 2
     (refused) or 99 (every check passed: stopped before devices or Ray), nothing written
     outside the run directory and the --outs, and the planted generator never run."""
-    monkeypatch.setattr(report, "write_plots", lambda rep, out: [])  # records, not plots
+    monkeypatch.setattr(plots, "write_plots", lambda rep, out: [])  # records, not plots
     marker = tmp_path / "marker"
     run, _ = _fuzz_base(tmp_path, marker)
     victim = tmp_path / "victim"
