@@ -14,7 +14,7 @@ Three things users do, and the commands are thin wrappers over them:
     run.best()              # the best schedule: its text, path, runtime, weights, verdicts
 
     fa.compare(a_ms, b_ms)  # is A faster than B? a Verdict with its 95% interval
-    # (v.describe(): "1.19x faster [1.15, 1.30]"; README: how ratios read)
+    # (v.describe(): "1.19x faster [1.15, 1.30]"; docs/autotuning.md: how ratios read)
     fa.bench(["median3x3"], weights="runs/m3/weights/best.weights")     # farm bench
 
 Errors are the farm's typed ones (farm.errors): BadInput and friends for what the caller
@@ -172,7 +172,7 @@ class Best:
     vs_start: VerdictRecord | None  # against beam-32 with the start weights
     finalists: list[FinalistRecord] = field(default_factory=list)  # every schedule re-timed
     # its timing during the round that measured it (a sample's; None for a beam search
-    # built at the end): once, few repeats, beside other work (README: the final re-timing)
+    # built at the end): once, few repeats, beside other work (docs/autotuning.md: a round)
     round_ms: float | None = None
 
     schedule = renamed("schedule", "schedule_path")
@@ -205,7 +205,7 @@ class Run:
 
     def samples(self, columns: Sequence[str] | None = None, pipeline: str | None = None,
                 ok_only: bool = False) -> pa.Table:
-        """Every sample (one row per candidate measured or failed; README: the run
+        """Every sample (one row per candidate measured or failed; docs/autotuning.md: the run
         directory), or `columns` of them; of one `pipeline`, or only the measured ones."""
         import pyarrow.dataset as ds
 

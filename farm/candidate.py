@@ -53,7 +53,7 @@ STATUSES = tuple(s for s in Status if s is not FAULT)  # what a row may hold
 # measured again when drawn again.
 TRANSIENT = (RUN_TIMEOUT, CRASHED, DEVICE_LOST)
 
-DEFAULT_PARALLELISM = 32  # see README "Parallelism": measured on 2-core hosts
+DEFAULT_PARALLELISM = 32  # see docs/clusters.md, "Parallelism": measured on 2-core hosts
 # The compile timeout is CPU time (farm.build.process); a compile that neither finishes
 # nor runs out of CPU (a hang, or paused for long) is cancelled after this many times it
 # in wall-clock time.

@@ -15,7 +15,7 @@ Your own generators (BENCH for farm run, autotune and bench):
                              shared libHalide)
   BENCH:name=value,...       generator parameters; two sets are two pipelines
 Each needs estimates on every input and output. Examples: examples/cpp/median3x3,
-examples/cpp/conv3x3:accumulator_type=int32 (README: Your own generators)."""
+examples/cpp/conv3x3:accumulator_type=int32 (docs/generators.md)."""
 
 
 def add_parser(sub) -> None:

@@ -111,7 +111,7 @@ def add_parallelism(p: argparse.ArgumentParser) -> None:
     p.add_argument("--parallelism", type=positive_int, default=DEFAULT_PARALLELISM,
                    metavar="P", help="the autoscheduler's parallelism and the Halide thread "
                    f"count when timing (default {DEFAULT_PARALLELISM}, best measured on "
-                   "2-core hosts; see README)")
+                   "2-core hosts; see docs/clusters.md)")
 
 
 def add_weights(p: argparse.ArgumentParser, help: str | None = None) -> None:

@@ -142,7 +142,7 @@ class Cluster:
             raise BadInput(
                 f"--address {address}: that Ray cluster does not require a token, so anyone "
                 "who reaches it runs code as you; restart its head and nodes with "
-                f"RAY_AUTH_MODE=token (README: Clusters), or set {ALLOW_OPEN}=1 on a "
+                f"RAY_AUTH_MODE=token (docs/clusters.md), or set {ALLOW_OPEN}=1 on a "
                 "network only you reach")
         _heads.append(gcs)
         self._unwatch = threading.Event()

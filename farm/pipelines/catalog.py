@@ -26,7 +26,7 @@ directories, virtualenvs). At most 50 MB in all: a bigger folder is refused (mov
 generator and the files it needs into a folder of their own). Built-in benchmarks carry
 nothing: benchmarks/ is installed on every node.
 
-A run directory is data, never code (README: a run directory is data). What it records
+A run directory is data, never code (docs/autotuning.md: the run directory). What it records
 about its generators (a manifest's BENCH, its sha256) is resolved by `recorded`: a built-in
 always (it is installed with the farm); a user's generator only when the user names its
 path again on the command line, and only when its files still hash to what the run

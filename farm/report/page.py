@@ -181,8 +181,8 @@ def _results(s: Section, level: int, handed: bool = True) -> list[str]:
                        verdict_column=4),
                 '<p class="note">Medians of interleaved re-timings on one device; each '
                 "is against beam search with the start weights, with a 95% bootstrap "
-                "interval: faster or slower only when the interval says so (README: how "
-                f"ratios read). {_e(verdict.TWO_TIMINGS)}</p>",
+                "interval: faster or slower only when the interval says so "
+                f"(docs/autotuning.md: how ratios read). {_e(verdict.TWO_TIMINGS)}</p>",
                 *(_handed(rep) if handed else [])]
     elif rep.rows:
         out.append('<p class="note">No final re-timing yet: it comes at the end of the '

@@ -7,7 +7,7 @@ all of them alike; re-timing i of A and re-timing i of B form a pair. The ratio
 A/B is the median of the paired ratios, with a 95% bootstrap interval (scipy);
 the verdict is "faster" or "slower" only when the interval excludes 1.
 
-How ratios read (the one wording, `wording()`; README "How ratios read"): the factor is
+How ratios read (the one wording, `wording()`; docs/autotuning.md, "How ratios read"): the factor is
 always at least 1 and carries its direction, its interval in the same terms: "1.19x faster
 [1.15, 1.30]" (B takes 1.19 times A's time), "2.08x slower [1.75, 2.21]"; when the
 interval holds 1, the plain ratio of A's time to B's: "indistinguishable (0.98x [0.91,

@@ -226,8 +226,8 @@ def file_version(schema: pa.Schema) -> int:
 
 
 _DAMAGED_FIX = (f"restore the file from a backup, or move it into the folder's {DAMAGED}/ "
-                "subfolder: the run then goes on without that file's rounds (README: When "
-                "things go wrong)")
+                "subfolder: the run then goes on without that file's rounds "
+                "(docs/reliability.md)")
 
 
 def _check_file(path: Path) -> None:
