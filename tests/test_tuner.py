@@ -2,7 +2,7 @@
 on a local Ray, a scripted trainer. Resume, --budget, acceptance and the end of a run, in
 seconds; test_autotune.py runs the same loop with real Halide through the command line."""
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -571,3 +571,26 @@ def test_train_steps_reach_the_trainer(farm_of, tmp_path):
     trainer = ScriptedTrainer()
     farm_of(tmp_path / "run", rounds=1, trainer=trainer, train_steps=5)
     assert trainer.steps_asked == [[5, 5, 5]]
+
+
+def test_a_search_strategy_is_a_setting_the_round_loop_plans_with(farm_of, tmp_path):
+    """A new strategy is one callable (farm.search.plans.Strategy), not an edit of the loop:
+    here every candidate of every round is beam search."""
+    from farm.candidate import BEAM_SEARCH
+    from farm.search.plans import RoundPlan
+
+    asked = []
+
+    @dataclass
+    class BeamsOnly(RoundPlan):
+        def spec(self, index, attempt=1):
+            return replace(super().spec(index, attempt), **BEAM_SEARCH)
+
+    def strategy(run_id, round_no, base, batch_size, **kw):
+        asked.append(round_no)
+        return BeamsOnly(run_id, round_no, base, batch_size, **kw)
+
+    farm_of(tmp_path / "run", rounds=2, batch=4, strategy=strategy)
+    rows = _rows(tmp_path / "run")
+    assert asked == [1, 2] and len(rows) == 8
+    assert {(r["beam_size"], r["random_dropout"]) for r in rows} == {(32, 100)}

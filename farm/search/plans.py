@@ -19,7 +19,7 @@ candidates again.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -246,18 +246,34 @@ class RoundPlan:
         return self.spec(index, attempt + 1)
 
 
+class PipelinePlan(Plan, Protocol):
+    """A plan of one pipeline's round, as a Strategy draws it."""
+
+    batch_size: int
+
+
+class Strategy(Protocol):
+    """How a pipeline's round is planned: RoundPlan (the default), or another strategy
+    (TuneSettings.strategy). Called with the run id, the round, the base spec (benchmark,
+    target, accepted weights, parallelism) and the batch size."""
+
+    def __call__(self, run_id: str, round_no: int, base: CandidateSpec, batch_size: int, *,
+                 start_weights: Weights | None, provisional: Weights | None,
+                 scope: str) -> PipelinePlan: ...
+
+
 class CampaignPlan:
     """A campaign's round: one RoundPlan per pipeline, run as one batch so that no device
     waits for a pipeline's stragglers. Candidates interleave the pipelines (index i is
     pipeline i % P's candidate i // P), so every pipeline's beam search starts first.
     `group(i)` is the pipeline's position in `parts`."""
 
-    def __init__(self, parts: list[RoundPlan]):
+    def __init__(self, parts: Sequence[PipelinePlan]):
         if len({p.batch_size for p in parts}) != 1:
             raise ValueError("a campaign's pipelines share one batch size")
         self.parts = list(parts)
 
-    def locate(self, index: int) -> tuple[RoundPlan, int]:
+    def locate(self, index: int) -> tuple[PipelinePlan, int]:
         """The pipeline's plan and the candidate's index within it."""
         return self.parts[index % len(self.parts)], index // len(self.parts)
 

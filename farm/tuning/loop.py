@@ -42,7 +42,7 @@ from farm.execution.session import choose
 from farm.model import weights
 from farm.model.trainer import HalideTrainer, Trainer
 from farm.report.progress import Progress, format_duration, format_ms, plural
-from farm.search.plans import CampaignPlan, RoundPlan
+from farm.search.plans import CampaignPlan
 from farm.store.records import RoundRecord
 from farm.store.rundir import RunDir, class_dir, class_dirs, invocation_record, now_iso
 from farm.tuning.artifacts import KeptArtifacts
@@ -269,10 +269,10 @@ class Tuning:
         provisional_path = self.run_dir.provisional_weights
         provisional = weights.load(provisional_path) if provisional_path.exists() else None
         return CampaignPlan([
-            RoundPlan(self.state.manifest.run_id, round_no,
-                      CandidateSpec(t.bench, s.target, used, parallelism=s.parallelism),
-                      s.batch_size, start_weights=s.start_weights, provisional=provisional,
-                      scope=t.scope) for t in self.state.tracks])
+            s.strategy(self.state.manifest.run_id, round_no,
+                       CandidateSpec(t.bench, s.target, used, parallelism=s.parallelism),
+                       s.batch_size, start_weights=s.start_weights, provisional=provisional,
+                       scope=t.scope) for t in self.state.tracks])
 
     def _commit(self, round_no: int, mine: list[list]) -> list[list[dict]]:
         """Commit the round's rows (atomically: all or none); each pipeline's rows."""

@@ -10,6 +10,7 @@ from farm.machine.targets import TargetInfo
 from farm.model import retrain
 from farm.model.weights import Weights
 from farm.pipelines.benchmark import Benchmark
+from farm.search.plans import RoundPlan, Strategy
 
 
 @dataclass(frozen=True)
@@ -27,3 +28,4 @@ class TuneSettings:
     isolation: str = "pause"
     train_steps: int = retrain.DEFAULT_STEPS  # gradient steps per candidate's training
     retimes: int = 10  # at most, re-timings of each finalist (interleaved); fewer once decided
+    strategy: Strategy = RoundPlan  # how each pipeline's round is planned (farm.search)
