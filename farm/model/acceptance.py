@@ -17,6 +17,7 @@ pipeline instead of a round: `unit` is a column name.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TypedDict
@@ -164,14 +165,16 @@ def judge(evidence: Evidence, current: Weights, candidates: list[tuple[str, Weig
 
 def decide(table: pa.Table, unit: str, held_out, current: Weights, start: Weights,
            files: costmodel.SampleFiles, num_cores: int, settings=SETTINGS, seed: int = 0,
-           log_dir: Path | None = None, extra: tuple[tuple[str, Weights], ...] = ()
-           ) -> Decision:
+           log_dir: Path | None = None, extra: tuple[tuple[str, Weights], ...] = (),
+           train: Callable[..., costmodel.TrainResult] | None = None) -> Decision:
     """Train a candidate per setting on the rows whose `unit` is not `held_out`, judge them
     on those whose `unit` is, and accept the best only if it beats the current weights
-    beyond the noise. `extra` adds ready-made candidates (e.g. for tests)."""
+    beyond the noise. `train` trains one candidate (a Trainer's train: Halide's by
+    default); `extra` adds ready-made candidates (e.g. for tests)."""
+    train = train or costmodel.train  # (looked up now: a test may stand in for it)
     column = table[unit]
     held = table.filter(pc.equal(column, held_out))
-    train = costmodel.capped(table.filter(pc.not_equal(column, held_out)), seed=seed)
+    rows = costmodel.capped(table.filter(pc.not_equal(column, held_out)), seed=seed)
     evidence = Evidence.of(held)
     label = f"{unit} {held_out}"
     if evidence.n_pairs < MIN_PAIRS:
@@ -187,8 +190,8 @@ def decide(table: pa.Table, unit: str, held_out, current: Weights, start: Weight
             continue  # with nothing accepted yet, "current" is the start weights
         tried.add((initial.sha256, s.rate, s.steps))
         log = log_dir / f"{s.name}.log" if log_dir else None
-        result = costmodel.train(files, train, initial, steps=s.steps, rate=s.rate,
-                                 num_cores=num_cores, log_path=log)
+        result = train(files, rows, initial, steps=s.steps, rate=s.rate,
+                       num_cores=num_cores, log_path=log)
         candidates.append((s.name, result.weights, result))
     for name, weights in extra:
         candidates.append((name, weights, None))

@@ -19,11 +19,17 @@ from farm.model.weights import Weights
 
 
 class Trainer(ABC):
-    @abstractmethod
+    """A trainer implements `train`; the acceptance test around it (train a candidate per
+    setting, judge them on held-out rows, keep one only beyond the noise) is the farm's,
+    the same for every trainer."""
+
     def decide(self, table: pa.Table, unit: str, held_out, current: Weights, start: Weights,
                files: costmodel.SampleFiles, *, num_cores: int, settings, seed: int,
                log_dir: Path | None) -> acceptance.Decision:
         """An update of `current` judged on the rows whose `unit` is `held_out`."""
+        return acceptance.decide(table, unit, held_out, current, start, files,
+                                 num_cores=num_cores, settings=settings, seed=seed,
+                                 log_dir=log_dir, train=self.train)
 
     @abstractmethod
     def train(self, files: costmodel.SampleFiles, table: pa.Table, initial: Weights, *,
@@ -33,14 +39,7 @@ class Trainer(ABC):
 
 
 class HalideTrainer(Trainer):
-    """adams2019_retrain_cost_model from the halide wheel (farm.model.retrain), with the farm's
-    acceptance test (farm.model.acceptance)."""
-
-    def decide(self, table, unit, held_out, current, start, files, *, num_cores, settings,
-               seed, log_dir):
-        return acceptance.decide(table, unit, held_out, current, start, files,
-                                 num_cores=num_cores, settings=settings, seed=seed,
-                                 log_dir=log_dir)
+    """adams2019_retrain_cost_model from the halide wheel (farm.model.retrain)."""
 
     def train(self, files, table, initial, *, steps, rate, num_cores, log_path=None):
         return costmodel.train(files, table, initial, steps=steps, rate=rate,
