@@ -239,6 +239,17 @@ def test_every_package_says_what_it_holds_and_may_import():
             assert "May import" in doc or "Imports nothing" in doc, init
 
 
+def test_the_installed_package_lists_every_subpackage():
+    """pip install . (what CI runs) installs only the packages pyproject.toml names."""
+    import tomllib
+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+                 ["packages"])
+    found = {".".join(("farm", *p.parent.relative_to(REPO / "farm").parts))
+             for p in (REPO / "farm").rglob("__init__.py")}
+    assert found <= listed, f"add to pyproject.toml's packages: {sorted(found - listed)}"
+
+
 # --- the checker itself, on toy inputs ---------------------------------------------------
 
 def test_find_cycles_finds_a_cycle_and_names_it():
