@@ -39,6 +39,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from farm.deprecation import renamed
+from farm.devices.base import DeviceInfo
 from farm.errors import BadInput, MissingPrerequisite
 from farm.model.weights import Weights
 from farm.pipelines.benchmark import Benchmark
@@ -50,7 +51,7 @@ from farm.tuning.finalize import TuneSummary
 from farm.workflows.run import DEFAULT_RETIMES, RunResult
 
 __all__ = ["Best", "ReportOutput", "Run", "RunResult", "TuneSummary", "Verdict", "bench",
-           "compare", "export", "open_run", "report", "report_page", "run", "tune"]
+           "compare", "devices", "export", "open_run", "report", "report_page", "run", "tune"]
 
 
 def tune(out: str | Path, *benchmarks: str, rounds: int = 1, batch_size: int = 32,
@@ -149,6 +150,16 @@ def bench(benchmarks: Sequence[str] = (), *, devices: Sequence[str] | None = Non
         raise MissingPrerequisite("no usable device to bench on: `farm devices` lists each "
                                   "device and what keeps it from use; fix that")
     return pa.Table.from_pylist(rows, schema=bench_module.SCHEMA)
+
+
+def devices(address: str | None = None) -> tuple[list[DeviceInfo], list[str]]:
+    """`farm devices`: every device of this machine (or of the cluster at `address`), each
+    with its class and what keeps it from use, and notes on what kept others from being
+    found."""
+    from farm.execution.session import DeviceSession
+
+    with DeviceSession(address) as session:
+        return list(session.devices), list(session.notes)
 
 
 def compare(a_ms: Sequence[float | None], b_ms: Sequence[float | None]) -> Verdict:

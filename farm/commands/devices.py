@@ -20,12 +20,12 @@ def add_parser(sub) -> None:
 
 
 def main(args) -> int:
-    from farm.execution.session import DeviceSession
+    from farm import api
 
-    with DeviceSession(args.address) as session:
-        print(format_devices(session.devices))
-        for note in session.notes:
-            print(f"note: {note}")
+    found, notes = api.devices(args.address)
+    print(format_devices(found))
+    for note in notes:
+        print(f"note: {note}")
     return 0
 
 
