@@ -27,26 +27,18 @@ re-timing records (best/runtime.json, per pipeline) and the best-weights record
 from __future__ import annotations
 
 import math
-import shlex
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
 
 import ray
 
 from farm.build import compile as build
-from farm.candidate import BEAM_SEARCH, DEFAULT_PARALLELISM, OK, CandidateSpec, Library
-from farm.deprecation import renamed
-from farm.devices.timing import TimingConfig
+from farm.candidate import BEAM_SEARCH, OK, CandidateSpec, Library
 from farm.errors import WeightsError
-from farm.machine.targets import TargetInfo
 from farm.machine.toolchain import runtime_library
-from farm.model import acceptance, weights
-from farm.model import retrain as costmodel
-from farm.model.weights import Weights
-from farm.pipelines.benchmark import Benchmark
+from farm.model import weights
 from farm.report.progress import Progress, plural
 from farm.search.planners import Role
 from farm.search.plans import weights_for as plan_weights_for
@@ -61,162 +53,20 @@ from farm.store.records import (
     VerdictRecord,
 )
 from farm.store.rundir import RunDir
-from farm.store.samples import FINALIST_COLUMNS, SUMMARY_COLUMNS
+from farm.store.samples import FINALIST_COLUMNS
+from farm.tuning.final_inputs import FinalInputs, FinalPipeline, FinalResult, FinalSettings
+from farm.tuning.final_models import FINAL_SETTINGS, final_weights, handed_model
+from farm.tuning.summary import TuneSummary, summary
+from farm.workflows import compare
+
+# names of farm.tuning.final_inputs, final_models and summary that callers read here
+__all__ = ["FINAL_SETTINGS", "FinalInputs", "FinalPipeline", "TuneSummary", "handed_model",
+           "summary"]
 
 # Repeats per re-timing: the median of several short, interleaved re-timings resists the
 # drift of a noisy machine better than fewer long ones, for the same time.
 RETIME_REPEATS = 5
-# Final candidate models, trained on every round: their beam search is judged by re-timing,
-# not by held-out ranking, so a more aggressive setting is safe to try here.
-FINAL_SETTINGS = (acceptance.Setting("final-chain-fast", "current", 1e-3),
-                  acceptance.Setting("final-fresh-long", "start", 1e-3,
-                                     4 * costmodel.DEFAULT_STEPS),
-                  acceptance.Setting("final-fresh-longer", "start", 1e-3,
-                                     16 * costmodel.DEFAULT_STEPS))
 FINALIST_TIMEOUT_S = 900.0  # a finalist's build or timing that takes longer is dropped
-
-
-class FinalSettings(Protocol):
-    """The settings of a run that its end uses (farm.tuning.loop.TuneSettings has them). Read-only
-    properties: the end never sets them, and TuneSettings is frozen."""
-
-    @property
-    def target(self) -> TargetInfo: ...
-
-    @property
-    def start_weights(self) -> Weights: ...
-
-    @property
-    def parallelism(self) -> int: ...
-
-    @property
-    def timing(self) -> TimingConfig: ...
-
-    @property
-    def retimes(self) -> int:
-        """At most, re-timings of each finalist."""
-
-    @property
-    def train_steps(self) -> int:
-        """Gradient steps of a training call (the final models take multiples)."""
-
-
-@dataclass(frozen=True)
-class FinalPipeline:
-    """One pipeline of a run, as its end sees it."""
-
-    benchmark: Benchmark
-    scope: str = ""  # its name in a campaign (best/NAME/, its rows' sample ids), else ""
-    beam_sample: str | None = None  # the sample of the newest round's beam search
-    start_sample: str | None = None  # the sample of beam search with the start weights
-
-
-@dataclass(frozen=True)
-class FinalInputs:
-    """What the end of a run works from."""
-
-    run: RunDir
-    settings: FinalSettings
-    run_id: str  # the manifest's
-    committed: int  # rounds committed
-    fastest: int  # how many of the fastest distinct samples to re-time, per pipeline
-    pipelines: tuple[FinalPipeline, ...]  # the ones this invocation tunes
-    # (binary, library) ObjectRefs kept from the rounds, by sample id: not built again
-    artifacts: Mapping[str, tuple] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class FinalResult:
-    """What the final re-timing decided, as written to the run directory."""
-
-    # best/runtime.json (best/NAME/runtime.json) per pipeline: the winner and the finalists
-    retimings: dict[str, RetimingRecord]
-    best_weights: BestWeightsRecord  # weights/best.json: the weights handed over, and why
-
-
-
-
-@dataclass
-class PipelineSummary:
-    name: str
-    best_ms: float | None = None  # the median of its final re-timings
-    best_schedule_path: Path | None = None  # best/NAME/NAME.schedule.h
-
-    best_schedule = renamed("best_schedule", "best_schedule_path")
-
-
-@dataclass
-class TuneSummary:
-    """What a run ends with (farm.api.tune, `farm autotune`). Paths are named *_path."""
-
-    run_dir: Path
-    rounds: int
-    rows: int
-    ok: int
-    distinct: int
-    best_ms: float | None = None  # the best schedule's median final re-timing
-    best_schedule_path: Path | None = None
-    best_weights_path: Path | None = None  # the weights handed over (weights/best.weights)
-    latest_weights_path: Path | None = None  # what the next round would plan with
-    command: str = ""
-    stopped: str = ""  # why the run stopped before --rounds, if it did
-    elapsed_s: float = 0.0
-    best_weights_reason: str = ""  # why best.weights are the weights they are
-    pipelines: list[PipelineSummary] = field(default_factory=list)  # a campaign's
-    # which trained model best.weights are: "final-fresh-long (...)", "the start weights"
-    handed_model: str = ""
-    # the best schedule's timing during its round (a sample's), and that round
-    best_round_ms: float | None = None
-    best_round: int | None = None
-    # beam search with the start weights: its final re-timing, and its timing during a round
-    start_beam_ms: float | None = None
-    start_beam_round_ms: float | None = None
-    start_beam_round: int | None = None
-
-    best_schedule = renamed("best_schedule", "best_schedule_path")
-    best_weights = renamed("best_weights", "best_weights_path")
-    latest_weights = renamed("latest_weights", "latest_weights_path")
-
-    def lines(self) -> list[str]:
-        """What `farm autotune` prints at the end."""
-        out = [f"{self.run_dir}: {plural(self.rounds, 'round')}, "
-               f"{plural(self.rows, 'sample')} ({self.ok} ok), "
-               f"{plural(self.distinct, 'distinct schedule')} measured, {self.elapsed_s:.0f} s"]
-        if self.stopped:
-            out.append(f"stopped early: {self.stopped}; rerun the same command to go on")
-        both = False
-        if self.best_ms is not None:
-            during = _during(self.best_round_ms, self.best_round)
-            both = both or bool(during)
-            out.append(f"best schedule:  {self.best_ms:.3f} ms (median of its final "
-                       f"re-timings{'; ' + during if during else ''}), "
-                       f"{self.best_schedule_path}")
-        during = _during(self.start_beam_round_ms, self.start_beam_round)
-        if self.start_beam_ms is not None and during:
-            both = True
-            out.append(f"start weights' beam search: {self.start_beam_ms:.3f} ms re-timed at "
-                       f"the end; {during}")
-        if both:
-            out.append(f"                ({verdict.TWO_TIMINGS})")
-        for p in self.pipelines:
-            out.append(f"best {p.name}: " + (
-                f"{p.best_ms:.3f} ms (median of its final re-timings), "
-                f"{p.best_schedule_path}" if p.best_ms is not None else "-"))
-        if self.handed_model:
-            out.append(f"handed over:    {self.handed_model}" + (
-                f": {self.best_weights_reason}" if self.best_weights_reason else ""))
-        out += [f"best weights:   {self.best_weights_path}",
-                f"latest weights: {self.latest_weights_path} (what the next round would plan "
-                "with)",
-                f"use them:       {self.command}"]
-        return out
-
-
-def _during(ms: float | None, round_no: int | None) -> str:
-    """A schedule's timing during its round, labelled so: "0.416 ms timed during round 1"."""
-    if ms is None:
-        return ""
-    return f"{ms:.3f} ms timed during " + (f"round {round_no}" if round_no else "its round")
 
 
 @dataclass
@@ -274,7 +124,7 @@ def finalize(inputs: FinalInputs, pool, trainer, progress: Progress) -> FinalRes
     pipeline's best/ and the run's best.weights. None when no finalist could be re-timed
     (best/ and best.weights are then left as they were)."""
     run = inputs.run
-    finals = _final_weights(inputs, trainer)
+    finals = final_weights(inputs, trainer)
     ok = [r for r in run.samples.read(FINALIST_COLUMNS).to_pylist() if r["status"] == OK]
     retimings: dict[str, RetimingRecord] = {}
     beams: list[Finalist] = []
@@ -356,26 +206,6 @@ def _planned_by(inputs: FinalInputs, pipe: FinalPipeline, path: Path) -> str | N
         else None
 
 
-def _final_weights(inputs: FinalInputs, trainer) -> list[tuple[str, Path]]:
-    """Final candidate models trained on every round, written as weights/NAME.weights."""
-    run, s = inputs.run, inputs.settings
-    table = costmodel.capped(run.samples.read(costmodel.TRAIN_COLUMNS), seed=inputs.committed)
-    latest = weights.load(run.latest_weights)
-    out = []
-    for setting in FINAL_SETTINGS:
-        initial = latest if setting.start_from == "current" else s.start_weights
-        steps = setting.steps * s.train_steps // costmodel.DEFAULT_STEPS
-        result = trainer.train(run.sample_files, table, initial, steps=steps,
-                               rate=setting.rate, num_cores=s.parallelism,
-                               log_path=run.final_training_log(setting.name))
-        if result.weights is None:
-            continue
-        path = run.final_weights(setting.name)
-        weights.write(result.weights, path)
-        out.append((setting.name, path))
-    return out
-
-
 def _get(ref):
     """A Ray result, or None when the worker or device behind it failed."""
     try:
@@ -385,31 +215,25 @@ def _get(ref):
 
 
 def _retime(finalists: list[Finalist], pool, s, kept: Mapping[str, tuple]) -> None:
-    """Time each finalist `s.retimes` times; artifacts kept from the rounds are not rebuilt."""
-    artifacts = {id(f): kept[f.built_as] for f in finalists
-                 if f.built_as is not None and f.built_as in kept}
-    building = [f for f in finalists if id(f) not in artifacts]
-    for f, (built, binary, library) in zip(
-            building, pool.build([f.spec for f in building], FINALIST_TIMEOUT_S), strict=True):
-        if built is not None and built.result.ok:
-            artifacts[id(f)] = (binary, library)
-            f.schedule_source = built.result.schedule.source
-    ready = {id(f): (f, artifacts[id(f)]) for f in finalists if id(f) in artifacts}
-    start = next((k for k, (f, _) in ready.items() if f.is_start), None)
-
-    def decided(times) -> bool:  # every contender's verdict against the start weights' beam
-        return start is not None and all(
-            verdict.compare(times[k], times[start]).decided
-            for k, (f, _) in ready.items() if k != start and not f.reference)
-
-    times = pool.retime({k: binary for k, (_, (binary, _)) in ready.items()}, s.parallelism,
-                        replace(s.timing, repeats=RETIME_REPEATS), s.retimes, decided=decided,
-                        timeout_s=FINALIST_TIMEOUT_S)
-    for key, (f, (_, library)) in ready.items():
-        f.retimes_ms = tuple(times.get(key, ()))
-        f.library = _get(library)
-        if start is not None and key != start and key in times:
-            f.vs_start = verdict.compare(times[key], times[start])
+    """Time each finalist `s.retimes` times, with a verdict against the start weights' beam
+    search; artifacts kept from the rounds are not rebuilt. The re-timing stops early once
+    every contender's verdict is decided."""
+    start = next((i for i, f in enumerate(finalists) if f.is_start), None)
+    built = compare.build(pool, [compare.Variant(
+        i, f.spec, kept[f.built_as] if f.built_as is not None and f.built_as in kept else None,
+        against=None if i == start else start) for i, f in enumerate(finalists)],
+        FINALIST_TIMEOUT_S)
+    ready = [i for i in range(len(finalists)) if built[i].ready]
+    decided = compare.settled((i, start) for i in ready if i != start
+                              and not finalists[i].reference) if start in ready else None
+    results = compare.retime(pool, built, s.parallelism,
+                             replace(s.timing, repeats=RETIME_REPEATS), s.retimes,
+                             decided=decided, timeout_s=FINALIST_TIMEOUT_S)
+    for i in ready:
+        f, c = finalists[i], results[i]
+        f.retimes_ms, f.vs_start = c.retimes_ms, c.verdict
+        f.library = _get(c.built.library)
+        f.schedule_source = c.built.schedule_source
 
 
 def _write_best(run: RunDir, winner: Finalist, timed: list[Finalist],
@@ -493,9 +317,9 @@ def _update_best_weights(run: RunDir, beams: list[Finalist]) -> BestWeightsRecor
               and not any(f.vs_start.word == verdict.SLOWER for f in fs if f.vs_start)}
     if better:
         def score(fs: list[Finalist]) -> float:
-            ratios = [f.vs_start.ratio for f in fs if f.vs_start and f.vs_start.ratio]
-            return math.exp(sum(math.log(r) for r in ratios) / len(ratios)) if ratios \
-                else math.inf
+            mean = compare.geometric_mean(f.vs_start.ratio for f in fs
+                                          if f.vs_start and f.vs_start.ratio)
+            return math.inf if mean is None else mean
 
         chosen = min(better.values(), key=score)
         winner = min(chosen, key=lambda f: f.retimed_ms)
@@ -523,75 +347,6 @@ def _update_best_weights(run: RunDir, beams: list[Finalist]) -> BestWeightsRecor
         sample_id=winner.built_as, compared=compared)
     run.write_best_weights(winner.spec.weights, record)
     return record
-
-
-def summary(inputs: FinalInputs, stopped: str, elapsed_s: float) -> TuneSummary:
-    """What `farm autotune` prints at the end, from the run directory."""
-    run, s = inputs.run, inputs.settings
-    rows = run.samples.read(SUMMARY_COLUMNS).to_pylist()
-    ok = [r for r in rows if r["status"] == OK]
-    pipelines = []
-    for pipe in inputs.pipelines:
-        best = run.read_retiming(pipe.scope)
-        pipelines.append(PipelineSummary(
-            pipe.benchmark.label, best.runtime_ms if best else None,
-            run.best_schedule(pipe.benchmark.name, pipe.scope) if best else None))
-    handed = run.read_best_weights_record()
-    single = None if len(inputs.pipelines) != 1 or inputs.pipelines[0].scope else \
-        run.read_retiming()
-    winner = single.finalist_labelled(single.finalist) if single else None
-    start = single.finalist_labelled(START_LABEL) if single else None
-    best_weights = run.best_weights if run.best_weights.exists() else run.latest_weights
-    first = inputs.pipelines[0].benchmark.ref if inputs.pipelines else "BENCH"
-    command = ["farm", "run", first, "--weights", str(best_weights)]
-    if s.target.device_kind != "host":
-        command += ["--target", s.target.compile]
-    if s.parallelism != DEFAULT_PARALLELISM:
-        command += ["--parallelism", str(s.parallelism)]
-    one = pipelines[0] if len(pipelines) == 1 and not inputs.pipelines[0].scope else None
-    return TuneSummary(
-        run_dir=run.path, rounds=inputs.committed, rows=len(rows), ok=len(ok),
-        distinct=len({(r["benchmark"], r["schedule_key"]) for r in ok}),
-        best_ms=one.best_ms if one else None,
-        best_schedule_path=one.best_schedule_path if one else None,
-        best_weights_path=best_weights, latest_weights_path=run.latest_weights,
-        command=shlex.join(command), stopped=stopped, elapsed_s=elapsed_s,
-        best_weights_reason=handed.reason if handed else "",
-        pipelines=pipelines if one is None else [],
-        handed_model=handed_model(run, handed),
-        best_round_ms=winner.round_ms if winner and winner.round_ms is not None
-        else single.recorded_ms if single else None,
-        best_round=winner.round_no if winner else None,
-        start_beam_ms=start.median_ms if start else None,
-        start_beam_round_ms=start.round_ms if start else None,
-        start_beam_round=start.round_no if start else None)
-
-
-def handed_model(run: RunDir, record: BestWeightsRecord | None) -> str:
-    """Which trained model best.weights are, in words: a final model by its name and recipe
-    ("final-fresh-long, a final model: ..."), the start weights, or the weights the rounds
-    accepted. Without a record (no final re-timing yet): latest.weights, the accepted ones."""
-    if record is None:
-        return "latest.weights, the weights the rounds accepted (no final re-timing chose)"
-    start = run.weights_path(0)
-    if record.weights == start.name or (
-            record.weights_sha256 and start.exists()
-            and weights.load(start).sha256 == record.weights_sha256):
-        return "the start weights"
-    name = Path(record.weights).stem if record.weights else ""
-    setting = next((x for x in FINAL_SETTINGS if x.name == name), None)
-    if setting is not None:
-        origin = "the weights the rounds accepted" if setting.start_from == "current" \
-            else "the start weights"
-        times = setting.steps // costmodel.DEFAULT_STEPS
-        steps = "as many steps as" if times <= 1 else f"{times}x the steps of"
-        return (f"{name}, a final model trained on every round's samples from {origin} "
-                f"({steps} a round's training)")
-    if name == "latest":
-        return "latest.weights, the weights the rounds accepted"
-    if name.startswith("round-"):
-        return f"the weights accepted after round {int(name[6:])}"
-    return record.weights or "(weights of an unnamed file)"
 
 
 def spec_from_row(row: dict, base: CandidateSpec, run: RunDir) -> CandidateSpec | None:

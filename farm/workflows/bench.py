@@ -11,10 +11,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from farm.build import compile as build
-from farm.candidate import BEAM_SEARCH, DEFAULT_PARALLELISM, OK, CandidateSpec
+from farm.candidate import BEAM_SEARCH, DEFAULT_PARALLELISM, CandidateSpec
 from farm.devices.timing import TimingConfig
 from farm.errors import BadInput, RunDirError
 from farm.execution.session import DeviceSession, check_usable, default_target, find
@@ -22,9 +21,9 @@ from farm.machine.targets import resolve
 from farm.model import weights
 from farm.pipelines import catalog
 from farm.pipelines.benchmark import Benchmark
-from farm.report.output import columns, pyplot, save_figure
-from farm.stats import verdict
+from farm.report.output import pyplot, save_figure
 from farm.store.rundir import RunDir
+from farm.workflows import compare
 
 VARIANTS = ("manual", "beam32 baseline", "beam32 tuned", "run best")
 SCHEMA = pa.schema([("benchmark", pa.string()), ("device_id", pa.string()),
@@ -149,79 +148,47 @@ def run_bench(names: list[str], device_ids: list[str] | None, weights_file: str 
 
 def _bench_one(bench, target, parallelism, tuned, run, pool, retimes) -> list[dict]:
     specs = variants(bench, target, parallelism, tuned, run)
-    built = pool.build([spec for _, spec in specs], BUILD_TIMEOUT_S)
-    binaries = {label: binary for (label, _), (_, binary, _) in zip(specs, built, strict=True)}
-    failed = {label: _build_error(b) for (label, _), (b, _, _) in zip(specs, built, strict=True)
-              if b is None or b.status != OK}
+    built = compare.build(pool, [compare.Variant(label, spec, against=_against(label))
+                                 for label, spec in specs], BUILD_TIMEOUT_S)
     rows = []
     for handle in list(pool.usable()):
-        errors = dict(failed)
-        times = pool.retime({k: v for k, v in binaries.items() if k not in failed},
-                            parallelism, TimingConfig(), retimes, device=handle.info.id,
-                            errors=errors)
-        base = times.get(BASELINE)
+        results = compare.retime(pool, built, parallelism, TimingConfig(), retimes,
+                                 device=handle.info.id)
         for label, spec in specs:
-            t = times.get(label, [])
-            ok = [x for x in t if x is not None]
-            v = verdict.compare(t, base) if base and label != BASELINE else None
+            c = results[label]
             rows.append({"benchmark": bench.label, "device_id": handle.info.id,
                          "device_kind": handle.info.kind, "target": target.compile,
-                         "variant": label, "median_ms": verdict.median(t),
-                         "min_ms": min(ok) if ok else None, "retimes_ms": ok,
-                         "weights_sha256": spec.weights.sha256 if spec.weights else None,
-                         "error": errors.get(label) if not ok else None,
-                         "vs_baseline": v.ratio if v else None,
-                         "vs_baseline_low": v.low if v else None,
-                         "vs_baseline_high": v.high if v else None,
-                         "verdict": v.word if v else None,
-                         "created_at": datetime.now(timezone.utc)})
+                         "variant": label, **compare.row(
+                             c, c.verdict, spec.weights.sha256 if spec.weights else None)})
     return rows
 
 
-def _build_error(built) -> str:
-    if built is None:
-        return f"its build did not finish (worker died, or over {BUILD_TIMEOUT_S:g} s)"
-    error = built.result.error or f"same schedule as schedule {built.duplicate_of}"
-    return error.splitlines()[0]
+def _against(label: str) -> str | None:
+    return None if label == BASELINE else BASELINE
 
 
 def format_table(rows: list[dict]) -> str:
-    keys = sorted({(r["benchmark"], r["device_id"]) for r in rows})
-    present = [v for v in VARIANTS if any(r["variant"] == v for r in rows)]
-    header = ("benchmark", "device", *(f"{v} ms" for v in present), "tuned / baseline",
-              "run best / baseline")
-    table = [header]
-    for bench, device in keys:
-        mine = {r["variant"]: r for r in rows
-                if (r["benchmark"], r["device_id"]) == (bench, device)}
-        cells = {v: r["median_ms"] for v, r in mine.items()}
-        table.append((bench, device, *("-" if cells.get(v) is None else f"{cells[v]:.3f}"
-                                       for v in present), _versus(mine, "beam32 tuned"),
-                      _versus(mine, "run best")))
-    return columns(table) + ("\nagainst beam32 baseline: median of paired interleaved "
-                             "re-timings with a 95% bootstrap interval (README: how ratios "
-                             "read)")
+    groups = compare.grouped(rows, lambda r: (r["benchmark"], r["device_id"]))
+    return compare.format_table(
+        ("benchmark", "device"), ((key, groups[key]) for key in sorted(groups)),
+        compare.present(rows, VARIANTS),
+        (("tuned / baseline", "beam32 tuned"), ("run best / baseline", "run best")),
+        _versus) + ("\nagainst beam32 baseline: median of paired interleaved re-timings "
+                    "with a 95% bootstrap interval (README: how ratios read)")
 
 
-def _versus(rows: dict, variant: str) -> str:
+def _versus(rows: compare.Rows, variant: str) -> str:
     r = rows.get(variant)
-    if r is None:
-        return "-"
-    if variant == "beam32 tuned" and r["weights_sha256"] and \
+    if variant == "beam32 tuned" and r is not None and r["weights_sha256"] and \
             r["weights_sha256"] == rows.get(BASELINE, {}).get("weights_sha256"):
         return "same weights (tuning kept the baseline)"
-    if r["vs_baseline"] is None:
-        return r["verdict"] or "-"
-    return verdict.wording(r["vs_baseline"], r["vs_baseline_low"], r["vs_baseline_high"],
-                           r["verdict"])
+    return compare.versus(r)
 
 
 def write_results(rows: list[dict], out_dir: Path) -> tuple[Path, Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-    table = out_dir / f"bench-{stamp}.parquet"
-    pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), table)
-    return table, _plot(rows, out_dir / f"bench-{stamp}.png")
+    return compare.write_results(rows, SCHEMA, out_dir / f"bench-{stamp}.parquet",
+                                 out_dir / f"bench-{stamp}.png", _plot)
 
 
 def _plot(rows: list[dict], path: Path) -> Path:

@@ -29,7 +29,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from farm.candidate import CandidateSpec
+from farm.candidate import CandidateSpec, Schedule
 from farm.devices.timing import TimingConfig
 from farm.model.featurization import schedule_key
 from farm.report.output import columns
@@ -58,8 +58,7 @@ class BuiltVariant:
     variant: Variant
     binary: Any = None  # its binary's ObjectRef (None: no binary of its own)
     library: Any = None  # its library's ObjectRef
-    schedule_source: str | None = None  # of a schedule built here (None when kept or failed)
-    schedule_key: str | None = None  # its featurization's key (farm.model.featurization)
+    schedule: Schedule | None = None  # of a build here (None when kept or failed)
     error: str = ""  # the variant's own, or its build's (build_error)
     same_as: Hashable | None = None  # the variant whose build (and timings) it shares
     same_why: str = ""  # WEIGHTS or SCHEDULE
@@ -67,6 +66,16 @@ class BuiltVariant:
     @property
     def key(self) -> Hashable:
         return self.variant.key
+
+    @property
+    def schedule_source(self) -> str | None:
+        return self.schedule.source if self.schedule else None
+
+    @property
+    def schedule_key(self) -> str | None:
+        """Its featurization's key (farm.model.featurization), when built here."""
+        feats = self.schedule.featurization if self.schedule else b""
+        return schedule_key(feats) if feats else None
 
     @property
     def ready(self) -> bool:
@@ -159,10 +168,7 @@ def _built(v: Variant, done: tuple, timeout_s: float) -> BuiltVariant:
     built, binary, library = done
     if built is None or not built.result.ok:
         return BuiltVariant(v, error=build_error(built, timeout_s))
-    schedule = built.result.schedule
-    feats = schedule.featurization if schedule else b""
-    return BuiltVariant(v, binary, library, schedule.source if schedule else None,
-                        schedule_key(feats) if feats else None)
+    return BuiltVariant(v, binary, library, built.result.schedule)
 
 
 def _shared_schedules(out: dict[Hashable, BuiltVariant], building: list[Variant]
@@ -172,16 +178,29 @@ def _shared_schedules(out: dict[Hashable, BuiltVariant], building: list[Variant]
     first: dict[str, Hashable] = {}
     for v in building:
         b = out[v.key]
-        if b.schedule_key is None or b.error:
+        key = b.schedule_key if not b.error else None
+        if key is None:
             continue
-        if b.schedule_key in first:
-            out[v.key] = replace(b, same_as=first[b.schedule_key], same_why=SCHEDULE)
+        if key in first:
+            out[v.key] = replace(b, same_as=first[key], same_why=SCHEDULE)
         else:
-            first[b.schedule_key] = v.key
+            first[key] = v.key
     return out
 
 
 # re-timing --------------------------------------------------------------------------
+
+def paired(built: Mapping[Hashable, BuiltVariant]) -> dict[Hashable, BuiltVariant]:
+    """The ready variants of `built` whose reference is ready too, each followed by that
+    reference: what to time when a variant is worth timing only beside its reference (the
+    beam check times a pipeline's two beam searches, or neither)."""
+    out: dict[Hashable, BuiltVariant] = {}
+    for key, b in built.items():
+        ref = b.variant.against
+        if b.ready and ref is not None and ref in built and built[ref].ready:
+            out[key], out[ref] = b, built[ref]
+    return out
+
 
 def settled(pairs: Iterable[tuple[Hashable, Hashable]]) -> Callable[[Mapping], bool]:
     """A `decided` for retime: every (a, b) of `pairs` has a verdict, faster or slower."""
