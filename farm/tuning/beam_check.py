@@ -7,7 +7,6 @@ commit that schedule is re-timed against the start weights' (BEAM_CHECK_RATIO)."
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
 from farm.candidate import BEAM_SEARCH, CandidateSpec
@@ -23,10 +22,12 @@ from farm.store.rundir import RunDir
 from farm.tuning.artifacts import KeptArtifacts
 from farm.tuning.settings import TuneSettings
 from farm.tuning.state import RunState
+from farm.workflows import compare
 
 BEAM_CHECK_RATIO = 1.1  # provisional weights' beam search / the start weights', at most
 BEAM_CHECK_RETIMES = 5  # interleaved re-timings of the two
 BEAM_CHECK_TIMEOUT_S = 900.0
+PROVISIONAL, START = "provisional", "start"  # a pipeline's two beam searches
 
 
 @dataclass(frozen=True)
@@ -73,52 +74,34 @@ class BeamChecker:
     def beam_check(self, provisional: Weights, beams: dict) -> BeamCheck:
         """Re-time each pipeline's beam search with the `provisional` weights (its binary
         from `beams`, by pipeline name, else built) against its beam search with the start
-        weights, interleaved. Passed when none is significantly slower and their geometric
-        mean ratio is at most BEAM_CHECK_RATIO."""
-        s, tracks = self.s, self.state.tracks
-        wanted: dict[tuple[str, str], tuple[CandidateSpec, str | None]] = {}  # built at once
-        for t in tracks:
-            if not beams.get(t.name):
-                wanted[(t.name, "provisional")] = (CandidateSpec(
-                    t.bench, s.target, provisional, parallelism=s.parallelism,
-                    **BEAM_SEARCH), None)
-            start_key = self.kept.start_key(t)
-            if start_key not in self.kept.refs:  # resumed, or joined later: build it
-                wanted[(t.name, "start")] = (CandidateSpec(
+        weights (kept, else built and kept), interleaved (farm.workflows.compare). Passed
+        when none is significantly slower and their geometric mean ratio is at most
+        BEAM_CHECK_RATIO."""
+        s, kept = self.s, self.kept
+        variants = []
+        for t in self.state.tracks:
+            mine, start = beams.get(t.name), kept.refs.get(kept.start_key(t))
+            variants += [
+                compare.Variant((t.name, PROVISIONAL), spec=None if mine else CandidateSpec(
+                    t.bench, s.target, provisional, parallelism=s.parallelism, **BEAM_SEARCH),
+                    artifact=(mine, None) if mine else None, against=(t.name, START)),
+                compare.Variant((t.name, START), spec=None if start else CandidateSpec(
                     t.bench, s.target, s.start_weights, parallelism=s.parallelism,
-                    **BEAM_SEARCH), start_key)
-        built = self._binaries(wanted)
-        binaries = {}
-        for t in tracks:
-            mine = beams.get(t.name) or built.get((t.name, "provisional"))
-            kept = self.kept.refs.get(self.kept.start_key(t))
-            if mine is not None and kept is not None:
-                binaries[(t.name, "provisional")], binaries[(t.name, "start")] = mine, kept[0]
-        if not binaries:
+                    **BEAM_SEARCH), artifact=start)]
+        built = compare.build(self.pool, variants, BEAM_CHECK_TIMEOUT_S)
+        for t in self.state.tracks:  # a start beam built here is kept for the next checks
+            b = built[(t.name, START)]
+            if b.ready and b.variant.artifact is None:
+                kept.refs[kept.start_key(t)] = (b.binary, b.library)
+        pairs = compare.paired(built)
+        if not pairs:
             return BeamCheck(passed=False, reason="its beam search or the start weights' "
                              "could not be built")
-        times = self.pool.retime(binaries, s.parallelism, replace(s.timing, repeats=5),
-                                 BEAM_CHECK_RETIMES, timeout_s=BEAM_CHECK_TIMEOUT_S)
-        verdicts = {t.name: verdict.compare(times.get((t.name, "provisional"), []),
-                                            times.get((t.name, "start"), []))
-                    for t in tracks if (t.name, "start") in binaries}
-        return _decide(verdicts)
-
-    def _binaries(self, wanted: dict) -> dict:
-        """Build every (spec, keep_as) of `wanted` at once; the ObjectRef of each binary
-        that built, by the same key. `keep_as`: the artifact key to keep it under."""
-        if not wanted:
-            return {}
-        out = {}
-        done = self.pool.build([spec for spec, _ in wanted.values()], BEAM_CHECK_TIMEOUT_S)
-        for (key, (_, keep_as)), (built, binary, library) in zip(wanted.items(), done,
-                                                                   strict=True):
-            if built is None or not built.result.ok:
-                continue
-            if keep_as is not None:
-                self.kept.refs[keep_as] = (binary, library)
-            out[key] = binary
-        return out
+        timed = compare.retime(self.pool, pairs, s.parallelism, replace(s.timing, repeats=5),
+                               BEAM_CHECK_RETIMES, timeout_s=BEAM_CHECK_TIMEOUT_S)
+        checked = [t.name for t in self.state.tracks if (t.name, PROVISIONAL) in pairs]
+        return _decide({name: timed[(name, PROVISIONAL)].verdict or verdict.compare([], [])
+                        for name in checked})
 
 
 def _by_provisional(label: str | None) -> bool:
@@ -133,7 +116,7 @@ def _by_provisional(label: str | None) -> bool:
 def _decide(verdicts: dict[str, verdict.Verdict]) -> BeamCheck:
     ratios = [v.ratio for v in verdicts.values() if v.ratio is not None]
     slower = [name for name, v in verdicts.items() if v.word == verdict.SLOWER]
-    gmean = math.exp(sum(map(math.log, ratios)) / len(ratios)) if ratios else None
+    gmean = compare.geometric_mean(ratios)
     passed = gmean is not None and gmean <= BEAM_CHECK_RATIO and not slower
     if len(verdicts) == 1:
         [(_, v)] = verdicts.items()
