@@ -47,7 +47,7 @@ from farm.stats import verdict
 from farm.stats.verdict import Verdict
 from farm.store.records import FinalistRecord, Manifest, RoundRecord, VerdictRecord
 from farm.store.rundir import RunDir
-from farm.tuning.finalize import TuneSummary
+from farm.tuning.summary import TuneSummary
 from farm.workflows.run import DEFAULT_RETIMES, RunResult
 
 __all__ = ["Best", "ReportOutput", "Run", "RunResult", "TuneSummary", "Verdict", "bench",

@@ -47,11 +47,13 @@ from farm.store.records import RoundRecord
 from farm.store.rundir import RunDir, class_dir, class_dirs, invocation_record, now_iso
 from farm.tuning.artifacts import KeptArtifacts
 from farm.tuning.beam_check import BeamChecker, Live
-from farm.tuning.finalize import FinalInputs, FinalPipeline, TuneSummary, finalize, summary
+from farm.tuning.final_inputs import FinalInputs, FinalPipeline, FinalResult
+from farm.tuning.finalize import finalize
 from farm.tuning.rows import outcome_row
 from farm.tuning.settings import TuneSettings
 from farm.tuning.state import TOP_SAMPLES, RunState, start
 from farm.tuning.steps import RoundSteps
+from farm.tuning.summary import TuneSummary, summary
 from farm.tuning.validation import by_class, validate, validate_root, wanted_manifest
 from farm.versions import versions
 
@@ -202,8 +204,8 @@ class Tuning:
             for event in self.pool.events:
                 progress.message(f"warning: {event}")
             self.pool.events.clear()
-        finalize(self._final_inputs(), self.pool, self.trainer, progress)
-        return self._summary(stopped)
+        result = finalize(self._final_inputs(), self.pool, self.trainer, progress)
+        return self._summary(stopped, result)
 
     def _announce(self, done: int) -> None:
         """Record this invocation's devices, and say what it will do."""
@@ -310,8 +312,8 @@ class Tuning:
                                                             self.kept.start_sample(t))
                                               for t in state.tracks), dict(self.kept.refs))
 
-    def _summary(self, stopped: str) -> TuneSummary:
-        return summary(self._final_inputs(), stopped, self._elapsed())
+    def _summary(self, stopped: str, result: FinalResult | None = None) -> TuneSummary:
+        return summary(self._final_inputs(), stopped, self._elapsed(), result)
 
 
 def _round_line(round_no: int, rounds: int, rec: RoundRecord, distinct: int) -> str:

@@ -17,7 +17,8 @@ from farm.store.samples import SUMMARY_COLUMNS
 from farm.tuning.final_models import handed_model
 
 if TYPE_CHECKING:
-    from farm.tuning.final_inputs import FinalInputs
+    from farm.store.records import RetimingRecord
+    from farm.tuning.final_inputs import FinalInputs, FinalPipeline, FinalResult
 
 
 @dataclass
@@ -103,20 +104,28 @@ def _during(ms: float | None, round_no: int | None) -> str:
     return f"{ms:.3f} ms timed during " + (f"round {round_no}" if round_no else "its round")
 
 
-def summary(inputs: FinalInputs, stopped: str, elapsed_s: float) -> TuneSummary:
-    """What `farm autotune` prints at the end, from the run directory."""
+def summary(inputs: FinalInputs, stopped: str, elapsed_s: float,
+            result: FinalResult | None = None) -> TuneSummary:
+    """What `farm autotune` prints at the end: what the final re-timing decided (`result`,
+    from finalize), else what the run directory holds from an earlier one."""
     run, s = inputs.run, inputs.settings
+
+    def retiming(pipe: FinalPipeline) -> RetimingRecord | None:
+        if result is not None and pipe.benchmark.label in result.retimings:
+            return result.retimings[pipe.benchmark.label]
+        return run.read_retiming(pipe.scope)
+
     rows = run.samples.read(SUMMARY_COLUMNS).to_pylist()
     ok = [r for r in rows if r["status"] == OK]
     pipelines = []
     for pipe in inputs.pipelines:
-        best = run.read_retiming(pipe.scope)
+        best = retiming(pipe)
         pipelines.append(PipelineSummary(
             pipe.benchmark.label, best.runtime_ms if best else None,
             run.best_schedule(pipe.benchmark.name, pipe.scope) if best else None))
-    handed = run.read_best_weights_record()
+    handed = result.best_weights if result is not None else run.read_best_weights_record()
     single = None if len(inputs.pipelines) != 1 or inputs.pipelines[0].scope else \
-        run.read_retiming()
+        retiming(inputs.pipelines[0])
     winner = single.finalist_labelled(single.finalist) if single else None
     start = single.finalist_labelled(START_LABEL) if single else None
     best_weights = run.best_weights if run.best_weights.exists() else run.latest_weights
