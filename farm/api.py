@@ -50,8 +50,9 @@ from farm.store.rundir import RunDir
 from farm.tuning.summary import TuneSummary
 from farm.workflows.run import DEFAULT_RETIMES, RunResult
 
-__all__ = ["Best", "ReportOutput", "Run", "RunResult", "TuneSummary", "Verdict", "bench",
-           "compare", "devices", "export", "open_run", "report", "report_page", "run", "tune"]
+__all__ = ["Best", "EvaluateResult", "ReportOutput", "Run", "RunResult", "TuneSummary",
+           "Verdict", "bench", "compare", "devices", "evaluate", "export", "open_run", "report",
+           "report_page", "run", "tune"]
 
 
 def tune(out: str | Path, *benchmarks: str, rounds: int = 1, batch_size: int = 32,
@@ -150,6 +151,50 @@ def bench(benchmarks: Sequence[str] = (), *, devices: Sequence[str] | None = Non
         raise MissingPrerequisite("no usable device to bench on: `farm devices` lists each "
                                   "device and what keeps it from use; fix that")
     return pa.Table.from_pylist(rows, schema=bench_module.SCHEMA)
+
+
+@dataclass(frozen=True)
+class EvaluateResult:
+    """`farm evaluate`'s result: a row per pipeline and model, and what it wrote."""
+
+    rows: list[dict]  # farm.workflows.evaluate.SCHEMA's columns
+    table: str  # the rows as the command prints them
+    models: list[str]  # each model trained, described
+    summary: list[str]  # per model: its geometric mean against the baseline, and verdicts
+    rows_path: Path  # OUT/evaluate.parquet
+    plot_path: Path  # OUT/evaluate.png
+
+
+def evaluate(run_dir: str | Path, out: str | Path | None = None, *,
+             together: Sequence[str] | None = None, weights_for: Sequence[str] | None = None,
+             train_steps: int | None = None, generators: Sequence[str] = (),
+             devices: Sequence[str] | None = None, address: str | None = None,
+             retimes: int = 10, progress=None) -> EvaluateResult:
+    """`farm evaluate RUN_DIR`: does the campaign's model carry to a pipeline it has not
+    seen? Models are trained with each group left out, and each pipeline's beam search with
+    them is re-timed interleaved against the start weights' on a device of the run's class.
+    Written to `out` (default RUN_DIR/evaluate). `progress(line)` hears what it does."""
+    from farm.atomic import writable_dir
+    from farm.store.rundir import refuse_a_run
+    from farm.workflows import evaluate as workflow
+
+    say = progress or (lambda text: None)
+    ev = workflow.prepare(run_dir, together, weights_for, train_steps, named=generators)
+    if out:
+        refuse_a_run(out, "evaluate")  # its weights/ would mix with the run's
+    folder = writable_dir(str(out) if out else str(Path(run_dir) / "evaluate"))
+    say(f"{len(ev.pipelines)} pipelines in {len(ev.groups)} groups left out in turn: "
+        f"{', '.join(g.name for g in ev.groups)}; device class "
+        f"{ev.manifest.device_class or '(not recorded)'}")
+    result = workflow.run_evaluate(ev, folder, devices, address, retimes=retimes,
+                                   progress=say)
+    device_class = (ev.manifest.device_class or "").split(" (")[0]  # without its target
+    rows_path, plot_path = workflow.write_results(
+        result.rows, folder, f"farm evaluate: {Path(run_dir).resolve().name}"
+        + (f" on {device_class}" if device_class else ""))
+    return EvaluateResult(result.rows, workflow.format_table(result.rows),
+                          [m.describe() for m in result.models.values()],
+                          workflow.summary(result.rows), rows_path, plot_path)
 
 
 def devices(address: str | None = None) -> tuple[list[DeviceInfo], list[str]]:

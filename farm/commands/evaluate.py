@@ -60,37 +60,20 @@ def add_parser(sub) -> None:
 
 
 def main(args) -> int:
-    from pathlib import Path
-
-    from farm.atomic import writable_dir
+    from farm import api
     from farm.report.output import printable
-    from farm.store.rundir import refuse_a_run
-    from farm.workflows import evaluate
 
     def say(text: str = "") -> None:  # pipeline names from the run: control characters escaped
         print(printable(text, lines=True), flush=True)
 
-    plan = evaluate.prepare(args.run_dir, args.together, args.weights_for, args.train_steps,
-                            named=args.generators)
-    if args.out:
-        refuse_a_run(args.out, "evaluate")  # its weights/ would mix with the run's
-    out = writable_dir(args.out or str(Path(args.run_dir) / "evaluate"))
-    groups = ", ".join(g.name for g in plan.groups)
-    say(f"{len(plan.pipelines)} pipelines in {len(plan.groups)} groups left out in turn: "
-        f"{groups}; device class {plan.manifest.device_class or '(not recorded)'}")
-    result = evaluate.run_evaluate(plan, out, args.devices, args.address,
-                                   retimes=args.retimes or DEFAULT_RETIMES, progress=say)
-    say()
-    say(evaluate.format_table(result.rows))
-    say()
-    for model in result.models.values():
-        say(model.describe())
-    say()
-    for line in evaluate.summary(result.rows):
-        say(line)
-    device_class = (plan.manifest.device_class or "").split(" (")[0]  # without its target
-    table, plot = evaluate.write_results(
-        result.rows, out, f"farm evaluate: {Path(args.run_dir).resolve().name}"
-        + (f" on {device_class}" if device_class else ""))
-    say(f"\nrows: {table}\nplot: {plot}")
+    result = api.evaluate(args.run_dir, args.out, together=args.together,
+                          weights_for=args.weights_for, train_steps=args.train_steps,
+                          generators=args.generators, devices=args.devices,
+                          address=args.address, retimes=args.retimes or DEFAULT_RETIMES,
+                          progress=say)
+    for part in ([result.table], result.models, result.summary):
+        say()
+        for line in part:
+            say(line)
+    say(f"\nrows: {result.rows_path}\nplot: {result.plot_path}")
     return 0

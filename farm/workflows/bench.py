@@ -37,7 +37,7 @@ SCHEMA = pa.schema([("benchmark", pa.string()), ("device_id", pa.string()),
 
 
 @dataclass(frozen=True)
-class Run:
+class TunedRun:
     """What `--run RUN_DIR` contributes: its benchmark, target, tuned weights, best schedule.
     Its benchmark runs only as catalog.recorded allows: a built-in, or the generator the
     user names again (checked against `sha256`, what the run recorded)."""
@@ -52,7 +52,7 @@ class Run:
     manifest_path: Path | None = None
 
     @classmethod
-    def load(cls, path: str | Path) -> Run:
+    def load(cls, path: str | Path) -> TunedRun:
         run = RunDir(path)
         m = run.read_manifest()
         if m is None:
@@ -83,7 +83,7 @@ class Run:
         return catalog.resolve(name)
 
 
-def variants(bench, target, parallelism, tuned: Path | None, run: Run | None):
+def variants(bench, target, parallelism, tuned: Path | None, run: TunedRun | None):
     base = CandidateSpec(bench, target, weights.baseline(), parallelism=parallelism,
                          **BEAM_SEARCH)
     out = [("manual", build.manual_spec(base)), ("beam32 baseline", base)]
@@ -110,7 +110,7 @@ def run_bench(names: list[str], device_ids: list[str] | None, weights_file: str 
               run_dir: str | None, address: str | None, retimes: int = DEFAULT_RETIMES,
               progress=print,
               ) -> list[dict]:
-    run = Run.load(run_dir) if run_dir else None
+    run = TunedRun.load(run_dir) if run_dir else None
     if not names and run is None:
         raise BadInput("name benchmarks (or `all`), or give --run RUN_DIR")
     if names == ["all"]:

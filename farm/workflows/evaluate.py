@@ -19,7 +19,7 @@ and these schedules are re-timed interleaved on one device of the run's class, e
 a verdict against the baseline's (farm.stats.verdict).
 
 Library code: every check that needs no work comes first (prepare, in
-farm.workflows.evaluate_plan), and errors are the farm's typed ones (farm.errors); the
+farm.workflows.evaluation), and errors are the farm's typed ones (farm.errors); the
 command line prints them as one line.
 """
 
@@ -48,12 +48,12 @@ from farm.stats import verdict
 from farm.store.records import PipelineRecord
 from farm.workflows import compare
 from farm.workflows.bench import BUILD_TIMEOUT_S, DEFAULT_RETIMES
-from farm.workflows.evaluate_plan import (
+from farm.workflows.evaluation import (
     COLUMNS,
     TRAIN_RATE,
     TRAIN_SEED,
     TRAIN_STEPS,
-    Plan,
+    Evaluation,
     class_devices,
     distinct_by_pipeline,
     make_groups,
@@ -63,7 +63,7 @@ from farm.workflows.evaluate_plan import (
     training_rows,
 )
 
-# the plan's names that the command, the API and the tests read here
+# the evaluation's names that the command, the API and the tests read here
 __all__ = ["COLUMNS", "TRAIN_RATE", "TRAIN_STEPS", "class_devices", "distinct_by_pipeline",
            "make_groups", "parse_weights_for", "prepare", "rows_of", "training_rows"]
 
@@ -126,37 +126,37 @@ class Model:
         return f"{out} in {self.seconds:.1f} s{loss} -> {self.path}"
 
 
-def train_models(plan: Plan, out: Path, trainer: Trainer | None = None,
+def train_models(ev: Evaluation, out: Path, trainer: Trainer | None = None,
                  progress: Callable[[str], None] = print) -> dict[str, Model]:
     """The pooled model and one leave-one-out model per group, from the start weights, each
     written to OUT/weights/NAME.weights with its training log beside it."""
     trainer = trainer or HalideTrainer()
-    jobs = [(POOLED_MODEL, ())] + [(g.model, g.members) for g in plan.groups]
+    jobs = [(POOLED_MODEL, ())] + [(g.model, g.members) for g in ev.groups]
     models = {}
     for name, held_out in jobs:
-        models[name] = train_one(plan, name, held_out, out / "weights", trainer, progress)
+        models[name] = train_one(ev, name, held_out, out / "weights", trainer, progress)
     return models
 
 
-def train_one(plan: Plan, name: str, held_out: tuple[str, ...], out: Path, trainer: Trainer,
+def train_one(ev: Evaluation, name: str, held_out: tuple[str, ...], out: Path, trainer: Trainer,
               progress: Callable[[str], None] = print) -> Model:
-    rows = costmodel.capped(training_rows(plan.table, plan.names, held_out), seed=TRAIN_SEED)
+    rows = costmodel.capped(training_rows(ev.table, ev.names, held_out), seed=TRAIN_SEED)
     leaked = rows_of(rows, held_out)
     if leaked:  # not `assert`: this must hold under python -O too
         raise AssertionError(f"{name}: {leaked} rows of the held-out {'+'.join(held_out)} "
                              "are in its training table")
     counts = {v["values"]: v["counts"] for v in pc.value_counts(rows["benchmark"]).to_pylist()}
-    by_pipeline = {n: counts[n] for n in plan.names if n in counts}
+    by_pipeline = {n: counts[n] for n in ev.names if n in counts}
     progress(f"training {name}: {plural(rows.num_rows, 'row')} of "
              f"{plural(len(by_pipeline), 'pipeline')}"
              + (f" (without {'+'.join(held_out)})" if held_out else "")
-             + f", {plural(plan.steps, 'step')} at rate {plan.rate:g} from the start weights "
+             + f", {plural(ev.steps, 'step')} at rate {ev.rate:g} from the start weights "
              "...")
     started = time.perf_counter()
     log = out / f"{path_name(name)}.log"  # loo-GROUP: pipelines' names (farm.paths)
     out.mkdir(parents=True, exist_ok=True)
-    result = trainer.train(plan.run.sample_files, rows, plan.start, steps=plan.steps,
-                           rate=plan.rate, num_cores=plan.manifest.parallelism, log_path=log)
+    result = trainer.train(ev.run.sample_files, rows, ev.start, steps=ev.steps,
+                           rate=ev.rate, num_cores=ev.manifest.parallelism, log_path=log)
     seconds = time.perf_counter() - started
     path = None
     if result.weights is not None:
@@ -181,31 +181,31 @@ class _Variant:
     error: str = ""  # why it is not timed (a model that was not trained)
 
 
-def variants_for(plan: Plan, name: str, models: Mapping[str, Model]) -> list[_Variant]:
+def variants_for(ev: Evaluation, name: str, models: Mapping[str, Model]) -> list[_Variant]:
     """What one pipeline is timed with: baseline, pooled, its leave-one-out model, own."""
-    group = plan.group_of(name)
-    out = [_Variant(BASELINE, plan.start, "start", str(plan.run.weights_path(0)))]
+    group = ev.group_of(name)
+    out = [_Variant(BASELINE, ev.start, "start", str(ev.run.weights_path(0)))]
     for label, model in ((POOLED, models[POOLED_MODEL]), (LOO, models[group.model])):
         out.append(_Variant(label, model.weights, model.name, str(model.path or ""),
                             model.trained_on,
                             sum(model.by_pipeline.get(m, 0) for m in group.members),
                             "" if model.weights is not None else
                             f"not trained: {model.skipped}"))
-    if name in plan.extra:
-        own, path = plan.extra[name]
+    if name in ev.extra:
+        own, path = ev.extra[name]
         out.append(_Variant(OWN, own, path, path))
     return out
 
 
-def time_pipeline(plan: Plan, pipeline: PipelineRecord, models: Mapping[str, Model], pool,
+def time_pipeline(ev: Evaluation, pipeline: PipelineRecord, models: Mapping[str, Model], pool,
                   device: str, retimes: int, progress: Callable[[str], None] = print
                   ) -> list[dict]:
     """Build `pipeline` with beam 32 and each variant's weights (identical weights once),
     re-time the distinct schedules interleaved `retimes` times on `device`: rows."""
-    name, bench = pipeline.name, plan.benches[pipeline.name]
-    variants = variants_for(plan, name, models)
+    name, bench = pipeline.name, ev.benches[pipeline.name]
+    variants = variants_for(ev, name, models)
     wanted = [compare.Variant(v.label, None if v.weights is None else CandidateSpec(
-        bench, plan.target, v.weights, parallelism=plan.manifest.parallelism, **BEAM_SEARCH),
+        bench, ev.target, v.weights, parallelism=ev.manifest.parallelism, **BEAM_SEARCH),
         against=None if v.label == BASELINE else BASELINE, error=v.error) for v in variants]
     building = compare.to_build(wanted, distinct=True)
     progress(f"{name}: building beam-32 with {', '.join(str(v.key) for v in building)} "
@@ -216,14 +216,14 @@ def time_pipeline(plan: Plan, pipeline: PipelineRecord, models: Mapping[str, Mod
     progress(f"{name}: built in {time.perf_counter() - started:.0f} s; re-timing "
              f"{plural(timed, 'schedule')} x {retimes}, interleaved, on {device} ...")
     started = time.perf_counter()
-    results = compare.retime(pool, built, plan.manifest.parallelism, TimingConfig(), retimes,
+    results = compare.retime(pool, built, ev.manifest.parallelism, TimingConfig(), retimes,
                              device=device)
     progress(f"{name}: timed in {time.perf_counter() - started:.0f} s")
-    return [_row(plan, pipeline, v, results[v.label], BASELINE in results and
+    return [_row(ev, pipeline, v, results[v.label], BASELINE in results and
                  bool(results[BASELINE].retimes_ms), device) for v in variants]
 
 
-def _row(plan: Plan, pipeline: PipelineRecord, v: _Variant, c: compare.Compared,
+def _row(ev: Evaluation, pipeline: PipelineRecord, v: _Variant, c: compare.Compared,
          base_timed: bool, device: str) -> dict:
     """The row of variant `v`: a schedule shared with the baseline is exactly as fast."""
     vd = c.verdict
@@ -234,16 +234,16 @@ def _row(plan: Plan, pipeline: PipelineRecord, v: _Variant, c: compare.Compared,
     error = c.error
     if not error and v.label != BASELINE and vd is None and not base_timed:
         error = "no baseline timing to compare with"
-    return {"benchmark": pipeline.name, "group": plan.group_of(pipeline.name).name,
+    return {"benchmark": pipeline.name, "group": ev.group_of(pipeline.name).name,
             "variant": v.label, "model": v.model, "weights_file": v.weights_file or None,
             "trained_on": v.trained_on, "group_rows_trained_on": v.group_rows,
             "same_as": c.built.same_as, "pairs": vd.pairs if vd is c.verdict and vd else None,
             **compare.row(replace(c, error=error), vd,
                           v.weights.sha256 if v.weights else None),
-            "device_id": device if c.ok_ms else None, "target": plan.target.compile}
+            "device_id": device if c.ok_ms else None, "target": ev.target.compile}
 
 
-# the whole evaluation ---------------------------------------------------------------
+# the whole ev ---------------------------------------------------------------
 
 @dataclass
 class Result:
@@ -252,24 +252,24 @@ class Result:
     devices: list[str]
 
 
-def run_evaluate(plan: Plan, out: Path, device_ids: Sequence[str] | None = None,
+def run_evaluate(ev: Evaluation, out: Path, device_ids: Sequence[str] | None = None,
                  address: str | None = None, retimes: int = DEFAULT_RETIMES,
                  trainer: Trainer | None = None,
                  progress: Callable[[str], None] = print) -> Result:
     """Find the devices (before any work), train the models, then build and re-time each
     pipeline on one device of the run's class (round robin over the devices)."""
-    for line in plan.warnings:
+    for line in ev.warnings:
         progress(line)
     if retimes < verdict.MIN_PAIRS:
         progress(f"warning: --retimes {retimes} is under {verdict.MIN_PAIRS}: no ratio or "
                  "verdict can be computed (they need that many paired re-timings)")
     with DeviceSession(address) as session:
-        infos = class_devices(session.devices, device_ids, plan.manifest.device_class,
-                              plan.target)
-        models = train_models(plan, out, trainer, progress)
-        pool = session.pool(infos, plan.target)
+        infos = class_devices(session.devices, device_ids, ev.manifest.device_class,
+                              ev.target)
+        models = train_models(ev, out, trainer, progress)
+        pool = session.pool(infos, ev.target)
         rows: list[dict] = []
-        for i, pipeline in enumerate(plan.pipelines):
+        for i, pipeline in enumerate(ev.pipelines):
             usable = pool.usable()
             if not usable:
                 if pool.faults:  # the lasting faults' causes and fixes
@@ -277,7 +277,7 @@ def run_evaluate(plan: Plan, out: Path, device_ids: Sequence[str] | None = None,
                 raise MissingPrerequisite("every device was lost while timing; see `farm "
                                           "devices`, fix them and run again")
             device = usable[i % len(usable)].info.id
-            rows += time_pipeline(plan, pipeline, models, pool, device, retimes, progress)
+            rows += time_pipeline(ev, pipeline, models, pool, device, retimes, progress)
             for event in pool.events:
                 progress(f"warning: {event}")
             pool.events.clear()

@@ -31,7 +31,7 @@ from farm.model import weights
 from farm.pipelines import catalog
 from farm.stats import verdict
 from farm.store.samples import SampleStore
-from farm.workflows.bench import BASELINE, Run, variants
+from farm.workflows.bench import BASELINE, TunedRun, variants
 
 EXTRA = str(Path(__file__).parent / "pipelines" / "unsharp.py") + ":unsharp"
 
@@ -61,7 +61,7 @@ def run_facts(out: Path) -> dict:
 
 
 def judge(bench_ref: str, out: Path, retimes: int) -> dict:
-    run = Run.load(out)
+    run = TunedRun.load(out)
     bench = catalog.resolve(bench_ref)
     target = resolve(run.target)
     built = {}

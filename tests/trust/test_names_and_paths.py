@@ -15,7 +15,8 @@ from farm.store.records import RetimingRecord
 from farm.store.rundir import RunDir, class_dir
 from farm.store.samples import SampleStore
 from farm.testing import ScriptedTrainer
-from farm.workflows.evaluate import Group, Plan, train_one
+from farm.workflows.evaluate import train_one
+from farm.workflows.evaluation import Evaluation, Group
 
 V1_RUN = Path(__file__).parents[1] / "data" / "v1-run"
 # legitimate labels: a generator's string parameter may hold any printable text
@@ -135,7 +136,7 @@ def test_a_leave_one_out_model_is_written_inside_the_evaluation_folder(tmp_path,
     run = campaign_of(tmp_path, ["dilate3x3", CLIMBING])
     out = run / "evaluate" / "weights"
     manifest = RunDir(run).read_manifest()
-    plan = Plan(RunDir(run), manifest, tuple(manifest.pipelines), {}, (), baseline, {},
+    plan = Evaluation(RunDir(run), manifest, tuple(manifest.pipelines), {}, (), baseline, {},
                 SampleStore(run / "samples").read(), None)
     group = Group((CLIMBING,))
     model = train_one(plan, group.model, group.members, out, ScriptedTrainer(),

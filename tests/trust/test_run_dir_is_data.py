@@ -157,7 +157,7 @@ def test_bench_runs_a_named_generator_that_is_the_runs(tmp_path):
     path, sha = user_generator(tmp_path / "mine")
     run = v1_run(tmp_path / "run", benchmark=f"{path}:brighten", generator="brighten",
                  benchmark_sha256=sha)
-    loaded = bench.Run.load(run.path)
+    loaded = bench.TunedRun.load(run.path)
     assert loaded.benchmark_for(f"{path}:brighten").sha256 == sha
     assert loaded.benchmark_for("median3x3").name == "median3x3"  # any other: the user's
     with pytest.raises(RunDirError, match="names the generator"):
@@ -174,7 +174,7 @@ def test_bench_run_of_a_campaign_asks_for_the_benchmarks(tmp_path, capsys, marke
 def test_a_builtin_a_run_names_is_benched(tmp_path):
     run = v1_run(tmp_path / "run")  # dilate3x3
     add_best(run)
-    assert bench.Run.load(run.path).benchmark_for(None).name == "dilate3x3"
+    assert bench.TunedRun.load(run.path).benchmark_for(None).name == "dilate3x3"
     with pytest.raises(StopBeforeWork):
         bench.run_bench([], None, None, str(run.path), None)
     with pytest.raises(BenchmarkError, match="changed since the run tuned it"):

@@ -1,6 +1,7 @@
-"""`farm evaluate`'s plan: every check that needs no work, done before any (prepare).
+"""What `farm evaluate` works from (an Evaluation): every check that needs no work, done
+before any (prepare).
 
-The run and the options are checked and read into a Plan: the campaign's pipelines and
+The run and the options are checked and read into an Evaluation: the campaign's pipelines and
 their benchmarks (a user's generator only as catalog.recorded allows), the groups left out
 together (make_groups), any --weights-for, the start weights and the samples to train on;
 class_devices picks the devices of the run's class. farm.workflows.evaluate trains and
@@ -146,7 +147,7 @@ def distinct_by_pipeline(table: pa.Table) -> dict[str, int]:
 
 
 @dataclass(frozen=True)
-class Plan:
+class Evaluation:
     """A checked evaluation of one run: everything decided before any work."""
 
     run: RunDir
@@ -172,7 +173,7 @@ class Plan:
 
 def prepare(run_dir: str | Path, together: Sequence[str] | None = None,
             weights_for: Sequence[str] | None = None, steps: int | None = None,
-            named: Sequence[str] = ()) -> Plan:
+            named: Sequence[str] = ()) -> Evaluation:
     """Check the run and the options; raise a farm error naming the fix if one is wrong.
     `named`: the user's generators the campaign tuned, named by their paths on the command
     line; the farm runs no other generator a run directory names (catalog.recorded)."""
@@ -217,7 +218,7 @@ def prepare(run_dir: str | Path, together: Sequence[str] | None = None,
         f"warning: {n} has {distinct.get(n, 0)} distinct schedules measured; Halide's trainer "
         f"skips a pipeline with fewer than {costmodel.MIN_DISTINCT}, so no model learns "
         "from it" for n in names if distinct.get(n, 0) < costmodel.MIN_DISTINCT)
-    return Plan(run, manifest, tuple(pipelines), benches, tuple(groups), start, extra, table,
+    return Evaluation(run, manifest, tuple(pipelines), benches, tuple(groups), start, extra, table,
                 resolve_target(manifest.target), steps or TRAIN_STEPS, TRAIN_RATE, warnings)
 
 
