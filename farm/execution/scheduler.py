@@ -34,7 +34,7 @@ from farm.devices.timing import TimingConfig
 from farm.execution.pool import DEVICE_TRIES, DeviceHandle, DevicePool
 from farm.execution.workers import Done, Job, first_line
 from farm.faults import Fault
-from farm.search.plans import Plan, SeenSchedules
+from farm.search.plans import FixedPlan, Plan, SeenSchedules
 
 CUTOFF_FACTOR = 3.0  # a candidate this much slower than the run's best is timed briefly
 TICK_S = 1.0  # longest wait for an answer before progress is reported again
@@ -85,6 +85,17 @@ class RoundScheduler:
         self.on_update = on_update or (lambda counts: None)
         self.slow_s = slow_s
         self._plan_key = 0
+        # the batch run() works through, set anew by each run()
+        self.plan: Plan = FixedPlan([])
+        self.seen = None  # the SeenActor compile tasks claim schedules in (or None)
+        self.best_ms: dict[int, float] = {}
+        self.counts = Counts(total=0)
+        self.outcomes: dict[int, Outcome] = {}
+        self.waiting: deque[Job] = deque()
+        self.tries: dict[int, int] = {}
+        self.failed_on: dict[int, frozenset[str]] = {}
+        self.calls: dict = {}  # ObjectRef -> (Job, DeviceHandle, submitted at)
+        self._answered_at = self._looked_at = 0.0
 
     def run(self, plan: Plan, best_ms: Mapping[int, float | None] | None = None, seen=None,
             keep_below_ms: Mapping[int, float | None] | None = None) -> list[Outcome]:
@@ -101,14 +112,12 @@ class RoundScheduler:
             h.actor.begin.remote(self._plan_key, plan, seen)
         total = len(plan.specs())
         self.counts = Counts(total=total)
-        self.outcomes: dict[int, Outcome] = {}
-        self.waiting: deque[Job] = deque(
+        self.outcomes = {}
+        self.waiting = deque(
             Job(self._plan_key, i, self.threads, self.timing, self.compile_timeout_s,
                 keep=plan.is_beam(i), keep_below_ms=keep.get(plan.group(i)))
             for i in range(total))
-        self.tries: dict[int, int] = {}
-        self.failed_on: dict[int, frozenset[str]] = {}
-        self.calls: dict = {}  # ObjectRef -> (Job, DeviceHandle, submitted at)
+        self.tries, self.failed_on, self.calls = {}, {}, {}
         last_done, last_update = -1, 0.0
         self._answered_at = self._looked_at = time.monotonic()
         while len(self.outcomes) < total:

@@ -48,6 +48,9 @@ class Progress:
         self._last_plain = 0.0
         self.best_ms: float | None = None  # best of the run so far
         self.round_s: float | None = None  # average wall time of a round so far
+        self.round_no = self.rounds = 0  # the round under way, of how many
+        self.started = 0.0  # when it started (time.monotonic())
+        self._task: rich.progress.TaskID | None = None  # its bar's task, on a TTY
 
     def message(self, text: str) -> None:
         """A line (or lines) on the terminal, its control characters escaped (it may name
@@ -74,7 +77,7 @@ class Progress:
 
     def update(self, counts: Counts) -> None:
         text = self._status(counts)
-        if self._bar is not None:
+        if self._bar is not None and self._task is not None:
             self._bar.update(self._task, completed=counts.done, description=text)
         elif time.monotonic() - self._last_plain >= PLAIN_EVERY_S:
             self._last_plain = time.monotonic()

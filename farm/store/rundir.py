@@ -111,6 +111,7 @@ class RunDir(BestFolders):
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self._lock_file: TextIO | None = None
+        self.took_over = ""  # open(): the line of a driver that died holding the lock
 
     # layout
     @property
