@@ -4,8 +4,8 @@ Both go through the path every command takes (farm.execution.scheduler over a
 farm.execution.pool.DevicePool): compile tasks on Ray (an embedded local Ray without an
 address), the device's actor to time, and the same retries, timeouts and
 quarantine as `farm autotune`. The two candidates compile at once. Then the two
-are re-timed, interleaved, on the device (DevicePool.retime, the farm's one
-re-timing path) for the verdict with its interval (farm.stats.verdict): two single
+are re-timed, interleaved, on the device (farm.workflows.compare, the farm's one
+comparison workflow) for the verdict with its interval (farm.stats.verdict): two single
 timings never decide which is faster.
 """
 
@@ -27,6 +27,7 @@ from farm.paths import path_name
 from farm.search.plans import FixedPlan
 from farm.stats import verdict
 from farm.stats.verdict import Verdict
+from farm.workflows import compare
 
 DEFAULT_RETIMES = 5  # interleaved re-timings of each schedule: the fewest with a verdict
 AUTO, MANUAL = "autoscheduled", "manual"  # the two schedules' labels in the re-timing
@@ -79,12 +80,18 @@ def run_benchmark(spec: CandidateSpec, pool: DevicePool, timing: TimingConfig,
         if with_manual else None
     device = pool.handles[0].info
     times: dict = {}
+    found = None
     if manual is not None and manual.measurement is not None and manual.measurement.ok \
             and outcomes[0].artifact and outcomes[1].artifact:
-        # the artifacts the scheduler kept (a FixedPlan keeps every one that ran)
-        times = pool.retime({AUTO: outcomes[0].artifact[0], MANUAL: outcomes[1].artifact[0]},
-                            spec.parallelism, timing, retimes)
-    found = verdict.compare(times[AUTO], times[MANUAL]) if times else None
+        # the artifacts the scheduler kept (a FixedPlan keeps every one that ran): the
+        # comparison workflow builds nothing and re-times the two interleaved
+        built = compare.build(pool, [
+            compare.Variant(AUTO, artifact=outcomes[0].artifact, against=MANUAL),
+            compare.Variant(MANUAL, artifact=outcomes[1].artifact)], compile_timeout_s)
+        timed = compare.retime(pool, built, spec.parallelism, timing, retimes)
+        if any(c.retimes_ms for c in timed.values()):  # none when the device was lost
+            times = {key: list(c.retimes_ms) for key, c in timed.items()}
+            found = timed[AUTO].verdict
     return RunResult(device, spec.target, auto, manual, schedule_file, found, times)
 
 
