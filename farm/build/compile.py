@@ -214,10 +214,21 @@ def _generate(spec: CandidateSpec, out_dir: Path, runtime: bool, cpu_limit_s: fl
     return _read_schedule(spec, ran, ran.cpu_s - codegen_s), library, codegen_s
 
 
+# C library functions a generator may well be named after: a pipeline compiled under one of
+# these names would take the place of the library's function in the timing harness's binary
+# (the farm's own `random` generator would be libc's random())
+_LIBC_NAMES = frozenset((
+    "abort", "abs", "atan", "ceil", "clock", "cos", "div", "exit", "exp", "fabs", "floor",
+    "free", "log", "main", "malloc", "memcpy", "pow", "qsort", "rand", "random", "round",
+    "signal", "sin", "sqrt", "srand", "system", "tan", "time"))
+
+
 def function_name(spec: CandidateSpec) -> str:
-    """The C name of the compiled pipeline: the benchmark's name, made an identifier."""
+    """The C name of the compiled pipeline: the benchmark's name, made an identifier (and
+    never a C library function's)."""
     name = re.sub(r"\W", "_", spec.benchmark.name)
-    return name if name[:1].isalpha() or name[:1] == "_" else f"p_{name}"
+    name = name if name[:1].isalpha() or name[:1] == "_" else f"p_{name}"
+    return f"{name}_pipeline" if name in _LIBC_NAMES else name
 
 
 def build(spec: CandidateSpec, workdir: str | os.PathLike | None = None,

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+RANDOM = """
+The farm's random pipelines (not among the built-ins, nor in `all`):
+  random:seed=N              one random pipeline per seed (and stages=8, size=256,
+                             types=float|int, version=1): stencils, resampling, reductions,
+                             scans, histograms, channel mixes and joins, for pre-training"""
+
 YOUR_OWN = """
 Your own generators (BENCH for farm run, autotune and bench):
   path/to/file.py:NAME       a Python generator (@hl.generator) in that file, by the name
@@ -32,5 +38,6 @@ def main(args) -> int:
     print("Built-in benchmarks:")
     for b in benches:
         print(f"  {b.name:<{width}}  {b.description}")
+    print(RANDOM)
     print(YOUR_OWN)
     return 0

@@ -75,6 +75,22 @@ def builtin_dir() -> Path:
     return installed if installed.is_dir() else here.parent / "benchmarks"
 
 
+# The farm's own generators by name: built in, but not among the built-in benchmarks (not in
+# `all`, not in a campaign of the built-ins); each draws a pipeline per parameter set.
+GENERATORS = {"random": Path(__file__).with_name("random_pipeline.py")}
+
+
+@functools.cache
+def farm_generator(name: str) -> Benchmark | None:
+    """The farm's own generator `name` (GENERATORS), or None."""
+    path = GENERATORS.get(name)
+    if path is None:
+        return None
+    source = path.read_text()
+    cls = pygen.generator_classes(source, str(path))[name]
+    return Benchmark(name, str(path), source, True, pygen.describe(cls))
+
+
 @functools.cache
 def builtin_benchmarks() -> tuple[Benchmark, ...]:
     found = []
@@ -104,6 +120,11 @@ def resolve(ref: str, sha256: str | None = None) -> Benchmark:
     before any of its code runs: read, hashed, then loaded."""
     ref, params = split_params(ref)
     bench = _resolve(ref, sha256)
+    if bench.builtin and bench.name in GENERATORS and "version" not in dict(params):
+        # a farm generator's version is part of every pipeline's name: a seed is one
+        # pipeline of one version
+        defaults = pygen.generator_param_defaults(pygen.generator_class(bench))
+        params = (*params, ("version", str(defaults["version"])))
     if not params:
         return bench
     if bench.kind in (CPP, EXECUTABLE):
@@ -180,7 +201,8 @@ def _check_sha(bench: Benchmark, sha256: str | None) -> Benchmark:
 
 
 def _resolve(ref: str, sha256: str | None = None) -> Benchmark:
-    builtin = next((b for b in builtin_benchmarks() if b.name == ref), None)
+    builtin = next((b for b in builtin_benchmarks() if b.name == ref), None) or \
+        farm_generator(ref)
     if builtin is not None:
         if Path(ref).exists():
             raise BenchmarkError(f"{ref!r} is a built-in benchmark and a path here: write "
