@@ -301,7 +301,7 @@ class Run:
         if record is None:
             return None
         name = record.benchmark.split(":")[0]
-        schedule = run.best_schedule(name, scope or "")
+        schedule = run.best_schedule(name, scope or "", record.library)
         library = run.best_path(scope or "") / record.library if record.library else None
         winner = record.finalist_labelled(record.finalist)
         return Best(pipeline or m.generator, record.finalist, record.runtime_ms, schedule,

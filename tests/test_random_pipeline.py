@@ -70,3 +70,16 @@ def test_farm_run_times_a_random_pipeline_and_its_manual_schedule(tmp_path):
     assert "autoscheduled:" in proc.stdout and "manual:" in proc.stdout
     assert "failed" not in proc.stdout, proc.stdout  # the manual schedule too: compute_root
     assert "output" in (tmp_path / "random.schedule.h").read_text()  # the schedule it found
+
+
+@pytest.mark.slow
+def test_a_random_pipeline_tunes_and_its_best_schedule_is_where_the_summary_says(tmp_path):
+    """Its compiled name (random_pipeline) is not its generator's: best/ holds
+    random_pipeline.a and .schedule.h, and the summary and the API find them."""
+    import farm.api as fa
+
+    summary = fa.tune(tmp_path / "run", "random:seed=2,types=int", rounds=1, batch_size=4)
+    assert summary.best_schedule_path is not None and summary.best_schedule_path.exists()
+    assert summary.best_schedule_path.name == "random_pipeline.schedule.h"
+    best = fa.open_run(tmp_path / "run").best()
+    assert best is not None and best.schedule_text and best.library_path.exists()

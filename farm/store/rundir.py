@@ -205,9 +205,12 @@ class RunDir(BestFolders):
     def retiming_record_path(self) -> Path:
         return self.retiming_path()
 
-    def best_schedule(self, name: str, pipeline: str = "") -> Path:
-        """best/NAME.schedule.h: the winner's schedule, NAME its generator's."""
-        return self.best_path(pipeline) / f"{path_name(name)}.schedule.h"
+    def best_schedule(self, name: str, pipeline: str = "", library: str | None = None) -> Path:
+        """best/NAME.schedule.h: the winner's schedule, named as its library (`library`,
+        the re-timing record's NAME.a: the compiled pipeline's C name) when the record names
+        one, else as its generator `name`."""
+        stem = Path(library).stem if library else path_name(name)
+        return self.best_path(pipeline) / f"{stem}.schedule.h"
 
     def retiming_weights(self, record: RetimingRecord) -> Path:
         """The weights that planned the re-timing's winner: best/NAME.weights (or, in runs

@@ -122,7 +122,8 @@ def summary(inputs: FinalInputs, stopped: str, elapsed_s: float,
         best = retiming(pipe)
         pipelines.append(PipelineSummary(
             pipe.benchmark.label, best.runtime_ms if best else None,
-            run.best_schedule(pipe.benchmark.name, pipe.scope) if best else None))
+            run.best_schedule(pipe.benchmark.name, pipe.scope, best.library) if best
+            else None))
     handed = result.best_weights if result is not None else run.read_best_weights_record()
     single = None if len(inputs.pipelines) != 1 or inputs.pipelines[0].scope else \
         retiming(inputs.pipelines[0])
