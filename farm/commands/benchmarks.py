@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 RANDOM = """
-The farm's random pipelines (not among the built-ins, nor in `all`):
-  random:seed=N              one random pipeline per seed (and stages=8, size=256,
-                             types=float|int, version=1): stencils, resampling, reductions,
-                             scans, histograms, channel mixes and joins, for pre-training"""
+The farm's random pipelines, for pre-training (not built-ins, not in `all`): random:seed=N,
+with stages=8, size=256, types=float|int and version=1 (docs/generators.md)."""
 
 YOUR_OWN = """
 Your own generators (BENCH for farm run, autotune and bench):
@@ -38,6 +36,6 @@ def main(args) -> int:
     print("Built-in benchmarks:")
     for b in benches:
         print(f"  {b.name:<{width}}  {b.description}")
-    print(RANDOM)
     print(YOUR_OWN)
+    print(RANDOM)
     return 0
