@@ -137,6 +137,10 @@ def _run(argv: list[str], what: str) -> None:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=600)
     except subprocess.TimeoutExpired:
         raise WorkFailed(f"{what} timed out after 600 s: {' '.join(argv)}") from None
+    except FileNotFoundError:  # gone since it was found (host_compiler): say the fix
+        raise MissingPrerequisite(
+            f"{what}: no C++ compiler at {argv[0]} any more: install one (Debian: apt install "
+            "g++) or set CXX (ANDROID_NDK_ROOT for Android targets)", cause="compiler") from None
     except OSError as e:
         raise MissingPrerequisite(f"{what}: cannot run {argv[0]}: {e.strerror}",
                                   cause="compiler") from None
