@@ -21,7 +21,7 @@ from farm.store.records import BeamCheck, VerdictRecord
 from farm.store.rundir import RunDir
 from farm.tuning.artifacts import KeptArtifacts
 from farm.tuning.settings import TuneSettings
-from farm.tuning.state import RunState
+from farm.tuning.state import RunState, Track
 from farm.workflows import compare
 
 BEAM_CHECK_RATIO = 1.1  # provisional weights' beam search / the start weights', at most
@@ -78,16 +78,19 @@ class BeamChecker:
         when none is significantly slower and their geometric mean ratio is at most
         BEAM_CHECK_RATIO."""
         s, kept = self.s, self.kept
+
+        def beam(t: Track, w: Weights) -> CandidateSpec:
+            return CandidateSpec(t.bench, s.target, w, parallelism=s.parallelism, **BEAM_SEARCH)
+
         variants = []
         for t in self.state.tracks:
             mine, start = beams.get(t.name), kept.refs.get(kept.start_key(t))
             variants += [
-                compare.Variant((t.name, PROVISIONAL), spec=None if mine else CandidateSpec(
-                    t.bench, s.target, provisional, parallelism=s.parallelism, **BEAM_SEARCH),
-                    artifact=(mine, None) if mine else None, against=(t.name, START)),
-                compare.Variant((t.name, START), spec=None if start else CandidateSpec(
-                    t.bench, s.target, s.start_weights, parallelism=s.parallelism,
-                    **BEAM_SEARCH), artifact=start)]
+                compare.Variant((t.name, PROVISIONAL), spec=None if mine else beam(t, provisional),
+                                artifact=(mine, None) if mine else None,
+                                against=(t.name, START)),
+                compare.Variant((t.name, START), artifact=start,
+                                spec=None if start else beam(t, s.start_weights))]
         built = compare.build(self.pool, variants, BEAM_CHECK_TIMEOUT_S)
         for t in self.state.tracks:  # a start beam built here is kept for the next checks
             b = built[(t.name, START)]
