@@ -101,7 +101,9 @@ def test_a_slow_round_says_what_is_compiling_and_for_how_long(spec_for):
                                on_update=lambda c: seen.append(c.waiting_on), slow_s=1.0)
     plan = RoundPlan("test", 1, spec_for("median3x3"), 2)
     scheduler.run(plan, seen=shared(SeenSchedules()))
-    notices = [w for w in seen if w is not None]
+    # a notice raised as a 3 s compile hands over to its 0.01 s timing names the timing:
+    # read the last one taken during a compile
+    notices = [w for w in seen if w is not None and w[0].startswith("compiling")]
     assert notices, seen
     what, since = notices[-1]
     assert what.startswith("compiling median3x3 (beam ") and what.endswith(
