@@ -94,6 +94,44 @@ def tune(out: str | Path, *benchmarks: str, rounds: int = 1, batch_size: int = 3
     return autotune(out, settings, address=address, progress=progress)
 
 
+def pretrain(out: str | Path, *, pipelines: int = 256, per_pipeline: int = 16,
+             per_round: int | None = None, generator: str | None = None,
+             beam_checked: int | None = None, budget_s: float | None = None,
+             weights: str | Path | None = None, parallelism: int | None = None,
+             target: str | None = None, devices: Sequence[str] = (),
+             address: str | None = None, compile_timeout_s: float = 600.0,
+             run_timeout_s: float = 60.0, train_steps: int | None = None,
+             isolation: str = "pause", progress=None):
+    """Start or continue the pre-training in `out` (`farm pretrain --out OUT`): `pipelines`
+    new pipelines of `generator` (a BENCH with a `seed` parameter; default the farm's
+    random pipelines, their integer family for a Hexagon target), `per_pipeline`
+    candidates each, `per_round` of them per round. Returns its summary
+    (farm.workflows.pretrain.PretrainSummary)."""
+    from farm.build import compile as build
+    from farm.candidate import DEFAULT_PARALLELISM, CandidateSpec
+    from farm.devices.timing import TimingConfig
+    from farm.machine import targets
+    from farm.model import retrain as costmodel
+    from farm.model import weights as weights_module
+    from farm.tuning.loop import TuneSettings, autotune
+    from farm.tuning.settings import BEAM_CHECKED, PretrainSpec
+    from farm.workflows.pretrain import Pretraining, seeded_generator
+
+    where = targets.resolve(target or "host")
+    spec = PretrainSpec(seeded_generator(generator, where), pipelines=pipelines,
+                        per_round=per_round,
+                        beam_checked=BEAM_CHECKED if beam_checked is None else beam_checked)
+    settings = TuneSettings(
+        benchmarks=(), target=where, start_weights=weights_module.resolve(weights),
+        batch_size=per_pipeline, budget_s=budget_s,
+        parallelism=parallelism or DEFAULT_PARALLELISM, device_ids=tuple(devices),
+        compile_timeout_s=compile_timeout_s, timing=TimingConfig(timeout_s=run_timeout_s),
+        isolation=isolation, train_steps=train_steps or costmodel.DEFAULT_STEPS,
+        pretrain=spec)
+    build.check_pipeline(CandidateSpec(spec.pipeline(0), where, settings.start_weights))
+    return autotune(out, settings, address=address, progress=progress, tuning=Pretraining)
+
+
 def run(benchmark: str | Benchmark, *, beam_size: int = 32, parallelism: int | None = None,
         weights: str | Path | Weights | None = None, target: str | None = None,
         device: str | None = None, address: str | None = None,
@@ -169,28 +207,44 @@ def evaluate(run_dir: str | Path, out: str | Path | None = None, *,
              together: Sequence[str] | None = None, weights_for: Sequence[str] | None = None,
              train_steps: int | None = None, generators: Sequence[str] = (),
              devices: Sequence[str] | None = None, address: str | None = None,
-             retimes: int = 10, progress=None) -> EvaluateResult:
+             retimes: int = 10, on: Sequence[str] | None = None,
+             progress=None) -> EvaluateResult:
     """`farm evaluate RUN_DIR`: does the campaign's model carry to a pipeline it has not
     seen? Models are trained with each group left out, and each pipeline's beam search with
     them is re-timed interleaved against the start weights' on a device of the run's class.
-    Written to `out` (default RUN_DIR/evaluate). `progress(line)` hears what it does."""
+    Written to `out` (default RUN_DIR/evaluate). `progress(line)` hears what it does.
+    With `on` (BENCHes), RUN_DIR is any run (a pre-training, a campaign, a single run) and
+    its handed-over weights are re-timed against its start weights on those pipelines,
+    which it must never have trained on."""
     from farm.atomic import writable_dir
     from farm.store.rundir import refuse_a_run
     from farm.workflows import evaluate as workflow
 
     say = progress or (lambda text: None)
-    ev = workflow.prepare(run_dir, together, weights_for, train_steps, named=generators)
+    if on:
+        if together or train_steps or generators:
+            raise BadInput("--on judges the run's handed-over weights and trains no model: "
+                           "--together, --train-steps and --generator are for leave-one-out")
+        ev = workflow.prepare_on(run_dir, on, weights_for)
+    else:
+        ev = workflow.prepare(run_dir, together, weights_for, train_steps, named=generators)
     if out:
         refuse_a_run(out, "evaluate")  # its weights/ would mix with the run's
     folder = writable_dir(str(out) if out else str(Path(run_dir) / "evaluate"))
-    say(f"{len(ev.pipelines)} pipelines in {len(ev.groups)} groups left out in turn: "
-        f"{', '.join(g.name for g in ev.groups)}; device class "
-        f"{ev.manifest.device_class or '(not recorded)'}")
+    if ev.handed is not None:
+        say(f"{ev.handed[1]} against the start weights on {len(ev.pipelines)} pipelines "
+            f"{run_dir} never trained on: {', '.join(ev.names)}; device class "
+            f"{ev.manifest.device_class or '(not recorded)'}")
+    else:
+        say(f"{len(ev.pipelines)} pipelines in {len(ev.groups)} groups left out in turn: "
+            f"{', '.join(g.name for g in ev.groups)}; device class "
+            f"{ev.manifest.device_class or '(not recorded)'}")
     result = workflow.run_evaluate(ev, folder, devices, address, retimes=retimes,
                                    progress=say)
     device_class = (ev.manifest.device_class or "").split(" (")[0]  # without its target
     rows_path, plot_path = workflow.write_results(
         result.rows, folder, f"farm evaluate: {Path(run_dir).resolve().name}"
+        + (" on pipelines it never saw" if ev.handed is not None else "")
         + (f" on {device_class}" if device_class else ""))
     return EvaluateResult(result.rows, workflow.format_table(result.rows),
                           [m.describe() for m in result.models.values()],

@@ -20,6 +20,7 @@ from farm.commands import (
     devices,
     evaluate,
     export,
+    pretrain,
     report,
     run,
     weights,
@@ -31,7 +32,7 @@ from farm.report.output import printable
 
 # in the order `farm --help` lists them
 COMMANDS = {m.__name__.rpartition(".")[2]: m
-            for m in (run, autotune, devices, report, bench, evaluate, export, weights,
+            for m in (run, autotune, pretrain, devices, report, bench, evaluate, export, weights,
                       benchmarks)}
 
 

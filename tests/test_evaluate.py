@@ -473,3 +473,49 @@ def test_weights_for_a_pipeline_with_generator_parameters(tmp_path):
              PipelineRecord("box:radius=2", "box.py:box:radius=2", "")]
     out = evaluate.parse_weights_for([f"box:radius=2={own}"], pipes)
     assert set(out) == {"box:radius=2"} and out["box:radius=2"][1] == str(own)
+
+
+# --on: a run's handed-over weights on pipelines it never trained on ---------------------
+
+def _handed(run, seed=7):
+    w = weights.perturbed(weights.baseline(), seed, 0.01)
+    weights.write(w, run.best_weights)
+    return w
+
+
+def test_on_refuses_a_pipeline_the_run_trained_on(three, tmp_path, capsys):
+    _handed(three)
+    with pytest.raises(BadInput, match=r"median3x3 took part in .* training"):
+        evaluate.prepare_on(three.path, ["gaussian5x5", "median3x3"])
+    assert_user_error(farm_here(capsys, "evaluate", three.path, "--on", "conv3x3a16"),
+                      "conv3x3a16 took part", "never saw")
+    assert_user_error(farm_here(capsys, "evaluate", three.path, "--on", "sobel",
+                                "--together", "a,b"), "--on", "leave-one-out")
+
+
+def test_on_times_the_start_the_handed_over_and_given_weights(three, tmp_path):
+    handed = _handed(three)
+    given = tmp_path / "loo.weights"
+    weights.write(weights.perturbed(weights.baseline(), 9, 0.01), given)
+    ev = evaluate.prepare_on(three.path, ["gaussian5x5", "sobel"],
+                             weights_for=[f"sobel={given}"])
+    assert ev.names == ["gaussian5x5", "sobel"] and ev.handed[0].sha256 == handed.sha256
+    pool = FakePool(ms={"handed-over": 0.7})
+    rows = evaluate.time_pipeline(ev, ev.pipelines[1], {}, pool, "cpu@n", 6,
+                                  progress=lambda _: None)
+    by = {r["variant"]: r for r in rows}
+    assert set(by) == {"baseline", "handed-over", "own"}
+    assert by["handed-over"]["verdict"] == verdict.FASTER
+    assert by["handed-over"]["weights_file"] == str(three.best_weights)
+    assert by["own"]["weights_file"] == str(given)
+    rows0 = evaluate.time_pipeline(ev, ev.pipelines[0], {}, FakePool(), "cpu@n", 6,
+                                   progress=lambda _: None)
+    assert {r["variant"] for r in rows0} == {"baseline", "handed-over"}  # own: sobel only
+    assert "handed-over / baseline: geometric mean" in "\n".join(evaluate.summary(rows + rows0))
+
+
+def test_on_without_handed_over_weights_judges_the_accepted_ones_and_says_so(three):
+    weights.write(weights.perturbed(weights.baseline(), 3, 0.01), three.latest_weights)
+    ev = evaluate.prepare_on(three.path, ["sobel"])
+    assert ev.handed[1] == str(three.latest_weights)
+    assert any("no handed-over weights" in w for w in ev.warnings)

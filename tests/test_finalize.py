@@ -13,6 +13,7 @@ from farm.stats import verdict
 from farm.store.records import BestWeightsRecord, FinalistRecord, RetimingRecord, VerdictRecord
 from farm.store.rundir import RunDir
 from farm.tuning import finalize
+from farm.tuning.confirm import Confirmation
 from farm.tuning.finalize import START_LABEL, Finalist, _update_best_weights
 
 
@@ -57,6 +58,37 @@ def test_significantly_faster_tuned_weights_are_handed_over(spec_for, tmp_path):
     assert handed.compared["beam search with final-x"].vs_start.verdict == "faster"
 
 
+def _confirmation(passed: bool, word: str, ratio: float) -> Confirmation:
+    found = verdict.Verdict(ratio, ratio * 0.95, ratio * 1.05, 10, word)
+    return Confirmation(passed, f"{'confirmed' if passed else 'not confirmed'} by a fresh "
+                        "re-timing", {"median3x3": found}, {"median3x3": ratio})
+
+
+def test_weights_chosen_but_not_confirmed_afresh_hand_over_the_start_weights(spec_for,
+                                                                           tmp_path):
+    """The winner's curse: chosen as faster on one re-timing, slower on a fresh one."""
+    start, other, tuned = _beams(spec_for, 0.7)
+    (tmp_path / "weights").mkdir()
+    run = RunDir(tmp_path)
+    asked = []
+
+    def refuse(winner, chosen):
+        asked.append((winner.label, [f.label for f in chosen]))
+        return _confirmation(False, verdict.SLOWER, 1.16)
+
+    handed = _update_best_weights(run, [start, other], refuse)
+    assert asked == [("beam search with final-x", ["beam search with final-x"])]
+    assert weights.load(run.best_weights).sha256 == start.spec.weights.sha256
+    assert handed.confirmed_for == tuned.sha256
+    assert handed.reason.endswith("not confirmed by a fresh re-timing; the start weights are "
+                                  "handed over")
+    assert handed.confirmation["median3x3"].vs_start.verdict == verdict.SLOWER
+    confirmed = _update_best_weights(run, [start, other],
+                                     lambda w, c: _confirmation(True, verdict.FASTER, 0.7))
+    assert weights.load(run.best_weights).sha256 == tuned.sha256
+    assert confirmed.weights == "final-x.weights" and confirmed.confirmed_for == tuned.sha256
+
+
 def test_without_the_start_weights_beam_search_the_start_weights_are_handed_over(spec_for,
                                                                                tmp_path):
     start, other, _ = _beams(spec_for, 0.5)
@@ -69,7 +101,7 @@ def test_without_the_start_weights_beam_search_the_start_weights_are_handed_over
     assert "could not be re-timed" in record["reason"]
     # one writer, one set of fields, whichever way the weights were chosen
     assert set(record) == {"weights", "reason", "weights_sha256", "beam_ms", "measured",
-                           "sample_id", "compared"}
+                           "sample_id", "compared", "confirmed_for", "confirmation"}
     assert record["weights"] == "round-000000.weights" and record["beam_ms"] is None
     assert record["weights_sha256"] == start.spec.weights.sha256
     assert list(record["compared"]) == ["beam search with final-x"]

@@ -29,7 +29,14 @@ def add_parser(sub) -> None:
         "pipeline itself adds. The models, their training logs, the Parquet rows and a plot "
         "go to --out.")
     p.add_argument("run_dir", metavar="RUN_DIR",
-                   help="a `farm autotune` campaign run directory (two pipelines or more)")
+                   help="a `farm autotune` campaign run directory (two pipelines or more); "
+                   "with --on, any run directory: a pre-training, a campaign, a single run")
+    p.add_argument("--on", metavar="BENCH", nargs="+",
+                   help="judge RUN_DIR's handed-over weights (weights/best.weights) instead: "
+                   "each BENCH (or `all`, the built-ins) is built with beam 32 and the run's "
+                   "start weights (baseline), its handed-over weights and any --weights-for, "
+                   "and re-timed interleaved. A BENCH the run trained on is refused: the "
+                   "question is how the model does on pipelines it never saw")
     p.add_argument("--generator", metavar="PATH", action="append", dest="generators",
                    default=[], help="a generator of the campaign's own (path/to/file.py, a "
                    "C++ generator's folder or file, an executable), named again; repeat for "
@@ -70,7 +77,7 @@ def main(args) -> int:
                           weights_for=args.weights_for, train_steps=args.train_steps,
                           generators=args.generators, devices=args.devices,
                           address=args.address, retimes=args.retimes or DEFAULT_RETIMES,
-                          progress=say)
+                          on=args.on, progress=say)
     for part in ([result.table], result.models, result.summary):
         say()
         for line in part:

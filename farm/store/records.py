@@ -380,11 +380,16 @@ class BestWeightsRecord(_Record):
     measured: str | None = None  # how beam_ms was measured
     sample_id: str | None = None  # the sample whose artifact was re-timed, if any
     compared: dict[str, ComparedBeam] = field(default_factory=dict)  # by finalist label
+    # the weights a fresh re-timing confirmed or refused (their sha256), and what it found:
+    # the hand-over is checked on timings it was not chosen on (no winner's curse)
+    confirmed_for: str | None = None
+    confirmation: dict[str, ComparedBeam] = field(default_factory=dict)  # by pipeline
     extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
 
-    NESTED: ClassVar = {"compared": _compared}
+    NESTED: ClassVar = {"compared": _compared, "confirmation": _compared}
     CHECKS: ClassVar = {"weights": FILE_NAME, "weights_sha256": TEXT, "beam_ms": MS,
-                        "sample_id": TEXT, "compared": LABELS}
+                        "sample_id": TEXT, "compared": LABELS, "confirmed_for": TEXT,
+                        "confirmation": LABELS}
 
 
 @dataclass(frozen=True)

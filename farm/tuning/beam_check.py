@@ -83,7 +83,7 @@ class BeamChecker:
             return CandidateSpec(t.bench, s.target, w, parallelism=s.parallelism, **BEAM_SEARCH)
 
         variants = []
-        for t in self.state.tracks:
+        for t in self.checked(beams):
             mine, start = beams.get(t.name), kept.refs.get(kept.start_key(t))
             variants += [
                 compare.Variant((t.name, PROVISIONAL), spec=None if mine else beam(t, provisional),
@@ -92,7 +92,7 @@ class BeamChecker:
                 compare.Variant((t.name, START), artifact=start,
                                 spec=None if start else beam(t, s.start_weights))]
         built = compare.build(self.pool, variants, BEAM_CHECK_TIMEOUT_S)
-        for t in self.state.tracks:  # a start beam built here is kept for the next checks
+        for t in self.checked(beams):  # a start beam built here is kept for the next checks
             b = built[(t.name, START)]
             if b.ready and b.variant.artifact is None:
                 kept.refs[kept.start_key(t)] = (b.binary, b.library)
@@ -102,9 +102,21 @@ class BeamChecker:
                              "could not be built")
         timed = compare.retime(self.pool, pairs, s.parallelism, replace(s.timing, repeats=5),
                                BEAM_CHECK_RETIMES, timeout_s=BEAM_CHECK_TIMEOUT_S)
-        checked = [t.name for t in self.state.tracks if (t.name, PROVISIONAL) in pairs]
+        checked = [t.name for t in self.checked(beams) if (t.name, PROVISIONAL) in pairs]
         return _decide({name: timed[(name, PROVISIONAL)].verdict or verdict.compare([], [])
                         for name in checked})
+
+
+    def checked(self, beams: dict) -> list[Track]:
+        """The pipelines a check re-times: every one; a pre-training's first few
+        (PretrainSpec.beam_checked), those whose provisional beam search was built in the
+        round first (none of them was trained on: they are the round's new pipelines)."""
+        tracks = self.state.tracks
+        if self.s.pretrain is None:
+            return tracks
+        ready = [t for t in tracks if t.name in beams] + [t for t in tracks
+                                                           if t.name not in beams]
+        return ready[:self.s.pretrain.beam_checked]
 
 
 def _by_provisional(label: str | None) -> bool:

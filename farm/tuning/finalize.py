@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -54,6 +54,7 @@ from farm.store.records import (
 )
 from farm.store.rundir import RunDir
 from farm.store.samples import FINALIST_COLUMNS
+from farm.tuning.confirm import Confirmation, ToConfirm, confirm
 from farm.tuning.final_inputs import FinalInputs, FinalPipeline, FinalResult, FinalSettings
 from farm.tuning.final_models import FINAL_SETTINGS, final_weights, handed_model
 from farm.tuning.summary import TuneSummary, summary
@@ -83,6 +84,7 @@ class Finalist:
     also: list[str] = field(default_factory=list)  # other labels for the same schedule
     pipeline: str = ""  # its pipeline's name in a campaign
     round_row: dict | None = None  # the sample row of its timing during a round, if any
+    artifact: tuple | None = None  # (binary, library) ObjectRefs re-timed (a confirmation's)
 
     vs_start: verdict.Verdict | None = None  # against beam search with the start weights
 
@@ -147,7 +149,9 @@ def finalize(inputs: FinalInputs, pool, trainer, progress: Progress) -> FinalRes
         beams += [f for f in timed if f.is_beam]
     if not retimings:
         return None
-    return FinalResult(retimings, _update_best_weights(run, beams))
+    return FinalResult(retimings, _update_best_weights(
+        run, beams, lambda winner, chosen: _confirm(winner, chosen, beams, pool,
+                                                    inputs.settings, progress)))
 
 
 def _finalists(inputs: FinalInputs, pipe: FinalPipeline, ok: list[dict],
@@ -232,6 +236,8 @@ def _retime(finalists: list[Finalist], pool, s, kept: Mapping[str, tuple]) -> No
     for i in ready:
         f, c = finalists[i], results[i]
         f.retimes_ms, f.vs_start = c.retimes_ms, c.verdict
+        if built[i].binary is not None:
+            f.artifact = (built[i].binary, built[i].library)
         f.library = _get(c.built.library)
         f.schedule_source = c.built.schedule_source
 
@@ -290,11 +296,16 @@ def _schedule_source(run, sample: str) -> str:
     return rows["schedule_source"][0].as_py() or ""
 
 
-def _update_best_weights(run: RunDir, beams: list[Finalist]) -> BestWeightsRecord:
+def _update_best_weights(
+        run: RunDir, beams: list[Finalist],
+        confirm_with: Callable[[Finalist, list[Finalist]], Confirmation] | None = None
+) -> BestWeightsRecord:
     """best.weights: of the weights whose beam search is significantly faster than the
     start weights' on some pipeline and significantly slower on none, those with the lowest
-    geometric mean of their ratios (one pipeline: the fastest); best.json says which and
-    why (returned)."""
+    geometric mean of their ratios (one pipeline: the fastest), if a fresh re-timing
+    confirms them (farm.tuning.confirm: chosen among several on one re-timing, they would
+    carry the winner's curse; `confirm_with(winner, its beams)` re-times them, and without
+    it the choice stands unconfirmed); best.json says which and why (returned)."""
     compared = {(f"{f.pipeline}: " if f.pipeline else "") + f.label:
                 ComparedBeam(weights=f.weights_file, median_ms=f.median_ms,
                              vs_start=_verdict(f.vs_start)) for f in beams}
@@ -312,6 +323,8 @@ def _update_best_weights(run: RunDir, beams: list[Finalist]) -> BestWeightsRecor
     for f in beams:
         if f.vs_start is not None and f.spec.weights is not None:
             by_weights.setdefault(f.spec.weights.sha256, []).append(f)
+    confirmed: Finalist | None = None  # the chosen weights' beam search, re-timed afresh
+    confirmation: dict[str, ComparedBeam] = {}
     better = {sha: fs for sha, fs in by_weights.items()
               if any(f.vs_start.word == verdict.FASTER for f in fs if f.vs_start)
               and not any(f.vs_start.word == verdict.SLOWER for f in fs if f.vs_start)}
@@ -332,6 +345,13 @@ def _update_best_weights(run: RunDir, beams: list[Finalist]) -> BestWeightsRecor
             reason = (f"its beam search is significantly faster than with the start weights "
                       f"on {faster} of {plural(len(chosen), 'pipeline')} and slower on none "
                       f"(geometric mean {verdict.factor(score(chosen))})")
+        if confirm_with is not None:
+            confirmed, found = winner, confirm_with(winner, chosen)
+            confirmation = found.record(winner.weights_file)
+            reason += f"; {found.reason}"
+            if not found.passed:
+                winner = start
+                reason += "; the start weights are handed over"
     else:
         winner = start
         several = len({f.pipeline for f in beams}) > 1
@@ -344,9 +364,26 @@ def _update_best_weights(run: RunDir, beams: list[Finalist]) -> BestWeightsRecor
         beam_ms=winner.median_ms,
         measured=f"beam search re-timed {plural(len(winner.retimes_ms), 'time')} at the end of the "
                  "run, interleaved" + (f" ({winner.pipeline})" if winner.pipeline else ""),
-        sample_id=winner.built_as, compared=compared)
+        sample_id=winner.built_as, compared=compared,
+        confirmed_for=confirmed.spec.weights.sha256 if confirmed and confirmed.spec.weights
+        else None, confirmation=confirmation)
     run.write_best_weights(winner.spec.weights, record)
     return record
+
+
+def _confirm(winner: Finalist, chosen: list[Finalist], beams: list[Finalist], pool,
+             s: FinalSettings, progress: Progress) -> Confirmation:
+    """Re-time the chosen weights' beam searches afresh against the start weights', on
+    every pipeline they were chosen on (their binaries, not built again)."""
+    starts = {f.pipeline: f for f in beams if f.is_start}
+    mine = [f for f in chosen if f.pipeline in starts]
+    progress.message(f"confirming {winner.weights_file or winner.label} on a fresh "
+                     f"re-timing against the start weights "
+                     f"({plural(len(mine), 'pipeline')}, {plural(s.retimes, 'time')} each)")
+    assert winner.spec.weights is not None  # a beam search's spec has weights
+    return confirm(pool, s, winner.spec.weights, [
+        ToConfirm(f.pipeline or f.spec.benchmark.label, f.spec.benchmark, f.artifact,
+                  starts[f.pipeline].artifact) for f in mine])
 
 
 def spec_from_row(row: dict, base: CandidateSpec, run: RunDir) -> CandidateSpec | None:

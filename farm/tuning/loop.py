@@ -64,7 +64,7 @@ def autotune(run_dir: str | os.PathLike, settings: TuneSettings, address: str | 
              progress: Progress | None = None, *, cluster: ClusterLike | None = None,
              builder: Builder | None = None,
              pool: DevicePool | None = None, trainer: Trainer | None = None,
-             opener=None) -> TuneSummary:
+             opener=None, tuning: type[Tuning] | None = None) -> Any:
     """Tune `settings` into `run_dir` (created, or resumed). Every collaborator may be
     passed in (farm.testing has doubles): `cluster` (farm.execution.cluster.Cluster: joins
     Ray and discovers devices; default: the one at `address`), `builder`
@@ -74,7 +74,8 @@ def autotune(run_dir: str | os.PathLike, settings: TuneSettings, address: str | 
     trainer); `opener` opens the pools' devices (default: by their kind;
     farm.testing.open_synthetic for synthetic ones). With devices of several classes the
     run directory holds one run per class (classes/CLASS/); each class's result is
-    printed, and the first class's summary returned."""
+    printed, and the first class's summary returned. `tuning` runs each class's run
+    (default Tuning; farm.workflows.pretrain's Pretraining draws its pipelines as it goes)."""
     progress = progress or Progress()
     here = Cluster(address).discover_here() if cluster is None else None
     cluster = cluster or Cluster(address)
@@ -84,8 +85,9 @@ def autotune(run_dir: str | os.PathLike, settings: TuneSettings, address: str | 
     options: dict[str, Any] = {"isolation": settings.isolation}
     if opener is not None:
         options["opener"] = opener
-    if not settings.benchmarks:
+    if not settings.benchmarks and settings.pretrain is None:
         raise BadInput("name at least one benchmark")
+    kind = tuning or Tuning
     # Refused before Ray starts (seconds) whatever needs no cluster: --out, the settings
     # against the run's, and without an address the devices (this machine's).
     chosen = choose(here[0], settings.device_ids, settings.target) if here is not None else []
@@ -94,14 +96,14 @@ def autotune(run_dir: str | os.PathLike, settings: TuneSettings, address: str | 
     try:
         with cluster:
             if pool is not None:
-                return _tune_class(root, settings, progress, trainer, cluster, pool)
+                return _tune_class(root, settings, progress, trainer, cluster, pool, kind)
             devices = choose(cluster.discover()[0], settings.device_ids, settings.target)
             classes = by_class(devices)
             if len(classes) == 1 and not class_dirs(root):
                 [only] = classes.values()
                 one = DevicePool.on_cluster(only, settings.target, builder, cluster, **options)
                 try:
-                    return _tune_class(root, settings, progress, trainer, cluster, one)
+                    return _tune_class(root, settings, progress, trainer, cluster, one, kind)
                 finally:
                     one.shutdown()
             validate_root(root, settings, classes)  # every class, before writes
@@ -109,7 +111,7 @@ def autotune(run_dir: str | os.PathLike, settings: TuneSettings, address: str | 
                                                  **options)
                      for name, members in sorted(classes.items())}
             try:
-                return _tune_classes(root, progress, trainer, cluster, settings, pools)
+                return _tune_classes(root, progress, trainer, cluster, settings, pools, kind)
             finally:
                 for p in pools.values():
                     p.shutdown()
@@ -120,7 +122,8 @@ def autotune(run_dir: str | os.PathLike, settings: TuneSettings, address: str | 
 
 
 def _tune_classes(root: Path, progress: Progress, trainer: Trainer, cluster: ClusterLike,
-                  settings: TuneSettings, pools: dict[str, DevicePool]) -> TuneSummary:
+                  settings: TuneSettings, pools: dict[str, DevicePool],
+                  kind: type[Tuning]) -> Any:
     """One run per device class, at once, in root/classes/CLASS/."""
     progress.message(f"{len(pools)} device classes, one model each, tuned at "
                      f"once into {root}/classes/: {', '.join(sorted(pools))}")
@@ -128,7 +131,7 @@ def _tune_classes(root: Path, progress: Progress, trainer: Trainer, cluster: Clu
     try:
         jobs = {name: threads.submit(_tune_class, class_dir(root, name), settings,
                                      Progress(progress.stream, live=False, label=name),
-                                     trainer, cluster, p)
+                                     trainer, cluster, p, kind)
                 for name, p in pools.items()}
         results = {name: job.result() for name, job in jobs.items()}
     finally:
@@ -136,26 +139,27 @@ def _tune_classes(root: Path, progress: Progress, trainer: Trainer, cluster: Clu
         # committed rounds are kept, as for one class
         threads.shutdown(wait=False, cancel_futures=True)
     for name, r in results.items():
-        progress.message(f"[{name}] {plural(r.rounds, 'round')}, "
-                         f"{plural(r.rows, 'sample')} ({r.ok} ok) in "
-                         f"{r.run_dir}; best weights {r.best_weights_path}"
-                         + (f" ({r.best_weights_reason})" if r.best_weights_reason else ""))
+        progress.message(f"[{name}] {r.short()}")
     return results[sorted(results)[0]]
 
 
 def _tune_class(path: Path, settings: TuneSettings, progress: Progress, trainer: Trainer,
-                cluster: ClusterLike, pool: DevicePool) -> TuneSummary:
+                cluster: ClusterLike, pool: DevicePool, kind: type[Tuning]) -> Any:
     run = RunDir(path)
     validate(run, settings, [h.info for h in pool.usable()])  # before anything is written
     run.open()
     try:
-        return Tuning(run, settings, progress, trainer, cluster, pool).run()
+        return kind(run, settings, progress, trainer, cluster, pool).run()
     finally:
         run.close()
 
 
 class Tuning:
-    """One device class's run, from its first round (or where it stopped) to its end."""
+    """One device class's run, from its first round (or where it stopped) to its end.
+
+    Its hooks (first_pipelines, next_pipelines, total_rounds, ended, end, round_line) are
+    where a pre-training (farm.workflows.pretrain) draws new pipelines round by round and
+    ends otherwise."""
 
     def __init__(self, run: RunDir, s: TuneSettings, progress: Progress, trainer: Trainer,
                  cluster: ClusterLike, pool: DevicePool):
@@ -168,11 +172,13 @@ class Tuning:
         existing = validate(run, s, devices)  # again, now that the run is locked
         manifest = run.begin(wanted_manifest(s, existing), invocation_record(versions(), []))
         manifest.device_class = str(devices[0].device_class) if devices else None
-        self.state: RunState = start(run, s, manifest, progress)
+        self.state: RunState = start(run, s, manifest, progress,
+                                     self.first_pipelines(manifest))
         self.kept = KeptArtifacts(run, s, self.state)
         self.checker = BeamChecker(run, s, self.state, self.kept, pool, progress)
         self.steps = RoundSteps(run, s, self.state, trainer, self.checker, progress)
         self.claims: Any = None  # the SeenActor the compile tasks claim schedules in
+        self.rounds = s.rounds  # the rounds the run should hold (total_rounds)
 
     def run(self) -> TuneSummary:
         s, state, progress = self.s, self.state, self.progress
@@ -181,18 +187,16 @@ class Tuning:
         done = state.committed
         if done:
             self.steps.finish(done)  # what a crash after its commit left undone
-        if done >= s.rounds and all(self.run_dir.retiming_path(t.scope).exists()
-                                    for t in state.tracks):
-            progress.message(f"{self.run_dir.path} already holds {plural(done, 'round')} "
-                             f"(--rounds {s.rounds}); raise --rounds to tune longer")
-            return self._summary("")
+        self.rounds = self.total_rounds(done)
+        if done >= self.rounds and self.ended():
+            return self.end(None)
         self._announce(done)
         self.claims = shared(state.seen)  # compile tasks on every node claim in it
         scheduler = RoundScheduler(self.pool, threads=s.parallelism, timing=s.timing,
                                    compile_timeout_s=s.compile_timeout_s,
                                    on_update=progress.update)
         stopped = ""
-        for round_no in range(done + 1, s.rounds + 1):
+        for round_no in range(done + 1, self.rounds + 1):
             if round_no > done + 1 and s.budget_s is not None and \
                     self._elapsed() >= s.budget_s:  # after a round of this invocation
                 stopped = (f"the --budget of {format_duration(s.budget_s)} is spent "
@@ -200,12 +204,45 @@ class Tuning:
                 break
             if round_no > done + 1:
                 self._refresh_devices()
+                self.next_pipelines(round_no)
             self._round(round_no, scheduler)
             for event in self.pool.events:
                 progress.message(f"warning: {event}")
             self.pool.events.clear()
-        result = finalize(self._final_inputs(), self.pool, self.trainer, progress)
+        return self.end(stopped)
+
+    # --- the hooks --------------------------------------------------------------------
+
+    def first_pipelines(self, manifest) -> tuple | None:
+        """The pipelines of this invocation's first round (None: the settings')."""
+        return None
+
+    def next_pipelines(self, round_no: int) -> None:
+        """Change the run's pipelines (state.tracks) before round `round_no`."""
+
+    def total_rounds(self, done: int) -> int:
+        """The rounds the run should hold, `done` of them committed."""
+        return self.s.rounds
+
+    def ended(self) -> bool:
+        """Whether a run that holds all its rounds has nothing left to do."""
+        return all(self.run_dir.retiming_path(t.scope).exists() for t in self.state.tracks)
+
+    def end(self, stopped: str | None) -> Any:
+        """The run's end: re-time the finalists and hand over weights (farm.tuning.finalize),
+        then its summary. `stopped`: why it stopped early ("" if it did not), None when
+        it had ended before this invocation."""
+        if stopped is None:
+            self.progress.message(
+                f"{self.run_dir.path} already holds {plural(self.state.committed, 'round')} "
+                f"(--rounds {self.s.rounds}); raise --rounds to tune longer")
+            return self._summary("")
+        result = finalize(self._final_inputs(), self.pool, self.trainer, self.progress)
         return self._summary(stopped, result)
+
+    def round_line(self, round_no: int, record: RoundRecord, distinct: int) -> str:
+        """The line that says how round `round_no` went."""
+        return _round_line(round_no, self.rounds, record, distinct)
 
     def _announce(self, done: int) -> None:
         """Record this invocation's devices, and say what it will do."""
@@ -213,12 +250,12 @@ class Tuning:
         devices = [h.info for h in self.pool.usable()]
         m.invocations[-1]["devices"] = [_device_record(d) for d in devices]
         self.run_dir.write_manifest(m)
-        if done >= s.rounds:  # only the end of the run is left
+        if done >= self.rounds:  # only the end of the run is left
             rounds = (f"{'all ' if done > 1 else ''}{plural(done, 'round')} done; finishing "
                       "(the final re-timing)")
         else:
-            rounds = (f"round {s.rounds} of {s.rounds}" if done + 1 == s.rounds else
-                      f"rounds {done + 1}..{s.rounds} of {s.rounds}") + (
+            rounds = (f"round {self.rounds} of {self.rounds}" if done + 1 == self.rounds else
+                      f"rounds {done + 1}..{self.rounds} of {self.rounds}") + (
                 f", {plural(s.batch_size, 'candidate')} per "
                 f"{'pipeline and ' if m.campaign else ''}round")
         self.progress.message(
@@ -239,7 +276,7 @@ class Tuning:
         s, state = self.s, self.state
         live_started, started_iso = time.monotonic(), now_iso()
         plan = self._plan(round_no)
-        self.progress.round_started(round_no, s.rounds, len(state.tracks) * s.batch_size)
+        self.progress.round_started(round_no, self.rounds, len(state.tracks) * s.batch_size)
         try:
             outcomes = scheduler.run(
                 plan, best_ms={i: t.best_ms for i, t in enumerate(state.tracks)},
@@ -263,7 +300,7 @@ class Tuning:
         state.round_s.append(record.wall_s)
         self.progress.round_s = sum(state.round_s) / len(state.round_s)
         distinct = ray.get(self.claims.size.remote())
-        self.progress.round_finished(_round_line(round_no, s.rounds, record, distinct))
+        self.progress.round_finished(self.round_line(round_no, record, distinct))
 
     def _plan(self, round_no: int) -> CampaignPlan:
         s = self.s

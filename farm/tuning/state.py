@@ -59,32 +59,35 @@ class RunState:
         return self.tracks[0].best_ms if len(self.tracks) == 1 else None
 
 
-def start(run: RunDir, s: TuneSettings, manifest: Manifest, progress: Progress) -> RunState:
-    """Join this invocation's pipelines to the manifest, write the files a run starts
-    with, and read what the committed rounds say."""
-    tracks = _join_pipelines(run, s, manifest, progress)
+def start(run: RunDir, s: TuneSettings, manifest: Manifest, progress: Progress,
+          benchmarks: tuple[Benchmark, ...] | None = None) -> RunState:
+    """Join this invocation's pipelines (`benchmarks`, by default the settings') to the
+    manifest, write the files a run starts with, and read what the committed rounds say."""
+    tracks = join(run, s, manifest, progress,
+                  s.benchmarks if benchmarks is None else benchmarks)
     _write_start_files(run, s, tracks)
     return _load(run, manifest, tracks, progress)
 
 
-def _join_pipelines(run: RunDir, s: TuneSettings, m: Manifest,
-                    progress: Progress) -> list[Track]:
-    """The manifest's pipelines, with the ones this invocation adds; the tracks of the
-    ones it tunes (validation refused a pipeline whose generator changed)."""
+def join(run: RunDir, s: TuneSettings, m: Manifest, progress: Progress,
+         benchmarks: tuple[Benchmark, ...]) -> list[Track]:
+    """The manifest's pipelines, with the ones of `benchmarks` it lacks; the tracks of
+    `benchmarks` (validation refused a pipeline whose generator changed). A pre-training
+    joins new ones every round, and leaves the others out without a word."""
     m.pipelines = m.all_pipelines()  # a run of the first releases lists none
-    names = [b.label for b in s.benchmarks]
+    names = [b.label for b in benchmarks]
     tracks = []
-    for b in s.benchmarks:
+    for b in benchmarks:
         rec = m.pipeline(b.label)
         if rec is None:
             done = run.samples.rounds_done()  # lost rounds were rounds too
             rec = PipelineRecord(b.label, b.ref, b.sha256, first_round=done + 1)
             m.pipelines.append(rec)
-            if done:
+            if done and s.pretrain is None:
                 progress.message(f"{b.label} joins the campaign at round {done + 1}")
         tracks.append(Track(b, rec, b.label if m.campaign else ""))
     left = [p.name for p in m.pipelines if p.name not in names]
-    if left:
+    if left and s.pretrain is None:
         progress.message(f"left out this time: {', '.join(left)} (name them to tune them "
                          "again)")
     run.write_manifest(m)

@@ -182,7 +182,9 @@ class RoundSteps:
         weights.write(current, run.latest_weights)
         table = run.samples.read(TRAIN_COLUMNS)
         unit, held_out = "round", round_no
-        if self.state.manifest.campaign:
+        # a pre-training's round is its new pipelines: held out, they are pipelines the
+        # candidates never saw, as in a campaign (whose pipelines recur) one pipeline is
+        if self.state.manifest.campaign and s.pretrain is None:
             names = sorted(set(table["benchmark"].to_pylist()) - {None})
             if len(names) > 1:
                 unit, held_out = "benchmark", names[(round_no - 1) % len(names)]

@@ -62,6 +62,12 @@ class TuneSummary:
     best_weights = renamed("best_weights", "best_weights_path")
     latest_weights = renamed("latest_weights", "latest_weights_path")
 
+    def short(self) -> str:
+        """One line: what a device class's run holds and the weights it hands over."""
+        return (f"{plural(self.rounds, 'round')}, {plural(self.rows, 'sample')} "
+                f"({self.ok} ok) in {self.run_dir}; best weights {self.best_weights_path}"
+                + (f" ({self.best_weights_reason})" if self.best_weights_reason else ""))
+
     def lines(self) -> list[str]:
         """What `farm autotune` prints at the end."""
         out = [f"{self.run_dir}: {plural(self.rounds, 'round')}, "

@@ -10,6 +10,8 @@ from farm.store.records import Manifest
 from farm.store.rundir import RunDir, class_dir, class_dirs, new_run_id, now_iso
 from farm.tuning.settings import TuneSettings
 
+PRETRAIN = "pretrain"  # a pre-training's manifest generator (a campaign's is "campaign")
+
 
 def by_class(devices: list[DeviceInfo]) -> dict[str, list[DeviceInfo]]:
     """The devices by device class (farm.devices.classes), in their order."""
@@ -47,6 +49,10 @@ def validate(run: RunDir, settings: TuneSettings, devices: list[DeviceInfo]) -> 
     existing = run.read_manifest()
     _check_class(run, devices, existing)
     existing = run.check_resumable(wanted_manifest(settings, existing))
+    family = settings.pretrain.family if settings.pretrain else None
+    if existing is not None and family is not None and existing.benchmark != family:
+        raise RunDirError(f"{run.path} pre-trains on {existing.benchmark}, not {family}: "
+                          "resume it with the same --generator, or use a new --out")
     for b in settings.benchmarks:
         rec = existing.pipeline(b.label) if existing else None
         if rec is not None and rec.sha256 != b.sha256:
@@ -74,11 +80,16 @@ def wanted_manifest(s: TuneSettings, existing: Manifest | None) -> Manifest:
     """What the run is. Several benchmarks make a campaign, and a campaign stays one
     when it is resumed with fewer (the others are left out this time)."""
     campaign = len(s.benchmarks) > 1 or bool(existing and existing.campaign)
-    first = s.benchmarks[0]
-    return Manifest(run_id=new_run_id(),
-                    benchmark="campaign" if campaign else first.ref,
-                    generator="campaign" if campaign else first.label,
-                    benchmark_sha256="" if campaign else first.sha256,
+    if s.pretrain is not None:  # a campaign of pipelines drawn from one generator
+        campaign, generator = True, PRETRAIN
+        benchmark, sha256 = s.pretrain.family, s.pretrain.generator.sha256
+    else:
+        first = s.benchmarks[0]
+        benchmark = "campaign" if campaign else first.ref
+        generator = "campaign" if campaign else first.label
+        sha256 = "" if campaign else first.sha256
+    return Manifest(run_id=new_run_id(), benchmark=benchmark, generator=generator,
+                    benchmark_sha256=sha256,
                     target=s.target.compile, schedule_target=s.target.schedule,
                     batch_size=s.batch_size, parallelism=s.parallelism,
                     start_weights_sha256=s.start_weights.sha256, created_at=now_iso(),

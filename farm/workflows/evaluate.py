@@ -59,23 +59,26 @@ from farm.workflows.evaluation import (
     make_groups,
     parse_weights_for,
     prepare,
+    prepare_on,
     rows_of,
     training_rows,
 )
 
 # the evaluation's names that the command, the API and the tests read here
 __all__ = ["COLUMNS", "TRAIN_RATE", "TRAIN_STEPS", "class_devices", "distinct_by_pipeline",
-           "make_groups", "parse_weights_for", "prepare", "rows_of", "training_rows"]
+           "make_groups", "parse_weights_for", "prepare", "prepare_on", "rows_of",
+           "training_rows"]
 
 BASELINE, POOLED, LOO, OWN = "baseline", "pooled", "leave-one-out", "own"
-VARIANTS = (BASELINE, POOLED, LOO, OWN)
+HANDED = "handed-over"  # --on: the run's handed-over weights (best.weights)
+VARIANTS = (BASELINE, POOLED, LOO, HANDED, OWN)
 POOLED_MODEL = "pooled"
 SAME_WEIGHTS, SAME_SCHEDULE = "same weights as baseline", "same schedule as baseline"
 
 SCHEMA = pa.schema([
     ("benchmark", pa.string()),
     ("group", pa.string()),  # the pipelines left out together, "+"-joined
-    ("variant", pa.string()),  # baseline, pooled, leave-one-out, own
+    ("variant", pa.string()),  # baseline, pooled, leave-one-out, handed-over, own
     ("model", pa.string()),  # pooled, loo-GROUP, start (the baseline), or the file given
     ("weights_sha256", pa.string()),
     ("weights_file", pa.string()),
@@ -182,10 +185,16 @@ class _Variant:
 
 
 def variants_for(ev: Evaluation, name: str, models: Mapping[str, Model]) -> list[_Variant]:
-    """What one pipeline is timed with: baseline, pooled, its leave-one-out model, own."""
+    """What one pipeline is timed with: baseline, pooled, its leave-one-out model, own;
+    with --on: baseline, the run's handed-over weights, own."""
     group = ev.group_of(name)
     out = [_Variant(BASELINE, ev.start, "start", str(ev.run.weights_path(0)))]
-    for label, model in ((POOLED, models[POOLED_MODEL]), (LOO, models[group.model])):
+    if ev.handed is not None:
+        handed, path = ev.handed
+        out.append(_Variant(HANDED, handed, Path(path).name, path))
+    for label, model in ((POOLED, models.get(POOLED_MODEL)), (LOO, models.get(group.model))):
+        if model is None:  # --on trains no model
+            continue
         out.append(_Variant(label, model.weights, model.name, str(model.path or ""),
                             model.trained_on,
                             sum(model.by_pipeline.get(m, 0) for m in group.members),
@@ -266,7 +275,7 @@ def run_evaluate(ev: Evaluation, out: Path, device_ids: Sequence[str] | None = N
     with DeviceSession(address) as session:
         infos = class_devices(session.devices, device_ids, ev.manifest.device_class,
                               ev.target)
-        models = train_models(ev, out, trainer, progress)
+        models = {} if ev.handed is not None else train_models(ev, out, trainer, progress)
         pool = session.pool(infos, ev.target)
         rows: list[dict] = []
         for i, pipeline in enumerate(ev.pipelines):

@@ -162,6 +162,9 @@ class Evaluation:
     steps: int = TRAIN_STEPS
     rate: float = TRAIN_RATE
     warnings: tuple[str, ...] = ()
+    # --on: the run's handed-over weights (and their file), timed on pipelines it never
+    # trained on; no model is trained then
+    handed: tuple[Weights, str] | None = None
 
     @property
     def names(self) -> list[str]:
@@ -177,17 +180,9 @@ def prepare(run_dir: str | Path, together: Sequence[str] | None = None,
     """Check the run and the options; raise a farm error naming the fix if one is wrong.
     `named`: the user's generators the campaign tuned, named by their paths on the command
     line; the farm runs no other generator a run directory names (catalog.recorded)."""
-    run = RunDir(run_dir)
-    if not run.path.is_dir():
-        raise RunDirError(f"{run.path} does not exist; give a `farm autotune` campaign's "
-                          "run directory")
+    run = _run_of(run_dir)
     manifest = run.read_manifest()
-    if manifest is None:
-        found = class_dirs(run.path)  # a run of several device classes: one model each
-        raise RunDirError(f"{run.path} is not a run directory (no manifest.json); give a "
-                          "`farm autotune` campaign's run directory" + (
-                              f", here one class's: {', '.join(str(d) for d in found)}"
-                              if found else ""))
+    assert manifest is not None  # _run_of checked
     pipelines = manifest.all_pipelines()
     names = [p.name for p in pipelines]
     if len(pipelines) < 2:
@@ -201,11 +196,7 @@ def prepare(run_dir: str | Path, together: Sequence[str] | None = None,
     extra = parse_weights_for(weights_for, pipelines)
     _check_named(named, pipelines)
     benches = {p.name: _benchmark(p, run, named) for p in pipelines}
-    start = weights.load(run.weights_path(0))
-    if manifest.start_weights_sha256 and start.sha256 != manifest.start_weights_sha256:
-        raise RunDirError(f"{run.weights_path(0)} are not the start weights the run recorded "
-                          f"(sha256 {start.sha256[:12]}, manifest "
-                          f"{manifest.start_weights_sha256[:12]}); restore the file")
+    start = _start_weights(run, manifest)
     table = run.samples.read(COLUMNS)
     usable = training_rows(table, names)
     distinct = distinct_by_pipeline(usable)
@@ -220,6 +211,70 @@ def prepare(run_dir: str | Path, together: Sequence[str] | None = None,
         "from it" for n in names if distinct.get(n, 0) < costmodel.MIN_DISTINCT)
     return Evaluation(run, manifest, tuple(pipelines), benches, tuple(groups), start, extra, table,
                 resolve_target(manifest.target), steps or TRAIN_STEPS, TRAIN_RATE, warnings)
+
+
+def prepare_on(run_dir: str | Path, on: Sequence[str],
+               weights_for: Sequence[str] | None = None) -> Evaluation:
+    """`farm evaluate RUN_DIR --on BENCH ...`: RUN_DIR's handed-over weights against its
+    start weights on pipelines it never trained on (a pipeline it trained on is refused).
+    RUN_DIR may be any run: a pre-training, a campaign, a single run."""
+    run = _run_of(run_dir)
+    manifest = run.read_manifest()
+    assert manifest is not None  # _run_of checked
+    refs = [b.name for b in catalog.builtin_benchmarks()] if list(on) == ["all"] else list(on)
+    if not refs:
+        raise BadInput("--on names no pipeline: give one BENCH or more")
+    if "all" in refs:
+        raise BadInput("`all` names every built-in benchmark: give it alone after --on")
+    benches = [catalog.resolve(r) for r in refs]
+    trained = {p.name for p in manifest.all_pipelines()}
+    seen = [b.label for b in benches if b.label in trained]
+    if seen:
+        raise BadInput(f"{', '.join(seen)} took part in {run.path}'s training: --on judges "
+                       "the model on pipelines it never saw; leave "
+                       f"{'it' if len(seen) == 1 else 'them'} out")
+    labels = [b.label for b in benches]
+    if len(set(labels)) != len(labels):
+        raise BadInput(f"--on names a pipeline twice: {', '.join(labels)}")
+    pipelines = tuple(PipelineRecord(b.label, b.ref, b.sha256) for b in benches)
+    start = _start_weights(run, manifest)
+    warnings: tuple[str, ...] = ()
+    handed_path = run.best_weights
+    if not handed_path.exists():
+        handed_path = run.latest_weights
+        if not handed_path.exists():
+            raise RunDirError(f"{run.path} holds no weights to judge (weights/best.weights, "
+                              "weights/latest.weights): run at least one round first")
+        warnings = (f"warning: {run.path} has no handed-over weights (its end did not run); "
+                    f"judging {handed_path.name}, the weights its rounds accepted",)
+    return Evaluation(run, manifest, pipelines, {b.label: b for b in benches},
+                      tuple(Group((b.label,)) for b in benches), start,
+                      parse_weights_for(weights_for, pipelines), run.samples.read(COLUMNS),
+                      resolve_target(manifest.target), warnings=warnings,
+                      handed=(weights.load(handed_path), str(handed_path)))
+
+
+def _run_of(run_dir: str | Path) -> RunDir:
+    run = RunDir(run_dir)
+    if not run.path.is_dir():
+        raise RunDirError(f"{run.path} does not exist; give a `farm autotune` or `farm "
+                          "pretrain` run directory")
+    if run.read_manifest() is None:
+        found = class_dirs(run.path)  # a run of several device classes: one model each
+        raise RunDirError(f"{run.path} is not a run directory (no manifest.json); give a "
+                          "`farm autotune` or `farm pretrain` run directory" + (
+                              f", here one class's: {', '.join(str(d) for d in found)}"
+                              if found else ""))
+    return run
+
+
+def _start_weights(run: RunDir, manifest: Manifest) -> Weights:
+    start = weights.load(run.weights_path(0))
+    if manifest.start_weights_sha256 and start.sha256 != manifest.start_weights_sha256:
+        raise RunDirError(f"{run.weights_path(0)} are not the start weights the run recorded "
+                          f"(sha256 {start.sha256[:12]}, manifest "
+                          f"{manifest.start_weights_sha256[:12]}); restore the file")
+    return start
 
 
 def _benchmark(p: PipelineRecord, run: RunDir, named: Sequence[str]) -> Benchmark:

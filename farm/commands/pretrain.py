@@ -1,0 +1,86 @@
+"""farm pretrain: a cost model for your devices, trained on new random pipelines."""
+
+from __future__ import annotations
+
+import argparse
+
+from farm.commands import options
+
+# farm.tuning.settings.BEAM_CHECKED, not imported: `farm --help` builds every parser, and
+# that module pulls in the trainer (test_pretrain checks the two agree)
+BEAM_CHECKED = 4
+
+EPILOG = f"""how long?
+  Halide's recipe takes 1,024 random pipelines x 16 samples. On one 2-core host a
+  pipeline costs about half a minute (its beam search dominates), so the default 256 take
+  about two hours; a farm divides that by its devices. --budget stops cleanly after the
+  round in progress; rerun the same command to resume, or with a larger --pipelines to go
+  on with new seeds.
+
+what is judged?
+  Each round's candidate models are trained on the earlier rounds and judged on the
+  round's new pipelines, which they never saw ("held-out rank": the share of clearly
+  ordered schedule pairs ranked right). A winner is accepted only if its beam search,
+  re-timed against the start weights' on {BEAM_CHECKED} of the next round's new pipelines
+  (--beam-checked), is not slower. At the end the accepted weights are confirmed on a
+  fresh re-timing, on pipelines drawn after every trained one, before they become
+  OUT/weights/best.weights.
+
+then:
+  farm evaluate OUT --on BENCH ...           judge them on real pipelines never seen
+  farm autotune BENCH --weights OUT/weights/best.weights --out RUN_DIR   fine-tune"""
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "pretrain", help="pre-train a cost model for your devices on new random pipelines",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Pre-train Adams2019's cost model for a device class: each round draws "
+        "new pipelines from --generator (seed by seed), compiles --per-pipeline candidates "
+        "of each (beam search and random probes), times them on the devices and trains one "
+        "model per device class on every round so far.",
+        epilog=EPILOG)
+    options.add_out(p, "DIR", required=True, help="the pre-training's run directory "
+                    "(created, or resumed when it exists)")
+    p.add_argument("--pipelines", type=options.positive_int, default=256, metavar="N",
+                   help="pipelines to train on in all (default 256; raise it later to go on)")
+    p.add_argument("--per-pipeline", type=options.positive_int, default=16, metavar="S",
+                   help="candidates per pipeline: beam search plus probes (default 16, as "
+                   "Halide's random-pipeline loop)")
+    p.add_argument("--pipelines-per-round", type=options.positive_int, metavar="P",
+                   help="new pipelines per round (default: 4 per device, at least 8)")
+    p.add_argument("--generator", metavar="BENCH", help="a generator with a seed parameter, "
+                   "e.g. random:stages=12, path/to/gen.py:name or a C++ generator folder "
+                   "(default: random; random:types=int for a Hexagon target)")
+    p.add_argument("--beam-checked", type=options.positive_int, metavar="K",
+                   help="new pipelines whose beam search the beam check re-times each round "
+                   f"(default {BEAM_CHECKED})")
+    p.add_argument("--budget", type=options.duration, metavar="DURATION", help="stop after "
+                   "the round in progress once this much time is spent, e.g. 45m, 2h")
+    options.add_common(p)
+    options.add_devices(p)
+    options.add_compile_timeout(p)
+    p.add_argument("--run-timeout", type=options.positive_float, default=60.0, metavar="S",
+                   help="kill a candidate's timing run after S seconds (default 60)")
+    p.add_argument("--train-steps", type=options.positive_int, default=32, metavar="N",
+                   help="gradient steps per candidate model trained after each round "
+                   "(default 32)")
+    p.add_argument("--isolation", choices=("pause", "none"), default="pause",
+                   help="pause: stop the host's compile work while it times (default); "
+                   "none: time alongside it")
+
+
+def main(args) -> int:
+    from farm import api
+    from farm.report.output import printable
+
+    s = api.pretrain(args.out, pipelines=args.pipelines, per_pipeline=args.per_pipeline,
+                     per_round=args.pipelines_per_round, generator=args.generator,
+                     beam_checked=args.beam_checked, budget_s=args.budget,
+                     weights=args.weights, parallelism=args.parallelism, target=args.target,
+                     devices=tuple(args.devices or ()), address=args.address,
+                     compile_timeout_s=args.compile_timeout, run_timeout_s=args.run_timeout,
+                     train_steps=args.train_steps, isolation=args.isolation)
+    print()
+    print(printable("\n".join(s.lines()), lines=True))
+    return 0

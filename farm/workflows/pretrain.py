@@ -1,0 +1,259 @@
+"""`farm pretrain`: a cost model for a device class, trained on new random pipelines.
+
+A pre-training is a campaign whose pipelines are drawn from one generator, seed by seed
+(PretrainSpec): each round takes P pipelines it never had, S candidates each (beam search
+plus probes, farm.search.plans), times them across the class's devices and trains one
+model on every round so far. Acceptance holds out the round itself: its pipelines are new,
+so "held-out rank" is the model's ranking of pipelines it never saw, and the rank of the
+current weights round after round is the learning curve (`curve`). The beam check re-times
+only PretrainSpec.beam_checked of the round's pipelines. At the end the last accepted
+weights are confirmed afresh on as many pipelines drawn after every trained one
+(farm.tuning.confirm) before they become weights/best.weights.
+
+Rerun the same command to resume; a larger --pipelines goes on with new seeds.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from farm.candidate import OK
+from farm.errors import BadInput, BenchmarkError, RunDirError
+from farm.machine.targets import TargetInfo
+from farm.model import weights
+from farm.pipelines.benchmark import Benchmark, format_params
+from farm.pipelines.catalog import resolve, split_params
+from farm.report.progress import format_duration, plural
+from farm.store.records import BestWeightsRecord, Manifest, RoundRecord
+from farm.store.rundir import RunDir
+from farm.tuning.confirm import ToConfirm, confirm
+from farm.tuning.loop import Tuning
+from farm.tuning.settings import PretrainSpec
+from farm.tuning.state import join
+
+PER_DEVICE = 4  # default new pipelines per round and device: a round keeps them all busy
+
+
+def seeded_generator(ref: str | None, target: TargetInfo) -> Benchmark:
+    """`--generator` as a Benchmark whose seed the pre-training sets (at 0 here): any
+    generator with a `seed` parameter; by default the farm's random pipelines, their
+    integer family for a Hexagon target (HVX vectorizes integers, not floats)."""
+    hexagon = target.offload_hexagon or "hvx" in target.compile
+    ref = ref or ("random:types=int" if hexagon else "random")
+    base, params = split_params(ref)
+    if "seed" in dict(params):
+        raise BadInput(f"--generator {ref}: farm pretrain sets the seed itself (one per "
+                       "pipeline); leave seed= out")
+    try:
+        return resolve(f"{base}:{format_params((*params, ('seed', '0')))}")
+    except BenchmarkError as e:
+        if "'seed'" not in str(e):  # another fault of the generator: its own message
+            raise
+        raise BadInput(f"--generator {ref} cannot draw pipelines: {e}. A pre-training "
+                       "needs a generator with a seed parameter (e.g. random, or your own "
+                       "with a GeneratorParam seed)") from None
+
+
+def seed_of(label: str) -> int | None:
+    """The seed in a pipeline's name (`random:seed=7,version=1` -> 7), None without one."""
+    value = dict(split_params(label)[1]).get("seed")
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def curve(run: RunDir) -> list[tuple[int, int, float]]:
+    """(round, pipelines trained on before it, held-out rank of the weights that planned it
+    on its new pipelines): the model's ranking of pipelines it never saw, round by round."""
+    m = run.read_manifest()
+    if m is None:
+        return []
+    firsts = [p.first_round for p in m.all_pipelines()]
+    out = []
+    for r in run.samples.committed_rounds():
+        rec = run.read_round(r)
+        acc = rec.acceptance if rec else None
+        if acc is None or not acc.candidates or acc.candidates[0].accuracy is None:
+            continue
+        out.append((r, sum(f < r for f in firsts), acc.candidates[0].accuracy))
+    return out
+
+
+@dataclass
+class PretrainSummary:
+    """What a pre-training ends with (farm.api.pretrain, `farm pretrain`)."""
+
+    run_dir: Path
+    rounds: int
+    pipelines: int  # trained on (committed)
+    rows: int
+    ok: int
+    best_weights_path: Path | None = None
+    best_weights_reason: str = ""
+    stopped: str = ""
+    elapsed_s: float = 0.0
+    curve: list[tuple[int, int, float]] = field(default_factory=list)
+
+    def short(self) -> str:
+        return (f"{plural(self.pipelines, 'pipeline')}, {plural(self.rows, 'sample')} "
+                f"({self.ok} ok) in {self.run_dir}; best weights {self.best_weights_path}"
+                + (f" ({self.best_weights_reason})" if self.best_weights_reason else ""))
+
+    def lines(self) -> list[str]:
+        out = [f"pre-trained on {plural(self.pipelines, 'pipeline')} in "
+               f"{plural(self.rounds, 'round')}: {plural(self.rows, 'sample')} "
+               f"({self.ok} ok), {format_duration(self.elapsed_s)} this time"]
+        if self.stopped:
+            out.append(f"stopped: {self.stopped}; rerun the same command to go on")
+        if self.curve:
+            points = self.curve[-6:]
+            out.append("held-out rank on pipelines never seen (pipelines trained on: rank): "
+                       + ", ".join(f"{n}: {a:.2f}" for _, n, a in points))
+        if self.best_weights_path is not None:
+            out.append(f"weights handed over: {self.best_weights_path}"
+                       + (f" ({self.best_weights_reason})" if self.best_weights_reason else ""))
+            out.append(f"use them: farm autotune BENCH --weights {self.best_weights_path} "
+                       f"--out RUN_DIR, or farm run BENCH --weights {self.best_weights_path}; "
+                       f"judge them on real pipelines: farm evaluate {self.run_dir} --on BENCH")
+        return out
+
+
+class Pretraining(Tuning):
+    """A device class's pre-training: Tuning with pipelines drawn round by round."""
+
+    @property
+    def spec(self) -> PretrainSpec:
+        assert self.s.pretrain is not None  # how farm.workflows.pretrain runs it
+        return self.s.pretrain
+
+    def per_round(self) -> int:
+        return self.spec.per_round or max(8, PER_DEVICE * len(self.pool.usable()))
+
+    # --- Tuning's hooks ---------------------------------------------------------------
+
+    def first_pipelines(self, manifest: Manifest) -> tuple[Benchmark, ...]:
+        done = self.run_dir.samples.rounds_done()
+        pending = [p for p in manifest.all_pipelines() if p.first_round > done]
+        if pending:  # joined by a round that was not committed: that round again
+            return tuple(self._pipeline(p.name) for p in pending)
+        return self._draw(manifest, min(self.per_round(), self._remaining(manifest)))
+
+    def next_pipelines(self, round_no: int) -> None:
+        m = self.state.manifest
+        benches = self._draw(m, min(self.per_round(), self._remaining(m)))
+        self.state.tracks = join(self.run_dir, self.s, m, self.progress, benches)
+        self.progress.pipelines = len(self.state.tracks)
+
+    def total_rounds(self, done: int) -> int:
+        m = self.state.manifest
+        pending = sum(p.first_round > done for p in m.all_pipelines())
+        left = self._remaining(m)
+        return done + (1 if pending else 0) + math.ceil(left / self.per_round())
+
+    def ended(self) -> bool:
+        record = self.run_dir.read_best_weights_record()
+        latest = self.run_dir.latest_weights
+        return record is not None and latest.exists() and \
+            record.confirmed_for == weights.load(latest).sha256
+
+    def end(self, stopped: str | None) -> PretrainSummary:
+        if stopped is None:
+            self.progress.message(
+                f"{self.run_dir.path} already holds {plural(self._trained(), 'pipeline')} "
+                f"(--pipelines {self.spec.pipelines}); raise --pipelines to pre-train on more")
+        else:
+            self._hand_over()
+        return self._pretrain_summary(stopped or "")
+
+    def round_line(self, round_no: int, record: RoundRecord, distinct: int) -> str:
+        st, acc = record.statuses, record.acceptance
+        held = acc.candidates[0].accuracy if acc and acc.candidates else None
+        check = record.beam_check
+        left = (self.rounds - round_no) * (sum(self.state.round_s) / len(self.state.round_s))
+        return (f"round {round_no}/{self.rounds}: pipelines {self._trained()}/"
+                f"{self.spec.pipelines}, {plural(self.state.rows, 'sample')} "
+                f"({st.get(OK, 0)} ok this round); held-out rank "
+                + (f"{held:.2f}" if held is not None else "-")
+                + f" on {plural(len(self.state.tracks), 'new pipeline')}; "
+                + (f"beam check {'passed' if check.passed else 'failed'}; " if check else "")
+                + (f"{acc.accepted} provisional; " if acc and acc.accepted != "current"
+                   else "weights kept; ")
+                + f"{record.wall_s:.0f} s, ~{format_duration(left)} left")
+
+    # --- its own ----------------------------------------------------------------------
+
+    def _pipeline(self, label: str) -> Benchmark:
+        seed = seed_of(label)
+        if seed is None:
+            raise RunDirError(f"{self.run_dir.path} lists pipeline {label!r}, which has no "
+                              "seed: it is not a pre-training's")
+        return self.spec.pipeline(seed)
+
+    def _seeds(self, manifest: Manifest, count: int) -> list[int]:
+        """The `count` smallest seeds the run has not drawn."""
+        used = {seed_of(p.name) for p in manifest.all_pipelines()}
+        out: list[int] = []
+        n = 0
+        while len(out) < count:
+            if n not in used:
+                out.append(n)
+            n += 1
+        return out
+
+    def _draw(self, manifest: Manifest, count: int) -> tuple[Benchmark, ...]:
+        return tuple(self.spec.pipeline(n) for n in self._seeds(manifest, max(0, count)))
+
+    def _trained(self) -> int:
+        done = self.state.committed
+        return sum(p.first_round <= done for p in self.state.manifest.all_pipelines())
+
+    def _remaining(self, manifest: Manifest) -> int:
+        return max(0, self.spec.pipelines - len(manifest.all_pipelines()))
+
+    def _hand_over(self) -> None:
+        """best.weights: the last accepted weights if a fresh re-timing on pipelines drawn
+        after every trained one confirms them; else the start weights."""
+        run, s = self.run_dir, self.s
+        done = self.state.committed
+        if done == 0:
+            return
+        latest = weights.load(run.latest_weights)
+        accepted = run.weights_path(done).name
+        if latest.sha256 == s.start_weights.sha256:
+            record = BestWeightsRecord(
+                weights=run.weights_path(0).name, weights_sha256=latest.sha256,
+                reason="no update was accepted: the start weights are handed over",
+                confirmed_for=latest.sha256)
+            run.write_best_weights(s.start_weights, record)
+            return
+        fresh = self._draw(self.state.manifest, self.spec.beam_checked)
+        self.progress.message(
+            f"confirming the accepted weights on {plural(len(fresh), 'new pipeline')} "
+            f"({', '.join(b.label for b in fresh)}): beam search against the start "
+            f"weights', re-timed {plural(s.retimes, 'time')}, interleaved")
+        found = confirm(self.pool, s, latest, [ToConfirm(b.label, b) for b in fresh])
+        handed = latest if found.passed else s.start_weights
+        reason = found.reason + ("" if found.passed else
+                                 "; the start weights are handed over")
+        self.progress.message(f"weights handed over: {reason}")
+        run.write_best_weights(handed, BestWeightsRecord(
+            weights=accepted if found.passed else run.weights_path(0).name,
+            weights_sha256=handed.sha256, reason=reason, confirmed_for=latest.sha256,
+            measured=f"beam search re-timed {plural(s.retimes, 'time')}, interleaved, on "
+                     "pipelines drawn after every trained one",
+            confirmation=found.record(accepted)))
+
+    def _pretrain_summary(self, stopped: str) -> PretrainSummary:
+        run = self.run_dir
+        statuses = run.samples.read(["status"])["status"].to_pylist()
+        record = run.read_best_weights_record()
+        return PretrainSummary(
+            run.path, self.state.committed, self._trained(), len(statuses),
+            sum(x == OK for x in statuses),
+            run.best_weights if record is not None else None,
+            record.reason if record is not None else "", stopped,
+            time.monotonic() - self.started, curve(run))

@@ -1,0 +1,229 @@
+"""farm pretrain: new pipelines round by round, held out as they come, a beam check on a few,
+a hand-over confirmed on pipelines never trained on. The loop on doubles (farm.testing);
+the last test runs the command with the real Halide and Ray."""
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import ray
+
+from farm.commands import pretrain as pretrain_command
+from farm.devices.timing import TimingConfig
+from farm.errors import BadInput, RunDirError
+from farm.execution.pool import DevicePool
+from farm.machine import targets
+from farm.model import weights
+from farm.model.acceptance import Decision
+from farm.stats import verdict
+from farm.store.rundir import RunDir
+from farm.store.samples import SampleStore
+from farm.testing import (
+    FakeCluster,
+    ScriptedTrainer,
+    SyntheticBuilder,
+    fake_runtime_ms,
+    open_synthetic,
+    synthetic_infos,
+)
+from farm.tuning import confirm as confirm_module
+from farm.tuning import settings as tune_settings
+from farm.tuning.loop import autotune
+from farm.tuning.settings import PretrainSpec, TuneSettings
+from farm.workflows.pretrain import Pretraining, curve, seed_of, seeded_generator
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def pretrain_of(baseline):
+    infos = synthetic_infos(2, seconds=0.01)
+    host = targets.resolve(None)
+
+    def run(out, pipelines=6, per_round=2, per_pipeline=8, beam_checked=1, trainer=None,
+            generator="random:stages=4,size=64"):
+        trainer = trainer or ScriptedTrainer()
+        pool = DevicePool.create(infos, SyntheticBuilder(0.01), compile_slots=4,
+                                 opener=open_synthetic)
+        spec = PretrainSpec(seeded_generator(generator, host), pipelines=pipelines,
+                            per_round=per_round, beam_checked=beam_checked)
+        s = TuneSettings((), host, baseline, batch_size=per_pipeline, timing=TimingConfig(),
+                         retimes=5, pretrain=spec)
+        try:
+            return autotune(out, s, cluster=FakeCluster(infos), pool=pool, trainer=trainer,
+                            tuning=Pretraining), trainer
+        finally:
+            pool.shutdown()
+
+    return run
+
+
+def _beam_ms(w: weights.Weights) -> float:
+    """What a synthetic device times beam search with `w` at (SyntheticBuilder's seed)."""
+    return fake_runtime_ms((int(w.sha256[:6], 16) + 1_000_000).to_bytes(8, "little"))
+
+
+class FasterTrainer(ScriptedTrainer):
+    """After the rounds in `provisional_after`, a candidate whose beam search the synthetic
+    devices time clearly faster than the current weights' wins."""
+
+    def decide(self, table, unit, held_out, current, start, files, **kw) -> Decision:
+        scripted = super().decide(table, unit, held_out, current, start, files, **kw)
+        if scripted.accepted == "current":
+            return scripted
+        faster = next(w for n in range(1000)
+                      if _beam_ms(w := weights.perturbed(current, n, 0.01))
+                      < 0.7 * _beam_ms(current))
+        return replace(scripted, weights=faster)
+
+
+def _seeds(run: Path) -> dict[int, list[int]]:
+    """Each round's seeds, from the rows."""
+    out: dict[int, set] = {}
+    for r in SampleStore(run / "samples").read(["round", "benchmark"]).to_pylist():
+        out.setdefault(r["round"], set()).add(seed_of(r["benchmark"]))
+    return {k: sorted(v) for k, v in sorted(out.items())}
+
+
+def test_each_round_draws_new_pipelines_and_holds_out_the_round(pretrain_of, tmp_path):
+    run = tmp_path / "pt"
+    summary, trainer = pretrain_of(run)
+    assert summary.rounds == 3 and summary.pipelines == 6 and summary.rows == 6 * 8
+    assert _seeds(run) == {1: [0, 1], 2: [2, 3], 3: [4, 5]}
+    # each round's candidates are judged on the round: pipelines they were not trained on
+    assert trainer.decided == [1, 2, 3]
+    m = RunDir(run).read_manifest()
+    assert m.generator == "pretrain" and m.campaign
+    assert m.benchmark == "random:size=64,stages=4,version=1"
+    assert [p.first_round for p in m.pipelines] == [1, 1, 2, 2, 3, 3]
+
+
+def test_more_pipelines_later_go_on_with_new_seeds_and_the_same_command_stops(
+        pretrain_of, tmp_path, capsys):
+    run = tmp_path / "pt"
+    pretrain_of(run, pipelines=4)
+    _, trainer = pretrain_of(run, pipelines=7)
+    assert _seeds(run) == {1: [0, 1], 2: [2, 3], 3: [4, 5], 4: [6]}
+    assert trainer.decided == [3, 4]
+    again, trainer = pretrain_of(run, pipelines=7)
+    assert trainer.decided == [] and again.pipelines == 7
+    assert "raise --pipelines" in capsys.readouterr().out
+
+
+def test_the_beam_check_retimes_only_the_chosen_few_new_pipelines(pretrain_of, tmp_path):
+    run = tmp_path / "pt"
+    pretrain_of(run, pipelines=6, per_round=3, beam_checked=2,
+                trainer=FasterTrainer(provisional_after={1}))
+    check = RunDir(run).read_round(2).beam_check
+    assert check is not None and check.pipelines is not None
+    # two of round 2's three new pipelines (seeds 3, 4, 5): none of them trained on
+    assert len(check.pipelines) == 2
+    assert {seed_of(name) for name in check.pipelines} <= {3, 4, 5}
+
+
+def test_the_hand_over_is_confirmed_on_pipelines_drawn_after_every_trained_one(
+        pretrain_of, tmp_path):
+    run = tmp_path / "pt"
+    pretrain_of(run, pipelines=4, beam_checked=2, trainer=FasterTrainer(provisional_after={1}))
+    rd = RunDir(run)
+    record = rd.read_best_weights_record()
+    latest = weights.load(rd.latest_weights)
+    assert latest.sha256 != weights.load(rd.weights_path(0)).sha256  # an update was accepted
+    assert record.confirmed_for == latest.sha256
+    # seeds 4 and 5: drawn after the four trained on
+    assert sorted(seed_of(name) for name in record.confirmation) == [4, 5]
+    assert record.reason.startswith("confirmed by a fresh re-timing")
+    assert weights.load(rd.best_weights).sha256 == latest.sha256
+    assert {c.vs_start.verdict for c in record.confirmation.values()} == {"faster"}
+
+
+def test_a_confirmation_refuses_weights_slower_anywhere_or_slower_on_the_whole():
+    def v(ratio, word):
+        return verdict.Verdict(ratio, ratio * 0.95, ratio * 1.05, 10, word)
+
+    ok = confirm_module._decide({"a": v(0.8, "faster"), "b": v(1.02, "indistinguishable")},
+                                {})
+    assert ok.passed and ok.reason.startswith("confirmed")
+    one_slower = confirm_module._decide({"a": v(0.5, "faster"), "b": v(1.2, "slower")}, {})
+    assert not one_slower.passed and "slower on b" in one_slower.reason
+    worse = confirm_module._decide({"a": v(1.05, "indistinguishable"),
+                                    "b": v(1.04, "indistinguishable")}, {})
+    assert not worse.passed
+    assert not confirm_module._decide({}, {}).passed
+
+
+def test_nothing_accepted_hands_over_the_start_weights_without_a_retiming(pretrain_of,
+                                                                         tmp_path):
+    run = tmp_path / "pt"
+    pretrain_of(run, pipelines=2)
+    record = RunDir(run).read_best_weights_record()
+    assert "no update was accepted" in record.reason and not record.confirmation
+
+
+def test_a_resume_with_another_generator_family_is_refused_before_any_write(pretrain_of,
+                                                                           tmp_path):
+    run = tmp_path / "pt"
+    pretrain_of(run, pipelines=2)
+    before = (run / "manifest.json").read_bytes()
+    with pytest.raises(RunDirError, match="pre-trains on random:size=64,stages=4"):
+        pretrain_of(run, pipelines=4, generator="random:stages=5,size=64")
+    assert (run / "manifest.json").read_bytes() == before
+
+
+def test_the_held_out_rank_curve_has_a_point_per_round(pretrain_of, tmp_path):
+    run = tmp_path / "pt"
+    pretrain_of(run, pipelines=6)
+    # the scripted trainer judges nothing: its records carry no rank
+    assert [p[:2] for p in curve(RunDir(run))] in ([], [(1, 0), (2, 2), (3, 4)])
+
+
+def test_the_generator_needs_a_seed_parameter_and_sets_it_itself():
+    host = targets.resolve(None)
+    with pytest.raises(BadInput, match="needs a generator with a seed parameter"):
+        seeded_generator("median3x3", host)
+    with pytest.raises(BadInput, match="sets the seed itself"):
+        seeded_generator("random:seed=3", host)
+    assert dict(seeded_generator(None, host).params)["seed"] == "0"
+    hvx = seeded_generator(None, targets.resolve("arm-64-android-hvx"))
+    assert dict(hvx.params)["types"] == "int"  # HVX vectorizes integers
+    assert dict(seeded_generator(None, host).params).get("types", "float") == "float"
+
+
+def test_the_command_states_the_library_default_of_beam_checked_pipelines():
+    assert pretrain_command.BEAM_CHECKED == tune_settings.BEAM_CHECKED
+
+
+@pytest.mark.slow
+def test_farm_pretrain_with_the_real_halide_and_ray(tmp_path):
+    """Three rounds of two small random pipelines, then a resume that adds one."""
+    out = tmp_path / "pt"
+    cmd = [sys.executable, "-m", "farm", "pretrain", "--out", str(out), "--pipelines", "4",
+           "--per-pipeline", "8", "--pipelines-per-round", "2", "--beam-checked", "1",
+           "--generator", "random:stages=3,size=48"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "pre-trained on 4 pipelines in 2 rounds" in done.stdout
+    assert "held-out rank" in done.stdout
+    rows = SampleStore(out / "samples").read(["status", "benchmark", "featurization"])
+    assert rows.num_rows == 32
+    ok = [r for r in rows.to_pylist() if r["status"] == "ok"]
+    assert len(ok) >= 24 and all(r["featurization"] for r in ok)
+    assert {seed_of(r["benchmark"]) for r in ok} == {0, 1, 2, 3}
+    best = json.loads((out / "weights" / "best.json").read_text())
+    assert best["confirmed_for"]
+    more = subprocess.run([*cmd[:6], "5", *cmd[7:]], capture_output=True, text=True,
+                          timeout=1200, env=env)
+    assert more.returncode == 0, more.stdout + more.stderr
+    assert "pre-trained on 5 pipelines in 3 rounds" in more.stdout
