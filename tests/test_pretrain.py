@@ -9,6 +9,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import ray
 
@@ -227,3 +228,17 @@ def test_farm_pretrain_with_the_real_halide_and_ray(tmp_path):
                           timeout=1200, env=env)
     assert more.returncode == 0, more.stdout + more.stderr
     assert "pre-trained on 5 pipelines in 3 rounds" in more.stdout
+    # judged on a real pipeline it never saw; one it trained on is refused
+    seen = subprocess.run([sys.executable, "-m", "farm", "evaluate", str(out), "--on",
+                           "random:seed=1,stages=3,size=48"], capture_output=True, text=True,
+                          timeout=600, env=env)
+    assert seen.returncode == 2 and "took part in" in seen.stderr, seen.stderr
+    judged = subprocess.run([sys.executable, "-m", "farm", "evaluate", str(out), "--on",
+                             "median3x3", "--retimes", "5"], capture_output=True, text=True,
+                            timeout=1200, env=env)
+    assert judged.returncode == 0, judged.stdout + judged.stderr
+    assert "handed-over / baseline:" in judged.stdout
+    rows = {r["variant"]: r for r in pq.read_table(out / "evaluate" / "evaluate.parquet")
+            .to_pylist()}
+    assert set(rows) == {"baseline", "handed-over"}
+    assert rows["baseline"]["median_ms"] > 0 and len(rows["baseline"]["retimes_ms"]) == 5
