@@ -122,6 +122,21 @@ def test_more_pipelines_later_go_on_with_new_seeds_and_the_same_command_stops(
     assert "raise --pipelines" in capsys.readouterr().out
 
 
+def test_a_round_committed_but_not_finished_is_finished_with_its_own_pipelines(
+        pretrain_of, tmp_path, capsys):
+    """A crash after a round's commit, before its record: the rerun finishes that round on
+    the pipelines it drew, then goes on with new ones."""
+    run = tmp_path / "pt"
+    pretrain_of(run, pipelines=4)
+    rd = RunDir(run)
+    rd.round_record_path(2).unlink()  # as if killed during its acceptance
+    _, trainer = pretrain_of(run, pipelines=6)
+    assert "round 2 was committed but not finished" in capsys.readouterr().out
+    assert trainer.decided == [2, 3]
+    assert sorted(seed_of(n) for n in rd.read_round(2).pipelines) == [2, 3]
+    assert _seeds(run) == {1: [0, 1], 2: [2, 3], 3: [4, 5]}
+
+
 def test_the_beam_check_retimes_only_the_chosen_few_new_pipelines(pretrain_of, tmp_path):
     run = tmp_path / "pt"
     pretrain_of(run, pipelines=6, per_round=3, beam_checked=2,
@@ -242,3 +257,15 @@ def test_farm_pretrain_with_the_real_halide_and_ray(tmp_path):
             .to_pylist()}
     assert set(rows) == {"baseline", "handed-over"}
     assert rows["baseline"]["median_ms"] > 0 and len(rows["baseline"]["retimes_ms"]) == 5
+
+
+def test_leave_one_out_on_a_pre_training_points_to_evaluate_on(pretrain_of, tmp_path):
+    from farm.workflows import evaluate
+
+    run = tmp_path / "pt"
+    pretrain_of(run, pipelines=2)
+    with pytest.raises(BadInput, match="--on BENCH"):
+        evaluate.prepare(run)
+    with pytest.raises(BadInput, match="took part in"):
+        evaluate.prepare_on(run, ["random:seed=1,stages=4,size=64"])
+    assert evaluate.prepare_on(run, ["median3x3"]).names == ["median3x3"]

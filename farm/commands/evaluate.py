@@ -33,7 +33,7 @@ def add_parser(sub) -> None:
                    "with --on, any run directory: a pre-training, a campaign, a single run")
     p.add_argument("--on", metavar="BENCH", nargs="+",
                    help="judge RUN_DIR's handed-over weights (weights/best.weights) instead: "
-                   "each BENCH (or `all`, the built-ins) is built with beam 32 and the run's "
+                   "each BENCH (`all`: the built-ins) is built with beam 32 and the run's "
                    "start weights (baseline), its handed-over weights and any --weights-for, "
                    "and re-timed interleaved. A BENCH the run trained on is refused: the "
                    "question is how the model does on pipelines it never saw")

@@ -54,6 +54,8 @@ class Report:
         m = self.manifest
         if self.pipeline:
             return f"{self.pipeline} in a campaign of {plural(len(m.pipelines), 'pipeline')}"
+        if m.pretraining:
+            return f"pre-training on {m.benchmark}: {plural(len(m.pipelines), 'pipeline')}"
         if m.campaign:
             return f"campaign of {', '.join(p.name for p in m.pipelines)}"
         return m.generator

@@ -160,6 +160,9 @@ class PipelineRecord(_Record):
     CHECKS: ClassVar = {"name": NAME, "ref": LABEL, "sha256": TEXT, "first_round": ROUND}
 
 
+PRETRAIN = "pretrain"  # a pre-training's manifest generator (a campaign's is "campaign")
+
+
 @dataclass
 class Manifest(_Record):
     """manifest.json: what the run is (benchmark, target, batch size, ...) and each
@@ -198,6 +201,12 @@ class Manifest(_Record):
 
     def pipeline(self, name: str) -> PipelineRecord | None:
         return next((p for p in self.all_pipelines() if p.name == name), None)
+
+    @property
+    def pretraining(self) -> bool:
+        """A `farm pretrain` run: a campaign of pipelines drawn from `benchmark`, a
+        generator with a seed parameter."""
+        return self.generator == PRETRAIN
 
     def all_pipelines(self) -> list[PipelineRecord]:
         """The run's pipelines. A run of one benchmark from before campaigns lists none:

@@ -204,7 +204,7 @@ class Tuning:
                 break
             if round_no > done + 1:
                 self._refresh_devices()
-                self.next_pipelines(round_no)
+            self.next_pipelines(round_no)
             self._round(round_no, scheduler)
             for event in self.pool.events:
                 progress.message(f"warning: {event}")
@@ -214,11 +214,16 @@ class Tuning:
     # --- the hooks --------------------------------------------------------------------
 
     def first_pipelines(self, manifest) -> tuple | None:
-        """The pipelines of this invocation's first round (None: the settings')."""
+        """The run's pipelines as this invocation starts (None: the settings'): those of the
+        last committed round, whose steps a crash may have left undone, or of the next."""
         return None
 
     def next_pipelines(self, round_no: int) -> None:
         """Change the run's pipelines (state.tracks) before round `round_no`."""
+
+    def pipelines_line(self) -> str:
+        """What the run tunes, for the line that starts an invocation."""
+        return ", ".join(t.name for t in self.state.tracks)
 
     def total_rounds(self, done: int) -> int:
         """The rounds the run should hold, `done` of them committed."""
@@ -259,7 +264,7 @@ class Tuning:
                 f", {plural(s.batch_size, 'candidate')} per "
                 f"{'pipeline and ' if m.campaign else ''}round")
         self.progress.message(
-            f"{', '.join(t.name for t in self.state.tracks)} on "
+            f"{self.pipelines_line()} on "
             f"{', '.join(d.id for d in devices)} (device class {m.device_class}): {rounds}, "
             f"each device holding {self.pool.depth}, run {m.run_id}")
 

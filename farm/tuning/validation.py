@@ -6,11 +6,9 @@ from pathlib import Path
 
 from farm.devices.base import DeviceInfo
 from farm.errors import BadInput, RunDirError
-from farm.store.records import Manifest
+from farm.store.records import PRETRAIN, Manifest
 from farm.store.rundir import RunDir, class_dir, class_dirs, new_run_id, now_iso
 from farm.tuning.settings import TuneSettings
-
-PRETRAIN = "pretrain"  # a pre-training's manifest generator (a campaign's is "campaign")
 
 
 def by_class(devices: list[DeviceInfo]) -> dict[str, list[DeviceInfo]]:

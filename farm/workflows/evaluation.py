@@ -183,6 +183,10 @@ def prepare(run_dir: str | Path, together: Sequence[str] | None = None,
     run = _run_of(run_dir)
     manifest = run.read_manifest()
     assert manifest is not None  # _run_of checked
+    if manifest.pretraining:
+        raise BadInput(f"{run.path} is a pre-training: each of its pipelines was held out "
+                       "when it was new; judge its model on real pipelines with --on BENCH "
+                       "[BENCH ...] (e.g. --on all)")
     pipelines = manifest.all_pipelines()
     names = [p.name for p in pipelines]
     if len(pipelines) < 2:
@@ -221,11 +225,11 @@ def prepare_on(run_dir: str | Path, on: Sequence[str],
     run = _run_of(run_dir)
     manifest = run.read_manifest()
     assert manifest is not None  # _run_of checked
-    refs = [b.name for b in catalog.builtin_benchmarks()] if list(on) == ["all"] else list(on)
+    # `all`: the built-ins, beside any other BENCH named
+    refs = [r for ref in on for r in ([b.name for b in catalog.builtin_benchmarks()]
+                                      if ref == "all" else [ref])]
     if not refs:
         raise BadInput("--on names no pipeline: give one BENCH or more")
-    if "all" in refs:
-        raise BadInput("`all` names every built-in benchmark: give it alone after --on")
     benches = [catalog.resolve(r) for r in refs]
     trained = {p.name for p in manifest.all_pipelines()}
     seen = [b.label for b in benches if b.label in trained]

@@ -138,11 +138,14 @@ class Pretraining(Tuning):
     def first_pipelines(self, manifest: Manifest) -> tuple[Benchmark, ...]:
         done = self.run_dir.samples.rounds_done()
         pending = [p for p in manifest.all_pipelines() if p.first_round > done]
-        if pending:  # joined by a round that was not committed: that round again
-            return tuple(self._pipeline(p.name) for p in pending)
-        return self._draw(manifest, min(self.per_round(), self._remaining(manifest)))
+        # joined by a round that was not committed: that round again; else the last
+        # committed round's, which its unfinished steps (if any) need
+        last = pending or [p for p in manifest.all_pipelines() if p.first_round == done]
+        return tuple(self._pipeline(p.name) for p in last)
 
     def next_pipelines(self, round_no: int) -> None:
+        if any(t.record.first_round == round_no for t in self.state.tracks):
+            return  # joined for this round before it was interrupted: redone as they are
         m = self.state.manifest
         benches = self._draw(m, min(self.per_round(), self._remaining(m)))
         self.state.tracks = join(self.run_dir, self.s, m, self.progress, benches)
@@ -168,6 +171,11 @@ class Pretraining(Tuning):
         else:
             self._hand_over()
         return self._pretrain_summary(stopped or "")
+
+    def pipelines_line(self) -> str:
+        return (f"pre-training on {self.spec.family}: {self._trained()} of "
+                f"{plural(self.spec.pipelines, 'pipeline')} done, {self.per_round()} new per "
+                "round")
 
     def round_line(self, round_no: int, record: RoundRecord, distinct: int) -> str:
         st, acc = record.statuses, record.acceptance
