@@ -2,7 +2,14 @@
 round, on that round's new pipelines (never trained on), against the pipelines trained on
 before it; with the round's acceptance and beam check.
 
+With --offline it also trains models afresh from the run's start weights on the first N of
+its pipelines (N doubling), with several recipes, and ranks the last --held-out pipelines
+(none of them trained on) with each: how the held-out rank grows with the pipelines seen,
+whatever the acceptance decided during the run. Training is work on the CPU: pause any
+timing first.
+
     python tests/perf/pretrain_curve.py PRETRAIN_DIR [--png curve.png]
+        [--offline] [--held-out 32] [--steps 32,128,512] [--rates 1e-4,1e-3]
 """
 
 from __future__ import annotations
@@ -10,15 +17,57 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from farm.model import acceptance, weights
+from farm.model import retrain as costmodel
+from farm.model.trainer import HalideTrainer
 from farm.report.output import pyplot, save_figure
 from farm.store.rundir import RunDir
-from farm.workflows.pretrain import curve
+from farm.store.samples import TRAIN_COLUMNS
+from farm.workflows.pretrain import curve, seed_of
+
+
+def offline(run: RunDir, held_out: int, steps: list[int], rates: list[float]) -> None:
+    m = run.read_manifest()
+    assert m is not None, f"{run.path} is not a run directory"
+    names = sorted((p.name for p in m.all_pipelines()), key=lambda n: seed_of(n) or 0)
+    table = run.samples.read(TRAIN_COLUMNS)
+    held, pool = names[-held_out:], names[:-held_out]
+    evidence = acceptance.Evidence.of(table.filter(pc.is_in(
+        table["benchmark"], value_set=pa.array(held, pa.string()))))
+    start = weights.load(run.weights_path(0))
+    files = run.sample_files
+    files.sync(table)
+    base = evidence.accuracy(evidence.concordant(start, m.parallelism))
+    print(f"\noffline: held out the last {len(held)} pipelines ({evidence.n_pairs} clear "
+          f"pairs); the start weights rank {base:.3f} of them right")
+    print("pipelines trained on  rate     steps  held-out rank  vs start")
+    n = 8
+    while n <= len(pool):
+        rows = costmodel.capped(table.filter(pc.is_in(
+            table["benchmark"], value_set=pa.array(pool[:n], pa.string()))))
+        for rate in rates:
+            for k in steps:
+                result = HalideTrainer().train(files, rows, start, steps=k, rate=rate,
+                                               num_cores=m.parallelism)
+                if result.weights is None:
+                    continue
+                acc = evidence.accuracy(evidence.concordant(result.weights, m.parallelism))
+                print(f"{n:20d}  {rate:<7g}  {k:5d}  {acc:13.3f}  {acc - base:+.3f}",
+                      flush=True)
+        n = len(pool) if n < len(pool) < 2 * n else 2 * n
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--png", type=Path, help="also plot the curve to this file")
+    parser.add_argument("--offline", action="store_true")
+    parser.add_argument("--held-out", type=int, default=32)
+    parser.add_argument("--steps", default="32,128,512")
+    parser.add_argument("--rates", default="1e-4,1e-3")
     args = parser.parse_args()
     run = RunDir(args.run_dir)
     points = curve(run)
@@ -38,6 +87,9 @@ def main() -> None:
                title=f"pre-training {run.path.name}")
         ax.grid(alpha=0.3)
         print(save_figure(fig, args.png))
+    if args.offline:
+        offline(run, args.held_out, [int(x) for x in args.steps.split(",")],
+                [float(x) for x in args.rates.split(",")])
 
 
 if __name__ == "__main__":
