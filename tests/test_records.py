@@ -143,7 +143,7 @@ def test_best_weights_have_one_writer_with_one_set_of_fields(tmp_path, baseline)
     assert weights.load(run.best_weights).sha256 == baseline.sha256
     on_disk = json.loads((tmp_path / "weights" / "best.json").read_text())
     assert set(on_disk) == {"weights", "reason", "weights_sha256", "beam_ms", "measured",
-                            "sample_id", "compared"}
+                            "sample_id", "compared", "confirmed_for", "confirmation"}
     assert set(on_disk["compared"]["beam search with final-x"]) == {"weights", "median_ms",
                                                                     "vs_start"}
     assert run.read_best_weights_record() == BEST_WEIGHTS
