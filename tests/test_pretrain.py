@@ -239,7 +239,7 @@ def test_farm_pretrain_with_the_real_halide_and_ray(tmp_path):
     assert {seed_of(r["benchmark"]) for r in ok} == {0, 1, 2, 3}
     best = json.loads((out / "weights" / "best.json").read_text())
     assert best["confirmed_for"]
-    more = subprocess.run([*cmd[:6], "5", *cmd[7:]], capture_output=True, text=True,
+    more = subprocess.run([*cmd[:7], "5", *cmd[8:]], capture_output=True, text=True,
                           timeout=1200, env=env)
     assert more.returncode == 0, more.stdout + more.stderr
     assert "pre-trained on 5 pipelines in 3 rounds" in more.stdout
