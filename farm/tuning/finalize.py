@@ -329,22 +329,7 @@ def _update_best_weights(
               if any(f.vs_start.word == verdict.FASTER for f in fs if f.vs_start)
               and not any(f.vs_start.word == verdict.SLOWER for f in fs if f.vs_start)}
     if better:
-        def score(fs: list[Finalist]) -> float:
-            mean = compare.geometric_mean(f.vs_start.ratio for f in fs
-                                          if f.vs_start and f.vs_start.ratio)
-            return math.inf if mean is None else mean
-
-        chosen = min(better.values(), key=score)
-        winner = min(chosen, key=lambda f: f.retimed_ms)
-        assert winner.vs_start is not None  # every one of `better` has a verdict
-        if len(chosen) == 1 and not winner.pipeline:
-            reason = (f"its beam search is {winner.vs_start.describe()} than with the start "
-                      "weights")
-        else:
-            faster = sum(f.vs_start.word == verdict.FASTER for f in chosen if f.vs_start)
-            reason = (f"its beam search is significantly faster than with the start weights "
-                      f"on {faster} of {plural(len(chosen), 'pipeline')} and slower on none "
-                      f"(geometric mean {verdict.factor(score(chosen))})")
+        chosen, winner, reason = _chosen(better)
         if confirm_with is not None:
             confirmed, found = winner, confirm_with(winner, chosen)
             confirmation = found.record(winner.weights_file)
@@ -369,6 +354,27 @@ def _update_best_weights(
         else None, confirmation=confirmation)
     run.write_best_weights(winner.spec.weights, record)
     return record
+
+
+def _chosen(better: dict[str, list[Finalist]]) -> tuple[list[Finalist], Finalist, str]:
+    """Of the weights significantly faster somewhere and slower nowhere (their beam-search
+    finalists by weights), those with the lowest geometric mean ratio: their finalists, the
+    fastest of them, and why in words."""
+    def score(fs: list[Finalist]) -> float:
+        mean = compare.geometric_mean(f.vs_start.ratio for f in fs
+                                      if f.vs_start and f.vs_start.ratio)
+        return math.inf if mean is None else mean
+
+    chosen = min(better.values(), key=score)
+    winner = min(chosen, key=lambda f: f.retimed_ms)
+    assert winner.vs_start is not None  # every one of `better` has a verdict
+    if len(chosen) == 1 and not winner.pipeline:
+        return chosen, winner, (f"its beam search is {winner.vs_start.describe()} than with "
+                                "the start weights")
+    faster = sum(f.vs_start.word == verdict.FASTER for f in chosen if f.vs_start)
+    return chosen, winner, (f"its beam search is significantly faster than with the start "
+                            f"weights on {faster} of {plural(len(chosen), 'pipeline')} and "
+                            f"slower on none (geometric mean {verdict.factor(score(chosen))})")
 
 
 def _confirm(winner: Finalist, chosen: list[Finalist], beams: list[Finalist], pool,
