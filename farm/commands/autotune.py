@@ -51,16 +51,13 @@ def add_parser(sub) -> None:
     options.add_common(p)
     options.add_devices(p)
     options.add_compile_timeout(p)
-    p.add_argument("--run-timeout", type=options.positive_float, default=60.0, metavar="S",
-                   help="kill a candidate's timing run after S seconds (default 60)")
+    options.add_run_timeout(p)
     p.add_argument("--train-steps", "--epochs", type=options.positive_int, dest="train_steps",
                    default=32, metavar="N", help="gradient steps per candidate model trained "
                    "after each round (default 32; what Halide's trainer calls --epochs: each "
                    "is ONE step on at most 1024 schedules per pipeline, not a pass over the "
                    "samples)")
-    p.add_argument("--isolation", choices=("pause", "none"), default="pause",
-                   help="pause: stop the host's compile work while it times (default); "
-                   "none: time alongside it")
+    options.add_isolation(p)
 
 
 def main(args) -> int:

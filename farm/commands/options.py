@@ -161,6 +161,17 @@ def add_compile_timeout(p: argparse.ArgumentParser) -> None:
                    f"{COMPILE_WALL_FACTOR:g} x S of wall-clock time)")
 
 
+def add_run_timeout(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run-timeout", type=positive_float, default=60.0, metavar="S",
+                   help="kill a candidate's timing run after S seconds (default 60)")
+
+
+def add_isolation(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--isolation", choices=("pause", "none"), default="pause",
+                   help="pause: stop the host's compile work while it times (default); "
+                   "none: time alongside it")
+
+
 def add_retimes(p: argparse.ArgumentParser, default: int | None, help: str) -> None:
     """`--retimes N`: interleaved re-timings per schedule, each a whole run of the timing
     harness (whose own --samples are the "repeats" inside one timing). `--repeats`, the

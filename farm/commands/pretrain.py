@@ -60,14 +60,11 @@ def add_parser(sub) -> None:
     options.add_common(p)
     options.add_devices(p)
     options.add_compile_timeout(p)
-    p.add_argument("--run-timeout", type=options.positive_float, default=60.0, metavar="S",
-                   help="kill a candidate's timing run after S seconds (default 60)")
+    options.add_run_timeout(p)
     p.add_argument("--train-steps", type=options.positive_int, default=32, metavar="N",
                    help="gradient steps per candidate model trained after each round "
                    "(default 32)")
-    p.add_argument("--isolation", choices=("pause", "none"), default="pause",
-                   help="pause: stop the host's compile work while it times (default); "
-                   "none: time alongside it")
+    options.add_isolation(p)
 
 
 def main(args) -> int:
