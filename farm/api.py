@@ -99,7 +99,7 @@ def pretrain(out: str | Path, *, pipelines: int = 256, per_pipeline: int = 16,
              beam_checked: int | None = None, budget_s: float | None = None,
              weights: str | Path | None = None, parallelism: int | None = None,
              target: str | None = None, devices: Sequence[str] = (),
-             address: str | None = None, compile_timeout_s: float = 600.0,
+             address: str | None = None, compile_timeout_s: float | None = None,
              run_timeout_s: float = 60.0, train_steps: int | None = None,
              isolation: str = "pause", progress=None):
     """Start or continue the pre-training in `out` (`farm pretrain --out OUT`): `pipelines`
@@ -114,7 +114,7 @@ def pretrain(out: str | Path, *, pipelines: int = 256, per_pipeline: int = 16,
     from farm.model import retrain as costmodel
     from farm.model import weights as weights_module
     from farm.tuning.loop import TuneSettings, autotune
-    from farm.tuning.settings import BEAM_CHECKED, PretrainSpec
+    from farm.tuning.settings import BEAM_CHECKED, PRETRAIN_COMPILE_TIMEOUT_S, PretrainSpec
     from farm.workflows.pretrain import Pretraining, seeded_generator
 
     where = targets.resolve(target or "host")
@@ -125,7 +125,8 @@ def pretrain(out: str | Path, *, pipelines: int = 256, per_pipeline: int = 16,
         benchmarks=(), target=where, start_weights=weights_module.resolve(weights),
         batch_size=per_pipeline, budget_s=budget_s,
         parallelism=parallelism or DEFAULT_PARALLELISM, device_ids=tuple(devices),
-        compile_timeout_s=compile_timeout_s, timing=TimingConfig(timeout_s=run_timeout_s),
+        compile_timeout_s=compile_timeout_s or PRETRAIN_COMPILE_TIMEOUT_S,
+        timing=TimingConfig(timeout_s=run_timeout_s),
         isolation=isolation, train_steps=train_steps or costmodel.DEFAULT_STEPS,
         pretrain=spec)
     build.check_pipeline(CandidateSpec(spec.pipeline(0), where, settings.start_weights))

@@ -216,8 +216,9 @@ def test_the_generator_needs_a_seed_parameter_and_sets_it_itself():
     assert dict(seeded_generator(None, host).params).get("types", "float") == "float"
 
 
-def test_the_command_states_the_library_default_of_beam_checked_pipelines():
+def test_the_command_states_the_library_defaults():
     assert pretrain_command.BEAM_CHECKED == tune_settings.BEAM_CHECKED
+    assert pretrain_command.PRETRAIN_COMPILE_TIMEOUT_S == tune_settings.PRETRAIN_COMPILE_TIMEOUT_S
 
 
 @pytest.mark.slow

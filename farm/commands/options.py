@@ -153,10 +153,10 @@ def add_devices(p: argparse.ArgumentParser, help: str = "devices to time on (see
                    help=help)
 
 
-def add_compile_timeout(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--compile-timeout", type=positive_float, default=600.0, metavar="S",
+def add_compile_timeout(p: argparse.ArgumentParser, default: float = 600.0) -> None:
+    p.add_argument("--compile-timeout", type=positive_float, default=default, metavar="S",
                    help="end a candidate's compile once it has used S seconds of CPU "
-                   "(default 600; CPU time: a compile paused while a device times is not "
+                   f"(default {default:g}; CPU time: a compile paused while a device times is not "
                    "charged, and one that hangs without using CPU is ended after "
                    f"{COMPILE_WALL_FACTOR:g} x S of wall-clock time)")
 

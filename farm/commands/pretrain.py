@@ -6,9 +6,10 @@ import argparse
 
 from farm.commands import options
 
-# farm.tuning.settings.BEAM_CHECKED, not imported: `farm --help` builds every parser, and
-# that module pulls in the trainer (test_pretrain checks the two agree)
+# farm.tuning.settings' values, not imported: `farm --help` builds every parser, and that
+# module pulls in the trainer (test_pretrain checks the two agree)
 BEAM_CHECKED = 4
+PRETRAIN_COMPILE_TIMEOUT_S = 240.0
 
 EPILOG = f"""how long?
   Halide's recipe takes 1,024 random pipelines x 16 samples. On one 2-core host a
@@ -59,7 +60,7 @@ def add_parser(sub) -> None:
                    "the round in progress once this much time is spent, e.g. 45m, 2h")
     options.add_common(p)
     options.add_devices(p)
-    options.add_compile_timeout(p)
+    options.add_compile_timeout(p, default=PRETRAIN_COMPILE_TIMEOUT_S)
     options.add_run_timeout(p)
     p.add_argument("--train-steps", type=options.positive_int, default=32, metavar="N",
                    help="gradient steps per candidate model trained after each round "

@@ -17,6 +17,10 @@ from farm.search.plans import RoundPlan, Strategy
 # and four make one false "slower" at 95% in about ten checks while a round of 8 x 16
 # probes costs a few minutes.
 BEAM_CHECKED = 4
+# A pre-training's compile timeout: a random pipeline is one of hundreds, its beam-32
+# compiles took 5-120 s of CPU here, and one beam-1 compile of 5 min held a whole round's
+# devices idle. Cut such outliers sooner than a user's own pipeline (600 s).
+PRETRAIN_COMPILE_TIMEOUT_S = 240.0
 
 
 @dataclass(frozen=True)
