@@ -7,22 +7,21 @@
 
 Each record has one writer and any number of readers: the writers and readers are
 RunDir methods (farm.store.rundir), which own the paths. The JSON keys on disk are the
-field names; `to_json()` and `from_json()` convert. Records outlive the farm that wrote
-them, so `from_json` accepts files of earlier releases (a field they lack takes its
-default) and of later ones (a key this farm does not know is kept in `extra` and written
-back by `to_json`). Whoever wrote the file, `from_json` checks what it knows (each record's
-CHECKS, farm.store.checks): a field of the wrong type, out of range or a name that could
-not be one is a RecordError naming the field, never a value the farm goes on with.
+field names; `to_json()` and `from_json()` convert (farm.store.jsonrecord: files of
+earlier and later releases read). Whoever wrote the file, `from_json` checks what it knows
+(each record's CHECKS, farm.store.checks): a field of the wrong type, out of range or a
+name that could not be one is a RecordError naming the field, never a value the farm goes
+on with.
 
-This module holds data only (no I/O; of the farm, only farm.store.checks), so every reader
-can import it.
+This module holds data only (no I/O; of the farm, only farm.store's checks and record
+base), so every reader can import it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import MISSING, dataclass, field, fields
-from typing import Any, ClassVar, TypeVar
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from farm.store.checks import (
     COUNT,
@@ -45,108 +44,18 @@ from farm.store.checks import (
     TEXT,
     TIMES_MS,
     TOKEN,
-    Check,
     RecordError,
-    check,
-    hints,
     shown,
 )
+from farm.store.jsonrecord import JsonRecord, dict_of, item, list_of
 
 MANIFEST_VERSION = 1
 # Finalist labels in the re-timing record that readers look for
 START_LABEL = "beam search with start weights"  # what every verdict compares with
 MANUAL_LABEL = "manual schedule"  # the benchmark's own schedule, timed for reference
 
-R = TypeVar("R", bound="_Record")
-
-
-class _Record:
-    """to_json/from_json for a record dataclass with an `extra` field (unknown keys)."""
-
-    # field name -> how its JSON value becomes a typed one (nested records)
-    NESTED: ClassVar[Mapping[str, Callable[[Any], Any]]] = {}
-    # fields left out of the JSON when None: keys that files have only when they apply
-    OMIT_IF_NONE: ClassVar[tuple[str, ...]] = ()
-    # field name -> what its value means beyond its type (farm.store.checks)
-    CHECKS: ClassVar[Mapping[str, Check]] = {}
-
-    def to_json(self) -> dict:
-        out = dict(self.extra)  # type: ignore[attr-defined]
-        for f in fields(self):  # type: ignore[arg-type]
-            if f.name == "extra":
-                continue
-            value = getattr(self, f.name)
-            if value is None and f.name in self.OMIT_IF_NONE:
-                out.pop(f.name, None)
-                continue
-            out[f.name] = _to_json(value)
-        return out
-
-    @classmethod
-    def from_json(cls: type[R], data: Any) -> R:
-        """The record `data` holds, each known field checked (its type, then CHECKS); a
-        RecordError naming the first field that fails."""
-        if not isinstance(data, Mapping):
-            raise RecordError(f"is {shown(data)}, not a JSON object")
-        types = hints(cls)
-        every = [f for f in fields(cls) if f.name != "extra"]  # type: ignore[arg-type]
-        known = {f.name for f in every}
-        values, extra = {}, {}
-        for key, value in data.items():
-            if key not in known:
-                extra[key] = value
-                continue
-            if value is not None and key in cls.NESTED:
-                try:
-                    value = cls.NESTED[key](value)
-                except RecordError as e:
-                    raise e.under(key) from None
-            check(key, value, types[key], cls.CHECKS.get(key))
-            values[key] = value
-        missing = [f.name for f in every if f.name not in values
-                   and f.default is MISSING and f.default_factory is MISSING]
-        if missing:
-            raise RecordError("is missing", missing[0])
-        return cls(**values, extra=extra)  # type: ignore[call-arg]
-
-
-def _to_json(value):
-    if isinstance(value, _Record):
-        return value.to_json()
-    if isinstance(value, (list, tuple)):
-        return [_to_json(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _to_json(v) for k, v in value.items()}
-    return value
-
-
-def _list_of(cls: type[R]) -> Callable[[Any], list[R]]:
-    def convert(values: Any) -> list[R]:
-        if not isinstance(values, list):
-            raise RecordError(f"is {shown(values)}, not a list")
-        return [_item(cls, f"[{i}]", v) for i, v in enumerate(values)]
-
-    return convert
-
-
-def _dict_of(cls: type[R]) -> Callable[[Any], dict[str, R]]:
-    def convert(values: Any) -> dict[str, R]:
-        if not isinstance(values, Mapping):
-            raise RecordError(f"is {shown(values)}, not a JSON object")
-        return {k: _item(cls, f"[{shown(k)}]", v) for k, v in values.items()}
-
-    return convert
-
-
-def _item(cls: type[R], where: str, value: Any) -> R:
-    try:
-        return cls.from_json(value)
-    except RecordError as e:
-        raise e.under(where) from None
-
-
 @dataclass
-class PipelineRecord(_Record):
+class PipelineRecord(JsonRecord):
     """One pipeline of a run: a campaign has several (farm.campaign), a run of one
     benchmark one. Its rows' `benchmark` column is `name`."""
 
@@ -164,7 +73,7 @@ PRETRAIN = "pretrain"  # a pre-training's manifest generator (a campaign's is "c
 
 
 @dataclass
-class Manifest(_Record):
+class Manifest(JsonRecord):
     """manifest.json: what the run is (benchmark, target, batch size, ...) and each
     invocation of `farm autotune` on it."""
 
@@ -193,7 +102,7 @@ class Manifest(_Record):
     FIXED: ClassVar[tuple[str, ...]] = ("generator", "benchmark_sha256", "target",
                                         "batch_size", "parallelism", "start_weights_sha256",
                                         "campaign")
-    NESTED: ClassVar = {"pipelines": _list_of(PipelineRecord)}
+    NESTED: ClassVar = {"pipelines": list_of(PipelineRecord)}
     CHECKS: ClassVar = {"run_id": TOKEN, "benchmark": LABEL, "generator": NAME,
                         "benchmark_sha256": TEXT, "target": LABEL, "schedule_target": LABEL,
                         "batch_size": POSITIVE, "parallelism": POSITIVE,
@@ -218,7 +127,7 @@ class Manifest(_Record):
 
 
 @dataclass(frozen=True)
-class VerdictRecord(_Record):
+class VerdictRecord(JsonRecord):
     """A farm.stats.verdict.Verdict as written: `verdict` is its word ("faster", ...)."""
 
     ratio: float | None = None
@@ -238,7 +147,7 @@ class VerdictRecord(_Record):
 
 
 @dataclass(frozen=True)
-class BeamCheck(_Record):
+class BeamCheck(JsonRecord):
     """The provisional weights' beam search re-timed against the start weights'."""
 
     passed: bool
@@ -248,13 +157,13 @@ class BeamCheck(_Record):
     extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
 
     NESTED: ClassVar = {"verdict": VerdictRecord.from_json,
-                        "pipelines": _dict_of(VerdictRecord)}
+                        "pipelines": dict_of(VerdictRecord)}
     OMIT_IF_NONE: ClassVar = ("pipelines",)
     CHECKS: ClassVar = {"pipelines": NAMES}
 
 
 @dataclass(frozen=True)
-class JudgedRecord(_Record):
+class JudgedRecord(JsonRecord):
     """One candidate's figures on the held-out unit (farm.model.acceptance.Judged as written)."""
 
     name: str
@@ -275,7 +184,7 @@ class JudgedRecord(_Record):
 
 
 @dataclass(frozen=True)
-class AcceptanceRecord(_Record):
+class AcceptanceRecord(JsonRecord):
     """Which weights plan the next round and why (farm.model.acceptance.Decision.record())."""
 
     accepted: str  # "current" or the provisional candidate's name
@@ -287,7 +196,7 @@ class AcceptanceRecord(_Record):
     candidates: list[JudgedRecord] = field(default_factory=list)  # [0]: the current weights
     extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
 
-    NESTED: ClassVar = {"candidates": _list_of(JudgedRecord)}
+    NESTED: ClassVar = {"candidates": list_of(JudgedRecord)}
     CHECKS: ClassVar = {"accepted": LABEL, "weights_sha256": TEXT, "pairs": COUNT}
     KEPT: ClassVar[str] = "current"  # `accepted` when no candidate beat the current weights
 
@@ -309,7 +218,7 @@ class AcceptanceRecord(_Record):
 
 
 @dataclass(frozen=True)
-class RoundRecord(_Record):
+class RoundRecord(JsonRecord):
     """rounds/round-NNNNNN.json: one round's timings, beam check and acceptance.
 
     Files of the first release lack `acceptance` (they have `evaluation` and `training`,
@@ -355,7 +264,7 @@ class RoundRecord(_Record):
 
 
 @dataclass(frozen=True)
-class ComparedBeam(_Record):
+class ComparedBeam(JsonRecord):
     """A beam search that best.weights were chosen among."""
 
     weights: str = ""  # its weights file under weights/ ("" when it has none)
@@ -371,7 +280,7 @@ def _compared(data: Any) -> dict[str, ComparedBeam]:
     # the first release wrote {weights file: median ms}
     if not isinstance(data, Mapping):
         raise RecordError(f"is {shown(data)}, not a JSON object")
-    return {label: _item(ComparedBeam, f"[{shown(label)}]",
+    return {label: item(ComparedBeam, f"[{shown(label)}]",
                          {"weights": label, "median_ms": value}
                          if isinstance(value, (int, float)) and not isinstance(value, bool)
                          else value)
@@ -379,7 +288,7 @@ def _compared(data: Any) -> dict[str, ComparedBeam]:
 
 
 @dataclass(frozen=True)
-class BestWeightsRecord(_Record):
+class BestWeightsRecord(JsonRecord):
     """weights/best.json: which weights best.weights are, and why (farm.tuning.finalize)."""
 
     weights: str  # the run's weights file they came from, under weights/
@@ -402,7 +311,7 @@ class BestWeightsRecord(_Record):
 
 
 @dataclass(frozen=True)
-class FinalistRecord(_Record):
+class FinalistRecord(JsonRecord):
     """One schedule of the final re-timing."""
 
     label: str
@@ -430,7 +339,7 @@ class FinalistRecord(_Record):
 
 
 @dataclass(frozen=True)
-class RetimingRecord(_Record):
+class RetimingRecord(JsonRecord):
     """best/runtime.json: the final re-timing, its winner (the schedule in best/) and every
     finalist timed."""
 
@@ -451,7 +360,7 @@ class RetimingRecord(_Record):
     finalists: list[FinalistRecord] = field(default_factory=list)
     extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
 
-    NESTED: ClassVar = {"finalists": _list_of(FinalistRecord)}
+    NESTED: ClassVar = {"finalists": list_of(FinalistRecord)}
     CHECKS: ClassVar = {"benchmark": NAME, "runtime_ms": MS, "finalist": LABEL,
                         "retimes_ms": TIMES_MS, "weights": FILE_NAME,
                         "weights_file": RELATIVE_PATH, "recorded_ms": MS, "seed": SEED,
