@@ -39,8 +39,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from farm.deprecation import renamed
-from farm.devices.base import DeviceInfo
 from farm.errors import BadInput, MissingPrerequisite
+from farm.execution.session import FoundDevices
 from farm.model.weights import Weights
 from farm.pipelines.benchmark import Benchmark
 from farm.stats import verdict
@@ -84,7 +84,8 @@ def tune(out: str | Path, *benchmarks: str, rounds: int = 1, batch_size: int = 3
     settings = TuneSettings(
         benchmarks=tuple(catalog.resolve(r) for r in refs),
         target=targets.resolve(target or "host"),
-        start_weights=weights_module.resolve(weights), rounds=rounds, batch_size=batch_size,
+        start_weights=weights_module.resolve(weights), from_registry=weights is None,
+        rounds=rounds, batch_size=batch_size,
         budget_s=budget_s, parallelism=parallelism or DEFAULT_PARALLELISM,
         device_ids=tuple(devices), compile_timeout_s=compile_timeout_s,
         timing=TimingConfig(timeout_s=run_timeout_s), isolation=isolation,
@@ -123,6 +124,7 @@ def pretrain(out: str | Path, *, pipelines: int = 256, per_pipeline: int = 16,
                         beam_checked=BEAM_CHECKED if beam_checked is None else beam_checked)
     settings = TuneSettings(
         benchmarks=(), target=where, start_weights=weights_module.resolve(weights),
+        from_registry=weights is None,
         batch_size=per_pipeline, budget_s=budget_s,
         parallelism=parallelism or DEFAULT_PARALLELISM, device_ids=tuple(devices),
         compile_timeout_s=compile_timeout_s or PRETRAIN_COMPILE_TIMEOUT_S,
@@ -138,24 +140,32 @@ def run(benchmark: str | Benchmark, *, beam_size: int = 32, parallelism: int | N
         device: str | None = None, address: str | None = None,
         out: str | Path | None = None, manual: bool = True,
         compile_timeout_s: float = 600.0, on_update=None,
-        retimes: int = DEFAULT_RETIMES) -> RunResult:
+        retimes: int = DEFAULT_RETIMES, on_weights=None) -> RunResult:
     """Autoschedule `benchmark` (a BENCH as the commands take it, or a farm.pipelines.benchmark
     value), time it and its manual schedule (`farm run`), then re-time the two `retimes`
     times each, interleaved: RunResult.verdict (fewer than 5: "unmeasured"). With `out`,
     its schedule is written there as NAME.schedule.h. `on_update(counts)` sees progress
-    (farm.execution.scheduler.Counts)."""
+    (farm.execution.scheduler.Counts). Without `weights`, the device's class's current
+    model is used (farm.model.registry), else Halide's baseline weights;
+    `on_weights(weights, note)` hears which, before any work."""
     from farm.build import compile as build
     from farm.candidate import DEFAULT_PARALLELISM, CandidateSpec
     from farm.devices.timing import TimingConfig
     from farm.execution.session import DeviceSession
     from farm.model import weights as weights_module
+    from farm.model.registry import class_start
     from farm.pipelines import catalog
     from farm.workflows.run import run_benchmark
 
     bench = catalog.resolve(benchmark) if isinstance(benchmark, str) else benchmark
     w = weights if isinstance(weights, Weights) else weights_module.resolve(weights)
-    with DeviceSession(address) as session:
+    with DeviceSession(address, holder=str(out) if out else "farm run") as session:
         info, resolved = session.pick(device, target)
+        note = ""
+        if weights is None:
+            w, note = class_start(info.device_class.name)
+        if on_weights is not None:
+            on_weights(w, note)
         spec = CandidateSpec(bench, resolved, w, beam_size=beam_size,
                              parallelism=parallelism or DEFAULT_PARALLELISM)
         build.check_pipeline(spec)
@@ -252,14 +262,15 @@ def evaluate(run_dir: str | Path, out: str | Path | None = None, *,
                           workflow.summary(result.rows), rows_path, plot_path)
 
 
-def devices(address: str | None = None) -> tuple[list[DeviceInfo], list[str]]:
+def devices(address: str | None = None, history: int = 0) -> FoundDevices:
     """`farm devices`: every device of this machine (or of the cluster at `address`), each
-    with its class and what keeps it from use, and notes on what kept others from being
-    found."""
+    with its class and what keeps it from use; notes on what kept others from being found;
+    and who holds and who waits for each (with its last `history` logged leases)."""
     from farm.execution.session import DeviceSession
 
     with DeviceSession(address) as session:
-        return list(session.devices), list(session.notes)
+        return FoundDevices(list(session.devices), list(session.notes),
+                            session.leases(history))
 
 
 def compare(a_ms: Sequence[float | None], b_ms: Sequence[float | None]) -> Verdict:

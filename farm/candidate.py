@@ -152,6 +152,9 @@ class Measurement:
     run_s: float = 0.0
     log: str = ""  # tail of the run's output when it failed
     fault: Fault | None = None  # status fault: the device's lasting fault
+    # when the device ran it (time.time(), under its lease); None when it never ran
+    timing_started_at: float | None = None
+    timing_ended_at: float | None = None
 
     @property
     def ok(self) -> bool:

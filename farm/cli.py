@@ -20,6 +20,7 @@ from farm.commands import (
     devices,
     evaluate,
     export,
+    models,
     pretrain,
     report,
     run,
@@ -32,8 +33,8 @@ from farm.report.output import printable
 
 # in the order `farm --help` lists them
 COMMANDS = {m.__name__.rpartition(".")[2]: m
-            for m in (run, autotune, pretrain, devices, report, bench, evaluate, export, weights,
-                      benchmarks)}
+            for m in (run, autotune, pretrain, devices, models, report, bench, evaluate, export,
+                      weights, benchmarks)}
 
 
 def build_parser() -> Parser:

@@ -1,3 +1,6 @@
+import os
+import tempfile
+
 import numpy as np
 import pytest
 
@@ -5,6 +8,14 @@ from farm.candidate import CandidateSpec
 from farm.machine import targets
 from farm.model import weights
 from farm.pipelines import catalog
+
+# The tests' device leases and model registry are their own: a test never waits for, or
+# writes to the log of, a farm the developer runs (farm.execution.leases), and a model the
+# developer promoted never changes a test's start weights (farm.model.registry). Set
+# before any Ray starts, so its workers and every `farm` a test runs inherit them.
+os.environ["FARM_LEASE_DIR"] = tempfile.mkdtemp(prefix="farm-test-leases-")
+os.environ["FARM_MODELS_DIR"] = tempfile.mkdtemp(prefix="farm-test-models-")
+
 
 
 @pytest.fixture(scope="session")

@@ -255,7 +255,7 @@ def test_weights_baseline_with_the_old_option_writes_the_file(tmp_path):
 class _NoUsableDevice:
     """A DeviceSession whose only device cannot be used (as on a host without the harness)."""
 
-    def __init__(self, address=None):
+    def __init__(self, address=None, holder=""):
         from farm.devices.base import UNUSABLE, DeviceInfo
 
         self.devices = [DeviceInfo("cpu@h", "host", "h", state=UNUSABLE, problem="broken")]

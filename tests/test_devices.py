@@ -4,6 +4,8 @@ import json
 import os
 import re
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -125,13 +127,40 @@ def test_timing_on_a_phone_pushes_runs_and_quotes(fake_adb, host_binary, tmp_pat
     runs = [c for c in calls if c[2] == "shell" and "./bench-" in c[3]]
     assert len(runs) == 2 and all(c[:2] == ["-s", "R58M1"] for c in runs)
     line = runs[0][3]
-    assert line.startswith("cd /data/local/tmp/halide-farm && ")
-    assert "LD_LIBRARY_PATH=/data/local/tmp/halide-farm " in line
-    assert "ADSP_LIBRARY_PATH='/data/local/tmp/halide-farm;/vendor/lib/rfsa/adsp;" in line
+    folder = device.remote  # the job's own folder on the phone
+    assert folder.startswith(f"/data/local/tmp/halide-farm/{NODE}-{os.getpid()}-")
+    assert line.startswith(f"cd {folder} && ")
+    assert f"LD_LIBRARY_PATH={folder} " in line
+    assert f"ADSP_LIBRARY_PATH='{folder};/vendor/lib/rfsa/adsp;" in line
     assert "HL_NUM_THREADS=3 " in line
-    # the binary is removed after each run
-    assert not list((tmp_path / "phones" / "R58M1" / "data/local/tmp/halide-farm")
-                    .glob("bench-*"))
+    # the binary is removed after each run, and the job's folder at the end
+    phone = tmp_path / "phones" / "R58M1"
+    assert (phone / folder[1:]).is_dir() and not list((phone / folder[1:]).glob("bench-*"))
+    device.close()
+    assert not (phone / folder[1:]).exists()
+
+
+def test_each_job_has_its_own_folder_on_a_phone_and_a_killed_jobs_is_removed(
+        fake_adb, host_binary, tmp_path):
+    fake_adb({"serial": "R58M1", "state": "device", "props": PIXEL})
+    tmp = tmp_path / "phones" / "R58M1" / "data/local/tmp/halide-farm"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a job of this node that was killed: its pid is gone
+    # a killed job's folder, another node's, and one whose pid lives on in a new process
+    for name in (f"{NODE}-{dead.pid}-123", "other-node-1-2", f"{NODE}-{os.getpid()}-1"):
+        (tmp / name).mkdir(parents=True)
+    timing = TimingConfig(repeats=1, min_sample_ms=1, warmup_ms=1)
+    a, b = android.AndroidDevice(_phone()), android.AndroidDevice(_phone())
+    b.remote = b.remote + "-b"  # two jobs' device processes at once
+    assert a.run(host_binary, 1, timing).status == OK
+    assert b.run(host_binary, 1, timing).status == OK
+    left = sorted(p.name for p in tmp.iterdir())
+    # this node's dead jobs' folders are gone; another node's and the live jobs' stay
+    assert f"{NODE}-{dead.pid}-123" not in left and f"{NODE}-{os.getpid()}-1" not in left
+    assert "other-node-1-2" in left
+    assert {a.remote.rsplit("/", 1)[1], b.remote.rsplit("/", 1)[1]} <= set(left)
+    a.close()
+    assert (tmp / b.remote.rsplit("/", 1)[1]).is_dir()  # a's clean-up leaves b's folder
 
 
 def test_a_phone_that_drops_off_is_device_lost(fake_adb, host_binary):

@@ -41,6 +41,14 @@ def test_report_tables_and_plots(run, tmp_path):
     assert "on its TRAINING data" in out  # the labels say what each figure measures
     assert "manual schedule" in out and "<- best/" in out
     assert "vs the manual schedule" in out and "vs beam-32 with the start weights" in out
+    # each device's busy share, from the rows' timing intervals (schema 4)
+    busy = next(ln for ln in lines if ln.strip().startswith("cpu@"))
+    assert re.search(r"\d+ s +\d+%$", busy), busy
+    for row in SampleStore(run / "samples").read().to_pylist():
+        if row["status"] == "ok":
+            assert row["timing_started_at"] <= row["timing_ended_at"] <= row["created_at"]
+        elif row["status"] == "duplicate":  # never timed
+            assert row["timing_started_at"] is None and row["timing_ended_at"] is None
     for name in ("best_so_far.png", "runtimes_per_round.png", "ranking_accuracy.png"):
         png = tmp_path / name
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000

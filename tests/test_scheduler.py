@@ -16,6 +16,7 @@ from farm.execution.scheduler import RoundScheduler, shared
 from farm.execution.workers import build_candidate
 from farm.model import featurization
 from farm.search.plans import RoundPlan, SeenSchedules
+from farm.store.samples import cause
 from farm.testing import SyntheticBuilder, fake_featurization, open_synthetic, synthetic_infos
 
 
@@ -91,6 +92,22 @@ def test_a_compile_that_hangs_without_using_cpu_is_cancelled_at_the_wall_backsto
     assert {o.status for o in outcomes[0:1]} == {COMPILE_TIMEOUT}
     assert "cancelled after 2 s of wall-clock time" in outcomes[0].error
     assert "0.5 s compile timeout, which counts CPU time" in outcomes[0].error
+    pool.shutdown()
+
+
+def test_a_pipeline_whose_compiles_keep_timing_out_has_its_waiting_candidates_skipped(
+        spec_for):
+    pool = _pool(synthetic_infos(1, seconds=0.01), compile_s=30)
+    assert pool.depth < 12  # candidates wait for the device to have room
+    outcomes = _run(spec_for, pool, batch=12, compile_timeout_s=0.5)
+    assert {o.status for o in outcomes} == {COMPILE_TIMEOUT}
+    skipped = [o for o in outcomes if o.error.startswith("compile skipped")]
+    # those already given to the device ran into the timeout; the rest were skipped
+    assert 12 - 2 * pool.depth <= len(skipped) <= 12 - pool.depth
+    assert "2 of its pipeline's candidates had hit the 0.5 s compile timeout" in \
+        skipped[0].error and "--compile-timeout" in skipped[0].error
+    assert cause(COMPILE_TIMEOUT, skipped[0].error) == "compile_timeout:skipped"
+    assert cause(COMPILE_TIMEOUT, outcomes[0].error) == "compile_timeout:wall-clock"
     pool.shutdown()
 
 

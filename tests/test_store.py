@@ -118,7 +118,7 @@ V1_RUN = Path(__file__).parent / "data" / "v1-run"  # written by the previous re
 def test_files_carry_their_schema_version(tmp_path):
     store = SampleStore(tmp_path)
     path = store.commit_round(1, _rows(1))
-    assert file_version(pq.read_schema(path)) == SCHEMA_VERSION == 3
+    assert file_version(pq.read_schema(path)) == SCHEMA_VERSION == 4
 
 
 def test_a_run_of_the_previous_release_reads_with_new_columns_as_nulls(tmp_path):
@@ -130,10 +130,11 @@ def test_a_run_of_the_previous_release_reads_with_new_columns_as_nulls(tmp_path)
     table = store.read()
     assert table.schema.names == SCHEMA.names and table.num_rows == 8
     assert table["planner"].null_count == 8 and table["cause"].null_count == 8
+    assert table["timing_started_at"].null_count == 8 == table["timing_ended_at"].null_count
     assert {r["status"] for r in table.to_pylist()} <= {"ok", "duplicate"}
     store.commit_round(2, [{**_rows(2)[0], "planner": "b1-d1@accepted"}])
     merged = store.compact(min_files=2)  # one file of each version
-    assert file_version(pq.read_schema(merged)) == 3
+    assert file_version(pq.read_schema(merged)) == 4
     both = store.read(["round", "planner"]).to_pylist()
     assert sorted((r["round"], r["planner"]) for r in both)[-1] == (2, "b1-d1@accepted")
     assert build_report(run).rounds[0]["candidates"] == 8  # the report reads it too

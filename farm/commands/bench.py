@@ -16,7 +16,9 @@ def add_parser(sub) -> None:
                    "; or `all` (default: the --run's benchmark)")
     options.add_devices(p, help="devices (default: every usable one); `--device a b` and "
                         "`--device a --device b` both name two")
-    options.add_weights(p, help="tuned weights (default: the run's best.weights)")
+    options.add_weights(p, help="tuned weights: a file, or `baseline` for none (default: the "
+                        "--run's best.weights; without --run, each device class's current "
+                        "model, `farm models`)")
     p.add_argument("--run", metavar="RUN_DIR", help="a `farm autotune` run directory")
     options.add_retimes(p, default=10, help="interleaved re-timings per schedule and device "
                         "(default 10: enough for a true 10%% difference on median3x3 to get a "

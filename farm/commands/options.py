@@ -115,8 +115,9 @@ def add_parallelism(p: argparse.ArgumentParser) -> None:
 
 
 def add_weights(p: argparse.ArgumentParser, help: str | None = None) -> None:
-    p.add_argument("--weights", metavar="FILE", help=help or "cost-model weights (default: "
-                   "the baseline weights built into Halide's Adams2019 plugin)")
+    p.add_argument("--weights", metavar="FILE", help=help or "cost-model weights: a file, or "
+                   "`baseline` for the weights built into Halide's Adams2019 plugin (default: "
+                   "the device class's current model, `farm models`; else the baseline)")
 
 
 def add_target(p: argparse.ArgumentParser) -> None:

@@ -32,12 +32,17 @@ def main(args) -> int:
     from farm.report.progress import waiting_notices
 
     bench = catalog.resolve(args.benchmark)
-    w = weights.resolve(args.weights)
+    given = weights.resolve(args.weights) if args.weights else None  # (checked before Ray)
     out = writable_dir(args.out)
-    print(f"{bench.label}: beam {args.beam_size}, parallelism {args.parallelism}, weights "
-          f"{w.origin} ({w.sha256[:8]})", flush=True)
+
+    def say(w, note):
+        print(f"{bench.label}: beam {args.beam_size}, parallelism {args.parallelism}, weights "
+              f"{w.origin} ({w.sha256[:8]})", flush=True)
+        if note:
+            print(f"  {note}", flush=True)
+
     result = api.run(bench, beam_size=args.beam_size, parallelism=args.parallelism,
-                     weights=w, target=args.target, device=args.device,
+                     weights=given, target=args.target, device=args.device, on_weights=say,
                      address=args.address, out=out, manual=not args.no_manual,
                      compile_timeout_s=args.compile_timeout, retimes=args.retimes,
                      on_update=waiting_notices(lambda line: print(line, flush=True)))

@@ -1,15 +1,19 @@
 """Android phones over adb: discovery (`adb devices -l`, `getprop`) and timing.
 
-A binary is pushed to /data/local/tmp/halide-farm/ and run through
+A binary is pushed to the job's own folder, /data/local/tmp/halide-farm/NODE-PID-START/
+(the device process's node, pid and start time), and run through
 `adb -s SERIAL shell` with LD_LIBRARY_PATH and ADSP_LIBRARY_PATH set, so the
 Halide Hexagon runtime (libhalide_hexagon_host.so and
 libhalide_hexagon_remote_skel.so, from the folder FARM_HEXAGON_RUNTIME names)
 is found on the ARM side and on the DSP. The runtime is pushed once per
-device and process. Everything sent to the device shell is quoted.
+device and process. Everything sent to the device shell is quoted. Each job removes its
+folder when it is done with the phone (`close`), and the folders of jobs of this node
+whose process is gone (killed) when it first prepares the phone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -21,15 +25,17 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import psutil
+
 from farm.candidate import DEVICE_LOST, OK, RUN_ERROR, RUN_TIMEOUT, Measurement
-from farm.devices.base import ANDROID, UNUSABLE, Device, DeviceInfo, Kind
+from farm.devices.base import ANDROID, UNUSABLE, Device, DeviceInfo, Kind, safe_name
 from farm.devices.classes import hexagon_target
 from farm.devices.timing import TimingConfig, exit_reason, parse_harness_output
 from farm.errors import MissingPrerequisite
 
 REMOTE_DIR = "/data/local/tmp/halide-farm"
 HEXAGON_LIBS = ("libhalide_hexagon_host.so", "libhalide_hexagon_remote_skel.so")
-ADSP_PATH = f"{REMOTE_DIR};/vendor/lib/rfsa/adsp;/system/lib/rfsa/adsp;/dsp"
+ADSP_DIRS = "/vendor/lib/rfsa/adsp;/system/lib/rfsa/adsp;/dsp"
 ADB_TIMEOUT_S = 30.0
 LOST_CLEAN_UP_S = 5.0  # the clean-up's wait when the phone already failed to answer
 HEXAGON_FEATURE = "hexagon-runtime"
@@ -160,6 +166,8 @@ class AndroidDevice(Device):
             raise _no_adb()
         self.adb = adb
         self.prepared = False
+        pid = os.getpid()
+        self.remote = f"{REMOTE_DIR}/{_job_folder(info.node, pid, _started(pid))}"
 
     def _adb(self, *args: str, timeout: float | None = None) -> subprocess.CompletedProcess:
         try:
@@ -183,9 +191,10 @@ class AndroidDevice(Device):
         """Create the remote folder and push the Hexagon runtime once; an error or None."""
         if self.prepared:
             return None
-        proc = self._shell(["mkdir", "-p", REMOTE_DIR])
+        proc = self._shell(["mkdir", "-p", self.remote])
         if proc.returncode != 0:
-            return f"mkdir {REMOTE_DIR} failed: {(proc.stderr or proc.stdout).strip()}"
+            return f"mkdir {self.remote} failed: {(proc.stderr or proc.stdout).strip()}"
+        self._remove_stale()
         runtime = hexagon_runtime_dir()
         if runtime is None and HEXAGON_FEATURE in self.info.features:  # gone since discovery
             raise MissingPrerequisite(
@@ -194,7 +203,7 @@ class AndroidDevice(Device):
                 f"{' or '.join(HEXAGON_LIBS)}): restore it there", cause="hexagon-runtime")
         if runtime is not None:
             for lib in HEXAGON_LIBS:
-                proc = self._adb("push", str(runtime / lib), f"{REMOTE_DIR}/{lib}",
+                proc = self._adb("push", str(runtime / lib), f"{self.remote}/{lib}",
                                  timeout=120)
                 if proc.returncode != 0:
                     return f"pushing {lib} failed: {(proc.stderr or proc.stdout).strip()}"
@@ -223,10 +232,10 @@ class AndroidDevice(Device):
             with tempfile.TemporaryDirectory(prefix="farm-adb-") as tmp:
                 local = Path(tmp) / name
                 local.write_bytes(binary)
-                proc = self._adb("push", str(local), f"{REMOTE_DIR}/{name}", timeout=120)
+                proc = self._adb("push", str(local), f"{self.remote}/{name}", timeout=120)
             if proc.returncode != 0:
                 return self._failed(f"push failed: {(proc.stderr or proc.stdout).strip()}", start)
-            proc = self._shell(["chmod", "755", f"{REMOTE_DIR}/{name}"])
+            proc = self._shell(["chmod", "755", f"{self.remote}/{name}"])
             if proc.returncode != 0:
                 return self._failed(f"chmod failed: {(proc.stderr or proc.stdout).strip()}",
                                     start)
@@ -234,10 +243,10 @@ class AndroidDevice(Device):
             return self._failed(f"adb did not answer within {e.timeout:g} s", start)
         except OSError as e:
             return self._failed(f"cannot run adb: {e}", start)
-        env = {"LD_LIBRARY_PATH": REMOTE_DIR, "ADSP_LIBRARY_PATH": ADSP_PATH,
+        env = {"LD_LIBRARY_PATH": self.remote, "ADSP_LIBRARY_PATH": f"{self.remote};{ADSP_DIRS}",
                "HL_NUM_THREADS": str(threads)}
         try:
-            proc = self._shell([f"./{name}", *timing.harness_args()], env=env, cd=REMOTE_DIR,
+            proc = self._shell([f"./{name}", *timing.harness_args()], env=env, cd=self.remote,
                                timeout=timing.timeout_s)
         except subprocess.TimeoutExpired:
             self._kill(name)
@@ -267,7 +276,7 @@ class AndroidDevice(Device):
         the candidate was timed, or failed, before). A phone that was just lost gets a
         short try, not adb's full wait, before the candidate is handed back."""
         try:
-            proc = self._shell(["rm", "-f", f"{REMOTE_DIR}/{name}"],
+            proc = self._shell(["rm", "-f", f"{self.remote}/{name}"],
                                timeout=LOST_CLEAN_UP_S if lost else None)
         except (OSError, subprocess.TimeoutExpired) as e:
             return f"clean-up on {self.info.id}: rm of {name} failed: {e}"
@@ -278,15 +287,53 @@ class AndroidDevice(Device):
 
     def _kill(self, name: str) -> None:
         try:
-            self._shell(["pkill", "-f", f"{REMOTE_DIR}/{name}"], timeout=10)
+            self._shell(["pkill", "-f", f"{self.remote}/{name}"], timeout=10)
             self._shell(["pkill", "-f", name], timeout=10)
         except (OSError, subprocess.TimeoutExpired):
             pass
+
+    def close(self) -> None:
+        """Remove the job's folder from the phone (a phone that does not answer keeps it
+        until another job of this node prepares it)."""
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            self._shell(["rm", "-rf", self.remote], timeout=LOST_CLEAN_UP_S * 4)
+
+    def _remove_stale(self) -> None:
+        """Remove the folders that jobs of this node left on the phone when they were
+        killed (their process is gone); other nodes' jobs' folders are theirs to judge."""
+        try:
+            proc = self._shell(["ls", REMOTE_DIR])
+        except (OSError, subprocess.TimeoutExpired):
+            return
+        stale = []
+        for name in proc.stdout.split():
+            found = re.fullmatch(r"(.+)-(\d+)-(\d+)", name)
+            if found is None or found.group(1) != safe_name(self.info.node):
+                continue
+            pid, start = int(found.group(2)), int(found.group(3))
+            if f"{REMOTE_DIR}/{name}" != self.remote and _started(pid) != start:
+                stale.append(f"{REMOTE_DIR}/{name}")
+        if stale:
+            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+                self._shell(["rm", "-rf", *stale], timeout=LOST_CLEAN_UP_S * 4)
 
     def _failed(self, error: str, start: float) -> Measurement:
         self.prepared = False  # a phone that comes back gets the runtime pushed again
         return self.measurement(DEVICE_LOST, run_s=time.perf_counter() - start,
                                 error=f"{self.info.id}: {error}")
+
+
+def _job_folder(node: str, pid: int, started: int) -> str:
+    """The phone folder of the job whose device process is `pid` on `node`."""
+    return f"{safe_name(node)}-{pid}-{started}"
+
+
+def _started(pid: int) -> int:
+    """The process's start time in whole seconds (0: gone), to tell a reused pid."""
+    try:
+        return int(psutil.Process(pid).create_time())
+    except psutil.Error:
+        return 0
 
 
 def _default_target(info: DeviceInfo) -> str:

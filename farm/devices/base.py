@@ -84,6 +84,9 @@ class Device(ABC):
     def run(self, binary: bytes, threads: int, timing: TimingConfig) -> Measurement:
         """Time `binary` with `threads` Halide threads; never raises for a bad binary."""
 
+    def close(self) -> None:  # noqa: B027 (optional: most devices leave nothing behind)
+        """Remove what this job left on the device (the job is done with it)."""
+
     def measurement(self, status: Status, **fields) -> Measurement:
         return Measurement(status, device_id=self.info.id, device_kind=self.info.kind,
                            node=self.info.node,

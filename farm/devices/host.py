@@ -63,6 +63,9 @@ class HostDevice(Device):
             gate.recover()  # what a device of this machine that died left stopped
             gate.start_watchdog()  # and what this one will leave, if it dies
 
+    def close(self) -> None:
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
     def run(self, binary: bytes, threads: int, timing: TimingConfig) -> Measurement:
         path = self.workdir / "bench"
         tmp = path.with_suffix(".tmp")

@@ -212,6 +212,33 @@ class Cluster:
             raise WorkFailed("no node of the Ray cluster answered device discovery")
         return sorted(devices, key=lambda d: d.id), notes
 
+    def leases(self, devices: list[DeviceInfo], recent: int = 0, timeout_s: float = 30.0
+               ) -> dict:
+        """Each device's lease state with its last `recent` logged leases
+        (farm.execution.leases.LeaseState by device id), read by a task on its node; a node
+        that does not answer is left out."""
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        from farm.execution.workers import lease_task
+
+        by_node: dict[str, list[str]] = {}
+        for d in devices:
+            by_node.setdefault(d.node_id, []).append(d.id)
+        refs = [lease_task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+            node_id, soft=False)).remote(ids, recent) for node_id, ids in by_node.items()
+            if node_id]
+        ready, pending = ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        found = {}
+        for ref in ready:
+            try:
+                found.update({s.device: s for s in ray.get(ref)})
+            except ray.exceptions.RayError:  # a node that died while we asked
+                continue
+        return found
+
 
 def _watch_head(gcs: str, unwatch: threading.Event) -> None:
     """A lost head (its host down, `ray stop` there) leaves Ray's calls hanging for minutes

@@ -43,6 +43,7 @@ from farm.stats import verdict
 QUARANTINE_AFTER = 3  # consecutive failed calls
 QUARANTINE_S = 30.0  # first quarantine; doubles each time
 LOST_AFTER = 4  # quarantines before a device counts as lost
+CLOSE_S = 10.0  # a device's clean-up at the end, before its actor is ended anyway
 DEVICE_TRIES = 2  # times a timing is handed to a device before it counts as device_lost
 
 
@@ -88,6 +89,7 @@ class DevicePool:
     quarantine_after: int = QUARANTINE_AFTER
     quarantine_s: float = QUARANTINE_S
     lost_after: int = LOST_AFTER
+    holder: str = ""  # who the device leases are for: the run directory, or the command
 
     @classmethod
     def create(cls, devices: list[DeviceInfo], builder: Builder, *, compile_slots: int = 1,
@@ -120,7 +122,7 @@ class DevicePool:
         # made DeviceActor an ActorClass
         return DeviceActor.options(  # type: ignore[attr-defined]
             scheduling_strategy=strategy).remote(
-            info, self.opener, self.builder, build, self.depth, self.run_grace_s)
+            info, self.opener, self.builder, build, self.depth, self.run_grace_s, self.holder)
 
     def refresh(self, found: list[DeviceInfo]) -> list[str]:
         """Take in devices that appeared and drop those that disappeared (between rounds)."""
@@ -363,6 +365,11 @@ class DevicePool:
             self.wait_for_quarantine(1.0)
 
     def shutdown(self) -> None:
+        """Each device gives its lease up and removes what the job left on it (a device
+        that does not answer within CLOSE_S is not waited for), then its actor ends."""
+        closing = [h.actor.close.remote() for h in self.handles if not h.lost]
+        if closing:
+            ray.wait(closing, num_returns=len(closing), timeout=CLOSE_S)
         for h in self.handles:
             ray.kill(h.actor)
 

@@ -21,6 +21,7 @@ import ray
 from ray.exceptions import RayError
 
 from farm.candidate import (
+    COMPILE_TIMEOUT,
     DEVICE_LOST,
     DUPLICATE,
     FAULT,
@@ -42,6 +43,11 @@ TICK_S = 1.0  # longest wait for an answer before progress is reported again
 # devices what they are doing, and again this often while it lasts.
 SLOW_S = 30.0
 LOOK_WAIT_S = 2.0  # how long the driver waits for those answers
+# A pipeline whose compiles hit the compile timeout this often in a batch has the rest of
+# its waiting candidates skipped (status compile_timeout, cause compile_timeout:skipped):
+# each would hold a compile slot for the whole timeout, and one random pipeline's did for
+# half an hour of a pre-training's round.
+SKIP_AFTER_TIMEOUTS = 2
 
 
 @dataclass
@@ -118,6 +124,7 @@ class RoundScheduler:
                 keep=plan.is_beam(i), keep_below_ms=keep.get(plan.group(i)))
             for i in range(total))
         self.tries, self.failed_on, self.calls = {}, {}, {}
+        self.timeouts: dict = {}  # compile timeouts per pipeline (plan.group) this batch
         last_done, last_update = -1, 0.0
         self._answered_at = self._looked_at = time.monotonic()
         while len(self.outcomes) < total:
@@ -275,6 +282,22 @@ class RoundScheduler:
             k.duplicate += 1
         else:
             k.failed += 1
+        if done.status == COMPILE_TIMEOUT:
+            group = self.plan.group(done.index)
+            self.timeouts[group] = self.timeouts.get(group, 0) + 1
+            if self.timeouts[group] == SKIP_AFTER_TIMEOUTS:  # (those skipped count past it)
+                self._skip(group)
+
+    def _skip(self, group) -> None:
+        """The waiting candidates of pipeline `group`: skipped, each a compile_timeout
+        row that says why (those already given to a device go on)."""
+        skipped = [j for j in self.waiting if self.plan.group(j.index) == group]
+        self.waiting = deque(j for j in self.waiting if self.plan.group(j.index) != group)
+        for job in skipped:
+            self._finish(Done(job.index, COMPILE_TIMEOUT, error=(
+                f"compile skipped: {SKIP_AFTER_TIMEOUTS} of its pipeline's candidates had "
+                f"hit the {self.compile_timeout_s:g} s compile timeout in this batch (raise "
+                "--compile-timeout to compile such a pipeline's candidates)")))
 
     def _release(self, key: str, owner: int | None) -> None:
         """A later draw of this schedule is measured: this one said nothing about it."""

@@ -3,9 +3,21 @@ address), chosen, checked against the target, and opened as a device pool."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from farm.devices.base import DeviceInfo
 from farm.errors import BadInput, MissingPrerequisite
+from farm.execution.leases import LeaseState
 from farm.machine.targets import TargetInfo, resolve
+
+
+@dataclass(frozen=True)
+class FoundDevices:
+    """`farm devices`' answer (farm.api.devices)."""
+
+    devices: list[DeviceInfo]
+    notes: list[str]  # what kept other devices from being found
+    leases: dict[str, LeaseState]  # by device id: who holds it, who waits
 
 
 class DeviceSession:
@@ -13,11 +25,14 @@ class DeviceSession:
     machine's devices are found without Ray (`farm devices` need not start it); Ray starts
     with the first pool."""
 
-    def __init__(self, address: str | None = None, cluster=None):
+    def __init__(self, address: str | None = None, cluster=None, holder: str = ""):
+        """`holder`: what the device leases are taken for (the run directory, or the
+        command), as `farm devices` shows it."""
         from farm.execution.cluster import Cluster
 
         self.cluster = cluster or Cluster(address)
         self._here = cluster is None and self.cluster.local
+        self.holder = holder
         self.devices: list[DeviceInfo] = []
         self.notes: list[str] = []
         self._pools: list = []
@@ -47,10 +62,20 @@ class DeviceSession:
         if self._here:
             check_here(infos)  # refused in a second, not after Ray's start
         self.cluster.connect()  # (once: it returns when Ray is up)
+        options.setdefault("holder", self.holder)
         pool = DevicePool.on_cluster(infos, target, builder or HalideBuilder(), self.cluster,
                                      **options)
         self._pools.append(pool)
         return pool
+
+    def leases(self, recent: int = 0) -> dict:
+        """Who holds and who waits for each device, with its last `recent` logged leases
+        (farm.execution.leases.LeaseState by device id), read on the device's node."""
+        if self._here:
+            from farm.execution.leases import state
+
+            return {d.id: state(d.id, recent=recent) for d in self.devices}
+        return self.cluster.leases(self.devices, recent)
 
     def pick(self, device_id: str | None, target_text: str | None) -> tuple[DeviceInfo,
                                                                             TargetInfo]:

@@ -41,6 +41,8 @@ from farm.candidate import (
 )
 from farm.devices.base import Device, DeviceInfo
 from farm.devices.timing import TimingConfig
+from farm.execution.leases import Holder, Lease, LeaseState
+from farm.execution.leases import state as lease_state
 from farm.faults import Fault, fault_of
 from farm.model import featurization
 from farm.search.plans import Plan, SeenSchedules
@@ -188,10 +190,11 @@ class Done:
             max_concurrency=MAX_DEPTH + 4)
 class DeviceActor:
     """One per device, pinned to the device's node. Calls run concurrently (a thread each);
-    a lock lets one binary time at a time."""
+    a lock lets one binary time at a time, and the device's lease (farm.execution.leases)
+    keeps other jobs' timings off it meanwhile."""
 
     def __init__(self, info: DeviceInfo, opener, builder: Builder, build_options: dict,
-                 depth: int = 2, run_grace_s: float = RUN_GRACE_S):
+                 depth: int = 2, run_grace_s: float = RUN_GRACE_S, holder: str = ""):
         # A device that cannot be opened answers every call with its Fault: raised here,
         # the typed error would reach the driver only as the text of an ActorDiedError,
         # after Ray restarted the actor to fail again
@@ -204,6 +207,7 @@ class DeviceActor:
             if self.fault is None:
                 raise  # a bug
         self._info = info
+        self._lease = Lease(info.id, Holder.here(holder, ray.get_runtime_context().get_job_id()))
         self.run_grace_s = run_grace_s
         self.builder, self.build_options = builder, build_options
         self._lock = threading.Lock()
@@ -303,10 +307,12 @@ class DeviceActor:
         if self.device is None:
             assert self.fault is not None  # set when the device could not be opened
             return self._faulted(self.fault)
-        with self._lock:
+        with self._lock, self._lease.use():
+            # (the watchdog's clock starts once another job's lease is over)
             self._deadline = time.monotonic() + timing.timeout_s + self.run_grace_s
+            started = time.time()
             try:
-                return self.device.run(binary, threads, timing)
+                m = self.device.run(binary, threads, timing)
             except Exception as e:  # a prerequisite of the device went away
                 fault = fault_of(e, self.device.info.id)
                 if fault is None:
@@ -315,6 +321,16 @@ class DeviceActor:
                 return self._faulted(fault)
             finally:
                 self._deadline = None
+            return replace(m, timing_started_at=started, timing_ended_at=time.time())
+
+    def close(self) -> float:
+        """The job is done with the device: give its lease up and remove what it left on
+        the device. Returns the seconds it waited for other jobs' leases in all."""
+        with self._lock:
+            self._lease.release()
+            if self.device is not None:
+                self.device.close()
+        return self._lease.waited_s
 
     def _faulted(self, fault: Fault) -> Measurement:
         info = self._info
@@ -343,6 +359,12 @@ def discover_task(node_id: str, node_name: str) -> tuple[list[DeviceInfo], list[
     from farm.devices.registry import discover_local
 
     return discover_local(node_name, node_id)
+
+
+@ray.remote(num_cpus=0, max_retries=1)
+def lease_task(device_ids: list[str], recent: int) -> list[LeaseState]:
+    """Who holds and who waits for each of these devices of the node it is pinned to."""
+    return [lease_state(i, recent=recent) for i in device_ids]
 
 
 def compile_options(avoid_nodes: tuple[str, ...]) -> dict:

@@ -146,8 +146,18 @@ def baseline() -> Weights:
         "Pass --weights FILE")
 
 
+BASELINE = "baseline"  # `--weights baseline`: Halide's own weights
+
+
 def resolve(path: str | os.PathLike | None) -> Weights:
-    """`--weights` as given, or the baseline when it is None."""
+    """`--weights` as given: a file, or "baseline" (or None) for Halide's baseline weights.
+    "baseline" with a file of that name in the current folder is refused as ambiguous."""
+    if path is not None and str(path) == BASELINE:
+        if os.path.lexists(BASELINE):
+            raise WeightsError("--weights baseline is ambiguous: a file named 'baseline' is "
+                               "in this folder; give ./baseline for the file, or run "
+                               "elsewhere for Halide's baseline weights")
+        return baseline()
     return baseline() if path is None else load(path)
 
 

@@ -209,6 +209,28 @@ def failure_rows(rows: list[dict]) -> list[tuple[str, str, str]]:
             for key, members in ordered]
 
 
+DEVICE_HEADER = ("device", "timed", "timing time", "busy")
+
+
+def device_rows(rows: list[dict]) -> list[tuple[str, str, str, str]]:
+    """Per device, from the rows' timing intervals (rows of schema 4 and later): candidates
+    timed, time spent timing, and the share of the run's timing span (the first timing's
+    start to the last one's end, on any device) that it spent timing."""
+    timed = [r for r in rows if r.get("timing_started_at") and r.get("timing_ended_at")]
+    if not timed:
+        return []
+    span = (max(r["timing_ended_at"] for r in timed)
+            - min(r["timing_started_at"] for r in timed)).total_seconds()
+    out = []
+    for device in sorted({r["device_id"] or "?" for r in timed}):
+        mine = [r for r in timed if (r["device_id"] or "?") == device]
+        busy = sum((r["timing_ended_at"] - r["timing_started_at"]).total_seconds()
+                   for r in mine)
+        out.append((device, str(len(mine)), f"{busy:.0f} s",
+                    f"{busy / span:.0%}" if span > 0 else "-"))
+    return out
+
+
 def _one_line(text: str | None, limit: int) -> str:
     line = (text or "").strip().splitlines()[0] if (text or "").strip() else "-"
     return line if len(line) <= limit else line[:limit - 3] + "..."
@@ -235,6 +257,11 @@ def _text(rep: Report) -> str:
         lines += ["", "failed candidates by cause:"]
         lines += ["  " + line for line in columns([("cause", "count", "the first one's error"),
                                                    *failures]).splitlines()]
+    devices = device_rows(rows)
+    if devices:
+        lines += ["", "devices (busy: share of the span from the first timing to the last "
+                  "spent timing on it; the rest went to compiles, training and other jobs):"]
+        lines += ["  " + line for line in columns([DEVICE_HEADER, *devices]).splitlines()]
     if rep.best:
         lines += ["", "final re-timing (median of interleaved re-timings on one device, and "
                   "as timed during the round; against beam search with the start weights, "

@@ -66,10 +66,13 @@ SCHEMA = pa.schema([
     ("planner", pa.string()),  # how the candidate was planned: b<beam>-d<dropout>@<weights>
     # version 3
     ("cause", pa.string()),  # a failed row's cause: a short, stable key (farm.tuning.rows.cause)
+    # version 4: when the device timed it, under its lease (null: never timed)
+    ("timing_started_at", pa.timestamp("us", tz="UTC")),
+    ("timing_ended_at", pa.timestamp("us", tz="UTC")),
 ])
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # The columns each version added; a file of version v has every column up to v.
-ADDED_IN = {2: ("planner",), 3: ("cause",)}
+ADDED_IN = {2: ("planner",), 3: ("cause",), 4: ("timing_started_at", "timing_ended_at")}
 REQUIRED = [f.name for f in SCHEMA if not any(f.name in c for c in ADDED_IN.values())]
 _VERSION_KEY = b"farm.schema_version"
 
@@ -83,7 +86,8 @@ FINALIST_COLUMNS = ("sample_id", "round", "index", "status", "runtime_ms", "sche
                     "seed", "beam_size", "random_dropout", "parallelism", "planner",
                     "attempts", "weights_sha256", "benchmark")  # rebuild a sample (finalize)
 REPORT_COLUMNS = ("round", "index", "status", "runtime_ms", "schedule_key", "created_at",
-                  "planner", "benchmark", "cause", "error")  # farm.report.text
+                  "planner", "benchmark", "cause", "error", "device_id", "timing_started_at",
+                  "timing_ended_at")  # farm.report.text
 SUMMARY_COLUMNS = ("status", "schedule_key", "benchmark")  # farm.tuning.finalize.summary
 COLUMN_SETS = {"STATE_COLUMNS": STATE_COLUMNS, "TRAIN_COLUMNS": TRAIN_COLUMNS,
                "FINALIST_COLUMNS": FINALIST_COLUMNS, "REPORT_COLUMNS": REPORT_COLUMNS,
@@ -261,7 +265,8 @@ _RUN = ((r"\(exit status \d+, (\w+)\)", 1),  # farm.devices.timing.HarnessExit's
         (r"killed by (SIG\w+)", 1),
         (r"exit(?:ed with)? status (\d+)", "exit-{}"),
         (r"the timing harness (?:stopped|reported)", "output"))
-_COMPILE = ((r"^compile \((\w+)\)", 1),  # farm.build.compile's steps
+_COMPILE = ((r"^compile skipped", "skipped"),  # farm.execution.scheduler.SKIP_AFTER_TIMEOUTS
+            (r"^compile \((\w+)\)", 1),  # farm.build.compile's steps
             (r"ran out of its .* of CPU", "cpu"),
             (r"cancelled after .* wall-clock", "wall-clock"),
             (r"the compile process died", "compiler-died"))

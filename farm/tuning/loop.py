@@ -54,7 +54,13 @@ from farm.tuning.settings import TuneSettings
 from farm.tuning.state import TOP_SAMPLES, RunState, start
 from farm.tuning.steps import RoundSteps
 from farm.tuning.summary import TuneSummary, summary
-from farm.tuning.validation import by_class, validate, validate_root, wanted_manifest
+from farm.tuning.validation import (
+    by_class,
+    validate,
+    validate_root,
+    wanted_manifest,
+    with_start_weights,
+)
 from farm.versions import versions
 
 __all__ = ["TuneSettings", "autotune"]
@@ -82,7 +88,7 @@ def autotune(run_dir: str | os.PathLike, settings: TuneSettings, address: str | 
     builder = builder or HalideBuilder()
     trainer = trainer or HalideTrainer()
     root = Path(run_dir)
-    options: dict[str, Any] = {"isolation": settings.isolation}
+    options: dict[str, Any] = {"isolation": settings.isolation, "holder": str(root)}
     if opener is not None:
         options["opener"] = opener
     if not settings.benchmarks and settings.pretrain is None:
@@ -146,7 +152,10 @@ def _tune_classes(root: Path, progress: Progress, trainer: Trainer, cluster: Clu
 def _tune_class(path: Path, settings: TuneSettings, progress: Progress, trainer: Trainer,
                 cluster: ClusterLike, pool: DevicePool, kind: type[Tuning]) -> Any:
     run = RunDir(path)
+    settings, note = with_start_weights(run, settings, [h.info for h in pool.usable()])
     validate(run, settings, [h.info for h in pool.usable()])  # before anything is written
+    if note:
+        progress.message(note)
     run.open()
     try:
         return kind(run, settings, progress, trainer, cluster, pool).run()

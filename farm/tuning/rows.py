@@ -73,7 +73,13 @@ def outcome_row(manifest: Manifest, round_no: int, o: Outcome,
         "created_at": datetime.fromtimestamp(o.finished_at, timezone.utc),
         "planner": o.spec.planner or None,
         "cause": cause(o.status, o.error),
+        "timing_started_at": _utc(m.timing_started_at if m else None),
+        "timing_ended_at": _utc(m.timing_ended_at if m else None),
     }
     if o.status == OK and not (runtime_ms and runtime_ms > 0):
         raise AssertionError(f"an ok sample without a positive runtime: {row['sample_id']}")
     return row
+
+
+def _utc(t: float | None) -> datetime | None:
+    return None if t is None else datetime.fromtimestamp(t, timezone.utc)

@@ -61,3 +61,6 @@ class TuneSettings:
     retimes: int = 10  # at most, re-timings of each finalist (interleaved); fewer once decided
     strategy: Strategy = RoundPlan  # how each pipeline's round is planned (farm.search)
     pretrain: PretrainSpec | None = None  # a pre-training: its pipelines come round by round
+    # no --weights given: a new run starts from its class's current model (the registry,
+    # farm.model.registry), a resumed one from the start weights it began with
+    from_registry: bool = False

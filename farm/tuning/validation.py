@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from farm.devices.base import DeviceInfo
 from farm.errors import BadInput, RunDirError
+from farm.model import weights
+from farm.model.registry import class_start
 from farm.store.records import PRETRAIN, Manifest
 from farm.store.rundir import RunDir, class_dir, class_dirs, new_run_id, now_iso
 from farm.tuning.settings import TuneSettings
@@ -37,10 +40,31 @@ def validate_root(root: Path, settings: TuneSettings,
         validate(RunDir(class_dir(root, name)), settings, members)
 
 
+def with_start_weights(run: RunDir, s: TuneSettings, devices: list[DeviceInfo]
+                       ) -> tuple[TuneSettings, str]:
+    """The settings with the run's start weights when no --weights was given
+    (s.from_registry), and a line that says where they come from ("" when unchanged): a
+    resumed run's own (weights/round-000000.weights), a new run's class's current model
+    (farm.model.registry), else Halide's."""
+    if not s.from_registry:
+        return s, ""
+    if run.read_manifest() is not None:
+        own = run.weights_path(0)
+        if not own.exists():  # (written before its first round: a run that never began)
+            return s, ""
+        return replace(s, start_weights=weights.load(own)), (
+            f"start weights: those the run began with ({own})")
+    if not devices:  # (their class is not known yet: before Ray starts, with an address)
+        return s, ""
+    start, note = class_start(devices[0].device_class.name)
+    return replace(s, start_weights=start), note
+
+
 def validate(run: RunDir, settings: TuneSettings, devices: list[DeviceInfo]) -> Manifest | None:
     """Refuse, before anything is written, what this invocation cannot do to the run:
     devices of another class, settings that would mix samples, a benchmark named twice
     or whose generator changed. Gives the run's manifest (None for a new run)."""
+    settings = with_start_weights(run, settings, devices)[0]
     names = [b.label for b in settings.benchmarks]
     if len(set(names)) != len(names):
         raise BadInput(f"a benchmark is named twice: {', '.join(names)}")

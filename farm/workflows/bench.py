@@ -19,6 +19,7 @@ from farm.errors import BadInput, RunDirError
 from farm.execution.session import DeviceSession, check_usable, default_target, find
 from farm.machine.targets import resolve
 from farm.model import weights
+from farm.model.registry import Registry
 from farm.pipelines import catalog
 from farm.pipelines.benchmark import Benchmark
 from farm.report.output import pyplot, save_figure
@@ -119,6 +120,11 @@ def run_bench(names: list[str], device_ids: list[str] | None, weights_file: str 
         benches = [catalog.resolve(n) for n in names]
     else:  # a run directory is data: its benchmark runs only as catalog.recorded allows
         benches = [run.benchmark_for(n) for n in names] if names else [run.benchmark_for(None)]
+    # without --weights or --run, each device class's current model is the tuned weights
+    from_registry = weights_file is None and run is None
+    if weights_file == weights.BASELINE:  # Halide's: nothing tuned to compare
+        weights.resolve(weights_file)  # (refused when a file of that name is here)
+        weights_file = None
     tuned = Path(weights_file) if weights_file else (run.best_weights if run else None)
     best = run.best["weights_path"] if run and run.best and any(
         run.benchmark in (b.ref, b.name) for b in benches) else None  # (as variants())
@@ -127,7 +133,7 @@ def run_bench(names: list[str], device_ids: list[str] | None, weights_file: str 
             weights.load(path)  # a bad file stops us before any work (and before Ray)
     parallelism = run.parallelism if run else DEFAULT_PARALLELISM
     rows = []
-    with DeviceSession(address) as session:
+    with DeviceSession(address, holder=run_dir or "farm bench") as session:
         by_target: dict[str, list] = {}
         for info in ([find(session.devices, i) for i in device_ids] if device_ids
                      else session.devices):
@@ -139,10 +145,19 @@ def run_bench(names: list[str], device_ids: list[str] | None, weights_file: str 
             by_target.setdefault(target.compile, []).append(info)
         for infos in by_target.values():
             target = resolve(run.target if run else default_target(infos[0]))
+            here = tuned
+            if from_registry:
+                model = Registry().current(infos[0].device_class.name)
+                if model is not None:
+                    model.load()  # (checked against what was promoted)
+                    here = model.weights_path
+                    progress(f"tuned weights: the current model of class "
+                             f"{model.record.device_class}, {model.record.sha256[:16]} "
+                             f"({model.record.describe()})")
             pool = session.pool(infos, target)
             for bench in benches:
                 progress(f"{bench.label} on {', '.join(i.id for i in infos)} ...")
-                rows += _bench_one(bench, target, parallelism, tuned, run, pool, retimes)
+                rows += _bench_one(bench, target, parallelism, here, run, pool, retimes)
     return rows
 
 

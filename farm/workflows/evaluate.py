@@ -272,7 +272,7 @@ def run_evaluate(ev: Evaluation, out: Path, device_ids: Sequence[str] | None = N
     if retimes < verdict.MIN_PAIRS:
         progress(f"warning: --retimes {retimes} is under {verdict.MIN_PAIRS}: no ratio or "
                  "verdict can be computed (they need that many paired re-timings)")
-    with DeviceSession(address) as session:
+    with DeviceSession(address, holder=str(out)) as session:
         infos = class_devices(session.devices, device_ids, ev.manifest.device_class,
                               ev.target)
         models = {} if ev.handed is not None else train_models(ev, out, trainer, progress)

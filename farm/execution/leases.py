@@ -1,0 +1,319 @@
+"""Device leases: a device is timed by one job at a time, whichever jobs share the cluster.
+
+A lease is a flock on a file per device, in a folder of the device's node. Every job's
+actor for a device runs on that device's node (the pool pins it there: a phone's adb and
+a host's CPU are that node's), so a lock of the node covers every job of the cluster.
+Chosen over a detached Ray actor because the kernel drops a flock the moment its holder
+dies, however it dies: a killed job's lease is free at once, with no heartbeat to wait
+out, and nothing outlives the jobs to be cleaned up. (A detached actor would also be one
+more process per cluster that can die with the lease table in it.)
+
+A flock does not queue: a holder that lets go and asks again would win the race against
+a job that waits. So every job first takes the device's turnstile, then its lease, and
+only then lets the turnstile go. A waiting job holds the turnstile while it waits, so a
+holder that gives way must queue behind it: two jobs on one device alternate.
+
+A holder keeps its lease while it times and for a short while after (its next candidate
+is usually compiling), and gives it up at once when another job waits. A job alone on a
+device thus holds one lease per stretch of work. Every lease is logged when it ends (one
+JSON line: device, holder, from, to); the lease of a holder that died is logged by the
+next one to take it. `farm devices` reads who holds and who waits (`state`).
+
+The folder is FARM_LEASE_DIR, else $XDG_STATE_HOME/halide-farm/leases (by default
+~/.local/state/halide-farm/leases): it is state that `farm devices` reads after the jobs,
+not a cache.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import psutil
+
+from farm.devices.base import safe_name
+from farm.errors import MissingPrerequisite
+
+LINGER_S = 5.0  # an idle holder keeps its lease this long, unless another job waits
+WATCH_S = 0.2  # how often an idle holder looks for a job that waits
+LOG_LIMIT = 8 << 20  # bytes of a device's lease log before it is rotated to LOG.1
+
+
+class LeaseError(MissingPrerequisite):
+    """The lease folder cannot be used."""
+
+    cause = "lease-folder"
+
+
+def lease_dir() -> Path:
+    configured = os.environ.get("FARM_LEASE_DIR")
+    if configured:
+        path = Path(configured)
+    else:
+        base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"),
+                                                                 ".local", "state")
+        path = Path(base) / "halide-farm" / "leases"
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as e:
+        raise LeaseError(f"the device lease folder {path} cannot be made ({e.strerror}): "
+                         "fix its permissions, or set FARM_LEASE_DIR to a folder of your "
+                         "own") from None
+    if path.is_symlink() or not path.is_dir():
+        raise LeaseError(f"the device lease folder {path} is not a directory: remove it, or "
+                         "set FARM_LEASE_DIR to a folder of your own")
+    return path
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds (or waits for) a lease: a job's device actor."""
+
+    run: str  # what it times for: a run directory, or the command
+    job: str = ""  # the Ray job id ("" outside Ray)
+    pid: int = 0
+    started: float = 0.0  # the process's start time: a reused pid is not mistaken for it
+    node: str = ""
+    since: float = 0.0  # when it took the lease, or began to wait (time.time())
+
+    @classmethod
+    def here(cls, run: str, job: str = "") -> Holder:
+        pid = os.getpid()
+        return cls(run, job, pid, _start_time(pid) or 0.0, socket.gethostname())
+
+    def alive(self) -> bool:
+        return self.pid > 0 and _start_time(self.pid) == self.started
+
+    def describe(self) -> str:
+        job = f" (Ray job {self.job})" if self.job else ""
+        return f"{self.run or '?'}{job}, pid {self.pid} on {self.node or '?'}"
+
+
+@dataclass(frozen=True)
+class LeaseState:
+    """A device's lease as `farm devices` shows it."""
+
+    device: str
+    holder: Holder | None
+    waiting: tuple[Holder, ...]
+    recent: tuple[dict, ...] = ()  # its last logged leases, oldest first (`history`)
+
+
+class Lease:
+    """One job's lease on one device. `use()` wraps each timing; the lease is taken when a
+    timing needs it and given up as the module says. Thread-safe."""
+
+    def __init__(self, device_id: str, holder: Holder, folder: str | Path | None = None,
+                 linger_s: float = LINGER_S):
+        self.device_id = device_id
+        self.folder = Path(folder) if folder else lease_dir()
+        self.me = holder
+        self.linger_s = linger_s
+        self._stem = self.folder / safe_name(device_id)
+        self._fd: int | None = None  # the lease lock, while held
+        self._since = 0.0
+        self._mutex = threading.RLock()
+        self._using = 0
+        self._idle_since = 0.0
+        self.waited_s = 0.0  # in all, waiting for other jobs
+        self.taken = 0  # leases taken
+        self._watching = False
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    @contextmanager
+    def use(self) -> Iterator[float]:
+        """Hold the lease for the block (waiting for it if another job has it); yields the
+        seconds waited."""
+        with self._mutex:
+            self._using += 1
+        waited = 0.0
+        try:
+            if not self.held:  # (two timings of one actor never wait here at once)
+                waited = self._take()
+            yield waited
+        finally:
+            with self._mutex:
+                self._using -= 1
+                self._idle_since = time.monotonic()
+                if not self._using and self.held and self.wanted():
+                    self._give_up()
+
+    def wanted(self) -> bool:
+        """Another job waits for this device (it holds the turnstile)."""
+        fd = _open(self._stem.with_suffix(".turn"))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # (and its lock with it)
+        return False
+
+    def release(self) -> None:
+        """Give the lease up now (the job is done with the device)."""
+        with self._mutex:
+            if self.held:
+                self._give_up()
+
+    def _take(self) -> float:
+        start = time.monotonic()
+        with self._waiting():
+            turn = _open(self._stem.with_suffix(".turn"))
+            try:
+                fcntl.flock(turn, fcntl.LOCK_EX)  # behind the jobs already waiting
+                fd = _open(self._stem.with_suffix(".lock"))
+                fcntl.flock(fd, fcntl.LOCK_EX)  # behind the holder
+            finally:
+                os.close(turn)
+        with self._mutex:
+            self._fd, self._since = fd, time.time()
+            self.taken += 1
+            self._log_dead_holder()
+            _write_json(self._stem.with_suffix(".holder"),
+                        asdict(_with_since(self.me, self._since)))
+            if not self._watching:
+                self._watching = True
+                threading.Thread(target=self._watch, daemon=True).start()
+        waited = time.monotonic() - start
+        self.waited_s += waited
+        return waited
+
+    def _give_up(self) -> None:
+        """(holding the mutex)"""
+        assert self._fd is not None
+        with suppress(OSError):
+            os.unlink(self._stem.with_suffix(".holder"))
+        self._log(self.me, self._since, time.time(), "released")
+        os.close(self._fd)  # closing drops the lock
+        self._fd = None
+
+    def _watch(self) -> None:
+        """An idle holder gives way to a job that waits, or after lingering."""
+        while True:
+            time.sleep(WATCH_S)
+            with self._mutex:
+                if self.held and not self._using and (
+                        time.monotonic() - self._idle_since > self.linger_s or self.wanted()):
+                    self._give_up()
+
+    @contextmanager
+    def _waiting(self) -> Iterator[None]:
+        """Registered as waiting: a file named after this process, locked while it waits
+        (made under another name and locked first, so no reader sees it unlocked)."""
+        folder = self._stem.with_suffix(".waiting")
+        folder.mkdir(mode=0o700, exist_ok=True)
+        name = f"{self.me.pid}-{threading.get_ident()}.json"
+        tmp = folder / f".{name}"
+        fd = _open(tmp)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, json.dumps(asdict(_with_since(self.me, time.time()))).encode())
+        os.replace(tmp, folder / name)
+        try:
+            yield
+        finally:
+            with suppress(OSError):
+                os.unlink(folder / name)
+            os.close(fd)
+
+    def _log_dead_holder(self) -> None:
+        """The lease of a holder that died before it gave it up: logged by its successor
+        (holding the lock now), ending when the successor took it."""
+        previous = _read_holder(self._stem.with_suffix(".holder"))
+        if previous is not None and not previous.alive():
+            self._log(previous, previous.since, self._since, "holder died")
+
+    def _log(self, who: Holder, start: float, end: float, ended: str) -> None:
+        log = self._stem.with_suffix(".log")
+        with suppress(FileNotFoundError):
+            if log.stat().st_size > LOG_LIMIT:
+                os.replace(log, log.with_suffix(".log.1"))
+        line = {"device": self.device_id, "run": who.run, "job": who.job, "pid": who.pid,
+                "node": who.node, "from": _iso(start), "to": _iso(end), "ended": ended}
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
+                     | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "a") as f:
+            f.write(json.dumps(line) + "\n")
+
+
+def state(device_id: str, folder: Path | None = None, recent: int = 0) -> LeaseState:
+    """Who holds `device_id` and who waits for it, from its node's lease folder (run this
+    on that node), with its last `recent` logged leases. A holder or waiter whose process
+    is gone is not shown."""
+    stem = (folder or lease_dir()) / safe_name(device_id)
+    holder = _read_holder(stem.with_suffix(".holder"))
+    waiting = []
+    with suppress(FileNotFoundError):
+        for entry in sorted(stem.with_suffix(".waiting").iterdir()):
+            if entry.name.startswith("."):
+                continue
+            w = _read_holder(entry)
+            if w is not None and w.alive():
+                waiting.append(w)
+    return LeaseState(device_id, holder if holder and holder.alive() else None,
+                      tuple(sorted(waiting, key=lambda w: w.since)),
+                      tuple(history(device_id, folder)[-recent:]) if recent else ())
+
+
+def history(device_id: str, folder: Path | None = None) -> list[dict]:
+    """The device's logged leases, oldest first (the rotated log's, then the current's)."""
+    stem = (folder or lease_dir()) / safe_name(device_id)
+    lines = []
+    for log in (stem.with_suffix(".log.1"), stem.with_suffix(".log")):
+        with suppress(FileNotFoundError):
+            for line in log.read_text().splitlines():
+                with suppress(ValueError):
+                    lines.append(json.loads(line))
+    return lines
+
+
+def _open(path: Path) -> int:
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f)
+    os.replace(tmp, path)  # replaces a planted link, never writes through it
+
+
+def _read_holder(path: Path) -> Holder | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    with os.fdopen(fd) as f:
+        try:
+            data = json.load(f)
+            return Holder(**{k: data[k] for k in Holder.__dataclass_fields__ if k in data})
+        except (ValueError, TypeError, KeyError):
+            return None
+
+
+def _with_since(h: Holder, since: float) -> Holder:
+    return Holder(h.run, h.job, h.pid, h.started, h.node, since)
+
+
+def _start_time(pid: int) -> float | None:
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds")

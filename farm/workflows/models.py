@@ -1,0 +1,76 @@
+"""`farm models promote`: a run's handed-over weights become its device class's current
+model (farm.model.registry), with where they came from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from farm.candidate import OK
+from farm.errors import BadInput, RunDirError
+from farm.model import weights as weights_module
+from farm.model.registry import Model, ModelRecord, Registry, now_iso
+from farm.store.rundir import RunDir, class_dirs
+
+
+def class_name(device_class: str) -> str:
+    """A manifest's device class ("host-amd-epyc (x86-64-linux-...)") as `farm devices`
+    names it ("host-amd-epyc")."""
+    return device_class.split(" (", 1)[0]
+
+
+def run_of_class(run_dir: str | Path, device_class: str | None) -> RunDir:
+    """The run directory of RUN_DIR for `device_class`: RUN_DIR itself, or one of the class
+    folders a run over several classes keeps (classes/CLASS/)."""
+    run = RunDir(run_dir)
+    manifest = run.read_manifest()
+    if manifest is not None:
+        recorded = class_name(manifest.device_class or "")
+        if device_class and recorded and device_class != recorded:
+            raise BadInput(f"{run.path} holds weights trained on device class {recorded}, "
+                           f"not {device_class}: a class's model must be trained on its own "
+                           "devices' timings (promote a run of that class)")
+        return run
+    found = {}
+    for folder in class_dirs(run.path):
+        m = RunDir(folder).read_manifest()
+        if m is not None:
+            found[class_name(m.device_class or folder.name)] = folder
+    if not found:
+        raise RunDirError(f"{run.path} is not a run directory (no manifest.json)")
+    if device_class is None:
+        raise BadInput(f"{run.path} holds the models of {len(found)} classes "
+                       f"({', '.join(sorted(found))}): say which with --class")
+    if device_class not in found:
+        raise BadInput(f"{run.path} holds no model of class {device_class}; its classes: "
+                       f"{', '.join(sorted(found))}")
+    return RunDir(found[device_class])
+
+
+def promote(run_dir: str | Path, device_class: str | None = None,
+            registry: Registry | None = None) -> Model:
+    """Make RUN_DIR's handed-over weights (weights/best.weights) the current model of its
+    device class; `device_class`, when given, must be the run's."""
+    run = run_of_class(run_dir, device_class)
+    manifest = run.read_manifest()
+    assert manifest is not None  # (run_of_class found it)
+    name = class_name(manifest.device_class or "")
+    if not name:
+        raise BadInput(f"{run.path} records no device class (a run of an older farm): its "
+                       "weights cannot be told to fit a class")
+    if not run.best_weights.exists():
+        raise BadInput(f"{run.path} has not handed weights over yet (no "
+                       f"{run.best_weights.relative_to(run.path)}): let its last command "
+                       "finish, or rerun it to finish the run")
+    w = weights_module.load(run.best_weights)
+    handed = run.read_best_weights_record()
+    rows = run.samples.read(["status", "round", "benchmark"]).to_pylist()
+    kind = ("pre-training" if manifest.pretraining else "campaign" if manifest.campaign
+            else "run")
+    verdicts = [handed.reason] if handed and handed.reason else []
+    record = ModelRecord(
+        device_class=name, sha256=w.sha256, source=str(run.path.resolve()),
+        promoted_at=now_iso(), run_id=manifest.run_id, kind=kind,
+        pipelines=[p.name for p in manifest.pipelines] or [manifest.generator],
+        rounds=len({r["round"] for r in rows}),
+        samples=sum(r["status"] == OK for r in rows), verdicts=verdicts)
+    return (registry or Registry()).promote(w, record)
