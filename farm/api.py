@@ -61,10 +61,11 @@ def tune(out: str | Path, *benchmarks: str, rounds: int = 1, batch_size: int = 3
          devices: Sequence[str] = (), address: str | None = None,
          compile_timeout_s: float = 600.0, run_timeout_s: float = 60.0,
          train_steps: int | None = None, isolation: str = "pause",
-         progress=None) -> TuneSummary:
+         also_train_on: Sequence[str | Path] = (), progress=None) -> TuneSummary:
     """Start or continue the run in `out` (`farm autotune BENCH ... --out OUT`): the same
     settings and defaults, one keyword each. Several benchmarks (or "all") make a
-    campaign; a larger `rounds` continues a finished run. Returns its summary."""
+    campaign; a larger `rounds` continues a finished run. `also_train_on`: other run
+    directories of the class whose rows train the model too. Returns its summary."""
     from farm.build import compile as build
     from farm.candidate import DEFAULT_PARALLELISM, CandidateSpec
     from farm.devices.timing import TimingConfig
@@ -89,7 +90,8 @@ def tune(out: str | Path, *benchmarks: str, rounds: int = 1, batch_size: int = 3
         budget_s=budget_s, parallelism=parallelism or DEFAULT_PARALLELISM,
         device_ids=tuple(devices), compile_timeout_s=compile_timeout_s,
         timing=TimingConfig(timeout_s=run_timeout_s), isolation=isolation,
-        train_steps=train_steps or costmodel.DEFAULT_STEPS)
+        train_steps=train_steps or costmodel.DEFAULT_STEPS,
+        also_train_on=tuple(str(Path(p).resolve()) for p in also_train_on))
     for bench in settings.benchmarks:
         build.check_pipeline(CandidateSpec(bench, settings.target, settings.start_weights))
     return autotune(out, settings, address=address, progress=progress)
@@ -102,7 +104,8 @@ def pretrain(out: str | Path, *, pipelines: int = 256, per_pipeline: int = 16,
              target: str | None = None, devices: Sequence[str] = (),
              address: str | None = None, compile_timeout_s: float | None = None,
              run_timeout_s: float = 60.0, train_steps: int | None = None,
-             isolation: str = "pause", progress=None):
+             isolation: str = "pause", also_train_on: Sequence[str | Path] = (),
+             progress=None):
     """Start or continue the pre-training in `out` (`farm pretrain --out OUT`): `pipelines`
     new pipelines of `generator` (a BENCH with a `seed` parameter; default the farm's
     random pipelines, their integer family for a Hexagon target), `per_pipeline`
@@ -130,6 +133,7 @@ def pretrain(out: str | Path, *, pipelines: int = 256, per_pipeline: int = 16,
         compile_timeout_s=compile_timeout_s or PRETRAIN_COMPILE_TIMEOUT_S,
         timing=TimingConfig(timeout_s=run_timeout_s),
         isolation=isolation, train_steps=train_steps or costmodel.DEFAULT_STEPS,
+        also_train_on=tuple(str(Path(p).resolve()) for p in also_train_on),
         pretrain=spec)
     build.check_pipeline(CandidateSpec(spec.pipeline(0), where, settings.start_weights))
     return autotune(out, settings, address=address, progress=progress, tuning=Pretraining)

@@ -20,6 +20,7 @@ from farm.commands import (
     devices,
     evaluate,
     export,
+    imports,
     models,
     pretrain,
     report,
@@ -32,9 +33,9 @@ from farm.execution.cluster import exit_when_stuck, lost_head
 from farm.report.output import printable
 
 # in the order `farm --help` lists them
-COMMANDS = {m.__name__.rpartition(".")[2]: m
+COMMANDS = {getattr(m, "NAME", m.__name__.rpartition(".")[2]): m
             for m in (run, autotune, pretrain, devices, models, report, bench, evaluate, export,
-                      weights, benchmarks)}
+                      imports, weights, benchmarks)}
 
 
 def build_parser() -> Parser:

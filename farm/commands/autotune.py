@@ -58,6 +58,7 @@ def add_parser(sub) -> None:
                    "is ONE step on at most 1024 schedules per pipeline, not a pass over the "
                    "samples)")
     options.add_isolation(p)
+    options.add_also_train_on(p)
 
 
 def main(args) -> int:
@@ -68,7 +69,8 @@ def main(args) -> int:
                  budget_s=args.budget, weights=args.weights, parallelism=args.parallelism,
                  target=args.target, devices=tuple(args.devices or ()), address=args.address,
                  compile_timeout_s=args.compile_timeout, run_timeout_s=args.run_timeout,
-                 train_steps=args.train_steps, isolation=args.isolation)
+                 train_steps=args.train_steps, isolation=args.isolation,
+                 also_train_on=args.also_train_on)
     print()
     # farm.tuning.finalize.TuneSummary.lines; a resumed campaign's names are its manifest's
     print(printable("\n".join(s.lines()), lines=True))

@@ -167,6 +167,13 @@ def add_run_timeout(p: argparse.ArgumentParser) -> None:
                    help="kill a candidate's timing run after S seconds (default 60)")
 
 
+def add_also_train_on(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--also-train-on", metavar="RUN_DIR", action="append", default=[],
+                   help="also train the model on this run directory's samples (repeatable): "
+                   "a `farm import` of Halide's loop, or another run, of the same device "
+                   "class (another class's is refused); a resumed run keeps its own")
+
+
 def add_isolation(p: argparse.ArgumentParser) -> None:
     p.add_argument("--isolation", choices=("pause", "none"), default="pause",
                    help="pause: stop the host's compile work while it times (default); "

@@ -66,6 +66,7 @@ def add_parser(sub) -> None:
                    help="gradient steps per candidate model trained after each round "
                    "(default 32)")
     options.add_isolation(p)
+    options.add_also_train_on(p)
 
 
 def main(args) -> int:
@@ -78,7 +79,8 @@ def main(args) -> int:
                      weights=args.weights, parallelism=args.parallelism, target=args.target,
                      devices=tuple(args.devices or ()), address=args.address,
                      compile_timeout_s=args.compile_timeout, run_timeout_s=args.run_timeout,
-                     train_steps=args.train_steps, isolation=args.isolation)
+                     train_steps=args.train_steps, isolation=args.isolation,
+                 also_train_on=args.also_train_on)
     print()
     print(printable("\n".join(s.lines()), lines=True))
     return 0

@@ -41,6 +41,12 @@ class DeviceClass:
         return f"{self.name} ({self.target})"
 
 
+def class_name(recorded: str) -> str:
+    """A class as a run records it ("host-amd-epyc (x86-64-linux-...)", str(DeviceClass))
+    named as `farm devices` names it ("host-amd-epyc")."""
+    return recorded.split(" (", 1)[0]
+
+
 def soc_hvx(soc: str, environ=os.environ) -> int | None:
     """The HVX version of `soc`, from FARM_SOC_HVX or the table; None when unknown."""
     table = dict(SOC_HVX)

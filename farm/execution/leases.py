@@ -316,4 +316,4 @@ def _start_time(pid: int) -> float | None:
 
 
 def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="microseconds")

@@ -54,6 +54,9 @@ class Report:
         m = self.manifest
         if self.pipeline:
             return f"{self.pipeline} in a campaign of {plural(len(m.pipelines), 'pipeline')}"
+        if m.imported:
+            return (f"samples of Halide's loop, imported: "
+                    f"{', '.join(p.name for p in m.pipelines)}")
         if m.pretraining:
             return f"pre-training on {m.benchmark}: {plural(len(m.pipelines), 'pipeline')}"
         if m.campaign:

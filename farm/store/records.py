@@ -70,6 +70,7 @@ class PipelineRecord(JsonRecord):
 
 
 PRETRAIN = "pretrain"  # a pre-training's manifest generator (a campaign's is "campaign")
+IMPORTED = "imported"  # `farm import`'s: samples Halide's own loop measured
 
 
 @dataclass
@@ -93,6 +94,7 @@ class Manifest(JsonRecord):
     # "campaign" and benchmark_sha256 ""); a run of one benchmark lists that one.
     campaign: bool = False
     pipelines: list[PipelineRecord] = field(default_factory=list)
+    also_train_on: list[str] = field(default_factory=list)  # runs whose rows train it too
     version: int = MANIFEST_VERSION
     invocations: list[dict] = field(default_factory=list)
     extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
@@ -116,6 +118,11 @@ class Manifest(JsonRecord):
         """A `farm pretrain` run: a campaign of pipelines drawn from `benchmark`, a
         generator with a seed parameter."""
         return self.generator == PRETRAIN
+
+    @property
+    def imported(self) -> bool:
+        """A `farm import` run: samples of Halide's own loop (farm.workflows.import_loop)."""
+        return self.generator == IMPORTED
 
     def all_pipelines(self) -> list[PipelineRecord]:
         """The run's pipelines. A run of one benchmark from before campaigns lists none:

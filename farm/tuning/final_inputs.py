@@ -27,6 +27,10 @@ class FinalSettings(Protocol):
     def start_weights(self) -> Weights: ...
 
     @property
+    def also_train_on(self) -> tuple[str, ...]:
+        """Other runs whose rows train the model too."""
+
+    @property
     def parallelism(self) -> int: ...
 
     @property

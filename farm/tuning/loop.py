@@ -60,6 +60,7 @@ from farm.tuning.validation import (
     validate_root,
     wanted_manifest,
     with_start_weights,
+    with_training_runs,
 )
 from farm.versions import versions
 
@@ -153,6 +154,7 @@ def _tune_class(path: Path, settings: TuneSettings, progress: Progress, trainer:
                 cluster: ClusterLike, pool: DevicePool, kind: type[Tuning]) -> Any:
     run = RunDir(path)
     settings, note = with_start_weights(run, settings, [h.info for h in pool.usable()])
+    settings = with_training_runs(run, settings)
     validate(run, settings, [h.info for h in pool.usable()])  # before anything is written
     if note:
         progress.message(note)

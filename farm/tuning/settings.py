@@ -64,3 +64,5 @@ class TuneSettings:
     # no --weights given: a new run starts from its class's current model (the registry,
     # farm.model.registry), a resumed one from the start weights it began with
     from_registry: bool = False
+    # other run directories (absolute paths) whose rows train the model too (--also-train-on)
+    also_train_on: tuple[str, ...] = ()

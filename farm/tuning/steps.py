@@ -21,10 +21,10 @@ from farm.model.weights import Weights
 from farm.report.progress import Progress
 from farm.store.records import AcceptanceRecord, RoundRecord
 from farm.store.rundir import RunDir, now_iso
-from farm.store.samples import TRAIN_COLUMNS
 from farm.tuning.beam_check import BeamChecker, Live, ds_field
 from farm.tuning.settings import TuneSettings
 from farm.tuning.state import RunState, Track
+from farm.tuning.training_data import training_table
 
 
 class RoundStep(StrEnum):
@@ -180,7 +180,7 @@ class RoundSteps:
         s, run = self.s, self.run_dir
         weights.write(current, run.weights_path(round_no))
         weights.write(current, run.latest_weights)
-        table = run.samples.read(TRAIN_COLUMNS)
+        table = training_table(run, s.also_train_on)
         unit, held_out = "round", round_no
         # a pre-training's round is its new pipelines: held out, they are pipelines the
         # candidates never saw, as in a campaign (whose pipelines recur) one pipeline is

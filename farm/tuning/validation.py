@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from farm.devices.base import DeviceInfo
+from farm.devices.classes import class_name
 from farm.errors import BadInput, RunDirError
 from farm.model import weights
 from farm.model.registry import class_start
@@ -60,17 +61,53 @@ def with_start_weights(run: RunDir, s: TuneSettings, devices: list[DeviceInfo]
     return replace(s, start_weights=start), note
 
 
+def with_training_runs(run: RunDir, s: TuneSettings) -> TuneSettings:
+    """The settings with the other runs the model trains on: a resumed run's recorded
+    ones when none are given; others than those are refused."""
+    existing = run.read_manifest()
+    if existing is None:
+        return s
+    recorded = tuple(existing.also_train_on)
+    if not s.also_train_on:
+        return replace(s, also_train_on=recorded)
+    if tuple(s.also_train_on) != recorded:
+        raise RunDirError(f"{run.path} trains on " + (
+            f"its own rows and those of {', '.join(recorded)}" if recorded else
+            "its own rows only") + ": resume it without --also-train-on (or with the same "
+            "runs), or use a new --out")
+    return s
+
+
+def _check_training_runs(s: TuneSettings, devices: list[DeviceInfo],
+                         existing: Manifest | None) -> None:
+    """Each --also-train-on is a run directory of this run's device class."""
+    mine = devices[0].device_class.name if devices else (
+        class_name(existing.device_class) if existing and existing.device_class else None)
+    for other in s.also_train_on:
+        m = RunDir(other).read_manifest()
+        if m is None:
+            raise RunDirError(f"--also-train-on {other} is not a run directory of one device "
+                              "class (no manifest.json; for a run over several classes give "
+                              "its classes/CLASS/ folder)")
+        theirs = class_name(m.device_class or "")
+        if mine and theirs != mine:
+            raise BadInput(f"--also-train-on {other} holds samples timed on device class "
+                           f"{theirs or 'unknown'}, not {mine}: a class's model trains only "
+                           "on its own devices' timings")
+
+
 def validate(run: RunDir, settings: TuneSettings, devices: list[DeviceInfo]) -> Manifest | None:
     """Refuse, before anything is written, what this invocation cannot do to the run:
     devices of another class, settings that would mix samples, a benchmark named twice
     or whose generator changed. Gives the run's manifest (None for a new run)."""
-    settings = with_start_weights(run, settings, devices)[0]
+    settings = with_training_runs(run, with_start_weights(run, settings, devices)[0])
     names = [b.label for b in settings.benchmarks]
     if len(set(names)) != len(names):
         raise BadInput(f"a benchmark is named twice: {', '.join(names)}")
     existing = run.read_manifest()
     _check_class(run, devices, existing)
     existing = run.check_resumable(wanted_manifest(settings, existing))
+    _check_training_runs(settings, devices, existing)
     family = settings.pretrain.family if settings.pretrain else None
     if existing is not None and family is not None and existing.benchmark != family:
         raise RunDirError(f"{run.path} pre-trains on {existing.benchmark}, not {family}: "
@@ -115,4 +152,4 @@ def wanted_manifest(s: TuneSettings, existing: Manifest | None) -> Manifest:
                     target=s.target.compile, schedule_target=s.target.schedule,
                     batch_size=s.batch_size, parallelism=s.parallelism,
                     start_weights_sha256=s.start_weights.sha256, created_at=now_iso(),
-                    campaign=campaign)
+                    campaign=campaign, also_train_on=list(s.also_train_on))

@@ -6,16 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from farm.candidate import OK
+from farm.devices.classes import class_name
 from farm.errors import BadInput, RunDirError
 from farm.model import weights as weights_module
 from farm.model.registry import Model, ModelRecord, Registry, now_iso
 from farm.store.rundir import RunDir, class_dirs
-
-
-def class_name(device_class: str) -> str:
-    """A manifest's device class ("host-amd-epyc (x86-64-linux-...)") as `farm devices`
-    names it ("host-amd-epyc")."""
-    return device_class.split(" (", 1)[0]
 
 
 def run_of_class(run_dir: str | Path, device_class: str | None) -> RunDir:

@@ -1,0 +1,98 @@
+"""The samples folder that Halide's own autotuning loop leaves (adams2019_autotune_loop.sh,
+and the scripts built on it), read as typed samples.
+
+The loop writes SAMPLES/batch_B_I/N/ per sample N of batch B (I: the generator arguments'
+set): PIPELINE_batch_BBBB_sample_NNNN.sample (the featurization, then f32 runtime, i32
+pipeline id, i32 schedule id), the .schedule.h beside it, and bench.txt, RunGen's output.
+Its runtime is RunGen's "best case of T sec/iter": seconds, where the farm keeps ms. Its
+pipeline id is the argument set's index (0 for every pipeline: Halide issue 7086), so the
+farm tells pipelines apart by their features (farm.model.featurization.pipeline_id).
+
+A file that is not such a sample is listed with the reason, never fatal.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from farm.model import featurization
+
+FILE_NAME = re.compile(r"(?P<pipeline>.+)_batch_(?P<batch>\d+)_sample_(?P<sample>\d+)\.sample")
+BATCH_DIR = re.compile(r"batch_(?P<batch>\d+)_(?P<args>\d+)")
+BENCH_LINE = re.compile(r"best case of ([0-9.eE+-]+) sec/iter")
+TRAILER = struct.calcsize("<fii")  # runtime, pipeline id, schedule id
+
+
+@dataclass(frozen=True)
+class LoopSample:
+    path: Path
+    featurization: bytes
+    runtime_ms: float
+    pipeline: str  # the generator's name, from the file's name (or as the user names it)
+    batch: int
+    index: int  # its place in its batch (0: the batch's beam search)
+    schedule_id: int  # as the loop numbered it: batch * 10000 + index
+    schedule_source: str | None  # the .schedule.h beside it
+    modified: float  # the file's mtime: when the loop wrote it
+
+
+def read_folder(folder: Path, pipeline: str | None = None
+                ) -> tuple[list[LoopSample], list[tuple[Path, str]]]:
+    """Every .sample under `folder` as a LoopSample, and the files skipped with why.
+    `pipeline` names the samples' pipeline when their file names do not."""
+    good, bad = [], []
+    for path in sorted(folder.rglob("*.sample")):
+        try:
+            good.append(read_sample(path, pipeline))
+        except ValueError as e:
+            bad.append((path, str(e)))
+    return good, bad
+
+
+def read_sample(path: Path, pipeline: str | None = None) -> LoopSample:
+    """One .sample file; ValueError says why it is not one."""
+    if path.is_symlink() or not path.is_file():
+        raise ValueError("not a regular file")
+    data = path.read_bytes()
+    feats = data[:-TRAILER] if len(data) > TRAILER else b""
+    try:
+        featurization.stages(feats)
+    except ValueError as e:
+        raise ValueError(f"{len(data)} bytes: {e}") from None
+    runtime_s, _, schedule_id = struct.unpack("<fii", data[-TRAILER:])
+    named = FILE_NAME.fullmatch(path.name)
+    batch_dir = BATCH_DIR.fullmatch(path.parent.parent.name)
+    name = pipeline or (named.group("pipeline") if named else None)
+    if not name:
+        raise ValueError("its name is not PIPELINE_batch_B_sample_N.sample: give "
+                         "--benchmark NAME")
+    batch = int(named.group("batch")) if named else (
+        int(batch_dir.group("batch")) if batch_dir else schedule_id // 10000)
+    index = int(named.group("sample")) if named else schedule_id % 10000
+    runtime_ms = _runtime_ms(path.parent / "bench.txt", runtime_s)
+    if not (math.isfinite(runtime_ms) and runtime_ms > 0):
+        raise ValueError(f"its runtime {runtime_s!r} s is not a positive time")
+    schedule = path.with_name(path.name[:-len(".sample")] + ".schedule.h")
+    source = schedule.read_text(errors="replace") if schedule.is_file() and \
+        not schedule.is_symlink() else None
+    return LoopSample(path, feats, runtime_ms, name, batch, index, schedule_id, source,
+                      path.stat().st_mtime)
+
+
+def _runtime_ms(bench_txt: Path, runtime_s: float) -> float:
+    """The runtime in ms: RunGen's own line when it is beside the sample (its seconds, as
+    the loop cut them into the .sample), else the .sample's."""
+    try:
+        found = BENCH_LINE.search(bench_txt.read_text(errors="replace"))
+    except OSError:
+        found = None
+    if found is not None:
+        try:
+            return float(found.group(1)) * 1000.0
+        except ValueError:
+            pass
+    return float(runtime_s) * 1000.0

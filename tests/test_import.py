@@ -1,0 +1,144 @@
+"""`farm import` of Halide's loop's samples folder, and `--also-train-on` its run."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+import ray
+from clitools import assert_user_error, farm
+
+from farm.devices.timing import TimingConfig
+from farm.errors import BadInput, RunDirError
+from farm.execution.pool import DevicePool
+from farm.machine import targets
+from farm.model import weights
+from farm.model.registry import Registry
+from farm.pipelines import catalog
+from farm.store.rundir import RunDir
+from farm.store.samples import SampleStore
+from farm.testing import (
+    FakeCluster,
+    ScriptedTrainer,
+    SyntheticBuilder,
+    fake_featurization,
+    open_synthetic,
+    synthetic_infos,
+)
+from farm.tuning.loop import TuneSettings, autotune
+from farm.workflows.import_loop import import_loop
+from farm.workflows.models import promote
+
+INFOS = synthetic_infos(2, seconds=0.01)
+CLASS = INFOS[0].device_class.name
+
+
+def _loop_folder(root, batches=2, per_batch=3, pipelines=("median3x3",)):
+    """A samples folder as adams2019_autotune_loop.sh leaves it (its file names, RunGen's
+    bench.txt, its seconds), one batch_B_I/N/ per sample."""
+    for b in range(1, batches + 1):
+        for i, name in enumerate(pipelines):
+            for n in range(per_batch):
+                d = root / f"batch_{b}_{i}" / str(n)
+                d.mkdir(parents=True)
+                stem = f"{name}_batch_{b:04d}_sample_{n:04d}"
+                seconds = 0.001 * (1 + n + b / 10)
+                feats = fake_featurization(b * 100 + n, pipeline=name)
+                (d / f"{stem}.sample").write_bytes(
+                    feats + struct.pack("<fii", seconds, i, b * 10000 + n))
+                (d / f"{stem}.schedule.h").write_text(f"// schedule {b}/{n}\n")
+                (d / "bench.txt").write_text(
+                    f"Benchmark for {name} produces best case of {seconds!r} sec/iter "
+                    "(over 3 blocks of 10 iterations).\n")
+    return root
+
+
+def test_an_import_holds_one_row_per_sample_and_lists_what_it_skipped(tmp_path):
+    folder = _loop_folder(tmp_path / "samples", pipelines=("median3x3", "sobel"))
+    (folder / "batch_1_0" / "junk.sample").write_bytes(b"\0" * 100)
+    (folder / "batch_2_1" / "0" / "empty.sample").write_bytes(b"")
+    s = import_loop(folder, tmp_path / "run", CLASS)
+    assert s.rows == 12 and s.rounds == 2 and s.pipelines == {"median3x3": 6, "sobel": 6}
+    assert sorted(p.name for p, _ in s.skipped) == ["empty.sample", "junk.sample"]
+    run = RunDir(tmp_path / "run")
+    m = run.read_manifest()
+    assert m.imported and m.campaign and m.device_class == CLASS
+    rows = SampleStore(run.path / "samples").read().to_pylist()
+    assert len(rows) == 12 and len({r["sample_id"] for r in rows}) == 12
+    first = next(r for r in rows if r["benchmark"] == "median3x3" and r["round"] == 1
+                 and r["index"] == 0)
+    assert first["runtime_ms"] == pytest.approx(1.1)  # RunGen's seconds, in ms
+    assert first["beam_size"] == 32 and first["schedule_source"] == "// schedule 1/0\n"
+    # pipelines told apart by features (the loop gave both id 0 and 1 by argument set)
+    ids = {r["benchmark"]: r["pipeline_id"] for r in rows}
+    assert len(set(ids.values())) == 2 and 0 not in ids.values()
+
+
+def test_farm_import_report_export_and_promote(tmp_path, baseline):
+    folder = _loop_folder(tmp_path / "samples")
+    loop_weights = tmp_path / "loop.weights"
+    trained = weights.perturbed(baseline, 5, 0.05)
+    weights.write(trained, loop_weights)
+    out = farm("import", folder, "--out", tmp_path / "run", "--class", CLASS, "--weights",
+               loop_weights, check=0).stdout
+    assert "imported 6 samples of 1 pipeline(s) in 2 batches" in out
+    assert "median3x3 (6 rows)" in out and "farm models promote" in out
+    report = farm("report", tmp_path / "run", "--out", tmp_path / "rep", check=0).stdout
+    assert "samples of Halide's loop, imported: median3x3" in report
+    farm("export", tmp_path / "run", "--out", tmp_path / "exp", check=0)
+    assert len(list((tmp_path / "exp").rglob("*.sample"))) == 6
+    model = promote(tmp_path / "run", registry=Registry(tmp_path / "models"))
+    assert model.record.sha256 == trained.sha256 and model.record.device_class == CLASS
+    # refusals: one line each
+    assert_user_error(farm("import", folder, "--out", tmp_path / "run", "--class", CLASS),
+                      "already a run directory")
+    assert_user_error(farm("import", tmp_path / "none", "--out", tmp_path / "r2", "--class",
+                           CLASS), "is not a folder")
+    assert_user_error(farm("import", tmp_path / "rep", "--out", tmp_path / "r3", "--class",
+                           CLASS), "no Halide .sample file")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield
+    ray.shutdown()
+
+
+def _tune(run, baseline, trainer, rounds=1, infos=INFOS, **settings):
+    pool = DevicePool.create(infos, SyntheticBuilder(0.01), compile_slots=4,
+                             opener=open_synthetic)
+    s = TuneSettings((catalog.resolve("median3x3"),), targets.resolve(None), baseline,
+                     rounds=rounds, batch_size=6, timing=TimingConfig(), retimes=3,
+                     **settings)
+    try:
+        return autotune(run, s, cluster=FakeCluster(infos), pool=pool, trainer=trainer)
+    finally:
+        pool.shutdown()
+
+
+def test_also_train_on_an_import_trains_on_its_rows_and_refuses_another_class(
+        local_ray, tmp_path, baseline):
+    import_loop(_loop_folder(tmp_path / "samples"), tmp_path / "imported", CLASS)
+    imported = {r["sample_id"] for r in
+                SampleStore(tmp_path / "imported" / "samples").read().to_pylist()}
+    trainer = ScriptedTrainer()
+    run = tmp_path / "run"
+    _tune(run, baseline, trainer, rounds=2,
+          also_train_on=(str((tmp_path / "imported").resolve()),))
+    assert trainer.tables and all(imported <= t for t in trainer.tables)  # every training
+    assert RunDir(run).read_manifest().also_train_on == [str((tmp_path / "imported").resolve())]
+    own = SampleStore(run / "samples").read().to_pylist()
+    assert not imported & {r["sample_id"] for r in own}  # its rows stay in their run
+    # a resume without the flag keeps training on them; with another run it is refused
+    trainer = ScriptedTrainer()
+    _tune(run, baseline, trainer, rounds=3)
+    assert all(imported <= t for t in trainer.tables)
+    with pytest.raises(RunDirError, match="resume it without --also-train-on"):
+        _tune(run, baseline, ScriptedTrainer(), rounds=4, also_train_on=(str(tmp_path),))
+    # another class's samples are refused before anything is written
+    import_loop(_loop_folder(tmp_path / "s2"), tmp_path / "other-class", "android-sm8250")
+    with pytest.raises(BadInput, match="timed on device class android-sm8250, not"):
+        _tune(tmp_path / "run2", baseline, ScriptedTrainer(),
+              also_train_on=(str(tmp_path / "other-class"),))
+    assert not (tmp_path / "run2" / "samples").exists()
