@@ -61,11 +61,16 @@ def tune(out: str | Path, *benchmarks: str, rounds: int = 1, batch_size: int = 3
          devices: Sequence[str] = (), address: str | None = None,
          compile_timeout_s: float = 600.0, run_timeout_s: float = 60.0,
          train_steps: int | None = None, isolation: str = "pause",
-         also_train_on: Sequence[str | Path] = (), progress=None) -> TuneSummary:
+         also_train_on: Sequence[str | Path] = (), allocation: str | None = None,
+         pipeline_weights: dict[str, float] | None = None,
+         progress=None) -> TuneSummary:
     """Start or continue the run in `out` (`farm autotune BENCH ... --out OUT`): the same
     settings and defaults, one keyword each. Several benchmarks (or "all") make a
     campaign; a larger `rounds` continues a finished run. `also_train_on`: other run
-    directories of the class whose rows train the model too. Returns its summary."""
+    directories of the class whose rows train the model too. `allocation`: how a campaign's
+    rounds are split ("gain", the default for a new campaign, or "equal"; a resume keeps
+    its own), `pipeline_weights` how much each pipeline (by BENCH) matters to it. Returns
+    its summary."""
     from farm.build import compile as build
     from farm.candidate import DEFAULT_PARALLELISM, CandidateSpec
     from farm.devices.timing import TimingConfig
@@ -82,8 +87,9 @@ def tune(out: str | Path, *benchmarks: str, rounds: int = 1, batch_size: int = 3
         if refs != ["all"]:
             raise BadInput("`all` names every built-in benchmark: give it alone")
         refs = [b.name for b in catalog.builtin_benchmarks()]
+    benches = tuple(catalog.resolve(r) for r in refs)
     settings = TuneSettings(
-        benchmarks=tuple(catalog.resolve(r) for r in refs),
+        benchmarks=benches,
         target=targets.resolve(target or "host"),
         start_weights=weights_module.resolve(weights), from_registry=weights is None,
         rounds=rounds, batch_size=batch_size,
@@ -91,10 +97,26 @@ def tune(out: str | Path, *benchmarks: str, rounds: int = 1, batch_size: int = 3
         device_ids=tuple(devices), compile_timeout_s=compile_timeout_s,
         timing=TimingConfig(timeout_s=run_timeout_s), isolation=isolation,
         train_steps=train_steps or costmodel.DEFAULT_STEPS,
-        also_train_on=tuple(str(Path(p).resolve()) for p in also_train_on))
+        also_train_on=tuple(str(Path(p).resolve()) for p in also_train_on),
+        allocation=allocation,
+        pipeline_weights=_pipeline_weights(pipeline_weights or {}, benches))
     for bench in settings.benchmarks:
         build.check_pipeline(CandidateSpec(bench, settings.target, settings.start_weights))
     return autotune(out, settings, address=address, progress=progress)
+
+
+def _pipeline_weights(given: dict[str, float], benches) -> tuple[tuple[str, float], ...]:
+    """--pipeline-weight BENCH=W by pipeline name; a BENCH not in the campaign is refused."""
+    out = []
+    for ref, w in given.items():
+        match = [b for b in benches if ref in (b.ref, b.name, b.label)]
+        if not match:
+            raise BadInput(f"--pipeline-weight {ref}={w:g}: {ref} is not a pipeline of this "
+                           f"campaign ({', '.join(b.label for b in benches)})")
+        if not w > 0:
+            raise BadInput(f"--pipeline-weight {ref}={w:g}: a weight must be above 0")
+        out.append((match[0].label, float(w)))
+    return tuple(out)
 
 
 def pretrain(out: str | Path, *, pipelines: int = 256, per_pipeline: int = 16,

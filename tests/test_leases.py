@@ -3,6 +3,7 @@ device alternate, a dead holder's lease is free at once, and every lease is logg
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import signal
@@ -172,3 +173,56 @@ def test_two_jobs_pools_on_one_device_never_time_at_once_on_ray(ray_leases):
     for pool in pools:
         pool.shutdown()
     assert leases.state(info.id, ray_leases).holder is None
+
+
+@pytest.mark.slow
+def test_a_killed_drivers_lease_is_free_within_10_s(tmp_path):
+    """Real Ray: a driver whose device actor holds a device's lease (timing a hanging
+    synthetic device) is killed with -9; Ray ends its actors, and the kernel their lock."""
+    folder = tmp_path / "leases"
+    script = textwrap.dedent(f"""
+        import os, time
+        os.environ["FARM_LEASE_DIR"] = {str(folder)!r}
+        import ray
+        from farm.devices.timing import TimingConfig
+        from farm.execution import leases
+        from farm.execution.pool import DevicePool
+        from farm.testing import SyntheticBuilder, open_synthetic, synthetic_infos
+        ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False,
+                 logging_level="ERROR")
+        [info] = synthetic_infos(1, node="killed", behavior="hang")
+        pool = DevicePool.create([info], SyntheticBuilder(), opener=open_synthetic,
+                                 holder="killed-driver")
+        pool.handles[0].actor.run.remote(b"x", 1, TimingConfig())
+        while leases.state(info.id).holder is None:
+            time.sleep(0.1)
+        print("held", flush=True)
+        time.sleep(3600)
+    """)
+    driver = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                              text=True, start_new_session=True)
+    try:
+        assert driver.stdout.readline().strip() == "held"
+        os.kill(driver.pid, signal.SIGKILL)
+        driver.wait()
+        killed = time.monotonic()
+        lease = Lease("syn0@killed", Holder.here("next-job"), folder)
+        with lease.use():
+            waited = time.monotonic() - killed
+        lease.release()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(driver.pid, signal.SIGKILL)
+    assert waited <= 10, waited
+    logged = leases.history("syn0@killed", folder)
+    assert any(x["run"] == "killed-driver" and x["ended"] == "holder died"
+               for x in logged), (logged, waited)
+
+
+def test_an_unusable_lease_folder_is_refused_before_ray_starts(tmp_path):
+    from clitools import assert_user_error, farm
+
+    (tmp_path / "file").write_text("not a folder")
+    proc = farm("autotune", "median3x3", "--out", tmp_path / "run",
+                env={"FARM_LEASE_DIR": str(tmp_path / "file")}, timeout=60)
+    assert_user_error(proc, "device lease folder", "FARM_LEASE_DIR")

@@ -19,7 +19,12 @@ weights (RUN_DIR/weights/best.weights: tuned weights only where their beam searc
 significantly faster than the start weights', else the start weights).
 
 campaigns: several BENCHes (or `all`, the built-ins) tune ONE model on every pipeline's
-samples, a batch each per round, into one RUN_DIR; best/NAME/ per pipeline. Name more
+samples into one RUN_DIR; best/NAME/ per pipeline. Each round has --batch-size candidates
+per pipeline in all; --allocation gain (the default for a new campaign) gives them, after
+2 rounds of equal shares, to the pipelines whose best still improves, each keeping its
+beam search and 3 probes (8 for the round's held-out pipeline); --allocation equal gives
+every pipeline the batch size. The objective: the weighted geometric mean over pipelines of
+best / baseline beam-32 (--pipeline-weight BENCH=W; docs/autotuning.md). Name more
 BENCHes when resuming to add pipelines, fewer to leave some out this time. Devices of
 several classes (`farm devices`, CLASS) tune one model per class, each on its own devices,
 into RUN_DIR/classes/CLASS/. Overnight on a farm: `farm autotune all --budget 10h --rounds
@@ -59,6 +64,14 @@ def add_parser(sub) -> None:
                    "samples)")
     options.add_isolation(p)
     options.add_also_train_on(p)
+    p.add_argument("--allocation", choices=("gain", "equal"),
+                   help="how a campaign's rounds are split across its pipelines: gain (by "
+                   "expected gain, after 2 equal rounds; the default for a new campaign) "
+                   "or equal; fixed for a run (a resume keeps it)")
+    p.add_argument("--pipeline-weight", metavar="BENCH=W", action="append", default=[],
+                   type=options.pipeline_weight, dest="pipeline_weights",
+                   help="how much a campaign's pipeline matters to you (repeatable; "
+                   "default 1): gain allocation weighs its expected gain by W")
 
 
 def main(args) -> int:
@@ -70,7 +83,8 @@ def main(args) -> int:
                  target=args.target, devices=tuple(args.devices or ()), address=args.address,
                  compile_timeout_s=args.compile_timeout, run_timeout_s=args.run_timeout,
                  train_steps=args.train_steps, isolation=args.isolation,
-                 also_train_on=args.also_train_on)
+                 also_train_on=args.also_train_on, allocation=args.allocation,
+                 pipeline_weights=dict(args.pipeline_weights))
     print()
     # farm.tuning.finalize.TuneSummary.lines; a resumed campaign's names are its manifest's
     print(printable("\n".join(s.lines()), lines=True))

@@ -167,6 +167,19 @@ def add_run_timeout(p: argparse.ArgumentParser) -> None:
                    help="kill a candidate's timing run after S seconds (default 60)")
 
 
+def pipeline_weight(text: str) -> tuple[str, float]:
+    """`--pipeline-weight BENCH=W`: a name and a weight above 0."""
+    name, sep, value = text.rpartition("=")
+    try:
+        weight = float(value)
+    except ValueError:
+        weight = -1.0
+    if not sep or not name or not (weight > 0 and weight < float("inf")):
+        raise argparse.ArgumentTypeError(f"{text!r}: give BENCH=W, W a number above 0 "
+                                         "(e.g. sobel=2)")
+    return name, weight
+
+
 def add_also_train_on(p: argparse.ArgumentParser) -> None:
     p.add_argument("--also-train-on", metavar="RUN_DIR", action="append", default=[],
                    help="also train the model on this run directory's samples (repeatable): "

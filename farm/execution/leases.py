@@ -309,8 +309,11 @@ def _with_since(h: Holder, since: float) -> Holder:
 
 
 def _start_time(pid: int) -> float | None:
+    """When process `pid` started; None when it is gone (a zombie, killed and not yet
+    reaped, is gone: it holds no lock)."""
     try:
-        return psutil.Process(pid).create_time()
+        p = psutil.Process(pid)
+        return None if p.status() == psutil.STATUS_ZOMBIE else p.create_time()
     except psutil.Error:
         return None
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from farm.devices.base import DeviceInfo
 from farm.errors import BadInput, MissingPrerequisite
-from farm.execution.leases import LeaseState
+from farm.execution.leases import LeaseState, lease_dir
 from farm.machine.targets import TargetInfo, resolve
 
 
@@ -61,6 +61,7 @@ class DeviceSession:
 
         if self._here:
             check_here(infos)  # refused in a second, not after Ray's start
+            lease_dir()
         self.cluster.connect()  # (once: it returns when Ray is up)
         options.setdefault("holder", self.holder)
         pool = DevicePool.on_cluster(infos, target, builder or HalideBuilder(), self.cluster,

@@ -195,19 +195,21 @@ class DeviceActor:
 
     def __init__(self, info: DeviceInfo, opener, builder: Builder, build_options: dict,
                  depth: int = 2, run_grace_s: float = RUN_GRACE_S, holder: str = ""):
-        # A device that cannot be opened answers every call with its Fault: raised here,
-        # the typed error would reach the driver only as the text of an ActorDiedError,
-        # after Ray restarted the actor to fail again
+        # A device that cannot be opened (or whose lease folder cannot be used) answers
+        # every call with its Fault: raised here, the typed error would reach the driver
+        # only as the text of an ActorDiedError, after Ray restarted the actor to fail again
         self.device: Device | None = None
         self.fault: Fault | None = None
+        self._lease: Lease | None = None
         try:
+            self._lease = Lease(info.id, Holder.here(
+                holder, ray.get_runtime_context().get_job_id()))
             self.device = opener(info)
         except Exception as e:
             self.fault = fault_of(e, info.id, opening=True)
             if self.fault is None:
                 raise  # a bug
         self._info = info
-        self._lease = Lease(info.id, Holder.here(holder, ray.get_runtime_context().get_job_id()))
         self.run_grace_s = run_grace_s
         self.builder, self.build_options = builder, build_options
         self._lock = threading.Lock()
@@ -304,7 +306,7 @@ class DeviceActor:
                     artifact=(binary, library) if keep else None)
 
     def run(self, binary: bytes, threads: int, timing: TimingConfig) -> Measurement:
-        if self.device is None:
+        if self.device is None or self._lease is None:
             assert self.fault is not None  # set when the device could not be opened
             return self._faulted(self.fault)
         with self._lock, self._lease.use():
@@ -323,14 +325,14 @@ class DeviceActor:
                 self._deadline = None
             return replace(m, timing_started_at=started, timing_ended_at=time.time())
 
-    def close(self) -> float:
+    def close(self) -> None:
         """The job is done with the device: give its lease up and remove what it left on
-        the device. Returns the seconds it waited for other jobs' leases in all."""
+        the device."""
         with self._lock:
-            self._lease.release()
+            if self._lease is not None:
+                self._lease.release()
             if self.device is not None:
                 self.device.close()
-        return self._lease.waited_s
 
     def _faulted(self, fault: Fault) -> Measurement:
         info = self._info

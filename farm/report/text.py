@@ -144,10 +144,37 @@ def pipeline_rows(run: RunDir, manifest: Manifest, rows: list[dict]) -> list[tup
 
 
 def _pipelines_text(run: RunDir, manifest: Manifest, rows: list[dict]) -> str:
-    """A campaign's pipelines, one line each (`farm report RUN --pipeline NAME`: all)."""
-    return ("per pipeline (best/NAME/ holds each one's best schedule; `farm report RUN_DIR "
+    """A campaign's pipelines, one line each (`farm report RUN --pipeline NAME`: all), and
+    how each round was split across them."""
+    text = ("per pipeline (best/NAME/ holds each one's best schedule; `farm report RUN_DIR "
             "--pipeline NAME` shows its rounds and final re-timing):\n"
             + columns([PIPELINE_HEADER, *pipeline_rows(run, manifest, rows)]))
+    shares = allocation_rows(run, manifest, rows)
+    if shares:
+        text += (f"\n\ncandidates per round and pipeline (allocation: {manifest.allocation}; "
+                 "farm.search.allocation), and why, in the last round:\n"
+                 + columns(shares[0], right=True) + "\n" + "\n".join(shares[1]))
+    return text
+
+
+def allocation_rows(run: RunDir, manifest: Manifest, rows: list[dict]
+                    ) -> tuple[list[tuple[str, ...]], list[str]] | None:
+    """A campaign's candidates per round (a row per round, a column per pipeline) and
+    the last round's reasons, one line per pipeline; None for a run of one pipeline."""
+    names = [p.name for p in manifest.pipelines]
+    if len(names) < 2:
+        return None
+    table: list[tuple[str, ...]] = [("round", *names)]
+    last: dict = {}
+    for r in sorted({row["round"] for row in rows}):
+        record = run.read_round(r)
+        figures = (record.pipelines or {}) if record else {}
+        counts = {n: sum(1 for row in rows if row["round"] == r and row["benchmark"] == n)
+                  for n in names}
+        table.append((str(r), *(str(counts[n]) if counts[n] else "-" for n in names)))
+        last = figures or last
+    reasons = [f"  {n}: {_one_line(f.get('why'), 200)}" for n, f in last.items() if f.get("why")]
+    return table, reasons
 
 
 def _beam_check(record: RoundRecord | None) -> str | None:

@@ -197,6 +197,7 @@ class RoundPlan:
     start_weights: Weights | None = None  # None: every candidate uses base.weights
     provisional: Weights | None = None  # weights awaiting their beam-search check
     scope: str = ""  # where its schedules are claimed (scoped_key): a campaign's pipeline
+    id_stride: int = 0  # schedule ids per round (0: the batch size; see Manifest.id_stride)
 
     def specs(self) -> list[CandidateSpec]:
         return [self.spec(i, 1) for i in range(self.batch_size)]
@@ -238,7 +239,7 @@ class RoundPlan:
         """The schedule id candidate `index` claims its schedule with (SeenSchedules). A
         probe of this round that drew a beam search's schedule first makes the beam search
         a duplicate: no schedule gets two ok rows; its runtime is then its twin's."""
-        return schedule_id(self.round_no, index, self.batch_size)
+        return schedule_id(self.round_no, index, self.id_stride or self.batch_size)
 
     def redraw(self, index: int, attempt: int) -> CandidateSpec | None:
         if self.is_beam(index) or attempt >= MAX_ATTEMPTS:
@@ -255,30 +256,35 @@ class PipelinePlan(Plan, Protocol):
 class Strategy(Protocol):
     """How a pipeline's round is planned: RoundPlan (the default), or another strategy
     (TuneSettings.strategy). Called with the run id, the round, the base spec (benchmark,
-    target, accepted weights, parallelism) and the batch size."""
+    target, accepted weights, parallelism), the pipeline's candidates this round (its
+    share, farm.search.allocation) and the schedule ids' stride."""
 
     def __call__(self, run_id: str, round_no: int, base: CandidateSpec, batch_size: int, *,
                  start_weights: Weights | None, provisional: Weights | None,
-                 scope: str) -> PipelinePlan: ...
+                 scope: str, id_stride: int) -> PipelinePlan: ...
 
 
 class CampaignPlan:
     """A campaign's round: one RoundPlan per pipeline, run as one batch so that no device
-    waits for a pipeline's stragglers. Candidates interleave the pipelines (index i is
-    pipeline i % P's candidate i // P), so every pipeline's beam search starts first.
-    `group(i)` is the pipeline's position in `parts`."""
+    waits for a pipeline's stragglers. Candidates interleave the pipelines (their k-th
+    candidates, in the parts' order, then their (k+1)-th, skipping a pipeline whose share
+    is done: with equal shares, index i is pipeline i % P's candidate i // P), so every
+    pipeline's beam search starts first. `group(i)` is the pipeline's position in
+    `parts`."""
 
     def __init__(self, parts: Sequence[PipelinePlan]):
-        if len({p.batch_size for p in parts}) != 1:
-            raise ValueError("a campaign's pipelines share one batch size")
         self.parts = list(parts)
+        longest = max((p.batch_size for p in self.parts), default=0)
+        self._order = [(g, k) for k in range(longest) for g, p in enumerate(self.parts)
+                       if k < p.batch_size]
 
     def locate(self, index: int) -> tuple[PipelinePlan, int]:
         """The pipeline's plan and the candidate's index within it."""
-        return self.parts[index % len(self.parts)], index // len(self.parts)
+        g, k = self._order[index]
+        return self.parts[g], k
 
     def specs(self) -> list[CandidateSpec]:
-        return [self.spec(i, 1) for i in range(len(self.parts) * self.parts[0].batch_size)]
+        return [self.spec(i, 1) for i in range(len(self._order))]
 
     def spec(self, index: int, attempt: int = 1) -> CandidateSpec:
         part, local = self.locate(index)
@@ -301,7 +307,7 @@ class CampaignPlan:
         return part.redraw(local, attempt)
 
     def group(self, index: int) -> int:
-        return index % len(self.parts)
+        return self._order[index][0]
 
     def claim_key(self, index: int, schedule_key: str) -> str:
         part, local = self.locate(index)

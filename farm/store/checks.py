@@ -130,18 +130,22 @@ LABELS = Check(lambda v: all(_plain_text(k) for k in v),
 
 
 def _figures(v: dict) -> bool:
-    """A campaign's figures of one pipeline in a round (farm.tuning.loop._batch_record)."""
+    """A campaign's figures of one pipeline in a round (farm.tuning.steps._batch_record)."""
     return all(isinstance(f, dict)
                and all(f.get(k) is None or (_number(f[k]) and f[k] >= 0)
                        for k in ("beam_ms", "best_ms", "best_so_far_ms"))
-               and (f.get("ok") is None or (isinstance(f["ok"], int)
-                                            and not isinstance(f["ok"], bool)
-                                            and 0 <= f["ok"] <= MAX_INT))
+               and all(f.get(k) is None or (isinstance(f[k], int)
+                                            and not isinstance(f[k], bool)
+                                            and 0 <= f[k] <= MAX_INT)
+                       for k in ("ok", "candidates"))
+               and (f.get("estimate") is None or _number(f["estimate"]))
+               and (f.get("why") is None or _plain_text(f["why"]))
                for f in v.values()) and NAMES.ok(v)
 
 
 PIPELINE_FIGURES = Check(_figures, "per pipeline name, its figures (beam_ms, best_ms, "
-                         "best_so_far_ms: times in ms or null; ok: a count)")
+                         "best_so_far_ms: times in ms or null; ok, candidates: counts; "
+                         "estimate: a number or null; why: text)")
 
 
 _hints: dict[type, dict[str, Any]] = {}

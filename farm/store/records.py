@@ -44,6 +44,7 @@ from farm.store.checks import (
     TEXT,
     TIMES_MS,
     TOKEN,
+    Check,
     RecordError,
     shown,
 )
@@ -71,6 +72,7 @@ class PipelineRecord(JsonRecord):
 
 PRETRAIN = "pretrain"  # a pre-training's manifest generator (a campaign's is "campaign")
 IMPORTED = "imported"  # `farm import`'s: samples Halide's own loop measured
+ALLOCATED_ID_STRIDE = 1 << 16  # farm.search.allocation.ID_STRIDE (test_allocation checks)
 
 
 @dataclass
@@ -95,6 +97,9 @@ class Manifest(JsonRecord):
     campaign: bool = False
     pipelines: list[PipelineRecord] = field(default_factory=list)
     also_train_on: list[str] = field(default_factory=list)  # runs whose rows train it too
+    # how a campaign's round is split across its pipelines (farm.search.allocation): runs
+    # from before allocation split it equally
+    allocation: str = "equal"
     version: int = MANIFEST_VERSION
     invocations: list[dict] = field(default_factory=list)
     extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
@@ -108,7 +113,9 @@ class Manifest(JsonRecord):
     CHECKS: ClassVar = {"run_id": TOKEN, "benchmark": LABEL, "generator": NAME,
                         "benchmark_sha256": TEXT, "target": LABEL, "schedule_target": LABEL,
                         "batch_size": POSITIVE, "parallelism": POSITIVE,
-                        "start_weights_sha256": TEXT, "device_class": TEXT, "version": POSITIVE}
+                        "start_weights_sha256": TEXT, "device_class": TEXT, "version": POSITIVE,
+                        "allocation": Check(lambda v: v in ("equal", "gain"),
+                                            "'equal' or 'gain'")}
 
     def pipeline(self, name: str) -> PipelineRecord | None:
         return next((p for p in self.all_pipelines() if p.name == name), None)
@@ -118,6 +125,12 @@ class Manifest(JsonRecord):
         """A `farm pretrain` run: a campaign of pipelines drawn from `benchmark`, a
         generator with a seed parameter."""
         return self.generator == PRETRAIN
+
+    @property
+    def id_stride(self) -> int:
+        """Schedule ids per round: the batch size, or, where pipelines' shares vary,
+        ALLOCATED_ID_STRIDE (farm.search.allocation.ID_STRIDE)."""
+        return ALLOCATED_ID_STRIDE if self.allocation == "gain" else self.batch_size
 
     @property
     def imported(self) -> bool:

@@ -71,7 +71,8 @@ LOCK_WAIT_S = 2.0  # how long taking a run's lock waits out a reader's look at i
 # quotes the same list in "Resuming with a setting ...": change both together
 # (tests/test_autotune.py checks that they match).
 RESUME_MAY_CHANGE = ("--rounds", "--budget", "--train-steps", "--compile-timeout",
-                     "--run-timeout", "--isolation", "the devices", "a campaign's BENCHes")
+                     "--run-timeout", "--isolation", "--pipeline-weight", "the devices",
+                     "a campaign's BENCHes")
 
 
 def resume_may_change() -> str:

@@ -36,6 +36,7 @@ from farm.devices.base import DeviceInfo
 from farm.devices.host import check_here
 from farm.errors import BadInput, Interrupted, LastingFault
 from farm.execution.cluster import Cluster, ClusterLike
+from farm.execution.leases import lease_dir
 from farm.execution.pool import DevicePool
 from farm.execution.scheduler import RoundScheduler, shared
 from farm.execution.session import choose
@@ -51,6 +52,7 @@ from farm.tuning.final_inputs import FinalInputs, FinalPipeline, FinalResult
 from farm.tuning.finalize import finalize
 from farm.tuning.rows import outcome_row
 from farm.tuning.settings import TuneSettings
+from farm.tuning.shares import round_shares
 from farm.tuning.state import TOP_SAMPLES, RunState, start
 from farm.tuning.steps import RoundSteps
 from farm.tuning.summary import TuneSummary, summary
@@ -59,6 +61,7 @@ from farm.tuning.validation import (
     validate,
     validate_root,
     wanted_manifest,
+    with_allocation,
     with_start_weights,
     with_training_runs,
 )
@@ -100,6 +103,7 @@ def autotune(run_dir: str | os.PathLike, settings: TuneSettings, address: str | 
     chosen = choose(here[0], settings.device_ids, settings.target) if here is not None else []
     validate_root(root, settings, by_class(chosen))
     check_here(chosen)
+    lease_dir()  # (the device leases' folder: refused before Ray starts, too)
     try:
         with cluster:
             if pool is not None:
@@ -154,7 +158,7 @@ def _tune_class(path: Path, settings: TuneSettings, progress: Progress, trainer:
                 cluster: ClusterLike, pool: DevicePool, kind: type[Tuning]) -> Any:
     run = RunDir(path)
     settings, note = with_start_weights(run, settings, [h.info for h in pool.usable()])
-    settings = with_training_runs(run, settings)
+    settings = with_allocation(run, with_training_runs(run, settings))
     validate(run, settings, [h.info for h in pool.usable()])  # before anything is written
     if note:
         progress.message(note)
@@ -323,11 +327,15 @@ class Tuning:
         used = weights.load(self.run_dir.weights_path(round_no - 1))
         provisional_path = self.run_dir.provisional_weights
         provisional = weights.load(provisional_path) if provisional_path.exists() else None
+        shares = round_shares(self.run_dir, s, self.state, round_no)
+        self.state.shares[round_no] = shares
         return CampaignPlan([
             s.strategy(self.state.manifest.run_id, round_no,
                        CandidateSpec(t.bench, s.target, used, parallelism=s.parallelism),
-                       s.batch_size, start_weights=s.start_weights, provisional=provisional,
-                       scope=t.scope) for t in self.state.tracks])
+                       share.candidates, start_weights=s.start_weights,
+                       provisional=provisional, scope=t.scope,
+                       id_stride=self.state.manifest.id_stride)
+            for t, share in zip(self.state.tracks, shares, strict=True)])
 
     def _commit(self, round_no: int, mine: list[list]) -> list[list[dict]]:
         """Commit the round's rows (atomically: all or none); each pipeline's rows."""

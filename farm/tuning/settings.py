@@ -66,3 +66,7 @@ class TuneSettings:
     from_registry: bool = False
     # other run directories (absolute paths) whose rows train the model too (--also-train-on)
     also_train_on: tuple[str, ...] = ()
+    # a campaign's split of each round across its pipelines (farm.search.allocation): None
+    # is `gain` for a new campaign and what a resumed run recorded; weights by pipeline name
+    allocation: str | None = None
+    pipeline_weights: tuple[tuple[str, float], ...] = ()

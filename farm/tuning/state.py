@@ -52,6 +52,7 @@ class RunState:
     rows: int  # sample rows committed
     seen: SeenSchedules  # the run's schedules, claimed by the rows that hold them
     round_s: list[float] = field(default_factory=list)  # this invocation's rounds' wall time
+    shares: dict[int, list] = field(default_factory=dict)  # by round: its Shares, as planned
 
     @property
     def one_best_ms(self) -> float | None:

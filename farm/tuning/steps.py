@@ -23,8 +23,9 @@ from farm.store.records import AcceptanceRecord, RoundRecord
 from farm.store.rundir import RunDir, now_iso
 from farm.tuning.beam_check import BeamChecker, Live, ds_field
 from farm.tuning.settings import TuneSettings
+from farm.tuning.shares import round_shares
 from farm.tuning.state import RunState, Track
-from farm.tuning.training_data import training_table
+from farm.tuning.training_data import campaign_names, held_out_pipeline, training_table
 
 
 class RoundStep(StrEnum):
@@ -139,15 +140,21 @@ class RoundSteps:
         rows = self.run_dir.samples.read(filter=ds_field("round") == round_no).to_pylist()
         rows.sort(key=lambda r: (r["benchmark"] or "", r["index"]))
         tracks = self.state.tracks
+        shares = {x.name: x for x in self.state.shares.get(round_no) or round_shares(
+            self.run_dir, self.s, self.state, round_no)}
         per_pipeline = {}
         for t in tracks:
             trows = [r for r in rows if not t.scope or r["benchmark"] == t.scope]
             if not trows:
                 continue
             best = min((r["runtime_ms"] for r in trows if r["status"] == OK), default=None)
+            share = shares.get(t.name)
             per_pipeline[t.name] = {"beam_ms": self._beam_ms(t, trows[0]), "best_ms": best,
                                     "best_so_far_ms": t.best_ms,
-                                    "ok": sum(r["status"] == OK for r in trows)}
+                                    "ok": sum(r["status"] == OK for r in trows),
+                                    "candidates": len(trows),
+                                    "estimate": share.estimate if share else None,
+                                    "why": share.why if share else ""}
         one = per_pipeline.get(tracks[0].name, {}) if len(tracks) == 1 else {}
         used = weights.load(self.run_dir.weights_path(round_no - 1))
         return RoundRecord(
@@ -181,13 +188,11 @@ class RoundSteps:
         weights.write(current, run.weights_path(round_no))
         weights.write(current, run.latest_weights)
         table = training_table(run, s.also_train_on)
-        unit, held_out = "round", round_no
         # a pre-training's round is its new pipelines: held out, they are pipelines the
         # candidates never saw, as in a campaign (whose pipelines recur) one pipeline is
-        if self.state.manifest.campaign and s.pretrain is None:
-            names = sorted(set(table["benchmark"].to_pylist()) - {None})
-            if len(names) > 1:
-                unit, held_out = "benchmark", names[(round_no - 1) % len(names)]
+        name = held_out_pipeline(campaign_names(table), round_no) \
+            if self.state.manifest.campaign and s.pretrain is None else None
+        unit, held_out = ("benchmark", name) if name is not None else ("round", round_no)
         settings = [replace(x, steps=s.train_steps) for x in acceptance.SETTINGS]
         decision = self.trainer.decide(
             table, unit, held_out, current, s.start_weights, run.sample_files,

@@ -27,3 +27,14 @@ def training_table(run: RunDir, also_train_on: Sequence[str], columns=TRAIN_COLU
                              pa.array([OTHER_RUNS_ROUND] * t.num_rows, pa.int32()))
         tables.append(t)
     return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+
+
+def campaign_names(table: pa.Table) -> list[str]:
+    """The pipelines a training table holds rows of, by name."""
+    return sorted(set(table["benchmark"].to_pylist()) - {None})
+
+
+def held_out_pipeline(names: Sequence[str], round_no: int) -> str | None:
+    """The pipeline a campaign's round `round_no` holds out of its candidates' training
+    (in turn, by name), or None with fewer than two."""
+    return names[(round_no - 1) % len(names)] if len(names) > 1 else None

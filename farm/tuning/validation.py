@@ -10,6 +10,7 @@ from farm.devices.classes import class_name
 from farm.errors import BadInput, RunDirError
 from farm.model import weights
 from farm.model.registry import class_start
+from farm.search.allocation import EQUAL, GAIN
 from farm.store.records import PRETRAIN, Manifest
 from farm.store.rundir import RunDir, class_dir, class_dirs, new_run_id, now_iso
 from farm.tuning.settings import TuneSettings
@@ -61,6 +62,20 @@ def with_start_weights(run: RunDir, s: TuneSettings, devices: list[DeviceInfo]
     return replace(s, start_weights=start), note
 
 
+def with_allocation(run: RunDir, s: TuneSettings) -> TuneSettings:
+    """The settings with the run's allocation: a resumed run's recorded one when none is
+    given (another is refused), else `gain` for a new campaign."""
+    existing = run.read_manifest()
+    if existing is None:  # (a pre-training's pipelines come once each: nothing to follow)
+        campaign = len(s.benchmarks) > 1 and s.pretrain is None
+        return s if s.allocation else replace(s, allocation=GAIN if campaign else EQUAL)
+    if s.allocation and s.allocation != existing.allocation:
+        raise RunDirError(f"{run.path} allocates its rounds by {existing.allocation}, not "
+                          f"{s.allocation}: resume it without --allocation (or with "
+                          f"{existing.allocation}), or use a new --out")
+    return replace(s, allocation=existing.allocation)
+
+
 def with_training_runs(run: RunDir, s: TuneSettings) -> TuneSettings:
     """The settings with the other runs the model trains on: a resumed run's recorded
     ones when none are given; others than those are refused."""
@@ -100,7 +115,8 @@ def validate(run: RunDir, settings: TuneSettings, devices: list[DeviceInfo]) -> 
     """Refuse, before anything is written, what this invocation cannot do to the run:
     devices of another class, settings that would mix samples, a benchmark named twice
     or whose generator changed. Gives the run's manifest (None for a new run)."""
-    settings = with_training_runs(run, with_start_weights(run, settings, devices)[0])
+    settings = with_allocation(run, with_training_runs(
+        run, with_start_weights(run, settings, devices)[0]))
     names = [b.label for b in settings.benchmarks]
     if len(set(names)) != len(names):
         raise BadInput(f"a benchmark is named twice: {', '.join(names)}")
@@ -152,4 +168,5 @@ def wanted_manifest(s: TuneSettings, existing: Manifest | None) -> Manifest:
                     target=s.target.compile, schedule_target=s.target.schedule,
                     batch_size=s.batch_size, parallelism=s.parallelism,
                     start_weights_sha256=s.start_weights.sha256, created_at=now_iso(),
-                    campaign=campaign, also_train_on=list(s.also_train_on))
+                    campaign=campaign, also_train_on=list(s.also_train_on),
+                    allocation=s.allocation or EQUAL)

@@ -41,6 +41,22 @@ def run_of_class(run_dir: str | Path, device_class: str | None) -> RunDir:
     return RunDir(found[device_class])
 
 
+def _evaluation(run: RunDir) -> list[str]:
+    """The verdicts of `farm evaluate RUN_DIR` (its default --out), when it was run."""
+    rows_path = run.path / "evaluate" / "evaluate.parquet"
+    if not rows_path.is_file():
+        return []
+    import pyarrow.parquet as pq
+
+    from farm.workflows.evaluate import summary
+
+    try:
+        rows = pq.read_table(rows_path).to_pylist()
+    except (OSError, ValueError):  # (pyarrow's errors are both)
+        return [f"farm evaluate: {rows_path} could not be read"]
+    return [f"farm evaluate: {line}" for line in summary(rows)]
+
+
 def promote(run_dir: str | Path, device_class: str | None = None,
             registry: Registry | None = None) -> Model:
     """Make RUN_DIR's handed-over weights (weights/best.weights) the current model of its
@@ -61,7 +77,7 @@ def promote(run_dir: str | Path, device_class: str | None = None,
     rows = run.samples.read(["status", "round", "benchmark"]).to_pylist()
     kind = ("pre-training" if manifest.pretraining else "campaign" if manifest.campaign
             else "run")
-    verdicts = [handed.reason] if handed and handed.reason else []
+    verdicts = ([handed.reason] if handed and handed.reason else []) + _evaluation(run)
     record = ModelRecord(
         device_class=name, sha256=w.sha256, source=str(run.path.resolve()),
         promoted_at=now_iso(), run_id=manifest.run_id, kind=kind,
