@@ -30,11 +30,10 @@ from farm.workflows import compare
 from farm.workflows.bench import TunedRun
 
 
-def tune(bench: str, out: Path, rounds: int, batch: int, start: str | None) -> None:
+def tune(bench: str, out: Path, rounds: int, batch: int, start: str) -> None:
+    """`start`: a weights file, or "baseline" (Halide's, whatever model the registry holds)."""
     cmd = [sys.executable, "-m", "farm", "autotune", bench, "--rounds", str(rounds),
-           "--batch-size", str(batch), "--out", str(out)]
-    if start:
-        cmd += ["--weights", start]
+           "--batch-size", str(batch), "--out", str(out), "--weights", start]
     print("$", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
 
@@ -63,7 +62,7 @@ def main() -> None:
     names = args.benchmarks or [b.name for b in catalog.builtin_benchmarks()]
     for i, name in enumerate(names):
         fine = (name, args.out / f"fine-{name}", args.fine_rounds, str(args.pretrained))
-        base = (name, args.out / f"base-{name}", args.base_rounds, None)
+        base = (name, args.out / f"base-{name}", args.base_rounds, "baseline")
         for bench, out, rounds, start in ((fine, base) if i % 2 == 0 else (base, fine)):
             tune(bench, out, rounds, args.batch_size, start)
     rows = []

@@ -50,7 +50,8 @@ def main() -> int:
     print(farm("import", samples, "--out", out / "imported", "--class", device_class,
                "--weights", paths["weights"]).strip())  # the loop retrains it in place
     print(farm("autotune", args.bench, "--rounds", 2, "--batch-size", args.batch,
-               "--also-train-on", out / "imported", "--out", out / "run").strip()
+               "--weights", "baseline", "--also-train-on", out / "imported", "--out",
+               out / "run").strip()
           .splitlines()[-1])
     imported = RunDir(out / "imported").samples.read(["sample_id", "status"]).to_pylist()
     own = RunDir(out / "run").samples.read(["sample_id", "status"]).to_pylist()

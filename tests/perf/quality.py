@@ -40,7 +40,8 @@ def autotune(bench: str, out: Path, batch: int, rounds: int) -> None:
     if (out / "best" / "runtime.json").exists():
         return  # a finished run from an earlier call: judge it again
     subprocess.run([sys.executable, "-m", "farm", "autotune", bench, "--rounds", str(rounds),
-                    "--batch-size", str(batch), "--out", str(out)], check=True,
+                    "--batch-size", str(batch), "--weights", "baseline", "--out", str(out)],
+                   check=True,
                    stdout=subprocess.DEVNULL)
 
 

@@ -38,7 +38,8 @@ def run_farm(bench: str, batch: int, out: Path) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     start = time.monotonic()
     subprocess.run([sys.executable, "-m", "farm", "autotune", bench, "--rounds", "2",
-                    "--batch-size", str(batch), "--out", str(out)], check=True,
+                    "--batch-size", str(batch), "--weights", "baseline", "--out", str(out)],
+                   check=True,
                    stdout=subprocess.DEVNULL)
     wall = time.monotonic() - start
     rows = SampleStore(out / "samples").read(["status", "schedule_key"]).to_pylist()
