@@ -248,3 +248,21 @@ class ScriptedTrainer(Trainer):
         self.trained.append(steps)
         self.tables.append(set(table["sample_id"].to_pylist()))
         return TrainResult(perturbed(initial, steps, 0.01), loss=0.0, samples=table.num_rows)
+
+
+def autotune_on_doubles(run_dir, settings, *, infos: list[DeviceInfo] | None = None,
+                        trainer: Trainer | None = None, build_s: float = 0.01):
+    """farm.tuning.loop.autotune over synthetic devices (two by default) and builds of
+    `build_s`, on a Ray the caller started, with a ScriptedTrainer unless `trainer` is
+    given; the pool is shut down after."""
+    from farm.execution.pool import DevicePool
+    from farm.tuning.loop import autotune
+
+    infos = infos or synthetic_infos(2, seconds=0.01)
+    pool = DevicePool.create(infos, SyntheticBuilder(build_s), compile_slots=4,
+                             opener=open_synthetic)
+    try:
+        return autotune(run_dir, settings, cluster=FakeCluster(infos), pool=pool,
+                        trainer=trainer or ScriptedTrainer())
+    finally:
+        pool.shutdown()

@@ -11,7 +11,6 @@ import ray
 
 from farm.devices.timing import TimingConfig
 from farm.errors import RunDirError
-from farm.execution.pool import DevicePool
 from farm.machine import targets
 from farm.pipelines import catalog
 from farm.search import allocation
@@ -20,14 +19,8 @@ from farm.search.plans import CampaignPlan, RoundPlan
 from farm.store import records
 from farm.store.rundir import RunDir
 from farm.store.samples import SampleStore
-from farm.testing import (
-    FakeCluster,
-    ScriptedTrainer,
-    SyntheticBuilder,
-    open_synthetic,
-    synthetic_infos,
-)
-from farm.tuning.loop import TuneSettings, autotune
+from farm.testing import autotune_on_doubles
+from farm.tuning.loop import TuneSettings
 
 # Known improvement curves: best(N) = base * (floor + (1 - floor) * exp(-N / tau)), the
 # best after N candidates. Two pipelines still pay (they end at 0.3x and 0.45x), two do not.
@@ -138,18 +131,10 @@ def local_ray():
 
 
 def _campaign(run, baseline, rounds, **settings):
-    infos = synthetic_infos(2, seconds=0.01)
-    pool = DevicePool.create(infos, SyntheticBuilder(0.01), compile_slots=4,
-                             opener=open_synthetic)
     names = ("median3x3", "sobel", "dilate3x3")
-    s = TuneSettings(tuple(catalog.resolve(b) for b in names), targets.resolve(None),
-                     baseline, rounds=rounds, batch_size=8, timing=TimingConfig(), retimes=3,
-                     **settings)
-    try:
-        return autotune(run, s, cluster=FakeCluster(infos), pool=pool,
-                        trainer=ScriptedTrainer())
-    finally:
-        pool.shutdown()
+    return autotune_on_doubles(run, TuneSettings(
+        tuple(catalog.resolve(b) for b in names), targets.resolve(None), baseline,
+        rounds=rounds, batch_size=8, timing=TimingConfig(), retimes=3, **settings))
 
 
 def test_a_campaign_allocates_by_gain_records_why_and_keeps_its_setting(

@@ -28,6 +28,21 @@ def test_devices_lists_both_nodes_cpus(cluster):
     assert sorted(ids) == sorted([f"cpu@{NODE}", f"cpu@{NODE}-2"]), out
 
 
+def test_devices_shows_who_holds_a_device_read_on_its_node(cluster):
+    """The lease of the worker node's device, held here (the nodes share this machine and
+    the tests' FARM_LEASE_DIR): `farm devices --address` reads it on that node."""
+    from farm.execution.leases import Holder, Lease
+
+    lease = Lease(f"cpu@{NODE}-2", Holder.here("/runs/someone-elses"))
+    with lease.use():
+        out = farm("devices", "--address", cluster.address, env=auth_env(), check=0).stdout
+    lease.release()
+    held = [line for line in out.splitlines() if "/runs/someone-elses" in line]
+    assert len(held) == 1 and held[0].startswith(f"cpu@{NODE}-2 "), out
+    after = farm("devices", "--address", cluster.address, env=auth_env(), check=0).stdout
+    assert "no job holds or waits for a device now" in after
+
+
 def test_autotune_times_on_both_nodes(cluster, tmp_path):
     run = tmp_path / "run"
     farm("autotune", "median3x3", "--rounds", "1", "--batch-size", "8", "--address",

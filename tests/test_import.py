@@ -10,7 +10,6 @@ from clitools import assert_user_error, farm
 
 from farm.devices.timing import TimingConfig
 from farm.errors import BadInput, RunDirError
-from farm.execution.pool import DevicePool
 from farm.machine import targets
 from farm.model import weights
 from farm.model.registry import Registry
@@ -18,14 +17,12 @@ from farm.pipelines import catalog
 from farm.store.rundir import RunDir
 from farm.store.samples import SampleStore
 from farm.testing import (
-    FakeCluster,
     ScriptedTrainer,
-    SyntheticBuilder,
+    autotune_on_doubles,
     fake_featurization,
-    open_synthetic,
     synthetic_infos,
 )
-from farm.tuning.loop import TuneSettings, autotune
+from farm.tuning.loop import TuneSettings
 from farm.workflows.import_loop import import_loop
 from farm.workflows.models import promote
 
@@ -91,7 +88,7 @@ def test_farm_import_report_export_and_promote(tmp_path, baseline):
     assert model.record.sha256 == trained.sha256 and model.record.device_class == CLASS
     # refusals: one line each
     assert_user_error(farm("import", folder, "--out", tmp_path / "run", "--class", CLASS),
-                      "already a run directory")
+                      "exists and is not empty")
     assert_user_error(farm("import", tmp_path / "none", "--out", tmp_path / "r2", "--class",
                            CLASS), "is not a folder")
     assert_user_error(farm("import", tmp_path / "rep", "--out", tmp_path / "r3", "--class",
@@ -105,16 +102,11 @@ def local_ray():
     ray.shutdown()
 
 
-def _tune(run, baseline, trainer, rounds=1, infos=INFOS, **settings):
-    pool = DevicePool.create(infos, SyntheticBuilder(0.01), compile_slots=4,
-                             opener=open_synthetic)
-    s = TuneSettings((catalog.resolve("median3x3"),), targets.resolve(None), baseline,
-                     rounds=rounds, batch_size=6, timing=TimingConfig(), retimes=3,
-                     **settings)
-    try:
-        return autotune(run, s, cluster=FakeCluster(infos), pool=pool, trainer=trainer)
-    finally:
-        pool.shutdown()
+def _tune(run, baseline, trainer, rounds=1, **settings):
+    return autotune_on_doubles(run, TuneSettings(
+        (catalog.resolve("median3x3"),), targets.resolve(None), baseline, rounds=rounds,
+        batch_size=6, timing=TimingConfig(), retimes=3, **settings), infos=INFOS,
+        trainer=trainer)
 
 
 def test_also_train_on_an_import_trains_on_its_rows_and_refuses_another_class(

@@ -13,20 +13,13 @@ from clitools import assert_user_error, farm
 from farm.devices.host import host_info
 from farm.devices.timing import TimingConfig
 from farm.errors import BadInput, WeightsError
-from farm.execution.pool import DevicePool
 from farm.machine import targets
 from farm.model import weights
 from farm.model.registry import ModelRecord, Registry, class_start, now_iso
 from farm.pipelines import catalog
 from farm.store.rundir import RunDir
-from farm.testing import (
-    FakeCluster,
-    ScriptedTrainer,
-    SyntheticBuilder,
-    open_synthetic,
-    synthetic_infos,
-)
-from farm.tuning.loop import TuneSettings, autotune
+from farm.testing import autotune_on_doubles, synthetic_infos
+from farm.tuning.loop import TuneSettings
 from farm.workflows.models import promote
 
 INFOS = synthetic_infos(2, seconds=0.01)
@@ -97,16 +90,9 @@ def local_ray():
 
 
 def _tune(run, baseline, rounds=1, **settings):
-    pool = DevicePool.create(INFOS, SyntheticBuilder(0.01), compile_slots=4,
-                             opener=open_synthetic)
-    s = TuneSettings((catalog.resolve("median3x3"),), targets.resolve(None), baseline,
-                     rounds=rounds, batch_size=6, timing=TimingConfig(), retimes=3,
-                     **settings)
-    try:
-        return autotune(run, s, cluster=FakeCluster(INFOS), pool=pool,
-                        trainer=ScriptedTrainer())
-    finally:
-        pool.shutdown()
+    return autotune_on_doubles(run, TuneSettings(
+        (catalog.resolve("median3x3"),), targets.resolve(None), baseline, rounds=rounds,
+        batch_size=6, timing=TimingConfig(), retimes=3, **settings), infos=INFOS)
 
 
 def test_a_new_run_starts_from_its_classs_model_and_a_resumed_one_keeps_its_own(

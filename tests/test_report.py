@@ -10,6 +10,7 @@ import pytest
 from clitools import assert_user_error, farm
 
 from farm.machine.halide_env import halide_env
+from farm.report.plots import NAMES
 from farm.report.text import build_report, finalist_rows
 from farm.stats import verdict
 from farm.store.records import (
@@ -49,10 +50,10 @@ def test_report_tables_and_plots(run, tmp_path):
             assert row["timing_started_at"] <= row["timing_ended_at"] <= row["created_at"]
         elif row["status"] == "duplicate":  # never timed
             assert row["timing_started_at"] is None and row["timing_ended_at"] is None
-    for name in ("best_so_far.png", "runtimes_per_round.png", "ranking_accuracy.png"):
-        png = tmp_path / name
+    for name in NAMES:
+        png = tmp_path / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
-    assert (tmp_path / "index.html").read_text().count("data:image/png;base64,") == 3
+    assert (tmp_path / "index.html").read_text().count("data:image/png;base64,") == len(NAMES)
 
 
 def test_report_of_something_else_is_a_user_error(tmp_path):

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from clitools import farm
 
+from farm.report.plots import NAMES
 from farm.store.samples import SampleStore
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -73,8 +74,9 @@ def test_the_page_is_self_contained_and_its_numbers_are_the_runs(page):
     assert not re.search(r'(src|href)="(https?:|//)', text)
     assert "<script" not in text and "<link" not in text
     images = re.findall(r'<img src="([^"]+)"', text)
-    assert len(images) == 3 and all(i.startswith("data:image/png;base64,") for i in images)
-    assert len(re.findall(r"<figcaption", text)) == 3
+    assert len(images) == len(NAMES)
+    assert all(i.startswith("data:image/png;base64,") for i in images)
+    assert len(re.findall(r"<figcaption", text)) == len(NAMES)
     parser = Tables()
     parser.feed(text)
     tables = dict(parser.tables)
@@ -156,7 +158,7 @@ def test_the_page_fits_the_window_and_its_images_load_in_chromium(page, tmp_path
     check = json.loads(found.group(1))
     assert check["width"] == width
     assert check["scroll"] <= width, check  # no horizontal overflow
-    assert check["images"] == check["loaded"] == 3 and check["wide"] == 0, check
+    assert check["images"] == check["loaded"] == len(NAMES) and check["wide"] == 0, check
     shot = Path(SHOTS or tmp_path) / f"report-{width}.png"
     shot.parent.mkdir(parents=True, exist_ok=True)
     view = tmp_path / "view.html"

@@ -93,10 +93,6 @@ class Holder:
     def alive(self) -> bool:
         return self.pid > 0 and _start_time(self.pid) == self.started
 
-    def describe(self) -> str:
-        job = f" (Ray job {self.job})" if self.job else ""
-        return f"{self.run or '?'}{job}, pid {self.pid} on {self.node or '?'}"
-
 
 @dataclass(frozen=True)
 class LeaseState:
@@ -125,7 +121,6 @@ class Lease:
         self._using = 0
         self._idle_since = 0.0
         self.waited_s = 0.0  # in all, waiting for other jobs
-        self.taken = 0  # leases taken
         self._watching = False
 
     @property
@@ -179,7 +174,6 @@ class Lease:
                 os.close(turn)
         with self._mutex:
             self._fd, self._since = fd, time.time()
-            self.taken += 1
             self._log_dead_holder()
             _write_json(self._stem.with_suffix(".holder"),
                         asdict(_with_since(self.me, self._since)))

@@ -36,9 +36,11 @@ from farm.stats import verdict
 from farm.store.rundir import RunDir, class_dirs
 
 CAPTIONS = {
-    "best_so_far": "The fastest runtime measured so far, against the samples taken (left; a "
-                   "line per planner: what each way of drawing candidates found) and against "
-                   "wall time (right). Each step down is a new best schedule.",
+    "best_so_far": "The fastest runtime measured so far, against the samples taken: a line "
+                   "per planner (what each way of drawing candidates found; the fastest "
+                   "first), over the run's best as a pale band. Each step down is a new best "
+                   "schedule.",
+    "best_over_time": "The run's fastest runtime so far against wall time.",
     "runtimes_per_round": "Every runtime measured in each round (boxes, log scale) and the "
                           "round's beam search (red triangles): how widely the probes explore, "
                           "and whether the weights' own choice gets faster.",

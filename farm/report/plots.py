@@ -1,4 +1,11 @@
-"""`farm report`'s plots of a run (or a campaign's pipeline): PNG files, one per figure."""
+"""`farm report`'s plots of a run (or a campaign's pipeline): PNG files, one figure each.
+
+Legible at a glance and on a phone: each plot is one figure; planners are told apart by
+colour, marker and legend order (the one that found the fastest first), with the run's
+overall best drawn beneath them as a wide pale band, so no planner's line hides under it;
+log axes carry ticks at 1, 2 and 5 of each decade with plain numbers; a series with no
+points has no legend entry.
+"""
 
 from __future__ import annotations
 
@@ -9,81 +16,134 @@ from farm.candidate import OK
 from farm.report.output import pyplot, save_figure
 from farm.report.text import Report
 
+NAMES = ("best_so_far", "best_over_time", "runtimes_per_round", "ranking_accuracy")
+MARKERS = "os^Dv<>pPX*h"
+
 
 def write_plots(rep: Report, out_dir: Path) -> list[Path]:
-    """PNG plots: best-so-far against samples and wall time, runtimes per round, ranking."""
+    """PNG plots: best so far against samples (per planner) and against wall time,
+    runtimes per round, ranking accuracy (NAMES, in that order)."""
     plt = pyplot()
     out_dir.mkdir(parents=True, exist_ok=True)
-    return [save_figure(_best_so_far(plt, rep), out_dir / "best_so_far.png"),
-            save_figure(_runtimes_per_round(plt, rep), out_dir / "runtimes_per_round.png"),
-            save_figure(_ranking(plt, rep), out_dir / "ranking_accuracy.png")]
+    rows = sorted(rep.rows, key=lambda r: (r["round"], r["created_at"] or datetime.min,
+                                           r["index"]))
+    figures = (_best_so_far(plt, rows), _best_over_time(plt, rows),
+               _runtimes_per_round(plt, rep), _ranking(plt, rep))
+    return [save_figure(fig, out_dir / f"{name}.png")
+            for name, fig in zip(NAMES, figures, strict=True)]
 
 
-def _best_so_far(plt, rep: Report):
-    """The best runtime so far against samples (overall and per planner) and against
-    wall time."""
-    rows = sorted(rep.rows, key=lambda r: (r["round"], r["created_at"] or datetime.min, r["index"]))
-    best, xs, ys, ts = None, [], [], []
-    start = rows[0]["created_at"] if rows else None
+def _steps(rows: list[dict], planner: str | None = None) -> tuple[list[int], list[float]]:
+    """(sample number, best so far) at each new best, of `planner`'s rows (None: all)."""
+    xs, ys, best = [], [], None
     for i, row in enumerate(rows, 1):
-        if row["status"] == OK:
-            best = row["runtime_ms"] if best is None else min(best, row["runtime_ms"])
-        if best is not None:
+        if row["status"] != OK or (planner is not None and row["planner"] != planner):
+            continue
+        if best is None or row["runtime_ms"] < best:
+            best = row["runtime_ms"]
             xs.append(i)
             ys.append(best)
-            ts.append((row["created_at"] - start).total_seconds() / 60 if start else 0)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    axes[0].step(xs, ys, where="post", label="all", color="black", lw=2)
+    return xs, ys
+
+
+def _best_so_far(plt, rows: list[dict]):
+    """The best runtime so far against samples: overall, and per planner."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    n = len(rows)
+    xs, ys = _steps(rows)
+    if xs:
+        ax.step([*xs, n], [*ys, ys[-1]], where="post", color="#bbbbbb", lw=7, alpha=0.6,
+                zorder=1, label="all planners (the run's best)")
+    lines = []
     for planner in sorted({r["planner"] for r in rows if r["planner"]}):
-        px, py, pbest = [], [], None
-        for i, row in enumerate(rows, 1):
-            if row["planner"] == planner and row["status"] == OK:
-                pbest = row["runtime_ms"] if pbest is None else min(pbest, row["runtime_ms"])
-                px.append(i)
-                py.append(pbest)
+        px, py = _steps(rows, planner)
         if px:
-            axes[0].step([*px, len(rows)], [*py, py[-1]], where="post", label=planner, lw=1)
-    axes[0].legend(fontsize=7)
-    axes[0].set(xlabel="samples", ylabel="best so far (ms)",
-                title="best schedule so far, per planner")
-    axes[1].step(ts, ys, where="post", color="tab:green")
-    axes[1].set(xlabel="minutes since the first sample",
-                ylabel="best so far (ms)", title="best schedule over time")
-    for ax in axes:
-        ax.grid(alpha=0.3)
+            lines.append((py[-1], planner, px, py))
+    colors = plt.get_cmap("tab10" if len(lines) <= 10 else "tab20")
+    for k, (_, planner, px, py) in enumerate(sorted(lines)):  # the fastest first
+        ax.step([*px, n], [*py, py[-1]], where="post", lw=1.6, zorder=3,
+                color=colors(k % colors.N), label=planner)
+        ax.plot(px, py, MARKERS[k % len(MARKERS)], color=colors(k % colors.N), ms=5,
+                zorder=4)
+    if xs:
+        ax.legend(fontsize=8, ncol=2 if len(lines) > 6 else 1)
+    ax.set(xlabel="samples", ylabel="best so far (ms)",
+           title="best schedule so far, per planner (fastest first)")
+    ax.grid(alpha=0.3)
     return fig
 
 
+def _best_over_time(plt, rows: list[dict]):
+    """The run's best runtime so far against wall time."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    start = rows[0]["created_at"] if rows and rows[0]["created_at"] else None
+    ts, ys, best = [], [], None
+    for row in rows:
+        if row["status"] == OK and (best is None or row["runtime_ms"] < best):
+            best = row["runtime_ms"]
+        if best is not None and start is not None and row["created_at"] is not None:
+            ts.append((row["created_at"] - start).total_seconds() / 60)
+            ys.append(best)
+    if ts:
+        ax.step(ts, ys, where="post", color="tab:green", lw=1.8)
+    else:
+        ax.text(0.5, 0.5, "no sample timed yet", ha="center", va="center",
+                transform=ax.transAxes)
+    ax.set(xlabel="minutes since the first sample", ylabel="best so far (ms)",
+           title="best schedule over time")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def _log_ticks(ax) -> None:
+    """Ticks at 1, 2 and 5 of each decade, as plain numbers (0.2, 0.5, 1, 2, ...)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
 def _runtimes_per_round(plt, rep: Report):
-    fig, ax = plt.subplots(figsize=(max(5, 0.6 * len(rep.rounds) + 3), 4))
+    fig, ax = plt.subplots(figsize=(max(5, 0.6 * len(rep.rounds) + 3), 4.2))
     data = [r["runtimes"] or [float("nan")] for r in rep.rounds]
     if data:
         ax.boxplot(data, tick_labels=[str(r["round"]) for r in rep.rounds], showfliers=True)
     else:  # a campaign's pipeline with no rows yet (a live run, one that joined late)
         ax.text(0.5, 0.5, "no rounds yet", ha="center", va="center", transform=ax.transAxes)
     beams = [r["beam_ms"] for r in rep.rounds]
-    ax.plot(range(1, len(beams) + 1), [b if b else float("nan") for b in beams], "r^",
-            label="beam search (candidate 0)")
+    if any(beams):
+        ax.plot(range(1, len(beams) + 1), [b if b else float("nan") for b in beams], "r^",
+                label="beam search (candidate 0)")
+        ax.legend(fontsize=8)
     ax.set_yscale("log")
-    ax.set(xlabel="round", ylabel="runtime (ms, log)", title="runtimes per round")
-    ax.legend()
-    ax.grid(alpha=0.3)
+    _log_ticks(ax)
+    ax.set(xlabel="round", ylabel="runtime (ms, log scale)", title="runtimes per round")
+    ax.grid(alpha=0.3, which="major")
     return fig
 
 
 def _ranking(plt, rep: Report):
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
     rounds = [r["round"] for r in rep.rounds]
-    ax.plot(rounds, [r["held_out"] for r in rep.rounds], "o-",
-            label="held-out rank of the weights that planned the round")
-    ax.plot(rounds, [r["best_candidate"] for r in rep.rounds], "s--",
-            label="held-out rank of the best candidate")
-    ax.plot(rounds, [r["train_rate"] for r in rep.rounds], "x:",
-            label="trainer rate (on its training data)")
+    series = (("held_out", "o-", "held-out rank of the weights that planned the round"),
+              ("best_candidate", "s--", "held-out rank of the best candidate"),
+              ("train_rate", "x:", "trainer rate (on its training data)"))
+    drawn = 0
+    for key, style, label in series:
+        values = [r[key] for r in rep.rounds]
+        if any(v is not None for v in values):  # no legend entry without a point
+            ax.plot(rounds, [v if v is not None else float("nan") for v in values], style,
+                    label=label)
+            drawn += 1
     ax.axhline(0.5, color="gray", lw=0.8, ls=":")
     ax.set_xticks(rounds)
     ax.set(xlabel="round", ylabel="share ordered right", ylim=(0, 1.05),
            title="cost-model ranking accuracy")
-    ax.legend(fontsize=8)
+    if drawn:
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no round judged yet", ha="center", va="center",
+                transform=ax.transAxes)
     ax.grid(alpha=0.3)
     return fig

@@ -9,6 +9,8 @@ the run as any other, and `farm autotune --also-train-on` trains on its rows.
 
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -47,8 +49,9 @@ def import_loop(samples_dir: str | Path, out: str | Path, device_class: str,
     if not device_class.strip():
         raise BadInput("--class names the device class the samples were timed on, as "
                        "`farm devices` prints it")
-    if is_run(out):
-        raise BadInput(f"--out {out} is already a run directory; import into a new one")
+    out = Path(out)
+    if is_run(out) or (out.exists() and (not out.is_dir() or any(out.iterdir()))):
+        raise BadInput(f"--out {out} exists and is not empty; import into a new folder")
     handed = weights_module.load(weights) if weights is not None else None
     samples, skipped = read_folder(folder, benchmark)
     if not samples:
@@ -57,7 +60,11 @@ def import_loop(samples_dir: str | Path, out: str | Path, device_class: str,
             if skipped else ""))
     batches = sorted({s.batch for s in samples})
     round_of = {b: n for n, b in enumerate(batches, start=1)}
-    run = RunDir(out)
+    # made beside --out and renamed into place when whole: a failed import leaves nothing
+    building = out.parent / f".{out.name}.importing-{os.getpid()}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(building, ignore_errors=True)
+    run = RunDir(building)
     run.open()
     try:
         manifest = _manifest(samples, device_class, target)
@@ -75,12 +82,18 @@ def import_loop(samples_dir: str | Path, out: str | Path, device_class: str,
                 weights=run.best_weights.name, weights_sha256=handed.sha256,
                 reason=f"imported with the samples of Halide's loop from {folder.resolve()} "
                 "(trained there; not re-timed by the farm)"))
-    finally:
+    except BaseException:
         run.close()
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    run.close()
+    if out.is_dir():  # (empty)
+        out.rmdir()
+    os.replace(building, out)
     counts: dict[str, int] = {}
     for s in samples:
         counts[s.pipeline] = counts.get(s.pipeline, 0) + 1
-    return ImportSummary(run.path, len(samples), len(batches), counts, skipped,
+    return ImportSummary(out, len(samples), len(batches), counts, skipped,
                          str(weights) if weights is not None else None)
 
 
