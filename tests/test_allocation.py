@@ -73,16 +73,18 @@ def test_warm_up_rounds_are_equal_then_the_gradient_decides_and_floors_hold():
 
 
 def test_gain_reaches_equals_final_objective_with_fewer_candidates():
-    """On the synthetic objective: the candidates each needs to come within 5% of equal
-    allocation's final objective (geometric mean of best / baseline)."""
+    """On the synthetic objective: the candidates each needs to get 95% of the way from 1
+    to equal allocation's final objective (geometric mean of best / baseline), as
+    tests/perf/allocation.py measures it on the host. Here: 256 against 384, with its 2
+    equal warm-up rounds counted."""
     equal, gain = _simulate(EQUAL, 6), _simulate(GAIN, 6)
-    target = equal[-1][1] / 0.95  # 95% of the way: within 1/0.95 of its final objective
+    target = 1 - 0.95 * (1 - equal[-1][1])
 
     def needed(run):
         return next(n for n, obj, _ in run if obj <= target)
 
     assert gain[-1][1] < equal[-1][1]
-    assert needed(gain) <= 0.8 * needed(equal), (needed(gain), needed(equal))
+    assert needed(gain) <= 0.7 * needed(equal), (needed(gain), needed(equal))
 
 
 def test_pipeline_weights_and_no_improvement():

@@ -287,7 +287,7 @@ def test_only_devices_of_the_runs_class_time():
 def test_no_device_of_the_class_is_a_user_error_before_training(three, tmp_path, capsys,
                                                                    monkeypatch):
     class Session:
-        def __init__(self, address=None):
+        def __init__(self, address=None, holder=""):
             self.devices = [_device("b@n", "CPU B")]
 
         def __enter__(self):

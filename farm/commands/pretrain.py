@@ -13,8 +13,8 @@ PRETRAIN_COMPILE_TIMEOUT_S = 240.0
 
 EPILOG = f"""how long?
   Halide's recipe takes 1,024 random pipelines x 16 samples. On one 2-core host a
-  pipeline costs about half a minute (its beam search dominates), so the default 256 take
-  about two hours; a farm divides that by its devices. --budget stops cleanly after the
+  pipeline costs about 50 s (its beam search dominates), so the default 256 take about
+  3.5 hours; a farm divides that by its devices. --budget stops cleanly after the
   round in progress; rerun the same command to resume, or with a larger --pipelines to go
   on with new seeds.
 
