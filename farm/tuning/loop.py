@@ -58,12 +58,10 @@ from farm.tuning.steps import RoundSteps
 from farm.tuning.summary import TuneSummary, summary
 from farm.tuning.validation import (
     by_class,
+    resolved,
     validate,
     validate_root,
     wanted_manifest,
-    with_allocation,
-    with_start_weights,
-    with_training_runs,
 )
 from farm.versions import versions
 
@@ -157,8 +155,7 @@ def _tune_classes(root: Path, progress: Progress, trainer: Trainer, cluster: Clu
 def _tune_class(path: Path, settings: TuneSettings, progress: Progress, trainer: Trainer,
                 cluster: ClusterLike, pool: DevicePool, kind: type[Tuning]) -> Any:
     run = RunDir(path)
-    settings, note = with_start_weights(run, settings, [h.info for h in pool.usable()])
-    settings = with_allocation(run, with_training_runs(run, settings))
+    settings, note = resolved(run, settings, [h.info for h in pool.usable()])
     validate(run, settings, [h.info for h in pool.usable()])  # before anything is written
     if note:
         progress.message(note)

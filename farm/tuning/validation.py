@@ -111,12 +111,20 @@ def _check_training_runs(s: TuneSettings, devices: list[DeviceInfo],
                            "on its own devices' timings")
 
 
+def resolved(run: RunDir, s: TuneSettings, devices: list[DeviceInfo]
+             ) -> tuple[TuneSettings, str]:
+    """The settings this invocation runs with: its start weights, training runs and
+    allocation as given, else as the run recorded them (or their new-run defaults); and a
+    line that says where the start weights come from ("" when given)."""
+    s, note = with_start_weights(run, s, devices)
+    return with_allocation(run, with_training_runs(run, s)), note
+
+
 def validate(run: RunDir, settings: TuneSettings, devices: list[DeviceInfo]) -> Manifest | None:
     """Refuse, before anything is written, what this invocation cannot do to the run:
     devices of another class, settings that would mix samples, a benchmark named twice
     or whose generator changed. Gives the run's manifest (None for a new run)."""
-    settings = with_allocation(run, with_training_runs(
-        run, with_start_weights(run, settings, devices)[0]))
+    settings = resolved(run, settings, devices)[0]
     names = [b.label for b in settings.benchmarks]
     if len(set(names)) != len(names):
         raise BadInput(f"a benchmark is named twice: {', '.join(names)}")
