@@ -157,6 +157,10 @@ def test_a_device_whose_prerequisite_goes_mid_run_hands_its_candidate_on_built(
         assert all(o.measurement.device_id == good[0].id for o in outcomes)
         assert sum("out of the run" in e for e in pool.events) == 1
         assert [f.cause for f in pool.faults] == ["synthetic-device"]
+        # the same fault met again (another candidate in flight on that device) is
+        # recorded once
+        pool.take_out(pool.faults[0], pool.handles[-1])
+        assert len(pool.faults) == 1
     finally:
         pool.shutdown()
 

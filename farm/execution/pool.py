@@ -219,7 +219,10 @@ class DevicePool:
         """A lasting fault (farm.faults) takes out of the run the device that met it (its
         own prerequisite), or the node whose compile work met it: that node's devices
         (any device found without Ray: the machine is the whole cluster) and, from now
-        on, its compiles. Named once, in `events`."""
+        on, its compiles. Named once, in `events` and in `faults`: a device's candidates
+        in flight when its prerequisite went each report the same fault."""
+        if fault in self.faults:
+            return
         self.faults.append(fault)
         if fault.device:
             out = [handle] if handle is not None and not handle.lost else []
