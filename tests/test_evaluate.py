@@ -519,3 +519,22 @@ def test_on_without_handed_over_weights_judges_the_accepted_ones_and_says_so(thr
     ev = evaluate.prepare_on(three.path, ["sobel"])
     assert ev.handed[1] == str(three.latest_weights)
     assert any("no handed-over weights" in w for w in ev.warnings)
+
+
+def test_judge_times_other_weights_of_the_run_labelled_judged(three, tmp_path, capsys):
+    _handed(three)
+    other = three.path / "weights" / "provisional-000002.weights"
+    judged = weights.perturbed(weights.baseline(), 11, 0.01)
+    weights.write(judged, other)
+    ev = evaluate.prepare_on(three.path, ["sobel"], judge=other)
+    assert ev.handed[0].sha256 == judged.sha256 and ev.judged and not ev.warnings
+    rows = evaluate.time_pipeline(ev, ev.pipelines[0], {}, FakePool(ms={"judged": 0.7}),
+                                  "cpu@n", 6, progress=lambda _: None)
+    by = {r["variant"]: r for r in rows}
+    assert set(by) == {"baseline", "judged"}  # the handed-over weights are not timed
+    assert by["judged"]["weights_file"] == str(other)
+    assert by["judged"]["verdict"] == verdict.FASTER
+    assert_user_error(farm_here(capsys, "evaluate", three.path, "--on", "sobel", "--judge",
+                                str(tmp_path / "none.weights")), "none.weights", "not exist")
+    assert_user_error(farm_here(capsys, "evaluate", three.path, "--judge", str(other)),
+                      "--judge", "--on")

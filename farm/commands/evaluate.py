@@ -47,6 +47,10 @@ def add_parser(sub) -> None:
                    help="pipelines to leave out together, comma-separated; repeat for more "
                    "groups. Giving it replaces the default groups, the built-in near twins "
                    "(conv3x3a16,conv3x3a32); every pipeline in no group is left out alone")
+    p.add_argument("--judge", metavar="FILE",
+                   help="with --on: judge these weights instead of the handed-over ones, "
+                   "labelled `judged`; e.g. RUN_DIR/weights/provisional-000027.weights, a "
+                   "model the run trained and did not accept")
     p.add_argument("--weights-for", metavar="BENCH=PATH", action="append", dest="weights_for",
                    help="also time BENCH with these weights, labelled `own` (repeatable), "
                    "e.g. the best.weights of its own single-pipeline run")
@@ -77,7 +81,7 @@ def main(args) -> int:
                           weights_for=args.weights_for, train_steps=args.train_steps,
                           generators=args.generators, devices=args.devices,
                           address=args.address, retimes=args.retimes or DEFAULT_RETIMES,
-                          on=args.on, progress=say)
+                          on=args.on, judge=args.judge, progress=say)
     for part in ([result.table], result.models, result.summary):
         say()
         for line in part:

@@ -71,14 +71,15 @@ __all__ = ["COLUMNS", "TRAIN_RATE", "TRAIN_STEPS", "class_devices", "distinct_by
 
 BASELINE, POOLED, LOO, OWN = "baseline", "pooled", "leave-one-out", "own"
 HANDED = "handed-over"  # --on: the run's handed-over weights (best.weights)
-VARIANTS = (BASELINE, POOLED, LOO, HANDED, OWN)
+JUDGED = "judged"  # --on --judge FILE: other weights of the run (a model it did not accept)
+VARIANTS = (BASELINE, POOLED, LOO, HANDED, JUDGED, OWN)
 POOLED_MODEL = "pooled"
 SAME_WEIGHTS, SAME_SCHEDULE = "same weights as baseline", "same schedule as baseline"
 
 SCHEMA = pa.schema([
     ("benchmark", pa.string()),
     ("group", pa.string()),  # the pipelines left out together, "+"-joined
-    ("variant", pa.string()),  # baseline, pooled, leave-one-out, handed-over, own
+    ("variant", pa.string()),  # baseline, pooled, leave-one-out, handed-over, judged, own
     ("model", pa.string()),  # pooled, loo-GROUP, start (the baseline), or the file given
     ("weights_sha256", pa.string()),
     ("weights_file", pa.string()),
@@ -186,12 +187,12 @@ class _Variant:
 
 def variants_for(ev: Evaluation, name: str, models: Mapping[str, Model]) -> list[_Variant]:
     """What one pipeline is timed with: baseline, pooled, its leave-one-out model, own;
-    with --on: baseline, the run's handed-over weights, own."""
+    with --on: baseline, the run's handed-over weights (or those --judge names), own."""
     group = ev.group_of(name)
     out = [_Variant(BASELINE, ev.start, "start", str(ev.run.weights_path(0)))]
     if ev.handed is not None:
         handed, path = ev.handed
-        out.append(_Variant(HANDED, handed, Path(path).name, path))
+        out.append(_Variant(JUDGED if ev.judged else HANDED, handed, Path(path).name, path))
     for label, model in ((POOLED, models.get(POOLED_MODEL)), (LOO, models.get(group.model))):
         if model is None:  # --on trains no model
             continue

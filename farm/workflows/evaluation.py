@@ -165,6 +165,7 @@ class Evaluation:
     # --on: the run's handed-over weights (and their file), timed on pipelines it never
     # trained on; no model is trained then
     handed: tuple[Weights, str] | None = None
+    judged: bool = False  # --judge: `handed` are other weights of the run, named by the user
 
     @property
     def names(self) -> list[str]:
@@ -218,10 +219,12 @@ def prepare(run_dir: str | Path, together: Sequence[str] | None = None,
 
 
 def prepare_on(run_dir: str | Path, on: Sequence[str],
-               weights_for: Sequence[str] | None = None) -> Evaluation:
-    """`farm evaluate RUN_DIR --on BENCH ...`: RUN_DIR's handed-over weights against its
-    start weights on pipelines it never trained on (a pipeline it trained on is refused).
-    RUN_DIR may be any run: a pre-training, a campaign, a single run."""
+               weights_for: Sequence[str] | None = None,
+               judge: str | Path | None = None) -> Evaluation:
+    """`farm evaluate RUN_DIR --on BENCH ...`: RUN_DIR's handed-over weights (or `judge`,
+    other weights of it) against its start weights on pipelines it never trained on (a
+    pipeline it trained on is refused). RUN_DIR may be any run: a pre-training, a campaign,
+    a single run."""
     run = _run_of(run_dir)
     manifest = run.read_manifest()
     assert manifest is not None  # _run_of checked
@@ -243,8 +246,8 @@ def prepare_on(run_dir: str | Path, on: Sequence[str],
     pipelines = tuple(PipelineRecord(b.label, b.ref, b.sha256) for b in benches)
     start = _start_weights(run, manifest)
     warnings: tuple[str, ...] = ()
-    handed_path = run.best_weights
-    if not handed_path.exists():
+    handed_path = Path(judge) if judge is not None else run.best_weights
+    if judge is None and not handed_path.exists():
         handed_path = run.latest_weights
         if not handed_path.exists():
             raise RunDirError(f"{run.path} holds no weights to judge (weights/best.weights, "
@@ -255,7 +258,8 @@ def prepare_on(run_dir: str | Path, on: Sequence[str],
                       tuple(Group((b.label,)) for b in benches), start,
                       parse_weights_for(weights_for, pipelines), run.samples.read(COLUMNS),
                       resolve_target(manifest.target), warnings=warnings,
-                      handed=(weights.load(handed_path), str(handed_path)))
+                      handed=(weights.load(handed_path), str(handed_path)),
+                      judged=judge is not None)
 
 
 def _run_of(run_dir: str | Path) -> RunDir:
