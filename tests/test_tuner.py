@@ -81,6 +81,22 @@ def test_rounds_then_more_rounds_resume_where_the_run_stopped(farm_of, tmp_path)
     assert RunDir(run).read_manifest().invocations[-1]["devices"][0]["id"] == "syn0@synthetic"
 
 
+def test_each_row_records_the_prediction_of_the_weights_that_planned_its_round(farm_of,
+                                                                              tmp_path):
+    from farm.model.predict import predict
+
+    run = tmp_path / "run"
+    farm_of(run, rounds=2)
+    r = RunDir(run)
+    rows = [row for row in _rows(run) if row["featurization"]]
+    assert rows and all(row["predicted"] is not None for row in rows)
+    for rnd in (1, 2):
+        mine = [row for row in rows if row["round"] == rnd]
+        planner = weights.load(r.weights_path(rnd - 1))
+        want = predict(planner, [row["featurization"] for row in mine], mine[0]["parallelism"])
+        assert [row["predicted"] for row in mine] == pytest.approx(list(want))
+
+
 def test_a_spent_budget_stops_after_the_round_in_progress(farm_of, tmp_path):
     summary, trainer = farm_of(tmp_path / "run", rounds=5, budget_s=1e-6)
     assert summary.rounds == 1 and "budget" in summary.stopped and trainer.decided == [1]

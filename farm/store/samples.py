@@ -69,10 +69,15 @@ SCHEMA = pa.schema([
     # version 4: when the device timed it, under its lease (null: never timed)
     ("timing_started_at", pa.timestamp("us", tz="UTC")),
     ("timing_ended_at", pa.timestamp("us", tz="UTC")),
+    # version 5: the cost model's prediction for the schedule by the weights that planned
+    # its round (the model's own units, not ms), recorded at commit; null without a
+    # featurization or where the model could not be run
+    ("predicted", pa.float64()),
 ])
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # The columns each version added; a file of version v has every column up to v.
-ADDED_IN = {2: ("planner",), 3: ("cause",), 4: ("timing_started_at", "timing_ended_at")}
+ADDED_IN = {2: ("planner",), 3: ("cause",), 4: ("timing_started_at", "timing_ended_at"),
+            5: ("predicted",)}
 REQUIRED = [f.name for f in SCHEMA if not any(f.name in c for c in ADDED_IN.values())]
 _VERSION_KEY = b"farm.schema_version"
 
@@ -87,7 +92,7 @@ FINALIST_COLUMNS = ("sample_id", "round", "index", "status", "runtime_ms", "sche
                     "attempts", "weights_sha256", "benchmark")  # rebuild a sample (finalize)
 REPORT_COLUMNS = ("round", "index", "status", "runtime_ms", "schedule_key", "created_at",
                   "planner", "benchmark", "cause", "error", "device_id", "timing_started_at",
-                  "timing_ended_at")  # farm.report.text
+                  "timing_ended_at", "predicted")  # farm.report.text
 SUMMARY_COLUMNS = ("status", "schedule_key", "benchmark")  # farm.tuning.finalize.summary
 COLUMN_SETS = {"STATE_COLUMNS": STATE_COLUMNS, "TRAIN_COLUMNS": TRAIN_COLUMNS,
                "FINALIST_COLUMNS": FINALIST_COLUMNS, "REPORT_COLUMNS": REPORT_COLUMNS,

@@ -50,7 +50,7 @@ from farm.tuning.artifacts import KeptArtifacts
 from farm.tuning.beam_check import BeamChecker, Live
 from farm.tuning.final_inputs import FinalInputs, FinalPipeline, FinalResult
 from farm.tuning.finalize import finalize
-from farm.tuning.rows import outcome_row
+from farm.tuning.rows import outcome_row, with_predictions
 from farm.tuning.settings import TuneSettings
 from farm.tuning.shares import round_shares
 from farm.tuning.state import TOP_SAMPLES, RunState, start
@@ -349,6 +349,9 @@ class Tuning:
         if changed:
             run.write_manifest(m)
         rows = [r for rs in rows_of for r in rs]
+        note = with_predictions(rows, weights.load(run.weights_path(round_no - 1)))
+        if note:
+            self.progress.message(f"warning: {note}")
         run.samples.commit_round(round_no, rows)
         state.committed = round_no
         run.samples.compact()

@@ -5,8 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from farm.candidate import FAULT, OK, Status
+from farm.errors import FarmError
 from farm.execution.scheduler import Outcome
 from farm.model import featurization
+from farm.model.predict import predict
+from farm.model.weights import Weights
 from farm.pipelines.benchmark import format_params
 from farm.search.plans import schedule_id
 from farm.store.records import Manifest, PipelineRecord
@@ -75,6 +78,7 @@ def outcome_row(manifest: Manifest, round_no: int, o: Outcome,
         "cause": cause(o.status, o.error),
         "timing_started_at": _utc(m.timing_started_at if m else None),
         "timing_ended_at": _utc(m.timing_ended_at if m else None),
+        "predicted": None,  # with_predictions, once the round's rows are all here
     }
     if o.status == OK and not (runtime_ms and runtime_ms > 0):
         raise AssertionError(f"an ok sample without a positive runtime: {row['sample_id']}")
@@ -83,3 +87,25 @@ def outcome_row(manifest: Manifest, round_no: int, o: Outcome,
 
 def _utc(t: float | None) -> datetime | None:
     return None if t is None else datetime.fromtimestamp(t, timezone.utc)
+
+
+def with_predictions(rows: list[dict], planner: Weights) -> str | None:
+    """Fill each featurized row's "predicted": the cost model's prediction by `planner`,
+    the weights that planned the round, per pipeline and parallelism (the model takes one
+    pipeline's schedules at a time, searched for one core count). The report plots them
+    against the measured runtimes. A model that cannot be run leaves them null and says
+    why, in the returned line; the round goes on."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        if row["featurization"]:
+            groups.setdefault((row["pipeline_id"], row["parallelism"]), []).append(row)
+    try:
+        for (_, cores), mine in groups.items():
+            got = predict(planner, [r["featurization"] for r in mine], cores)
+            for row, value in zip(mine, got, strict=True):
+                row["predicted"] = float(value)
+    except (FarmError, RuntimeError, ValueError) as e:
+        for row in rows:
+            row["predicted"] = None
+        return f"no predictions recorded for this round: {e}"
+    return None
