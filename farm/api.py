@@ -32,27 +32,26 @@ bench(repeats=) (retimes=).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 
-from farm.deprecation import renamed
 from farm.errors import BadInput, MissingPrerequisite
 from farm.execution.session import FoundDevices
 from farm.model.weights import Weights
 from farm.pipelines.benchmark import Benchmark
 from farm.stats import verdict
 from farm.stats.verdict import Verdict
-from farm.store.records import FinalistRecord, Manifest, RoundRecord, VerdictRecord
-from farm.store.rundir import RunDir
 from farm.tuning.summary import TuneSummary
+from farm.workflows.reports import ReportOutput, export, report, report_page, watch_page
 from farm.workflows.run import DEFAULT_RETIMES, RunResult
+from farm.workflows.run_view import Best, Run, open_run
 
 __all__ = ["Best", "EvaluateResult", "ReportOutput", "Run", "RunResult", "TuneSummary",
            "Verdict", "bench", "compare", "devices", "evaluate", "export", "open_run", "report",
-           "report_page", "run", "tune"]
+           "report_page", "run", "tune", "watch_page"]
 
 
 def tune(out: str | Path, *benchmarks: str, rounds: int = 1, batch_size: int = 32,
@@ -245,14 +244,14 @@ def evaluate(run_dir: str | Path, out: str | Path | None = None, *,
              train_steps: int | None = None, generators: Sequence[str] = (),
              devices: Sequence[str] | None = None, address: str | None = None,
              retimes: int = 10, on: Sequence[str] | None = None,
-             progress=None) -> EvaluateResult:
+             judge: str | Path | None = None, progress=None) -> EvaluateResult:
     """`farm evaluate RUN_DIR`: does the campaign's model carry to a pipeline it has not
     seen? Models are trained with each group left out, and each pipeline's beam search with
     them is re-timed interleaved against the start weights' on a device of the run's class.
     Written to `out` (default RUN_DIR/evaluate). `progress(line)` hears what it does.
     With `on` (BENCHes), RUN_DIR is any run (a pre-training, a campaign, a single run) and
     its handed-over weights are re-timed against its start weights on those pipelines,
-    which it must never have trained on."""
+    which it must never have trained on; `judge` (a weights file) is judged instead."""
     from farm.atomic import writable_dir
     from farm.store.rundir import refuse_a_run
     from farm.workflows import evaluate as workflow
@@ -262,7 +261,10 @@ def evaluate(run_dir: str | Path, out: str | Path | None = None, *,
         if together or train_steps or generators:
             raise BadInput("--on judges the run's handed-over weights and trains no model: "
                            "--together, --train-steps and --generator are for leave-one-out")
-        ev = workflow.prepare_on(run_dir, on, weights_for)
+        ev = workflow.prepare_on(run_dir, on, weights_for, judge)
+    elif judge is not None:
+        raise BadInput("--judge names weights to judge with --on BENCH ...; leave-one-out "
+                       "trains its own models")
     else:
         ev = workflow.prepare(run_dir, together, weights_for, train_steps, named=generators)
     if out:
@@ -304,193 +306,3 @@ def compare(a_ms: Sequence[float | None], b_ms: Sequence[float | None]) -> Verdi
     ratio A/B, its 95% bootstrap interval, and "faster", "slower", "indistinguishable" or
     "unmeasured" (too few pairs). None marks a failed timing."""
     return verdict.compare(list(a_ms), list(b_ms))
-
-
-@dataclass(frozen=True)
-class Best:
-    """A run's best schedule (a campaign's: one pipeline's), from its final re-timing."""
-
-    pipeline: str
-    label: str  # its finalist's label in the re-timing ("sample ...", "beam search with ...")
-    runtime_ms: float  # the median of its re-timings
-    schedule_path: Path  # best/NAME.schedule.h
-    schedule_text: str  # that file's text ("" when it is missing)
-    library_path: Path | None  # best/NAME.a, to link with the Halide runtime
-    weights_path: Path  # the weights file that planned it
-    vs_start: VerdictRecord | None  # against beam-32 with the start weights
-    finalists: list[FinalistRecord] = field(default_factory=list)  # every schedule re-timed
-    # its timing during the round that measured it (a sample's; None for a beam search
-    # built at the end): once, few repeats, beside other work (docs/autotuning.md: a round)
-    round_ms: float | None = None
-
-    schedule = renamed("schedule", "schedule_path")
-    schedule_source = renamed("schedule_source", "schedule_text")
-    library = renamed("library", "library_path")
-    weights = renamed("weights", "weights_path")
-
-
-@dataclass(frozen=True)
-class Run:
-    """A run directory, read-only: safe on a run that is still tuning. Everything it reads
-    comes through its store (farm.store.rundir.RunDir: the run's records and samples)."""
-
-    store: RunDir
-
-    @property
-    def path(self) -> Path:
-        return self.store.path
-
-    @property
-    def manifest(self) -> Manifest:
-        m = self.store.read_manifest()
-        if m is None:
-            raise BadInput(f"{self.path} is not a run directory (no manifest.json)")
-        return m
-
-    @property
-    def pipelines(self) -> list[str]:
-        return [p.name for p in self.manifest.all_pipelines()]
-
-    def samples(self, columns: Sequence[str] | None = None, pipeline: str | None = None,
-                ok_only: bool = False) -> pa.Table:
-        """Every sample (one row per candidate measured or failed; docs/autotuning.md: the run
-        directory), or `columns` of them; of one `pipeline`, or only the measured ones."""
-        import pyarrow.dataset as ds
-
-        where = None
-        if pipeline is not None:
-            where = ds.field("benchmark") == pipeline
-        if ok_only:
-            ok = ds.field("status") == "ok"
-            where = ok if where is None else where & ok
-        return self.store.samples.read(columns, filter=where)
-
-    def to_pandas(self, columns: Sequence[str] | None = None, pipeline: str | None = None,
-                  ok_only: bool = False):
-        """samples() as a pandas DataFrame; pandas is not a dependency of the farm."""
-        try:
-            import pandas  # noqa: F401
-        except ImportError:
-            raise MissingPrerequisite("to_pandas needs pandas: pip install pandas (or use "
-                                      "samples(), a pyarrow Table)") from None
-        return self.samples(columns, pipeline, ok_only).to_pandas()
-
-    def rounds(self) -> list[RoundRecord]:
-        """The finished rounds' records, in order."""
-        run = self.store
-        records = (run.read_round(n) for n in run.samples.committed_rounds())
-        return [r for r in records if r is not None]
-
-    def best(self, pipeline: str | None = None) -> Best | None:
-        """The best schedule after the run's final re-timing (None before it)."""
-        run = self.store
-        m = self.manifest
-        if m.campaign and pipeline is None:
-            raise BadInput(f"{self.path} is a campaign: name a pipeline "
-                           f"({', '.join(self.pipelines)})")
-        scope = pipeline if m.campaign else ""
-        record = run.read_retiming(scope or "")
-        if record is None:
-            return None
-        name = record.benchmark.split(":")[0]
-        schedule = run.best_schedule(name, scope or "", record.library)
-        library = run.best_path(scope or "") / record.library if record.library else None
-        winner = record.finalist_labelled(record.finalist)
-        return Best(pipeline or m.generator, record.finalist, record.runtime_ms, schedule,
-                    schedule.read_text() if schedule.exists() else "", library,
-                    run.retiming_weights(record), winner.vs_start if winner else None,
-                    list(record.finalists),
-                    winner.round_ms if winner and winner.round_ms is not None
-                    else record.recorded_ms)
-
-    def write_report(self, out: str | Path | None = None) -> Path:
-        """The run's report page (`farm report RUN --html`): a self-contained index.html."""
-        return report_page(self.path, out=out)
-
-
-@dataclass(frozen=True)
-class ReportOutput:
-    """`farm report` of one device class's run: its text and the plots written."""
-
-    run_dir: Path
-    text: str
-    plots: list[tuple[str, list[Path]]]  # (pipeline, or "" for the run's own; the images)
-
-
-def report(run_dir: str | Path, pipeline: str | None = None,
-           out: str | Path | None = None) -> Iterator[ReportOutput]:
-    """`farm report RUN_DIR`: per device class's run (the run itself when it has one
-    class), its text and its plots, written to `out` (default RUN_DIR/report; with several
-    classes OUT/CLASS), a campaign's per pipeline in OUT/PIPELINE."""
-    from farm.report.plots import write_plots
-    from farm.report.text import build_report
-    from farm.store.rundir import class_dirs
-
-    dirs = class_dirs(run_dir) or [Path(run_dir)]
-    for run in dirs:
-        text = build_report(run, pipeline)
-        folder = _report_dir(out, run)
-        if len(dirs) > 1 and out:
-            folder = _inside(folder, run.name)
-        parts = [(text, folder)]
-        if text.manifest.campaign and not pipeline:
-            parts = [(build_report(run, p.name), _inside(folder, p.name))
-                     for p in text.manifest.pipelines]
-        plots = [(part.pipeline or "", write_plots(part, where)) for part, where in parts]
-        yield ReportOutput(run, text.text, plots)
-
-
-def report_page(run_dir: str | Path, pipeline: str | None = None,
-                out: str | Path | None = None) -> Path:
-    """`farm report RUN_DIR --html`: the whole report as one self-contained web page,
-    OUT/index.html (default RUN_DIR/report/index.html)."""
-    from farm.report.page import write_page
-
-    return write_page(Path(run_dir), _report_dir(out, Path(run_dir)) / "index.html", pipeline)
-
-
-def export(run_dir: str | Path, out: str | Path) -> tuple[int, Path]:
-    """`farm export`: the run's samples as Halide .sample files with their .schedule.h,
-    in `out` (created if needed): how many, and where."""
-    from farm.atomic import writable_dir
-    from farm.errors import RunDirError
-    from farm.model.retrain import export_samples
-
-    run = RunDir(run_dir)
-    if run.read_manifest() is None:
-        raise RunDirError(f"{run_dir} is not a run directory (no manifest.json)")
-    folder = writable_dir(str(out))
-    return export_samples(run.samples, folder), folder
-
-
-def _report_dir(out: str | Path | None, run_dir: Path) -> Path:
-    """`out`, or RUN_DIR/report: a folder of the run, which no link may take elsewhere."""
-    from farm.atomic import real_dir, writable_dir
-
-    if out:
-        return writable_dir(str(out))
-    run = RunDir(run_dir)
-    return writable_dir(str(real_dir(run.report_dir, run.path)))
-
-
-def _inside(out: Path, name: str) -> Path:
-    """OUT/NAME for a pipeline's or a device class's plots: NAME made a safe folder name
-    (farm.paths), the folder no link."""
-    from farm.atomic import real_dir, writable_dir
-    from farm.paths import path_name
-
-    return writable_dir(str(real_dir(out / path_name(name), out)))
-
-
-def open_run(path: str | Path | RunDir) -> Run:
-    """A run directory written by `farm autotune` (or tune()); of a run of several device
-    classes, one class's: RUN/classes/CLASS."""
-    from farm.store.rundir import class_dirs
-
-    found = Run(path if isinstance(path, RunDir) else RunDir(path))
-    classes = class_dirs(found.path)
-    if classes and not found.store.manifest_path.exists():
-        raise BadInput(f"{found.path} holds a run per device class: open one of "
-                       f"{', '.join(str(c) for c in classes)}")
-    found.manifest  # noqa: B018 - fails now, with its message, for what is not a run
-    return found

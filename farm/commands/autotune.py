@@ -31,6 +31,10 @@ into RUN_DIR/classes/CLASS/. Overnight on a farm: `farm autotune all --budget 10
 1000 --out RUN_DIR --address auto`; rerun it to go on."""
 
 
+DEFAULT_REFRESH_S = 30  # farm.commands.report's (--html's reload period)
+WATCH_START_S = 600  # how long --html's watcher waits for the run to start (Ray, devices)
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "autotune", help="autotune the cost model for one benchmark, or a campaign of "
@@ -72,20 +76,60 @@ def add_parser(sub) -> None:
                    type=options.pipeline_weight, dest="pipeline_weights",
                    help="how much a campaign's pipeline matters to you (repeatable; "
                    "default 1): gain allocation weighs its expected gain by W")
+    p.add_argument("--html", type=options.positive_int, nargs="?", const=DEFAULT_REFRESH_S,
+                   metavar="SECONDS", help="keep the report page RUN_DIR/report/index.html "
+                   "live: rewritten after every committed round (by a process of its own, "
+                   "which a host device's timing pauses), reloading itself every SECONDS "
+                   f"(default {DEFAULT_REFRESH_S}) in an open browser; `farm report RUN_DIR "
+                   "--html --watch` does the same beside a run already going")
 
 
 def main(args) -> int:
     from farm import api
     from farm.report.output import printable
 
-    s = api.tune(args.out, *args.benchmarks, rounds=args.rounds, batch_size=args.batch_size,
-                 budget_s=args.budget, weights=args.weights, parallelism=args.parallelism,
-                 target=args.target, devices=tuple(args.devices or ()), address=args.address,
-                 compile_timeout_s=args.compile_timeout, run_timeout_s=args.run_timeout,
-                 train_steps=args.train_steps, isolation=args.isolation,
-                 also_train_on=args.also_train_on, allocation=args.allocation,
-                 pipeline_weights=dict(args.pipeline_weights))
+    watcher = _start_watcher(args.out, args.html) if args.html else None
+    try:
+        s = _tune(args)
+    finally:
+        if watcher is not None:
+            watcher.terminate()
+            watcher.join(10)
+    if args.html:
+        print(printable(f"page:  {api.report_page(args.out)}", lines=True))
     print()
     # farm.tuning.finalize.TuneSummary.lines; a resumed campaign's names are its manifest's
     print(printable("\n".join(s.lines()), lines=True))
     return 0
+
+
+def _tune(args):
+    from farm import api
+
+    return api.tune(args.out, *args.benchmarks, rounds=args.rounds,
+                    batch_size=args.batch_size, budget_s=args.budget, weights=args.weights,
+                    parallelism=args.parallelism, target=args.target,
+                    devices=tuple(args.devices or ()), address=args.address,
+                    compile_timeout_s=args.compile_timeout, run_timeout_s=args.run_timeout,
+                    train_steps=args.train_steps, isolation=args.isolation,
+                    also_train_on=args.also_train_on, allocation=args.allocation,
+                    pipeline_weights=dict(args.pipeline_weights))
+
+
+def _start_watcher(out: str, refresh_s: int):
+    """A process of its own that rewrites the run's page after every committed round
+    (farm.workflows.reports.watch_page), from the moment the run starts."""
+    import multiprocessing
+
+    from farm.workflows.reports import watch_page
+
+    process = multiprocessing.get_context("spawn").Process(
+        target=watch_page, args=(out, None, None, refresh_s),
+        kwargs={"progress": _silent, "wait_start_s": WATCH_START_S}, daemon=True,
+        name="farm-report-watch")
+    process.start()
+    return process
+
+
+def _silent(_line: str) -> None:  # the watcher's lines would break the progress display
+    pass

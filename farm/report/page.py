@@ -9,20 +9,38 @@ classes has a section per class. Tables scroll inside their own box and plots sh
 the window, so the page fits a 1280 px screen and a 400 px phone alike. Under every plot
 a line says what it shows.
 
-A page made while the run is still going says so, and which committed rounds it shows.
+Each run's section starts with what was found (the best schedule against the start
+weights' beam search and the manual schedule, the weights handed over and the command
+that uses them, the command line, settings and devices), then the rounds, the decisions
+on the weights in words, the failures by cause, the final re-timing, the plots and the
+samples as a table that sorts and filters (farm.report.samples_table: plain script in the
+page, nothing fetched).
+
+A page made while the run is still going says so, and which committed rounds it shows;
+made with a refresh period (`farm report --html --watch`), it reloads itself.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from farm import atomic
+from farm.report.markup import escape, table
 from farm.report.plots import write_plots
-from farm.report.progress import plural
+from farm.report.samples_table import SCHEDULE_BUDGET, SCRIPT
+from farm.report.sections import (
+    allocation,
+    decisions,
+    failures,
+    found,
+    handed,
+    samples,
+    spread,
+    time_spent,
+)
 from farm.report.text import (
     PIPELINE_HEADER,
     ROUND_HEADER,
@@ -44,14 +62,19 @@ CAPTIONS = {
     "runtimes_per_round": "Every runtime measured in each round (boxes, log scale) and the "
                           "round's beam search (red triangles): how widely the probes explore, "
                           "and whether the weights' own choice gets faster.",
+    "predicted_vs_measured": "Each round's measured runtimes against what the weights that "
+                             "planned the round predicted for them (recorded when the round "
+                             "was committed; the model's own units), a colour per round with "
+                             "its rank correlation: 1 is a model that orders them perfectly.",
     "ranking_accuracy": "How well the cost model orders each round's schedules: the weights "
                         "that planned the round (on schedules they were not trained on), the "
                         "best candidate trained on the earlier rounds, and the trainer's own "
                         "figure on its training data. 0.5 is chance.",
 }
+PAGE_LIMIT = 4_900_000  # bytes: a page stays under 5 MB, to mail and to open on a phone
 FINALIST_HEADER = ("finalist", "median ms", "ms timed during its round",
-                   "vs start weights' beam search, 95% interval", "verdict")
-
+                   "vs start weights' beam search, 95% interval", "verdict",
+                   "re-timings ms: min, quartiles, max")
 STYLE = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1b1f24;
        max-width: 1180px; margin: 0 auto; padding: 12px 16px; }
@@ -66,9 +89,24 @@ th, td { border-bottom: 1px solid #d0d7de; padding: 3px 8px; text-align: right;
 th { background: #f6f8fa; white-space: normal; vertical-align: bottom; }
 td:first-child, th:first-child { text-align: left; }
 td:first-child { white-space: normal; min-width: 9em; }
+td.text, th.text { text-align: left; white-space: normal; min-width: 14em; }
 tr.best td { font-weight: 600; background: #dafbe1; }
 td.faster { color: #1a7f37; } td.slower { color: #cf222e; }
 figure { margin: 12px 0 20px; } figure img { max-width: 100%; height: auto; display: block; }
+.found { background: #f6f8fa; border: 1px solid #d0d7de; border-radius: 6px;
+         padding: 4px 14px; }
+.cmd { display: flex; gap: 8px; align-items: flex-start; margin: 6px 0; }
+.cmd code { flex: 1; overflow-x: auto; white-space: pre; background: #fff;
+            border: 1px solid #d0d7de; border-radius: 4px; padding: 4px 6px; }
+code, pre { font: 0.86em/1.4 ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; }
+pre { overflow: auto; max-height: 24em; background: #f6f8fa; padding: 6px 8px;
+      border-radius: 4px; }
+.samples .scroll { max-height: 28em; overflow: auto; }
+.samples thead th { position: sticky; top: 0; cursor: pointer; }
+.samples th[data-sorted="up"]::after { content: " \\25B2"; }
+.samples th[data-sorted="down"]::after { content: " \\25BC"; }
+.samples tbody tr { cursor: pointer; } .samples tr.chosen td { background: #ddf4ff; }
+.samples-filter { width: 100%; max-width: 32em; padding: 4px 6px; font: inherit; }
 @media (max-width: 600px) { body { font-size: 14px; padding: 8px; }
   table { font-size: 0.8em; } th, td { padding: 2px 4px; } }
 """
@@ -82,14 +120,23 @@ class Section:
     parts: list[Section] = field(default_factory=list)  # a campaign's pipelines
 
 
-def write_page(run_dir: str | Path, out: Path, pipeline: str | None = None) -> Path:
+def write_page(run_dir: str | Path, out: Path, pipeline: str | None = None,
+               refresh_s: int | None = None) -> Path:
     """The run's page (one class's or every class's; a campaign's `pipeline` only, when
-    given) as `out`."""
+    given) as `out`. With `refresh_s`, a page of a run still going reloads itself that
+    often (its writer promises to rewrite it after every committed round)."""
     root = Path(run_dir)
     dirs = class_dirs(root) or [root]
     with tempfile.TemporaryDirectory(prefix="farm-report-") as tmp:
         sections = [_section(d, pipeline, Path(tmp) / str(i)) for i, d in enumerate(dirs)]
-        page = _page(root, sections)
+        budget = SCHEDULE_BUDGET // len(sections)
+        page = _page(root, sections, refresh_s, budget)
+        for _ in range(3):  # plots of many pipelines: fewer sample rows, to stay small
+            over = len(page.encode()) - PAGE_LIMIT
+            if over <= 0 or budget == 0:
+                break
+            budget = max(0, budget - over // len(sections) - 1)
+            page = _page(root, sections, refresh_s, budget)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_text(out, page)  # a browser open on the old page never sees half of one
     return out
@@ -122,70 +169,70 @@ def page_title(sections: list[Section]) -> str:
     return f"farm report: {what} on {classes}, run {runs}"
 
 
-def _page(root: Path, sections: list[Section]) -> str:
+def _page(root: Path, sections: list[Section], refresh_s: int | None = None,
+          budget: int = SCHEDULE_BUDGET) -> str:
     title = page_title(sections)
-    body = [f"<h1>{_e(title)}</h1>", f'<p class="meta">{_e(str(root.resolve()))}</p>']
+    live = refresh_s if any(s.report.run.holder() for s in sections) else None
+    body = [f"<h1>{escape(title)}</h1>", f'<p class="meta">{escape(str(root.resolve()))}</p>']
     for s in sections:
         if len(sections) > 1:
-            body.append(f"<h2>Device class {_e(s.heading)}</h2>")
-        body += _run(s, level=3 if len(sections) > 1 else 2)
+            body.append(f"<h2>Device class {escape(s.heading)}</h2>")
+        body += _run(s, 3 if len(sections) > 1 else 2, live, budget)
+    reload = f'<meta http-equiv="refresh" content="{live}">\n' if live else ""
     return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">\n'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-            f"<title>{_e(title)}</title>\n<style>{STYLE}</style></head>\n<body>\n"
-            + "\n".join(body) + "\n</body></html>\n")
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n{reload}'
+            f"<title>{escape(title)}</title>\n<style>{STYLE}</style></head>\n<body>\n"
+            + "\n".join(body) + f"\n<script>{SCRIPT}</script>\n</body></html>\n")
 
 
-def _run(s: Section, level: int) -> list[str]:
+def _run(s: Section, level: int, refresh_s: int | None = None,
+         budget: int = SCHEDULE_BUDGET) -> list[str]:
     rep, h = s.report, f"h{level}"
-    m = rep.manifest
-    out = [_live(rep.run, rep),
-           f'<p class="meta">target {_e(m.target)}, device class '
-           f'{_e(m.device_class or "-")}, batch {_e(m.batch_size)}, parallelism '
-           f'{_e(m.parallelism)}, '
-           f"run {_e(m.run_id)}, {plural(len(rep.rows), 'sample')}</p>"]
+    out = [_live(rep.run, rep, refresh_s), *found(rep, [p.report for p in s.parts], h)]
     if s.parts:
         out += [f"<{h}>Pipelines</{h}>",
-                _table(PIPELINE_HEADER, pipeline_rows(rep.run, m, rep.rows)),
+                table(PIPELINE_HEADER, pipeline_rows(rep.run, rep.manifest, rep.rows)),
                 '<p class="note">best/NAME/ holds each pipeline\'s best schedule; its '
-                "rounds and final re-timing follow below.</p>", *_handed(rep)]
-        out += _rounds(rep, h)
-        for part in s.parts:
-            out.append(f"<{h}>Pipeline {_e(part.heading)}</{h}>")
-            out += _results(part, level + 1, handed=False)  # one model: said above
-        return out
-    out += _rounds(rep, h)
-    return out + _results(s, level)
+                "rounds and final re-timing follow below.</p>", *allocation(rep, h)]
+        out += _rounds(rep, h) + decisions(rep, h) + failures(rep, h) + time_spent(rep, h)
+        sub = f"h{level + 1}"
+        for part in s.parts:  # its own rounds, failures, re-timing and plots; one model:
+            out.append(f"<{h}>Pipeline {escape(part.heading)}</{h}>")  # decided above
+            out += _rounds(part.report, sub, note=False) + failures(part.report, sub)
+            out += _results(part, level + 1, with_handed=False)
+        return out + samples(rep, h, budget)
+    out += _rounds(rep, h) + decisions(rep, h) + failures(rep, h) + time_spent(rep, h)
+    return out + _results(s, level) + samples(rep, h, budget)
 
 
-def _rounds(rep: Report, h: str) -> list[str]:
-    return [f"<{h}>Rounds</{h}>", _table(ROUND_HEADER, round_rows(rep)),
-            '<p class="note">held-out rank: the share of the round\'s schedule pairs (one '
-            "1.2x slower than the other) that the weights which planned it order right, on "
-            "schedules they were not trained on; provisional: a candidate that beat them, "
-            "checked by its beam search next round (beam check: its ratio to the start "
-            "weights' beam search). best ms, median ms, beam ms: as timed during the "
-            "round.</p>"]
+def _rounds(rep: Report, h: str, note: bool = True) -> list[str]:
+    out = [f"<{h}>Rounds</{h}>", table(ROUND_HEADER, round_rows(rep))]
+    if note:
+        out.append('<p class="note">held-out rank: the share of the round\'s schedule pairs '
+                   "(one 1.2x slower than the other) that the weights which planned it order "
+                   "right, on schedules they were not trained on; provisional: a candidate "
+                   "that beat them, checked by its beam search next round (beam check: its "
+                   "ratio to the start weights' beam search). best ms, median ms, beam ms: "
+                   "as timed during the round.</p>")
+    return out
 
 
-def _handed(rep: Report) -> list[str]:
-    if rep.handed and rep.handed.reason:
-        return [f"<p>best.weights ({_e(rep.handed.weights)}): {_e(rep.handed.reason)}</p>"]
-    return []
 
 
-def _results(s: Section, level: int, handed: bool = True) -> list[str]:
+def _results(s: Section, level: int, with_handed: bool = True) -> list[str]:
     rep, h = s.report, f"h{level}"
     out = []
     if rep.best is not None:
-        rows = finalist_rows(rep.best)
+        rows = [(*row, spread(f.retimes_ms))
+                for row, f in zip(finalist_rows(rep.best), rep.best.finalists, strict=True)]
         out += [f"<{h}>Final re-timing</{h}>",
-                _table(FINALIST_HEADER, rows, best=lambda r: r[0].endswith(" (best/)"),
+                table(FINALIST_HEADER, rows, best=lambda r: r[0].endswith(" (best/)"),
                        verdict_column=4),
                 '<p class="note">Medians of interleaved re-timings on one device; each '
                 "is against beam search with the start weights, with a 95% bootstrap "
                 "interval: faster or slower only when the interval says so "
-                f"(docs/autotuning.md: how ratios read). {_e(verdict.TWO_TIMINGS)}</p>",
-                *(_handed(rep) if handed else [])]
+                f"(docs/autotuning.md: how ratios read). {escape(verdict.TWO_TIMINGS)}</p>",
+                *(handed(rep) if with_handed else [])]
     elif rep.rows:
         out.append('<p class="note">No final re-timing yet: it comes at the end of the '
                    "run.</p>")
@@ -194,37 +241,22 @@ def _results(s: Section, level: int, handed: bool = True) -> list[str]:
     for plot in s.plots:
         data = base64.b64encode(plot.read_bytes()).decode()
         out.append(f'<figure><img src="data:image/png;base64,{data}" '
-                   f'alt="{_e(plot.stem.replace("_", " "))}">'
-                   f'<figcaption class="caption">{_e(CAPTIONS.get(plot.stem, ""))}'
+                   f'alt="{escape(plot.stem.replace("_", " "))}">'
+                   f'<figcaption class="caption">{escape(CAPTIONS.get(plot.stem, ""))}'
                    "</figcaption></figure>")
     return out
 
 
-def _live(run: RunDir, rep: Report) -> str:
+def _live(run: RunDir, rep: Report, refresh_s: int | None = None) -> str:
     holder = run.holder()
     rounds = [r["round"] for r in rep.rounds]
     shown = f"rounds {rounds[0]}-{rounds[-1]}" if len(rounds) > 1 else (
         f"round {rounds[0]}" if rounds else "no round yet")
     if holder is None:
         return f'<p class="meta">The run is not running; this page shows {shown}.</p>'
-    return (f'<p class="live">In progress ({_e(holder)}): this page shows the committed '
-            f"{shown}; round {(rounds[-1] if rounds else 0) + 1} is under way. Make the "
-            "page again for more.</p>")
-
-
-def _table(header, rows, best=None, verdict_column: int | None = None) -> str:
-    head = "".join(f"<th>{_e(c)}</th>" for c in header)
-    lines = []
-    for row in rows:
-        cells = []
-        for i, c in enumerate(row):
-            cls = f' class="{c}"' if i == verdict_column and c in ("faster", "slower") else ""
-            cells.append(f"<td{cls}>{_e(c)}</td>")
-        mark = ' class="best"' if best is not None and best(row) else ""
-        lines.append(f"<tr{mark}>{''.join(cells)}</tr>")
-    return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>'
-            + "".join(lines) + "</tbody></table></div>")
-
-
-def _e(text: object) -> str:
-    return html.escape(str(text))
+    again = (f"Live: the page is rewritten after every committed round and reloads itself "
+             f"every {refresh_s} s." if refresh_s else
+             "Make the page again for more (or `farm report --html --watch`: live).")
+    return (f'<p class="live">In progress ({escape(holder)}): this page shows the committed '
+            f"{shown}; round {(rounds[-1] if rounds else 0) + 1} is under way. "
+            f"{escape(again)}</p>")

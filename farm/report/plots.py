@@ -9,6 +9,7 @@ points has no legend entry.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from pathlib import Path
 
@@ -16,19 +17,21 @@ from farm.candidate import OK
 from farm.report.output import pyplot, save_figure
 from farm.report.text import Report
 
-NAMES = ("best_so_far", "best_over_time", "runtimes_per_round", "ranking_accuracy")
+NAMES = ("best_so_far", "best_over_time", "runtimes_per_round", "ranking_accuracy",
+         "predicted_vs_measured")
 MARKERS = "os^Dv<>pPX*h"
 
 
 def write_plots(rep: Report, out_dir: Path) -> list[Path]:
     """PNG plots: best so far against samples (per planner) and against wall time,
-    runtimes per round, ranking accuracy (NAMES, in that order)."""
+    runtimes per round, ranking accuracy, predicted against measured (NAMES, in that
+    order)."""
     plt = pyplot()
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = sorted(rep.rows, key=lambda r: (r["round"], r["created_at"] or datetime.min,
                                            r["index"]))
     figures = (_best_so_far(plt, rows), _best_over_time(plt, rows),
-               _runtimes_per_round(plt, rep), _ranking(plt, rep))
+               _runtimes_per_round(plt, rep), _ranking(plt, rep), _predicted(plt, rows))
     return [save_figure(fig, out_dir / f"{name}.png")
             for name, fig in zip(NAMES, figures, strict=True)]
 
@@ -146,4 +149,40 @@ def _ranking(plt, rep: Report):
         ax.text(0.5, 0.5, "no round judged yet", ha="center", va="center",
                 transform=ax.transAxes)
     ax.grid(alpha=0.3)
+    return fig
+
+
+def _predicted(plt, rows: list[dict]):
+    """Each round's measured runtimes against the predictions of the weights that planned
+    the round (recorded at its commit), log-log, a colour per round with its rank
+    correlation: how well the model that chose the candidates knew them."""
+    from scipy.stats import spearmanr
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.6))
+    pts = [r for r in rows if r["status"] == OK and r.get("predicted") and r["predicted"] > 0]
+    rounds = sorted({r["round"] for r in pts})
+    cmap = plt.get_cmap("viridis")
+    for k, rnd in enumerate(rounds):
+        mine = [r for r in pts if r["round"] == rnd]
+        rho = float("nan")
+        if len(mine) > 2:
+            rho = spearmanr([r["predicted"] for r in mine],
+                            [r["runtime_ms"] for r in mine]).statistic
+        label = f"round {rnd}" + ("" if math.isnan(rho) else f" (rank corr. {rho:.2f})")
+        ax.scatter([r["predicted"] for r in mine], [r["runtime_ms"] for r in mine], s=14,
+                   alpha=0.75, marker=MARKERS[k % len(MARKERS)],
+                   color=cmap(k / max(1, len(rounds) - 1)),
+                   label=label if len(rounds) <= 12 or k in (0, len(rounds) - 1) else None)
+    if pts:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        _log_ticks(ax)
+        ax.legend(fontsize=7, ncol=2 if len(rounds) > 6 else 1)
+    else:
+        ax.text(0.5, 0.5, "no predictions recorded (rounds written before the farm recorded "
+                "them, or no schedule timed)", ha="center", va="center", wrap=True,
+                transform=ax.transAxes, fontsize=9)
+    ax.set(xlabel="predicted by the weights that planned the round (model units, log)",
+           ylabel="measured (ms, log)", title="predicted against measured")
+    ax.grid(alpha=0.3, which="major")
     return fig

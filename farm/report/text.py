@@ -224,19 +224,22 @@ def finalist_rows(best: RetimingRecord) -> list[tuple[str, str, str, str, str]]:
     return out
 
 
-def failure_rows(rows: list[dict]) -> list[tuple[str, str, str]]:
-    """The failed rows grouped by cause (farm.tuning.rows.cause; derived from the error for rows
-    written before the column): (cause, count, the first one's error in a line), the
-    commonest first."""
+def failure_groups(rows: list[dict]) -> list[tuple[str, list[dict]]]:
+    """The failed rows grouped by cause (farm.tuning.rows.cause; derived from the error for
+    rows written before the column), the commonest first."""
     groups: dict[str, list[dict]] = {}
     for row in rows:
         if row["status"] in (OK, DUPLICATE):
             continue
         key = row.get("cause") or cause(row["status"], row.get("error")) or row["status"]
         groups.setdefault(key, []).append(row)
-    ordered = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    return sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+
+
+def failure_rows(rows: list[dict]) -> list[tuple[str, str, str]]:
+    """failure_groups as (cause, count, the first one's error in a line)."""
     return [(key, str(len(members)), _one_line(members[0].get("error"), 100))
-            for key, members in ordered]
+            for key, members in failure_groups(rows)]
 
 
 DEVICE_HEADER = ("device", "timed", "timing time", "busy")
@@ -305,7 +308,7 @@ def _text(rep: Report) -> str:
                          f"{during}  {_verdict(f.vs_start)}{mark}")
         if any(f.round_ms is not None for f in rep.best.finalists):
             lines.append(verdict.TWO_TIMINGS)
-        lines += _comparisons(rep.best)
+        lines += comparisons(rep.best)
     if rep.handed and rep.handed.reason:
         lines.append(f"best.weights ({rep.handed.weights}): {rep.handed.reason}")
     return "\n".join(lines)
@@ -318,7 +321,9 @@ def _verdict(v: VerdictRecord | None) -> str:
     return verdict.wording(v.ratio, v.low, v.high, v.verdict)
 
 
-def _comparisons(best: RetimingRecord) -> list[str]:
+def comparisons(best: RetimingRecord) -> list[str]:
+    """The best schedule against the start weights' beam search and the manual schedule,
+    each in farm.stats.verdict's wording, a line each."""
     winner = best.finalist_labelled(best.finalist)
     ms = best.runtime_ms
     out = []
