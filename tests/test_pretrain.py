@@ -270,3 +270,20 @@ def test_leave_one_out_on_a_pre_training_points_to_evaluate_on(pretrain_of, tmp_
     with pytest.raises(BadInput, match="took part in"):
         evaluate.prepare_on(run, ["random:seed=1,stages=4,size=64"])
     assert evaluate.prepare_on(run, ["median3x3"]).names == ["median3x3"]
+
+
+def test_a_pre_trainings_report_draws_the_model_not_each_pipeline(pretrain_of, tmp_path):
+    from farm.report.page import write_page
+    from farm.report.plots import CAMPAIGN_NAMES
+    from farm.workflows.reports import report
+
+    run = tmp_path / "pt"
+    pretrain_of(run, pipelines=4)
+    page = write_page(run, tmp_path / "page.html").read_text()
+    assert "<title>farm report: pre-training on random" in page and ", 4 pipelines on " in page
+    assert "<h2>Pipeline " not in page and "--pipeline NAME --html" in page
+    assert page.count("<img ") == len(CAMPAIGN_NAMES)  # the model's plots only
+    assert "Candidates per round" not in page  # a pre-training allocates nothing
+    (out,) = report(run, out=tmp_path / "report")
+    assert [(p, [i.name for i in images]) for p, images in out.plots] == [
+        ("", [f"{n}.png" for n in CAMPAIGN_NAMES])]

@@ -27,8 +27,9 @@ def fmt(value, spec: str) -> str:
 
 
 def table(header, rows, best=None, verdict_column: int | None = None,
-          text_column: int | None = None) -> str:
-    """An HTML table in a box that scrolls; `text_column` holds sentences (left, wrapped)."""
+          text_column: int | None = None, tall: bool = False) -> str:
+    """An HTML table in a box that scrolls; `text_column` holds sentences (left, wrapped);
+    a `tall` one's box also scrolls down, under its header, past 28 lines or so."""
     head = "".join(f'<th{TEXT_CLASS if i == text_column else ""}>{escape(c)}</th>'
                    for i, c in enumerate(header))
     lines = []
@@ -40,7 +41,8 @@ def table(header, rows, best=None, verdict_column: int | None = None,
             cells.append(f"<td{cls}>{escape(c)}</td>")
         mark = ' class="best"' if best is not None and best(row) else ""
         lines.append(f"<tr{mark}>{''.join(cells)}</tr>")
-    return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>'
+    box = "scroll tall" if tall else "scroll"
+    return (f'<div class="{box}"><table><thead><tr>{head}</tr></thead><tbody>'
             + "".join(lines) + "</tbody></table></div>")
 
 

@@ -42,12 +42,14 @@ from farm.report.sections import (
     time_spent,
 )
 from farm.report.text import (
+    MAX_PIPELINE_SECTIONS,
     PIPELINE_HEADER,
     ROUND_HEADER,
     Report,
     build_report,
     finalist_rows,
     pipeline_rows,
+    pipeline_sections,
     round_rows,
 )
 from farm.stats import verdict
@@ -71,6 +73,7 @@ CAPTIONS = {
                         "best candidate trained on the earlier rounds, and the trainer's own "
                         "figure on its training data. 0.5 is chance.",
 }
+TITLE_NAMES = 6  # pipelines a title names; a bigger campaign's says how many
 PAGE_LIMIT = 4_900_000  # bytes: a page stays under 5 MB, to mail and to open on a phone
 FINALIST_HEADER = ("finalist", "median ms", "ms timed during its round",
                    "vs start weights' beam search, 95% interval", "verdict",
@@ -101,7 +104,8 @@ figure { margin: 12px 0 20px; } figure img { max-width: 100%; height: auto; disp
 code, pre { font: 0.86em/1.4 ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; }
 pre { overflow: auto; max-height: 24em; background: #f6f8fa; padding: 6px 8px;
       border-radius: 4px; }
-.samples .scroll { max-height: 28em; overflow: auto; }
+.samples .scroll, .scroll.tall { max-height: 28em; overflow: auto; }
+.scroll.tall thead th { position: sticky; top: 0; }
 .samples thead th { position: sticky; top: 0; cursor: pointer; }
 .samples th[data-sorted="up"]::after { content: " \\25B2"; }
 .samples th[data-sorted="down"]::after { content: " \\25BC"; }
@@ -146,10 +150,10 @@ def _section(run_dir: Path, pipeline: str | None, scratch: Path) -> Section:
     rep = build_report(run_dir, pipeline)
     cls = rep.manifest.device_class or "unknown class"
     section = Section(cls, rep, write_plots(rep, scratch))
-    if rep.manifest.campaign and not pipeline:
-        for i, p in enumerate(rep.manifest.pipelines):
-            part = build_report(run_dir, p.name)
-            section.parts.append(Section(p.name, part, write_plots(part, scratch / str(i))))
+    if not pipeline:
+        for i, name in enumerate(pipeline_sections(rep.manifest)):
+            part = build_report(run_dir, name)
+            section.parts.append(Section(name, part, write_plots(part, scratch / str(i))))
     return section
 
 
@@ -165,7 +169,13 @@ def page_title(sections: list[Section]) -> str:
         names = [sections[0].report.pipeline]
     classes = ", ".join(s.heading for s in sections)
     runs = ", ".join(s.report.manifest.run_id for s in sections)
-    what = names[0] if len(names) == 1 else f"campaign of {', '.join(names)}"
+    m = sections[0].report.manifest
+    if m.pretraining and not sections[0].report.pipeline:
+        what = f"pre-training on {m.benchmark}, {len(names)} pipelines"
+    elif len(names) > TITLE_NAMES:
+        what = f"campaign of {len(names)} pipelines ({', '.join(names[:TITLE_NAMES])}, ...)"
+    else:
+        what = names[0] if len(names) == 1 else f"campaign of {', '.join(names)}"
     return f"farm report: {what} on {classes}, run {runs}"
 
 
@@ -189,20 +199,26 @@ def _run(s: Section, level: int, refresh_s: int | None = None,
          budget: int = SCHEDULE_BUDGET) -> list[str]:
     rep, h = s.report, f"h{level}"
     out = [_live(rep.run, rep, refresh_s), *found(rep, [p.report for p in s.parts], h)]
-    if s.parts:
-        out += [f"<{h}>Pipelines</{h}>",
-                table(PIPELINE_HEADER, pipeline_rows(rep.run, rep.manifest, rep.rows)),
-                '<p class="note">best/NAME/ holds each pipeline\'s best schedule; its '
-                "rounds and final re-timing follow below.</p>", *allocation(rep, h)]
+    if not (rep.manifest.campaign and not rep.pipeline):
         out += _rounds(rep, h) + decisions(rep, h) + failures(rep, h) + time_spent(rep, h)
-        sub = f"h{level + 1}"
-        for part in s.parts:  # its own rounds, failures, re-timing and plots; one model:
-            out.append(f"<{h}>Pipeline {escape(part.heading)}</{h}>")  # decided above
-            out += _rounds(part.report, sub, note=False) + failures(part.report, sub)
-            out += _results(part, level + 1, with_handed=False)
-        return out + samples(rep, h, budget)
+        return out + _results(s, level) + samples(rep, h, budget)
+    many = len(rep.manifest.pipelines) - len(s.parts)
+    out += [f"<{h}>Pipelines</{h}>",
+            table(PIPELINE_HEADER, pipeline_rows(rep.run, rep.manifest, rep.rows), tall=True),
+            '<p class="note">best/NAME/ holds each pipeline\'s best schedule' + (
+                "; its rounds and final re-timing follow below.</p>" if not many else
+                f". Sections per pipeline are drawn for campaigns of at most "
+                f"{MAX_PIPELINE_SECTIONS} pipelines (and not for a pre-training): "
+                "<code>farm report RUN_DIR --pipeline NAME --html</code> shows one.</p>"),
+            *allocation(rep, h)]
     out += _rounds(rep, h) + decisions(rep, h) + failures(rep, h) + time_spent(rep, h)
-    return out + _results(s, level) + samples(rep, h, budget)
+    out += _plots(s, h)  # the model's, over every pipeline
+    sub = f"h{level + 1}"
+    for part in s.parts:  # its own rounds, failures, re-timing and plots; one model:
+        out.append(f"<{h}>Pipeline {escape(part.heading)}</{h}>")  # decided above
+        out += _rounds(part.report, sub, note=False) + failures(part.report, sub)
+        out += _results(part, level + 1, with_handed=False)
+    return out + samples(rep, h, budget)
 
 
 def _rounds(rep: Report, h: str, note: bool = True) -> list[str]:
@@ -236,8 +252,11 @@ def _results(s: Section, level: int, with_handed: bool = True) -> list[str]:
     elif rep.rows:
         out.append('<p class="note">No final re-timing yet: it comes at the end of the '
                    "run.</p>")
-    if s.plots:
-        out.append(f"<{h}>Plots</{h}>")
+    return out + _plots(s, h)
+
+
+def _plots(s: Section, h: str) -> list[str]:
+    out = [f"<{h}>Plots</{h}>"] if s.plots else []
     for plot in s.plots:
         data = base64.b64encode(plot.read_bytes()).decode()
         out.append(f'<figure><img src="data:image/png;base64,{data}" '

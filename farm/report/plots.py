@@ -19,21 +19,26 @@ from farm.report.text import Report
 
 NAMES = ("best_so_far", "best_over_time", "runtimes_per_round", "ranking_accuracy",
          "predicted_vs_measured")
+# a whole campaign's: its pipelines' runtimes do not share a scale, the model's figures do
+CAMPAIGN_NAMES = ("ranking_accuracy", "predicted_vs_measured")
 MARKERS = "os^Dv<>pPX*h"
 
 
 def write_plots(rep: Report, out_dir: Path) -> list[Path]:
     """PNG plots: best so far against samples (per planner) and against wall time,
     runtimes per round, ranking accuracy, predicted against measured (NAMES, in that
-    order)."""
+    order); of a whole campaign, CAMPAIGN_NAMES only."""
     plt = pyplot()
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = sorted(rep.rows, key=lambda r: (r["round"], r["created_at"] or datetime.min,
                                            r["index"]))
-    figures = (_best_so_far(plt, rows), _best_over_time(plt, rows),
-               _runtimes_per_round(plt, rep), _ranking(plt, rep), _predicted(plt, rows))
-    return [save_figure(fig, out_dir / f"{name}.png")
-            for name, fig in zip(NAMES, figures, strict=True)]
+    draw = {"best_so_far": lambda: _best_so_far(plt, rows),
+            "best_over_time": lambda: _best_over_time(plt, rows),
+            "runtimes_per_round": lambda: _runtimes_per_round(plt, rep),
+            "ranking_accuracy": lambda: _ranking(plt, rep),
+            "predicted_vs_measured": lambda: _predicted(plt, rows)}
+    names = CAMPAIGN_NAMES if rep.manifest.campaign and not rep.pipeline else NAMES
+    return [save_figure(draw[name](), out_dir / f"{name}.png") for name in names]
 
 
 def _steps(rows: list[dict], planner: str | None = None) -> tuple[list[int], list[float]]:

@@ -31,7 +31,10 @@ def handed(rep: Report) -> list[str]:
 
 
 def allocation(rep: Report, h: str) -> list[str]:
-    """A campaign's candidates per round and pipeline, and the last round's reasons."""
+    """A campaign's candidates per round and pipeline, and the last round's reasons (not a
+    pre-training's: each of its pipelines is one round's)."""
+    if rep.manifest.pretraining:
+        return []
     split = allocation_rows(rep.run, rep.manifest, rep.rows)
     if not split:
         return []
@@ -49,7 +52,8 @@ def found(rep: Report, parts: Sequence[Report], h: str) -> list[str]:
     commands that use them; the run's command lines, settings and devices."""
     run, m = rep.run, rep.manifest
     out = [f"<{h}>What was found</{h}>", '<div class="found">']
-    timed = [p for p in (parts or [rep]) if p.best is not None]
+    whole = m.campaign and not rep.pipeline  # a campaign's bests are its pipelines'
+    timed = [p for p in (parts if whole else [rep]) if p.best is not None]
     for part in timed:
         best, scope = part.best, part.pipeline
         assert best is not None
@@ -63,7 +67,9 @@ def found(rep: Report, parts: Sequence[Report], h: str) -> list[str]:
                        f"{best.runtime_ms:.3f} ms)"
                        f"</summary><pre>{escape(path.read_text(errors='replace'))}</pre>"
                        "</details>")
-    if not timed:
+    if whole and not parts:
+        out.append('<p class="note">Each pipeline\'s best: the table of pipelines below.</p>')
+    elif not timed:
         out.append('<p class="note">No best schedule yet: the final re-timing comes at the '
                    "end of the run.</p>")
     weights_path = run.best_weights
@@ -76,12 +82,17 @@ def found(rep: Report, parts: Sequence[Report], h: str) -> list[str]:
                         "make them the current model of their class (every new run without "
                         "--weights then starts from them):")]
     invocations = [i for i in m.invocations if isinstance(i, dict)]  # the manifest is data
+    lines = []
     for n, inv in enumerate(invocations, 1):
         argv = list_or_empty(inv.get("argv"))
         line = shlex.join(["farm", *[str(a) for a in argv[1:]]])
-        out.append(f'<p class="meta">command{f" {n}" if len(invocations) > 1 else ""}'
-                   f" ({escape(inv.get('at', '?'))}, in {escape(inv.get('cwd', '?'))}):</p>"
-                   f"<pre>{escape(line)}</pre>")
+        lines.append(f'<p class="meta">command{f" {n}" if len(invocations) > 1 else ""}'
+                     f" ({escape(inv.get('at', '?'))}, in {escape(inv.get('cwd', '?'))}):"
+                     f"</p><pre>{escape(line)}</pre>")
+    out += lines[:1]
+    if len(lines) > 1:  # the resumes
+        out.append(f"<details><summary>{len(lines) - 1} more (resumes)</summary>"
+                   + "".join(lines[1:]) + "</details>")
     out.append(f'<p class="meta">target {escape(m.target)}; device class '
                f'{escape(m.device_class or "-")}; batch {escape(m.batch_size)}, parallelism '
                f"{escape(m.parallelism)}, allocation {escape(m.allocation)}; start weights "

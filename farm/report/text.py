@@ -123,6 +123,19 @@ def build_report(run_dir: str | Path, pipeline: str | None = None) -> Report:
     return report
 
 
+MAX_PIPELINE_SECTIONS = 12  # a campaign's pipelines drawn one by one, at most
+
+
+def pipeline_sections(manifest: Manifest) -> list[str]:
+    """The pipelines of a campaign that get plots and a page section of their own: every
+    one, in a campaign of at most MAX_PIPELINE_SECTIONS; none in a pre-training (each of
+    its pipelines is one round's) or a bigger campaign, where `--pipeline NAME` shows one."""
+    if not manifest.campaign or manifest.pretraining or \
+            len(manifest.pipelines) > MAX_PIPELINE_SECTIONS:
+        return []
+    return [p.name for p in manifest.pipelines]
+
+
 PIPELINE_HEADER = ("pipeline", "since round", "samples", "ok", "distinct", "best sample ms",
                    "final best ms", "vs start weights' beam")
 

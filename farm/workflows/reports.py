@@ -24,9 +24,10 @@ def report(run_dir: str | Path, pipeline: str | None = None,
            out: str | Path | None = None) -> Iterator[ReportOutput]:
     """`farm report RUN_DIR`: per device class's run (the run itself when it has one
     class), its text and its plots, written to `out` (default RUN_DIR/report; with several
-    classes OUT/CLASS), a campaign's per pipeline in OUT/PIPELINE."""
+    classes OUT/CLASS), a campaign's own and per pipeline in OUT/PIPELINE
+    (farm.report.text.pipeline_sections)."""
     from farm.report.plots import write_plots
-    from farm.report.text import build_report
+    from farm.report.text import build_report, pipeline_sections
     from farm.store.rundir import class_dirs
 
     dirs = class_dirs(run_dir) or [Path(run_dir)]
@@ -36,9 +37,9 @@ def report(run_dir: str | Path, pipeline: str | None = None,
         if len(dirs) > 1 and out:
             folder = _inside(folder, run.name)
         parts = [(text, folder)]
-        if text.manifest.campaign and not pipeline:
-            parts = [(build_report(run, p.name), _inside(folder, p.name))
-                     for p in text.manifest.pipelines]
+        if not pipeline:  # a campaign's own plots, then each pipeline's
+            parts += [(build_report(run, name), _inside(folder, name))
+                      for name in pipeline_sections(text.manifest)]
         plots = [(part.pipeline or "", write_plots(part, where)) for part, where in parts]
         yield ReportOutput(run, text.text, plots)
 
