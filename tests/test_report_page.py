@@ -392,7 +392,14 @@ window.addEventListener("load", () => {
   r.chosen = box.querySelectorAll("tr.chosen").length;
   filter.value = "nothing-matches-this"; filter.dispatchEvent(new Event("input"));
   r.none = body().length;
-  document.getElementById("farm-check").textContent = JSON.stringify(r);
+  const copy = document.querySelector("button.copy");
+  copy.click();
+  r.selected = getSelection().toString();
+  r.command = document.getElementById(copy.dataset.copy).textContent;
+  setTimeout(() => {  // the clipboard answers later
+    r.button = copy.textContent;
+    document.getElementById("farm-check").textContent = JSON.stringify(r);
+  }, 500);
 });
 </script><pre id="farm-check"></pre>"""
 
@@ -417,6 +424,9 @@ def test_the_samples_table_sorts_filters_and_shows_a_schedule_in_chromium(page, 
     slowest = max(ok, key=lambda x: x["runtime_ms"])
     assert r["text"] == slowest["schedule_source"] and r["chosen"] == 1
     assert r["none"] == 0
+    # the copy button selects its command (and copies it, where the browser lets it)
+    assert r["selected"] == r["command"] and r["command"].startswith("farm run dilate3x3 ")
+    assert r["button"] in ("copied", "selected: Ctrl-C copies it")
 
 
 @pytest.fixture(scope="module")

@@ -303,6 +303,12 @@ def test_two_device_classes_train_two_models_on_their_own_rows(baseline, tmp_pat
     assert all(d.name in title for d in dirs)
     assert page.count("<h2>Device class ") == 2
     assert page.count("<h3>Pipeline median3x3</h3>") == 2
+    # and a summary table across the classes, a row each, before their sections
+    summary = page.split("<h2>Device classes</h2>")[1].split("<h2>Device class ")[0]
+    for d in dirs:
+        m = RunDir(d).read_manifest()
+        assert (f"<td>{d.name}</td><td>{m.run_id}</td><td>2</td><td>2</td><td>16</td>"
+                in summary.replace("&#x27;", "'")), summary
 
 
 def test_a_resume_one_class_refuses_changes_no_class(baseline, tmp_path):

@@ -184,6 +184,9 @@ def _page(root: Path, sections: list[Section], refresh_s: int | None = None,
     title = page_title(sections)
     live = refresh_s if any(s.report.run.holder() for s in sections) else None
     body = [f"<h1>{escape(title)}</h1>", f'<p class="meta">{escape(str(root.resolve()))}</p>']
+    if len(sections) > 1:
+        body += ["<h2>Device classes</h2>", table(CLASS_HEADER, _class_rows(sections),
+                                                  text_column=6)]
     for s in sections:
         if len(sections) > 1:
             body.append(f"<h2>Device class {escape(s.heading)}</h2>")
@@ -193,6 +196,23 @@ def _page(root: Path, sections: list[Section], refresh_s: int | None = None,
             f'<meta name="viewport" content="width=device-width, initial-scale=1">\n{reload}'
             f"<title>{escape(title)}</title>\n<style>{STYLE}</style></head>\n<body>\n"
             + "\n".join(body) + f"\n<script>{SCRIPT}</script>\n</body></html>\n")
+
+
+CLASS_HEADER = ("device class", "run", "pipelines", "rounds", "samples", "ok",
+                "weights handed over")
+
+
+def _class_rows(sections: list[Section]) -> list[tuple[str, ...]]:
+    """A run of several device classes: a row per class, one model each."""
+    rows: list[tuple[str, ...]] = []
+    for s in sections:
+        rep = s.report
+        ok = sum(r["status"] == "ok" for r in rep.rows)
+        handed = (f"{rep.handed.weights}: {rep.handed.reason}" if rep.handed
+                  else "none yet")
+        rows.append((s.heading, rep.manifest.run_id, str(len(rep.manifest.pipelines)),
+                     str(len(rep.rounds)), str(len(rep.rows)), str(ok), handed))
+    return rows
 
 
 def _run(s: Section, level: int, refresh_s: int | None = None,

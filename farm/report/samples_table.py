@@ -152,15 +152,18 @@ document.querySelectorAll(".samples").forEach(box => {
   draw();
 });
 document.querySelectorAll("button.copy").forEach(b => b.addEventListener("click", () => {
-  const text = document.getElementById(b.dataset.copy).textContent;
-  const done = () => { b.textContent = "copied"; };
+  // select the command first: whatever the browser allows, Ctrl-C copies it then
+  const code = document.getElementById(b.dataset.copy);
+  const range = document.createRange();
+  range.selectNodeContents(code);
+  getSelection().removeAllRanges(); getSelection().addRange(range);
+  const old = () => document.execCommand && document.execCommand("copy");
+  const said = ok => { b.textContent = ok ? "copied" : "selected: Ctrl-C copies it"; };
   if (navigator.clipboard && window.isSecureContext) {
-    navigator.clipboard.writeText(text).then(done);
-  } else {  // a file: page in some browsers: select it, and copy the old way
-    const range = document.createRange();
-    range.selectNodeContents(document.getElementById(b.dataset.copy));
-    getSelection().removeAllRanges(); getSelection().addRange(range);
-    if (document.execCommand("copy")) done();
+    navigator.clipboard.writeText(code.textContent).then(() => said(true),
+                                                         () => said(old()));
+  } else {
+    said(old());
   }
 }));
 """

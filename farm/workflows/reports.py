@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from farm.errors import FarmError
 from farm.store.rundir import RunDir, class_dirs
 
 
@@ -28,7 +29,6 @@ def report(run_dir: str | Path, pipeline: str | None = None,
     (farm.report.text.pipeline_sections)."""
     from farm.report.plots import write_plots
     from farm.report.text import build_report, pipeline_sections
-    from farm.store.rundir import class_dirs
 
     dirs = class_dirs(run_dir) or [Path(run_dir)]
     for run in dirs:
@@ -81,8 +81,13 @@ def watch_page(run_dir: str | Path, pipeline: str | None = None,
     while live():
         now = tuple(tuple(r.samples.committed_rounds()) for r in runs())
         if now != seen and all(r.read_manifest() is not None for r in runs()):
-            with gate.compiling():
-                page = report_page(run_dir, pipeline, out, refresh_s)
+            try:
+                with gate.compiling():
+                    page = report_page(run_dir, pipeline, out, refresh_s)
+            except FarmError as e:  # e.g. a round file replaced as it was read: next time
+                progress(f"warning: the page was not rewritten: {e}")
+                time.sleep(poll_s)
+                continue
             progress(f"page:  {page} (live: rewritten after every committed round, reloads "
                      f"itself every {refresh_s} s)" if seen is None else
                      f"page rewritten: rounds {', '.join(str(max(c, default=0)) for c in now)}"
