@@ -103,13 +103,15 @@ def _best_over_time(plt, rows: list[dict]):
     return fig
 
 
-def _log_ticks(ax) -> None:
-    """Ticks at 1, 2 and 5 of each decade, as plain numbers (0.2, 0.5, 1, 2, ...)."""
+def _log_ticks(ax, axes: str = "y") -> None:
+    """Ticks at 1, 2 and 5 of each decade, as plain numbers (0.2, 0.5, 1, 2, ...), on the
+    y axis (and the x axis with axes="xy"); no minor labels to overlap them."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.yaxis.set_minor_formatter(NullFormatter())
+    for axis in [ax.yaxis, ax.xaxis][:len(axes)]:
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=15))
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        axis.set_minor_formatter(NullFormatter())
 
 
 def _runtimes_per_round(plt, rep: Report):
@@ -181,7 +183,7 @@ def _predicted(plt, rows: list[dict]):
     if pts:
         ax.set_xscale("log")
         ax.set_yscale("log")
-        _log_ticks(ax)
+        _log_ticks(ax, "xy")
         ax.legend(fontsize=7, ncol=2 if len(rounds) > 6 else 1)
     else:
         ax.text(0.5, 0.5, "no predictions recorded (rounds written before the farm recorded "
