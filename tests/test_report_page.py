@@ -340,6 +340,13 @@ def test_watch_needs_html(page, capsys):
     assert_user_error(farm_here(capsys, "report", run, "--watch"), "--watch", "--html")
 
 
+def test_the_commands_state_the_library_reload_period():
+    from farm.commands import autotune, report
+    from farm.workflows.reports import REFRESH_S
+
+    assert report.DEFAULT_REFRESH_S == autotune.DEFAULT_REFRESH_S == REFRESH_S
+
+
 def test_watch_rewrites_a_live_page_that_reloads_itself_until_the_run_stops(page, tmp_path):
     import threading
     import time

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from farm.commands import options
+from farm.commands.report import DEFAULT_REFRESH_S
 
 EPILOG = """how do I tune longer?
   --rounds is the total number of rounds RUN_DIR should hold. Rerun the same command
@@ -31,7 +32,6 @@ into RUN_DIR/classes/CLASS/. Overnight on a farm: `farm autotune all --budget 10
 1000 --out RUN_DIR --address auto`; rerun it to go on."""
 
 
-DEFAULT_REFRESH_S = 30  # farm.commands.report's (--html's reload period)
 WATCH_START_S = 600  # how long --html's watcher waits for the run to start (Ray, devices)
 
 

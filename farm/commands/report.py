@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from farm.commands import options
 
-DEFAULT_REFRESH_S = 30
+DEFAULT_REFRESH_S = 30  # farm.workflows.reports.REFRESH_S (a test keeps them equal)
 
 
 def add_parser(sub) -> None:

@@ -112,7 +112,7 @@ def decisions(rep: Report, h: str) -> list[str]:
     update's figures on the round's held-out schedules."""
     rows, details = [], []
     for r in rep.rounds:
-        record = rep.run.read_round(r["round"])
+        record = r["record"]
         acc = record.acceptance if record else None
         check = record.beam_check if record else None
         words = []
@@ -225,7 +225,7 @@ def time_spent(rep: Report, h: str) -> list[str]:
     devices' timing, and the retraining."""
     rows = []
     for r in rep.rounds:
-        record = rep.run.read_round(r["round"])
+        record = r["record"]
         if record is None:
             continue
         compile_s = record.autoschedule_s + record.codegen_s + record.link_s

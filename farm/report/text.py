@@ -109,6 +109,7 @@ def build_report(run_dir: str | Path, pipeline: str | None = None) -> Report:
             "beam_ms": ((record.pipelines or {}).get(pipeline, {}).get("beam_ms") if pipeline
                         else record.beam_ms) if record else None,
             "wall_s": record.wall_s if record else None,
+            "record": record,  # the page's decisions and times read it
             "held_out": cands[0].accuracy if cands else None,
             "best_candidate": top.accuracy if top else None,
             "provisional": acc.accepted if acc is not None and acc.switched else None,

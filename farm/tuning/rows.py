@@ -78,7 +78,6 @@ def outcome_row(manifest: Manifest, round_no: int, o: Outcome,
         "cause": cause(o.status, o.error),
         "timing_started_at": _utc(m.timing_started_at if m else None),
         "timing_ended_at": _utc(m.timing_ended_at if m else None),
-        "predicted": None,  # with_predictions, once the round's rows are all here
     }
     if o.status == OK and not (runtime_ms and runtime_ms > 0):
         raise AssertionError(f"an ok sample without a positive runtime: {row['sample_id']}")
@@ -97,6 +96,7 @@ def with_predictions(rows: list[dict], planner: Weights) -> str | None:
     why, in the returned line; the round goes on."""
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
+        row["predicted"] = None  # a row without a featurization has none
         if row["featurization"]:
             groups.setdefault((row["pipeline_id"], row["parallelism"]), []).append(row)
     try:

@@ -11,6 +11,8 @@ from pathlib import Path
 from farm.errors import FarmError
 from farm.store.rundir import RunDir, class_dirs
 
+REFRESH_S = 30  # how often a live page reloads itself, by default
+
 
 @dataclass(frozen=True)
 class ReportOutput:
@@ -56,7 +58,7 @@ def report_page(run_dir: str | Path, pipeline: str | None = None,
 
 
 def watch_page(run_dir: str | Path, pipeline: str | None = None,
-               out: str | Path | None = None, refresh_s: int = 30,
+               out: str | Path | None = None, refresh_s: int = REFRESH_S,
                progress: Callable[[str], None] = print, poll_s: float = 2.0,
                wait_start_s: float = 0.0) -> Path:
     """`farm report RUN_DIR --html --watch`: rewrite the page after every committed round
