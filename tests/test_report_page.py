@@ -378,6 +378,56 @@ def test_watch_rewrites_a_live_page_that_reloads_itself_until_the_run_stops(page
     assert "without reload" in said[-1]
 
 
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it: "
+                    "apt install chromium)")
+def test_an_open_live_page_reloads_itself_until_the_run_stops(page, tmp_path):
+    """Served over HTTP, as a shared folder's page is: Chromium fetches the live page again by
+    itself, each time as rewritten after one more round, until the page the watcher writes
+    when the run stops, which does not reload."""
+    import http.server
+    import threading
+
+    from farm.store.rundir import RunDir
+
+    run, final = page
+    held = RunDir(run)
+    held.open()
+    try:
+        live = write_page(run, tmp_path / "live.html", refresh_s=1).read_text()
+    finally:
+        held.close()
+    assert '<meta http-equiv="refresh" content="1">' in live
+    versions = [live.replace("<body>", f'<body><p id="version">{n}</p>', 1) for n in (1, 2)]
+    versions.append(final.read_text().replace("<body>", '<body><p id="version">3</p>', 1))
+    served: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path != "/index.html":
+                self.send_error(404)
+                return
+            served.append(self.path)
+            data = versions[min(len(served), len(versions)) - 1].encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        dom = _chromium(f"http://127.0.0.1:{server.server_port}/index.html", 1280, tmp_path,
+                        "--dump-dom")
+    finally:
+        server.shutdown()
+    assert len(served) == len(versions), served  # reloaded twice, then stopped reloading
+    assert '<p id="version">3</p>' in dom and "The run is not running" in dom
+
+
 SORT_AND_FILTER = """<script>
 window.addEventListener("load", () => {
   const box = document.querySelector(".samples");
