@@ -5,11 +5,13 @@ before it; with the round's acceptance and beam check.
 With --offline it also trains models afresh from the run's start weights on the first N of
 its pipelines (N doubling), with several recipes, and ranks the last --held-out pipelines
 (none of them trained on) with each: how the held-out rank grows with the pipelines seen,
-whatever the acceptance decided during the run. Training is work on the CPU: pause any
-timing first.
+whatever the acceptance decided during the run. --save DIR keeps each such model's weights
+(`offline-N-STEPS-RATE.weights`), to judge on real pipelines with `farm evaluate PRETRAIN_DIR
+--on ... --judge FILE`. Training is work on the CPU: pause any timing first.
 
     python tests/perf/pretrain_curve.py PRETRAIN_DIR [--png curve.png]
         [--offline] [--held-out 32] [--steps 32,128,512] [--rates 1e-4,1e-3]
+        [--sizes 8,16,...] [--save DIR]
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from farm.store.samples import TRAIN_COLUMNS
 from farm.workflows.pretrain import curve, seed_of
 
 
-def offline(run: RunDir, held_out: int, steps: list[int], rates: list[float]) -> None:
+def offline(run: RunDir, held_out: int, steps: list[int], rates: list[float],
+            sizes: list[int] | None = None, save: Path | None = None) -> None:
     m = run.read_manifest()
     assert m is not None, f"{run.path} is not a run directory"
     names = sorted((p.name for p in m.all_pipelines()), key=lambda n: seed_of(n) or 0)
@@ -44,8 +47,7 @@ def offline(run: RunDir, held_out: int, steps: list[int], rates: list[float]) ->
     print(f"\noffline: held out the last {len(held)} pipelines ({evidence.n_pairs} clear "
           f"pairs); the start weights rank {base:.3f} of them right")
     print("pipelines trained on  rate     steps  held-out rank  vs start")
-    n = 8
-    while n <= len(pool):
+    for n in sizes or doubling(len(pool)):
         rows = costmodel.capped(table.filter(pc.is_in(
             table["benchmark"], value_set=pa.array(pool[:n], pa.string()))))
         for rate in rates:
@@ -57,7 +59,18 @@ def offline(run: RunDir, held_out: int, steps: list[int], rates: list[float]) ->
                 acc = evidence.accuracy(evidence.concordant(result.weights, m.parallelism))
                 print(f"{n:20d}  {rate:<7g}  {k:5d}  {acc:13.3f}  {acc - base:+.3f}",
                       flush=True)
-        n = len(pool) if n < len(pool) < 2 * n else 2 * n
+                if save:
+                    save.mkdir(parents=True, exist_ok=True)
+                    weights.write(result.weights, save / f"offline-{n}-{k}-{rate:g}.weights")
+
+
+def doubling(most: int) -> list[int]:
+    """8, 16, 32, ... and then `most`."""
+    sizes, n = [], 8
+    while n <= most:
+        sizes.append(n)
+        n = most if n < most < 2 * n else 2 * n
+    return sizes
 
 
 def main() -> None:
@@ -68,6 +81,8 @@ def main() -> None:
     parser.add_argument("--held-out", type=int, default=32)
     parser.add_argument("--steps", default="32,128,512")
     parser.add_argument("--rates", default="1e-4,1e-3")
+    parser.add_argument("--sizes", help="pipelines trained on, e.g. 64,224 (default: doubling)")
+    parser.add_argument("--save", type=Path, help="keep the offline models' weights here")
     args = parser.parse_args()
     run = RunDir(args.run_dir)
     points = curve(run)
@@ -89,7 +104,8 @@ def main() -> None:
         print(save_figure(fig, args.png))
     if args.offline:
         offline(run, args.held_out, [int(x) for x in args.steps.split(",")],
-                [float(x) for x in args.rates.split(",")])
+                [float(x) for x in args.rates.split(",")],
+                [int(x) for x in args.sizes.split(",")] if args.sizes else None, args.save)
 
 
 if __name__ == "__main__":
