@@ -129,3 +129,19 @@ def test_the_report_compares_with_the_manual_schedule_with_an_interval_and_label
     assert rows[0] == ("sample r1-c3 (best/)", "0.200", "0.232 (round 1)",
                        vs_start.describe(), "faster")
     assert rows[2][2:] == ("-", "-", "-")  # the manual schedule: not a sample, no verdict
+
+
+def test_what_was_found_says_a_verdict_without_a_ratio_and_its_re_timings():
+    from farm.report.text import comparisons
+    from farm.store.records import START_LABEL, FinalistRecord, RetimingRecord, VerdictRecord
+
+    few = VerdictRecord(pairs=2, verdict="unmeasured")
+    best = RetimingRecord("dilate3x3", 0.25, "sample-1", finalists=[
+        FinalistRecord("sample-1", 0.25, [0.25, 0.26], vs_start=few),
+        FinalistRecord(START_LABEL, 1.05, [1.05, 1.04])])
+    assert comparisons(best) == [
+        "best schedule 0.250 ms vs beam-32 with the start weights 1.050 ms: "
+        "unmeasured (2 paired re-timings)"]
+    timed = VerdictRecord(ratio=0.5, low=0.4, high=0.6, pairs=10, verdict="faster")
+    best.finalists[0] = FinalistRecord("sample-1", 0.25, [0.25] * 10, vs_start=timed)
+    assert comparisons(best)[0].endswith(": 2.00x faster [1.67, 2.50]")

@@ -344,8 +344,10 @@ def comparisons(best: RetimingRecord) -> list[str]:
     start = best.finalist_labelled(START_LABEL)
     if start and start.median_ms:
         v = winner.vs_start if winner else None
+        # a verdict without a ratio (too few re-timings) still says so, with its count
+        said = verdict.wording(v.ratio, v.low, v.high, v.verdict, v.pairs) if v else "the same"
         out.append(f"best schedule {ms:.3f} ms vs beam-32 with the start weights "
-                   f"{start.median_ms:.3f} ms: " + (_verdict(v) if v else "the same"))
+                   f"{start.median_ms:.3f} ms: {said}")
     manual = best.finalist_labelled(MANUAL_LABEL)
     if manual and manual.median_ms:
         # the winner's and the manual schedule's re-timings are paired by re-timing round
