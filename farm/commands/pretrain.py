@@ -39,11 +39,7 @@ def add_parser(sub) -> None:
         description="Pre-train Adams2019's cost model for a device class: each round draws "
         "new pipelines from --generator (seed by seed), compiles --per-pipeline candidates "
         "of each (beam search and random probes), times them on the devices and trains one "
-        "model per device class on every round so far. At the end it trains final models "
-        "on every pipeline, judges them and the last accepted weights by beam search on "
-        "--beam-checked new pipelines, and hands over the best that is faster than the "
-        "start weights once as many other new pipelines confirm it (else the start "
-        "weights).",
+        "model per device class on every round so far.",
         epilog=EPILOG)
     options.add_out(p, "DIR", required=True, help="the pre-training's run directory "
                     "(created, or resumed when it exists)")
@@ -58,8 +54,7 @@ def add_parser(sub) -> None:
                    "e.g. random:stages=12, path/to/gen.py:name or a C++ generator folder "
                    "(default: random; random:types=int for a Hexagon target)")
     p.add_argument("--beam-checked", type=options.positive_int, metavar="K",
-                   help="new pipelines whose beam search the beam check re-times each round, "
-                   "and the hand-over twice over: to choose, then to confirm "
+                   help="new pipelines whose beam search the beam check re-times each round "
                    f"(default {BEAM_CHECKED})")
     p.add_argument("--budget", type=options.duration, metavar="DURATION", help="stop after "
                    "the round in progress once this much time is spent, e.g. 45m, 2h")

@@ -6,13 +6,12 @@ chosen among five on six pipelines at 95%, re-timed 1.16x [1.02, 1.42] slower on
 So the chosen weights' beam search is re-timed again, interleaved against the start
 weights', on timings the choice never saw; they are handed over only if that fresh
 re-timing finds them significantly slower on no pipeline and not slower on the whole
-(geometric mean at most 1). A pre-training confirms on new pipelines it never trained on;
-it first chooses among several weights (`judge`, all in one re-timing) on other new ones.
+(geometric mean at most 1). A pre-training confirms on new pipelines it never trained on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from farm.candidate import BEAM_SEARCH, CandidateSpec
@@ -44,7 +43,6 @@ class Confirmation:
     reason: str
     verdicts: dict[str, verdict.Verdict]  # by pipeline: the chosen beam vs the start beam
     medians_ms: dict[str, float | None]
-    gmean: float | None = None  # of the verdicts' ratios (None without any)
 
     def record(self, weights_file: str) -> dict[str, ComparedBeam]:
         return {name: ComparedBeam(weights=weights_file, median_ms=self.medians_ms.get(name),
@@ -56,40 +54,27 @@ def confirm(pool: DevicePool, s: FinalSettings, chosen: Weights,
             pipelines: Sequence[ToConfirm]) -> Confirmation:
     """Re-time the beam search of `chosen` against the start weights' on `pipelines`
     (kept artifacts are re-timed, the others built first), s.retimes times, interleaved."""
-    return judge(pool, s, {CHOSEN: chosen}, pipelines)[CHOSEN]
-
-
-def judge(pool: DevicePool, s: FinalSettings, candidates: Mapping[str, Weights],
-          pipelines: Sequence[ToConfirm]) -> dict[str, Confirmation]:
-    """Each candidate's beam search against the start weights' on `pipelines`, all re-timed
-    together, interleaved (the start weights' built once per pipeline); a ToConfirm's kept
-    `chosen` artifact stands for the candidate labelled CHOSEN."""
     def beam(b: Benchmark, w: Weights) -> CandidateSpec:
         return CandidateSpec(b, s.target, w, parallelism=s.parallelism, **BEAM_SEARCH)
 
     variants = []
     for p in pipelines:
-        for label, w in candidates.items():
-            kept = p.chosen if label == CHOSEN else None
-            variants.append(compare.Variant(
-                (p.name, label), spec=None if kept else beam(p.bench, w), artifact=kept,
-                against=(p.name, START)))
-        variants.append(compare.Variant((p.name, START), artifact=p.start,
-                                        spec=None if p.start else beam(p.bench,
-                                                                       s.start_weights)))
+        variants += [
+            compare.Variant((p.name, CHOSEN), spec=None if p.chosen else beam(p.bench, chosen),
+                            artifact=p.chosen, against=(p.name, START)),
+            compare.Variant((p.name, START), artifact=p.start,
+                            spec=None if p.start else beam(p.bench, s.start_weights))]
     pairs = compare.paired(compare.build(pool, variants, CONFIRM_TIMEOUT_S))
     if not pairs:
-        return {label: Confirmation(False, "neither beam search could be built for a fresh "
-                                    "re-timing", {}, {}) for label in candidates}
+        return Confirmation(False, "neither beam search could be built for a fresh "
+                            "re-timing", {}, {})
     timed = compare.retime(pool, pairs, s.parallelism, replace(s.timing, repeats=5),
                            s.retimes, timeout_s=CONFIRM_TIMEOUT_S)
-    out = {}
-    for label in candidates:
-        mine = [p.name for p in pipelines if (p.name, label) in pairs]
-        out[label] = _decide(
-            {n: timed[(n, label)].verdict or verdict.compare([], []) for n in mine},
-            {n: timed[(n, label)].median_ms for n in mine})
-    return out
+    verdicts = {p.name: timed[(p.name, CHOSEN)].verdict or verdict.compare([], [])
+                for p in pipelines if (p.name, CHOSEN) in pairs}
+    medians = {p.name: timed[(p.name, CHOSEN)].median_ms for p in pipelines
+               if (p.name, CHOSEN) in pairs}
+    return _decide(verdicts, medians)
 
 
 def _decide(verdicts: dict[str, verdict.Verdict],
@@ -110,4 +95,4 @@ def _decide(verdicts: dict[str, verdict.Verdict],
                  f"{', '.join(slower) or 'none'}")
     word = "confirmed" if passed else "not confirmed"
     return Confirmation(passed, f"{word} by a fresh re-timing of its beam search: {found}",
-                        verdicts, medians, gmean)
+                        verdicts, medians)

@@ -6,10 +6,9 @@ plus probes, farm.search.plans), times them across the class's devices and train
 model on every round so far. Acceptance holds out the round itself: its pipelines are new,
 so "held-out rank" is the model's ranking of pipelines it never saw, and the rank of the
 current weights round after round is the learning curve (`curve`). The beam check re-times
-only PretrainSpec.beam_checked of the round's pipelines. At the end the final models are
-trained on every pipeline; they and the last accepted weights are judged on as many
-pipelines drawn after every trained one, and the best that passes is confirmed on as many
-others (farm.tuning.confirm) before it becomes weights/best.weights.
+only PretrainSpec.beam_checked of the round's pipelines. At the end the last accepted
+weights are confirmed afresh on as many pipelines drawn after every trained one
+(farm.tuning.confirm) before they become weights/best.weights.
 
 Rerun the same command to resume; a larger --pipelines goes on with new seeds.
 """
@@ -28,16 +27,9 @@ from farm.model import weights
 from farm.pipelines.benchmark import Benchmark, format_params
 from farm.pipelines.catalog import resolve, split_params
 from farm.report.progress import format_duration, plural
-from farm.store.records import (
-    BestWeightsRecord,
-    ComparedBeam,
-    Manifest,
-    RoundRecord,
-    VerdictRecord,
-)
+from farm.store.records import BestWeightsRecord, Manifest, RoundRecord
 from farm.store.rundir import RunDir
-from farm.tuning.confirm import ToConfirm, confirm, judge
-from farm.tuning.final_models import FINAL_SETTINGS, final_weights
+from farm.tuning.confirm import ToConfirm, confirm
 from farm.tuning.loop import Tuning
 from farm.tuning.settings import PretrainSpec
 from farm.tuning.state import join
@@ -168,9 +160,7 @@ class Pretraining(Tuning):
     def ended(self) -> bool:
         record = self.run_dir.read_best_weights_record()
         latest = self.run_dir.latest_weights
-        # `compared`: the hand-over judged the final models (a run handed over before it
-        # did is handed over again)
-        return record is not None and latest.exists() and bool(record.compared) and \
+        return record is not None and latest.exists() and \
             record.confirmed_for == weights.load(latest).sha256
 
     def end(self, stopped: str | None) -> PretrainSummary:
@@ -233,70 +223,37 @@ class Pretraining(Tuning):
         return max(0, self.spec.pipelines - len(manifest.all_pipelines()))
 
     def _hand_over(self) -> None:
-        """best.weights. The candidates: the last accepted weights and the final models
-        trained on every pipeline (farm.tuning.final_models: the rounds' short recipes
-        leave most of what the data holds unlearnt). Each one's beam search is judged
-        against the start weights' on K new pipelines, all in one re-timing; the passing
-        one with the lowest geometric mean is then confirmed on K other new pipelines
-        (chosen on one re-timing, it must hold on another: no winner's curse). Else the
-        start weights."""
+        """best.weights: the last accepted weights if a fresh re-timing on pipelines drawn
+        after every trained one confirms them; else the start weights."""
         run, s = self.run_dir, self.s
         done = self.state.committed
         if done == 0:
             return
         latest = weights.load(run.latest_weights)
-        start_file = run.weights_path(0).name
-        candidates: dict[str, weights.Weights] = {}
-        if latest.sha256 != s.start_weights.sha256:
-            candidates[run.weights_path(done).name] = latest
-        self.progress.message(f"training the final models on every pipeline's samples "
-                              f"({', '.join(x.name for x in FINAL_SETTINGS)})")
-        for _, path in final_weights(self._final_inputs(), self.trainer):
-            trained = weights.load(path)
-            if trained.sha256 not in {w.sha256 for w in candidates.values()}:
-                candidates[path.name] = trained
-        k = self.spec.beam_checked
-        drawn = self._draw(self.state.manifest, 2 * k)
-        choice, fresh = drawn[:k], drawn[k:]
-        compared = {start_file: ComparedBeam(weights=start_file)}
-        winner = None
-        if candidates:
-            self.progress.message(
-                f"choosing among {', '.join(candidates)} on {plural(len(choice), 'new pipeline')}"
-                f" ({', '.join(b.label for b in choice)}): beam search against the start "
-                f"weights', re-timed {plural(s.retimes, 'time')}, interleaved")
-            judged = judge(self.pool, s, candidates, [ToConfirm(b.label, b) for b in choice])
-            for name, found in judged.items():
-                self.progress.message(f"  {name}: {found.reason.split(': ', 1)[-1]}")
-                # its geometric mean ratio over the pipelines, and whether it passed
-                compared[name] = ComparedBeam(weights=name, vs_start=VerdictRecord(
-                    ratio=found.gmean, verdict="passed" if found.passed else "failed"))
-            passing = [n for n, c in judged.items() if c.passed and c.gmean is not None]
-            winner = min(passing, key=lambda n: judged[n].gmean or 1.0) if passing else None
-        if winner is None:
-            reason = ("no update was accepted and no final model's beam search passed on new "
-                      "pipelines: the start weights are handed over" if candidates else
-                      "no model was trained: the start weights are handed over")
-            self.progress.message(f"weights handed over: {reason}")
-            run.write_best_weights(s.start_weights, BestWeightsRecord(
-                weights=start_file, weights_sha256=s.start_weights.sha256, reason=reason,
-                confirmed_for=latest.sha256, compared=compared))
+        accepted = run.weights_path(done).name
+        if latest.sha256 == s.start_weights.sha256:
+            record = BestWeightsRecord(
+                weights=run.weights_path(0).name, weights_sha256=latest.sha256,
+                reason="no update was accepted: the start weights are handed over",
+                confirmed_for=latest.sha256)
+            run.write_best_weights(s.start_weights, record)
             return
+        fresh = self._draw(self.state.manifest, self.spec.beam_checked)
         self.progress.message(
-            f"confirming {winner} on {plural(len(fresh), 'other new pipeline')} "
+            f"confirming the accepted weights on {plural(len(fresh), 'new pipeline')} "
             f"({', '.join(b.label for b in fresh)}): beam search against the start "
             f"weights', re-timed {plural(s.retimes, 'time')}, interleaved")
-        found = confirm(self.pool, s, candidates[winner], [ToConfirm(b.label, b) for b in fresh])
-        handed = candidates[winner] if found.passed else s.start_weights
-        reason = f"{winner}, chosen on {plural(len(choice), 'new pipeline')}, " + \
-            found.reason + ("" if found.passed else "; the start weights are handed over")
+        found = confirm(self.pool, s, latest, [ToConfirm(b.label, b) for b in fresh])
+        handed = latest if found.passed else s.start_weights
+        reason = found.reason + ("" if found.passed else
+                                 "; the start weights are handed over")
         self.progress.message(f"weights handed over: {reason}")
         run.write_best_weights(handed, BestWeightsRecord(
-            weights=winner if found.passed else start_file,
+            weights=accepted if found.passed else run.weights_path(0).name,
             weights_sha256=handed.sha256, reason=reason, confirmed_for=latest.sha256,
             measured=f"beam search re-timed {plural(s.retimes, 'time')}, interleaved, on "
                      "pipelines drawn after every trained one",
-            compared=compared, confirmation=found.record(winner)))
+            confirmation=found.record(accepted)))
 
     def _pretrain_summary(self, stopped: str) -> PretrainSummary:
         run = self.run_dir
