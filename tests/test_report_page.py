@@ -183,17 +183,22 @@ def test_the_page_fits_the_window_and_its_images_load_in_chromium(page, tmp_path
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_a_page_made_while_the_run_tunes_says_so(page, tmp_path):
-    """Read while tuning: the run's lock is held (as the tuning driver holds it)."""
+def _written_while_tuning(run: Path, out: Path, **kw) -> str:
+    """The page of `run` written while its lock is held, as the tuning driver holds it."""
     from farm.store.rundir import RunDir
 
-    run, _ = page
     held = RunDir(run)
     held.open()
     try:
-        text = write_page(run, tmp_path / "live.html").read_text()
+        return write_page(run, out, **kw).read_text()
     finally:
         held.close()
+
+
+def test_a_page_made_while_the_run_tunes_says_so(page, tmp_path):
+    """Read while tuning: the run's lock is held (as the tuning driver holds it)."""
+    run, _ = page
+    text = _written_while_tuning(run, tmp_path / "live.html")
     assert re.search(r'<p class="live">In progress \(pid \d+ on .* since .*\): this page '
                      r"shows the committed rounds 1-2; round 3 is under way", text), text[:3000]
 
@@ -387,15 +392,8 @@ def test_an_open_live_page_reloads_itself_until_the_run_stops(page, tmp_path):
     import http.server
     import threading
 
-    from farm.store.rundir import RunDir
-
     run, final = page
-    held = RunDir(run)
-    held.open()
-    try:
-        live = write_page(run, tmp_path / "live.html", refresh_s=1).read_text()
-    finally:
-        held.close()
+    live = _written_while_tuning(run, tmp_path / "live.html", refresh_s=1)
     assert '<meta http-equiv="refresh" content="1">' in live
     versions = [live.replace("<body>", f'<body><p id="version">{n}</p>', 1) for n in (1, 2)]
     versions.append(final.read_text().replace("<body>", '<body><p id="version">3</p>', 1))
