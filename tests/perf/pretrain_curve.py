@@ -7,16 +7,19 @@ its pipelines (N doubling), with several recipes, and ranks the last --held-out 
 (none of them trained on) with each: how the held-out rank grows with the pipelines seen,
 whatever the acceptance decided during the run. --save DIR keeps each such model's weights
 (`offline-N-STEPS-RATE.weights`), to judge on real pipelines with `farm evaluate PRETRAIN_DIR
---on ... --judge FILE`. Training is work on the CPU: pause any timing first.
+--on ... --judge FILE`. --with OTHER_DIR adds every pipeline of another pre-training (another
+family, say) to each offline model's training rows: a mixed model, ranked on PRETRAIN_DIR's
+held-out pipelines. Training is work on the CPU: pause any timing first.
 
     python tests/perf/pretrain_curve.py PRETRAIN_DIR [--png curve.png]
         [--offline] [--held-out 32] [--steps 32,128,512] [--rates 1e-4,1e-3]
-        [--sizes 8,16,...] [--save DIR]
+        [--sizes 8,16,...] [--save DIR] [--with OTHER_DIR ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 
 import pyarrow as pa
@@ -32,7 +35,8 @@ from farm.workflows.pretrain import curve, seed_of
 
 
 def offline(run: RunDir, held_out: int, steps: list[int], rates: list[float],
-            sizes: list[int] | None = None, save: Path | None = None) -> None:
+            sizes: list[int] | None = None, save: Path | None = None,
+            others: list[RunDir] | None = None) -> None:
     m = run.read_manifest()
     assert m is not None, f"{run.path} is not a run directory"
     names = sorted((p.name for p in m.all_pipelines()), key=lambda n: seed_of(n) or 0)
@@ -42,14 +46,20 @@ def offline(run: RunDir, held_out: int, steps: list[int], rates: list[float],
         table["benchmark"], value_set=pa.array(held, pa.string()))))
     start = weights.load(run.weights_path(0))
     files = run.sample_files
+    extra = [costmodel.capped(o.samples.read(TRAIN_COLUMNS)) for o in others or []]
+    if extra:  # the runs' rows in one throwaway folder of .sample files
+        tmp = tempfile.TemporaryDirectory(prefix="farm-curve-")  # removed at exit
+        files = costmodel.SampleFiles(tmp.name)
+        extra = [pa.concat_tables(extra)]
+        print(f"with {extra[0].num_rows} rows of {', '.join(str(o.path) for o in others or [])}")
     files.sync(table)
     base = evidence.accuracy(evidence.concordant(start, m.parallelism))
     print(f"\noffline: held out the last {len(held)} pipelines ({evidence.n_pairs} clear "
           f"pairs); the start weights rank {base:.3f} of them right")
     print("pipelines trained on  rate     steps  held-out rank  vs start")
     for n in sizes or doubling(len(pool)):
-        rows = costmodel.capped(table.filter(pc.is_in(
-            table["benchmark"], value_set=pa.array(pool[:n], pa.string()))))
+        rows = pa.concat_tables([costmodel.capped(table.filter(pc.is_in(
+            table["benchmark"], value_set=pa.array(pool[:n], pa.string())))), *extra])
         for rate in rates:
             for k in steps:
                 result = HalideTrainer().train(files, rows, start, steps=k, rate=rate,
@@ -83,6 +93,8 @@ def main() -> None:
     parser.add_argument("--rates", default="1e-4,1e-3")
     parser.add_argument("--sizes", help="pipelines trained on, e.g. 64,224 (default: doubling)")
     parser.add_argument("--save", type=Path, help="keep the offline models' weights here")
+    parser.add_argument("--with", dest="others", type=Path, action="append", default=[],
+                        help="also train each offline model on every pipeline of this run")
     args = parser.parse_args()
     run = RunDir(args.run_dir)
     points = curve(run)
@@ -105,7 +117,8 @@ def main() -> None:
     if args.offline:
         offline(run, args.held_out, [int(x) for x in args.steps.split(",")],
                 [float(x) for x in args.rates.split(",")],
-                [int(x) for x in args.sizes.split(",")] if args.sizes else None, args.save)
+                [int(x) for x in args.sizes.split(",")] if args.sizes else None, args.save,
+                [RunDir(o) for o in args.others])
 
 
 if __name__ == "__main__":
