@@ -35,3 +35,15 @@ def test_predictions_give_the_trainers_own_ordering_rate(tmp_path):
     if worst:
         i = int(np.argmin(np.abs(runtimes - float(worst.group(2)))))
         assert abs(pred[i] - float(worst.group(1))) < 1e-3 * max(1, abs(pred[i]))
+
+
+def test_one_schedule_of_a_pipeline_is_predicted_as_among_others():
+    # numpy gives the extent-1 dimension of one schedule a stride Halide's cost model
+    # rejects by aborting the process; a pre-training's round with a pipeline that had
+    # one usable sample ended that way
+    feats = list(probes()[:3])
+    w = weights.baseline()
+    together = predict(w, feats, 32)
+    for i, f in enumerate(feats):
+        alone = predict(w, [f], 32)
+        assert alone.shape == (1,) and abs(alone[0] - together[i]) < 1e-4 * abs(together[i])

@@ -47,7 +47,10 @@ def _buffer(array: np.ndarray, keep: list) -> ctypes._Pointer[_Buffer]:
     """A halide_buffer_t over a C-contiguous float32 array; Halide's dim 0 is numpy's last."""
     assert array.dtype == np.float32 and array.flags.c_contiguous
     shape = array.shape[::-1]
-    strides = [s // 4 for s in array.strides[::-1]]
+    # dense strides from the shape, not numpy's: numpy may give a dimension of extent 1 any
+    # stride (one schedule: n = 1), and Halide's cost model aborts the process unless dim 0's
+    # stride is 1
+    strides = [int(np.prod(shape[:i])) for i in range(len(shape))]
     dims = (_Dim * max(1, len(shape)))(*[_Dim(0, e, s, 0) for e, s in zip(shape, strides,
                                                                             strict=True)])
     buf = _Buffer(0, None, array.ctypes.data, 0, _Type(2, 32, 1), len(shape), dims, None)
