@@ -40,7 +40,7 @@ def main() -> None:
     models = [weights.load(w) for w in args.weights]
     names = sorted(set(table["benchmark"].to_pylist()))
     print(f"{'pipeline':14s} {'pairs':>6s}  " + "  ".join(f"{x[:14]:>14s}" for x in labels))
-    means = np.zeros((len(names), len(models)))
+    means = np.full((len(names), len(models)), np.nan)  # a pipeline without pairs: no rank
     for i, name in enumerate(names):
         ev = acceptance.Evidence.of(table.filter(pc.equal(table["benchmark"],
                                                           pa.scalar(name, pa.string()))))
@@ -50,7 +50,7 @@ def main() -> None:
             means[i, j] = ev.accuracy(ev.concordant(model, m.parallelism))
         print(f"{name[:14]:14s} {ev.n_pairs:6d}  "
               + "  ".join(f"{a:14.3f}" for a in means[i]))
-    print(f"{'mean':14s} {'':6s}  " + "  ".join(f"{a:14.3f}" for a in means.mean(axis=0)))
+    print(f"{'mean':14s} {'':6s}  " + "  ".join(f"{a:14.3f}" for a in np.nanmean(means, axis=0)))
 
 
 if __name__ == "__main__":
