@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -36,7 +37,7 @@ from farm.workflows.pretrain import curve, seed_of
 
 def offline(run: RunDir, held_out: int, steps: list[int], rates: list[float],
             sizes: list[int] | None = None, save: Path | None = None,
-            others: list[RunDir] | None = None) -> None:
+            others: Sequence[RunDir] = ()) -> None:
     m = run.read_manifest()
     assert m is not None, f"{run.path} is not a run directory"
     names = sorted((p.name for p in m.all_pipelines()), key=lambda n: seed_of(n) or 0)
@@ -46,12 +47,12 @@ def offline(run: RunDir, held_out: int, steps: list[int], rates: list[float],
         table["benchmark"], value_set=pa.array(held, pa.string()))))
     start = weights.load(run.weights_path(0))
     files = run.sample_files
-    extra = [costmodel.capped(o.samples.read(TRAIN_COLUMNS)) for o in others or []]
+    extra = [costmodel.capped(o.samples.read(TRAIN_COLUMNS)) for o in others]
     if extra:  # the runs' rows in one throwaway folder of .sample files
         tmp = tempfile.TemporaryDirectory(prefix="farm-curve-")  # removed at exit
         files = costmodel.SampleFiles(tmp.name)
-        extra = [pa.concat_tables(extra)]
-        print(f"with {extra[0].num_rows} rows of {', '.join(str(o.path) for o in others or [])}")
+        print(f"with {sum(t.num_rows for t in extra)} rows of "
+              f"{', '.join(str(o.path) for o in others)}")
     files.sync(table)
     base = evidence.accuracy(evidence.concordant(start, m.parallelism))
     print(f"\noffline: held out the last {len(held)} pipelines ({evidence.n_pairs} clear "
