@@ -329,7 +329,8 @@ def test_a_gate_folder_replaced_after_round_1_stops_the_run_and_a_fixed_rerun_go
     assert again.returncode == 0, again.stderr[-3000:]
     rows = SampleStore(out / "samples").read().to_pylist()
     assert sorted({r["round"] for r in rows}) == [1, 2, 3]
-    assert not [r for r in rows if r["status"] == "crashed"]
+    crashed = [(r["round"], r["index"], r["error"]) for r in rows if r["status"] == "crashed"]
+    assert not crashed, (crashed, again.stderr[-3000:])
 
 
 @pytest.mark.slow

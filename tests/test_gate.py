@@ -84,6 +84,18 @@ def test_a_folder_planted_as_a_symlink_is_refused(tmp_path, monkeypatch):
     assert not list(victim.iterdir())
 
 
+def test_a_file_gone_between_listing_and_checking_is_not_an_error(gate_dir, monkeypatch):
+    """A timing renames its marker (.stopped-PID) into place and compiles unregister while
+    another process checks the folder: CI saw a compile task fail on that race."""
+    gate.gate_dir()
+    marker = gate_dir / f".stopped-{os.getpid()}"
+    marker.write_text("{}")
+    listed = list(os.scandir(gate_dir))
+    marker.unlink()
+    monkeypatch.setattr(gate.os, "scandir", lambda folder: iter(listed))
+    assert gate.gate_dir() == gate_dir
+
+
 @pytest.mark.skipif(os.getuid() != 0, reason="chown to another user needs root")
 def test_a_folder_of_another_user_is_refused(gate_dir):
     gate_dir.mkdir(mode=0o700)

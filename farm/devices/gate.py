@@ -91,7 +91,10 @@ def _check_private(folder: Path) -> None:
     # what another user put in it while it was open (a gate.lock that would block every
     # compile, a marker naming processes) is refused, not used
     for entry in os.scandir(folder):
-        owner = entry.stat(follow_symlinks=False).st_uid
+        try:
+            owner = entry.stat(follow_symlinks=False).st_uid
+        except FileNotFoundError:  # gone since listed: a timing's marker renamed into
+            continue  # place, a compile unregistered; nothing left to refuse
         if owner != os.getuid():
             raise GateError(f"the compile gate's folder {folder} holds {entry.name}, which "
                             f"belongs to uid {owner}, not to you: {fix}")
