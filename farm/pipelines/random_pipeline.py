@@ -18,20 +18,33 @@ drawn from the kinds real image and DNN pipelines use:
 int16, widening to int32 only inside sums: the integer family HVX vectorizes (Halide's HVX
 path gives floats a vector width of 1). Every input and the output carry estimates.
 
+Version 2 draws pipelines shaped like real image pipelines' stencils (the six built-ins
+are 2-D, one channel, and conv3x3 convolves with a mask that is an input of its own): its
+images are 2-D, one channel, and it adds two kinds, a convolution whose taps are read
+from a second input (`mask`, 7 x 7), and a block mix (each output of a 16-wide block of
+x a weighted sum of the whole block: the all-to-all kind without channels). Version 1
+stays the default until version 2 is shown to train models that transfer better.
+
 The pipeline depends only on (version, seed, stages, size, types): the draws come from
 Python's random.Random seeded with them, never from global state. A new draw order or a
-new stage kind is a new VERSION, so the pipelines of a version never change.
+new stage kind is a new version, so the pipelines of a version never change.
 """
 
 from __future__ import annotations
 
 import random as stdlib_random
+from typing import Any
 
 import halide as hl
 
-VERSION = 1
+VERSION = 1  # the default
+VERSIONS = (1, 2)
 KINDS = ("pointwise", "cast", "conv", "separable", "downsample", "upsample", "transpose",
          "channels", "boxsum", "histogram", "scan", "mix", "join")
+PLANAR_KINDS = ("pointwise", "cast", "conv", "masked", "separable", "downsample", "upsample",
+                "transpose", "boxsum", "histogram", "scan", "blockmix", "join")  # version 2
+MASK = 7  # version 2's mask input is MASK x MASK
+BLOCK = 16  # the width of a block mix's blocks
 MIN_SIDE = 16  # no downsample below this many pixels a side
 MAX_CHANNELS = 16
 HIST_BINS = 64
@@ -45,14 +58,19 @@ class _Stage:
 
 
 class _Drawer:
-    """Draws a pipeline's stages from `rng`; `floats` picks the family."""
+    """Draws a pipeline's stages from `rng`; `floats` picks the family. With a `mask` (an
+    input, version 2) its images are planar: 2-D, the channel index dropped."""
 
-    def __init__(self, rng: stdlib_random.Random, floats: bool):
-        self.rng, self.floats = rng, floats
+    def __init__(self, rng: stdlib_random.Random, floats: bool, mask: Any = None):
+        self.rng, self.floats, self.mask = rng, floats, mask
         self.x, self.y, self.c = hl.Var("x"), hl.Var("y"), hl.Var("c")
         self.work = hl.Float(32) if floats else hl.Int(16)
         self.wide = hl.Float(32) if floats else hl.Int(32)
         self.count = 0
+
+    def at(self, x, y, c) -> tuple:
+        """A site of an image: (x, y, c), or (x, y) when planar."""
+        return (x, y) if self.mask is not None else (x, y, c)
 
     def func(self, kind: str) -> hl.Func:
         self.count += 1
@@ -73,31 +91,32 @@ class _Drawer:
     # pointwise and casts
     def _pointwise(self, s: _Stage, chain) -> _Stage:
         x, y, c, f = self.x, self.y, self.c, self.func("pointwise")
-        v = s.func[x, y, c]
+        v = s.func[self.at(x, y, c)]
         op = self.rng.choice(("affine", "relu", "clamp", "abs", "square"))
         if op == "affine":
             a, b = self.rng.randint(1, 3), self.rng.randint(-8, 8)
-            f[x, y, c] = self.narrow(hl.cast(self.wide, v) * a + b, 1 if a > 1 else 0)
+            f[self.at(x, y, c)] = self.narrow(hl.cast(self.wide, v) * a + b, 1 if a > 1 else 0)
         elif op == "relu":
-            f[x, y, c] = hl.max(v, hl.cast(self.work, 0))
+            f[self.at(x, y, c)] = hl.max(v, hl.cast(self.work, 0))
         elif op == "clamp":
-            f[x, y, c] = hl.clamp(v, hl.cast(self.work, -64), hl.cast(self.work, 64))
+            f[self.at(x, y, c)] = hl.clamp(v, hl.cast(self.work, -64), hl.cast(self.work, 64))
         elif op == "abs":
-            f[x, y, c] = hl.cast(self.work, hl.abs(v))
+            f[self.at(x, y, c)] = hl.cast(self.work, hl.abs(v))
         elif self.floats:  # a smooth activation: x / (1 + |x|)
-            f[x, y, c] = v / (1.0 + hl.abs(v))
+            f[self.at(x, y, c)] = v / (1.0 + hl.abs(v))
         else:
-            f[x, y, c] = self.narrow(hl.cast(self.wide, v) * v, 7)
+            f[self.at(x, y, c)] = self.narrow(hl.cast(self.wide, v) * v, 7)
         return _Stage(f, s.width, s.height, s.channels)
 
     def _cast(self, s: _Stage, chain) -> _Stage:
         """Through a narrower type and back (quantization, as image pipelines do)."""
         x, y, c, f = self.x, self.y, self.c, self.func("cast")
         if self.floats:  # fixed point with 6 fractional bits
-            f[x, y, c] = hl.cast(self.work, hl.saturating_cast(
-                hl.Int(16), s.func[x, y, c] * 64.0)) / 64.0
+            f[self.at(x, y, c)] = hl.cast(self.work, hl.saturating_cast(
+                hl.Int(16), s.func[self.at(x, y, c)] * 64.0)) / 64.0
         else:
-            f[x, y, c] = hl.cast(self.work, hl.saturating_cast(hl.UInt(8), s.func[x, y, c]))
+            f[self.at(x, y, c)] = hl.cast(self.work, hl.saturating_cast(
+                hl.UInt(8), s.func[self.at(x, y, c)]))
         return _Stage(f, s.width, s.height, s.channels)
 
     # stencils
@@ -108,8 +127,23 @@ class _Drawer:
         for dy in range(k):
             for dx in range(k):
                 total = total + self.weight() * hl.cast(
-                    self.wide, s.func[x + dx - k // 2, y + dy - k // 2, c])
-        f[x, y, c] = self.narrow(total / (k * k) if self.floats else total, 4)
+                    self.wide, s.func[self.at(x + dx - k // 2, y + dy - k // 2, c)])
+        f[self.at(x, y, c)] = self.narrow(total / (k * k) if self.floats else total, 4)
+        return _Stage(f, s.width, s.height, s.channels)
+
+    def _masked(self, s: _Stage, chain) -> _Stage:
+        """A k x k convolution whose taps are read from the mask input (version 2), as
+        conv3x3 reads its mask: a second, tiny input read on every tap."""
+        assert self.mask is not None
+        x, y, f = self.x, self.y, self.func("masked")
+        k = self.rng.choice((3, 3, 5, MASK))
+        at = self.rng.randint(0, MASK - k)  # where in the mask its taps start
+        total: hl.Expr = hl.cast(self.wide, 0)
+        for dy in range(k):
+            for dx in range(k):
+                total = total + hl.cast(self.wide, self.mask[at + dx, at + dy]) * hl.cast(
+                    self.wide, s.func[x + dx - k // 2, y + dy - k // 2])
+        f[x, y] = self.narrow(total / (k * k) if self.floats else total, 4)
         return _Stage(f, s.width, s.height, s.channels)
 
     def _separable(self, s: _Stage, chain) -> _Stage:
@@ -117,12 +151,13 @@ class _Drawer:
         k = self.rng.choice((3, 5, 7))
         taps = [self.weight() for _ in range(k)]
         rows, cols = self.func("sep_x"), self.func("sep_y")
-        rows[x, y, c] = self.narrow(sum((t * hl.cast(self.wide, s.func[x + i - k // 2, y, c])
-                                         for i, t in enumerate(taps)), hl.cast(self.wide, 0)),
-                                    2)
-        cols[x, y, c] = self.narrow(sum((t * hl.cast(self.wide, rows[x, y + i - k // 2, c])
-                                         for i, t in enumerate(taps)), hl.cast(self.wide, 0)),
-                                    2)
+        zero = hl.cast(self.wide, 0)
+        rows[self.at(x, y, c)] = self.narrow(sum((
+            t * hl.cast(self.wide, s.func[self.at(x + i - k // 2, y, c)])
+            for i, t in enumerate(taps)), zero), 2)
+        cols[self.at(x, y, c)] = self.narrow(sum((
+            t * hl.cast(self.wide, rows[self.at(x, y + i - k // 2, c)])
+            for i, t in enumerate(taps)), zero), 2)
         return _Stage(cols, s.width, s.height, s.channels)
 
     # resampling
@@ -130,29 +165,29 @@ class _Drawer:
         if min(s.width, s.height) < 2 * MIN_SIDE:
             return self._pointwise(s, chain)
         x, y, c, f = self.x, self.y, self.c, self.func("down")
-        taps = [s.func[2 * x + i, 2 * y + j, c] for j in (0, 1) for i in (0, 1)]
+        taps = [s.func[self.at(2 * x + i, 2 * y + j, c)] for j in (0, 1) for i in (0, 1)]
         if self.rng.random() < 0.5:  # max pooling
-            f[x, y, c] = hl.max(hl.max(taps[0], taps[1]), hl.max(taps[2], taps[3]))
+            f[self.at(x, y, c)] = hl.max(hl.max(taps[0], taps[1]), hl.max(taps[2], taps[3]))
         else:  # average pooling
             wide = [hl.cast(self.wide, t) for t in taps]
-            f[x, y, c] = self.narrow(sum(wide[1:], wide[0]) / 4 if self.floats
+            f[self.at(x, y, c)] = self.narrow(sum(wide[1:], wide[0]) / 4 if self.floats
                                      else sum(wide[1:], wide[0]), 2)
         return _Stage(f, s.width // 2, s.height // 2, s.channels)
 
     def _upsample(self, s: _Stage, chain) -> _Stage:
         x, y, c, f = self.x, self.y, self.c, self.func("up")
         if self.rng.random() < 0.5:  # nearest
-            f[x, y, c] = s.func[x // 2, y // 2, c]
+            f[self.at(x, y, c)] = s.func[self.at(x // 2, y // 2, c)]
         else:  # linear in x and y
-            a = hl.cast(self.wide, s.func[x // 2, y // 2, c])
-            b = hl.cast(self.wide, s.func[(x + 1) // 2, (y + 1) // 2, c])
-            f[x, y, c] = self.narrow(a + b, 1) if not self.floats else (a + b) * 0.5
+            a = hl.cast(self.wide, s.func[self.at(x // 2, y // 2, c)])
+            b = hl.cast(self.wide, s.func[self.at((x + 1) // 2, (y + 1) // 2, c)])
+            f[self.at(x, y, c)] = self.narrow(a + b, 1) if not self.floats else (a + b) * 0.5
         return _Stage(f, s.width * 2, s.height * 2, s.channels)
 
     # layout
     def _transpose(self, s: _Stage, chain) -> _Stage:
         x, y, c, f = self.x, self.y, self.c, self.func("transpose")
-        f[x, y, c] = s.func[y, x, c]
+        f[self.at(x, y, c)] = s.func[self.at(y, x, c)]
         return _Stage(f, s.height, s.width, s.channels)
 
     def _channels(self, s: _Stage, chain) -> _Stage:
@@ -172,8 +207,8 @@ class _Drawer:
         x, y, c, f = self.x, self.y, self.c, self.func("boxsum")
         k = self.rng.choice((3, 5, 9))
         r = hl.RDom([(-(k // 2), k), (-(k // 2), k)])
-        total = hl.sum(hl.cast(self.wide, s.func[x + r.x, y + r.y, c]))
-        f[x, y, c] = total / (k * k) if self.floats else self.narrow(total, 4)
+        total = hl.sum(hl.cast(self.wide, s.func[self.at(x + r.x, y + r.y, c)]))
+        f[self.at(x, y, c)] = total / (k * k) if self.floats else self.narrow(total, 4)
         return _Stage(f, s.width, s.height, s.channels)
 
     def _histogram(self, s: _Stage, chain) -> _Stage:
@@ -181,13 +216,13 @@ class _Drawer:
         x, y, c, b = self.x, self.y, self.c, hl.Var("b")
         hist, lut = self.func("hist"), self.func("lut")
         r = hl.RDom([(0, s.width), (0, s.height)])
-        bucket = hl.clamp(hl.cast(hl.Int(32), s.func[r.x, r.y, 0]) + HIST_BINS // 2,
+        bucket = hl.clamp(hl.cast(hl.Int(32), s.func[self.at(r.x, r.y, 0)]) + HIST_BINS // 2,
                           0, HIST_BINS - 1)
         hist[b] = 0
         hist[bucket] += 1
-        index = hl.clamp(hl.cast(hl.Int(32), s.func[x, y, c]) + HIST_BINS // 2, 0,
+        index = hl.clamp(hl.cast(hl.Int(32), s.func[self.at(x, y, c)]) + HIST_BINS // 2, 0,
                          HIST_BINS - 1)
-        lut[x, y, c] = hl.cast(self.work, hist[index] >> 8) if not self.floats \
+        lut[self.at(x, y, c)] = hl.cast(self.work, hist[index] >> 8) if not self.floats \
             else hl.cast(self.work, hist[index]) / (s.width * s.height)
         return _Stage(lut, s.width, s.height, s.channels)
 
@@ -195,10 +230,11 @@ class _Drawer:
         """A running sum along x, with its own update over an RDom (a scan)."""
         x, y, c, f = self.x, self.y, self.c, self.func("scan")
         r = hl.RDom([(1, s.width - 1)])
-        f[x, y, c] = hl.cast(self.wide, s.func[x, y, c])
-        f[r.x, y, c] = f[r.x - 1, y, c] + hl.cast(self.wide, s.func[r.x, y, c])
-        out = self.func("scan_out")
-        out[x, y, c] = self.narrow(f[x, y, c] / s.width if self.floats else f[x, y, c], 6)
+        f[self.at(x, y, c)] = hl.cast(self.wide, s.func[self.at(x, y, c)])
+        f[self.at(r.x, y, c)] = f[self.at(r.x - 1, y, c)] + hl.cast(
+            self.wide, s.func[self.at(r.x, y, c)])
+        out, total = self.func("scan_out"), f[self.at(x, y, c)]
+        out[self.at(x, y, c)] = self.narrow(total / s.width if self.floats else total, 6)
         return _Stage(out, s.width, s.height, s.channels)
 
     # all-to-all
@@ -213,6 +249,17 @@ class _Drawer:
         f[x, y, c] = self.narrow(hl.sum(w[c, r] * hl.cast(self.wide, s.func[x, y, r])), 3)
         return _Stage(f, s.width, s.height, out_channels)
 
+    def _blockmix(self, s: _Stage, chain) -> _Stage:
+        """Each output of a BLOCK-wide block of x a weighted sum of the whole block (version
+        2): all-to-all, matmul-like, without a channel dimension."""
+        x, y, f = self.x, self.y, self.func("blockmix")
+        step = self.rng.randint(1, 7)
+        r = hl.RDom([(0, BLOCK)])
+        w = hl.cast(self.wide, ((x % BLOCK) * step + r) % 5 - 2)
+        f[x, y] = self.narrow(hl.sum(w * hl.cast(self.wide, s.func[x // BLOCK * BLOCK + r, y])),
+                              3)
+        return _Stage(f, s.width, s.height, s.channels)
+
     # joins
     def _join(self, s: _Stage, chain) -> _Stage:
         """This stage with an earlier one of the same extents (the input at the least)."""
@@ -221,14 +268,14 @@ class _Drawer:
             return self._pointwise(s, chain)
         other = self.rng.choice(same)
         x, y, c, f = self.x, self.y, self.c, self.func("join")
-        a, b = s.func[x, y, c], other.func[x, y, c % other.channels]
+        a, b = s.func[self.at(x, y, c)], other.func[self.at(x, y, c % other.channels)]
         op = self.rng.choice(("add", "max", "select"))
         if op == "add":
-            f[x, y, c] = self.narrow(hl.cast(self.wide, a) + b, 1)
+            f[self.at(x, y, c)] = self.narrow(hl.cast(self.wide, a) + b, 1)
         elif op == "max":
-            f[x, y, c] = hl.max(a, b)
+            f[self.at(x, y, c)] = hl.max(a, b)
         else:
-            f[x, y, c] = hl.select(a > b, a - b, b - a)
+            f[self.at(x, y, c)] = hl.select(a > b, a - b, b - a)
         return _Stage(f, s.width, s.height, s.channels)
 
 
@@ -245,32 +292,42 @@ class RandomPipeline:
     def configure(g):
         if str(g.types) not in ("float", "int"):
             raise ValueError(f"types={g.types}: choose float or int")
-        if int(g.version) != VERSION:
-            raise ValueError(f"version={g.version}: this farm draws version {VERSION}")
+        if int(g.version) not in VERSIONS:
+            raise ValueError(f"version={g.version}: this farm draws versions "
+                             f"{', '.join(map(str, VERSIONS))}")
         if int(g.stages) < 1 or int(g.size) < MIN_SIDE:
             raise ValueError(f"stages must be at least 1 and size at least {MIN_SIDE}")
         floats = str(g.types) == "float"
-        g.add_input("input", hl.InputBuffer(hl.Float(32) if floats else hl.UInt(8), 3))
-        g.add_output("output", hl.OutputBuffer(hl.Float(32) if floats else hl.UInt(8), 3))
+        dims = 3 if int(g.version) == 1 else 2
+        g.add_input("input", hl.InputBuffer(hl.Float(32) if floats else hl.UInt(8), dims))
+        if dims == 2:  # the stencils' taps, as conv3x3's int8 mask
+            g.add_input("mask", hl.InputBuffer(hl.Float(32) if floats else hl.Int(8), 2))
+        g.add_output("output", hl.OutputBuffer(hl.Float(32) if floats else hl.UInt(8), dims))
 
     def generate(g):
-        floats = str(g.types) == "float"
-        rng = stdlib_random.Random(f"farm-random/{VERSION}/{g.seed}/{g.stages}/{g.size}/"
+        floats, version = str(g.types) == "float", int(g.version)
+        rng = stdlib_random.Random(f"farm-random/{version}/{g.seed}/{g.stages}/{g.size}/"
                                    f"{g.types}")
-        draw = _Drawer(rng, floats)
+        planar = version == 2
+        draw = _Drawer(rng, floats, g.mask if planar else None)
         x, y, c = draw.x, draw.y, draw.c
-        side, channels = int(g.size), 3
+        side, channels = int(g.size), 1 if planar else 3
         start = draw.func("input")
         bounded = hl.BoundaryConditions.repeat_edge(g.input)
-        start[x, y, c] = hl.cast(draw.work, bounded[x, y, c])
+        start[draw.at(x, y, c)] = hl.cast(draw.work, bounded[draw.at(x, y, c)])
         chain = [_Stage(start, side, side, channels)]
         for _ in range(int(g.stages)):
-            chain.append(draw.stage(rng.choice(KINDS), chain))
+            chain.append(draw.stage(rng.choice(PLANAR_KINDS if planar else KINDS), chain))
         last = chain[-1]
         out_type = hl.Float(32) if floats else hl.UInt(8)
-        g.output[x, y, c] = hl.saturating_cast(out_type, last.func[x, y, c % last.channels])
-        g.input.set_estimates([(0, side), (0, side), (0, channels)])
-        g.output.set_estimates([(0, last.width), (0, last.height), (0, last.channels)])
+        if planar:
+            g.output[x, y] = hl.saturating_cast(out_type, last.func[x, y])
+            g.mask.set_estimates([(0, MASK), (0, MASK)])
+        else:
+            g.output[x, y, c] = hl.saturating_cast(out_type, last.func[x, y, c % last.channels])
+        g.input.set_estimates(list(draw.at((0, side), (0, side), (0, channels))))
+        g.output.set_estimates(list(draw.at((0, last.width), (0, last.height),
+                                            (0, last.channels))))
         if not g.using_autoscheduler():  # the manual schedule: every stage computed at
             # root, vectorized and parallel (Halide's default, everything inlined,
             # recomputes stencils of stencils without end)
