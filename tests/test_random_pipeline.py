@@ -15,7 +15,7 @@ from farm.pipelines.benchmark import format_params
 # (the pipeline features do not depend on the target: two x86 targets give these ids).
 PINNED = {"random:seed=0": 444625284, "random:seed=1": 1362849180,
           "random:seed=2": 1752997484, "random:seed=0,types=int": 1242618271}
-PINNED_V2 = 0  # random:seed=3,types=int,version=2
+PINNED_V2 = 457747002  # random:seed=0,types=int,version=2 (it draws a masked convolution)
 
 
 def _pipeline_id(ref: str, target: str, baseline) -> int:
@@ -39,13 +39,13 @@ def test_the_version_is_part_of_every_pipeline_name():
 def test_version_2_is_planar_with_a_mask_and_a_seed_is_one_pipeline(baseline):
     """Version 2's images are 2-D with a second input (the stencils' mask), as the
     built-ins; its pipelines differ from version 1's of the same seed."""
-    spec = CandidateSpec(catalog.resolve("random:seed=3,types=int,version=2"),
+    spec = CandidateSpec(catalog.resolve("random:seed=0,types=int,version=2"),
                          targets.resolve("host"), baseline)
     instance = build.Instance(spec)
     assert [(a.name, a.dimensions) for a in instance.arguments] == [("input", 2), ("mask", 2)]
     assert [f.dimensions() for f in instance.outputs] == [2]
-    assert _pipeline_id("random:seed=3,types=int,version=2", "host", baseline) == PINNED_V2
-    assert PINNED_V2 != _pipeline_id("random:seed=3,types=int", "host", baseline)
+    assert _pipeline_id("random:seed=0,types=int,version=2", "host", baseline) == PINNED_V2
+    assert _pipeline_id("random:seed=0,types=int", "host", baseline) != PINNED_V2
 
 
 def test_it_is_not_one_of_the_built_in_benchmarks():
