@@ -67,6 +67,7 @@ class _Drawer:
         self.work = hl.Float(32) if floats else hl.Int(16)
         self.wide = hl.Float(32) if floats else hl.Int(32)
         self.count = 0
+        self.site = self.at(self.x, self.y, self.c)  # where every stage is defined
 
     def at(self, x, y, c) -> tuple:
         """A site of an image: (x, y, c), or (x, y) when planar."""
@@ -90,61 +91,60 @@ class _Drawer:
 
     # pointwise and casts
     def _pointwise(self, s: _Stage, chain) -> _Stage:
-        x, y, c, f = self.x, self.y, self.c, self.func("pointwise")
-        v = s.func[self.at(x, y, c)]
+        f = self.func("pointwise")
+        v = s.func[self.site]
         op = self.rng.choice(("affine", "relu", "clamp", "abs", "square"))
         if op == "affine":
             a, b = self.rng.randint(1, 3), self.rng.randint(-8, 8)
-            f[self.at(x, y, c)] = self.narrow(hl.cast(self.wide, v) * a + b, 1 if a > 1 else 0)
+            f[self.site] = self.narrow(hl.cast(self.wide, v) * a + b, 1 if a > 1 else 0)
         elif op == "relu":
-            f[self.at(x, y, c)] = hl.max(v, hl.cast(self.work, 0))
+            f[self.site] = hl.max(v, hl.cast(self.work, 0))
         elif op == "clamp":
-            f[self.at(x, y, c)] = hl.clamp(v, hl.cast(self.work, -64), hl.cast(self.work, 64))
+            f[self.site] = hl.clamp(v, hl.cast(self.work, -64), hl.cast(self.work, 64))
         elif op == "abs":
-            f[self.at(x, y, c)] = hl.cast(self.work, hl.abs(v))
+            f[self.site] = hl.cast(self.work, hl.abs(v))
         elif self.floats:  # a smooth activation: x / (1 + |x|)
-            f[self.at(x, y, c)] = v / (1.0 + hl.abs(v))
+            f[self.site] = v / (1.0 + hl.abs(v))
         else:
-            f[self.at(x, y, c)] = self.narrow(hl.cast(self.wide, v) * v, 7)
+            f[self.site] = self.narrow(hl.cast(self.wide, v) * v, 7)
         return _Stage(f, s.width, s.height, s.channels)
 
     def _cast(self, s: _Stage, chain) -> _Stage:
         """Through a narrower type and back (quantization, as image pipelines do)."""
-        x, y, c, f = self.x, self.y, self.c, self.func("cast")
+        f = self.func("cast")
         if self.floats:  # fixed point with 6 fractional bits
-            f[self.at(x, y, c)] = hl.cast(self.work, hl.saturating_cast(
-                hl.Int(16), s.func[self.at(x, y, c)] * 64.0)) / 64.0
+            f[self.site] = hl.cast(self.work, hl.saturating_cast(
+                hl.Int(16), s.func[self.site] * 64.0)) / 64.0
         else:
-            f[self.at(x, y, c)] = hl.cast(self.work, hl.saturating_cast(
-                hl.UInt(8), s.func[self.at(x, y, c)]))
+            f[self.site] = hl.cast(self.work, hl.saturating_cast(hl.UInt(8), s.func[self.site]))
         return _Stage(f, s.width, s.height, s.channels)
 
     # stencils
-    def _conv(self, s: _Stage, chain) -> _Stage:
-        x, y, c, f = self.x, self.y, self.c, self.func("conv")
-        k = self.rng.choice((3, 3, 5, 7))
+    def _convolve(self, s: _Stage, kind: str, k: int, weight) -> _Stage:
+        """A k x k convolution of `s`, tap (dx, dy) weighted by `weight(dx, dy)`, called
+        row by row (a draw's order is part of the pipeline)."""
+        x, y, c, f = self.x, self.y, self.c, self.func(kind)
         total: hl.Expr = hl.cast(self.wide, 0)
         for dy in range(k):
             for dx in range(k):
-                total = total + self.weight() * hl.cast(
+                total = total + weight(dx, dy) * hl.cast(
                     self.wide, s.func[self.at(x + dx - k // 2, y + dy - k // 2, c)])
-        f[self.at(x, y, c)] = self.narrow(total / (k * k) if self.floats else total, 4)
+        f[self.site] = self.narrow(total / (k * k) if self.floats else total, 4)
         return _Stage(f, s.width, s.height, s.channels)
+
+    def _conv(self, s: _Stage, chain) -> _Stage:
+        return self._convolve(s, "conv", self.rng.choice((3, 3, 5, 7)),
+                              lambda dx, dy: self.weight())
 
     def _masked(self, s: _Stage, chain) -> _Stage:
         """A k x k convolution whose taps are read from the mask input (version 2), as
         conv3x3 reads its mask: a second, tiny input read on every tap."""
-        assert self.mask is not None
-        x, y, f = self.x, self.y, self.func("masked")
+        mask = self.mask
+        assert mask is not None
         k = self.rng.choice((3, 3, 5, MASK))
         at = self.rng.randint(0, MASK - k)  # where in the mask its taps start
-        total: hl.Expr = hl.cast(self.wide, 0)
-        for dy in range(k):
-            for dx in range(k):
-                total = total + hl.cast(self.wide, self.mask[at + dx, at + dy]) * hl.cast(
-                    self.wide, s.func[x + dx - k // 2, y + dy - k // 2])
-        f[x, y] = self.narrow(total / (k * k) if self.floats else total, 4)
-        return _Stage(f, s.width, s.height, s.channels)
+        return self._convolve(s, "masked", k, lambda dx, dy: hl.cast(
+            self.wide, mask[at + dx, at + dy]))
 
     def _separable(self, s: _Stage, chain) -> _Stage:
         x, y, c = self.x, self.y, self.c
@@ -152,10 +152,10 @@ class _Drawer:
         taps = [self.weight() for _ in range(k)]
         rows, cols = self.func("sep_x"), self.func("sep_y")
         zero = hl.cast(self.wide, 0)
-        rows[self.at(x, y, c)] = self.narrow(sum((
+        rows[self.site] = self.narrow(sum((
             t * hl.cast(self.wide, s.func[self.at(x + i - k // 2, y, c)])
             for i, t in enumerate(taps)), zero), 2)
-        cols[self.at(x, y, c)] = self.narrow(sum((
+        cols[self.site] = self.narrow(sum((
             t * hl.cast(self.wide, rows[self.at(x, y + i - k // 2, c)])
             for i, t in enumerate(taps)), zero), 2)
         return _Stage(cols, s.width, s.height, s.channels)
@@ -167,27 +167,27 @@ class _Drawer:
         x, y, c, f = self.x, self.y, self.c, self.func("down")
         taps = [s.func[self.at(2 * x + i, 2 * y + j, c)] for j in (0, 1) for i in (0, 1)]
         if self.rng.random() < 0.5:  # max pooling
-            f[self.at(x, y, c)] = hl.max(hl.max(taps[0], taps[1]), hl.max(taps[2], taps[3]))
+            f[self.site] = hl.max(hl.max(taps[0], taps[1]), hl.max(taps[2], taps[3]))
         else:  # average pooling
             wide = [hl.cast(self.wide, t) for t in taps]
-            f[self.at(x, y, c)] = self.narrow(sum(wide[1:], wide[0]) / 4 if self.floats
+            f[self.site] = self.narrow(sum(wide[1:], wide[0]) / 4 if self.floats
                                      else sum(wide[1:], wide[0]), 2)
         return _Stage(f, s.width // 2, s.height // 2, s.channels)
 
     def _upsample(self, s: _Stage, chain) -> _Stage:
         x, y, c, f = self.x, self.y, self.c, self.func("up")
         if self.rng.random() < 0.5:  # nearest
-            f[self.at(x, y, c)] = s.func[self.at(x // 2, y // 2, c)]
+            f[self.site] = s.func[self.at(x // 2, y // 2, c)]
         else:  # linear in x and y
             a = hl.cast(self.wide, s.func[self.at(x // 2, y // 2, c)])
             b = hl.cast(self.wide, s.func[self.at((x + 1) // 2, (y + 1) // 2, c)])
-            f[self.at(x, y, c)] = self.narrow(a + b, 1) if not self.floats else (a + b) * 0.5
+            f[self.site] = self.narrow(a + b, 1) if not self.floats else (a + b) * 0.5
         return _Stage(f, s.width * 2, s.height * 2, s.channels)
 
     # layout
     def _transpose(self, s: _Stage, chain) -> _Stage:
         x, y, c, f = self.x, self.y, self.c, self.func("transpose")
-        f[self.at(x, y, c)] = s.func[self.at(y, x, c)]
+        f[self.site] = s.func[self.at(y, x, c)]
         return _Stage(f, s.height, s.width, s.channels)
 
     def _channels(self, s: _Stage, chain) -> _Stage:
@@ -208,33 +208,33 @@ class _Drawer:
         k = self.rng.choice((3, 5, 9))
         r = hl.RDom([(-(k // 2), k), (-(k // 2), k)])
         total = hl.sum(hl.cast(self.wide, s.func[self.at(x + r.x, y + r.y, c)]))
-        f[self.at(x, y, c)] = total / (k * k) if self.floats else self.narrow(total, 4)
+        f[self.site] = total / (k * k) if self.floats else self.narrow(total, 4)
         return _Stage(f, s.width, s.height, s.channels)
 
     def _histogram(self, s: _Stage, chain) -> _Stage:
         """A histogram of a channel over the whole image, then used as a lookup table."""
-        x, y, c, b = self.x, self.y, self.c, hl.Var("b")
+        b = hl.Var("b")
         hist, lut = self.func("hist"), self.func("lut")
         r = hl.RDom([(0, s.width), (0, s.height)])
         bucket = hl.clamp(hl.cast(hl.Int(32), s.func[self.at(r.x, r.y, 0)]) + HIST_BINS // 2,
                           0, HIST_BINS - 1)
         hist[b] = 0
         hist[bucket] += 1
-        index = hl.clamp(hl.cast(hl.Int(32), s.func[self.at(x, y, c)]) + HIST_BINS // 2, 0,
+        index = hl.clamp(hl.cast(hl.Int(32), s.func[self.site]) + HIST_BINS // 2, 0,
                          HIST_BINS - 1)
-        lut[self.at(x, y, c)] = hl.cast(self.work, hist[index] >> 8) if not self.floats \
+        lut[self.site] = hl.cast(self.work, hist[index] >> 8) if not self.floats \
             else hl.cast(self.work, hist[index]) / (s.width * s.height)
         return _Stage(lut, s.width, s.height, s.channels)
 
     def _scan(self, s: _Stage, chain) -> _Stage:
         """A running sum along x, with its own update over an RDom (a scan)."""
-        x, y, c, f = self.x, self.y, self.c, self.func("scan")
+        y, c, f = self.y, self.c, self.func("scan")
         r = hl.RDom([(1, s.width - 1)])
-        f[self.at(x, y, c)] = hl.cast(self.wide, s.func[self.at(x, y, c)])
+        f[self.site] = hl.cast(self.wide, s.func[self.site])
         f[self.at(r.x, y, c)] = f[self.at(r.x - 1, y, c)] + hl.cast(
             self.wide, s.func[self.at(r.x, y, c)])
-        out, total = self.func("scan_out"), f[self.at(x, y, c)]
-        out[self.at(x, y, c)] = self.narrow(total / s.width if self.floats else total, 6)
+        out, total = self.func("scan_out"), f[self.site]
+        out[self.site] = self.narrow(total / s.width if self.floats else total, 6)
         return _Stage(out, s.width, s.height, s.channels)
 
     # all-to-all
@@ -268,15 +268,20 @@ class _Drawer:
             return self._pointwise(s, chain)
         other = self.rng.choice(same)
         x, y, c, f = self.x, self.y, self.c, self.func("join")
-        a, b = s.func[self.at(x, y, c)], other.func[self.at(x, y, c % other.channels)]
+        a, b = s.func[self.site], other.func[self.at(x, y, c % other.channels)]
         op = self.rng.choice(("add", "max", "select"))
         if op == "add":
-            f[self.at(x, y, c)] = self.narrow(hl.cast(self.wide, a) + b, 1)
+            f[self.site] = self.narrow(hl.cast(self.wide, a) + b, 1)
         elif op == "max":
-            f[self.at(x, y, c)] = hl.max(a, b)
+            f[self.site] = hl.max(a, b)
         else:
-            f[self.at(x, y, c)] = hl.select(a > b, a - b, b - a)
+            f[self.site] = hl.select(a > b, a - b, b - a)
         return _Stage(f, s.width, s.height, s.channels)
+
+
+def _planar(version: int) -> bool:
+    """Whether `version` draws 2-D one-channel images with a mask input (version 2)."""
+    return version == 2
 
 
 @hl.generator(name="random")
@@ -298,7 +303,7 @@ class RandomPipeline:
         if int(g.stages) < 1 or int(g.size) < MIN_SIDE:
             raise ValueError(f"stages must be at least 1 and size at least {MIN_SIDE}")
         floats = str(g.types) == "float"
-        dims = 3 if int(g.version) == 1 else 2
+        dims = 2 if _planar(int(g.version)) else 3
         g.add_input("input", hl.InputBuffer(hl.Float(32) if floats else hl.UInt(8), dims))
         if dims == 2:  # the stencils' taps, as conv3x3's int8 mask
             g.add_input("mask", hl.InputBuffer(hl.Float(32) if floats else hl.Int(8), 2))
@@ -308,13 +313,13 @@ class RandomPipeline:
         floats, version = str(g.types) == "float", int(g.version)
         rng = stdlib_random.Random(f"farm-random/{version}/{g.seed}/{g.stages}/{g.size}/"
                                    f"{g.types}")
-        planar = version == 2
+        planar = _planar(version)
         draw = _Drawer(rng, floats, g.mask if planar else None)
         x, y, c = draw.x, draw.y, draw.c
         side, channels = int(g.size), 1 if planar else 3
         start = draw.func("input")
         bounded = hl.BoundaryConditions.repeat_edge(g.input)
-        start[draw.at(x, y, c)] = hl.cast(draw.work, bounded[draw.at(x, y, c)])
+        start[draw.site] = hl.cast(draw.work, bounded[draw.site])
         chain = [_Stage(start, side, side, channels)]
         for _ in range(int(g.stages)):
             chain.append(draw.stage(rng.choice(PLANAR_KINDS if planar else KINDS), chain))
