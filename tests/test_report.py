@@ -1,5 +1,6 @@
 """farm report, farm bench and farm export on a small real run."""
 
+import io
 import re
 import shutil
 import subprocess
@@ -9,8 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 from clitools import assert_user_error, farm
 
+from farm.execution.scheduler import Counts
 from farm.machine.halide_env import halide_env
 from farm.report.plots import NAMES
+from farm.report.progress import Progress
 from farm.report.text import build_report, finalist_rows
 from farm.stats import verdict
 from farm.store.records import (
@@ -145,3 +148,16 @@ def test_what_was_found_says_a_verdict_without_a_ratio_and_its_re_timings():
     timed = VerdictRecord(ratio=0.5, low=0.4, high=0.6, pairs=10, verdict="faster")
     best.finalists[0] = FinalistRecord("sample-1", 0.25, [0.25] * 10, vs_start=timed)
     assert comparisons(best)[0].endswith(": 2.00x faster [1.67, 2.50]")
+
+
+def test_a_round_slower_than_the_mean_still_shows_time_left_while_candidates_remain():
+    progress = Progress(io.StringIO(), live=False)
+    progress.round_s = 100.0  # the mean round so far
+    progress.round_started(2, 3, 128)
+    progress.started -= 300  # this round has run 3x the mean, a quarter of it done
+    status = progress._status(Counts(total=128, done=32))
+    # the last round at the mean pace, this one at its own: 100 + 300 x 96 / 32 s
+    assert "~16m40s left" in status or "~16m39s left" in status, status
+    progress.started += 300 - 10  # 10 s into a round: what is left of the mean round
+    assert "~3m10s left" in progress._status(Counts(total=128, done=1)) or \
+        "~3m09s left" in progress._status(Counts(total=128, done=1))

@@ -103,10 +103,22 @@ class Progress:
             what, since = k.waiting_on
             parts.append(f"{what} for {format_duration(time.time() - since)}")
         if self.round_s is not None:
-            left = (self.rounds - self.round_no + 1) * self.round_s - \
-                (time.monotonic() - self.started)
-            parts.append(f"~{format_duration(left)} left")
+            parts.append(f"~{format_duration(self._left(k))} left")
         return ", ".join(parts)
+
+    def _left(self, k: Counts) -> float:
+        """Seconds left in all: the rounds after this one at the mean round's pace; this
+        one at the mean pace until it runs longer than that, then at its own pace (so a
+        slow round never shows ~0s left while candidates remain)."""
+        assert self.round_s is not None
+        elapsed = time.monotonic() - self.started
+        if elapsed <= self.round_s:
+            this_round = self.round_s - elapsed
+        elif k.done:
+            this_round = elapsed * (k.total - k.done) / k.done
+        else:  # nothing done yet: say one more mean round
+            this_round = self.round_s
+        return (self.rounds - self.round_no) * self.round_s + this_round
 
 
 def waiting_notices(say, every_s: float = 30.0) -> Callable[[Counts], None]:
