@@ -23,7 +23,8 @@ are 2-D, one channel, and conv3x3 convolves with a mask that is an input of its 
 images are 2-D, one channel, and it adds two kinds, a convolution whose taps are read
 from a second input (`mask`, 7 x 7), and a block mix (each output of a 16-wide block of
 x a weighted sum of the whole block: the all-to-all kind without channels). Version 1
-stays the default until version 2 is shown to train models that transfer better.
+stays the default: models trained on version 2 transferred worse to the built-ins
+(PERFORMANCE.md, "Version 2 of the generator").
 
 The pipeline depends only on (version, seed, stages, size, types): the draws come from
 Python's random.Random seeded with them, never from global state. A new draw order or a
