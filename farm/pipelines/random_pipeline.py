@@ -172,7 +172,7 @@ class _Drawer:
         else:  # average pooling
             wide = [hl.cast(self.wide, t) for t in taps]
             f[self.site] = self.narrow(sum(wide[1:], wide[0]) / 4 if self.floats
-                                     else sum(wide[1:], wide[0]), 2)
+                                       else sum(wide[1:], wide[0]), 2)
         return _Stage(f, s.width // 2, s.height // 2, s.channels)
 
     def _upsample(self, s: _Stage, chain) -> _Stage:

@@ -118,7 +118,12 @@ class Progress:
             this_round = elapsed * (k.total - k.done) / k.done
         else:  # nothing done yet: say one more mean round
             this_round = self.round_s
-        return (self.rounds - self.round_no) * self.round_s + this_round
+        return self.after_this_round() + this_round
+
+    def after_this_round(self) -> float:
+        """Seconds the rounds after the one under way take at the mean round's pace."""
+        assert self.round_s is not None
+        return (self.rounds - self.round_no) * self.round_s
 
 
 def waiting_notices(say, every_s: float = 30.0) -> Callable[[Counts], None]:

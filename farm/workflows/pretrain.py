@@ -181,7 +181,7 @@ class Pretraining(Tuning):
         st, acc = record.statuses, record.acceptance
         held = acc.candidates[0].accuracy if acc and acc.candidates else None
         check = record.beam_check
-        left = (self.rounds - round_no) * (sum(self.state.round_s) / len(self.state.round_s))
+        left = self.progress.after_this_round()
         return (f"round {round_no}/{self.rounds}: pipelines {self._trained()}/"
                 f"{self.spec.pipelines}, {plural(self.state.rows, 'sample')} "
                 f"({st.get(OK, 0)} ok this round); held-out rank "

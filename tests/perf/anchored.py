@@ -25,8 +25,8 @@ from farm.model import weights
 from farm.model.trainer import HalideTrainer
 from farm.paths import path_name
 from farm.store.rundir import RunDir
-from farm.store.samples import TRAIN_COLUMNS
 from farm.workflows.evaluation import (
+    COLUMNS,
     TRAIN_RATE,
     TRAIN_SEED,
     TRAIN_STEPS,
@@ -50,9 +50,8 @@ def main() -> None:
     names = [p.name for p in cm.all_pipelines()]
     random_names = sorted((p.name for p in pm.all_pipelines()),
                           key=lambda n: seed_of(n) or 0)[:args.pipelines]
-    columns = list(dict.fromkeys((*TRAIN_COLUMNS, "benchmark")))
-    real = camp.samples.read(columns)
-    rand = pre.samples.read(columns)
+    real = camp.samples.read(COLUMNS)
+    rand = pre.samples.read(COLUMNS)
     rand = costmodel.capped(rand.filter(pc.is_in(
         rand["benchmark"], value_set=pa.array(random_names, pa.string()))), seed=TRAIN_SEED)
     start = weights.load(camp.weights_path(0))
