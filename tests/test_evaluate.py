@@ -493,6 +493,37 @@ def test_on_refuses_a_pipeline_the_run_trained_on(three, tmp_path, capsys):
                                 "--together", "a,b"), "--on", "leave-one-out")
 
 
+def test_on_knows_a_trained_pipeline_however_it_is_written(tmp_path):
+    """`random` is random:seed=0, which a pre-training draws first; a near twin counts as
+    seen; so do the pipelines of a run it also trained on (--also-train-on)."""
+    pre = tmp_path / "pre"
+    drawn = [catalog.resolve(f"random:seed={n}") for n in (0, 1)]
+    run = _campaign(pre, {b.label: _feats("x", 10) for b in drawn},
+                    pipelines=[PipelineRecord(b.label, b.ref, b.sha256) for b in drawn])
+    _handed(run)
+    for ref in ("random", "random:seed=1,stages=8", "random:seed=0,version=1"):
+        with pytest.raises(BadInput, match=r"took part in .* training"):
+            evaluate.prepare_on(pre, [ref])
+    assert evaluate.prepare_on(pre, ["random:seed=2"]).names == ["random:seed=2,version=1"]
+    twin = _campaign(tmp_path / "twin", {"conv3x3a16": _feats("conv3x3a16", 10)})
+    _handed(twin)
+    with pytest.raises(BadInput, match=r"conv3x3a32 has a near twin, conv3x3a16, that took"):
+        evaluate.prepare_on(twin.path, ["conv3x3a32"])
+    manifest = run.read_manifest()
+    run.write_manifest(replace(manifest, also_train_on=[str(twin.path)]))
+    with pytest.raises(BadInput, match=r"conv3x3a16 took part"):
+        evaluate.prepare_on(pre, ["sobel", "conv3x3a16"])
+
+
+def test_on_all_leaves_out_what_the_run_trained_on_and_says_so(three):
+    _handed(three)
+    ev = evaluate.prepare_on(three.path, ["all", "sobel", "all"])
+    assert ev.names == ["dilate3x3", "gaussian5x5", "sobel"]  # each once
+    assert any("leaves out conv3x3a16, conv3x3a32, median3x3" in w for w in ev.warnings)
+    solo = evaluate.prepare_on(three.path, ["sobel", "sobel"])
+    assert solo.names == ["sobel"]
+
+
 def test_on_times_the_start_the_handed_over_and_given_weights(three, tmp_path):
     handed = _handed(three)
     given = tmp_path / "loo.weights"

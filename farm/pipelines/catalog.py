@@ -131,9 +131,36 @@ def resolve(ref: str, sha256: str | None = None) -> Benchmark:
         return replace(bench, params=_cpp_params(bench, params))
     cls = pygen.generator_class(bench)
     values = pygen.param_values(bench.label, cls, params, bench.builtin)
-    # canonical text, so that radius=02 and radius=2 are one pipeline
-    canonical = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in values.items()}
-    return replace(bench, params=tuple(sorted(canonical.items())))
+    return replace(bench, params=tuple(sorted(_canonical(values).items())))
+
+
+def _canonical(values: dict[str, object]) -> dict[str, str]:
+    """Parameter values as text, so that radius=02 and radius=2 are one pipeline."""
+    return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in values.items()}
+
+
+def same_pipeline(bench: Benchmark, label: str) -> bool:
+    """Whether the pipeline a run names `label` is `bench`, however either was written:
+    `random` and `random:seed=0` are one pipeline. By name, not source: an edited
+    generator of the same name still counts as seen. A Python generator's defaults fill in
+    what a name leaves out; a C++ generator's names compare as written (its defaults need
+    its executable built)."""
+    try:
+        base, params = split_params(label)
+    except BenchmarkError:  # not a name this farm writes: not this pipeline
+        return False
+    if base != bench.name:
+        return False
+    if bench.kind in (CPP, EXECUTABLE):
+        return dict(params) == dict(bench.params)
+    defaults = _canonical(pygen.generator_param_defaults(pygen.generator_class(bench),
+                                                         bench.builtin))
+    return {**defaults, **dict(params)} == {**defaults, **dict(bench.params)}
+
+
+def twins(label: str) -> tuple[str, ...]:
+    """The built-in near twins of pipeline `label` (TWINS), itself left out."""
+    return tuple(t for group in TWINS if label in group for t in group if t != label)
 
 
 def recorded(ref: str, sha256: str, named: Sequence[str], where: str, again: str
@@ -336,6 +363,14 @@ def _cpp_params(bench: Benchmark, params: Params) -> Params:
             raise BenchmarkError(f"{bench.label}: {name}={value!r} is not a valid "
                                  f"{known[name].kind}; its parameters: {listed}") from None
     return tuple(sorted(out.items()))
+
+
+def param_names(bench: Benchmark) -> tuple[str, ...]:
+    """The names of a benchmark's generator parameters."""
+    if bench.kind in (CPP, EXECUTABLE):
+        return tuple(p.name for p in gengen.generator_params(gengen.executable(bench),
+                                                             bench.name))
+    return tuple(pygen.generator_param_defaults(pygen.generator_class(bench), bench.builtin))
 
 
 def param_list(bench: Benchmark) -> str:

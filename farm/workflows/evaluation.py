@@ -228,31 +228,40 @@ def prepare_on(run_dir: str | Path, on: Sequence[str],
     run = _run_of(run_dir)
     manifest = run.read_manifest()
     assert manifest is not None  # _run_of checked
-    # `all`: the built-ins, beside any other BENCH named
-    refs = [r for ref in on for r in ([b.name for b in catalog.builtin_benchmarks()]
-                                      if ref == "all" else [ref])]
-    if not refs:
+    builtins = [b.name for b in catalog.builtin_benchmarks()]
+    if not on:
         raise BadInput("--on names no pipeline: give one BENCH or more")
-    benches = [catalog.resolve(r) for r in refs]
-    trained = {p.name for p in manifest.all_pipelines()}
-    seen = [b.label for b in benches if b.label in trained]
-    if seen:
-        raise BadInput(f"{', '.join(seen)} took part in {run.path}'s training: --on judges "
-                       "the model on pipelines it never saw; leave "
-                       f"{'it' if len(seen) == 1 else 'them'} out")
-    labels = [b.label for b in benches]
-    if len(set(labels)) != len(labels):
-        raise BadInput(f"--on names a pipeline twice: {', '.join(labels)}")
+    trained = _trained_on(run, manifest)
+    benches: list[Benchmark] = []
+    left_out: list[str] = []
+    for ref in on:  # `all`: the built-ins the run never trained on, beside any BENCH named
+        for r in (builtins if ref == "all" else [ref]):
+            b = catalog.resolve(r)
+            if any(b.label == o.label for o in benches):
+                continue  # named twice (`all sobel`): timed once
+            why = _seen(b, trained)
+            if why and ref == "all":
+                left_out.append(b.label)
+            elif why:
+                raise BadInput(f"{b.label} {why} in {run.path}'s training: --on judges the "
+                               "model on pipelines it never saw; leave it out")
+            else:
+                benches.append(b)
+    if not benches:
+        raise BadInput(f"--on leaves no pipeline {run.path} never trained on (left out: "
+                       f"{', '.join(left_out)}): name another BENCH")
     pipelines = tuple(PipelineRecord(b.label, b.ref, b.sha256) for b in benches)
     start = _start_weights(run, manifest)
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = tuple(
+        f"note: --on all leaves out {', '.join(left_out)}, which {run.path}'s model trained "
+        "on (or on a near twin)" for _ in left_out[:1])
     handed_path = Path(judge) if judge is not None else run.best_weights
     if judge is None and not handed_path.exists():
         handed_path = run.latest_weights
         if not handed_path.exists():
             raise RunDirError(f"{run.path} holds no weights to judge (weights/best.weights, "
                               "weights/latest.weights): run at least one round first")
-        warnings = (f"warning: {run.path} has no handed-over weights (its end did not run); "
+        warnings += (f"warning: {run.path} has no handed-over weights (its end did not run); "
                     f"judging {handed_path.name}, the weights its rounds accepted",)
     return Evaluation(run, manifest, pipelines, {b.label: b for b in benches},
                       tuple(Group((b.label,)) for b in benches), start,
@@ -260,6 +269,25 @@ def prepare_on(run_dir: str | Path, on: Sequence[str],
                       resolve_target(manifest.target), warnings=warnings,
                       handed=(weights.load(handed_path), str(handed_path)),
                       judged=judge is not None)
+
+
+def _trained_on(run: RunDir, manifest: Manifest) -> list[PipelineRecord]:
+    """The pipelines whose rows trained the run's models: its own, and those of the runs
+    it also trained on (--also-train-on)."""
+    out = list(manifest.all_pipelines())
+    for other in manifest.also_train_on:
+        theirs = RunDir(other).read_manifest()
+        out += theirs.all_pipelines() if theirs is not None else []
+    return out
+
+
+def _seen(bench: Benchmark, trained: Sequence[PipelineRecord]) -> str:
+    """How the model saw `bench` ("took part", "has a near twin that took part"), or ""."""
+    if any(catalog.same_pipeline(bench, p.name) for p in trained):
+        return "took part"
+    twin = next((p.name for p in trained if bench.builtin and p.name in
+                 catalog.twins(bench.label)), None)
+    return f"has a near twin, {twin}, that took part" if twin else ""
 
 
 def _run_of(run_dir: str | Path) -> RunDir:
