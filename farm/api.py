@@ -142,6 +142,11 @@ def pretrain(out: str | Path, *, pipelines: int = 256, per_pipeline: int = 16,
     from farm.tuning.settings import BEAM_CHECKED, PRETRAIN_COMPILE_TIMEOUT_S, PretrainSpec
     from farm.workflows.pretrain import Pretraining, seeded_generator
 
+    if per_pipeline < costmodel.MIN_DISTINCT:  # a pre-training never comes back to one
+        raise BadInput(f"--per-pipeline {per_pipeline}: Halide's trainer skips a pipeline "
+                       f"with fewer than {costmodel.MIN_DISTINCT} distinct schedules, and a "
+                       "pre-training draws each pipeline once: give at least "
+                       f"{costmodel.MIN_DISTINCT} (Halide's loop takes 16)")
     where = targets.resolve(target or "host")
     spec = PretrainSpec(seeded_generator(generator, where), pipelines=pipelines,
                         per_round=per_round,
@@ -252,7 +257,7 @@ def evaluate(run_dir: str | Path, out: str | Path | None = None, *,
     With `on` (BENCHes), RUN_DIR is any run (a pre-training, a campaign, a single run) and
     its handed-over weights are re-timed against its start weights on those pipelines,
     which it must never have trained on; `judge` (a weights file) is judged instead."""
-    from farm.atomic import writable_dir
+    from farm.atomic import real_dir, writable_dir
     from farm.store.rundir import refuse_a_run
     from farm.workflows import evaluate as workflow
 
@@ -269,7 +274,9 @@ def evaluate(run_dir: str | Path, out: str | Path | None = None, *,
         ev = workflow.prepare(run_dir, together, weights_for, train_steps, named=generators)
     if out:
         refuse_a_run(out, "evaluate")  # its weights/ would mix with the run's
-    folder = writable_dir(str(out) if out else str(Path(run_dir) / "evaluate"))
+    # RUN_DIR/evaluate is the run's: no link planted there takes its files elsewhere
+    folder = writable_dir(str(out) if out else
+                          str(real_dir(Path(run_dir) / "evaluate", Path(run_dir))))
     if ev.handed is not None:
         say(f"{ev.handed[1]} against the start weights on {len(ev.pipelines)} pipelines "
             f"{run_dir} never trained on: {', '.join(ev.names)}; device class "

@@ -163,6 +163,25 @@ def test_a_changed_setting_on_resume_is_refused_before_ray_starts(tmp_path, caps
     assert (run / "manifest.json").read_bytes() == before
 
 
+def test_a_changed_source_on_resume_is_refused_naming_the_source(tmp_path, capsys, no_ray,
+                                                                 baseline):
+    """A generator edited since the run began (even by whitespace) makes other rows: the
+    refusal says it is the source that changed, not a setting the user gave."""
+    run = tmp_path / "run"
+    run.mkdir()
+    bench, host = catalog.resolve("median3x3"), targets.resolve("host")
+    RunDir(run).write_manifest(Manifest(
+        run_id="abcd1234", benchmark=bench.ref, generator=bench.label,
+        benchmark_sha256="0" * 64, target=host.compile, schedule_target=host.schedule,
+        batch_size=8, parallelism=DEFAULT_PARALLELISM, start_weights_sha256=baseline.sha256,
+        created_at=now_iso()))
+    assert_user_error(farm_here(capsys, "autotune", "median3x3", "--out", run, "--batch-size",
+                                "8"),
+                      f"{run} holds a run with benchmark_sha256 0000000000000000, not "
+                      f"{bench.sha256[:16]} (the benchmark's or generator's source changed "
+                      "since the run began: restore that source")
+
+
 def test_the_readme_says_what_may_change_on_resume_as_the_refusal_does():
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     text = " ".join(readme.replace("`", "").split())

@@ -8,14 +8,16 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pyarrow.parquet as pq
 import pytest
 import ray
+from clitools import assert_user_error, farm_here
 
 from farm.commands import pretrain as pretrain_command
 from farm.devices.timing import TimingConfig
-from farm.errors import BadInput, RunDirError
+from farm.errors import BadInput, BenchmarkError, RunDirError
 from farm.execution.pool import DevicePool
 from farm.machine import targets
 from farm.model import weights
@@ -206,14 +208,37 @@ def test_the_held_out_rank_curve_has_a_point_per_round(pretrain_of, tmp_path):
 
 def test_the_generator_needs_a_seed_parameter_and_sets_it_itself():
     host = targets.resolve(None)
-    with pytest.raises(BadInput, match="needs a generator with a seed parameter"):
+    with pytest.raises(BadInput, match=r"median3x3 has no seed parameter \(its parameters: "
+                       r"none\)"):
         seeded_generator("median3x3", host)
+    with pytest.raises(BenchmarkError, match="unknown benchmark 'seed'") as e:
+        seeded_generator("seed", host)  # its own fault, not blamed on a missing parameter
+    assert "seed parameter" not in str(e.value)
     with pytest.raises(BadInput, match="sets the seed itself"):
         seeded_generator("random:seed=3", host)
     assert dict(seeded_generator(None, host).params)["seed"] == "0"
     hvx = seeded_generator(None, targets.resolve("arm-64-android-hvx"))
     assert dict(hvx.params)["types"] == "int"  # HVX vectorizes integers
     assert dict(seeded_generator(None, host).params).get("types", "float") == "float"
+
+
+def test_the_pipelines_per_round_are_reckoned_once_per_invocation():
+    """Devices that join or leave between rounds must not draw more or fewer pipelines
+    than the round count was reckoned with."""
+    devices = ["a", "b", "c"]
+    t = object.__new__(Pretraining)
+    t.s = SimpleNamespace(pretrain=SimpleNamespace(per_round=None))
+    t.pool = SimpleNamespace(usable=lambda: devices)
+    assert t.per_round() == 12
+    devices.append("d")
+    assert t.per_round() == 12
+
+
+def test_fewer_candidates_per_pipeline_than_the_trainer_learns_from_are_refused(tmp_path,
+                                                                                capsys):
+    assert_user_error(farm_here(capsys, "pretrain", "--out", tmp_path / "pt",
+                                "--per-pipeline", "4"), "--per-pipeline 4", "at least 8")
+    assert not (tmp_path / "pt").exists()
 
 
 def test_the_command_states_the_library_defaults():

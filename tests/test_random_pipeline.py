@@ -57,7 +57,9 @@ def test_it_is_not_one_of_the_built_in_benchmarks():
 @pytest.mark.parametrize("params, message", [
     ("types=complex", "types=complex: choose float or int"),
     ("version=3", "this farm draws versions 1, 2"),
-    ("stages=0", "stages must be at least 1"),
+    ("stages=0", "stages must be 1 to 64"),
+    ("stages=99999999999", "stages must be 1 to 64"),  # refused before it builds for hours
+    ("size=100000", "size 16 to 8192"),
 ])
 def test_a_bad_parameter_is_refused_with_the_generators_reason(params, message, baseline):
     bench = catalog.resolve(f"random:{params}")

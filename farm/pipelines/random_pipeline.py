@@ -47,6 +47,9 @@ PLANAR_KINDS = ("pointwise", "cast", "conv", "masked", "separable", "downsample"
 MASK = 7  # version 2's mask input is MASK x MASK
 BLOCK = 16  # the width of a block mix's blocks
 MIN_SIDE = 16  # no downsample below this many pixels a side
+# Bounds a mistyped value meets before it builds for hours or allocates gigabytes:
+# Halide's own random pipelines have 12-20 stages.
+MAX_STAGES, MAX_SIDE = 64, 8192
 MAX_CHANNELS = 16
 HIST_BINS = 64
 
@@ -301,8 +304,9 @@ class RandomPipeline:
         if int(g.version) not in VERSIONS:
             raise ValueError(f"version={g.version}: this farm draws versions "
                              f"{', '.join(map(str, VERSIONS))}")
-        if int(g.stages) < 1 or int(g.size) < MIN_SIDE:
-            raise ValueError(f"stages must be at least 1 and size at least {MIN_SIDE}")
+        if not (1 <= int(g.stages) <= MAX_STAGES and MIN_SIDE <= int(g.size) <= MAX_SIDE):
+            raise ValueError(f"stages must be 1 to {MAX_STAGES} and size {MIN_SIDE} to "
+                             f"{MAX_SIDE}")
         floats = str(g.types) == "float"
         dims = 2 if _planar(int(g.version)) else 3
         g.add_input("input", hl.InputBuffer(hl.Float(32) if floats else hl.UInt(8), dims))

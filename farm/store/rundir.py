@@ -335,12 +335,7 @@ class RunDir(BestFolders):
     @staticmethod
     def _read_record(path: Path, fix: str):
         try:
-            with open(path, "rb") as f:
-                text = f.read(MAX_RECORD_BYTES + 1)
-            if len(text) > MAX_RECORD_BYTES:
-                raise ValueError(f"over {MAX_RECORD_BYTES // 2**20} MB, more than a record "
-                                 "holds")
-            return json.loads(text)
+            return json.loads(atomic.read_regular(path, MAX_RECORD_BYTES))
         except FileNotFoundError:
             return None
         except RecursionError:  # JSON nested thousands deep
@@ -361,10 +356,11 @@ class RunDir(BestFolders):
         for key in Manifest.FIXED:
             old, new = getattr(existing, key), getattr(wanted, key)
             if old != new:
+                why = _CHANGED.get(key, "")
                 raise RunDirError(
-                    f"{self.path} holds a run with {key} {_short(old)}, not {_short(new)}; "
-                    f"resume it with the same settings (only {resume_may_change()} may "
-                    "change) or use a new --out")
+                    f"{self.path} holds a run with {key} {_short(old)}, not {_short(new)}"
+                    f"{why}; resume it with the same settings (only {resume_may_change()} "
+                    "may change) or use a new --out")
         return existing
 
     def check_out(self) -> None:
@@ -404,13 +400,29 @@ def refuse_a_run(out: str | os.PathLike, command: str) -> None:
 
 def class_dir(root: Path, device_class: str) -> Path:
     """A device class's run directory in a run of several classes: ROOT/classes/CLASS/."""
-    return _named(root / "classes", device_class)
+    found = _named(root / "classes", device_class)
+    for p in (found.parent, found):
+        _not_a_link(p)
+    return found
 
 
 def class_dirs(root: str | os.PathLike) -> list[Path]:
-    """The per-class run directories under `root` (none for a run of one class)."""
+    """The per-class run directories under `root` (none for a run of one class); a
+    RunDirError for one that is a link (what the farm writes or reports there would land
+    outside the run)."""
     folder = Path(root) / "classes"
-    return sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    _not_a_link(folder)
+    if not folder.is_dir():
+        return []
+    for p in folder.iterdir():
+        _not_a_link(p)
+    return sorted(p for p in folder.iterdir() if p.is_dir())
+
+
+def _not_a_link(path: Path) -> None:
+    if path.is_symlink():
+        raise RunDirError(f"{path} is a symbolic link, and a run's class folders are its "
+                          "own: remove it (or replace it with the folder) and rerun")
 
 
 def invocation_record(versions: dict, devices: list[dict]) -> dict:
@@ -430,6 +442,14 @@ def _named(folder: Path, name: str, suffix: str = "") -> Path:
         return new
     old = folder / legacy
     return old if old.exists() and not old.is_symlink() else new
+
+
+# What a differing hash means, so that a refusal names the thing to restore.
+_CHANGED = {
+    "benchmark_sha256": " (the benchmark's or generator's source changed since the run "
+                        "began: restore that source, e.g. the farm version that began it)",
+    "start_weights_sha256": " (other start weights: give the run's --weights again)",
+}
 
 
 def _short(value) -> str:

@@ -130,12 +130,13 @@ def validate(run: RunDir, settings: TuneSettings, devices: list[DeviceInfo]) -> 
         raise BadInput(f"a benchmark is named twice: {', '.join(names)}")
     existing = run.read_manifest()
     _check_class(run, devices, existing)
-    existing = run.check_resumable(wanted_manifest(settings, existing))
-    _check_training_runs(settings, devices, existing)
     family = settings.pretrain.family if settings.pretrain else None
     if existing is not None and family is not None and existing.benchmark != family:
+        # before the manifest's settings: another generator also hashes otherwise
         raise RunDirError(f"{run.path} pre-trains on {existing.benchmark}, not {family}: "
                           "resume it with the same --generator, or use a new --out")
+    existing = run.check_resumable(wanted_manifest(settings, existing))
+    _check_training_runs(settings, devices, existing)
     for b in settings.benchmarks:
         rec = existing.pipeline(b.label) if existing else None
         if rec is not None and rec.sha256 != b.sha256:

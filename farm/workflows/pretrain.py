@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from farm.candidate import OK
-from farm.errors import BadInput, BenchmarkError, RunDirError
+from farm.errors import BadInput, RunDirError
 from farm.machine.targets import TargetInfo
 from farm.model import weights
 from farm.pipelines.benchmark import Benchmark, format_params
-from farm.pipelines.catalog import resolve, split_params
+from farm.pipelines.catalog import param_names, resolve, split_params
 from farm.report.progress import format_duration, plural
 from farm.store.records import BestWeightsRecord, Manifest, RoundRecord
 from farm.store.rundir import RunDir
@@ -47,14 +47,13 @@ def seeded_generator(ref: str | None, target: TargetInfo) -> Benchmark:
     if "seed" in dict(params):
         raise BadInput(f"--generator {ref}: farm pretrain sets the seed itself (one per "
                        "pipeline); leave seed= out")
-    try:
-        return resolve(f"{base}:{format_params((*params, ('seed', '0')))}")
-    except BenchmarkError as e:
-        if "'seed'" not in str(e):  # another fault of the generator: its own message
-            raise
-        raise BadInput(f"--generator {ref} cannot draw pipelines: {e}. A pre-training "
-                       "needs a generator with a seed parameter (e.g. random, or your own "
-                       "with a GeneratorParam seed)") from None
+    found = param_names(resolve(base))  # a generator's other faults: its own message
+    if "seed" not in found:
+        raise BadInput(f"--generator {ref} has no seed parameter (its parameters: "
+                       f"{', '.join(found) or 'none'}): a pre-training draws pipelines seed "
+                       "by seed; give a generator with one (e.g. random, or your own with a "
+                       "GeneratorParam seed)")
+    return resolve(f"{base}:{format_params((*params, ('seed', '0')))}")
 
 
 def seed_of(label: str) -> int | None:
@@ -125,13 +124,21 @@ class PretrainSummary:
 class Pretraining(Tuning):
     """A device class's pre-training: Tuning with pipelines drawn round by round."""
 
+    _per_round: int | None = None  # per_round's, once reckoned
+
     @property
     def spec(self) -> PretrainSpec:
         assert self.s.pretrain is not None  # how farm.workflows.pretrain runs it
         return self.s.pretrain
 
     def per_round(self) -> int:
-        return self.spec.per_round or max(8, PER_DEVICE * len(self.pool.usable()))
+        # Reckoned once per invocation from the devices at its start: the round count is
+        # reckoned from it, and a device joining or leaving between rounds must not make
+        # the rounds draw more or fewer pipelines than that count says.
+        if self._per_round is None:
+            self._per_round = self.spec.per_round or max(8, PER_DEVICE *
+                                                         len(self.pool.usable()))
+        return self._per_round
 
     # --- Tuning's hooks ---------------------------------------------------------------
 
