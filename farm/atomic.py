@@ -187,6 +187,22 @@ def _refuse_a_file(out: Path, option: str) -> None:
     raise BadInput(f"{option} {out} {what}, not a folder; choose another {option}")
 
 
+def read_regular(path: str | os.PathLike, limit: int, follow: bool = True) -> bytes:
+    """The bytes of `path`, read only if it is a regular file of at most `limit` bytes: a
+    FIFO planted where a file belongs would block the reader forever, a link to
+    /dev/zero fill its memory. ValueError saying which; OSError when it cannot be opened
+    (ELOOP for a link, with `follow` False: a file of the run that must be the run's)."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
+    with os.fdopen(os.open(path, flags), "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise ValueError("not a regular file")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        size = f"{limit // 2**20} MB" if limit >= 2**20 else f"{limit:,} bytes"
+        raise ValueError(f"over {size}, more than such a file holds")
+    return data
+
+
 def write_json(path: Path, data) -> None:
     """Write `data` as JSON, atomically and durably (farm.atomic)."""
     path.parent.mkdir(parents=True, exist_ok=True)

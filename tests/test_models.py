@@ -137,6 +137,18 @@ def test_farm_models_lists_and_refuses_with_one_line(tmp_path, baseline):
                       "is not a run directory")
 
 
+def test_farm_models_prints_a_records_control_characters_escaped(tmp_path, baseline):
+    """A record comes from a run directory anyone may have written: its text must not
+    retitle, clear or recolour the terminal of whoever lists the models."""
+    env = {"FARM_MODELS_DIR": str(tmp_path / "models")}
+    w = weights.perturbed(baseline, 1, 0.1)
+    record = _record(w)
+    record.verdicts = ["\x1b]0;PWNED\x07 1.2x faster"]  # (a run's best.json gives them)
+    Registry(tmp_path / "models").promote(w, record)
+    listed = farm("models", env=env).stdout
+    assert "PWNED" in listed and "\x1b" not in listed and "\\x1b]0;PWNED\\x07" in listed
+
+
 def test_farm_run_starts_from_the_hosts_current_model(tmp_path, baseline):
     """Real Halide and Ray: after a promotion for this host's class, `farm run` without
     --weights autoschedules with that model, and says so first."""

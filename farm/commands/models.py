@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from farm.report.output import columns
+from farm.report.output import columns, printable
 
 HEADER = ("CLASS", "CURRENT", "MODEL", "PROMOTED (UTC)", "KIND", "ROUNDS", "SAMPLES", "SOURCE")
 
@@ -45,9 +45,11 @@ def main(args) -> int:
 
         model = promote(args.run_dir, args.promote_class or args.device_class, registry)
         r = model.record
-        print(f"class {r.device_class}: current model {r.sha256[:16]}, from {r.describe()}")
-        print(f"a new run on class {r.device_class} without --weights starts from it "
-              f"({model.weights_path})")
+        # a record is a run's data: its text reaches the terminal escaped
+        print(printable(f"class {r.device_class}: current model {r.sha256[:16]}, from "
+                        f"{r.describe()}"))
+        print(printable(f"a new run on class {r.device_class} without --weights starts "
+                        f"from it ({model.weights_path})"))
         return 0
     classes = [args.device_class] if args.device_class else registry.classes()
     rows = [(m.record.device_class, "*" if m.current else "", m.record.sha256[:16],
@@ -59,9 +61,9 @@ def main(args) -> int:
             f" for class {args.device_class}" if args.device_class else "")
             + ": `farm models promote RUN_DIR` adds one")
         return 0
-    print(columns([HEADER, *rows]))
+    print(printable(columns([HEADER, *rows]), lines=True))
     for c in classes:
         current = next((m for m in registry.models(c) if m.current), None)
         for line in (current.record.verdicts if current else []):
-            print(f"{c}: {line}")
+            print(printable(f"{c}: {line}"))
     return 0

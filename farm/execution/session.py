@@ -56,18 +56,25 @@ class DeviceSession:
         """A device pool over `infos` (farm.execution.pool), compiling on the whole cluster (Android
         candidates on the phones' own nodes, whose NDK links them)."""
         from farm.build.builder import HalideBuilder
-        from farm.devices.host import check_here
         from farm.execution.pool import DevicePool
 
-        if self._here:
-            check_here(infos)  # refused in a second, not after Ray's start
-            lease_dir()
+        self.preflight(infos)
         self.cluster.connect()  # (once: it returns when Ray is up)
         options.setdefault("holder", self.holder)
         pool = DevicePool.on_cluster(infos, target, builder or HalideBuilder(), self.cluster,
                                      **options)
         self._pools.append(pool)
         return pool
+
+    def preflight(self, infos: list[DeviceInfo]) -> None:
+        """What this machine's devices need that Ray cannot fix (the compile gate's and the
+        leases' folders), refused in a second: before Ray starts, and before a command's
+        own long work (a model's training) that would end in the same refusal."""
+        from farm.devices.host import check_here
+
+        if self._here:
+            check_here(infos)
+            lease_dir()
 
     def leases(self, recent: int = 0) -> dict:
         """Who holds and who waits for each device, with its last `recent` logged leases

@@ -32,6 +32,7 @@ from farm.model.weights import Weights
 from farm.paths import path_name
 from farm.store.checks import COUNT, TEXT, RecordError
 from farm.store.jsonrecord import JsonRecord
+from farm.store.rundir import MAX_RECORD_BYTES
 
 
 @dataclass
@@ -178,15 +179,13 @@ def now_iso() -> str:
 
 
 def _read(path: Path, cls):
+    """The record at `path`, or None for one that is not a farm record: a shared folder's
+    bad file (a link, a FIFO, JSON nested too deep) must stall nobody's command."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
+        return cls.from_json(json.loads(atomic.read_regular(path, MAX_RECORD_BYTES,
+                                                            follow=False)))
+    except (OSError, ValueError, RecursionError, RecordError):
         return None
-    with os.fdopen(fd) as f:
-        try:
-            return cls.from_json(json.load(f))
-        except (ValueError, RecordError):
-            return None
 
 
 def _user() -> str:

@@ -18,6 +18,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from farm import atomic
 from farm.errors import WeightsError
 from farm.machine.halide_env import halide_env
 
@@ -26,6 +27,7 @@ PIPELINE_FEATURES_VERSION = 3
 SCHEDULE_FEATURES_VERSION = 3
 SHAPES = ((8, 40, 7), (8,), (24, 39), (24,), (32, 32), (32,))
 SIZE = 16 + sum(4 + 4 * len(s) + 4 * math.prod(s) for s in SHAPES)  # 17136
+MAX_WEIGHTS_BYTES = 2**20  # read no further: check() says what a longer file is
 
 
 @dataclass(frozen=True)
@@ -117,11 +119,13 @@ def _floats(buf: memoryview):
 def load(path: str | os.PathLike) -> Weights:
     path = Path(path)
     try:
-        data = path.read_bytes()
+        data = atomic.read_regular(path, MAX_WEIGHTS_BYTES)
     except FileNotFoundError:
         raise WeightsError(f"weights file {path} does not exist") from None
     except OSError as e:
         raise WeightsError(f"cannot read weights file {path}: {e.strerror}") from None
+    except ValueError as e:  # a folder, a FIFO, a link to /dev/zero
+        raise WeightsError(f"cannot read weights file {path}: {e}") from None
     return check(data, str(path))
 
 

@@ -42,6 +42,8 @@ def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
+    # names come from run directories: a `$` in one is text, not mathtext to parse
+    matplotlib.rcParams["text.parse_math"] = False
     import matplotlib.pyplot as plt
 
     return plt

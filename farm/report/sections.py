@@ -4,10 +4,12 @@ went, and the samples table. Each returns its HTML lines under heading level `h`
 
 from __future__ import annotations
 
+import os
 import shlex
 import statistics
 from collections.abc import Sequence
 
+from farm import atomic
 from farm.candidate import DUPLICATE, OK
 from farm.report.markup import command, escape, fmt, list_or_empty, table
 from farm.report.progress import plural
@@ -20,6 +22,7 @@ TIME_HEADER = ("round", "wall s", "autoschedule s", "codegen s", "link s", "timi
 DECISION_HEADER = ("candidate", "held-out rank", "gain", "gain low", "train loss",
                    "trainer rate", "trained on", "train s", "note")
 LOG_LINES = 12  # of a cause's first failure's error and log
+MAX_SCHEDULE_BYTES = 2**20  # a best schedule's text the page shows
 
 
 def handed(rep: Report) -> list[str]:
@@ -61,11 +64,15 @@ def found(rep: Report, parts: Sequence[Report], h: str) -> list[str]:
         out.append("<ul>" + "".join(f"<li>{escape(name + line)}</li>"
                                     for line in comparisons(best)) + "</ul>")
         path = run.best_schedule(best.benchmark.split(":")[0], scope, best.library)
-        if path.exists():
+        if os.path.lexists(path):
             where = path.relative_to(run.path) if path.is_relative_to(run.path) else path
+            try:  # the run's own file only: a page is mailed, a link could be anything
+                text = atomic.read_regular(path, MAX_SCHEDULE_BYTES, follow=False).decode(
+                    errors="replace")
+            except (OSError, ValueError) as e:
+                text = f"(not shown: {e.strerror if isinstance(e, OSError) else e})"
             out.append(f"<details><summary>{escape(name)}the best schedule ({escape(where)}, "
-                       f"{best.runtime_ms:.3f} ms)"
-                       f"</summary><pre>{escape(path.read_text(errors='replace'))}</pre>"
+                       f"{best.runtime_ms:.3f} ms)</summary><pre>{escape(text)}</pre>"
                        "</details>")
     if whole and not parts:
         out.append('<p class="note">Each pipeline\'s best: the table of pipelines below.</p>')

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from farm import atomic
@@ -218,14 +219,42 @@ def _read(files: list[Path], columns: list[str] | None, filter) -> pa.Table:
         _check_file(path)
     try:
         dataset = ds.dataset([str(p) for p in files], format="parquet", schema=SCHEMA)
-        return dataset.to_table(columns=columns, filter=filter)
+        table = dataset.to_table(columns=columns, filter=filter)
     except FileNotFoundError:
         raise
-    except (pa.ArrowInvalid, OSError) as e:
+    except (pa.ArrowException, OSError) as e:  # a column of another type among them
         if any(not p.exists() for p in files):
             raise FileNotFoundError(str(e)) from None  # gone mid-read: a compaction
-        raise DatasetError(f"cannot read the sample dataset in {files[0].parent}: {e}; "
+        raise DatasetError(f"cannot read the sample dataset in {files[0].parent}: "
+                           f"{str(e).splitlines()[0] if str(e) else type(e).__name__}; "
                            f"{_DAMAGED_FIX}") from None
+    if _missing(table):
+        found = next((p for p in files if _missing(ds.dataset(
+            str(p), format="parquet", schema=SCHEMA).to_table(columns=columns,
+                                                               filter=filter))), None)
+        raise DatasetError(f"{found or files[0].parent} has rows without "
+                           f"{', '.join(_missing(table))}, which every row the farm writes "
+                           f"has; {_DAMAGED_FIX}")
+    return table
+
+
+# What every row the farm writes has, and every ok row: a row without them is no sample
+# of this farm's, and the readers (reports, training, resuming) would fail on it.
+_NEVER_NULL = ("sample_id", "round", "index", "status")
+_OK_NEVER_NULL = ("runtime_ms",)
+
+
+def _missing(table: pa.Table) -> list[str]:
+    """What rows of `table` lack of what every row (every ok row) the farm writes has."""
+    names = table.column_names
+    bad = [n for n in _NEVER_NULL if n in names and table[n].null_count]
+    if "status" in names:
+        ok = pc.fill_null(pc.equal(table["status"], "ok"), False)
+        bad += [n for n in _OK_NEVER_NULL if n in names and table[n].filter(ok).null_count]
+        if "runtime_ms" in names and pc.any(pc.less_equal(table["runtime_ms"].filter(ok),
+                                                          0)).as_py():
+            bad.append("a positive runtime_ms")
+    return bad
 
 
 def file_version(schema: pa.Schema) -> int:

@@ -29,6 +29,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from farm import atomic
 from farm.candidate import CandidateSpec, Schedule
 from farm.devices.timing import TimingConfig
 from farm.model.featurization import schedule_key
@@ -319,5 +320,7 @@ def write_results(rows: list[dict], schema: pa.Schema, parquet_path: Path, png_p
     """The rows as Parquet at `parquet_path` (`schema`'s columns) and `plot` of them at
     `png_path`; both paths."""
     parquet_path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema), parquet_path)
+    table = pa.Table.from_pylist(rows, schema=schema)
+    # whole or not at all, and a link planted at the path replaced, not written through
+    atomic.write_with(parquet_path, lambda tmp: pq.write_table(table, tmp))
     return parquet_path, plot(rows, png_path)

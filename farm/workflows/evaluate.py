@@ -276,6 +276,7 @@ def run_evaluate(ev: Evaluation, out: Path, device_ids: Sequence[str] | None = N
     with DeviceSession(address, holder=str(out)) as session:
         infos = class_devices(session.devices, device_ids, ev.manifest.device_class,
                               ev.target)
+        session.preflight(infos)  # refused now, not after minutes of training
         models = {} if ev.handed is not None else train_models(ev, out, trainer, progress)
         pool = session.pool(infos, ev.target)
         rows: list[dict] = []

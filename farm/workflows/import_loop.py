@@ -19,6 +19,7 @@ from farm.candidate import OK
 from farm.errors import BadInput
 from farm.model import featurization
 from farm.model import weights as weights_module
+from farm.store.checks import RecordError
 from farm.store.loop_samples import LoopSample, read_folder
 from farm.store.records import IMPORTED, BestWeightsRecord, Manifest, PipelineRecord
 from farm.store.rundir import RunDir, invocation_record, is_run, new_run_id, now_iso
@@ -58,6 +59,12 @@ def import_loop(samples_dir: str | Path, out: str | Path, device_class: str,
         raise BadInput(f"no Halide .sample file in {folder}" + (
             f" ({len(skipped)} skipped: {skipped[0][0].name}: {skipped[0][1]})"
             if skipped else ""))
+    manifest = _manifest(samples, device_class, target)
+    try:  # checked as every later command reads it: refused now, not by each of them
+        Manifest.from_json(manifest.to_json())
+    except RecordError as e:
+        raise BadInput(f"--class, --benchmark or --target cannot be recorded as given: "
+                       f"{e}") from None
     batches = sorted({s.batch for s in samples})
     round_of = {b: n for n, b in enumerate(batches, start=1)}
     # made beside --out and renamed into place when whole: a failed import leaves nothing
@@ -67,7 +74,6 @@ def import_loop(samples_dir: str | Path, out: str | Path, device_class: str,
     run = RunDir(building)
     run.open()
     try:
-        manifest = _manifest(samples, device_class, target)
         run.write_manifest(manifest)
         by_round: dict[int, list[dict]] = {}
         for n, s in enumerate(sorted(samples, key=lambda s: (s.batch, s.pipeline, s.index))):

@@ -51,10 +51,10 @@ def _evaluation(run: RunDir) -> list[str]:
     from farm.workflows.evaluate import summary
 
     try:
-        rows = pq.read_table(rows_path).to_pylist()
-    except (OSError, ValueError):  # (pyarrow's errors are both)
+        return [f"farm evaluate: {line}" for line in summary(
+            pq.read_table(rows_path).to_pylist())]
+    except (OSError, ValueError, KeyError, TypeError):  # not as evaluate writes it
         return [f"farm evaluate: {rows_path} could not be read"]
-    return [f"farm evaluate: {line}" for line in summary(rows)]
 
 
 def promote(run_dir: str | Path, device_class: str | None = None,

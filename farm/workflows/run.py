@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from farm import atomic
 from farm.build import compile as build
 from farm.candidate import BuildResult, CandidateSpec, Measurement, Status
 from farm.deprecation import renamed
@@ -75,7 +76,8 @@ def run_benchmark(spec: CandidateSpec, pool: DevicePool, timing: TimingConfig,
         out_dir.mkdir(parents=True, exist_ok=True)
         schedule_file = out_dir / f"{path_name(spec.benchmark.name)}.schedule.h"
         assert auto.build.schedule is not None  # an ok build carries its schedule
-        schedule_file.write_text(auto.build.schedule.source)
+        # whole, and a link planted at its name replaced, not written through
+        atomic.replace_bytes(schedule_file, auto.build.schedule.source.encode())
     manual = _timed(outcomes[1], spec.benchmark.label, "manual schedule", required=False) \
         if with_manual else None
     device = pool.handles[0].info

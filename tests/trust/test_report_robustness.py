@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from farm import cli
+from farm.report.output import pyplot, save_figure
 from farm.report.progress import Progress
 
 V1_RUN = Path(__file__).parents[1] / "data" / "v1-run"
@@ -98,3 +99,13 @@ def test_printable_keeps_text_and_escapes_what_controls_a_terminal():
         "a\\x09b\\x0dc\\x00d\\x7fe\\x9bf\\ud800"
     assert printable("one\ntwo", lines=True) == "one\ntwo"
     assert printable("one\ntwo") == "one\\x0atwo"
+
+
+def test_a_dollar_sign_in_a_name_is_drawn_as_text_not_parsed_as_math(tmp_path):
+    plt = pyplot()
+    fig, ax = plt.subplots()
+    ax.plot([1, 2], [1, 2], label="$\\nosuchcmd{$")
+    ax.set_xticks([1, 2], ["a$b", "$\\frac{$"])
+    ax.legend()
+    save_figure(fig, tmp_path / "plot.png")  # mathtext would raise on these
+    assert (tmp_path / "plot.png").stat().st_size > 0

@@ -4,18 +4,23 @@ import os
 import shutil
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+from crafted import campaign
 
 from farm import cli
 from farm.atomic import writable_dir
 from farm.errors import BadInput, MissingPrerequisite, RunDirError
 from farm.machine.cache import build_once, cache_dir
 from farm.model.retrain import file_name
+from farm.pipelines import catalog
 from farm.pipelines.benchmark import write_files
 from farm.report.output import pyplot, save_figure
-from farm.store.records import RetimingRecord
-from farm.store.rundir import RunDir
+from farm.store.records import PipelineRecord, RetimingRecord
+from farm.store.rundir import RunDir, class_dir
 from farm.store.samples import SampleStore
+from farm.workflows.compare import write_results
 
 V1_RUN = Path(__file__).parents[1] / "data" / "v1-run"
 
@@ -183,3 +188,40 @@ def test_a_cache_folder_of_the_run_planted_as_a_link_is_refused(tmp_path):
     with pytest.raises(BadInput, match="is a symbolic link"):
         RunDir(run).sample_files.sync(SampleStore(V1_RUN / "samples").read())
     assert list(elsewhere.iterdir()) == []
+
+
+# --- a class's folder, evaluate's folder and its results ------------------------------
+
+def test_a_class_folder_planted_as_a_link_is_refused_by_every_reader(tmp_path, capsys):
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(V1_RUN, elsewhere)
+    run = tmp_path / "run"
+    (run / "classes").mkdir(parents=True)
+    (run / "classes" / "A").symlink_to(elsewhere)
+    before = sorted(p.name for p in elsewhere.iterdir())
+    assert cli.main(["report", str(run)]) == 2
+    assert "is a symbolic link" in capsys.readouterr().err
+    with pytest.raises(RunDirError, match="is a symbolic link"):
+        class_dir(run, "A")
+    assert sorted(p.name for p in elsewhere.iterdir()) == before
+
+
+def test_evaluates_folder_planted_as_a_link_is_refused(tmp_path, capsys):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    run = campaign(tmp_path / "run", [PipelineRecord(n, n, catalog.resolve(n).sha256)
+                                      for n in ("median3x3", "sobel")])
+    (run.path / "evaluate").symlink_to(elsewhere)
+    assert cli.main(["evaluate", str(run.path)]) == 2
+    assert "is a symbolic link" in capsys.readouterr().err
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_results_replace_a_link_planted_at_their_parquet_file(tmp_path):
+    victim = _victim(tmp_path)
+    out = tmp_path / "bench.parquet"
+    out.symlink_to(victim)
+    schema = pa.schema([("x", pa.int64())])
+    write_results([{"x": 1}], schema, out, tmp_path / "bench.png", lambda rows, png: png)
+    assert victim.read_text() == "precious"
+    assert not out.is_symlink() and pq.read_table(out)["x"].to_pylist() == [1]

@@ -1,0 +1,113 @@
+"""What a run directory (or the shared model registry) holds where a file belongs is read
+only if it is a regular file of a sane size: a FIFO would block a reader forever, a link
+to /dev/zero fill its memory, a link to a private file reach the page meant to be mailed.
+And a sample file's columns are what the farm writes, in type and in presence."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from crafted import add_best, v1_run
+
+from farm.errors import DatasetError, RunDirError, WeightsError
+from farm.model import weights
+from farm.model.registry import ModelRecord, _read
+from farm.report.page import write_page
+from farm.store.samples import SampleStore
+
+V1_RUN = Path(__file__).parents[1] / "data" / "v1-run"
+
+
+def _quick(call):
+    """`call()` must come back (with an error) at once, not block on what it opens."""
+    started = time.monotonic()
+    with pytest.raises(Exception) as raised:
+        call()
+    assert time.monotonic() - started < 5
+    return raised.value
+
+
+def test_a_fifo_or_an_endless_file_where_weights_belong_is_refused_at_once(tmp_path):
+    fifo = tmp_path / "best.weights"
+    os.mkfifo(fifo)
+    assert isinstance(_quick(lambda: weights.load(fifo)), WeightsError)
+    endless = tmp_path / "zero.weights"
+    endless.symlink_to("/dev/zero")
+    error = _quick(lambda: weights.load(endless))
+    assert isinstance(error, WeightsError) and "not a regular file" in str(error)
+    folder = tmp_path / "folder.weights"
+    folder.mkdir()
+    assert "Is a directory" in str(_quick(lambda: weights.load(folder)))
+
+
+def test_a_fifo_where_the_manifest_belongs_is_refused_at_once(tmp_path):
+    run = v1_run(tmp_path / "run")
+    run.manifest_path.unlink()
+    os.mkfifo(run.manifest_path)
+    error = _quick(run.read_manifest)
+    assert isinstance(error, RunDirError) and "not a regular file" in str(error)
+
+
+def test_a_registry_record_that_is_a_fifo_or_nested_deep_is_skipped(tmp_path):
+    fifo = tmp_path / "model.json"
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    assert _read(fifo, ModelRecord) is None and time.monotonic() - started < 5
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 200_000 + "]" * 200_000)
+    assert _read(deep, ModelRecord) is None
+
+
+def test_the_page_shows_no_file_a_best_schedule_links_to(tmp_path):
+    secret = tmp_path / "id_rsa"
+    secret.write_text("PRIVATE KEY MATERIAL")
+    run = v1_run(tmp_path / "run")
+    add_best(run)
+    schedule = run.best_schedule("dilate3x3", "", "dilate3x3.a")
+    schedule.unlink(missing_ok=True)
+    schedule.symlink_to(secret)
+    page = write_page(run.path, tmp_path / "page" / "index.html").read_text()
+    assert "PRIVATE KEY MATERIAL" not in page
+    assert "not shown" in page
+
+
+def _sample_file(run: Path) -> Path:
+    return next((run / "samples").glob("*.parquet"))
+
+
+def test_a_sample_column_of_another_type_is_a_dataset_error(tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(V1_RUN, run)
+    path = _sample_file(run)
+    table = pq.read_table(path)
+    i = table.schema.get_field_index("runtime_ms")
+    wrong = pa.array([[v] for v in table["runtime_ms"].to_pylist()], pa.list_(pa.float64()))
+    pq.write_table(table.set_column(i, "runtime_ms", wrong), path)
+    with pytest.raises(DatasetError, match="cannot read the sample dataset"):
+        SampleStore(run / "samples").read()
+
+
+@pytest.mark.parametrize("column, status_ok", [("round", False), ("sample_id", False),
+                                               ("runtime_ms", True)])
+def test_rows_without_what_every_row_has_are_a_dataset_error_naming_the_file(
+        tmp_path, column, status_ok):
+    run = tmp_path / "run"
+    shutil.copytree(V1_RUN, run)
+    path = _sample_file(run)
+    table = pq.read_table(path)
+    ok = [s == "ok" for s in table["status"].to_pylist()]
+    assert any(ok)
+    i = table.schema.get_field_index(column)
+    values = table[column].to_pylist()
+    first = ok.index(True) if status_ok else 0
+    values[first] = None
+    pq.write_table(table.set_column(i, table.schema.field(i), pa.array(
+        values, table.schema.field(i).type)), path)
+    with pytest.raises(DatasetError, match=f"{path.name} has rows without {column}"):
+        SampleStore(run / "samples").read()
