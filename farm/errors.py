@@ -66,6 +66,12 @@ class WorkFailed(FarmError):
     """The work itself failed (exit 1): a compile, a run, a cluster."""
 
 
+class RoundFailed(WorkFailed):
+    """Every candidate of a round failed for one cause: a fault that fails each candidate
+    (a broken linker, a generator whose code never compiles, a device that runs nothing)
+    would fail every round the same way."""
+
+
 class DiskFull(WorkFailed):
     """A write ran out of space (or quota); what was committed before it is intact."""
 

@@ -25,7 +25,15 @@ import time
 from dataclasses import dataclass, field
 
 from farm.build.builder import Builder
-from farm.candidate import DEVICE_LOST, OK, BuildResult, CandidateSpec, Measurement, Schedule
+from farm.candidate import (
+    COMPILE_ERROR,
+    DEVICE_LOST,
+    OK,
+    BuildResult,
+    CandidateSpec,
+    Measurement,
+    Schedule,
+)
 from farm.devices.base import HOST, Device, DeviceInfo
 from farm.devices.timing import TimingConfig
 from farm.errors import MissingPrerequisite
@@ -111,12 +119,15 @@ class SyntheticBuilder(Builder):
     that many schedules only (a small schedule space)."""
 
     def __init__(self, seconds: float = 0.0, distinct: int | None = None, cpus: float = 0.0,
-                 fault_flag: str | None = None):
+                 fault_flag: str | None = None, link_flag: str | None = None):
         self.seconds = seconds
         self.distinct = distinct
         self.cpus = cpus
         # while a file is at this path, builds meet a lasting fault (a compiler removed)
         self.fault_flag = fault_flag
+        # while a file is at this path, every build fails to link: a row's compile_error
+        # each time, which no device or node reports as a fault (a broken linker)
+        self.link_flag = link_flag
 
     def _seed(self, spec: CandidateSpec) -> int:
         if spec.random_dropout >= 100:  # beam search: a schedule decided by the weights
@@ -137,6 +148,10 @@ class SyntheticBuilder(Builder):
         seed = self._seed(spec)
         schedule = Schedule(f"// synthetic schedule, seed {seed}\n",
                             fake_featurization(seed, pipeline=spec.benchmark.label), 0.0)
+        if self.link_flag and os.path.exists(self.link_flag):
+            return (BuildResult(COMPILE_ERROR, error="compile (link) on synthetic: ld: cannot "
+                                "find -lsynthetic", schedule=schedule, host=SYNTHETIC), b"",
+                    None)
         return (BuildResult(OK, schedule=schedule, codegen_s=self.seconds, link_s=0.0,
                             host=SYNTHETIC), seed.to_bytes(8, "little"), None)
 

@@ -22,7 +22,14 @@ from proctools import descendants, kill_all, wait_for_file
 
 from farm import faults
 from farm.build.compile import build
-from farm.candidate import FAULT, OK, STATUSES
+from farm.candidate import (
+    COMPILE_ERROR,
+    COMPILE_TIMEOUT,
+    FAULT,
+    OK,
+    RUN_ERROR,
+    STATUSES,
+)
 from farm.devices.gate import GateError
 from farm.devices.timing import TimingConfig
 from farm.errors import (
@@ -30,10 +37,11 @@ from farm.errors import (
     DiskFull,
     LastingFault,
     MissingPrerequisite,
+    RoundFailed,
     WeightsError,
 )
 from farm.execution.pool import DevicePool
-from farm.execution.scheduler import RoundScheduler, shared
+from farm.execution.scheduler import Outcome, RoundScheduler, shared
 from farm.machine import targets
 from farm.pipelines import catalog
 from farm.report.progress import Progress
@@ -47,6 +55,7 @@ from farm.testing import (
     synthetic_infos,
 )
 from farm.tuning.loop import TuneSettings, autotune
+from farm.tuning.rows import stop_if_all_failed_alike
 
 # --- which failures are lasting (no Ray) ---
 
@@ -227,6 +236,54 @@ def test_a_fault_between_rounds_stops_the_run_uncommitted_and_a_fixed_rerun_goes
     rows = SampleStore(run / "samples").read().to_pylist()
     assert sorted({r["round"] for r in rows}) == [1, 2, 3] and len(rows) == 24
     assert {r["status"] for r in rows} <= {OK, "duplicate"}
+
+
+def test_a_round_whose_candidates_all_fail_alike_stops_the_run_uncommitted(
+        local_ray, baseline, tmp_path):
+    """What fails every candidate the same way would fail every round: the run stops at
+    the first such round (exit 1, the cause and an error named) instead of committing one
+    round of failures after another, and a fixed rerun goes on."""
+    infos = synthetic_infos(2, seconds=0.01)
+    flag, run = tmp_path / "linker-broken", tmp_path / "run"
+    settings = TuneSettings((catalog.resolve("median3x3"),), targets.resolve(None), baseline,
+                            rounds=3, batch_size=8, timing=TimingConfig(), retimes=3)
+
+    def tune(progress):
+        pool = DevicePool.create(infos, SyntheticBuilder(0.01, link_flag=str(flag)),
+                                 compile_slots=4, opener=open_synthetic)
+        try:
+            return autotune(run, settings, progress=progress, cluster=FakeCluster(infos),
+                            pool=pool, trainer=ScriptedTrainer())
+        finally:
+            pool.shutdown()
+
+    with pytest.raises(RoundFailed) as stopped:
+        tune(_BreakAfterRound(flag, after=1))
+    text = str(stopped.value)
+    assert stopped.value.exit_code == 1
+    assert "every candidate of round 2 (8) failed the same way (compile_error:link)" in text
+    assert "cannot find -lsynthetic" in text and "round 2 was not committed" in text
+    rows = SampleStore(run / "samples").read().to_pylist()
+    assert {r["round"] for r in rows} == {1}
+    flag.unlink()
+    assert tune(Progress(io.StringIO(), live=False)).rounds == 3
+
+
+def test_failures_of_several_causes_or_beside_an_ok_row_do_not_stop_the_run(spec_for):
+    def outcome(i, status, error=""):
+        return Outcome(i, spec_for("median3x3"), status, error)
+
+    alike = [outcome(i, COMPILE_ERROR, "compile (link): ld failed") for i in range(4)]
+    with pytest.raises(RoundFailed):
+        stop_if_all_failed_alike(alike, 1, 0, "run")
+    stop_if_all_failed_alike(alike[:3], 1, 0, "run")  # too few to tell
+    stop_if_all_failed_alike([*alike, outcome(4, OK)], 1, 0, "run")
+    stop_if_all_failed_alike([*alike, outcome(4, RUN_ERROR, "exit status 3")], 1, 0, "run")
+    timeouts = [outcome(i, COMPILE_TIMEOUT, "ran out of its 240 s of CPU") for i in range(2)]
+    skipped = [outcome(i, COMPILE_TIMEOUT, "compile skipped: 2 of its pipeline's candidates")
+               for i in range(2, 6)]
+    with pytest.raises(RoundFailed, match="raise --compile-timeout"):
+        stop_if_all_failed_alike(timeouts + skipped, 1, 0, "run")
 
 
 # --- the real thing: Halide, the gate, a compiler, through the command line ---

@@ -50,7 +50,7 @@ from farm.tuning.artifacts import KeptArtifacts
 from farm.tuning.beam_check import BeamChecker, Live
 from farm.tuning.final_inputs import FinalInputs, FinalPipeline, FinalResult
 from farm.tuning.finalize import finalize
-from farm.tuning.rows import outcome_row, with_predictions
+from farm.tuning.rows import outcome_row, stop_if_all_failed_alike, with_predictions
 from farm.tuning.settings import TuneSettings
 from farm.tuning.shares import round_shares
 from farm.tuning.state import TOP_SAMPLES, RunState, start
@@ -305,6 +305,7 @@ class Tuning:
                 f"{plural(state.committed, 'round is', 'rounds are')}, in "
                 f"{self.run_dir.path}): fix it and rerun the same command to resume",
                 e.exit_code, e.cause) from None
+        stop_if_all_failed_alike(outcomes, round_no, state.committed, self.run_dir.path)
         # each pipeline's outcomes, by its own candidate index
         mine: list[list] = [[] for _ in state.tracks]
         for o in sorted(outcomes, key=lambda o: o.index):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from farm.candidate import FAULT, OK, Status
-from farm.errors import FarmError
+from farm.candidate import DEVICE_LOST, DUPLICATE, FAULT, OK, Status
+from farm.errors import FarmError, RoundFailed
 from farm.execution.scheduler import Outcome
 from farm.model import featurization
 from farm.model.predict import predict
 from farm.model.weights import Weights
 from farm.pipelines.benchmark import format_params
+from farm.report.progress import plural
 from farm.search.plans import schedule_id
 from farm.store.records import Manifest, PipelineRecord
 from farm.store.samples import cause
@@ -20,6 +21,39 @@ def sample_id(run_id: str, round_no: int, index: int, pipeline: str = "") -> str
     """Unique in a run; a campaign's rows name their pipeline (`pipeline`)."""
     prefix = f"{run_id}-{pipeline}" if pipeline else run_id
     return f"{prefix}-r{round_no:06d}-c{index:04d}"
+
+
+# Fewer candidates than this failing alike may be the schedules' own faults.
+MIN_ALIKE_TO_STOP = 4
+_FIXES = {"compile_timeout": "fix it, or raise --compile-timeout if the pipeline is that big,",
+          "run_timeout": "fix it, or raise --run-timeout if the pipeline runs that long,"}
+
+
+def stop_if_all_failed_alike(outcomes: list[Outcome], round_no: int, committed: int,
+                             where: object) -> None:
+    """RoundFailed when every candidate of round `round_no` failed for one cause (at
+    least MIN_ALIKE_TO_STOP of them): what fails each candidate the same way would fail
+    every round (a linker, a generator's code, a device that runs nothing). The round is
+    not committed: after the fix, the same command redoes it."""
+    # (a device lost is the pool's to handle: a phone that dropped off may be back next
+    # round)
+    if len(outcomes) < MIN_ALIKE_TO_STOP or any(o.status in (OK, DUPLICATE, DEVICE_LOST)
+                                                 for o in outcomes):
+        return
+    each = {o.index: cause(o.status, o.error) for o in outcomes}
+    # candidates skipped after their pipeline's compiles timed out follow those
+    causes = {c for c in each.values() if not str(c).endswith(":skipped")} or set(each.values())
+    if len(causes) != 1:
+        return
+    first = next((o.error for o in outcomes if o.error and each[o.index] in causes), "")
+    detail = first.strip().splitlines()[-1][:300] if first.strip() else "(no message)"
+    which = causes.pop()
+    fix = _FIXES.get(str(which).split(":")[0], "fix it")
+    raise RoundFailed(
+        f"every candidate of round {round_no} ({len(outcomes)}) failed the same way "
+        f"({which}): {detail}. That would fail every round: {fix} and rerun the same "
+        f"command to resume (round {round_no} was not committed; "
+        f"{plural(committed, 'round is', 'rounds are')}, in {where})", cause="round-failed")
 
 
 def outcome_row(manifest: Manifest, round_no: int, o: Outcome,
