@@ -146,7 +146,8 @@ def pretrain(out: str | Path, *, pipelines: int = 256, per_pipeline: int = 16,
         raise BadInput(f"--per-pipeline {per_pipeline}: Halide's trainer skips a pipeline "
                        f"with fewer than {costmodel.MIN_DISTINCT} distinct schedules, and a "
                        "pre-training draws each pipeline once: give at least "
-                       f"{costmodel.MIN_DISTINCT} (Halide's loop takes 16)")
+                       f"{costmodel.MIN_DISTINCT} (Halide's loop takes 16; a run begun with "
+                       "fewer trained on nothing: start it again in a new --out)")
     where = targets.resolve(target or "host")
     spec = PretrainSpec(seeded_generator(generator, where), pipelines=pipelines,
                         per_round=per_round,
@@ -274,9 +275,14 @@ def evaluate(run_dir: str | Path, out: str | Path | None = None, *,
         ev = workflow.prepare(run_dir, together, weights_for, train_steps, named=generators)
     if out:
         refuse_a_run(out, "evaluate")  # its weights/ would mix with the run's
-    # RUN_DIR/evaluate is the run's: no link planted there takes its files elsewhere
-    folder = writable_dir(str(out) if out else
-                          str(real_dir(Path(run_dir) / "evaluate", Path(run_dir))))
+    if out:
+        folder = writable_dir(str(out))
+    else:  # RUN_DIR/evaluate is the run's: no link planted there takes its files elsewhere
+        try:
+            folder = writable_dir(str(real_dir(Path(run_dir) / "evaluate", Path(run_dir))))
+        except OSError as e:  # (a colleague's run, read-only)
+            raise BadInput(f"{Path(run_dir) / 'evaluate'} cannot be made ({e.strerror}); "
+                           "give --out DIR for the results") from None
     if ev.handed is not None:
         say(f"{ev.handed[1]} against the start weights on {len(ev.pipelines)} pipelines "
             f"{run_dir} never trained on: {', '.join(ev.names)}; device class "

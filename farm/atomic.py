@@ -193,10 +193,14 @@ def read_regular(path: str | os.PathLike, limit: int, follow: bool = True) -> by
     /dev/zero fill its memory. ValueError saying which; OSError when it cannot be opened
     (ELOOP for a link, with `follow` False: a file of the run that must be the run's)."""
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
-    with os.fdopen(os.open(path, flags), "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+    fd = os.open(path, flags)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise ValueError("not a regular file")
-        data = f.read(limit + 1)
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read(limit + 1)
+    finally:
+        os.close(fd)
     if len(data) > limit:
         size = f"{limit // 2**20} MB" if limit >= 2**20 else f"{limit:,} bytes"
         raise ValueError(f"over {size}, more than such a file holds")

@@ -14,7 +14,7 @@ from clitools import assert_user_error, farm, farm_here
 
 from farm.candidate import OK, BuildResult, Schedule
 from farm.devices.base import DeviceInfo
-from farm.errors import BadInput, MissingPrerequisite
+from farm.errors import BadInput, MissingPrerequisite, RunDirError
 from farm.machine import targets
 from farm.model import featurization, weights
 from farm.model import retrain as costmodel
@@ -513,13 +513,33 @@ def test_on_knows_a_trained_pipeline_however_it_is_written(tmp_path):
     run.write_manifest(replace(manifest, also_train_on=[str(twin.path)]))
     with pytest.raises(BadInput, match=r"conv3x3a16 took part"):
         evaluate.prepare_on(pre, ["sobel", "conv3x3a16"])
+    run.write_manifest(replace(manifest, also_train_on=[str(tmp_path / "gone")]))
+    ev = evaluate.prepare_on(pre, ["sobel"])  # what a run that is gone gave: not known
+    assert any("also trained on" in w and "gone" in w for w in ev.warnings)
+
+
+def test_on_takes_weights_for_a_bench_as_written_and_names_the_on_pipelines(three, tmp_path):
+    _handed(three)
+    given = tmp_path / "w.weights"
+    weights.write(weights.perturbed(weights.baseline(), 9, 0.01), given)
+    ev = evaluate.prepare_on(three.path, ["random:seed=3"],
+                             weights_for=[f"random:seed=3={given}"])
+    assert list(ev.extra) == ["random:seed=3,version=1"]
+    with pytest.raises(BadInput, match=r"'median3x3' is not a pipeline of --on \(they are: "
+                       r"sobel\)"):
+        evaluate.prepare_on(three.path, ["sobel"], weights_for=[f"median3x3={given}"])
+    with pytest.raises(BadInput, match="'median3x3' is not a pipeline of --on"):
+        evaluate.prepare_on(three.path, ["all"], weights_for=[f"median3x3={given}"])
+    with pytest.raises(RunDirError, match="is not a folder"):
+        evaluate.prepare_on(given, ["sobel"])
 
 
 def test_on_all_leaves_out_what_the_run_trained_on_and_says_so(three):
     _handed(three)
     ev = evaluate.prepare_on(three.path, ["all", "sobel", "all"])
     assert ev.names == ["dilate3x3", "gaussian5x5", "sobel"]  # each once
-    assert any("leaves out conv3x3a16, conv3x3a32, median3x3" in w for w in ev.warnings)
+    assert ev.warnings[0].startswith("note: --on all leaves out conv3x3a16, conv3x3a32, "
+                                     "median3x3, which")
     solo = evaluate.prepare_on(three.path, ["sobel", "sobel"])
     assert solo.names == ["sobel"]
 

@@ -284,6 +284,11 @@ def test_failures_of_several_causes_or_beside_an_ok_row_do_not_stop_the_run(spec
                for i in range(2, 6)]
     with pytest.raises(RoundFailed, match="raise --compile-timeout"):
         stop_if_all_failed_alike(timeouts + skipped, 1, 0, "run")
+    # a pre-training's one seed that never builds is that seed's: it would stop for good
+    stop_if_all_failed_alike(alike, 1, 0, "run", min_pipelines=2)
+    other = [Outcome(9, spec_for("sobel"), COMPILE_ERROR, "compile (link): ld failed")]
+    with pytest.raises(RoundFailed):
+        stop_if_all_failed_alike(alike + other, 1, 0, "run", min_pipelines=2)
 
 
 # --- the real thing: Halide, the gate, a compiler, through the command line ---

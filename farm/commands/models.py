@@ -61,7 +61,8 @@ def main(args) -> int:
             f" for class {args.device_class}" if args.device_class else "")
             + ": `farm models promote RUN_DIR` adds one")
         return 0
-    print(printable(columns([HEADER, *rows]), lines=True))
+    # a record is a run's data: each cell escaped before the columns are measured
+    print(columns([HEADER, *[tuple(printable(c) for c in row) for row in rows]]))
     for c in classes:
         current = next((m for m in registry.models(c) if m.current), None)
         for line in (current.record.verdicts if current else []):

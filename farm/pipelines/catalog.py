@@ -141,21 +141,31 @@ def _canonical(values: dict[str, object]) -> dict[str, str]:
 
 def same_pipeline(bench: Benchmark, label: str) -> bool:
     """Whether the pipeline a run names `label` is `bench`, however either was written:
-    `random` and `random:seed=0` are one pipeline. By name, not source: an edited
-    generator of the same name still counts as seen. A Python generator's defaults fill in
-    what a name leaves out; a C++ generator's names compare as written (its defaults need
-    its executable built)."""
+    `random` and `random:seed=0` are one pipeline (the generator's defaults fill in what a
+    name leaves out). By name, not source: an edited generator of the same name still
+    counts as seen."""
     try:
         base, params = split_params(label)
     except BenchmarkError:  # not a name this farm writes: not this pipeline
         return False
     if base != bench.name:
         return False
-    if bench.kind in (CPP, EXECUTABLE):
-        return dict(params) == dict(bench.params)
-    defaults = _canonical(pygen.generator_param_defaults(pygen.generator_class(bench),
-                                                         bench.builtin))
+    defaults = _defaults(bench)
     return {**defaults, **dict(params)} == {**defaults, **dict(bench.params)}
+
+
+def _defaults(bench: Benchmark) -> dict[str, str]:
+    """A generator's parameters at their defaults, as the farm writes values."""
+    if bench.kind in (CPP, EXECUTABLE):  # (its executable is built, and cached, by now)
+        out = {}
+        for p in gengen.generator_params(gengen.executable(bench), bench.name):
+            try:
+                out[p.name] = p.canonical(p.default)
+            except ValueError:  # a default the stub spells otherwise: as it is
+                out[p.name] = p.default
+        return out
+    return _canonical(pygen.generator_param_defaults(pygen.generator_class(bench),
+                                                     bench.builtin))
 
 
 def twins(label: str) -> tuple[str, ...]:

@@ -9,8 +9,8 @@ import shlex
 import statistics
 from collections.abc import Sequence
 
-from farm import atomic
 from farm.candidate import DUPLICATE, OK
+from farm.errors import RunDirError
 from farm.report.markup import command, escape, fmt, list_or_empty, table
 from farm.report.progress import plural
 from farm.report.samples_table import sample_table
@@ -22,7 +22,6 @@ TIME_HEADER = ("round", "wall s", "autoschedule s", "codegen s", "link s", "timi
 DECISION_HEADER = ("candidate", "held-out rank", "gain", "gain low", "train loss",
                    "trainer rate", "trained on", "train s", "note")
 LOG_LINES = 12  # of a cause's first failure's error and log
-MAX_SCHEDULE_BYTES = 2**20  # a best schedule's text the page shows
 
 
 def handed(rep: Report) -> list[str]:
@@ -66,11 +65,10 @@ def found(rep: Report, parts: Sequence[Report], h: str) -> list[str]:
         path = run.best_schedule(best.benchmark.split(":")[0], scope, best.library)
         if os.path.lexists(path):
             where = path.relative_to(run.path) if path.is_relative_to(run.path) else path
-            try:  # the run's own file only: a page is mailed, a link could be anything
-                text = atomic.read_regular(path, MAX_SCHEDULE_BYTES, follow=False).decode(
-                    errors="replace")
-            except (OSError, ValueError) as e:
-                text = f"(not shown: {e.strerror if isinstance(e, OSError) else e})"
+            try:
+                text = run.best_schedule_text(path)
+            except RunDirError as e:
+                text = f"({e})"
             out.append(f"<details><summary>{escape(name)}the best schedule ({escape(where)}, "
                        f"{best.runtime_ms:.3f} ms)</summary><pre>{escape(text)}</pre>"
                        "</details>")

@@ -64,6 +64,7 @@ __all__ = ["MANIFEST_VERSION", "RESUME_MAY_CHANGE", "Manifest", "RunDir", "class
 
 
 MAX_RECORD_BYTES = 64 * 2**20  # a JSON record bigger than this is refused, not read
+MAX_SCHEDULE_BYTES = 2**20  # a best schedule's text shown (the page, open_run)
 LOCK_WAIT_S = 2.0  # how long taking a run's lock waits out a reader's look at it (holder())
 
 # What a resumed run may change: the settings of `farm autotune` that its manifest does not
@@ -212,6 +213,22 @@ class RunDir(BestFolders):
         one, else as its generator `name`."""
         stem = Path(library).stem if library else path_name(name)
         return self.best_path(pipeline) / f"{stem}.schedule.h"
+
+    def best_schedule_text(self, path: Path) -> str:
+        """The text of a best schedule at `path` ("" when there is none); a RunDirError
+        saying why when it is not the run's own regular file of a sane size (a link could
+        name any file, and the text goes on a page that is mailed)."""
+        if not os.path.lexists(path):
+            return ""
+        try:
+            return atomic.read_regular(path, MAX_SCHEDULE_BYTES, follow=False).decode(
+                errors="replace")
+        except OSError as e:
+            why = "a symbolic link, not the run's own file" if e.errno == errno.ELOOP \
+                else e.strerror
+            raise RunDirError(f"{path} is not shown: {why}") from None
+        except ValueError as e:
+            raise RunDirError(f"{path} is not shown: {e}") from None
 
     def retiming_weights(self, record: RetimingRecord) -> Path:
         """The weights that planned the re-timing's winner: best/NAME.weights (or, in runs

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -269,6 +270,9 @@ _DAMAGED_FIX = (f"restore the file from a backup, or move it into the folder's {
 
 
 def _check_file(path: Path) -> None:
+    if not stat.S_ISREG(os.lstat(path).st_mode):  # (FileNotFoundError: gone, as below)
+        raise DatasetError(f"{path} is not a regular file (a link, a FIFO: no file the farm "
+                           f"writes); {_DAMAGED_FIX}")
     try:
         schema = pq.read_schema(path)
     except FileNotFoundError:

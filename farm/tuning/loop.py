@@ -305,7 +305,8 @@ class Tuning:
                 f"{plural(state.committed, 'round is', 'rounds are')}, in "
                 f"{self.run_dir.path}): fix it and rerun the same command to resume",
                 e.exit_code, e.cause) from None
-        stop_if_all_failed_alike(outcomes, round_no, state.committed, self.run_dir.path)
+        stop_if_all_failed_alike(outcomes, round_no, state.committed, self.run_dir.path,
+                                 min_pipelines=1 if s.pretrain is None else 2)
         # each pipeline's outcomes, by its own candidate index
         mine: list[list] = [[] for _ in state.tracks]
         for o in sorted(outcomes, key=lambda o: o.index):

@@ -30,15 +30,19 @@ _FIXES = {"compile_timeout": "fix it, or raise --compile-timeout if the pipeline
 
 
 def stop_if_all_failed_alike(outcomes: list[Outcome], round_no: int, committed: int,
-                             where: object) -> None:
+                             where: object, min_pipelines: int = 1) -> None:
     """RoundFailed when every candidate of round `round_no` failed for one cause (at
-    least MIN_ALIKE_TO_STOP of them): what fails each candidate the same way would fail
-    every round (a linker, a generator's code, a device that runs nothing). The round is
-    not committed: after the fix, the same command redoes it."""
+    least MIN_ALIKE_TO_STOP of them, of at least `min_pipelines` pipelines): what fails
+    each candidate the same way would fail every round (a linker, a generator's code, a
+    device that runs nothing). The round is not committed: after the fix, the same command
+    redoes it. A pre-training asks for 2 pipelines: one seed that never builds is that
+    seed's fault, and a round redone with it would stop again for good."""
     # (a device lost is the pool's to handle: a phone that dropped off may be back next
     # round)
     if len(outcomes) < MIN_ALIKE_TO_STOP or any(o.status in (OK, DUPLICATE, DEVICE_LOST)
                                                  for o in outcomes):
+        return
+    if len({o.spec.benchmark.label for o in outcomes}) < min_pipelines:
         return
     each = {o.index: cause(o.status, o.error) for o in outcomes}
     # candidates skipped after their pipeline's compiles timed out follow those

@@ -11,6 +11,7 @@ import os
 import time
 from dataclasses import replace
 from enum import StrEnum
+from pathlib import Path
 
 from farm import atomic
 from farm.candidate import DUPLICATE, OK
@@ -129,8 +130,7 @@ class RoundSteps:
             return record, False
         if record is None or broken:
             return record, False
-        if not run.latest_weights.exists() or \
-                run.latest_weights.read_bytes() != decided.data:
+        if _bytes_of(run.latest_weights) != decided.data:
             weights.write(decided, run.latest_weights)  # a crash between the two writes
         run.drop_round_part(round_no)
         return record, True
@@ -222,3 +222,11 @@ def round_figures(rows: list[dict], outcomes) -> dict:
             # a schedule is distinct within its pipeline: twins can share schedule features
             "distinct_ok": len({(r["benchmark"], r["schedule_key"]) for r in rows
                                 if r["status"] == OK})}
+
+
+def _bytes_of(path: Path) -> bytes | None:
+    """The weights at `path`, None when missing or not a weights file (to be rewritten)."""
+    try:
+        return weights.load(path).data
+    except WeightsError:
+        return None

@@ -95,10 +95,13 @@ def make_groups(names: Sequence[str], together: Sequence[str] | None = None,
     return groups
 
 
-def parse_weights_for(items: Sequence[str] | None, pipelines: Sequence[PipelineRecord]
+def parse_weights_for(items: Sequence[str] | None, pipelines: Sequence[PipelineRecord],
+                      aliases: Mapping[str, str] | None = None, whose: str = "the run"
                       ) -> dict[str, tuple[Weights, str]]:
-    """--weights-for BENCH=PATH, each loaded: {pipeline name: (weights, PATH)}."""
-    by_ref = {**{p.ref: p.name for p in pipelines}, **{p.name: p.name for p in pipelines}}
+    """--weights-for BENCH=PATH, each loaded: {pipeline name: (weights, PATH)}. BENCH is a
+    pipeline's name, its ref, or one of `aliases` (as the user wrote it elsewhere)."""
+    by_ref = {**{p.ref: p.name for p in pipelines}, **{p.name: p.name for p in pipelines},
+              **(aliases or {})}
     out: dict[str, tuple[Weights, str]] = {}
     for item in items or ():
         bench, sep, path = item.partition("=")
@@ -111,8 +114,8 @@ def parse_weights_for(items: Sequence[str] | None, pipelines: Sequence[PipelineR
             raise BadInput(f"--weights-for {item!r}: write BENCH=PATH, e.g. --weights-for "
                            f"{pipelines[0].name}=RUN/weights/best.weights")
         if bench not in by_ref:
-            raise BadInput(f"--weights-for {item}: {bench!r} is not a pipeline of the run "
-                           f"(its pipelines: {', '.join(p.name for p in pipelines)})")
+            raise BadInput(f"--weights-for {item}: {bench!r} is not a pipeline of {whose} "
+                           f"(they are: {', '.join(p.name for p in pipelines)})")
         name = by_ref[bench]
         if name in out:
             raise BadInput(f"--weights-for names {name} twice; give one file per pipeline")
@@ -231,13 +234,14 @@ def prepare_on(run_dir: str | Path, on: Sequence[str],
     builtins = [b.name for b in catalog.builtin_benchmarks()]
     if not on:
         raise BadInput("--on names no pipeline: give one BENCH or more")
-    trained = _trained_on(run, manifest)
+    trained, unknown = _trained_on(run, manifest)
     benches: list[Benchmark] = []
     left_out: list[str] = []
+    written: dict[str, str] = {}  # each BENCH as the user wrote it: its pipeline's name
     for ref in on:  # `all`: the built-ins the run never trained on, beside any BENCH named
         for r in (builtins if ref == "all" else [ref]):
             b = catalog.resolve(r)
-            if any(b.label == o.label for o in benches):
+            if any(b.label == o.label for o in benches) or b.label in left_out:
                 continue  # named twice (`all sobel`): timed once
             why = _seen(b, trained)
             if why and ref == "all":
@@ -247,14 +251,15 @@ def prepare_on(run_dir: str | Path, on: Sequence[str],
                                "model on pipelines it never saw; leave it out")
             else:
                 benches.append(b)
+                written[r] = b.label
     if not benches:
         raise BadInput(f"--on leaves no pipeline {run.path} never trained on (left out: "
                        f"{', '.join(left_out)}): name another BENCH")
     pipelines = tuple(PipelineRecord(b.label, b.ref, b.sha256) for b in benches)
     start = _start_weights(run, manifest)
-    warnings: tuple[str, ...] = tuple(
+    warnings = (*unknown, *(
         f"note: --on all leaves out {', '.join(left_out)}, which {run.path}'s model trained "
-        "on (or on a near twin)" for _ in left_out[:1])
+        "on (or on a near twin)" for _ in left_out[:1]))
     handed_path = Path(judge) if judge is not None else run.best_weights
     if judge is None and not handed_path.exists():
         handed_path = run.latest_weights
@@ -265,20 +270,29 @@ def prepare_on(run_dir: str | Path, on: Sequence[str],
                     f"judging {handed_path.name}, the weights its rounds accepted",)
     return Evaluation(run, manifest, pipelines, {b.label: b for b in benches},
                       tuple(Group((b.label,)) for b in benches), start,
-                      parse_weights_for(weights_for, pipelines), run.samples.read(COLUMNS),
+                      parse_weights_for(weights_for, pipelines, written, "--on"),
+                      run.samples.read(COLUMNS),
                       resolve_target(manifest.target), warnings=warnings,
                       handed=(weights.load(handed_path), str(handed_path)),
                       judged=judge is not None)
 
 
-def _trained_on(run: RunDir, manifest: Manifest) -> list[PipelineRecord]:
+def _trained_on(run: RunDir, manifest: Manifest) -> tuple[list[PipelineRecord], list[str]]:
     """The pipelines whose rows trained the run's models: its own, and those of the runs
-    it also trained on (--also-train-on)."""
-    out = list(manifest.all_pipelines())
+    it also trained on (--also-train-on); and a warning for each of those runs that is gone
+    or unreadable (what it contributed cannot be told)."""
+    out, warnings = list(manifest.all_pipelines()), []
     for other in manifest.also_train_on:
-        theirs = RunDir(other).read_manifest()
-        out += theirs.all_pipelines() if theirs is not None else []
-    return out
+        try:
+            theirs = RunDir(other).read_manifest()
+        except RunDirError:
+            theirs = None
+        if theirs is None:
+            warnings.append(f"warning: {run.path} also trained on {other}, which is gone or "
+                            "unreadable: a pipeline of it in --on would not be told apart")
+        else:
+            out += theirs.all_pipelines()
+    return out, warnings
 
 
 def _seen(bench: Benchmark, trained: Sequence[PipelineRecord]) -> str:
@@ -293,8 +307,9 @@ def _seen(bench: Benchmark, trained: Sequence[PipelineRecord]) -> str:
 def _run_of(run_dir: str | Path) -> RunDir:
     run = RunDir(run_dir)
     if not run.path.is_dir():
-        raise RunDirError(f"{run.path} does not exist; give a `farm autotune` or `farm "
-                          "pretrain` run directory")
+        what = "is not a folder" if run.path.exists() else "does not exist"
+        raise RunDirError(f"{run.path} {what}; give a `farm autotune` or `farm pretrain` run "
+                          "directory")
     if run.read_manifest() is None:
         found = class_dirs(run.path)  # a run of several device classes: one model each
         raise RunDirError(f"{run.path} is not a run directory (no manifest.json); give a "
@@ -305,6 +320,10 @@ def _run_of(run_dir: str | Path) -> RunDir:
 
 
 def _start_weights(run: RunDir, manifest: Manifest) -> Weights:
+    if not run.weights_path(0).exists():
+        raise RunDirError(f"{run.path} has no start weights ({run.weights_path(0).name}): "
+                          "its first command did not get to start; run it again, or give "
+                          "another run directory")
     start = weights.load(run.weights_path(0))
     if manifest.start_weights_sha256 and start.sha256 != manifest.start_weights_sha256:
         raise RunDirError(f"{run.weights_path(0)} are not the start weights the run recorded "

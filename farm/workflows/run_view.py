@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from farm.deprecation import renamed
-from farm.errors import BadInput, MissingPrerequisite
+from farm.errors import BadInput, MissingPrerequisite, RunDirError
 from farm.store.records import FinalistRecord, Manifest, RoundRecord, VerdictRecord
 from farm.store.rundir import RunDir
 
@@ -106,7 +106,7 @@ class Run:
         library = run.best_path(scope or "") / record.library if record.library else None
         winner = record.finalist_labelled(record.finalist)
         return Best(pipeline or m.generator, record.finalist, record.runtime_ms, schedule,
-                    schedule.read_text() if schedule.exists() else "", library,
+                    _text(run, schedule), library,
                     run.retiming_weights(record), winner.vs_start if winner else None,
                     list(record.finalists),
                     winner.round_ms if winner and winner.round_ms is not None
@@ -131,3 +131,11 @@ def open_run(path: str | Path | RunDir) -> Run:
                        f"{', '.join(str(c) for c in classes)}")
     found.manifest  # noqa: B018 - fails now, with its message, for what is not a run
     return found
+
+
+def _text(run: RunDir, schedule: Path) -> str:
+    """A best schedule's text; "" when there is none or it is not the run's own file."""
+    try:
+        return run.best_schedule_text(schedule)
+    except RunDirError:
+        return ""
