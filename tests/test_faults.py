@@ -206,23 +206,28 @@ class _BreakAfterRound(Progress):
             self.flag.touch()
 
 
-def test_a_fault_between_rounds_stops_the_run_uncommitted_and_a_fixed_rerun_goes_on(
-        local_ray, baseline, tmp_path):
+def _three_rounds(run: Path, baseline, builder):
+    """tune(progress): 3 rounds of 8 of median3x3 in `run` on two synthetic devices that
+    `builder` builds for."""
     infos = synthetic_infos(2, seconds=0.01)
-    flag, run = tmp_path / "compiler-gone", tmp_path / "run"
     settings = TuneSettings((catalog.resolve("median3x3"),), targets.resolve(None), baseline,
                             rounds=3, batch_size=8, timing=TimingConfig(), retimes=3)
 
     def tune(progress):
-        pool = DevicePool.create(infos, SyntheticBuilder(0.01, fault_flag=str(flag)),
-                                 compile_slots=4, opener=open_synthetic)
+        pool = DevicePool.create(infos, builder, compile_slots=4, opener=open_synthetic)
         try:
             return autotune(run, settings, progress=progress, cluster=FakeCluster(infos),
-                            pool=pool,
-                            trainer=ScriptedTrainer())
+                            pool=pool, trainer=ScriptedTrainer())
         finally:
             pool.shutdown()
 
+    return tune
+
+
+def test_a_fault_between_rounds_stops_the_run_uncommitted_and_a_fixed_rerun_goes_on(
+        local_ray, baseline, tmp_path):
+    flag, run = tmp_path / "compiler-gone", tmp_path / "run"
+    tune = _three_rounds(run, baseline, SyntheticBuilder(0.01, fault_flag=str(flag)))
     with pytest.raises(LastingFault) as stopped:
         tune(_BreakAfterRound(flag, after=1))
     assert "Round 2 was not committed (1 round is" in str(stopped.value)
@@ -243,20 +248,8 @@ def test_a_round_whose_candidates_all_fail_alike_stops_the_run_uncommitted(
     """What fails every candidate the same way would fail every round: the run stops at
     the first such round (exit 1, the cause and an error named) instead of committing one
     round of failures after another, and a fixed rerun goes on."""
-    infos = synthetic_infos(2, seconds=0.01)
     flag, run = tmp_path / "linker-broken", tmp_path / "run"
-    settings = TuneSettings((catalog.resolve("median3x3"),), targets.resolve(None), baseline,
-                            rounds=3, batch_size=8, timing=TimingConfig(), retimes=3)
-
-    def tune(progress):
-        pool = DevicePool.create(infos, SyntheticBuilder(0.01, link_flag=str(flag)),
-                                 compile_slots=4, opener=open_synthetic)
-        try:
-            return autotune(run, settings, progress=progress, cluster=FakeCluster(infos),
-                            pool=pool, trainer=ScriptedTrainer())
-        finally:
-            pool.shutdown()
-
+    tune = _three_rounds(run, baseline, SyntheticBuilder(0.01, link_flag=str(flag)))
     with pytest.raises(RoundFailed) as stopped:
         tune(_BreakAfterRound(flag, after=1))
     text = str(stopped.value)
