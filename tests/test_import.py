@@ -9,7 +9,7 @@ import ray
 from clitools import assert_user_error, farm
 
 from farm.devices.timing import TimingConfig
-from farm.errors import BadInput, RunDirError
+from farm.errors import BadInput, DatasetError, RunDirError
 from farm.machine import targets
 from farm.model import weights
 from farm.model.registry import Registry
@@ -134,3 +134,10 @@ def test_also_train_on_an_import_trains_on_its_rows_and_refuses_another_class(
         _tune(tmp_path / "run2", baseline, ScriptedTrainer(),
               also_train_on=(str(tmp_path / "other-class"),))
     assert not (tmp_path / "run2" / "samples").exists()
+    # a damaged sample file of it is refused before anything is written, not after round 1
+    other = tmp_path / "imported-copy"
+    import_loop(_loop_folder(tmp_path / "s3"), other, CLASS)
+    next((other / "samples").glob("*.parquet")).write_bytes(b"not parquet")
+    with pytest.raises(DatasetError, match="is corrupt"):
+        _tune(tmp_path / "run3", baseline, ScriptedTrainer(), also_train_on=(str(other),))
+    assert not (tmp_path / "run3" / "samples").exists()

@@ -109,6 +109,7 @@ def _check_training_runs(s: TuneSettings, devices: list[DeviceInfo],
             raise BadInput(f"--also-train-on {other} holds samples timed on device class "
                            f"{theirs or 'unknown'}, not {mine}: a class's model trains only "
                            "on its own devices' timings")
+        RunDir(other).samples.read(["round"])  # a damaged file: refused now, not after round 1
 
 
 def resolved(run: RunDir, s: TuneSettings, devices: list[DeviceInfo]
@@ -136,6 +137,8 @@ def validate(run: RunDir, settings: TuneSettings, devices: list[DeviceInfo]) -> 
         raise RunDirError(f"{run.path} pre-trains on {existing.benchmark}, not {family}: "
                           "resume it with the same --generator, or use a new --out")
     existing = run.check_resumable(wanted_manifest(settings, existing))
+    if existing is not None:
+        run.samples.read(["round"])  # its files checked before Ray starts, not after
     _check_training_runs(settings, devices, existing)
     for b in settings.benchmarks:
         rec = existing.pipeline(b.label) if existing else None
