@@ -377,10 +377,7 @@ def _cpp_params(bench: Benchmark, params: Params) -> Params:
 
 def param_names(bench: Benchmark) -> tuple[str, ...]:
     """The names of a benchmark's generator parameters."""
-    if bench.kind in (CPP, EXECUTABLE):
-        return tuple(p.name for p in gengen.generator_params(gengen.executable(bench),
-                                                             bench.name))
-    return tuple(pygen.generator_param_defaults(pygen.generator_class(bench), bench.builtin))
+    return tuple(_defaults(bench))
 
 
 def param_list(bench: Benchmark) -> str:

@@ -50,7 +50,7 @@ def stop_if_all_failed_alike(outcomes: list[Outcome], round_no: int, committed: 
     if len(causes) != 1:
         return
     first = next((o.error for o in outcomes if o.error and each[o.index] in causes), "")
-    detail = first.strip().splitlines()[-1][:300] if first.strip() else "(no message)"
+    detail = first.strip().splitlines()[0][:300] if first.strip() else "(no message)"
     which = causes.pop()
     fix = _FIXES.get(str(which).split(":")[0], "fix it")
     raise RoundFailed(

@@ -257,17 +257,17 @@ def prepare_on(run_dir: str | Path, on: Sequence[str],
                        f"{', '.join(left_out)}): name another BENCH")
     pipelines = tuple(PipelineRecord(b.label, b.ref, b.sha256) for b in benches)
     start = _start_weights(run, manifest)
-    warnings = (*unknown, *(
-        f"note: --on all leaves out {', '.join(left_out)}, which {run.path}'s model trained "
-        "on (or on a near twin)" for _ in left_out[:1]))
+    notes = [f"note: --on all leaves out {', '.join(left_out)}, which {run.path}'s model "
+             "trained on (or on a near twin)"] if left_out else []
+    warnings = (*unknown, *notes)
     handed_path = Path(judge) if judge is not None else run.best_weights
     if judge is None and not handed_path.exists():
         handed_path = run.latest_weights
         if not handed_path.exists():
             raise RunDirError(f"{run.path} holds no weights to judge (weights/best.weights, "
                               "weights/latest.weights): run at least one round first")
-        warnings += (f"warning: {run.path} has no handed-over weights (its end did not run); "
-                    f"judging {handed_path.name}, the weights its rounds accepted",)
+        warnings += (f"warning: {run.path} has no handed-over weights (its end did not "
+                     f"run); judging {handed_path.name}, the weights its rounds accepted",)
     return Evaluation(run, manifest, pipelines, {b.label: b for b in benches},
                       tuple(Group((b.label,)) for b in benches), start,
                       parse_weights_for(weights_for, pipelines, written, "--on"),
@@ -296,7 +296,8 @@ def _trained_on(run: RunDir, manifest: Manifest) -> tuple[list[PipelineRecord], 
 
 
 def _seen(bench: Benchmark, trained: Sequence[PipelineRecord]) -> str:
-    """How the model saw `bench` ("took part", "has a near twin that took part"), or ""."""
+    """How the model saw `bench` ("took part", "has a near twin, X, that took part"), or
+    "" when it never did."""
     if any(catalog.same_pipeline(bench, p.name) for p in trained):
         return "took part"
     twin = next((p.name for p in trained if bench.builtin and p.name in
