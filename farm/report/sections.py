@@ -48,6 +48,20 @@ def allocation(rep: Report, h: str) -> list[str]:
             "<ul>" + "".join(f"<li>{escape(r.strip())}</li>" for r in reasons) + "</ul>"]
 
 
+def _schedule(run: RunDir, path, name: str, ms: float) -> list[str]:
+    """A best schedule's text, folded (none when there is no file; why, when it is not the
+    run's own)."""
+    if not os.path.lexists(path):
+        return []
+    where = path.relative_to(run.path) if path.is_relative_to(run.path) else path
+    try:
+        text = run.best_schedule_text(path)
+    except RunDirError as e:
+        text = f"({e})"
+    return [f"<details><summary>{escape(name)}the best schedule ({escape(where)}, "
+            f"{ms:.3f} ms)</summary><pre>{escape(text)}</pre></details>"]
+
+
 def found(rep: Report, parts: Sequence[Report], h: str) -> list[str]:
     """What the run found and how to use it: the best schedule against the start weights'
     beam search (and the manual schedule), with its text; the weights handed over and the
@@ -62,16 +76,8 @@ def found(rep: Report, parts: Sequence[Report], h: str) -> list[str]:
         name = f"{scope}: " if scope else ""
         out.append("<ul>" + "".join(f"<li>{escape(name + line)}</li>"
                                     for line in comparisons(best)) + "</ul>")
-        path = run.best_schedule(best.benchmark.split(":")[0], scope, best.library)
-        if os.path.lexists(path):
-            where = path.relative_to(run.path) if path.is_relative_to(run.path) else path
-            try:
-                text = run.best_schedule_text(path)
-            except RunDirError as e:
-                text = f"({e})"
-            out.append(f"<details><summary>{escape(name)}the best schedule ({escape(where)}, "
-                       f"{best.runtime_ms:.3f} ms)</summary><pre>{escape(text)}</pre>"
-                       "</details>")
+        out += _schedule(run, run.best_schedule(best.benchmark.split(":")[0], scope,
+                                                best.library), name, best.runtime_ms)
     if whole and not parts:
         out.append('<p class="note">Each pipeline\'s best: the table of pipelines below.</p>')
     elif not timed:

@@ -59,12 +59,7 @@ def import_loop(samples_dir: str | Path, out: str | Path, device_class: str,
         raise BadInput(f"no Halide .sample file in {folder}" + (
             f" ({len(skipped)} skipped: {skipped[0][0].name}: {skipped[0][1]})"
             if skipped else ""))
-    manifest = _manifest(samples, device_class, target)
-    try:  # checked as every later command reads it: refused now, not by each of them
-        Manifest.from_json(manifest.to_json())
-    except RecordError as e:
-        raise BadInput(f"--class, --benchmark or --target cannot be recorded as given: "
-                       f"{e}") from None
+    manifest = _checked(_manifest(samples, device_class, target))
     batches = sorted({s.batch for s in samples})
     round_of = {b: n for n, b in enumerate(batches, start=1)}
     # made beside --out and renamed into place when whole: a failed import leaves nothing
@@ -101,6 +96,16 @@ def import_loop(samples_dir: str | Path, out: str | Path, device_class: str,
         counts[s.pipeline] = counts.get(s.pipeline, 0) + 1
     return ImportSummary(out, len(samples), len(batches), counts, skipped,
                          str(weights) if weights is not None else None)
+
+
+def _checked(manifest: Manifest) -> Manifest:
+    """`manifest`, checked as every later command reads it: refused now, not by each."""
+    try:
+        Manifest.from_json(manifest.to_json())
+    except RecordError as e:
+        raise BadInput(f"--class, --benchmark or --target cannot be recorded as given: "
+                       f"{e}") from None
+    return manifest
 
 
 def _manifest(samples: list[LoopSample], device_class: str, target: str | None) -> Manifest:
