@@ -275,7 +275,6 @@ def evaluate(run_dir: str | Path, out: str | Path | None = None, *,
         ev = workflow.prepare(run_dir, together, weights_for, train_steps, named=generators)
     if out:
         refuse_a_run(out, "evaluate")  # its weights/ would mix with the run's
-    if out:
         folder = writable_dir(str(out))
     else:  # RUN_DIR/evaluate is the run's: no link planted there takes its files elsewhere
         try:

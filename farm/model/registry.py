@@ -31,8 +31,7 @@ from farm.model import weights as weights_module
 from farm.model.weights import Weights
 from farm.paths import path_name
 from farm.store.checks import COUNT, TEXT, RecordError
-from farm.store.jsonrecord import JsonRecord
-from farm.store.rundir import MAX_RECORD_BYTES
+from farm.store.jsonrecord import JsonRecord, read_json
 
 
 @dataclass
@@ -182,8 +181,7 @@ def _read(path: Path, cls):
     """The record at `path`, or None for one that is not a farm record: a shared folder's
     bad file (a link, a FIFO, JSON nested too deep) must stall nobody's command."""
     try:
-        return cls.from_json(json.loads(atomic.read_regular(path, MAX_RECORD_BYTES,
-                                                            follow=False)))
+        return cls.from_json(read_json(path, follow=False))
     except (OSError, ValueError, RecursionError, RecordError):
         return None
 

@@ -4,7 +4,6 @@ went, and the samples table. Each returns its HTML lines under heading level `h`
 
 from __future__ import annotations
 
-import os
 import shlex
 import statistics
 from collections.abc import Sequence
@@ -51,13 +50,13 @@ def allocation(rep: Report, h: str) -> list[str]:
 def _schedule(run: RunDir, path, name: str, ms: float) -> list[str]:
     """A best schedule's text, folded (none when there is no file; why, when it is not the
     run's own)."""
-    if not os.path.lexists(path):
-        return []
-    where = path.relative_to(run.path) if path.is_relative_to(run.path) else path
     try:
         text = run.best_schedule_text(path)
     except RunDirError as e:
         text = f"({e})"
+    if text is None:
+        return []
+    where = path.relative_to(run.path) if path.is_relative_to(run.path) else path
     return [f"<details><summary>{escape(name)}the best schedule ({escape(where)}, "
             f"{ms:.3f} ms)</summary><pre>{escape(text)}</pre></details>"]
 

@@ -6,6 +6,7 @@ two renames; the previous one waits aside as .best.old (.best-NAME.old) meanwhil
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import shutil
@@ -14,8 +15,10 @@ from typing import TextIO
 
 from farm import atomic
 from farm.atomic import write_json
-from farm.errors import BadInput
+from farm.errors import BadInput, RunDirError
 from farm.store.records import RetimingRecord
+
+MAX_SCHEDULE_BYTES = 2**20  # a best schedule's text shown (the page, open_run)
 
 
 class BestFolders:
@@ -29,6 +32,22 @@ class BestFolders:
 
     def retiming_path(self, pipeline: str = "") -> Path:
         raise NotImplementedError
+
+    def best_schedule_text(self, path: Path) -> str | None:
+        """The text of a best schedule at `path` (None when there is none); a RunDirError
+        saying why when it is not the run's own regular file of a sane size (a link could
+        name any file, and the text goes on a page that is mailed)."""
+        if not os.path.lexists(path):
+            return None
+        try:
+            return atomic.read_regular(path, MAX_SCHEDULE_BYTES, follow=False).decode(
+                errors="replace")
+        except OSError as e:
+            why = "a symbolic link, not the run's own file" if e.errno == errno.ELOOP \
+                else e.strerror
+            raise RunDirError(f"{path} is not shown: {why}") from None
+        except ValueError as e:
+            raise RunDirError(f"{path} is not shown: {e}") from None
 
     def staging_best(self, pipeline: str = "") -> Path:
         """An empty folder to fill with a new best/ (best/NAME/) before publish_best:

@@ -8,13 +8,24 @@ kept in `extra` and written back by `to_json`).
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, fields
 from typing import Any, ClassVar, TypeVar
 
+from farm import atomic
 from farm.store.checks import Check, RecordError, check, hints, shown
 
 R = TypeVar("R", bound="JsonRecord")
+MAX_RECORD_BYTES = 64 * 2**20  # a JSON record bigger than this is refused, not read
+
+
+def read_json(path: str | os.PathLike, follow: bool = True) -> Any:
+    """The JSON at `path`, read only from a regular file of at most MAX_RECORD_BYTES
+    (atomic.read_regular): OSError, ValueError (not a file, too big, not JSON) or
+    RecursionError (nested thousands deep) otherwise."""
+    return json.loads(atomic.read_regular(path, MAX_RECORD_BYTES, follow))
 
 
 class JsonRecord:

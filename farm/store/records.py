@@ -109,6 +109,12 @@ class Manifest(JsonRecord):
     FIXED: ClassVar[tuple[str, ...]] = ("generator", "benchmark_sha256", "target",
                                         "batch_size", "parallelism", "start_weights_sha256",
                                         "campaign")
+    # What a differing hash of FIXED means, so that a resume's refusal names what to restore
+    CHANGED: ClassVar[Mapping[str, str]] = {
+        "benchmark_sha256": " (the benchmark's or generator's source changed since the run "
+                            "began: restore that source, e.g. the farm version that began it)",
+        "start_weights_sha256": " (other start weights: give the run's --weights again)",
+    }
     NESTED: ClassVar = {"pipelines": list_of(PipelineRecord)}
     CHECKS: ClassVar = {"run_id": TOKEN, "benchmark": LABEL, "generator": NAME,
                         "benchmark_sha256": TEXT, "target": LABEL, "schedule_target": LABEL,

@@ -31,7 +31,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import functools
-import json
 import os
 import secrets
 import socket
@@ -48,6 +47,7 @@ from farm.model.weights import Weights
 from farm.model.weights import write as write_weights
 from farm.paths import path_name
 from farm.store.best import BestFolders
+from farm.store.jsonrecord import read_json
 from farm.store.records import (
     MANIFEST_VERSION,
     BestWeightsRecord,
@@ -63,8 +63,6 @@ __all__ = ["MANIFEST_VERSION", "RESUME_MAY_CHANGE", "Manifest", "RunDir", "class
            "refuse_a_run", "resume_may_change", "write_json"]
 
 
-MAX_RECORD_BYTES = 64 * 2**20  # a JSON record bigger than this is refused, not read
-MAX_SCHEDULE_BYTES = 2**20  # a best schedule's text shown (the page, open_run)
 LOCK_WAIT_S = 2.0  # how long taking a run's lock waits out a reader's look at it (holder())
 
 # What a resumed run may change: the settings of `farm autotune` that its manifest does not
@@ -214,22 +212,6 @@ class RunDir(BestFolders):
         stem = Path(library).stem if library else path_name(name)
         return self.best_path(pipeline) / f"{stem}.schedule.h"
 
-    def best_schedule_text(self, path: Path) -> str:
-        """The text of a best schedule at `path` ("" when there is none); a RunDirError
-        saying why when it is not the run's own regular file of a sane size (a link could
-        name any file, and the text goes on a page that is mailed)."""
-        if not os.path.lexists(path):
-            return ""
-        try:
-            return atomic.read_regular(path, MAX_SCHEDULE_BYTES, follow=False).decode(
-                errors="replace")
-        except OSError as e:
-            why = "a symbolic link, not the run's own file" if e.errno == errno.ELOOP \
-                else e.strerror
-            raise RunDirError(f"{path} is not shown: {why}") from None
-        except ValueError as e:
-            raise RunDirError(f"{path} is not shown: {e}") from None
-
     def retiming_weights(self, record: RetimingRecord) -> Path:
         """The weights that planned the re-timing's winner: best/NAME.weights (or, in runs
         of the first release, the run's weights file it names)."""
@@ -352,7 +334,7 @@ class RunDir(BestFolders):
     @staticmethod
     def _read_record(path: Path, fix: str):
         try:
-            return json.loads(atomic.read_regular(path, MAX_RECORD_BYTES))
+            return read_json(path)
         except FileNotFoundError:
             return None
         except RecursionError:  # JSON nested thousands deep
@@ -373,7 +355,7 @@ class RunDir(BestFolders):
         for key in Manifest.FIXED:
             old, new = getattr(existing, key), getattr(wanted, key)
             if old != new:
-                why = _CHANGED.get(key, "")
+                why = Manifest.CHANGED.get(key, "")
                 raise RunDirError(
                     f"{self.path} holds a run with {key} {_short(old)}, not {_short(new)}"
                     f"{why}; resume it with the same settings (only {resume_may_change()} "
@@ -429,11 +411,10 @@ def class_dirs(root: str | os.PathLike) -> list[Path]:
     outside the run)."""
     folder = Path(root) / "classes"
     _not_a_link(folder)
-    if not folder.is_dir():
-        return []
-    for p in folder.iterdir():
+    found = list(folder.iterdir()) if folder.is_dir() else []
+    for p in found:
         _not_a_link(p)
-    return sorted(p for p in folder.iterdir() if p.is_dir())
+    return sorted(p for p in found if p.is_dir())
 
 
 def _not_a_link(path: Path) -> None:
@@ -459,14 +440,6 @@ def _named(folder: Path, name: str, suffix: str = "") -> Path:
         return new
     old = folder / legacy
     return old if old.exists() and not old.is_symlink() else new
-
-
-# What a differing hash means, so that a refusal names the thing to restore.
-_CHANGED = {
-    "benchmark_sha256": " (the benchmark's or generator's source changed since the run "
-                        "began: restore that source, e.g. the farm version that began it)",
-    "start_weights_sha256": " (other start weights: give the run's --weights again)",
-}
 
 
 def _short(value) -> str:
