@@ -14,6 +14,7 @@ from farm.errors import BenchmarkError
 from farm.pipelines import catalog
 from farm.pipelines import python_generators as pygen
 from farm.pipelines.benchmark import format_params
+from farm.pipelines.params import split_params
 
 PYGEN = Path(__file__).parent / "data" / "pygen"
 USER_GENERATOR = (PYGEN / "brighten_generator.py").read_text()  # adds 10 to every pixel
@@ -320,8 +321,8 @@ def test_generator_parameters_are_written_after_the_benchmark():
     assert two.ref == f"{PYGEN.resolve()}/box_generator.py:box:radius=2"
     assert catalog.resolve(two.ref) == two  # the ref names it again
     assert two.sha256 == catalog.resolve(box).sha256  # the same source; the label differs
-    assert catalog.split_params("median3x3") == ("median3x3", ())
-    assert catalog.split_params("a.py:g:x=1,y=b") == ("a.py:g", (("x", "1"), ("y", "b")))
+    assert split_params("median3x3") == ("median3x3", ())
+    assert split_params("a.py:g:x=1,y=b") == ("a.py:g", (("x", "1"), ("y", "b")))
 
 
 @pytest.mark.parametrize("ref, words", [

@@ -33,10 +33,10 @@ from farm.faults import fault_of
 from farm.machine import toolchain
 from farm.machine.halide_env import load_autoscheduler
 from farm.model.weights import cached_file
-from farm.pipelines import catalog
 from farm.pipelines import cpp_generators as gengen
 from farm.pipelines import python_generators as pygen
 from farm.pipelines.benchmark import PYTHON
+from farm.pipelines.params import param_list
 
 
 class Instance:
@@ -100,7 +100,7 @@ def check_pipeline(spec: CandidateSpec) -> None:
     except gengen.GeneratorFailed as e:
         params = ""
         if any(w in e.message for w in _BAD_PARAMETER):
-            params = f"; its parameters: {catalog.param_list(spec.benchmark)}"
+            params = f"; its parameters: {param_list(spec.benchmark)}"
         raise BenchmarkError(f"generator {spec.benchmark.ref} {what}: {e.message[:300]}"
                              f"{params}") from None
     except FarmError:

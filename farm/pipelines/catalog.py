@@ -47,15 +47,8 @@ from pathlib import Path
 from farm.errors import BenchmarkError, RunDirError
 from farm.pipelines import cpp_generators as gengen
 from farm.pipelines import python_generators as pygen
-from farm.pipelines.benchmark import (
-    CPP,
-    EXECUTABLE,
-    FORMS,
-    Benchmark,
-    Files,
-    Params,
-    format_params,
-)
+from farm.pipelines.benchmark import CPP, EXECUTABLE, FORMS, Benchmark, Files, format_params
+from farm.pipelines.params import canonical, cpp_params, split_params
 
 # Built-in pipelines that are near twins: a model trained on one has as good as seen the
 # other, so `farm evaluate` leaves them out together. conv3x3a16 and conv3x3a32 are one
@@ -128,44 +121,10 @@ def resolve(ref: str, sha256: str | None = None) -> Benchmark:
     if not params:
         return bench
     if bench.kind in (CPP, EXECUTABLE):
-        return replace(bench, params=_cpp_params(bench, params))
+        return replace(bench, params=cpp_params(bench, params))
     cls = pygen.generator_class(bench)
     values = pygen.param_values(bench.label, cls, params, bench.builtin)
-    return replace(bench, params=tuple(sorted(_canonical(values).items())))
-
-
-def _canonical(values: dict[str, object]) -> dict[str, str]:
-    """Parameter values as text, so that radius=02 and radius=2 are one pipeline."""
-    return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in values.items()}
-
-
-def same_pipeline(bench: Benchmark, label: str) -> bool:
-    """Whether the pipeline a run names `label` is `bench`, however either was written:
-    `random` and `random:seed=0` are one pipeline (the generator's defaults fill in what a
-    name leaves out). By name, not source: an edited generator of the same name still
-    counts as seen."""
-    try:
-        base, params = split_params(label)
-    except BenchmarkError:  # not a name this farm writes: not this pipeline
-        return False
-    if base != bench.name:
-        return False
-    defaults = _defaults(bench)
-    return {**defaults, **dict(params)} == {**defaults, **dict(bench.params)}
-
-
-def _defaults(bench: Benchmark) -> dict[str, str]:
-    """A generator's parameters at their defaults, as the farm writes values."""
-    if bench.kind in (CPP, EXECUTABLE):  # (its executable is built, and cached, by now)
-        out = {}
-        for p in gengen.generator_params(gengen.executable(bench), bench.name):
-            try:
-                out[p.name] = p.canonical(p.default)
-            except ValueError:  # a default the stub spells otherwise: as it is
-                out[p.name] = p.default
-        return out
-    return _canonical(pygen.generator_param_defaults(pygen.generator_class(bench),
-                                                     bench.builtin))
+    return replace(bench, params=tuple(sorted(canonical(values).items())))
 
 
 def twins(label: str) -> tuple[str, ...]:
@@ -261,25 +220,6 @@ def _resolve(ref: str, sha256: str | None = None) -> Benchmark:
                          f"your own: {FORMS})")
 
 
-def split_params(ref: str) -> tuple[str, Params]:
-    """`BENCH:a=1,b=2` -> (BENCH, (("a", "1"), ("b", "2"))); no `=` after the last colon:
-    no parameters."""
-    head, colon, tail = ref.rpartition(":")
-    if not colon or "=" not in tail:
-        return ref, ()
-    params = []
-    for item in tail.split(","):
-        name, eq, value = item.partition("=")
-        if not eq or not name.strip():
-            raise BenchmarkError(f"{ref!r}: parameters are written name=value,name=value "
-                                 f"after the benchmark, not {item!r}")
-        params.append((name.strip(), value.strip()))
-    names = [n for n, _ in params]
-    if len(set(names)) != len(names):
-        raise BenchmarkError(f"{ref!r} sets a parameter twice")
-    return head, tuple(params)
-
-
 def _python_benchmark(path: Path, name: str, ref: str, sha256: str | None) -> Benchmark:
     if not name:
         raise BenchmarkError(f"{ref!r} names no generator; write path/to/file.py:generator_name")
@@ -352,41 +292,6 @@ def _named(bench: Benchmark, name: str) -> Benchmark:
         raise BenchmarkError(f"{bench.path} has no generator named {name!r} (it "
                              f"registers: {have})")
     return replace(bench, name=name)
-
-
-def _cpp_params(bench: Benchmark, params: Params) -> Params:
-    """C++ generator parameters, checked against the generator's GeneratorParams and
-    written canonically; the generator checks values of other types when it runs."""
-    known = {p.name: p for p in gengen.generator_params(gengen.executable(bench), bench.name)}
-    listed = param_list(bench)
-    out = {}
-    for name, value in params:
-        if name == "target" or name.startswith("autoscheduler"):
-            raise BenchmarkError(f"{bench.label}: the farm sets {name} itself; its "
-                                 f"parameters: {listed}")
-        if name not in known:
-            raise BenchmarkError(f"{bench.label} has no parameter {name!r}; its parameters: "
-                                 f"{listed}")
-        try:
-            out[name] = known[name].canonical(value)
-        except ValueError:
-            raise BenchmarkError(f"{bench.label}: {name}={value!r} is not a valid "
-                                 f"{known[name].kind}; its parameters: {listed}") from None
-    return tuple(sorted(out.items()))
-
-
-def param_names(bench: Benchmark) -> tuple[str, ...]:
-    """The names of a benchmark's generator parameters."""
-    return tuple(_defaults(bench))
-
-
-def param_list(bench: Benchmark) -> str:
-    """`radius (default 1), ...`: a benchmark's parameters, for messages."""
-    if bench.kind in (CPP, EXECUTABLE):
-        found = gengen.generator_params(gengen.executable(bench), bench.name)
-        return ", ".join(f"{p.name} (default {p.default})" for p in found) or "none"
-    defaults = pygen.generator_param_defaults(pygen.generator_class(bench), bench.builtin)
-    return ", ".join(f"{k} (default {v!r})" for k, v in defaults.items()) or "none"
 
 
 def _leading_comment(files: Files, unit: str) -> str:

@@ -27,6 +27,7 @@ from farm.model import weights
 from farm.model.weights import Weights
 from farm.pipelines import catalog
 from farm.pipelines.benchmark import Benchmark
+from farm.pipelines.params import same_pipeline
 from farm.store.records import Manifest, PipelineRecord
 from farm.store.rundir import RunDir, class_dirs
 from farm.store.samples import TRAIN_COLUMNS
@@ -298,7 +299,7 @@ def _trained_on(run: RunDir, manifest: Manifest) -> tuple[list[PipelineRecord], 
 def _seen(bench: Benchmark, trained: Sequence[PipelineRecord]) -> str:
     """How the model saw `bench` ("took part", "has a near twin, X, that took part"), or
     "" when it never did."""
-    if any(catalog.same_pipeline(bench, p.name) for p in trained):
+    if any(same_pipeline(bench, p.name) for p in trained):
         return "took part"
     twin = next((p.name for p in trained if bench.builtin and p.name in
                  catalog.twins(bench.label)), None)

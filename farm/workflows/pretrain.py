@@ -25,7 +25,8 @@ from farm.errors import BadInput, RunDirError
 from farm.machine.targets import TargetInfo
 from farm.model import weights
 from farm.pipelines.benchmark import Benchmark, format_params
-from farm.pipelines.catalog import param_names, resolve, split_params
+from farm.pipelines.catalog import resolve
+from farm.pipelines.params import param_names, split_params
 from farm.report.progress import format_duration, plural
 from farm.store.records import BestWeightsRecord, Manifest, RoundRecord
 from farm.store.rundir import RunDir
