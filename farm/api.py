@@ -82,10 +82,7 @@ def tune(out: str | Path, *benchmarks: str, rounds: int = 1, batch_size: int = 3
     refs = list(benchmarks)
     if not refs:
         raise BadInput("name at least one benchmark")
-    if "all" in refs:
-        if refs != ["all"]:
-            raise BadInput("`all` names every built-in benchmark: give it alone")
-        refs = [b.name for b in catalog.builtin_benchmarks()]
+    refs = catalog.expand(refs)  # suites: `all`, `corpus`, a corpus family
     benches = tuple(catalog.resolve(r) for r in refs)
     settings = TuneSettings(
         benchmarks=benches,

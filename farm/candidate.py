@@ -17,7 +17,7 @@ from farm.model.weights import Weights
 from farm.pipelines.benchmark import Benchmark
 
 
-class Status(str, Enum):
+class Status(str, Enum):  # noqa: UP042 (a str mixin: rows and records compare as text)
     """What became of a candidate. A str: it compares equal to, and is stored in Parquet
     and JSON as, its value ("ok", "duplicate", ...), and prints as that value."""
 

@@ -29,11 +29,13 @@ class LocalCluster:
     """A head and `workers` more nodes, each a `ray start --block` process group."""
 
     def __init__(self, workers: int = 1, cpus: int = 1, head_labels: str = "",
-                 node_env: list[dict] | None = None, token: bool = True):
+                 node_env: list[dict] | None = None, token: bool = True,
+                 client_port: int | None = None):
         """`node_env`: more environment for each node, the head's first (e.g. a cache
         directory of its own, as a node of a real cluster has). `token`: the cluster
         requires one (else it accepts any client)."""
         self.port = free_port()
+        self.client_port = client_port
         self.address = f"127.0.0.1:{self.port}"
         self.procs = []
         self.env = dict(os.environ, **(auth_env() if token else {"RAY_AUTH_MODE": "disabled"}))
@@ -43,6 +45,8 @@ class LocalCluster:
                 f"--num-cpus={cpus}", "--include-dashboard=false", f"--temp-dir={self.tmp}"]
         if head_labels:
             head.append(f"--labels={head_labels}")
+        if client_port:  # a Ray Client server: ray://127.0.0.1:client_port
+            head.append(f"--ray-client-server-port={client_port}")
         extra = node_env or [{} for _ in range(1 + workers)]
         self._start(head, extra[0])
         self._wait_for_port()

@@ -71,7 +71,10 @@ def test_run_prints_auto_and_manual_and_writes_the_schedule(tmp_path):
 
 def test_run_user_errors(tmp_path, capsys):
     """Found before any work, in this process (the error boundary is cli.main's)."""
-    assert_user_error(farm_here(capsys, "run", "nosuch"), "unknown benchmark", "median3x3")
+    assert_user_error(farm_here(capsys, "run", "nosuch"), "unknown benchmark",
+                      "farm benchmarks")
+    assert_user_error(farm_here(capsys, "run", "median3x4"), "unknown benchmark",
+                      "did you mean median3x3?")
     assert_user_error(farm_here(capsys, "run", "median3x3", "--beam-size", "-1"),
                       "--beam-size")
     assert_user_error(farm_here(capsys, "run", "median3x3", "--parallelism", "0"),

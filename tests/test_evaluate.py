@@ -6,7 +6,7 @@ timings between identical weights or schedules, the summary. One slow test runs 
 on a small campaign with the real Halide trainer, compiler and an embedded local Ray."""
 
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pyarrow.parquet as pq
 import pytest
@@ -60,10 +60,10 @@ def _campaign(path, feats: dict, *, device_class=None, pipelines=None, paralleli
                 "pipeline_id": featurization.pipeline_id(f), "schedule_id": i + 1,
                 "status": "ok", "runtime_ms": ms, "runtimes_ms": [ms],
                 "schedule_key": featurization.schedule_key(f), "featurization": f,
-                "target": host.compile, "created_at": datetime.now(timezone.utc)})
+                "target": host.compile, "created_at": datetime.now(UTC)})
         rows.append({"sample_id": f"evaltest-{bench}-r000001-failed", "run_id": "evaltest",
                      "round": 1, "index": 99, "benchmark": bench, "status": "compile_error",
-                     "created_at": datetime.now(timezone.utc)})
+                     "created_at": datetime.now(UTC)})
     run.samples.commit_round(1, rows)
     return run
 

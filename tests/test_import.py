@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import struct
+from pathlib import Path
 
 import pytest
 import ray
@@ -41,8 +43,8 @@ def _loop_folder(root, batches=2, per_batch=3, pipelines=("median3x3",)):
                 stem = f"{name}_batch_{b:04d}_sample_{n:04d}"
                 seconds = 0.001 * (1 + n + b / 10)
                 feats = fake_featurization(b * 100 + n, pipeline=name)
-                (d / f"{stem}.sample").write_bytes(
-                    feats + struct.pack("<fii", seconds, i, b * 10000 + n))
+                (d / f"{stem}.sample").write_bytes(  # in ms, as featurization_to_sample
+                    feats + struct.pack("<fii", seconds * 1000, i, b * 10000 + n))
                 (d / f"{stem}.schedule.h").write_text(f"// schedule {b}/{n}\n")
                 (d / "bench.txt").write_text(
                     f"Benchmark for {name} produces best case of {seconds!r} sec/iter "
@@ -84,6 +86,18 @@ def test_farm_import_report_export_and_promote(tmp_path, baseline):
     assert "samples of Halide's loop, imported: median3x3" in report
     farm("export", tmp_path / "run", "--out", tmp_path / "exp", check=0)
     assert len(list((tmp_path / "exp").rglob("*.sample"))) == 6
+    # the round trip: exported as Halide's loop writes samples (seconds, its file names),
+    # imported back without --benchmark, the same runtimes to the microsecond
+    farm("import", tmp_path / "exp", "--out", tmp_path / "again", "--class", CLASS, check=0)
+    before, after = ({(r["benchmark"], r["round"], r["index"]): r["runtime_ms"]
+                      for r in SampleStore(tmp_path / d / "samples").read().to_pylist()}
+                     for d in ("run", "again"))
+    assert before.keys() == after.keys()
+    for key, ms in before.items():
+        assert after[key] == pytest.approx(ms, abs=1e-3), key
+    exported = next((tmp_path / "exp").glob("median3x3_batch_0001_sample_0000.sample"))
+    assert struct.unpack("<f", exported.read_bytes()[-12:-8])[0] == pytest.approx(
+        before[("median3x3", 1, 0)])  # ms, as Halide's own files hold
     model = promote(tmp_path / "run", registry=Registry(tmp_path / "models"))
     assert model.record.sha256 == trained.sha256 and model.record.device_class == CLASS
     # refusals: one line each
@@ -141,3 +155,27 @@ def test_also_train_on_an_import_trains_on_its_rows_and_refuses_another_class(
     with pytest.raises(DatasetError, match="is corrupt"):
         _tune(tmp_path / "run3", baseline, ScriptedTrainer(), also_train_on=(str(other),))
     assert not (tmp_path / "run3" / "samples").exists()
+
+
+HALIDE_LOOP = Path(__file__).parent / "data" / "halide_loop" / "median3x3"
+# what that batch of adams2019_autotune_loop.sh (halide 21, this repository's
+# ../shared/upstream-loop, batch size 3) printed per sample, in ms
+LOOP_PRINTED_MS = {0: 0.798735, 1: 1.01832, 2: 62.6495}
+
+
+@pytest.mark.parametrize("with_bench_txt", [True, False])
+def test_a_real_halide_loop_folder_imports_with_the_runtimes_the_loop_printed(
+        tmp_path, with_bench_txt):
+    """The .sample files of Halide's own loop hold ms (featurization_to_sample multiplies
+    RunGen's sec/iter by 1000): read with or without RunGen's bench.txt beside them, each
+    row's runtime is what the loop printed, in ms."""
+    folder = tmp_path / "loop"
+    shutil.copytree(HALIDE_LOOP, folder)
+    if not with_bench_txt:
+        for p in folder.rglob("bench.txt"):
+            p.unlink()
+    import_loop(folder, tmp_path / "run", CLASS)
+    rows = SampleStore(tmp_path / "run" / "samples").read().to_pylist()
+    assert {r["index"]: r["runtime_ms"] for r in rows} == pytest.approx(LOOP_PRINTED_MS,
+                                                                       rel=1e-6)
+    assert {r["benchmark"] for r in rows} == {"median3x3"}

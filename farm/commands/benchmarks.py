@@ -29,13 +29,21 @@ def add_parser(sub) -> None:
 
 
 def main(args) -> int:
-    from farm.pipelines.catalog import builtin_benchmarks
+    from farm.pipelines import catalog
 
-    benches = builtin_benchmarks()
-    width = max(len(b.name) for b in benches)
-    print("Built-in benchmarks:")
-    for b in benches:
+    six, families = catalog.builtin_benchmarks(), catalog.corpus_families()
+    width = max(len(b.name) for b in (*six, *catalog.corpus_benchmarks()))
+    print("Built-in benchmarks (the suite `all`: Halide's hexagon benchmarks):")
+    for b in six:
         print(f"  {b.name:<{width}}  {b.description}")
+    if families:
+        count = sum(len(f) for f in families.values())
+        print(f"\nThe corpus (the suite `corpus`: {count} real pipelines in {len(families)} "
+              "families; each family's name is a suite too):")
+        for family, benches in families.items():
+            print(f"  {family}:")
+            for b in benches:
+                print(f"    {b.name:<{width}}  {b.description}")
     print(YOUR_OWN)
     print(RANDOM)
     return 0

@@ -10,8 +10,10 @@ over a minute and ignores SIGTERM, and the head is watched while the command run
 from __future__ import annotations
 
 import _thread
+import contextlib
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -88,6 +90,21 @@ class ClusterLike(Protocol):
         """How many compile tasks the nodes (those of `node_ids`) run at once."""
 
 
+@contextlib.contextmanager
+def deferred_interrupt():
+    """Hold a Ctrl-C (SIGINT) back for the block: the yielded list is non-empty once one
+    came. Only in the main thread (elsewhere signals cannot be handled: a no-op)."""
+    came: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield came
+        return
+    before = signal.signal(signal.SIGINT, lambda signum, frame: came.append(signum))
+    try:
+        yield came
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 class Cluster:
     """Ray's cluster: an embedded local one without an address, else the one there."""
 
@@ -117,10 +134,25 @@ class Cluster:
         self.shutdown()
 
     def connect(self) -> None:
+        """Join (or start) Ray. A Ctrl-C while Ray starts waits until it has started, then
+        shuts it down and is raised: interrupted half-way, Ray's native core crashed the
+        process at exit (a segfault in 2 of 3 tries)."""
         import ray
 
         if ray.is_initialized():
             return
+        with deferred_interrupt() as interrupted:
+            try:
+                self._connect()
+            finally:
+                if interrupted:
+                    self.shutdown()
+        if interrupted:
+            raise KeyboardInterrupt
+
+    def _connect(self) -> None:
+        import ray
+
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                                   "logging_level": logging.ERROR, "configure_logging": True}
         address = self.address
@@ -134,16 +166,23 @@ class Cluster:
         except ConnectionError as e:
             raise BadInput(f"--address {address}: cannot join that Ray cluster ({e}); "
                            "start it with `ray start --head` or fix the address") from None
-        if address.startswith("ray://"):
-            return  # a Ray Client's gcs_address is the cluster's inside view: not probed
-        gcs = ray.get_runtime_context().gcs_address
-        if not requires_token(gcs) and not os.environ.get(ALLOW_OPEN):
+        client = address.startswith("ray://")
+        if client:  # a Ray Client's gcs_address is the cluster's inside view: asked there
+            gcs = ""
+            ask = ray.remote(num_cpus=0, max_retries=0)(_asks_for_token_here)
+            open_door = not ray.get(ask.remote(), timeout=2 * TOKEN_CHECK_S)
+        else:
+            gcs = ray.get_runtime_context().gcs_address
+            open_door = not requires_token(gcs)
+        if open_door and not os.environ.get(ALLOW_OPEN):
             ray.shutdown()
             raise BadInput(
                 f"--address {address}: that Ray cluster does not require a token, so anyone "
                 "who reaches it runs code as you; restart its head and nodes with "
                 f"RAY_AUTH_MODE=token (docs/clusters.md), or set {ALLOW_OPEN}=1 on a "
                 "network only you reach")
+        if client:
+            return  # its head is watched by the Ray Client's own connection
         _heads.append(gcs)
         self._unwatch = threading.Event()
         threading.Thread(target=_watch_head, args=(gcs, self._unwatch), daemon=True,
@@ -279,6 +318,16 @@ else:
 """
 
 
+TOKEN_CHECK_S = 60.0
+
+
+def _asks_for_token_here() -> bool:
+    """requires_token of the cluster this process is a worker of (a Ray task's view)."""
+    import ray
+
+    return requires_token(ray.get_runtime_context().gcs_address)
+
+
 def requires_token(gcs: str) -> bool:
     """Whether the cluster whose GCS is at `gcs` refuses a client without its token."""
     env = {k: v for k, v in os.environ.items()
@@ -286,7 +335,8 @@ def requires_token(gcs: str) -> bool:
     env["RAY_AUTH_MODE"] = "disabled"
     try:
         out = subprocess.run([sys.executable, "-c", _UNAUTHENTICATED_ASK, gcs], env=env,
-                             capture_output=True, text=True, timeout=60).stdout.strip()
+                             capture_output=True, text=True,
+                             timeout=TOKEN_CHECK_S).stdout.strip()
     except subprocess.TimeoutExpired:
         return True  # no answer to the question: not an open door either
     return out.splitlines()[-1:] != ["answered"]

@@ -2,7 +2,12 @@
 
 A featurization is f32 values, one block of 326 per stage: 39 schedule
 features, then 7x41 pipeline features. A .sample file is the featurization
-followed by f32 runtime (ms), i32 pipeline id and i32 schedule id.
+followed by f32 runtime, i32 pipeline id and i32 schedule id.
+
+The runtime is in **milliseconds**, in Halide's own files too: its loop hands RunGen's
+"sec/iter" to featurization_to_sample, which multiplies it by 1000 ("sample file stores
+times in milliseconds"), and its trainer reads ms ("Implausible runtime in ms"). Checked
+on files the loop wrote (tests/data/halide_loop/).
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ files (see PERFORMANCE.md, *Training*). Hence:
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import re
@@ -66,9 +67,22 @@ def usable(table: pa.Table) -> pa.Table:
     return table.filter(mask)
 
 
+MAX_STEM = 160  # of a file name's 255 bytes, leaving room for suffixes
+
+
+def file_stem(text: str) -> str:
+    """`text` as a file name's stem: no spaces or slashes, since the trainer reads names
+    with `>>`; a long one cut and told apart by its hash, never past the file system's
+    255 bytes (a legal 225-character pipeline name once made every training fail)."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", text)
+    if len(stem) <= MAX_STEM:
+        return stem
+    return stem[:MAX_STEM - 17] + "-" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def file_name(sample_id: str) -> str:
-    """A sample's file name: no spaces or slashes, since the trainer reads names with `>>`."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", sample_id) + ".sample"
+    """A sample's training file's name."""
+    return file_stem(sample_id) + ".sample"
 
 
 class SampleFiles:
@@ -194,10 +208,17 @@ def _float(text: str) -> float | None:
 
 def export_samples(samples, out_dir: Path) -> int:
     """Write every measured sample of a run (a SampleStore) as Halide .sample files, each
-    with its .schedule.h, so Halide's own tools read them. Returns how many."""
-    rows = usable(samples.read([*TRAIN_COLUMNS, "schedule_source"]))
-    names = SampleFiles(out_dir).sync(rows)
-    for name, source in zip(names, rows["schedule_source"].to_pylist(), strict=True):
-        if source:
-            atomic.replace_bytes((out_dir / name).with_suffix(".schedule.h"), source.encode())
-    return len(names)
+    with its .schedule.h, named as Halide's loop names them, so Halide's own tools and
+    `farm import` read them. Returns how many."""
+    rows = usable(samples.read([*TRAIN_COLUMNS, "index", "schedule_source"]))
+    atomic.real_dir(out_dir)
+    for row in (r for batch in rows.to_batches(max_chunksize=256) for r in batch.to_pylist()):
+        # the loop's PIPELINE_batch_B_sample_N, which `farm import` reads the pipeline from
+        stem = f"{file_stem(row['benchmark'])}_batch_{row['round']:04d}_sample_" \
+               f"{row['index']:04d}"
+        atomic.replace_bytes(out_dir / f"{stem}.sample", featurization.sample_bytes(
+            row["featurization"], row["runtime_ms"], row["pipeline_id"], row["schedule_id"]))
+        if row["schedule_source"]:
+            atomic.replace_bytes(out_dir / f"{stem}.schedule.h",
+                                 row["schedule_source"].encode())
+    return rows.num_rows

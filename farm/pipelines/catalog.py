@@ -38,6 +38,7 @@ other.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import os
 from collections.abc import Sequence
@@ -84,16 +85,78 @@ def farm_generator(name: str) -> Benchmark | None:
     return Benchmark(name, str(path), source, True, pygen.describe(cls))
 
 
-@functools.cache
-def builtin_benchmarks() -> tuple[Benchmark, ...]:
+def _benchmarks_in(folder: Path) -> tuple[Benchmark, ...]:
     found = []
-    for path in sorted(builtin_dir().glob("*.py")):
+    for path in sorted(folder.glob("*.py")):
         if path.name.startswith("_"):
             continue
         source = path.read_text()
         for name, cls in pygen.generator_classes(source, str(path)).items():
             found.append(Benchmark(name, str(path), source, True, pygen.describe(cls)))
     return tuple(sorted(found, key=lambda b: b.name))
+
+
+@functools.cache
+def builtin_benchmarks() -> tuple[Benchmark, ...]:
+    """The six built-ins (Halide's hexagon benchmarks): the suite `all`."""
+    return _benchmarks_in(builtin_dir())
+
+
+@functools.cache
+def corpus_families() -> dict[str, tuple[Benchmark, ...]]:
+    """The corpus of real pipelines (benchmarks/corpus/), by family: a family is a file,
+    named what its pipelines have in common. Not in `all`: the suite `corpus` is all of it,
+    and each family is a suite of its own."""
+    families: dict[str, tuple[Benchmark, ...]] = {}
+    for b in _benchmarks_in(builtin_dir() / "corpus"):
+        families[Path(b.path).stem] = (*families.get(Path(b.path).stem, ()), b)
+    return dict(sorted(families.items()))
+
+
+@functools.cache
+def corpus_benchmarks() -> tuple[Benchmark, ...]:
+    return tuple(sorted((b for f in corpus_families().values() for b in f),
+                        key=lambda b: b.name))
+
+
+def family_of(name: str) -> str | None:
+    """The corpus family of built-in pipeline `name` (its generator's name); None when it
+    is not in the corpus."""
+    return next((f for f, benches in corpus_families().items()
+                 if any(b.name == name for b in benches)), None)
+
+
+# Suites: names that stand for several built-in benchmarks.
+ALL, CORPUS = "all", "corpus"
+
+
+def suites() -> dict[str, tuple[str, ...]]:
+    """Every suite's name and its benchmarks' names: `all` (the six built-ins), `corpus`
+    and one per corpus family."""
+    return {ALL: tuple(b.name for b in builtin_benchmarks()),
+            CORPUS: tuple(b.name for b in corpus_benchmarks()),
+            **{f: tuple(b.name for b in benches) for f, benches in corpus_families().items()}}
+
+
+def suite(name: str) -> tuple[str, ...] | None:
+    """The benchmarks' names suite `name` stands for; None when it names no suite."""
+    return suites().get(name)
+
+
+def expand(refs: Sequence[str]) -> list[str]:
+    """BENCH arguments with each suite's name replaced by its benchmarks' names, in order,
+    each pipeline once."""
+    out: list[str] = []
+    for ref in refs:
+        for r in suite(ref) or (ref,):
+            if r not in out:
+                out.append(r)
+    return out
+
+
+def _known() -> tuple[Benchmark, ...]:
+    """Every built-in benchmark: the six and the corpus."""
+    return builtin_benchmarks() + corpus_benchmarks()
 
 
 class SourceChanged(BenchmarkError):
@@ -161,7 +224,7 @@ def generator_path(ref: str) -> Path | None:
     """The file or folder of the generator BENCH `ref` names; None for a built-in. Reads
     no file."""
     head, _ = split_params(ref)
-    if any(b.name == head for b in builtin_benchmarks()):
+    if any(b.name == head for b in _known()):
         return None
     return _path_and_name(head)[0]
 
@@ -197,7 +260,7 @@ def _check_sha(bench: Benchmark, sha256: str | None) -> Benchmark:
 
 
 def _resolve(ref: str, sha256: str | None = None) -> Benchmark:
-    builtin = next((b for b in builtin_benchmarks() if b.name == ref), None) or \
+    builtin = next((b for b in _known() if b.name == ref), None) or \
         farm_generator(ref)
     if builtin is not None:
         if Path(ref).exists():
@@ -215,9 +278,11 @@ def _resolve(ref: str, sha256: str | None = None) -> Benchmark:
         raise BenchmarkError(f"{path} is not a generator: give {FORMS}")
     if path.suffix or "/" in ref:
         raise BenchmarkError(f"{path} does not exist (from {ref!r})")
-    known = ", ".join(b.name for b in builtin_benchmarks())
-    raise BenchmarkError(f"unknown benchmark {ref!r}; built-in ones are: {known} (or give "
-                         f"your own: {FORMS})")
+    names = [*suites(), *(b.name for b in _known()), *GENERATORS]
+    close = difflib.get_close_matches(ref, names, n=1)
+    hint = f"did you mean {close[0]}? " if close else ""
+    raise BenchmarkError(f"unknown benchmark {ref!r}; {hint}`farm benchmarks` lists the "
+                         f"built-in ones and suites (or give your own: {FORMS})")
 
 
 def _python_benchmark(path: Path, name: str, ref: str, sha256: str | None) -> Benchmark:

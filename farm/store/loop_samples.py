@@ -4,7 +4,8 @@ and the scripts built on it), read as typed samples.
 The loop writes SAMPLES/batch_B_I/N/ per sample N of batch B (I: the generator arguments'
 set): PIPELINE_batch_BBBB_sample_NNNN.sample (the featurization, then f32 runtime, i32
 pipeline id, i32 schedule id), the .schedule.h beside it, and bench.txt, RunGen's output.
-Its runtime is RunGen's "best case of T sec/iter": seconds, where the farm keeps ms. Its
+Its runtime is in ms (featurization_to_sample turns RunGen's "best case of T sec/iter"
+into ms; farm.model.featurization), and bench.txt beside it keeps RunGen's line. Its
 pipeline id is the argument set's index (0 for every pipeline: Halide issue 7086), so the
 farm tells pipelines apart by their features (farm.model.featurization.pipeline_id).
 
@@ -63,7 +64,7 @@ def read_sample(path: Path, pipeline: str | None = None) -> LoopSample:
         featurization.stages(feats)
     except ValueError as e:
         raise ValueError(f"{len(data)} bytes: {e}") from None
-    runtime_s, _, schedule_id = struct.unpack("<fii", data[-TRAILER:])
+    sample_ms, _, schedule_id = struct.unpack("<fii", data[-TRAILER:])
     named = FILE_NAME.fullmatch(path.name)
     batch_dir = BATCH_DIR.fullmatch(path.parent.parent.name)
     name = pipeline or (named.group("pipeline") if named else None)
@@ -73,9 +74,9 @@ def read_sample(path: Path, pipeline: str | None = None) -> LoopSample:
     batch = int(named.group("batch")) if named else (
         int(batch_dir.group("batch")) if batch_dir else schedule_id // 10000)
     index = int(named.group("sample")) if named else schedule_id % 10000
-    runtime_ms = _runtime_ms(path.parent / "bench.txt", runtime_s)
+    runtime_ms = _runtime_ms(path.parent / "bench.txt", sample_ms)
     if not (math.isfinite(runtime_ms) and runtime_ms > 0):
-        raise ValueError(f"its runtime {runtime_s!r} s is not a positive time")
+        raise ValueError(f"its runtime {sample_ms!r} ms is not a positive time")
     schedule = path.with_name(path.name[:-len(".sample")] + ".schedule.h")
     source = schedule.read_text(errors="replace") if schedule.is_file() and \
         not schedule.is_symlink() else None
@@ -83,9 +84,9 @@ def read_sample(path: Path, pipeline: str | None = None) -> LoopSample:
                       path.stat().st_mtime)
 
 
-def _runtime_ms(bench_txt: Path, runtime_s: float) -> float:
-    """The runtime in ms: RunGen's own line when it is beside the sample (its seconds, as
-    the loop cut them into the .sample), else the .sample's."""
+def _runtime_ms(bench_txt: Path, sample_ms: float) -> float:
+    """The runtime in ms: RunGen's own line when it is beside the sample (its seconds, in
+    full where the .sample holds an f32), else the .sample's."""
     try:
         found = BENCH_LINE.search(bench_txt.read_text(errors="replace"))
     except OSError:
@@ -95,4 +96,4 @@ def _runtime_ms(bench_txt: Path, runtime_s: float) -> float:
             return float(found.group(1)) * 1000.0
         except ValueError:
             pass
-    return float(runtime_s) * 1000.0
+    return float(sample_ms)

@@ -34,7 +34,7 @@ from farm.build.builder import Builder, HalideBuilder
 from farm.candidate import DUPLICATE, OK, CandidateSpec
 from farm.devices.base import DeviceInfo
 from farm.devices.host import check_here
-from farm.errors import BadInput, Interrupted, LastingFault
+from farm.errors import BadInput, FarmError, Interrupted, LastingFault
 from farm.execution.cluster import Cluster, ClusterLike
 from farm.execution.leases import lease_dir
 from farm.execution.pool import DevicePool
@@ -125,9 +125,24 @@ def autotune(run_dir: str | os.PathLike, settings: TuneSettings, address: str | 
                 for p in pools.values():
                     p.shutdown()
     except KeyboardInterrupt:
-        raise Interrupted(
-            f"interrupted; the committed rounds are kept in {root}. Rerun the same command "
-            "to resume") from None
+        raise Interrupted(interrupted_note(root)) from None
+
+
+def interrupted_note(root: Path) -> str:
+    """What a Ctrl-C leaves in `root`, in words that are true of it."""
+    try:
+        runs = [RunDir(p) for p in class_dirs(root)] or [RunDir(root)]
+        committed = sum(len(r.samples.committed_rounds()) for r in runs
+                        if r.manifest_path.is_file())
+    except (FarmError, OSError):  # a run directory another command will name the fault of
+        committed = 0
+    if committed:
+        return (f"interrupted; the {committed} committed round(s) are kept in {root}. Rerun "
+                "the same command to resume")
+    if root.exists():
+        return (f"interrupted before a round was committed; nothing to keep in {root}. "
+                "Rerun the same command to start again")
+    return "interrupted before anything was written. Rerun the same command to start"
 
 
 def _tune_classes(root: Path, progress: Progress, trainer: Trainer, cluster: ClusterLike,

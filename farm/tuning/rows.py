@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from farm.candidate import DEVICE_LOST, DUPLICATE, FAULT, OK, Status
 from farm.errors import FarmError, RoundFailed
@@ -111,7 +111,7 @@ def outcome_row(manifest: Manifest, round_no: int, o: Outcome,
         "duplicate_of": o.duplicate_of,
         "schedule_source": schedule.source if schedule else None,
         "featurization": feats,
-        "created_at": datetime.fromtimestamp(o.finished_at, timezone.utc),
+        "created_at": datetime.fromtimestamp(o.finished_at, UTC),
         "planner": o.spec.planner or None,
         "cause": cause(o.status, o.error),
         "timing_started_at": _utc(m.timing_started_at if m else None),
@@ -123,7 +123,7 @@ def outcome_row(manifest: Manifest, round_no: int, o: Outcome,
 
 
 def _utc(t: float | None) -> datetime | None:
-    return None if t is None else datetime.fromtimestamp(t, timezone.utc)
+    return None if t is None else datetime.fromtimestamp(t, UTC)
 
 
 def with_predictions(rows: list[dict], planner: Weights) -> str | None:

@@ -7,7 +7,7 @@ verdict against beam-32 with the baseline weights (farm.stats.verdict).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -114,8 +114,7 @@ def run_bench(names: list[str], device_ids: list[str] | None, weights_file: str 
     run = TunedRun.load(run_dir) if run_dir else None
     if not names and run is None:
         raise BadInput("name benchmarks (or `all`), or give --run RUN_DIR")
-    if names == ["all"]:
-        names = [b.name for b in catalog.builtin_benchmarks()]
+    names = catalog.expand(names)  # suites: `all`, `corpus`, a corpus family
     if run is None:
         benches = [catalog.resolve(n) for n in names]
     else:  # a run directory is data: its benchmark runs only as catalog.recorded allows
@@ -201,7 +200,7 @@ def _versus(rows: compare.Rows, variant: str) -> str:
 
 
 def write_results(rows: list[dict], out_dir: Path) -> tuple[Path, Path]:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     return compare.write_results(rows, SCHEMA, out_dir / f"bench-{stamp}.parquet",
                                  out_dir / f"bench-{stamp}.png", _plot)
 

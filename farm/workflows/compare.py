@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -266,7 +266,7 @@ def row(c: Compared, v: verdict.Verdict | None, weights_sha256: str | None) -> d
             "vs_baseline": v.ratio if v else None, "vs_baseline_low": v.low if v else None,
             "vs_baseline_high": v.high if v else None, "verdict": v.word if v else None,
             "error": c.error or None, "weights_sha256": weights_sha256,
-            "created_at": datetime.now(timezone.utc)}
+            "created_at": datetime.now(UTC)}
 
 
 def versus(r: Mapping | None, own: Collection[str] = ()) -> str:

@@ -232,20 +232,20 @@ def prepare_on(run_dir: str | Path, on: Sequence[str],
     run = _run_of(run_dir)
     manifest = run.read_manifest()
     assert manifest is not None  # _run_of checked
-    builtins = [b.name for b in catalog.builtin_benchmarks()]
     if not on:
         raise BadInput("--on names no pipeline: give one BENCH or more")
     trained, unknown = _trained_on(run, manifest)
     benches: list[Benchmark] = []
     left_out: list[str] = []
     written: dict[str, str] = {}  # each BENCH as the user wrote it: its pipeline's name
-    for ref in on:  # `all`: the built-ins the run never trained on, beside any BENCH named
-        for r in (builtins if ref == "all" else [ref]):
+    for ref in on:  # a suite: those of its pipelines the run never trained on
+        named = catalog.suite(ref)
+        for r in (named if named is not None else [ref]):
             b = catalog.resolve(r)
             if any(b.label == o.label for o in benches) or b.label in left_out:
                 continue  # named twice (`all sobel`): timed once
             why = _seen(b, trained)
-            if why and ref == "all":
+            if why and named is not None:
                 left_out.append(b.label)
             elif why:
                 raise BadInput(f"{b.label} {why} in {run.path}'s training: --on judges the "

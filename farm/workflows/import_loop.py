@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from farm.candidate import OK
@@ -140,6 +140,6 @@ def _row(manifest: Manifest, round_no: int, n: int, s: LoopSample) -> dict:
         "status": OK, "runtime_ms": s.runtime_ms, "runtimes_ms": [s.runtime_ms],
         "schedule_key": featurization.schedule_key(s.featurization),
         "schedule_source": s.schedule_source, "featurization": s.featurization,
-        "created_at": datetime.fromtimestamp(s.modified, timezone.utc),
+        "created_at": datetime.fromtimestamp(s.modified, UTC),
         "planner": f"b{32 if beam else 1}-d{100 if beam else 1}@halide-loop",
     }

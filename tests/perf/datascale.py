@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +44,7 @@ def rows_for(round_no: int, batch: int, base: np.ndarray, rng) -> list[dict]:
                      "runtime_ms": float(rng.lognormal(0, 0.5)),
                      "runtimes_ms": [1.0] * 20, "schedule_key": featurization.schedule_key(feats),
                      "schedule_source": "// a schedule of about this size\n" * 40,
-                     "featurization": feats, "created_at": datetime.now(timezone.utc)})
+                     "featurization": feats, "created_at": datetime.now(UTC)})
     return rows
 
 

@@ -21,7 +21,7 @@ import argparse
 import multiprocessing
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -93,7 +93,7 @@ def rows_for(round_no: int, pipes: list[tuple[int, list[bytes]]], rng) -> list[d
                 "status": "ok", "runtime_ms": ms, "runtimes_ms": [ms] * 3,
                 "schedule_key": featurization.schedule_key(f), "featurization": f,
                 "schedule_source": "// a schedule of about this size\n" * 40,
-                "created_at": datetime.now(timezone.utc)})
+                "created_at": datetime.now(UTC)})
     return rows
 
 

@@ -10,7 +10,7 @@ import math
 import re
 import shutil
 import textwrap
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from farm.errors import FarmError
@@ -146,7 +146,7 @@ def campaign(path: Path, pipelines: list[PipelineRecord], distinct: int = 10) ->
                 "pipeline_id": featurization.pipeline_id(f), "schedule_id": i + 1,
                 "status": "ok", "runtime_ms": ms, "runtimes_ms": [ms],
                 "schedule_key": featurization.schedule_key(f), "featurization": f,
-                "target": host.compile, "created_at": datetime.now(timezone.utc)})
+                "target": host.compile, "created_at": datetime.now(UTC)})
     run.samples.commit_round(1, rows)
     return run
 

@@ -3,12 +3,12 @@ anybody's code as whoever started it."""
 
 import pytest
 from clitools import assert_user_error, farm
-from raycluster import LocalCluster, auth_env
+from raycluster import LocalCluster, auth_env, free_port
 
 
 @pytest.fixture(scope="module")
 def open_cluster():
-    c = LocalCluster(workers=0, cpus=1, token=False)
+    c = LocalCluster(workers=0, cpus=1, token=False, client_port=free_port())
     yield c
     c.stop()
 
@@ -18,6 +18,14 @@ def test_an_open_cluster_is_refused_with_the_fix(open_cluster):
                 env={"RAY_AUTH_MODE": "disabled"})
     assert_user_error(proc, open_cluster.address, "does not require a token",
                       "RAY_AUTH_MODE=token")
+
+
+def test_an_open_cluster_is_refused_through_a_ray_client_too(open_cluster):
+    """ray:// went around the check: the farm joined and ran tasks."""
+    address = f"ray://127.0.0.1:{open_cluster.client_port}"
+    proc = farm("devices", "--address", address, timeout=180,
+                env={"RAY_AUTH_MODE": "disabled"})
+    assert_user_error(proc, address, "does not require a token", "RAY_AUTH_MODE=token")
 
 
 def test_an_open_cluster_is_joined_when_the_user_says_so(open_cluster):
