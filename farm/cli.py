@@ -28,7 +28,7 @@ from farm.commands import (
     weights,
 )
 from farm.commands.options import Parser
-from farm.errors import FarmError
+from farm.errors import FarmError, Interrupted
 from farm.execution.cluster import exit_when_stuck, lost_head
 from farm.report.output import printable
 
@@ -73,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(e, KeyboardInterrupt):
             print(f"farm {args.command}: interrupted", file=sys.stderr)
             return 130
+        if isinstance(e, Interrupted):  # "interrupted; ...": no "error:" before a Ctrl-C
+            print(f"farm {args.command}: {printable(str(e))}", file=sys.stderr)
+            return e.exit_code
         e = _raised_in_task(e)
         print(f"farm {args.command}: error: {printable(str(e))}", file=sys.stderr)
         return e.exit_code
