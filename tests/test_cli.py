@@ -31,12 +31,20 @@ def test_help_lists_every_subcommand():
         assert farm(cmd, "--help", check=0).stdout.startswith(f"usage: farm {cmd}")
 
 
-def test_benchmarks_lists_the_six_and_how_to_name_your_own(tmp_path):
+def test_benchmarks_lists_the_six_the_corpus_by_family_and_how_to_name_your_own(tmp_path):
     out = farm("benchmarks", check=0).stdout
-    builtins, _, own = out.partition("\n\n")
+    sections = out.split("\n\n")
+    builtins = sections[0]
+    own = next(s for s in sections if s.startswith("Your own generators"))
     assert [ln.split()[0] for ln in builtins.splitlines()[1:]] == [
         b.name for b in catalog.builtin_benchmarks()]
     assert len(builtins.splitlines()) == 1 + 6
+    if catalog.corpus_families():
+        corpus = next(s for s in sections if s.startswith("The corpus"))
+        listed = [ln.split()[0] for ln in corpus.splitlines()[1:]]
+        for family, benches in catalog.corpus_families().items():
+            assert family + ":" in listed
+            assert all(b.name in listed for b in benches)
     forms = [ln.split()[0] for ln in own.splitlines()[1:] if ln.startswith("  ") and
              not ln.startswith("   ")]
     assert forms == ["path/to/file.py:NAME", "path/to/dir", "path/to/file.cpp[:NAME]",
@@ -358,3 +366,30 @@ def test_bad_weights_and_bench_specs_are_refused_before_ray_starts(tmp_path, cap
         assert_user_error(farm_here(capsys, command, "median9x9", *out), "median9x9")
         assert_user_error(farm_here(capsys, command, "median3x3:radius=x", *out),
                           "median3x3")
+
+
+@pytest.mark.parametrize("args, words", [
+    (("autotune", "median3x3", "--batch-size", "100000000"), ("--batch-size", "is more than",
+                                                              "GB")),
+    (("run", "median3x3", "--parallelism", "3000000000"), ("--parallelism", "256")),
+    (("run", "median3x3", "--beam-size", "3000000000"), ("--beam-size", "1,024")),
+    (("bench", "median3x3", "--retimes", "3000000000"), ("--retimes", "1,000")),
+    (("autotune", "median3x3", "--compile-timeout", "inf"), ("--compile-timeout", "finite")),
+    (("autotune", "median3x3", "--run-timeout", "nan"), ("--run-timeout", "finite")),
+    (("autotune", "median3x3", "--budget", "400d"), ("--budget", "a year")),
+    (("pretrain", "--pipelines", "99999999999"), ("--pipelines", "1,000,000")),
+    (("autotune", "median3x3", "--round", "2"), ("unrecognized arguments: --round",)),
+])
+def test_every_number_is_bounded_and_no_option_abbreviated(tmp_path, capsys, no_ray, args,
+                                                          words):
+    """Unbounded, these grew the driver to 14-18 GB, aborted it (SIGABRT), killed the
+    compile or ran without end; an abbreviation was taken for the option it began."""
+    assert_user_error(farm_here(capsys, *args, "--out", tmp_path / "run"), *words)
+
+
+def test_the_library_bounds_its_numbers_too(tmp_path, no_ray):
+    from farm import api
+    from farm.errors import BadInput
+
+    with pytest.raises(BadInput, match="--batch-size 100,000,000 is more than"):
+        api.tune(tmp_path / "run", "median3x3", batch_size=100_000_000)

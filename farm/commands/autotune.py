@@ -51,9 +51,9 @@ def add_parser(sub) -> None:
                    "; several (or `all`, the built-ins) make a campaign")
     options.add_out(p, "RUN_DIR", required=True, help="the run directory (created, or "
                     "resumed when it exists)")
-    p.add_argument("--rounds", type=options.positive_int, default=1, metavar="R",
+    p.add_argument("--rounds", type=options.bounded_int("rounds"), default=1, metavar="R",
                    help="total rounds RUN_DIR should hold (default 1)")
-    p.add_argument("--batch-size", type=options.positive_int, default=32, metavar="N",
+    p.add_argument("--batch-size", type=options.bounded_int("batch_size"), default=32, metavar="N",
                    help="candidates per round and pipeline (default 32, as Halide's loop)")
     p.add_argument("--budget", type=options.duration, metavar="DURATION", help="stop after "
                    "the round in progress once this much time is spent, e.g. 45m, 2h, 1h30m")
@@ -61,7 +61,7 @@ def add_parser(sub) -> None:
     options.add_devices(p)
     options.add_compile_timeout(p)
     options.add_run_timeout(p)
-    p.add_argument("--train-steps", "--epochs", type=options.positive_int, dest="train_steps",
+    p.add_argument("--train-steps", "--epochs", type=options.bounded_int("train_steps"), dest="train_steps",
                    default=32, metavar="N", help="gradient steps per candidate model trained "
                    "after each round (default 32; what Halide's trainer calls --epochs: each "
                    "is ONE step on at most 1024 schedules per pipeline, not a pass over the "
@@ -76,7 +76,7 @@ def add_parser(sub) -> None:
                    type=options.pipeline_weight, dest="pipeline_weights",
                    help="how much a campaign's pipeline matters to you (repeatable; "
                    "default 1): gain allocation weighs its expected gain by W")
-    p.add_argument("--html", type=options.positive_int, nargs="?", const=DEFAULT_REFRESH_S,
+    p.add_argument("--html", type=options.bounded_int("refresh_s"), nargs="?", const=DEFAULT_REFRESH_S,
                    metavar="SECONDS", help="keep the report page RUN_DIR/report/index.html "
                    "live: rewritten after every committed round (by a process of its own, "
                    "which a host device's timing pauses), reloading itself every SECONDS "

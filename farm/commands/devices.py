@@ -32,7 +32,7 @@ def add_parser(sub) -> None:
                        "keeps any from being used, and which job holds or waits for each",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     options.add_address(p)
-    p.add_argument("--history", type=options.positive_int, default=0, metavar="N",
+    p.add_argument("--history", type=options.bounded_int("history"), default=0, metavar="N",
                    help="also print each device's last N leases: who timed on it, and when")
 
 

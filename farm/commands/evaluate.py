@@ -54,7 +54,7 @@ def add_parser(sub) -> None:
     p.add_argument("--weights-for", metavar="BENCH=PATH", action="append", dest="weights_for",
                    help="also time BENCH with these weights, labelled `own` (repeatable), "
                    "e.g. the best.weights of its own single-pipeline run")
-    p.add_argument("--train-steps", type=options.positive_int, metavar="N",
+    p.add_argument("--train-steps", type=options.bounded_int("train_steps"), metavar="N",
                    help=f"gradient steps of each model (default {DEFAULT_TRAIN_STEPS}, at "
                    "rate 1e-3 from the start weights: the recipe of the final-fresh-long "
                    "model `farm autotune` trains at the end of a run, so the pooled model is "

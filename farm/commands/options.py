@@ -8,10 +8,13 @@ Only light modules are imported here: `farm --help` builds every subcommand's pa
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import sys
 
+from farm.machine import limits
 from farm.candidate import COMPILE_WALL_FACTOR, DEFAULT_PARALLELISM
+from farm.errors import BadInput
 from farm.pipelines.benchmark import FORMS
 
 # What BENCH can be, for every command's help (farm.pipelines.catalog resolves them)
@@ -19,7 +22,13 @@ BENCH_KINDS = f"{FORMS}; generator parameters follow as BENCH:name=value,..."
 
 
 class Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line on stderr and exit 2, as every user error."""
+    """An ArgumentParser whose errors are one line on stderr and exit 2, as every user error,
+    and which takes no abbreviated option (a typo in a long run's option is costly: `--round`
+    was taken for --rounds)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         # a required --out with hidden aliases is a required group; say it as argparse
@@ -30,24 +39,52 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def positive_int(text: str) -> int:
+def positive_int(text: str, bound: str | None = None) -> int:
+    """A whole number of at least 1 and at most farm.limits' `bound` for it."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
-    return value
+    return _bounded(value, bound)
 
 
-def positive_float(text: str) -> float:
+def positive_float(text: str, bound: str | None = None) -> float:
+    """A finite positive number, at most farm.limits' `bound` for it."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive (got {text})")
+    if not value > 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite positive number (got {text})")
+    return _bounded(value, bound)
+
+
+def _bounded(value, bound: str | None):
+    if bound is None:
+        return value
+    try:
+        limits.check(bound, value)
+    except BadInput as e:  # argparse names the option: the bound and why are the rest
+        raise argparse.ArgumentTypeError(str(e).split(" ", 1)[1]) from None
     return value
+
+
+def bounded_int(bound: str):
+    """An argparse type: positive_int bounded by farm.limits' `bound`."""
+    def parse(text: str) -> int:
+        return positive_int(text, bound)
+    parse.__name__ = "whole number"  # what argparse calls it in "invalid ... value"
+    return parse
+
+
+def bounded_float(bound: str):
+    """An argparse type: positive_float bounded by farm.limits' `bound`."""
+    def parse(text: str) -> float:
+        return positive_float(text, bound)
+    parse.__name__ = "number"
+    return parse
 
 
 def duration(text: str) -> float:
@@ -59,7 +96,7 @@ def duration(text: str) -> float:
                   for n, u in parts)
     if seconds <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive duration")
-    return seconds
+    return _bounded(seconds, "budget_s")
 
 
 class DeprecatedAlias(argparse.Action):
@@ -108,7 +145,7 @@ def add_address(p: argparse.ArgumentParser) -> None:
 
 
 def add_parallelism(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--parallelism", type=positive_int, default=DEFAULT_PARALLELISM,
+    p.add_argument("--parallelism", type=bounded_int("parallelism"), default=DEFAULT_PARALLELISM,
                    metavar="P", help="the autoscheduler's parallelism and the Halide thread "
                    f"count when timing (default {DEFAULT_PARALLELISM}, best measured on "
                    "2-core hosts; see docs/clusters.md)")
@@ -155,7 +192,7 @@ def add_devices(p: argparse.ArgumentParser, help: str = "devices to time on (see
 
 
 def add_compile_timeout(p: argparse.ArgumentParser, default: float = 600.0) -> None:
-    p.add_argument("--compile-timeout", type=positive_float, default=default, metavar="S",
+    p.add_argument("--compile-timeout", type=bounded_float("timeout_s"), default=default, metavar="S",
                    help="end a candidate's compile once it has used S seconds of CPU "
                    f"(default {default:g}; CPU time: a compile paused while a device times is not "
                    "charged, and one that hangs without using CPU is ended after "
@@ -163,7 +200,7 @@ def add_compile_timeout(p: argparse.ArgumentParser, default: float = 600.0) -> N
 
 
 def add_run_timeout(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--run-timeout", type=positive_float, default=60.0, metavar="S",
+    p.add_argument("--run-timeout", type=bounded_float("timeout_s"), default=60.0, metavar="S",
                    help="kill a candidate's timing run after S seconds (default 60)")
 
 
@@ -197,7 +234,7 @@ def add_retimes(p: argparse.ArgumentParser, default: int | None, help: str) -> N
     """`--retimes N`: interleaved re-timings per schedule, each a whole run of the timing
     harness (whose own --samples are the "repeats" inside one timing). `--repeats`, the
     old spelling in `farm bench` and `farm evaluate`, is the same option."""
-    p.add_argument("--retimes", "--repeats", dest="retimes", type=positive_int,
+    p.add_argument("--retimes", "--repeats", dest="retimes", type=bounded_int("retimes"),
                    default=default, metavar="N",
                    help=help + "; --repeats is its old name, still accepted")
 

@@ -11,7 +11,7 @@ def add_parser(sub) -> None:
                        "time it on a device, and time the benchmark's own (manual) schedule "
                        "beside it. Writes BENCH.schedule.h under --out.")
     p.add_argument("benchmark", metavar="BENCH", help=options.BENCH_KINDS)
-    p.add_argument("--beam-size", type=options.positive_int, default=32, metavar="N",
+    p.add_argument("--beam-size", type=options.bounded_int("beam_size"), default=32, metavar="N",
                    help="beam size of the autoscheduler's search (default 32)")
     options.add_common(p)
     options.add_compile_timeout(p)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from farm.machine import limits
 from farm.devices.base import DeviceInfo
 from farm.devices.classes import class_name
 from farm.errors import BadInput, RunDirError
@@ -29,6 +30,7 @@ def validate_root(root: Path, settings: TuneSettings,
     """Refuse what this invocation cannot do to the run in `root` (with devices of several
     classes, to each class's run). `classes`: the devices by class, or none when they are
     not known yet (before Ray starts, with an address)."""
+    check_numbers(settings)
     RunDir(root).check_out()
     if len(classes) <= 1 and not class_dirs(root):
         validate(RunDir(root), settings, next(iter(classes.values()), []))
@@ -40,6 +42,21 @@ def validate_root(root: Path, settings: TuneSettings,
             "class's devices (--device), or tune several classes in a new --out")
     for name, members in sorted(classes.items()):
         validate(RunDir(class_dir(root, name)), settings, members)
+
+
+def check_numbers(s: TuneSettings) -> None:
+    """Every number of the settings within farm.limits' bounds (a library caller skips the
+    command line's checks): refused before Ray starts."""
+    for name, value, option in (
+            ("rounds", s.rounds, "--rounds"), ("batch_size", s.batch_size, "--batch-size"),
+            ("parallelism", s.parallelism, "--parallelism"),
+            ("timeout_s", s.compile_timeout_s, "--compile-timeout"),
+            ("timeout_s", s.timing.timeout_s, "--run-timeout"),
+            ("train_steps", s.train_steps, "--train-steps"), ("retimes", s.retimes, "--retimes"),
+            ("budget_s", s.budget_s or 1, "--budget")):
+        if not value > 0:
+            raise BadInput(f"{option} {value}: give a positive number")
+        limits.check(name, value, option)
 
 
 def with_start_weights(run: RunDir, s: TuneSettings, devices: list[DeviceInfo]
