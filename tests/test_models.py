@@ -89,6 +89,17 @@ def local_ray():
     ray.shutdown()
 
 
+def _as_if_tuned(run, baseline):
+    """The doubles' runs hand over their start weights, which promote refuses: a hand-over
+    of tuned weights in their stead, as best.json records one."""
+    rd = RunDir(run)
+    tuned = weights.perturbed(baseline, 3, 0.1)
+    weights.write(tuned, rd.best_weights)
+    record = json.loads(rd.best_weights_record.read_text())
+    record["weights_sha256"] = tuned.sha256
+    rd.best_weights_record.write_text(json.dumps(record))
+
+
 def _tune(run, baseline, rounds=1, **settings):
     return autotune_on_doubles(run, TuneSettings(
         (catalog.resolve("median3x3"),), targets.resolve(None), baseline, rounds=rounds,
@@ -114,6 +125,7 @@ def test_a_new_run_starts_from_its_classs_model_and_a_resumed_one_keeps_its_own(
     assert RunDir(other).read_manifest().start_weights_sha256 == baseline.sha256
 
     # the run's handed-over weights promoted: they become the current model, with its story
+    _as_if_tuned(run, baseline)
     model = promote(run, registry=registry)
     handed = weights.load(RunDir(run).best_weights)
     assert registry.current(CLASS).record.sha256 == handed.sha256 == model.record.sha256
@@ -163,3 +175,54 @@ def test_farm_run_starts_from_the_hosts_current_model(tmp_path, baseline):
     forced = farm("run", "median3x3", "--no-manual", "--weights", "baseline", "--out",
                   tmp_path / "o", env=env).stdout
     assert f"({baseline.sha256[:8]})" in forced.splitlines()[0]
+
+
+def test_a_promotion_whose_log_cannot_be_written_is_not_made(registry, baseline, tmp_path):
+    """promotions.log as a link: refused, and current.json had already switched."""
+    w1, w2 = (weights.perturbed(baseline, seed, 0.1) for seed in (1, 2))
+    registry.promote(w1, _record(w1))
+    log = registry.root / CLASS / "promotions.log"
+    log.rename(tmp_path / "elsewhere.log")
+    log.symlink_to(tmp_path / "elsewhere.log")
+    with pytest.raises(Exception, match="cannot be written"):
+        registry.promote(w2, _record(w2))
+    assert registry.current(CLASS).record.sha256 == w1.sha256
+    assert [m.record.sha256 for m in registry.models(CLASS)] == [w1.sha256]
+
+
+def test_a_class_folder_that_is_a_link_is_refused_before_anything_is_made(registry,
+                                                                          baseline, tmp_path):
+    target = tmp_path / "target"
+    target.mkdir()
+    registry.root.mkdir(parents=True)
+    (registry.root / CLASS).symlink_to(target)
+    w = weights.perturbed(baseline, 1, 0.1)
+    with pytest.raises(BadInput, match="symbolic link"):
+        registry.promote(w, _record(w))
+    assert not list(target.iterdir())
+
+
+def test_blank_weights_are_not_weights(tmp_path, baseline):
+    blank = bytearray(baseline.data)
+    for offset, count in weights.buffers(baseline):
+        blank[offset:offset + 4 * count] = bytes(4 * count)
+    (tmp_path / "zero.weights").write_bytes(bytes(blank))
+    with pytest.raises(WeightsError, match="every weight is zero"):
+        weights.load(tmp_path / "zero.weights")
+
+
+def test_promote_checks_what_it_publishes(local_ray, registry, baseline, tmp_path):
+    run = tmp_path / "run"
+    _tune(run, baseline, rounds=2)
+    rd = RunDir(run)
+    if weights.load(rd.best_weights).sha256 == baseline.sha256:  # its start weights
+        with pytest.raises(BadInput, match="handed over its start weights"):
+            promote(run, registry=registry)
+    _as_if_tuned(run, baseline)
+    model = promote(run, registry=registry)
+    assert all(v.startswith(("the run's claim: ", "farm evaluate: "))
+               for v in model.record.verdicts)
+    # best.weights that is not the file best.json records
+    weights.write(weights.perturbed(baseline, 4, 0.1), rd.best_weights)
+    with pytest.raises(BadInput, match="is not the file best.json records"):
+        promote(run, registry=registry)

@@ -220,7 +220,10 @@ def test_what_was_found_heads_the_page_with_the_command_that_uses_the_weights(pa
     use = re.search(r'<code id="(cmd-[^"]+)">(farm run dilate3x3 --weights [^<]+)</code>'
                     r'<button class="copy" data-copy="\1"', found)
     assert use and use.group(2).endswith(str(weights)), found
-    assert f"farm models promote {run.resolve()}" in found
+    handed = json.loads((run / "weights" / "best.json").read_text())["weights_sha256"]
+    start = json.loads((run / "manifest.json").read_text())["start_weights_sha256"]
+    # offered only for a model the run trained: its start weights are no new model
+    assert (f"farm models promote {run.resolve()}" in found) == (handed != start)
     # the command line that made the run, and the best schedule's own text
     assert re.search(r"<pre>farm autotune dilate3x3 --rounds 2 --batch-size 6 --out \S+ "
                      r"--html</pre>", found), found

@@ -245,6 +245,16 @@ def test_a_campaign_tunes_several_pipelines_into_one_model(farm_of, tmp_path):
         RunDir(run).read_round(n).pipelines["conv3x3a16"]["beam_ms"] for n in (1, 2)]
     with pytest.raises(BadInput, match="not a pipeline of this campaign"):
         build_report(run, "blur")
+    # one pipeline's report leaves the campaign's own plots alone
+    from farm.workflows.reports import report
+
+    list(report(run))
+    own = {p.name: p.read_bytes() for p in (run / "report").glob("*.png")}
+    assert own
+    [part] = report(run, "conv3x3a16")
+    assert {p.parent for _, images in part.plots for p in images} == {
+        run / "report" / "conv3x3a16"}
+    assert {p.name: p.read_bytes() for p in (run / "report").glob("*.png")} == own
 
 
 def test_a_campaign_takes_in_a_pipeline_and_leaves_one_out(farm_of, tmp_path):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -120,23 +121,28 @@ class Registry:
         return next((m for m in self.models(device_class) if m.current), None)
 
     def promote(self, weights: Weights, record: ModelRecord) -> Model:
-        """Make `weights` the current model of `record.device_class`."""
+        """Make `weights` the current model of `record.device_class`: complete, with its
+        line in the class's promotions.log, or not made at all. The audit line is written
+        before current.json switches (a log that cannot be written stops the promotion);
+        no folder is made through a link (a class folder that is one is refused first)."""
         folder = self._class_dir(record.device_class)
         model_dir = folder / "models" / weights.sha256[:16]
+        made = not model_dir.exists()
         try:
-            model_dir.mkdir(parents=True, exist_ok=True)
-            atomic.real_dir(model_dir, self.root)
+            atomic.real_dir(model_dir, self.root)  # refuses a link on the way, makes none
             weights_module.write(weights, model_dir / "model.weights")
             atomic.write_json(model_dir / "model.json", record.to_json())
-            atomic.write_json(folder / "current.json", CurrentRecord(
-                weights.sha256, record.promoted_at).to_json())
             line = json.dumps({"at": record.promoted_at, "sha256": weights.sha256,
                                "source": record.source, "by": _user()}) + "\n"
             fd = os.open(folder / "promotions.log",
                          os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
             with os.fdopen(fd, "a") as f:
                 f.write(line)
+            atomic.write_json(folder / "current.json", CurrentRecord(
+                weights.sha256, record.promoted_at).to_json())
         except OSError as e:
+            if made:  # not made at all: no model left behind that no log line names
+                shutil.rmtree(model_dir, ignore_errors=True)
             raise MissingPrerequisite(
                 f"the model registry {self.root} cannot be written ({e.strerror}): fix its "
                 "permissions, or set FARM_MODELS_DIR to a folder you can write",

@@ -80,14 +80,20 @@ def _problem(data: bytes) -> str | None:
     floats = memoryview(data)[16:]
     if any(not math.isfinite(v) for v in _floats(floats)):
         return "contains NaN or infinite values"
+    if not any(_floats(memoryview(data)[o:o + 4 * n]).any() for o, n in _spans(data)):
+        return "every weight is zero (a blank model, which ranks every schedule alike)"
     return None
 
 
 def buffers(weights: Weights) -> list[tuple[int, int]]:
     """(byte offset, float count) of each weight buffer's data in the file."""
+    return _spans(weights.data)
+
+
+def _spans(data: bytes) -> list[tuple[int, int]]:
     out, offset = [], 16
     for shape in SHAPES:
-        (ndims,) = struct.unpack_from("<I", weights.data, offset)
+        (ndims,) = struct.unpack_from("<I", data, offset)
         offset += 4 + 4 * ndims
         out.append((offset, math.prod(shape)))
         offset += 4 * math.prod(shape)

@@ -87,10 +87,14 @@ def found(rep: Report, parts: Sequence[Report], h: str) -> list[str]:
         out += handed(rep)
         bench = m.pipelines[0].name if m.campaign or m.pretraining else m.benchmark
         use = f"farm run {shlex.quote(bench)} --weights {shlex.quote(str(weights_path.resolve()))}"
-        out += [command(use, "build a pipeline with them:"),
-                command(f"farm models promote {shlex.quote(str(run.path.resolve()))}",
-                        "make them the current model of their class (every new run without "
-                        "--weights then starts from them):")]
+        out.append(command(use, "build a pipeline with them:"))
+        record = run.read_best_weights_record()
+        if record is None or not m.start_weights_sha256 or \
+                record.weights_sha256 != m.start_weights_sha256:  # start weights: no model
+            out.append(command(
+                f"farm models promote {shlex.quote(str(run.path.resolve()))}",
+                "make them the current model of their class (every new run without "
+                "--weights then starts from them):"))
     invocations = [i for i in m.invocations if isinstance(i, dict)]  # the manifest is data
     lines = []
     for n, inv in enumerate(invocations, 1):

@@ -72,12 +72,23 @@ def promote(run_dir: str | Path, device_class: str | None = None,
         raise BadInput(f"{run.path} has not handed weights over yet (no "
                        f"{run.best_weights.relative_to(run.path)}): let its last command "
                        "finish, or rerun it to finish the run")
-    w = weights_module.load(run.best_weights)
+    w = weights_module.load(run.best_weights)  # a usable weights file, or refused
     handed = run.read_best_weights_record()
+    if handed is not None and handed.weights_sha256 and handed.weights_sha256 != w.sha256:
+        raise BadInput(f"{run.best_weights} is not the file {run.best_weights_record.name} "
+                       f"records (sha256 {w.sha256[:16]}, recorded "
+                       f"{handed.weights_sha256[:16]}): the run's hand-over was changed; "
+                       "rerun its command to hand over again")
+    if manifest.start_weights_sha256 and w.sha256 == manifest.start_weights_sha256:
+        why = f" ({handed.reason})" if handed and handed.reason else ""
+        raise BadInput(f"{run.path} handed over its start weights{why}: nothing it trained "
+                       "passed its checks, so there is no new model to promote")
     rows = run.samples.read(["status", "round", "benchmark"]).to_pylist()
     kind = ("pre-training" if manifest.pretraining else "campaign" if manifest.campaign
             else "run")
-    verdicts = ([handed.reason] if handed and handed.reason else []) + _evaluation(run)
+    # what the run's own records say, marked as its claim: the registry did not re-time it
+    verdicts = ([f"the run's claim: {handed.reason}"] if handed and handed.reason else []) \
+        + _evaluation(run)
     record = ModelRecord(
         device_class=name, sha256=w.sha256, source=str(run.path.resolve()),
         promoted_at=now_iso(), run_id=manifest.run_id, kind=kind,

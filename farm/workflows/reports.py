@@ -28,7 +28,8 @@ def report(run_dir: str | Path, pipeline: str | None = None,
     """`farm report RUN_DIR`: per device class's run (the run itself when it has one
     class), its text and its plots, written to `out` (default RUN_DIR/report; with several
     classes OUT/CLASS), a campaign's own and per pipeline in OUT/PIPELINE
-    (farm.report.text.pipeline_sections)."""
+    (farm.report.text.pipeline_sections). With `pipeline` and no `out`, that pipeline's
+    plots go to its own RUN_DIR/report/PIPELINE, never over the campaign's."""
     from farm.report.plots import write_plots
     from farm.report.text import build_report, pipeline_sections
 
@@ -38,6 +39,8 @@ def report(run_dir: str | Path, pipeline: str | None = None,
         folder = _report_dir(out, run)
         if len(dirs) > 1 and out:
             folder = _inside(folder, run.name)
+        if pipeline and not out:
+            folder = _inside(folder, pipeline)
         parts = [(text, folder)]
         if not pipeline:  # a campaign's own plots, then each pipeline's
             parts += [(build_report(run, name), _inside(folder, name))
@@ -53,8 +56,10 @@ def report_page(run_dir: str | Path, pipeline: str | None = None,
     still going reloads itself that often."""
     from farm.report.page import write_page
 
-    return write_page(Path(run_dir), _report_dir(out, Path(run_dir)) / "index.html", pipeline,
-                      refresh_s)
+    folder = _report_dir(out, Path(run_dir))
+    if pipeline and not out:  # beside its plots, never over the campaign's page
+        folder = _inside(folder, pipeline)
+    return write_page(Path(run_dir), folder / "index.html", pipeline, refresh_s)
 
 
 def watch_page(run_dir: str | Path, pipeline: str | None = None,
