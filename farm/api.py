@@ -137,7 +137,7 @@ def pretrain(out: str | Path, *, pipelines: int = 256, per_pipeline: int = 16,
     from farm.model import weights as weights_module
     from farm.tuning.loop import TuneSettings, autotune
     from farm.tuning.settings import BEAM_CHECKED, PRETRAIN_COMPILE_TIMEOUT_S, PretrainSpec
-    from farm.workflows.pretrain import Pretraining, seeded_generator
+    from farm.workflows.pretrain import MIN_PER_ROUND, Pretraining, seeded_generator
 
     if per_pipeline < costmodel.MIN_DISTINCT:  # a pre-training never comes back to one
         raise BadInput(f"--per-pipeline {per_pipeline}: Halide's trainer skips a pipeline "
@@ -145,6 +145,14 @@ def pretrain(out: str | Path, *, pipelines: int = 256, per_pipeline: int = 16,
                        "pre-training draws each pipeline once: give at least "
                        f"{costmodel.MIN_DISTINCT} (Halide's loop takes 16; a run begun with "
                        "fewer trained on nothing: start it again in a new --out)")
+    least = 2 * (per_round or MIN_PER_ROUND)
+    if pipelines < least:  # one round trains nothing: a model is judged on the next's
+        raise BadInput(
+            f"--pipelines {pipelines} makes one round of {per_round or MIN_PER_ROUND} new "
+            "pipelines, and a pre-training trains its model after a round and judges it on "
+            f"the next round's new pipelines: give --pipelines {least} or more (or a "
+            "smaller --pipelines-per-round); with one round it would hand over its start "
+            "weights untrained")
     where = targets.resolve(target or "host")
     spec = PretrainSpec(seeded_generator(generator, where), pipelines=pipelines,
                         per_round=per_round,

@@ -36,6 +36,7 @@ from farm.tuning.settings import PretrainSpec
 from farm.tuning.state import join
 
 PER_DEVICE = 4  # default new pipelines per round and device: a round keeps them all busy
+MIN_PER_ROUND = 8  # the default's floor
 
 
 def seeded_generator(ref: str | None, target: TargetInfo) -> Benchmark:
@@ -137,7 +138,7 @@ class Pretraining(Tuning):
         # reckoned from it, and a device joining or leaving between rounds must not make
         # the rounds draw more or fewer pipelines than that count says.
         if self._per_round is None:
-            self._per_round = self.spec.per_round or max(8, PER_DEVICE *
+            self._per_round = self.spec.per_round or max(MIN_PER_ROUND, PER_DEVICE *
                                                          len(self.pool.usable()))
         return self._per_round
 
