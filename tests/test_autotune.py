@@ -156,7 +156,7 @@ def test_a_changed_setting_on_resume_is_refused_before_ray_starts(tmp_path, caps
     before = (run / "manifest.json").read_bytes()
     assert_user_error(farm_here(capsys, "autotune", "median3x3", "--out", run, "--batch-size",
                                 "4"),
-                      f"farm autotune: error: {run} holds a run with batch_size 8, not 4; "
+                      f"farm autotune: error: {run} holds a run with --batch-size 8, not 4; "
                       f"resume it with the same settings (only {resume_may_change()} may "
                       "change) or use a new --out")
     assert sorted(p.name for p in run.iterdir()) == ["manifest.json"]
@@ -177,7 +177,7 @@ def test_a_changed_source_on_resume_is_refused_naming_the_source(tmp_path, capsy
         created_at=now_iso()))
     assert_user_error(farm_here(capsys, "autotune", "median3x3", "--out", run, "--batch-size",
                                 "8"),
-                      f"{run} holds a run with benchmark_sha256 0000000000000000, not "
+                      f"{run} holds a run with generator source sha256 0000000000000000, not "
                       f"{bench.sha256[:16]} (the benchmark's or generator's source changed "
                       "since the run began: restore that source")
 
@@ -234,6 +234,15 @@ def test_a_campaign_is_not_mixed_into_a_run_of_one_benchmark(tmp_path):
         "schedule_target": "t", "batch_size": 8, "parallelism": 32,
         "start_weights_sha256": "w", "created_at": "then"}))
     assert_user_error(farm("autotune", "median3x3", "sobel", "--out", run, "--batch-size",
-                           "8"), str(run), "generator median3x3, not campaign")
-    assert_user_error(farm("autotune", "all", "sobel", "--out", tmp_path / "other"),
-                      "`all`", "alone")
+                           "8"), str(run), "holds a single-pipeline run (farm autotune), "
+                      "not a campaign")
+
+
+def test_suites_expand_to_their_pipelines_once_each():
+    six = list(catalog.suite("all"))
+    assert len(six) == 6 and catalog.expand(["all", "sobel"]) == six
+    assert catalog.expand(["sobel", "all"])[0] == "sobel"
+    for family, names in catalog.suites().items():
+        if family not in ("all", "corpus"):
+            assert set(names) <= set(catalog.suite("corpus"))
+    assert catalog.suite("nosuch") is None

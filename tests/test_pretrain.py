@@ -2,6 +2,7 @@
 a hand-over confirmed on pipelines never trained on. The loop on doubles (farm.testing);
 the last test runs the command with the real Halide and Ray."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -312,3 +313,15 @@ def test_a_pre_trainings_report_draws_the_model_not_each_pipeline(pretrain_of, t
     (out,) = report(run, out=tmp_path / "report")
     assert [(p, [i.name for i in images]) for p, images in out.plots] == [
         ("", [f"{n}.png" for n in CAMPAIGN_NAMES])]
+
+
+def test_a_resume_refusal_names_the_option_the_user_typed(pretrain_of, tmp_path):
+    run = tmp_path / "pt"
+    pretrain_of(run, pipelines=2)
+    with pytest.raises(RunDirError, match="--per-pipeline 8, not 9"):
+        pretrain_of(run, pipelines=4, per_pipeline=9)
+    with pytest.raises(RunDirError, match=r"holds a pre-training \(farm pretrain\), not a "
+                                          r"single-pipeline run"):
+        m = RunDir(run).read_manifest()
+        RunDir(run).check_resumable(dataclasses.replace(m, generator="median3x3",
+                                                        campaign=False))

@@ -61,7 +61,8 @@ def add_parser(sub) -> None:
     options.add_devices(p)
     options.add_compile_timeout(p)
     options.add_run_timeout(p)
-    p.add_argument("--train-steps", "--epochs", type=options.bounded_int("train_steps"), dest="train_steps",
+    p.add_argument("--train-steps", "--epochs",
+                   type=options.bounded_int("train_steps"), dest="train_steps",
                    default=32, metavar="N", help="gradient steps per candidate model trained "
                    "after each round (default 32; what Halide's trainer calls --epochs: each "
                    "is ONE step on at most 1024 schedules per pipeline, not a pass over the "
@@ -76,7 +77,8 @@ def add_parser(sub) -> None:
                    type=options.pipeline_weight, dest="pipeline_weights",
                    help="how much a campaign's pipeline matters to you (repeatable; "
                    "default 1): gain allocation weighs its expected gain by W")
-    p.add_argument("--html", type=options.bounded_int("refresh_s"), nargs="?", const=DEFAULT_REFRESH_S,
+    p.add_argument("--html",
+                   type=options.bounded_int("refresh_s"), nargs="?", const=DEFAULT_REFRESH_S,
                    metavar="SECONDS", help="keep the report page RUN_DIR/report/index.html "
                    "live: rewritten after every committed round (by a process of its own, "
                    "which a host device's timing pauses), reloading itself every SECONDS "

@@ -12,9 +12,9 @@ import math
 import re
 import sys
 
-from farm.machine import limits
 from farm.candidate import COMPILE_WALL_FACTOR, DEFAULT_PARALLELISM
 from farm.errors import BadInput
+from farm.machine import limits
 from farm.pipelines.benchmark import FORMS
 
 # What BENCH can be, for every command's help (farm.pipelines.catalog resolves them)
@@ -192,7 +192,9 @@ def add_devices(p: argparse.ArgumentParser, help: str = "devices to time on (see
 
 
 def add_compile_timeout(p: argparse.ArgumentParser, default: float = 600.0) -> None:
-    p.add_argument("--compile-timeout", type=bounded_float("timeout_s"), default=default, metavar="S",
+    p.add_argument("--compile-timeout", type=bounded_float("timeout_s"), default=default,
+                   metavar="S",
+                   type=bounded_float("timeout_s"), default=default, metavar="S",
                    help="end a candidate's compile once it has used S seconds of CPU "
                    f"(default {default:g}; CPU time: a compile paused while a device times is not "
                    "charged, and one that hangs without using CPU is ended after "

@@ -45,10 +45,12 @@ def add_parser(sub) -> None:
                     "(created, or resumed when it exists)")
     p.add_argument("--pipelines", type=options.bounded_int("pipelines"), default=256, metavar="N",
                    help="pipelines to train on in all (default 256; raise it later to go on)")
-    p.add_argument("--per-pipeline", type=options.bounded_int("per_pipeline"), default=16, metavar="S",
+    p.add_argument("--per-pipeline",
+                   type=options.bounded_int("per_pipeline"), default=16, metavar="S",
                    help="candidates per pipeline: beam search plus probes (default 16, as "
                    "Halide's random-pipeline loop)")
-    p.add_argument("--pipelines-per-round", type=options.bounded_int("pipelines_per_round"), metavar="P",
+    p.add_argument("--pipelines-per-round",
+                   type=options.bounded_int("pipelines_per_round"), metavar="P",
                    help="new pipelines per round (default: 4 per device, at least 8)")
     p.add_argument("--generator", metavar="BENCH", help="a generator with a seed parameter, "
                    "e.g. random:stages=12, path/to/gen.py:name or a C++ generator folder "
@@ -62,7 +64,8 @@ def add_parser(sub) -> None:
     options.add_devices(p)
     options.add_compile_timeout(p, default=PRETRAIN_COMPILE_TIMEOUT_S)
     options.add_run_timeout(p)
-    p.add_argument("--train-steps", type=options.bounded_int("train_steps"), default=32, metavar="N",
+    p.add_argument("--train-steps",
+                   type=options.bounded_int("train_steps"), default=32, metavar="N",
                    help="gradient steps per candidate model trained after each round "
                    "(default 32)")
     options.add_isolation(p)

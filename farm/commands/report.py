@@ -19,7 +19,8 @@ def add_parser(sub) -> None:
     p.add_argument("--html", action="store_true", help="also write DIR/index.html: the whole "
                    "report as one self-contained web page (tables, plots, verdicts; a "
                    "section per pipeline and device class) to open in a browser or mail")
-    p.add_argument("--watch", type=options.bounded_int("refresh_s"), nargs="?", const=DEFAULT_REFRESH_S,
+    p.add_argument("--watch",
+                   type=options.bounded_int("refresh_s"), nargs="?", const=DEFAULT_REFRESH_S,
                    metavar="SECONDS", help="with --html, on a run still going: rewrite the "
                    "page after every committed round until the run stops; the open page "
                    f"reloads itself every SECONDS (default {DEFAULT_REFRESH_S}) and says it "

@@ -352,12 +352,18 @@ class RunDir(BestFolders):
                 raise RunDirError(f"{self.path} has samples but no manifest.json; it is not "
                                   "a run this farm can resume")
             return None
+        if _kind(existing) != _kind(wanted):
+            raise RunDirError(f"{self.path} holds {_kind(existing)}, not {_kind(wanted)}: "
+                              "resume it with the command that began it, or use a new --out")
         for key in Manifest.FIXED:
             old, new = getattr(existing, key), getattr(wanted, key)
             if old != new:
                 why = Manifest.CHANGED.get(key, "")
+                option = _OPTIONS.get(key, key)
+                if key == "batch_size" and wanted.pretraining:
+                    option = "--per-pipeline"
                 raise RunDirError(
-                    f"{self.path} holds a run with {key} {_short(old)}, not {_short(new)}"
+                    f"{self.path} holds a run with {option} {_short(old)}, not {_short(new)}"
                     f"{why}; resume it with the same settings (only {resume_may_change()} "
                     "may change) or use a new --out")
         return existing
@@ -381,6 +387,22 @@ class RunDir(BestFolders):
         manifest.invocations.append(invocation)
         self.write_manifest(manifest)
         return manifest
+
+
+# a manifest's field as the user gives it on the command line
+_OPTIONS = {"batch_size": "--batch-size", "parallelism": "--parallelism", "target": "--target",
+            "generator": "generator", "benchmark_sha256": "generator source sha256",
+            "start_weights_sha256": "start weights (--weights)"}
+
+
+def _kind(m: Manifest) -> str:
+    """What a run is, in the words of the command that makes it."""
+    if m.pretraining:
+        return "a pre-training (farm pretrain)"
+    if m.imported:
+        return "samples imported from Halide's loop (farm import)"
+    return "a campaign (farm autotune of several pipelines)" if m.campaign else \
+        "a single-pipeline run (farm autotune)"
 
 
 def is_run(path: str | os.PathLike) -> bool:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from farm.machine import limits
 from farm.devices.base import DeviceInfo
 from farm.devices.classes import class_name
 from farm.errors import BadInput, RunDirError
+from farm.machine import limits
 from farm.model import weights
 from farm.model.registry import class_start
 from farm.search.allocation import EQUAL, GAIN
