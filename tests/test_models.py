@@ -224,5 +224,5 @@ def test_promote_checks_what_it_publishes(local_ray, registry, baseline, tmp_pat
                for v in model.record.verdicts)
     # best.weights that is not the file best.json records
     weights.write(weights.perturbed(baseline, 4, 0.1), rd.best_weights)
-    with pytest.raises(BadInput, match="is not the file best.json records"):
+    with pytest.raises(BadInput, match=r"is not the file best\.json records"):
         promote(run, registry=registry)

@@ -194,7 +194,6 @@ def add_devices(p: argparse.ArgumentParser, help: str = "devices to time on (see
 def add_compile_timeout(p: argparse.ArgumentParser, default: float = 600.0) -> None:
     p.add_argument("--compile-timeout", type=bounded_float("timeout_s"), default=default,
                    metavar="S",
-                   type=bounded_float("timeout_s"), default=default, metavar="S",
                    help="end a candidate's compile once it has used S seconds of CPU "
                    f"(default {default:g}; CPU time: a compile paused while a device times is not "
                    "charged, and one that hangs without using CPU is ended after "
