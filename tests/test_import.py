@@ -179,3 +179,17 @@ def test_a_real_halide_loop_folder_imports_with_the_runtimes_the_loop_printed(
     assert {r["index"]: r["runtime_ms"] for r in rows} == pytest.approx(LOOP_PRINTED_MS,
                                                                        rel=1e-6)
     assert {r["benchmark"] for r in rows} == {"median3x3"}
+
+
+def test_a_long_pipeline_name_imports_exports_and_trains(tmp_path, baseline):
+    """A legal 225-character name broke export and every --also-train-on training for good
+    (ENAMETOOLONG), after round 1 was committed."""
+    from farm.model.retrain import SampleFiles
+
+    name = "p" * 225
+    import_loop(_loop_folder(tmp_path / "samples", pipelines=(name,)), tmp_path / "run", CLASS)
+    farm("export", tmp_path / "run", "--out", tmp_path / "exp", check=0)
+    assert len(list((tmp_path / "exp").glob("*.sample"))) == 6
+    rows = SampleStore(tmp_path / "run" / "samples").read()
+    names = SampleFiles(tmp_path / "train").sync(rows)
+    assert len(set(names)) == 6 and all(len(n) < 255 for n in names)

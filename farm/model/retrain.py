@@ -18,7 +18,6 @@ files (see PERFORMANCE.md, *Training*). Hence:
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import re
@@ -37,6 +36,7 @@ from farm.errors import WorkFailed
 from farm.machine.halide_env import halide_env
 from farm.model import featurization
 from farm.model.weights import Weights, check
+from farm.paths import path_name
 from farm.store.samples import TRAIN_COLUMNS
 
 MIN_DISTINCT = 8  # the trainer skips a pipeline with fewer distinct schedules
@@ -67,17 +67,11 @@ def usable(table: pa.Table) -> pa.Table:
     return table.filter(mask)
 
 
-MAX_STEM = 160  # of a file name's 255 bytes, leaving room for suffixes
-
-
 def file_stem(text: str) -> str:
-    """`text` as a file name's stem: no spaces or slashes, since the trainer reads names
-    with `>>`; a long one cut and told apart by its hash, never past the file system's
-    255 bytes (a legal 225-character pipeline name once made every training fail)."""
-    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", text)
-    if len(stem) <= MAX_STEM:
-        return stem
-    return stem[:MAX_STEM - 17] + "-" + hashlib.sha256(text.encode()).hexdigest()[:16]
+    """`text` as a file name's stem: its path_name (a long one cut and told apart by a
+    hash, within the file system's 255 bytes: a legal 225-character pipeline name once
+    made every training fail), with no space, since the trainer reads names with `>>`."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", path_name(text))
 
 
 def file_name(sample_id: str) -> str:
