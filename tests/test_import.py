@@ -187,7 +187,7 @@ def test_a_long_pipeline_name_imports_exports_and_trains(tmp_path, baseline):
     from farm.model.retrain import SampleFiles
 
     name = "p" * 225
-    import_loop(_loop_folder(tmp_path / "samples", pipelines=(name,)), tmp_path / "run", CLASS)
+    import_loop(_loop_folder(tmp_path / "samples"), tmp_path / "run", CLASS, benchmark=name)
     farm("export", tmp_path / "run", "--out", tmp_path / "exp", check=0)
     assert len(list((tmp_path / "exp").glob("*.sample"))) == 6
     rows = SampleStore(tmp_path / "run" / "samples").read()
