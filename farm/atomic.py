@@ -132,6 +132,26 @@ def real_dir(path: str | os.PathLike, root: str | os.PathLike | None = None) -> 
     return path
 
 
+def private_dir(path: Path, what: str, fix: str) -> Path:
+    """`path` as a folder of this user's alone, made (0700) if needed: no link, owned by
+    this user, its mode tightened to 0700 when looser (one made by an older farm). Others'
+    files there could block it or show false state. An OSError naming `what` and `fix`."""
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as e:
+        raise OSError(e.errno, f"{what} {path} cannot be made ({e.strerror}): {fix}") from None
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise OSError(errno.ENOTDIR, f"{what} {path} is not a directory (a link or a file): "
+                      f"{fix}")
+    if st.st_uid != os.getuid():
+        raise OSError(errno.EPERM, f"{what} {path} belongs to uid {st.st_uid}, not to you "
+                      f"(uid {os.getuid()}): {fix}")
+    if st.st_mode & 0o077:
+        os.chmod(path, 0o700)
+    return path
+
+
 def fsync_dir(directory: str | os.PathLike) -> None:
     """Make renames and new entries in `directory` durable."""
     fd = os.open(directory, os.O_RDONLY)

@@ -14,7 +14,9 @@ reaches the file system as a separator, a parent or a hidden file.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+from pathlib import Path
 
 # ASCII letters and digits and the marks that pipeline labels and device classes use
 # ("box:radius=2", "conv3x3a16+conv3x3a32", "host-amd-epyc (x86-64-linux-avx2)"); not
@@ -39,3 +41,14 @@ def path_name(name: str) -> str:
 def is_safe(name: str) -> bool:
     """Whether `name` is its own path name (path_name leaves it as it is)."""
     return _SAFE.fullmatch(name) is not None
+
+
+def user_dir(env: str, xdg: str, xdg_default: str, *parts: str) -> Path:
+    """A per-user folder of the farm (its cache, its model registry, its device leases):
+    $ENV when set, else $XDG/halide-farm/PARTS, with ~/XDG_DEFAULT for an unset $XDG (the
+    XDG base directory rules). Names a folder only: nothing is made or read."""
+    configured = os.environ.get(env)
+    if configured:
+        return Path(configured)
+    base = os.environ.get(xdg) or os.path.join(os.path.expanduser("~"), xdg_default)
+    return Path(base, "halide-farm", *parts)

@@ -226,3 +226,43 @@ def test_an_unusable_lease_folder_is_refused_before_ray_starts(tmp_path):
     proc = farm("autotune", "median3x3", "--out", tmp_path / "run",
                 env={"FARM_LEASE_DIR": str(tmp_path / "file")}, timeout=60)
     assert_user_error(proc, "device lease folder", "FARM_LEASE_DIR")
+
+
+def test_a_lock_that_is_no_file_is_a_lease_error_naming_it(folder):
+    """`.lock` as a folder: four device_lost rows and exit 0 before (IsADirectoryError)."""
+    (folder / "phone_node.lock").mkdir()
+    with pytest.raises(leases.LeaseError, match=r"phone_node\.lock cannot be used"), \
+            _lease(folder, "run-a").use():
+        pass
+
+
+def test_special_files_and_links_in_the_lease_folder_neither_hang_nor_are_followed(
+        folder, tmp_path):
+    os.mkfifo(folder / "phone_node.holder")  # read by `farm devices`: hung it for good
+    done = []
+    t = threading.Thread(target=lambda: done.append(leases.state("phone@node", folder,
+                                                                 recent=5)))
+    t.start()
+    t.join(10)
+    assert done and done[0].holder is None
+    (folder / "phone_node.holder").unlink()
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (folder / "phone_node.waiting").symlink_to(target)  # files were made and deleted there
+    with pytest.raises(leases.LeaseError, match="waiting list"), \
+            _lease(folder, "run-a").use():
+        pass
+    assert not list(target.iterdir())
+
+
+def test_the_lease_folder_is_held_as_the_gates(tmp_path, monkeypatch):
+    """Its owner and mode are checked: a planted holder file showed a false holder."""
+    path = tmp_path / "leases"
+    path.mkdir(mode=0o777)
+    os.chmod(path, 0o777)
+    monkeypatch.setenv("FARM_LEASE_DIR", str(path))
+    assert leases.lease_dir() == path and (path.stat().st_mode & 0o777) == 0o700
+    if os.getuid() == 0:  # only root can give a folder away
+        os.chown(path, 65534, 65534)
+        with pytest.raises(leases.LeaseError, match="belongs to uid 65534"):
+            leases.lease_dir()

@@ -30,6 +30,7 @@ import fcntl
 import json
 import os
 import socket
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -40,11 +41,14 @@ from pathlib import Path
 
 import psutil
 
+from farm.atomic import private_dir, read_regular
 from farm.devices.base import safe_name
 from farm.errors import MissingPrerequisite
+from farm.paths import user_dir
 
 LINGER_S = 5.0  # an idle holder keeps its lease this long, unless another job waits
 WATCH_S = 0.2  # how often an idle holder looks for a job that waits
+HOLDER_BYTES = 1 << 16  # at most, of a holder's record (its run's path, ids, times)
 LOG_LIMIT = 8 << 20  # bytes of a device's lease log before it is rotated to LOG.1
 
 
@@ -55,23 +59,14 @@ class LeaseError(MissingPrerequisite):
 
 
 def lease_dir() -> Path:
-    configured = os.environ.get("FARM_LEASE_DIR")
-    if configured:
-        path = Path(configured)
-    else:
-        base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"),
-                                                                 ".local", "state")
-        path = Path(base) / "halide-farm" / "leases"
+    """The lease folder, held as the gate's is (farm.atomic.private_dir): this user's, no
+    link; a planted holder file would show a false holder, a planted lock block a device."""
+    path = user_dir("FARM_LEASE_DIR", "XDG_STATE_HOME", ".local/state", "leases")
     try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return private_dir(path, "the device lease folder",
+                           "remove it, or set FARM_LEASE_DIR to a folder of your own")
     except OSError as e:
-        raise LeaseError(f"the device lease folder {path} cannot be made ({e.strerror}): "
-                         "fix its permissions, or set FARM_LEASE_DIR to a folder of your "
-                         "own") from None
-    if path.is_symlink() or not path.is_dir():
-        raise LeaseError(f"the device lease folder {path} is not a directory: remove it, or "
-                         "set FARM_LEASE_DIR to a folder of your own")
-    return path
+        raise LeaseError(e.strerror or str(e)) from None
 
 
 @dataclass(frozen=True)
@@ -147,7 +142,7 @@ class Lease:
 
     def wanted(self) -> bool:
         """Another job waits for this device (it holds the turnstile)."""
-        fd = _open(self._stem.with_suffix(".turn"))
+        fd = _lock_file(self._stem.with_suffix(".turn"))
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -165,10 +160,10 @@ class Lease:
     def _take(self) -> float:
         start = time.monotonic()
         with self._waiting():
-            turn = _open(self._stem.with_suffix(".turn"))
+            turn = _lock_file(self._stem.with_suffix(".turn"))
             try:
                 fcntl.flock(turn, fcntl.LOCK_EX)  # behind the jobs already waiting
-                fd = _open(self._stem.with_suffix(".lock"))
+                fd = _lock_file(self._stem.with_suffix(".lock"))
                 fcntl.flock(fd, fcntl.LOCK_EX)  # behind the holder
             finally:
                 os.close(turn)
@@ -207,10 +202,14 @@ class Lease:
         """Registered as waiting: a file named after this process, locked while it waits
         (made under another name and locked first, so no reader sees it unlocked)."""
         folder = self._stem.with_suffix(".waiting")
-        folder.mkdir(mode=0o700, exist_ok=True)
+        try:  # made here, and never through a link: files are made and deleted in it
+            private_dir(folder, "the device's waiting list",
+                        f"remove it (rm -r {folder}); the farm makes it again")
+        except OSError as e:
+            raise LeaseError(e.strerror or str(e)) from None
         name = f"{self.me.pid}-{threading.get_ident()}.json"
         tmp = folder / f".{name}"
-        fd = _open(tmp)
+        fd = _lock_file(tmp)
         fcntl.flock(fd, fcntl.LOCK_EX)
         os.write(fd, json.dumps(asdict(_with_since(self.me, time.time()))).encode())
         os.replace(tmp, folder / name)
@@ -265,15 +264,29 @@ def history(device_id: str, folder: Path | None = None) -> list[dict]:
     stem = (folder or lease_dir()) / safe_name(device_id)
     lines = []
     for log in (stem.with_suffix(".log.1"), stem.with_suffix(".log")):
-        with suppress(FileNotFoundError):
-            for line in log.read_text().splitlines():
+        with suppress(OSError, ValueError):  # gone, or no log a lease wrote (a FIFO, ...)
+            text = read_regular(log, 2 * LOG_LIMIT, follow=False).decode(errors="replace")
+            for line in text.splitlines():
                 with suppress(ValueError):
                     lines.append(json.loads(line))
     return lines
 
 
-def _open(path: Path) -> int:
-    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+def _lock_file(path: Path) -> int:
+    """A lease's lock file, opened (made if needed): a regular file, never through a link;
+    anything else there is a LeaseError naming it and the fix (a lasting fault: the device
+    cannot be leased until it is removed)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+                     | os.O_NONBLOCK, 0o600)
+    except OSError as e:
+        raise LeaseError(f"the device lease file {path} cannot be used ({e.strerror}): "
+                         f"remove it (rm -r {path}); the farm makes it again") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise LeaseError(f"the device lease file {path} is not a regular file: remove it "
+                         f"(rm -r {path}); the farm makes it again")
+    return fd
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -286,16 +299,13 @@ def _write_json(path: Path, data: dict) -> None:
 
 
 def _read_holder(path: Path) -> Holder | None:
+    """A holder's or waiter's record; None for anything but a small regular file (a FIFO
+    there hung `farm devices` and a run's first timing)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
+        data = json.loads(read_regular(path, HOLDER_BYTES, follow=False))
+        return Holder(**{k: data[k] for k in Holder.__dataclass_fields__ if k in data})
+    except (OSError, ValueError, TypeError, KeyError):
         return None
-    with os.fdopen(fd) as f:
-        try:
-            data = json.load(f)
-            return Holder(**{k: data[k] for k in Holder.__dataclass_fields__ if k in data})
-        except (ValueError, TypeError, KeyError):
-            return None
 
 
 def _with_since(h: Holder, since: float) -> Holder:

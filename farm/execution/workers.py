@@ -41,7 +41,7 @@ from farm.candidate import (
 )
 from farm.devices.base import Device, DeviceInfo
 from farm.devices.timing import TimingConfig
-from farm.execution.leases import Holder, Lease, LeaseState
+from farm.execution.leases import Holder, Lease, LeaseError, LeaseState
 from farm.execution.leases import state as lease_state
 from farm.faults import Fault, fault_of
 from farm.model import featurization
@@ -309,21 +309,32 @@ class DeviceActor:
         if self.device is None or self._lease is None:
             assert self.fault is not None  # set when the device could not be opened
             return self._faulted(self.fault)
-        with self._lock, self._lease.use():
-            # (the watchdog's clock starts once another job's lease is over)
-            self._deadline = time.monotonic() + timing.timeout_s + self.run_grace_s
-            started = time.time()
+        with self._lock:
             try:
-                m = self.device.run(binary, threads, timing)
-            except Exception as e:  # a prerequisite of the device went away
-                fault = fault_of(e, self.device.info.id)
-                if fault is None:
-                    raise
-                self.fault = fault  # for good: every later call answers with it
-                return self._faulted(fault)
-            finally:
-                self._deadline = None
-            return replace(m, timing_started_at=started, timing_ended_at=time.time())
+                with self._lease.use():
+                    return self._timed(binary, threads, timing)
+            except LeaseError as e:  # the lease cannot be taken: lasting, named once
+                self.fault = fault_of(e, self.device.info.id, opening=True)
+                assert self.fault is not None
+                return self._faulted(self.fault)
+
+    def _timed(self, binary: bytes, threads: int, timing: TimingConfig) -> Measurement:
+        """(holding the device's lock and lease)"""
+        assert self.device is not None
+        # (the watchdog's clock starts once another job's lease is over)
+        self._deadline = time.monotonic() + timing.timeout_s + self.run_grace_s
+        started = time.time()
+        try:
+            m = self.device.run(binary, threads, timing)
+        except Exception as e:  # a prerequisite of the device went away
+            fault = fault_of(e, self.device.info.id)
+            if fault is None:
+                raise
+            self.fault = fault  # for good: every later call answers with it
+            return self._faulted(fault)
+        finally:
+            self._deadline = None
+        return replace(m, timing_started_at=started, timing_ended_at=time.time())
 
     def close(self) -> None:
         """The job is done with the device: give its lease up and remove what it left on

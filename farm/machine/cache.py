@@ -15,14 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from farm.errors import BadInput, DiskFull, MissingPrerequisite
+from farm.paths import user_dir
 
 
 def cache_root() -> Path:
-    root = os.environ.get("FARM_CACHE_DIR")
-    if root:
-        return Path(root)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "halide-farm"
+    return user_dir("FARM_CACHE_DIR", "XDG_CACHE_HOME", ".cache")
 
 
 def cache_dir(*parts: str) -> Path:

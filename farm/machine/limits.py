@@ -63,7 +63,7 @@ def check(name: str, value: float, option: str | None = None) -> float:
     if isinstance(value, float) and not math.isfinite(value):
         raise BadInput(f"{flag} {value}: give a finite number")
     if name == "batch_size":
-        most = max_batch_size()
+        most: float = max_batch_size()
         why = (f"a round's candidates are held in the driver, ~"
                f"{DRIVER_BYTES_PER_CANDIDATE >> 20} MB each, and this machine has "
                f"{psutil.virtual_memory().total / 2**30:.0f} GB")

@@ -30,7 +30,7 @@ from farm import atomic
 from farm.errors import MissingPrerequisite
 from farm.model import weights as weights_module
 from farm.model.weights import Weights
-from farm.paths import path_name
+from farm.paths import path_name, user_dir
 from farm.store.checks import COUNT, TEXT, RecordError
 from farm.store.jsonrecord import JsonRecord, read_json
 
@@ -88,12 +88,7 @@ class Model:
 
 
 def models_dir() -> Path:
-    configured = os.environ.get("FARM_MODELS_DIR")
-    if configured:
-        return Path(configured)
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"),
-                                                           ".local", "share")
-    return Path(base) / "halide-farm" / "models"
+    return user_dir("FARM_MODELS_DIR", "XDG_DATA_HOME", ".local/share", "models")
 
 
 class Registry:
