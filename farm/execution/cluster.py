@@ -13,12 +13,14 @@ import _thread
 import contextlib
 import logging
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from farm.devices.base import DeviceInfo
@@ -157,6 +159,7 @@ class Cluster:
                                   "logging_level": logging.ERROR, "configure_logging": True}
         address = self.address
         if address is None:  # self.local
+            private_token()
             ray.init(**kwargs)
             return
         if address != "auto" and not address.startswith("ray://"):
@@ -319,6 +322,32 @@ else:
 
 
 TOKEN_CHECK_S = 60.0
+
+
+def private_token() -> None:
+    """The embedded cluster's token, this user's alone. Ray writes ~/.ray/auth_token
+    world-readable (0644, in a 0755 folder) while the GCS listens on every interface: any
+    local user who read it could run tasks as the farm's user. Made here first (0600 in a
+    0700 folder) when absent, else tightened; a token given in RAY_AUTH_TOKEN is Ray's."""
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return
+    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or
+                os.path.join(os.path.expanduser("~"), ".ray", "auth_token"))
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if path.parent.stat().st_uid == os.getuid():
+            os.chmod(path.parent, path.parent.stat().st_mode & ~0o077)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:
+            if path.stat().st_uid == os.getuid():
+                os.chmod(path, 0o600)
+            return
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    except OSError as e:
+        raise BadInput(f"Ray's token file {path} cannot be made private ({e.strerror}): fix "
+                       "its folder's permissions, or set RAY_AUTH_TOKEN") from None
 
 
 def _asks_for_token_here() -> bool:

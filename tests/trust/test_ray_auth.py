@@ -1,6 +1,8 @@
 """The farm joins only a Ray cluster that requires a token: one that accepts any client runs
 anybody's code as whoever started it."""
 
+import os
+
 import pytest
 from clitools import assert_user_error, farm
 from raycluster import LocalCluster, auth_env, free_port
@@ -41,3 +43,22 @@ def test_a_cluster_that_requires_a_token_is_joined():
         farm("devices", "--address", c.address, env=auth_env(), timeout=120, check=0)
     finally:
         c.stop()
+
+
+def test_the_embedded_clusters_token_is_its_users_alone(tmp_path, monkeypatch):
+    """Ray wrote ~/.ray/auth_token 0644 in a 0755 folder while its GCS listened on every
+    interface."""
+    from farm.execution.cluster import private_token
+
+    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    private_token()
+    token = tmp_path / ".ray" / "auth_token"
+    assert token.stat().st_mode & 0o777 == 0o600 and len(token.read_text()) == 64
+    assert token.parent.stat().st_mode & 0o777 == 0o700
+    os.chmod(token, 0o644), os.chmod(token.parent, 0o755)  # as Ray leaves its own
+    before = token.read_text()
+    private_token()
+    assert token.stat().st_mode & 0o777 == 0o600 and token.read_text() == before
+    assert token.parent.stat().st_mode & 0o777 == 0o700
