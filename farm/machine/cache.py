@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import os
 import secrets
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,8 +50,10 @@ def cache_dir(*parts: str) -> Path:
 def build_once(path: Path, make: Callable[[Path], None]) -> Path:
     """`path`, made by `make(tmp)` once per machine, even when several workers ask at once:
     the first holds a lock while it makes a temporary file, renamed into place when done
-    (a failed or killed `make` leaves no `path` behind)."""
-    if path.exists():
+    (a failed or killed `make` leaves no `path` behind). An entry whose bytes are not those
+    it was made with (its digest, PATH.sha256, written beside it) is made again, and said
+    once on stderr: damaged bytes would have been used unchecked."""
+    if intact(path):
         return path
     lock_path = path.with_name(path.name + ".lock")
     try:  # opened, never truncated, and never through a link planted as the lock
@@ -63,16 +67,64 @@ def build_once(path: Path, make: Callable[[Path], None]) -> Path:
             from None
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not path.exists():
+        if not intact(path):
+            if path.exists() and _digest_path(path).exists():  # (none: an older farm's)
+                print(f"farm: the cache entry {path} is not what was made there (its bytes "
+                      "changed): made again", file=sys.stderr)
             for orphan in path.parent.glob(f".tmp*-{path.name}"):  # of a killed maker
                 orphan.unlink(missing_ok=True)  # (we hold the lock: nobody makes it)
             # a new name (keeping the extension): no file or link is there to write through
             tmp = path.with_name(f".tmp{os.getpid()}{secrets.token_hex(4)}-{path.name}")
+            digest = _digest_path(path)
             try:
                 make(tmp)
+                _write_new(digest, _digest(tmp).encode())
                 os.replace(tmp, path)
             finally:
                 tmp.unlink(missing_ok=True)
     finally:
         os.close(lock)  # (releases the flock)
     return path
+
+
+_checked: dict[Path, tuple[int, int, int]] = {}  # entries found intact: (inode, size, mtime)
+
+
+def intact(path: Path) -> bool:
+    """Whether the cache entry `path` is there with the bytes it was made with (its
+    digest beside it); checked once per process while the file stays the same file."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    key = (st.st_ino, st.st_size, st.st_mtime_ns)
+    if _checked.get(path) == key:
+        return True
+    try:
+        ok = _digest_path(path).read_text().strip() == _digest(path)
+    except OSError:  # no digest: made by an older farm, or damaged
+        ok = False
+    if ok:
+        _checked[path] = key
+    return ok
+
+
+def _digest_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """`path` replaced by `data` atomically, through no link."""
+    tmp = path.with_name(f".tmp{os.getpid()}{secrets.token_hex(4)}-{path.name}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
