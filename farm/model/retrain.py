@@ -11,7 +11,11 @@ files (see PERFORMANCE.md, *Training*). Hence:
 - the run keeps its `.sample` files in RUN_DIR/cache/samples/, a cache rebuilt
   from the Parquet dataset, written once per sample instead of every round;
 - a training call gets a fixed number of steps, and at most TRAIN_CAP schedules
-  per pipeline (the fastest, and a random rest), so its cost stays bounded;
+  per pipeline (the fastest tenth, and a rest drawn with a seed the caller records), so
+  its cost stays bounded and it is reproducible: TRAIN_CAP is the trainer's own window,
+  1024, because with more it draws each step's window from an RNG seeded with time().
+  Given at most 1024 schedules of each pipeline and initial weights, the trainer is a
+  function of its inputs (the same weights, byte for byte: tests/test_costmodel.py);
 - `--num_cores` is the parallelism the autoscheduler searches with: the model's
   pipeline features (tasks per core, idle cores) depend on it.
 """
@@ -40,7 +44,8 @@ from farm.paths import path_name
 from farm.store.samples import TRAIN_COLUMNS
 
 MIN_DISTINCT = 8  # the trainer skips a pipeline with fewer distinct schedules
-TRAIN_CAP = 16384  # schedules per pipeline handed to one training call
+# schedules per pipeline handed to one training call: the trainer's window (module docstring)
+TRAIN_CAP = 1024
 DEFAULT_STEPS = 32  # gradient steps per training call (Halide's loop: the batch size)
 TRAIN_TIMEOUT_S = 3600.0
 LOG_HEAD, LOG_TAIL = 20, 60  # lines of the trainer's output kept (it prints one per schedule)
