@@ -198,3 +198,21 @@ def test_a_device_that_hangs_past_its_run_timeout_is_restarted_and_its_work_lost
     assert [o.status for o in outcomes] == ["device_lost"]
     assert "tried 2 times" in outcomes[0].error and time.monotonic() - start < 60
     pool.shutdown()
+
+
+def test_a_worker_killed_for_memory_is_said_to_be_so():
+    """Ray's memory monitor killing the device actor read as a lost device
+    ("ActorUnavailableError ... The actor is restarting"), memory never named."""
+    import ray.exceptions
+
+    from farm.execution.workers import MEMORY_KILLED, describe_death
+    from farm.store.samples import cause
+
+    died = ray.exceptions.RayError("The actor died. Worker exit type: NODE_OUT_OF_MEMORY. "
+                                   "Memory on the node (IP: 10.0.0.1) ... " + "x" * 5000)
+    assert describe_death(died) == MEMORY_KILLED
+    assert "memory" not in describe_death(ValueError("The actor is restarting"))
+    assert cause("device_lost", f"device cpu@vm: {MEMORY_KILLED} (tried 3 times)") == \
+        "device_lost:memory"
+    assert cause("compile_error", f"compile (memory): {MEMORY_KILLED}") == \
+        "compile_error:memory"

@@ -160,7 +160,9 @@ class Cluster:
         address = self.address
         if address is None:  # self.local
             private_token()
-            ray.init(**kwargs)
+            # a task its memory monitor kills fails at once (OutOfMemoryError: a row of the
+            # candidate's, farm.execution.workers), never Ray's endless OOM retries
+            ray.init(**kwargs, _system_config={"task_oom_retries": 0})
             return
         if address != "auto" and not address.startswith("ray://"):
             probe(address)

@@ -33,7 +33,7 @@ from farm.candidate import (
 )
 from farm.devices.timing import TimingConfig
 from farm.execution.pool import DEVICE_TRIES, DeviceHandle, DevicePool
-from farm.execution.workers import Done, Job, first_line
+from farm.execution.workers import Done, Job, describe_death
 from farm.faults import Fault
 from farm.search.plans import FixedPlan, Plan, SeenSchedules
 
@@ -210,7 +210,7 @@ class RoundScheduler:
             jobs, handle, submitted = self.calls.pop(ref)
             if isinstance(answer, Exception):  # its actor died; Ray restarts it, planless
                 handle.actor.begin.remote(self._plan_key, self.plan, self.seen)
-                error = f"{type(answer).__name__}: {first_line(answer)}"
+                error = describe_death(answer)
                 for job in jobs:
                     self._device_failed(job, handle, submitted, error, None)
                 continue

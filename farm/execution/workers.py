@@ -28,6 +28,7 @@ import ray
 
 from farm.build.builder import Builder
 from farm.candidate import (
+    COMPILE_ERROR,
     COMPILE_TIMEOUT,
     COMPILE_WALL_FACTOR,
     CRASHED,
@@ -286,6 +287,9 @@ class DeviceActor:
                             "compile timeout, which counts CPU time)")
             try:
                 built = ray.get(meta)
+            except ray.exceptions.OutOfMemoryError:  # the compile took what the node had
+                return Done(job.index, COMPILE_ERROR, error=f"compile (memory): "
+                            f"{MEMORY_KILLED}")
             except ray.exceptions.RayTaskError as e:  # a bug, not a bad candidate
                 return Done(job.index, CRASHED, error=f"compile task failed: {first_line(e)}")
             except ray.exceptions.RayError as e:
@@ -386,6 +390,28 @@ def compile_options(avoid_nodes: tuple[str, ...]) -> dict:
     if not avoid_nodes:
         return {}
     return {"label_selector": {"ray.io/node-id": f"!in({','.join(sorted(avoid_nodes))})"}}
+
+
+# What Ray's errors say of a worker its memory monitor killed (Ray 2.60: the exit type, the
+# OutOfMemoryError's text); the rest of its text is the node's whole memory report.
+_OOM_WORDS = ("NODE_OUT_OF_MEMORY", "low on memory", "memory monitor", "OutOfMemoryError")
+
+
+def killed_for_memory(e: Exception) -> bool:
+    """Whether Ray's memory monitor killed the worker behind `e` (the node ran low)."""
+    return isinstance(e, ray.exceptions.OutOfMemoryError) or any(
+        w in f"{type(e).__name__}: {e}" for w in _OOM_WORDS)
+
+
+MEMORY_KILLED = ("killed by Ray's memory monitor: the node ran low on memory (its report "
+                 "is in Ray's logs); lower --batch-size or run fewer jobs on the node")
+
+
+def describe_death(e: Exception) -> str:
+    """One line for a Ray error that ended a worker: memory named when memory it was."""
+    if killed_for_memory(e):
+        return MEMORY_KILLED
+    return f"{type(e).__name__}: {first_line(e)}"
 
 
 def first_line(e: Exception) -> str:

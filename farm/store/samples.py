@@ -312,7 +312,8 @@ _CAUSES = {"run_error": _RUN, "compile_error": _COMPILE, "compile_timeout": _COM
            "crashed": ((r"compile task failed", "compile-task"),
                        (r"compile worker died", "compile-worker"),
                        (r"the compile process was killed", "killed")),
-           "device_lost": ((r"adb|device offline|unauthorized|not found", "adb"),
+           "device_lost": ((r"Ray's memory monitor", "memory"),
+                           (r"adb|device offline|unauthorized|not found", "adb"),
                            (r"no answer within", "no-answer"))}
 
 
