@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 import struct
 from pathlib import Path
 
@@ -193,3 +194,29 @@ def test_a_long_pipeline_name_imports_exports_and_trains(tmp_path, baseline):
     rows = SampleStore(tmp_path / "run" / "samples").read()
     names = SampleFiles(tmp_path / "train").sync(rows)
     assert len(set(names)) == 6 and all(len(n) < 255 for n in names)
+
+
+def test_import_reads_only_files_a_loop_writes(tmp_path):
+    """A FIFO as bench.txt hung it, a link to /dev/zero raised MemoryError, a 1.5 GB
+    .sample was read whole."""
+    import os
+
+    folder = _loop_folder(tmp_path / "samples", batches=1, per_batch=3)
+    first, second, third = sorted(folder.rglob("*.sample"))
+    bench = first.parent / "bench.txt"
+    bench.unlink()
+    os.mkfifo(bench)
+    second.unlink()
+    second.symlink_to("/dev/zero")
+    with open(third, "r+b") as f:
+        f.truncate(1536 << 20)  # sparse: costs no disk
+    done = []
+    t = threading.Thread(target=lambda: done.append(import_loop(folder, tmp_path / "run",
+                                                                CLASS)))
+    t.start()
+    t.join(60)
+    assert done, "the import hung"
+    summary = done[0]
+    assert summary.rows == 1  # the first: its runtime from the .sample beside the FIFO
+    reasons = " ".join(why for _, why in summary.skipped)
+    assert "cannot be read" in reasons and "over" in reasons

@@ -20,12 +20,18 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from farm.atomic import read_regular
 from farm.model import featurization
 
 FILE_NAME = re.compile(r"(?P<pipeline>.+)_batch_(?P<batch>\d+)_sample_(?P<sample>\d+)\.sample")
 BATCH_DIR = re.compile(r"batch_(?P<batch>\d+)_(?P<args>\d+)")
 BENCH_LINE = re.compile(r"best case of ([0-9.eE+-]+) sec/iter")
 TRAILER = struct.calcsize("<fii")  # runtime, pipeline id, schedule id
+# Halide's trainer reads at most 10M floats of a sample; a schedule and RunGen's output are
+# a few KB
+MAX_SAMPLE_BYTES = 40 << 20
+MAX_SCHEDULE_BYTES = 4 << 20
+MAX_BENCH_BYTES = 64 << 10
 
 
 @dataclass(frozen=True)
@@ -55,10 +61,13 @@ def read_folder(folder: Path, pipeline: str | None = None
 
 
 def read_sample(path: Path, pipeline: str | None = None) -> LoopSample:
-    """One .sample file; ValueError says why it is not one."""
-    if path.is_symlink() or not path.is_file():
-        raise ValueError("not a regular file")
-    data = path.read_bytes()
+    """One .sample file; ValueError says why it is not one. Files are read only when
+    regular and of a size such a file has (a FIFO hung the import, a link to /dev/zero
+    filled its memory, a 1.5 GB file was read whole)."""
+    try:
+        data = read_regular(path, MAX_SAMPLE_BYTES, follow=False)
+    except OSError as e:
+        raise ValueError(f"cannot be read ({e.strerror or e})") from None
     feats = data[:-TRAILER] if len(data) > TRAILER else b""
     try:
         featurization.stages(feats)
@@ -77,9 +86,12 @@ def read_sample(path: Path, pipeline: str | None = None) -> LoopSample:
     runtime_ms = _runtime_ms(path.parent / "bench.txt", sample_ms)
     if not (math.isfinite(runtime_ms) and runtime_ms > 0):
         raise ValueError(f"its runtime {sample_ms!r} ms is not a positive time")
-    schedule = path.with_name(path.name[:-len(".sample")] + ".schedule.h")
-    source = schedule.read_text(errors="replace") if schedule.is_file() and \
-        not schedule.is_symlink() else None
+    try:
+        source: str | None = read_regular(
+            path.with_name(path.name[:-len(".sample")] + ".schedule.h"), MAX_SCHEDULE_BYTES,
+            follow=False).decode(errors="replace")
+    except (OSError, ValueError):  # none, or not a schedule a loop wrote
+        source = None
     return LoopSample(path, feats, runtime_ms, name, batch, index, schedule_id, source,
                       path.stat().st_mtime)
 
@@ -88,8 +100,9 @@ def _runtime_ms(bench_txt: Path, sample_ms: float) -> float:
     """The runtime in ms: RunGen's own line when it is beside the sample (its seconds, in
     full where the .sample holds an f32), else the .sample's."""
     try:
-        found = BENCH_LINE.search(bench_txt.read_text(errors="replace"))
-    except OSError:
+        found = BENCH_LINE.search(read_regular(bench_txt, MAX_BENCH_BYTES, follow=False)
+                                  .decode(errors="replace"))
+    except (OSError, ValueError):  # none, or not RunGen's output (a FIFO, a huge file)
         found = None
     if found is not None:
         try:
