@@ -1,3 +1,4 @@
+import re
 import shutil
 from pathlib import Path
 
@@ -6,7 +7,13 @@ import pytest
 
 from farm.errors import DatasetError
 from farm.report.text import build_report
-from farm.store.samples import SCHEMA, SCHEMA_VERSION, SampleStore, file_version
+from farm.store.samples import (
+    MAX_TEXT_CHARS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    SampleStore,
+    file_version,
+)
 
 
 def _rows(round_no, n=3):
@@ -146,4 +153,47 @@ def test_a_file_of_a_newer_schema_is_refused_with_the_fix(tmp_path):
     table = pq.read_table(path)
     pq.write_table(table.replace_schema_metadata({b"farm.schema_version": b"99"}), path)
     with pytest.raises(DatasetError, match=r"newer farm.*upgrade"):
+        store.read()
+
+
+@pytest.mark.parametrize("change, words", [
+    ("nan", "a finite positive runtime_ms"),
+    ("inf", "a finite positive runtime_ms"),
+    ("round", "holds rows of rounds 7-7, not of the round(s) 1-1"),
+    ("version", "not a version number"),
+    ("huge", "more than rows of the farm's hold"),
+    ("repeated", ""),
+])
+def test_rows_the_farm_never_writes_are_refused_naming_why(tmp_path, change, words):
+    """NaN or infinite runtimes of ok rows read as "best ms nan"; a row's round was not
+    checked against its file; a non-integer schema version was a traceback; four rows of
+    100 MB errors took a report 3.8 GB."""
+    import pyarrow as pa
+
+    store = SampleStore(tmp_path)
+    path = store.commit_round(1, _rows(1))
+    table = pq.read_table(path)
+    meta = table.schema.metadata
+    if change in ("nan", "inf"):
+        runtimes = table["runtime_ms"].to_pylist()
+        runtimes[1] = float(change)
+        table = table.set_column(table.schema.get_field_index("runtime_ms"), "runtime_ms",
+                                 pa.array(runtimes, pa.float64()))
+    elif change == "round":
+        table = table.set_column(table.schema.get_field_index("round"), "round",
+                                 pa.array([7] * table.num_rows, table.schema.field("round").type))
+    elif change == "version":
+        meta = {**meta, b"farm.schema_version": b"five"}
+    elif change in ("huge", "repeated"):  # distinct texts, or one that compresses to nothing
+        errors = [(str(i) if change == "huge" else "x") * (5 << 20)
+                  for i in range(table.num_rows)]
+        table = table.set_column(table.schema.get_field_index("error"), "error",
+                                 pa.array(errors, pa.string()))
+    pq.write_table(table.replace_schema_metadata(meta), path, compression="zstd",
+                   use_dictionary=change != "huge")
+    if not words:  # read, its text cut to what a row of the farm's holds
+        assert max(len(e) for e in store.read(["error"])["error"].to_pylist()) == \
+            MAX_TEXT_CHARS["error"]
+        return
+    with pytest.raises(DatasetError, match=re.escape(words)):
         store.read()

@@ -39,7 +39,8 @@ BOUNDS = {
     "budget_s": Bound(366 * 86_400, "a year at most"),
     "refresh_s": Bound(3_600, "the page reloads at least hourly"),
     "history": Bound(100_000, "lines of a device's lease log"),
-    "pipelines": Bound(1_000_000, "random pipelines of a pre-training"),
+    "pipelines": Bound(100_000, "random pipelines of a pre-training; its manifest lists "
+                                "each (farm.store.jsonrecord bounds a record's size)"),
     "per_pipeline": Bound(1_024, "Halide's trainer takes at most 1024 schedules of a "
                                  "pipeline a step"),
     "pipelines_per_round": Bound(4_096, "pipelines a pre-training round draws"),

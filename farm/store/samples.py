@@ -229,6 +229,11 @@ def _read(files: list[Path], columns: list[str] | None, filter) -> pa.Table:
         raise DatasetError(f"cannot read the sample dataset in {files[0].parent}: "
                            f"{str(e).splitlines()[0] if str(e) else type(e).__name__}; "
                            f"{_DAMAGED_FIX}") from None
+    for name, most in MAX_TEXT_CHARS.items():  # cut, never refused: the rows are the run's
+        if name in table.column_names and \
+                (pc.max(pc.utf8_length(table[name])).as_py() or 0) > most:
+            table = table.set_column(table.column_names.index(name), name,
+                                     pc.utf8_slice_codeunits(table[name], 0, most))
     if _missing(table):
         found = next((p for p in files if _missing(ds.dataset(
             str(p), format="parquet", schema=SCHEMA).to_table(columns=columns,
@@ -252,16 +257,24 @@ def _missing(table: pa.Table) -> list[str]:
     if "status" in names:
         ok = pc.fill_null(pc.equal(table["status"], "ok"), False)
         bad += [n for n in _OK_NEVER_NULL if n in names and table[n].filter(ok).null_count]
-        if "runtime_ms" in names and pc.any(pc.less_equal(table["runtime_ms"].filter(ok),
-                                                          0)).as_py():
-            bad.append("a positive runtime_ms")
+        if "runtime_ms" in names:
+            runtimes = table["runtime_ms"].filter(ok)
+            if pc.any(pc.or_(pc.less_equal(runtimes, 0),
+                             pc.invert(pc.is_finite(runtimes)))).as_py():
+                bad.append("a finite positive runtime_ms")
     return bad
 
 
 def file_version(schema: pa.Schema) -> int:
     """The schema version a file was written with (files of the first release carry none)."""
     raw = (schema.metadata or {}).get(_VERSION_KEY)
-    return int(raw) if raw else 1
+    if not raw:
+        return 1
+    try:
+        return int(raw)
+    except ValueError:
+        raise DatasetError(f"a sample file's {_VERSION_KEY.decode()} is {raw[:40]!r}, not a "
+                           f"version number; {_DAMAGED_FIX}") from None
 
 
 _DAMAGED_FIX = (f"restore the file from a backup, or move it into the folder's {DAMAGED}/ "
@@ -288,6 +301,41 @@ def _check_file(path: Path) -> None:
     if missing:
         raise DatasetError(f"{path} is not a farm sample file (missing columns: "
                            f"{', '.join(missing[:5])}); move it out of the run")
+    _check_sizes_and_rounds(path, schema)
+
+
+MAX_ROW_BYTES = 4 << 20  # a row's featurization, schedule and error: far less, even for
+# a pipeline of hundreds of stages; four rows of 100 MB errors (a 27 KB file) once took a
+# report 3.8 GB of memory
+# A row's text as read: what the farm writes is far shorter (an error's first lines, a log's
+# tail); repeated text compresses to nothing, so a file's footer cannot bound it
+MAX_TEXT_CHARS = {"error": 16 << 10, "log": 64 << 10, "schedule_source": 1 << 20}
+
+
+def _check_sizes_and_rounds(path: Path, schema: pa.Schema) -> None:
+    """From the file's footer, before any row is read: rows of a sane size, and of the
+    rounds its name says (round-NNNNNN.parquet, rounds-A-B.parquet)."""
+    try:
+        meta = pq.read_metadata(path)
+    except FileNotFoundError:
+        raise  # gone, as a compaction removes round files
+    except (pa.ArrowInvalid, OSError) as e:
+        raise DatasetError(f"{path} is corrupt ({e}); {_DAMAGED_FIX}") from None
+    size = sum(meta.row_group(g).total_byte_size for g in range(meta.num_row_groups))
+    if meta.num_rows and size > MAX_ROW_BYTES * meta.num_rows:
+        raise DatasetError(f"{path} holds {size / 2**20:.0f} MB in {meta.num_rows} rows, more "
+                           f"than rows of the farm's hold; {_DAMAGED_FIX}")
+    named = _ROUND.fullmatch(path.name) or _RANGE.fullmatch(path.name)
+    if named is None or "round" not in schema.names:
+        return
+    lo, hi = int(named.group(1)), int(named.groups()[-1])
+    column = schema.names.index("round")
+    for g in range(meta.num_row_groups):
+        stats = meta.row_group(g).column(column).statistics
+        if stats is not None and stats.has_min_max and not (lo <= stats.min <= stats.max
+                                                            <= hi):
+            raise DatasetError(f"{path} holds rows of rounds {stats.min}-{stats.max}, not of "
+                               f"the round(s) {lo}-{hi} its name says; {_DAMAGED_FIX}")
 
 
 def _write_atomic(table: pa.Table, path: Path) -> None:

@@ -177,8 +177,8 @@ def test_a_record_nested_thousands_deep_or_huge_is_refused(base, tmp_path):
     with pytest.raises(RunDirError, match="nested too deep"):
         base.read_manifest()
     with open(base.manifest_path, "wb") as f:
-        f.truncate(65 * 2**20)  # sparse: over the 64 MB a record may hold
-    with pytest.raises(RunDirError, match="over 64 MB"):
+        f.truncate(17 * 2**20)  # sparse: over the 16 MB a record may hold
+    with pytest.raises(RunDirError, match="over 16 MB"):
         base.read_manifest()
 
 
