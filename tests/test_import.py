@@ -125,7 +125,7 @@ def _tune(run, baseline, trainer, rounds=1, **settings):
 
 
 def test_also_train_on_an_import_trains_on_its_rows_and_refuses_another_class(
-        local_ray, tmp_path, baseline):
+        local_ray, tmp_path, baseline, capsys):
     import_loop(_loop_folder(tmp_path / "samples"), tmp_path / "imported", CLASS)
     imported = {r["sample_id"] for r in
                 SampleStore(tmp_path / "imported" / "samples").read().to_pylist()}
@@ -134,6 +134,10 @@ def test_also_train_on_an_import_trains_on_its_rows_and_refuses_another_class(
     _tune(run, baseline, trainer, rounds=2,
           also_train_on=(str((tmp_path / "imported").resolve()),))
     assert trainer.tables and all(imported <= t for t in trainer.tables)  # every training
+    said = capsys.readouterr().out  # before round 1: which runs, how many rows
+    line = f"the model trains on the run's own rows and on 6 measured rows of 1 pipeline(s) " \
+        f"of {(tmp_path / 'imported').resolve()}"
+    assert line in said and said.index(line) < said.index("round 1/")
     assert RunDir(run).read_manifest().also_train_on == [str((tmp_path / "imported").resolve())]
     own = SampleStore(run / "samples").read().to_pylist()
     assert not imported & {r["sample_id"] for r in own}  # its rows stay in their run

@@ -135,7 +135,21 @@ def resolved(run: RunDir, s: TuneSettings, devices: list[DeviceInfo]
     allocation as given, else as the run recorded them (or their new-run defaults); and a
     line that says where the start weights come from ("" when given)."""
     s, note = with_start_weights(run, s, devices)
-    return with_allocation(run, with_training_runs(run, s)), note
+    s = with_allocation(run, with_training_runs(run, s))
+    return s, "\n".join(n for n in (note, training_runs_note(s)) if n)
+
+
+def training_runs_note(s: TuneSettings) -> str:
+    """What --also-train-on adds to the run's own rows, said before round 1: which runs,
+    how many measured rows of how many pipelines each ("" with none)."""
+    parts = []
+    for other in s.also_train_on:
+        rows = RunDir(other).samples.read(["status", "benchmark"])
+        ok = [b for st, b in zip(rows["status"].to_pylist(), rows["benchmark"].to_pylist(),
+                                 strict=True) if st == "ok"]
+        parts.append(f"{len(ok):,} measured rows of {len(set(ok))} pipeline(s) of {other}")
+    return ("the model trains on the run's own rows and on " + "; ".join(parts)) \
+        if parts else ""
 
 
 def validate(run: RunDir, settings: TuneSettings, devices: list[DeviceInfo]) -> Manifest | None:
