@@ -395,3 +395,22 @@ def test_the_library_bounds_its_numbers_too(tmp_path, no_ray):
 
     with pytest.raises(BadInput, match="--batch-size 100,000,000 is more than"):
         api.tune(tmp_path / "run", "median3x3", batch_size=100_000_000)
+
+
+@pytest.mark.slow  # builds the harness afresh (~20 s)
+def test_the_first_run_on_a_machine_says_it_builds_the_timing_harness(tmp_path):
+    env = {"FARM_CACHE_DIR": str(tmp_path / "cache")}
+    first = farm("run", "median3x3", "--no-manual", "--retimes", "1", "--out", tmp_path,
+                 env=env, check=0)
+    assert "building the timing harness once on this machine" in first.stderr
+    again = farm("run", "median3x3", "--no-manual", "--retimes", "1", "--out", tmp_path,
+                 env=env, check=0)
+    assert "building the timing harness" not in again.stderr
+
+
+def test_bench_says_what_it_does_while_it_builds_and_re_times(tmp_path):
+    """It printed one line, then nothing for 2m45."""
+    out = farm("bench", "median3x3", "--retimes", "2", "--out", tmp_path, check=0).stdout
+    assert "building 2 schedules (manual, beam32 baseline" in out
+    assert re.search(r"built in \d+ s", out)
+    assert "re-timed 1/2 on" in out and "re-timed 2/2 on" in out

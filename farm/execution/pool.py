@@ -302,7 +302,7 @@ class DevicePool:
 
     def retime(self, binaries: dict, threads: int, timing: TimingConfig, rounds: int,
                decided=None, timeout_s: float = 900.0, device: str | None = None,
-               errors: dict | None = None) -> dict:
+               errors: dict | None = None, on_round=None) -> dict:
         """Time each binary (label -> ObjectRef or bytes) `rounds` times, interleaved, on
         one device (`device`, else the first free one; farm.stats.verdict.interleave): each
         label's times aligned by round, None where a timing failed (its error in `errors`).
@@ -318,13 +318,13 @@ class DevicePool:
                 return {}
             try:
                 return self._retime_on(handle, binaries, threads, timing, rounds, decided,
-                                       timeout_s, errors)
+                                       timeout_s, errors, on_round)
             except _TakenOut:
                 continue
 
     def _retime_on(self, handle: DeviceHandle, binaries: dict, threads: int,
                    timing: TimingConfig, rounds: int, decided, timeout_s: float,
-                   errors: dict | None) -> dict:
+                   errors: dict | None, on_round=None) -> dict:
         def time_one(label):
             for _ in range(DEVICE_TRIES):
                 started = time.monotonic()
@@ -351,7 +351,8 @@ class DevicePool:
             return None
 
         try:
-            return verdict.interleave(list(binaries), time_one, rounds, decided=decided)
+            return verdict.interleave(list(binaries), time_one, rounds, decided=decided,
+                                      on_round=on_round)
         finally:
             handle.held -= 1
 

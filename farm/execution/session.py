@@ -9,6 +9,7 @@ from farm.devices.base import DeviceInfo
 from farm.errors import BadInput, MissingPrerequisite
 from farm.execution.leases import LeaseState, lease_dir
 from farm.machine.targets import TargetInfo, resolve
+from farm.machine.toolchain import prepare_here
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,8 @@ class DeviceSession:
         from farm.execution.pool import DevicePool
 
         self.preflight(infos)
+        if self.cluster.local:
+            prepare_here(target)
         self.cluster.connect()  # (once: it returns when Ray is up)
         options.setdefault("holder", self.holder)
         pool = DevicePool.on_cluster(infos, target, builder or HalideBuilder(), self.cluster,

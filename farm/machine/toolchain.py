@@ -14,11 +14,12 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from farm.errors import MissingPrerequisite, WorkFailed
-from farm.machine.cache import build_once, cache_dir
+from farm.machine.cache import build_once, cache_dir, intact
 from farm.machine.halide_env import halide_env
 from farm.machine.targets import TargetInfo
 
@@ -74,6 +75,20 @@ class Toolchain:
         _run([*self.cxx, str(self.harness_object()), str(pipeline_library),
               str(runtime_library(self.target)), *aliases, "-o", str(out), *self.link_flags],
              "linking the benchmark binary")
+
+
+def prepare_here(target: TargetInfo) -> None:
+    """Build the host's timing harness in this process, saying so, when it is not built yet:
+    for an embedded cluster, whose compile workers would otherwise build it silently
+    (their output goes to Ray's logs) while the user waits on a quiet terminal."""
+    if target.is_android:
+        return  # built on the phones' nodes, with their NDK
+    chain = for_target(target)
+    if intact(chain.directory / "harness.o"):
+        return
+    print(f"building the timing harness once on this machine (~20 s; cached in "
+          f"{chain.directory}) ...", file=sys.stderr, flush=True)
+    chain.harness_object()
 
 
 def runtime_library(target: str) -> Path:

@@ -29,6 +29,7 @@ import resource
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -131,6 +132,8 @@ def _built(bench: Benchmark) -> Path:
     log = folder / "build.log"
 
     def make(tmp: Path) -> None:
+        print(f"building the C++ generator {bench.path} with {found} (once per machine and "
+              "version of its files; a minute or two) ...", file=sys.stderr, flush=True)
         src = folder / "src"
         if src.is_symlink():  # planted: removed, never written through
             src.unlink()

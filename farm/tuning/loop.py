@@ -40,6 +40,7 @@ from farm.execution.leases import lease_dir
 from farm.execution.pool import DevicePool
 from farm.execution.scheduler import RoundScheduler, shared
 from farm.execution.session import choose
+from farm.machine.toolchain import prepare_here
 from farm.model import weights
 from farm.model.trainer import HalideTrainer, Trainer
 from farm.report.progress import Progress, format_duration, format_ms, plural
@@ -102,6 +103,8 @@ def autotune(run_dir: str | os.PathLike, settings: TuneSettings, address: str | 
     validate_root(root, settings, by_class(chosen))
     check_here(chosen)
     lease_dir()  # (the device leases' folder: refused before Ray starts, too)
+    if pool is None and cluster.local:
+        prepare_here(settings.target)  # said, not built in silence by the compile workers
     try:
         with cluster:
             if pool is not None:

@@ -6,6 +6,7 @@ verdict against beam-32 with the baseline weights (farm.stats.verdict).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -156,18 +157,31 @@ def run_bench(names: list[str], device_ids: list[str] | None, weights_file: str 
             pool = session.pool(infos, target)
             for bench in benches:
                 progress(f"{bench.label} on {', '.join(i.id for i in infos)} ...")
-                rows += _bench_one(bench, target, parallelism, here, run, pool, retimes)
+                rows += _bench_one(bench, target, parallelism, here, run, pool, retimes,
+                                   progress)
     return rows
 
 
-def _bench_one(bench, target, parallelism, tuned, run, pool, retimes) -> list[dict]:
+def _bench_one(bench, target, parallelism, tuned, run, pool, retimes, progress
+               ) -> list[dict]:
     specs = variants(bench, target, parallelism, tuned, run)
+    started = time.monotonic()
+    progress(f"  building {len(specs)} schedules ({', '.join(label for label, _ in specs)}; "
+             "a beam-32 search takes seconds to minutes) ...")
     built = compare.build(pool, [compare.Variant(label, spec, against=_against(label))
                                  for label, spec in specs], BUILD_TIMEOUT_S)
+    progress(f"  built in {time.monotonic() - started:.0f} s")
     rows = []
     for handle in list(pool.usable()):
+        started = time.monotonic()
+
+        def said(n: int, device=handle.info.id, started=started) -> None:
+            left = (time.monotonic() - started) / n * (retimes - n)
+            progress(f"  re-timed {n}/{retimes} on {device}, interleaved"
+                     + (f"; ~{left:.0f} s left" if n < retimes else ""))
+
         results = compare.retime(pool, built, parallelism, TimingConfig(), retimes,
-                                 device=handle.info.id)
+                                 device=handle.info.id, on_round=said)
         for label, spec in specs:
             c = results[label]
             rows.append({"benchmark": bench.label, "device_id": handle.info.id,

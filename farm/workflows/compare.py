@@ -211,13 +211,14 @@ def settled(pairs: Iterable[tuple[Hashable, Hashable]]) -> Callable[[Mapping], b
 
 def retime(pool, built: Mapping[Hashable, BuiltVariant], threads: int, timing: TimingConfig,
            rounds: int, *, device: str | None = None,
-           decided: Callable[[dict], bool] | None = None, timeout_s: float | None = None
-           ) -> dict[Hashable, Compared]:
+           decided: Callable[[dict], bool] | None = None, timeout_s: float | None = None,
+           on_round: Callable[[int], None] | None = None) -> dict[Hashable, Compared]:
     """Re-time every ready variant of `built` `rounds` times, interleaved, in one
     pool.retime call on `device` (else any one; `decided`: stop early once it says so,
     `timeout_s`: per timing, as pool.retime); every variant of `built` compared, by key. A
     variant sharing another's build has that one's timings; a verdict needs the variant
-    (without an error of its own) and its reference timed."""
+    (without an error of its own) and its reference timed. `on_round(n)`: after each
+    round of re-timings (for progress)."""
     binaries = {key: b.binary for key, b in built.items() if b.ready}
     errors: dict[Hashable, str] = {}
     options: dict[str, Any] = {"device": device, "errors": errors}
@@ -225,6 +226,8 @@ def retime(pool, built: Mapping[Hashable, BuiltVariant], threads: int, timing: T
         options["decided"] = decided
     if timeout_s is not None:
         options["timeout_s"] = timeout_s
+    if on_round is not None:
+        options["on_round"] = on_round
     times = pool.retime(binaries, threads, timing, rounds, **options) if binaries else {}
     if binaries and not times:
         lost = f"device {device} is lost" if device else "no device is left"
