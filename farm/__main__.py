@@ -1,3 +1,3 @@
-from farm.cli import main
+from farm import console
 
-raise SystemExit(main())
+raise SystemExit(console())
