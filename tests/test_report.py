@@ -68,9 +68,11 @@ def test_export_writes_samples_halides_trainer_reads(run, tmp_path):
     rows = [r for r in SampleStore(run / "samples").read().to_pylist() if r["status"] == "ok"]
     samples = sorted((tmp_path / "x").glob("*.sample"))
     assert len(samples) == len(rows)
-    by_id = {r["sample_id"]: r for r in rows}
+    # named as Halide's loop names its samples: PIPELINE_batch_ROUND_sample_INDEX
+    by_name = {f"{r['benchmark']}_batch_{r['round']:04d}_sample_{r['index']:04d}": r
+               for r in rows}
     for s in samples:
-        row = by_id[s.stem]
+        row = by_name[s.stem]
         assert s.stat().st_size == len(row["featurization"]) + 12
         assert s.with_suffix("").with_suffix(".schedule.h").read_text() == \
             row["schedule_source"]

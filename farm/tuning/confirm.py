@@ -90,9 +90,9 @@ def _decide(verdicts: dict[str, verdict.Verdict],
         [(name, v)] = verdicts.items()
         found = f"{v.describe()} than the start weights' ({name})"
     else:
-        found = (f"geometric mean {verdict.factor(gmean)} of the start weights' on "
-                 f"{len(verdicts)} pipelines, significantly slower on "
-                 f"{', '.join(slower) or 'none'}")
+        found = (f"over {len(verdicts)} pipelines, in geometric mean "
+                 f"{verdict.factor(gmean)} than the start weights', significantly slower "
+                 f"on {', '.join(slower) or 'none'}")
     word = "confirmed" if passed else "not confirmed"
     return Confirmation(passed, f"{word} by a fresh re-timing of its beam search: {found}",
                         verdicts, medians)

@@ -197,16 +197,21 @@ def _against(label: str) -> str | None:
 
 def format_table(rows: list[dict]) -> str:
     groups = compare.grouped(rows, lambda r: (r["benchmark"], r["device_id"]))
+    shown = compare.present(rows, VARIANTS)
+    against = [(heading, v) for heading, v in (
+        ("manual / baseline", "manual"), ("tuned / baseline", "beam32 tuned"),
+        ("run best / baseline", "run best")) if v in shown]  # a column of nothing: left out
     return compare.format_table(
         ("benchmark", "device"), ((key, groups[key]) for key in sorted(groups)),
-        compare.present(rows, VARIANTS),
-        (("tuned / baseline", "beam32 tuned"), ("run best / baseline", "run best")),
-        _versus) + ("\nagainst beam32 baseline: median of paired interleaved re-timings "
-                    "with a 95% bootstrap interval (README: how ratios read)")
+        shown, against, _versus) + (
+        "\nagainst beam32 baseline: median of paired interleaved re-timings with a 95% "
+        "bootstrap interval (docs/autotuning.md: how ratios read)")
 
 
 def _versus(rows: compare.Rows, variant: str) -> str:
     r = rows.get(variant)
+    if r is None and variant == "run best":
+        return "not the run's pipeline"  # (--run's best is of its own pipeline only)
     if variant == "beam32 tuned" and r is not None and r["weights_sha256"] and \
             r["weights_sha256"] == rows.get(BASELINE, {}).get("weights_sha256"):
         return "same weights (tuning kept the baseline)"

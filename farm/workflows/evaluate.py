@@ -306,7 +306,7 @@ def format_table(rows: list[dict]) -> str:
         [(f"{v} / baseline", v) for v in shown if v != BASELINE],
         lambda mine, v: compare.versus(mine.get(v), (SAME_WEIGHTS, SAME_SCHEDULE))) + (
         "\nagainst beam-32 with the start weights (baseline): median of paired interleaved "
-        "re-timings with a 95% bootstrap interval (README: how ratios read)")
+        "re-timings with a 95% bootstrap interval (docs/autotuning.md: how ratios read)")
 
 
 def _others(bench: str, mine: Mapping[str, dict]) -> str:
