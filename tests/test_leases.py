@@ -20,6 +20,7 @@ from farm.devices.timing import TimingConfig
 from farm.execution import leases
 from farm.execution.leases import Holder, Lease
 from farm.execution.pool import DevicePool
+from farm.machine import targets
 from farm.testing import SyntheticBuilder, open_synthetic, synthetic_infos
 
 
@@ -266,3 +267,21 @@ def test_the_lease_folder_is_held_as_the_gates(tmp_path, monkeypatch):
         os.chown(path, 65534, 65534)
         with pytest.raises(leases.LeaseError, match="belongs to uid 65534"):
             leases.lease_dir()
+
+
+def test_an_embedded_clusters_job_is_not_shown_as_a_ray_job(ray_leases):
+    """`farm devices` showed RAY JOB 01000000 for every local job: the one job of every
+    embedded cluster. On a shared cluster the job is shown."""
+    from farm.testing import FakeCluster
+
+    shown = {}
+    for local in (True, False):
+        [info] = synthetic_infos(1, node=f"job-test-{local}", seconds=0.01)
+        pool = DevicePool.on_cluster([info], targets.resolve(None), SyntheticBuilder(),
+                                     FakeCluster([info], local=local), opener=open_synthetic,
+                                     holder="run")
+        ray.get(pool.handles[0].actor.run.remote(b"x", 1, TimingConfig()))
+        pool.shutdown()
+        [line] = leases.history(info.id, ray_leases)
+        shown[local] = line["job"]
+    assert shown[True] == "" and shown[False] == ray.get_runtime_context().get_job_id()

@@ -90,6 +90,9 @@ class DevicePool:
     quarantine_s: float = QUARANTINE_S
     lost_after: int = LOST_AFTER
     holder: str = ""  # who the device leases are for: the run directory, or the command
+    # the Ray job that holds them, shown by `farm devices`: on a shared cluster only (every
+    # embedded cluster's one job is 01000000, which tells nobody anything)
+    show_job: bool = True
 
     @classmethod
     def create(cls, devices: list[DeviceInfo], builder: Builder, *, compile_slots: int = 1,
@@ -111,6 +114,7 @@ class DevicePool:
         # (devices found without Ray have no node id: this machine is the whole cluster)
         nodes = ({d.node_id for d in devices if d.node_id} or None) if target.is_android \
             else None
+        options.setdefault("show_job", not cluster.local)
         return cls.create(devices, builder, compile_slots=cluster.compile_slots(nodes),
                           build_on_device_node=target.is_android, **options)
 
@@ -122,7 +126,8 @@ class DevicePool:
         # made DeviceActor an ActorClass
         return DeviceActor.options(  # type: ignore[attr-defined]
             scheduling_strategy=strategy).remote(
-            info, self.opener, self.builder, build, self.depth, self.run_grace_s, self.holder)
+            info, self.opener, self.builder, build, self.depth, self.run_grace_s, self.holder,
+            self.show_job)
 
     def refresh(self, found: list[DeviceInfo]) -> list[str]:
         """Take in devices that appeared and drop those that disappeared (between rounds)."""

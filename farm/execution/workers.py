@@ -195,7 +195,8 @@ class DeviceActor:
     keeps other jobs' timings off it meanwhile."""
 
     def __init__(self, info: DeviceInfo, opener, builder: Builder, build_options: dict,
-                 depth: int = 2, run_grace_s: float = RUN_GRACE_S, holder: str = ""):
+                 depth: int = 2, run_grace_s: float = RUN_GRACE_S, holder: str = "",
+                 show_job: bool = True):
         # A device that cannot be opened (or whose lease folder cannot be used) answers
         # every call with its Fault: raised here, the typed error would reach the driver
         # only as the text of an ActorDiedError, after Ray restarted the actor to fail again
@@ -204,7 +205,7 @@ class DeviceActor:
         self._lease: Lease | None = None
         try:
             self._lease = Lease(info.id, Holder.here(
-                holder, ray.get_runtime_context().get_job_id()))
+                holder, ray.get_runtime_context().get_job_id() if show_job else ""))
             self.device = opener(info)
         except Exception as e:
             self.fault = fault_of(e, info.id, opening=True)
