@@ -75,8 +75,9 @@ CAPTIONS = {
 }
 TITLE_NAMES = 6  # pipelines a title names; a bigger campaign's says how many
 PAGE_LIMIT = 4_900_000  # bytes: a page stays under 5 MB, to mail and to open on a phone
-FINALIST_HEADER = ("finalist", "median ms", "ms timed during its round",
-                   "vs start weights' beam search, 95% interval", "verdict",
+# what a reader on a phone needs first (the verdict), then the figures behind it
+FINALIST_HEADER = ("finalist", "verdict", "vs start weights' beam search, 95% interval",
+                   "median ms", "ms timed during its round",
                    "re-timings ms: min, quartiles, max")
 STYLE = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1b1f24;
@@ -112,7 +113,8 @@ pre { overflow: auto; max-height: 24em; background: #f6f8fa; padding: 6px 8px;
 .samples tbody tr { cursor: pointer; } .samples tr.chosen td { background: #ddf4ff; }
 .samples-filter { width: 100%; max-width: 32em; padding: 4px 6px; font: inherit; }
 @media (max-width: 600px) { body { font-size: 14px; padding: 8px; }
-  table { font-size: 0.8em; } th, td { padding: 2px 4px; } }
+  table { font-size: 0.8em; } th, td { padding: 2px 4px; }
+  td, td:first-child, td.text { white-space: normal; min-width: 0; } }
 """
 
 
@@ -259,11 +261,12 @@ def _results(s: Section, level: int, with_handed: bool = True) -> list[str]:
     rep, h = s.report, f"h{level}"
     out = []
     if rep.best is not None:
-        rows = [(*row, spread(f.retimes_ms))
-                for row, f in zip(finalist_rows(rep.best), rep.best.finalists, strict=True)]
+        rows = [(name, word, versus, median, timed, spread(f.retimes_ms))
+                for (name, median, timed, versus, word), f in zip(
+                    finalist_rows(rep.best), rep.best.finalists, strict=True)]
         out += [f"<{h}>Final re-timing</{h}>",
                 table(FINALIST_HEADER, rows, best=lambda r: r[0].endswith(" (best/)"),
-                       verdict_column=4),
+                       verdict_column=1),
                 '<p class="note">Medians of interleaved re-timings on one device; each '
                 "is against beam search with the start weights, with a 95% bootstrap "
                 "interval: faster or slower only when the interval says so "

@@ -108,8 +108,12 @@ document.querySelectorAll(".samples").forEach(box => {
   let key = -1, dir = 1;
   data.header.forEach((h, c) => {
     const th = document.createElement("th");
-    th.textContent = h; th.dataset.col = c; th.title = "click to sort";
-    th.addEventListener("click", () => { dir = key === c ? -dir : 1; key = c; draw(); });
+    th.textContent = h; th.dataset.col = c; th.title = "click (or Enter) to sort";
+    th.tabIndex = 0; th.setAttribute("aria-sort", "none");  // reachable by keyboard
+    const sort = () => { dir = key === c ? -dir : 1; key = c; draw(); };
+    th.addEventListener("click", sort);
+    th.addEventListener("keydown", e => {
+      if (e.key === "Enter" || e.key === " ") { e.preventDefault(); sort(); } });
     head.appendChild(th);
   });
   const cmp = (a, b) => {
@@ -144,8 +148,11 @@ document.querySelectorAll(".samples").forEach(box => {
       });
       return tr;
     }));
-    head.querySelectorAll("th").forEach(th => { th.dataset.sorted =
-      Number(th.dataset.col) === key ? (dir > 0 ? "up" : "down") : ""; });
+    head.querySelectorAll("th").forEach(th => {
+      const mine = Number(th.dataset.col) === key;
+      th.dataset.sorted = mine ? (dir > 0 ? "up" : "down") : "";
+      th.setAttribute("aria-sort", mine ? (dir > 0 ? "ascending" : "descending") : "none");
+    });
     count.textContent = `${out.length} of ${rows.length} rows shown`;
   }
   filter.addEventListener("input", draw);
