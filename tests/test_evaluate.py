@@ -365,6 +365,25 @@ def test_identical_weights_are_built_and_timed_once(three, tmp_path):
     assert {r["device_id"] for r in rows} == {"cpu@n"}
 
 
+def test_a_pipelines_rows_are_kept_as_it_is_timed_and_reused_only_for_the_same_models(
+        three, tmp_path):
+    """An evaluation of five apps lost the four already timed when the fifth ran out of
+    memory: each pipeline's rows are written the moment it is timed, and a rerun into the
+    same --out keeps them when they time the same weights."""
+    plan = evaluate.prepare(three.path)
+    models = _models(plan, weights.perturbed(plan.start, 1, 0.01),
+                     weights.perturbed(plan.start, 2, 0.01))
+    pipeline = plan.pipelines[0]
+    rows = evaluate.time_pipeline(plan, pipeline, models, FakePool(), "cpu@n", 6,
+                                  progress=lambda _: None)
+    assert evaluate.kept_rows(tmp_path, plan, pipeline, models) is None
+    evaluate.keep_rows(tmp_path, pipeline, rows)
+    assert evaluate.kept_rows(tmp_path, plan, pipeline, models) == rows
+    other = _models(plan, weights.perturbed(plan.start, 3, 0.01),
+                    weights.perturbed(plan.start, 2, 0.01))
+    assert evaluate.kept_rows(tmp_path, plan, pipeline, other) is None
+
+
 def test_weights_that_plan_the_baselines_schedule_are_timed_once(three):
     plan = evaluate.prepare(three.path)
     pooled, loo = (weights.perturbed(plan.start, s, 0.01) for s in (1, 2))
@@ -463,6 +482,12 @@ def test_evaluate_a_small_campaign_end_to_end(tmp_path):
     for name in ("pooled", "loo-median3x3", "loo-conv3x3a16+conv3x3a32"):
         assert weights.load(evaluated / "weights" / f"{name}.weights")
         assert (evaluated / "weights" / f"{name}.log").exists()
+    # run again into the same folder: each pipeline timed before is kept, not re-timed (the
+    # models train to the same weights: training is a function of its rows and recipe)
+    again = farm("evaluate", run.path, "--repeats", "2", "--weights-for", f"median3x3={own}",
+                 timeout=600, check=0).stdout
+    assert again.count("timed by an earlier evaluate") == 3 and "built in" not in again
+    assert pq.read_table(evaluated / "evaluate.parquet").to_pylist() == rows
 
 
 def test_weights_for_a_pipeline_with_generator_parameters(tmp_path):

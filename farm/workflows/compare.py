@@ -322,8 +322,13 @@ def write_results(rows: list[dict], schema: pa.Schema, parquet_path: Path, png_p
                   plot: Callable[[list[dict], Path], Path]) -> tuple[Path, Path]:
     """The rows as Parquet at `parquet_path` (`schema`'s columns) and `plot` of them at
     `png_path`; both paths."""
-    parquet_path.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.Table.from_pylist(rows, schema=schema)
-    # whole or not at all, and a link planted at the path replaced, not written through
-    atomic.write_with(parquet_path, lambda tmp: pq.write_table(table, tmp))
+    write_rows(rows, schema, parquet_path)
     return parquet_path, plot(rows, png_path)
+
+
+def write_rows(rows: list[dict], schema: pa.Schema, path: Path) -> None:
+    """The rows as Parquet at `path` (`schema`'s columns): whole or not at all, and a link
+    planted at the path replaced, not written through."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pylist(rows, schema=schema)
+    atomic.write_with(path, lambda tmp: pq.write_table(table, tmp))

@@ -287,12 +287,56 @@ def run_evaluate(ev: Evaluation, out: Path, device_ids: Sequence[str] | None = N
                     raise pool.no_device_left()
                 raise MissingPrerequisite("every device was lost while timing; see `farm "
                                           "devices`, fix them and run again")
+            kept = kept_rows(out, ev, pipeline, models)
+            if kept is not None:
+                progress(f"{pipeline.name}: timed by an earlier evaluate into {out}, kept "
+                         "(a new --out times it again)")
+                rows += kept
+                continue
             device = usable[i % len(usable)].info.id
-            rows += time_pipeline(ev, pipeline, models, pool, device, retimes, progress)
+            mine = time_pipeline(ev, pipeline, models, pool, device, retimes, progress)
+            keep_rows(out, pipeline, mine)  # at once: a later pipeline may fail (memory)
+            rows += mine
             for event in pool.events:
                 progress(f"warning: {event}")
             pool.events.clear()
     return Result(rows, models, [i.id for i in infos])
+
+
+# each pipeline's rows as soon as it is timed ----------------------------------------------
+
+def _kept_path(out: Path, pipeline: PipelineRecord) -> Path:
+    return out / "pipelines" / f"{path_name(pipeline.name)}.parquet"
+
+
+def keep_rows(out: Path, pipeline: PipelineRecord, rows: list[dict]) -> None:
+    """OUT/pipelines/NAME.parquet: the pipeline's rows, written whole the moment it is timed
+    (an evaluation of five apps once lost four timed pipelines when the fifth ran out of
+    memory)."""
+    from farm.atomic import real_dir
+
+    real_dir(out / "pipelines", out)
+    compare.write_rows(rows, SCHEMA, _kept_path(out, pipeline))
+
+
+def kept_rows(out: Path, ev: Evaluation, pipeline: PipelineRecord,
+              models: Mapping[str, Model]) -> list[dict] | None:
+    """The rows an earlier evaluate into `out` kept for `pipeline`, when they time what this
+    one would (the same variants with the same weights, on this target); else None."""
+    path = _kept_path(out, pipeline)
+    if not path.is_file():
+        return None
+    import pyarrow.parquet as pq
+
+    try:
+        rows = pq.read_table(path).to_pylist()
+    except (OSError, pa.ArrowException):  # damaged: timed again
+        return None
+    wanted = {(v.label, v.weights.sha256 if v.weights else None)
+              for v in variants_for(ev, pipeline.name, models)}
+    have = {(r["variant"], r["weights_sha256"]) for r in rows}
+    same = have == wanted and all(r["target"] == ev.target.compile for r in rows)
+    return rows if same else None
 
 
 # output -----------------------------------------------------------------------------
