@@ -614,3 +614,17 @@ def test_judge_times_other_weights_of_the_run_labelled_judged(three, tmp_path, c
                                 str(tmp_path / "none.weights")), "none.weights", "not exist")
     assert_user_error(farm_here(capsys, "evaluate", three.path, "--judge", str(other)),
                       "--judge", "--on")
+
+
+def test_a_corpus_campaign_is_judged_leave_family_out_by_default():
+    from farm.pipelines import catalog
+    from farm.workflows.evaluation import make_groups
+
+    families = catalog.corpus_families()
+    if len(families) < 2:
+        pytest.skip("the corpus has fewer than two families")
+    (a, first), (b, second) = list(families.items())[:2]
+    names = [first[0].name, f"{first[-1].name}:x=1", second[0].name, "median3x3"]
+    groups = {g.members for g in make_groups(names)}
+    assert (names[0], names[1]) in groups or len(first) == 1
+    assert (second[0].name,) in groups and ("median3x3",) in groups

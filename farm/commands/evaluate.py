@@ -23,9 +23,10 @@ def add_parser(sub) -> None:
         epilog="LEAVE-ONE-OUT: for each group of pipelines, a model trained the same way on "
         "the samples of every other group only, so it has never seen the pipeline it is "
         "timed on: what a new pipeline of the device class can expect from the campaign's "
-        "model. A group is one pipeline, or near twins left out together (conv3x3a16 and "
-        "conv3x3a32 by default; --together for others), since a model that saw one has as "
-        "good as seen the other. Pooled minus leave-one-out is what training on the "
+        "model. A group is one pipeline, or pipelines left out together by default: near "
+        "twins (conv3x3a16 and conv3x3a32) and the pipelines of each corpus family "
+        "(leave-family-out; `farm benchmarks` lists the families); --together for others, "
+        "since a model that saw one has as good as seen the other. Pooled minus leave-one-out is what training on the "
         "pipeline itself adds. The models, their training logs, the Parquet rows and a plot "
         "go to --out.")
     p.add_argument("run_dir", metavar="RUN_DIR",

@@ -62,8 +62,9 @@ class Group:
 def make_groups(names: Sequence[str], together: Sequence[str] | None = None,
                 twins: Sequence[Sequence[str]] = catalog.TWINS) -> list[Group]:
     """The leave-one-out groups of pipelines `names`, in their order: those `together`
-    names ("A,B" each), else the built-in `twins` of which the run has two or more; every
-    other pipeline alone."""
+    names ("A,B" each), else the built-in `twins` of which the run has two or more and the
+    run's pipelines of each corpus family (leave-family-out: a model that saw a family's
+    other pipelines has as good as seen this one); every other pipeline alone."""
     order = {n: i for i, n in enumerate(names)}
     wanted: list[tuple[str, ...]] = []
     if together:
@@ -79,8 +80,13 @@ def make_groups(names: Sequence[str], together: Sequence[str] | None = None,
                                f"{','.join(names[:2])})")
             wanted.append(members)
     else:
-        wanted = [g for g in (tuple(m for m in twin if m in order) for twin in twins)
-                  if len(g) >= 2]
+        families: dict[str, list[str]] = {}
+        for n in names:  # a generator's parameter sets are of its family
+            family = catalog.family_of(n.split(":")[0])
+            if family is not None:
+                families.setdefault(family, []).append(n)
+        wanted = [g for g in (*(tuple(m for m in twin if m in order) for twin in twins),
+                              *(tuple(f) for f in families.values())) if len(g) >= 2]
     owner: dict[str, tuple[str, ...]] = {}
     for members in wanted:
         for m in members:
