@@ -44,9 +44,12 @@ def one_try(delay: float) -> tuple[int, str, int]:
     ray_tmp.mkdir()
     env = dict(os.environ, RAY_TMPDIR=str(ray_tmp))
     farm = str(Path(sys.executable).with_name("farm"))
+    # SIGINT as a terminal delivers it: a shell's background job (this script under `&`)
+    # ignores it, and so would the farm it starts
     proc = subprocess.Popen([farm, "autotune", "median3x3", "--rounds", "1", "--batch-size",
                              "4", "--out", str(work / "run")], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(delay)
     proc.send_signal(signal.SIGINT)
     try:
