@@ -43,6 +43,11 @@ def test_a_run_gives_its_samples_rounds_and_best_schedule(tuned):
     assert best.schedule_text == best.schedule_path.read_text() and "Func" in best.schedule_text
     assert best.weights_path.is_file() and best.library_path.name.endswith(".a")
     assert any(f.label == "manual schedule" for f in best.finalists)
+    # a verdict always, the start weights' own beam search included (it held None)
+    assert best.vs_start is not None and best.vs_start.verdict
+    winner = next(f for f in best.finalists if f.label == best.label)
+    if "beam search with start weights" in (winner.label, *winner.also):
+        assert best.vs_start.ratio == 1.0
     # the old names keep working, with a warning that names the new one
     for old, new in (("schedule", "schedule_path"), ("schedule_source", "schedule_text"),
                      ("weights", "weights_path"), ("library", "library_path")):

@@ -11,9 +11,17 @@ import pyarrow as pa
 
 from farm.deprecation import renamed
 from farm.errors import BadInput, MissingPrerequisite, RunDirError
-from farm.store.records import FinalistRecord, Manifest, RoundRecord, VerdictRecord
+from farm.store.records import (
+    START_LABEL,
+    FinalistRecord,
+    Manifest,
+    RoundRecord,
+    VerdictRecord,
+)
 from farm.store.rundir import RunDir
 
+
+SAME_AS_START = "the start weights' beam search itself"
 
 @dataclass(frozen=True)
 class Best:
@@ -26,7 +34,9 @@ class Best:
     schedule_text: str  # that file's text ("" when it is missing)
     library_path: Path | None  # best/NAME.a, to link with the Halide runtime
     weights_path: Path  # the weights file that planned it
-    vs_start: VerdictRecord | None  # against beam-32 with the start weights
+    # against beam-32 with the start weights; when the best is that beam search itself, a
+    # ratio of 1.0 with the verdict SAME_AS_START
+    vs_start: VerdictRecord | None
     finalists: list[FinalistRecord] = field(default_factory=list)  # every schedule re-timed
     # its timing during the round that measured it (a sample's; None for a beam search
     # built at the end): once, few repeats, beside other work (docs/autotuning.md: a round)
@@ -105,9 +115,14 @@ class Run:
         schedule = run.best_schedule(name, scope or "", record.library)
         library = run.best_path(scope or "") / record.library if record.library else None
         winner = record.finalist_labelled(record.finalist)
+        vs_start = winner.vs_start if winner else None
+        if winner is not None and vs_start is None and \
+                START_LABEL in (winner.label, *winner.also):  # it is the start's beam search
+            pairs = sum(t is not None for t in winner.retimes_ms)
+            vs_start = VerdictRecord(1.0, 1.0, 1.0, pairs, SAME_AS_START)
         return Best(pipeline or m.generator, record.finalist, record.runtime_ms, schedule,
                     _text(run, schedule), library,
-                    run.retiming_weights(record), winner.vs_start if winner else None,
+                    run.retiming_weights(record), vs_start,
                     list(record.finalists),
                     winner.round_ms if winner and winner.round_ms is not None
                     else record.recorded_ms)
