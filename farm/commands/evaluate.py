@@ -26,8 +26,8 @@ def add_parser(sub) -> None:
         "model. A group is one pipeline, or pipelines left out together by default: near "
         "twins (conv3x3a16 and conv3x3a32) and the pipelines of each corpus family "
         "(leave-family-out; `farm benchmarks` lists the families); --together for others, "
-        "since a model that saw one has as good as seen the other. Pooled minus leave-one-out is what training on the "
-        "pipeline itself adds. The models, their training logs, the Parquet rows and a plot "
+        "since a model that saw one has as good as seen the other. Pooled minus "
+        "leave-one-out is what training on the pipeline itself adds. The models, their training logs, the Parquet rows and a plot "
         "go to --out.")
     p.add_argument("run_dir", metavar="RUN_DIR",
                    help="a `farm autotune` campaign run directory (two pipelines or more); "

@@ -20,7 +20,6 @@ from farm.store.records import (
 )
 from farm.store.rundir import RunDir
 
-
 SAME_AS_START = "the start weights' beam search itself"
 
 @dataclass(frozen=True)
