@@ -623,7 +623,7 @@ def test_a_corpus_campaign_is_judged_leave_family_out_by_default():
     families = catalog.corpus_families()
     if len(families) < 2:
         pytest.skip("the corpus has fewer than two families")
-    (a, first), (b, second) = list(families.items())[:2]
+    (_, first), (_, second) = list(families.items())[:2]
     names = [first[0].name, f"{first[-1].name}:x=1", second[0].name, "median3x3"]
     groups = {g.members for g in make_groups(names)}
     assert (names[0], names[1]) in groups or len(first) == 1

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import shutil
-import threading
 import struct
+import threading
 from pathlib import Path
 
 import pytest

@@ -27,8 +27,8 @@ def add_parser(sub) -> None:
         "twins (conv3x3a16 and conv3x3a32) and the pipelines of each corpus family "
         "(leave-family-out; `farm benchmarks` lists the families); --together for others, "
         "since a model that saw one has as good as seen the other. Pooled minus "
-        "leave-one-out is what training on the pipeline itself adds. The models, their training logs, the Parquet rows and a plot "
-        "go to --out.")
+        "leave-one-out is what training on the pipeline itself adds. The models, their "
+        "training logs, the Parquet rows and a plot go to --out.")
     p.add_argument("run_dir", metavar="RUN_DIR",
                    help="a `farm autotune` campaign run directory (two pipelines or more); "
                    "with --on, any run directory: a pre-training, a campaign, a single run")
