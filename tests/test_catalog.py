@@ -43,9 +43,11 @@ def test_same_file_loads_twice_in_one_process(user_file):
     assert pygen.generator_class(second) is not pygen.generator_class(first)
 
 
-def test_unknown_builtin_lists_the_known_ones():
-    with pytest.raises(BenchmarkError, match=r"median3x3.*sobel"):
-        catalog.resolve("median5x5")
+def test_an_unknown_builtin_gets_a_did_you_mean_and_where_the_known_ones_are():
+    with pytest.raises(BenchmarkError, match=r"did you mean median3x3\? `farm benchmarks`"):
+        catalog.resolve("median3x4")
+    with pytest.raises(BenchmarkError, match=r"unknown benchmark 'zzz'; `farm benchmarks`"):
+        catalog.resolve("zzz")
 
 
 def test_missing_generator_name_lists_what_the_file_has(user_file):
