@@ -191,7 +191,7 @@ def test_the_recipe_is_finalize_final_fresh_long_and_the_cli_says_its_defaults()
 def test_a_run_of_one_pipeline_is_refused(tmp_path, capsys):
     run = _campaign(tmp_path / "one", {"median3x3": _feats("median3x3", 10)})
     assert_user_error(farm_here(capsys, "evaluate", run.path), "tunes one pipeline",
-                      "median3x3", "at least two")
+                      "median3x3", "at least two", f"farm evaluate {run.path} --on BENCH")
     assert not (run.path / "evaluate").exists()
 
 

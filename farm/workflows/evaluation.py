@@ -203,7 +203,9 @@ def prepare(run_dir: str | Path, together: Sequence[str] | None = None,
     if len(pipelines) < 2:
         which = f"one pipeline ({names[0]})" if names else "no pipeline"
         raise RunDirError(f"{run.path} tunes {which}; leave-one-out needs a campaign of at "
-                          "least two pipelines (autotune several benchmarks into one run)")
+                          "least two pipelines (autotune several benchmarks into one run); "
+                          "to judge its weights on pipelines it never saw: farm evaluate "
+                          f"{run.path} --on BENCH [BENCH ...]")
     groups = make_groups(names, together)
     if len(groups) < 2:
         raise BadInput(f"the run's pipelines ({', '.join(names)}) form one group left out "
