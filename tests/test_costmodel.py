@@ -1,5 +1,6 @@
 """Training with Halide's own trainer: its command line, the .sample cache, bounded logs."""
 
+import os
 import subprocess
 
 import numpy as np
@@ -95,3 +96,19 @@ def test_training_is_a_function_of_its_rows_steps_rate_and_seed(tmp_path):
                                  steps=4, rate=1e-3, num_cores=32)
         shas.append(result.weights.sha256)
     assert shas[0] == shas[1]
+
+
+def test_a_killed_trainings_folder_is_removed_by_the_next(tmp_path, monkeypatch):
+    """After kill -9, /tmp/farm-train-* folders were left behind for good."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    left = tmp_path / f"{costmodel.TRAIN_DIR_PREFIX}{dead.pid}-abc"
+    left.mkdir()
+    (left / "initial.weights").write_bytes(b"x")
+    alive = tmp_path / f"{costmodel.TRAIN_DIR_PREFIX}{os.getpid()}-def"
+    alive.mkdir()
+    costmodel.sweep_dead_trainings()
+    assert not left.exists() and alive.exists()

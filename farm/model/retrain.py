@@ -149,7 +149,8 @@ def train(files: SampleFiles, table: pa.Table, initial: Weights, *, steps: int, 
     trainer = halide_env().tool("adams2019_retrain_cost_model")
     names = files.sync(rows)
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="farm-train-") as tmp_name:
+    sweep_dead_trainings()
+    with tempfile.TemporaryDirectory(prefix=f"{TRAIN_DIR_PREFIX}{os.getpid()}-") as tmp_name:
         tmp = Path(tmp_name)
         initial_path = tmp / "initial.weights"
         initial_path.write_bytes(initial.data)
@@ -178,6 +179,27 @@ def train(files: SampleFiles, table: pa.Table, initial: Weights, *, steps: int, 
     loss, train_rate = _last_loss(log)
     return TrainResult(weights, loss, train_rate, len(names), distinct, log=log,
                        seconds=time.perf_counter() - start)
+
+
+TRAIN_DIR_PREFIX = "farm-train-"  # then the pid of the process whose training it holds
+
+
+def sweep_dead_trainings() -> None:
+    """Remove the temporary folders of trainings whose process is gone (a driver killed
+    with kill -9 leaves its folder behind; nothing else would ever remove it)."""
+    import shutil
+
+    import psutil
+
+    for folder in Path(tempfile.gettempdir()).glob(f"{TRAIN_DIR_PREFIX}*"):
+        pid = folder.name[len(TRAIN_DIR_PREFIX):].split("-", 1)[0]
+        try:
+            mine = folder.lstat().st_uid == os.getuid() and folder.is_dir() and \
+                not folder.is_symlink()
+        except OSError:
+            continue
+        if mine and pid.isdigit() and not psutil.pid_exists(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def bounded_log(text: str) -> str:
