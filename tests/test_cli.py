@@ -414,3 +414,9 @@ def test_bench_says_what_it_does_while_it_builds_and_re_times(tmp_path):
     assert "building 2 schedules (manual, beam32 baseline" in out
     assert re.search(r"built in \d+ s", out)
     assert "re-timed 1/2 on" in out and "re-timed 2/2 on" in out
+
+
+def test_a_refused_bench_makes_no_out_folder(tmp_path, capsys, no_ray):
+    out = tmp_path / "bench-out"
+    assert_user_error(farm_here(capsys, "bench", "nosuch", "--out", out), "unknown benchmark")
+    assert not out.exists()

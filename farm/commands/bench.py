@@ -30,19 +30,19 @@ def add_parser(sub) -> None:
 
 def main(args) -> int:
     from farm import api
-    from farm.atomic import writable_dir
+    from farm.atomic import check_writable_dir, writable_dir
     from farm.report.output import printable
     from farm.workflows.bench import format_table, write_results
 
     def say(text: str = "") -> None:  # names from a --run: control characters escaped
         print(printable(text, lines=True), flush=True)
 
-    out = writable_dir(args.out)
+    check_writable_dir(args.out)  # refused now; made only once there is something to write
     rows = api.bench(args.benchmarks, devices=args.devices, weights=args.weights,
                      run=args.run, address=args.address, retimes=args.retimes,
                      progress=say).to_pylist()
     say()
     say(format_table(rows))
-    table, plot = write_results(rows, out)
+    table, plot = write_results(rows, writable_dir(args.out))
     say(f"\nrows: {table}\nplot: {plot}")
     return 0
