@@ -34,6 +34,7 @@ import functools
 import os
 import secrets
 import socket
+import stat
 import sys
 import time
 from datetime import UTC, datetime
@@ -228,7 +229,11 @@ class RunDir(BestFolders):
             for sub in ("samples", "weights", "rounds", "training"):
                 atomic.real_dir(self.path / sub, self.path)
             fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT | os.O_APPEND |
-                         os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+                         os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o666)
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO there hung a resume
+                os.close(fd)
+                raise RunDirError(f"{self.path / '.lock'} is not a regular file (a FIFO, a "
+                                  "device): no file the farm writes; remove it and rerun")
             lock = os.fdopen(fd, "a+")  # held until close()
         except OSError as e:
             if e.errno == errno.ELOOP:
@@ -254,7 +259,12 @@ class RunDir(BestFolders):
     def holder(self) -> str | None:
         """Who is running the run now ("pid N on HOST since T"), or None when nobody is."""
         try:
-            with open(self.path / ".lock") as lock:
+            fd = os.open(self.path / ".lock", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+                         | os.O_NONBLOCK)  # a FIFO planted there hung `farm report --html`
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                return None
+            with os.fdopen(fd) as lock:
                 if not _take(lock, fcntl.LOCK_SH, 0.0):
                     return _holder_line(lock)
                 fcntl.flock(lock, fcntl.LOCK_UN)

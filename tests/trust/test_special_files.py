@@ -63,6 +63,17 @@ def test_a_fifo_where_the_manifest_belongs_is_refused_at_once(tmp_path):
     assert isinstance(error, RunDirError) and "not a regular file" in str(error)
 
 
+def test_a_fifo_where_the_runs_lock_belongs_neither_hangs_a_reader_nor_a_resume(tmp_path):
+    """`farm report --html` hung on it; a resume was refused only after 52 s, "cannot be
+    written (None)"."""
+    run = v1_run(tmp_path / "run")
+    (run.path / ".lock").unlink(missing_ok=True)
+    os.mkfifo(run.path / ".lock")
+    assert _quick(run.holder) is None
+    error = _quick(run.open)
+    assert isinstance(error, RunDirError) and "not a regular file" in str(error)
+
+
 def test_a_registry_record_that_is_a_fifo_or_nested_deep_is_skipped(tmp_path):
     fifo = tmp_path / "model.json"
     os.mkfifo(fifo)
