@@ -206,6 +206,10 @@ def recorded(ref: str, sha256: str, named: Sequence[str], where: str, again: str
     path = generator_path(ref)
     if path is None:
         return resolve(ref, sha256 or None)
+    if not sha256:  # nothing to check its files against: a record emptied, or forged
+        raise RunDirError(f"{where} names the generator {path} but records no sha256 of its "
+                          "files, so the farm cannot tell it is the generator the run tuned; "
+                          "tune it in a new run")
     mine = next((arg for arg in named if names_path(arg, path)), None)
     if mine is None:
         raise RunDirError(f"{where} names the generator {path}, and the farm runs no code a "

@@ -60,6 +60,8 @@ class StopBeforeWork(FarmError):
 class StopSession:
     """Stands for DeviceSession (and a Cluster): the command got past every refusal."""
 
+    local = False  # (a cluster's: nothing is built on this machine before it is entered)
+
     def __init__(self, *args, **kwargs):
         pass
 
