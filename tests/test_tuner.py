@@ -346,7 +346,7 @@ def test_a_resume_one_class_refuses_changes_no_class(baseline, tmp_path):
     (last / "manifest.json").write_text(json.dumps(manifest))
     run = tmp_path / "run"
     before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
-    with pytest.raises(RunDirError, match="batch_size 8, not 4"):
+    with pytest.raises(RunDirError, match="--batch-size 8, not 4"):
         tune(2)
     after = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
     assert after == before
@@ -501,7 +501,7 @@ def test_a_refused_resume_leaves_the_run_as_it_was(farm_of, tmp_path):
     run = tmp_path / "run"
     farm_of(run, rounds=1)
     before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
-    with pytest.raises(RunDirError, match="batch_size 8, not 4"):
+    with pytest.raises(RunDirError, match="--batch-size 8, not 4"):
         farm_of(run, rounds=2, batch=4)
     after = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
     assert after == before
