@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from farm.atomic import replace_bytes
 from farm.errors import BadInput, DiskFull, MissingPrerequisite
 from farm.paths import user_dir
 
@@ -78,7 +79,7 @@ def build_once(path: Path, make: Callable[[Path], None]) -> Path:
             digest = _digest_path(path)
             try:
                 make(tmp)
-                _write_new(digest, _digest(tmp).encode())
+                replace_bytes(digest, _digest(tmp).encode())
                 os.replace(tmp, path)
             finally:
                 tmp.unlink(missing_ok=True)
@@ -119,12 +120,3 @@ def _digest(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def _write_new(path: Path, data: bytes) -> None:
-    """`path` replaced by `data` atomically, through no link."""
-    tmp = path.with_name(f".tmp{os.getpid()}{secrets.token_hex(4)}-{path.name}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
