@@ -286,8 +286,9 @@ def _check_file(path: Path) -> None:
     if not stat.S_ISREG(os.lstat(path).st_mode):  # (FileNotFoundError: gone, as below)
         raise DatasetError(f"{path} is not a regular file (a link, a FIFO: no file the farm "
                            f"writes); {_DAMAGED_FIX}")
-    try:
-        schema = pq.read_schema(path)
+    try:  # the footer, read once: the schema and the row groups' sizes and statistics
+        meta = pq.read_metadata(path)
+        schema = meta.schema.to_arrow_schema()
     except FileNotFoundError:
         raise  # not corrupt: gone, as a compaction removes round files
     except (pa.ArrowInvalid, OSError) as e:
@@ -301,7 +302,7 @@ def _check_file(path: Path) -> None:
     if missing:
         raise DatasetError(f"{path} is not a farm sample file (missing columns: "
                            f"{', '.join(missing[:5])}); move it out of the run")
-    _check_sizes_and_rounds(path, schema)
+    _check_sizes_and_rounds(path, schema, meta)
 
 
 MAX_ROW_BYTES = 4 << 20  # a row's featurization, schedule and error: far less, even for
@@ -312,15 +313,9 @@ MAX_ROW_BYTES = 4 << 20  # a row's featurization, schedule and error: far less, 
 MAX_TEXT_CHARS = {"error": 16 << 10, "log": 64 << 10, "schedule_source": 1 << 20}
 
 
-def _check_sizes_and_rounds(path: Path, schema: pa.Schema) -> None:
-    """From the file's footer, before any row is read: rows of a sane size, and of the
-    rounds its name says (round-NNNNNN.parquet, rounds-A-B.parquet)."""
-    try:
-        meta = pq.read_metadata(path)
-    except FileNotFoundError:
-        raise  # gone, as a compaction removes round files
-    except (pa.ArrowInvalid, OSError) as e:
-        raise DatasetError(f"{path} is corrupt ({e}); {_DAMAGED_FIX}") from None
+def _check_sizes_and_rounds(path: Path, schema: pa.Schema, meta: pq.FileMetaData) -> None:
+    """From the file's footer (`meta`), before any row is read: rows of a sane size, and of
+    the rounds its name says (round-NNNNNN.parquet, rounds-A-B.parquet)."""
     size = sum(meta.row_group(g).total_byte_size for g in range(meta.num_row_groups))
     if meta.num_rows and size > MAX_ROW_BYTES * meta.num_rows:
         raise DatasetError(f"{path} holds {size / 2**20:.0f} MB in {meta.num_rows} rows, more "
