@@ -13,7 +13,6 @@ import re
 import sys
 
 from farm.candidate import COMPILE_WALL_FACTOR, DEFAULT_PARALLELISM
-from farm.errors import BadInput
 from farm.machine import limits
 from farm.pipelines.benchmark import FORMS
 
@@ -62,12 +61,9 @@ def positive_float(text: str, bound: str | None = None) -> float:
 
 
 def _bounded(value, bound: str | None):
-    if bound is None:
-        return value
-    try:
-        limits.check(bound, value)
-    except BadInput as e:  # argparse names the option: the bound and why are the rest
-        raise argparse.ArgumentTypeError(str(e).split(" ", 1)[1]) from None
+    wrong = limits.past_bound(bound, value) if bound is not None else None
+    if wrong:  # argparse names the option: the bound and why are the rest
+        raise argparse.ArgumentTypeError(wrong)
     return value
 
 

@@ -63,6 +63,15 @@ def check(name: str, value: float, option: str | None = None) -> float:
     flag = option or "--" + name.replace("_", "-")
     if isinstance(value, float) and not math.isfinite(value):
         raise BadInput(f"{flag} {value}: give a finite number")
+    wrong = past_bound(name, value)
+    if wrong:
+        raise BadInput(f"{flag} {wrong}")
+    return value
+
+
+def past_bound(name: str, value: float) -> str | None:
+    """What is wrong with a finite `value` of option `name` ("N is more than M (why)"), or
+    None within its bound."""
     if name == "batch_size":
         most: float = max_batch_size()
         why = (f"a round's candidates are held in the driver, ~"
@@ -70,6 +79,4 @@ def check(name: str, value: float, option: str | None = None) -> float:
                f"{psutil.virtual_memory().total / 2**30:.0f} GB")
     else:
         most, why = BOUNDS[name].most, BOUNDS[name].why
-    if value > most:
-        raise BadInput(f"{flag} {_shown(value)} is more than {_shown(most)} ({why})")
-    return value
+    return f"{_shown(value)} is more than {_shown(most)} ({why})" if value > most else None
