@@ -89,8 +89,7 @@ def found(rep: Report, parts: Sequence[Report], h: str) -> list[str]:
         use = f"farm run {shlex.quote(bench)} --weights {shlex.quote(str(weights_path.resolve()))}"
         out.append(command(use, "build a pipeline with them:"))
         record = run.read_best_weights_record()
-        if record is None or not m.start_weights_sha256 or \
-                record.weights_sha256 != m.start_weights_sha256:  # start weights: no model
+        if record is None or not m.is_start_weights(record.weights_sha256 or ""):  # else no model
             out.append(command(
                 f"farm models promote {shlex.quote(str(run.path.resolve()))}",
                 "make them the current model of their class (every new run without "

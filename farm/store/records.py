@@ -126,6 +126,11 @@ class Manifest(JsonRecord):
     def pipeline(self, name: str) -> PipelineRecord | None:
         return next((p for p in self.all_pipelines() if p.name == name), None)
 
+    def is_start_weights(self, sha256: str) -> bool:
+        """Whether weights of this `sha256` are the run's own start weights (a hand-over of
+        them is no model the run trained; an import records none)."""
+        return bool(self.start_weights_sha256) and sha256 == self.start_weights_sha256
+
     @property
     def pretraining(self) -> bool:
         """A `farm pretrain` run: a campaign of pipelines drawn from `benchmark`, a

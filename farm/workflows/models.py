@@ -79,7 +79,7 @@ def promote(run_dir: str | Path, device_class: str | None = None,
                        f"records (sha256 {w.sha256[:16]}, recorded "
                        f"{handed.weights_sha256[:16]}): the run's hand-over was changed; "
                        "rerun its command to hand over again")
-    if manifest.start_weights_sha256 and w.sha256 == manifest.start_weights_sha256:
+    if manifest.is_start_weights(w.sha256):
         why = f" ({handed.reason})" if handed and handed.reason else ""
         raise BadInput(f"{run.path} handed over its start weights{why}: nothing it trained "
                        "passed its checks, so there is no new model to promote")
