@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -26,6 +27,7 @@ from farm.devices.base import DeviceInfo
 from farm.devices.timing import TimingConfig
 from farm.errors import FarmError, WorkFailed
 from farm.execution.cluster import ClusterLike
+from farm.execution.memory import CompileMemory, smallest_node_mb
 from farm.execution.workers import (
     MAX_DEPTH,
     RUN_GRACE_S,
@@ -45,10 +47,25 @@ QUARANTINE_S = 30.0  # first quarantine; doubles each time
 LOST_AFTER = 4  # quarantines before a device counts as lost
 CLOSE_S = 10.0  # a device's clean-up at the end, before its actor is ended anyway
 DEVICE_TRIES = 2  # times a timing is handed to a device before it counts as device_lost
+# A device whose actor died takes no work until its restarted actor answers a first call:
+# sent at once, that call can reach the dead process before Ray has noticed, and fail.
+REJOIN_TRIES = 10  # first calls that may fail so before the device counts a failure
+REJOIN_PAUSE_S = 1.0
 
 
 class NoUsableDevice(WorkFailed):
     """Every device is lost; committed rounds stay as they are."""
+
+
+@dataclass
+class Rejoin:
+    """The first call to a device's restarted actor (one that sets it up again), made
+    anew until it answers."""
+
+    call: Callable[[], Any]  # makes the call: an ObjectRef
+    ref: Any
+    at: float  # when it was made (monotonic)
+    tries: int = 1
 
 
 @dataclass
@@ -64,9 +81,11 @@ class DeviceHandle:
     busy_s: float = 0.0
     last_error: str = ""
     failed_at: float = 0.0  # when a call of it last failed (monotonic)
+    rejoin: Rejoin | None = None  # its actor died: no work until the restarted one answers
 
     def available(self, now: float, depth: int) -> bool:
-        return not (self.lost or self.held >= depth or self.quarantined_until > now)
+        return not (self.lost or self.held >= depth or self.quarantined_until > now
+                    or self.rejoin is not None)
 
 
 def open_device(info: DeviceInfo, isolation: str = "pause"):
@@ -93,6 +112,7 @@ class DevicePool:
     # the Ray job that holds them, shown by `farm devices`: on a shared cluster only (every
     # embedded cluster's one job is 01000000, which tells nobody anything)
     show_job: bool = True
+    memory: CompileMemory = field(default_factory=CompileMemory)  # what compiles declare
 
     @classmethod
     def create(cls, devices: list[DeviceInfo], builder: Builder, *, compile_slots: int = 1,
@@ -104,6 +124,7 @@ class DevicePool:
                    depth=depth, **options)
         for info in devices:
             pool.handles.append(DeviceHandle(info, pool._actor(info)))
+        pool.memory.cap_mb = smallest_node_mb()
         return pool
 
     @classmethod
@@ -157,6 +178,7 @@ class DevicePool:
 
     def _take(self, handles: list[DeviceHandle]) -> DeviceHandle | None:
         """The least loaded of `handles` with room for a call, its call counted."""
+        self.settle()
         now = time.monotonic()
         free = [h for h in handles if h.available(now, self.depth)]
         if not free:
@@ -209,6 +231,34 @@ class DevicePool:
         handle.quarantined_until = time.monotonic() + wait
         self.events.append(f"{handle.info.id} quarantined for {wait:.0f} s after "
                            f"{self.quarantine_after} failures in a row: {error}")
+
+    def rejoin(self, handle: DeviceHandle, call: Callable[[], Any]) -> None:
+        """`handle`'s actor died and Ray restarts it: `call()` is its first call (made
+        again until it answers); the device takes no work meanwhile."""
+        handle.rejoin = Rejoin(call, call(), time.monotonic())
+
+    def settle(self) -> None:
+        """Restarted actors that answered their first call take work again (not waited
+        for); one whose first call kept failing counts a failure."""
+        for h in self.usable():
+            r = h.rejoin
+            if r is None or not ray.wait([r.ref], timeout=0)[0]:
+                continue
+            try:
+                ray.get(r.ref)
+                h.rejoin = None
+            except RayError as e:
+                if r.tries >= REJOIN_TRIES:
+                    h.rejoin = None
+                    self.failed(h, f"{type(e).__name__}: {first_line(e)}")
+                elif time.monotonic() - r.at >= REJOIN_PAUSE_S:
+                    h.rejoin = Rejoin(r.call, r.call(), time.monotonic(), r.tries + 1)
+
+    def wait_rejoined(self, handle: DeviceHandle) -> None:
+        """Until `handle`'s restarted actor answers its first call, or counts a failure."""
+        while handle.rejoin is not None and not handle.lost:
+            ray.wait([handle.rejoin.ref], timeout=REJOIN_PAUSE_S)
+            self.settle()
 
     def lose(self, handle: DeviceHandle, error: str) -> None:
         self._retire([handle], f"{handle.info.id} lost: {error}")
@@ -291,8 +341,9 @@ class DevicePool:
         # num_returns=3: each call gives three ObjectRefs, which ray's stubs type as one
         refs = [cast("list[ray.ObjectRef]", candidate_task.options(
             num_cpus=self.builder.cpus, **compile_options(tuple(self.faulty_nodes)),
+            **self.memory.options(spec),
             **({"scheduling_strategy": _on_node(nodes[i % len(nodes)])} if nodes else {}),
-        ).remote(self.builder, plan, i, 1, None, timeout_s)) for i in range(len(specs))]
+        ).remote(self.builder, plan, i, 1, None, timeout_s)) for i, spec in enumerate(specs)]
         # as if built one after another: a backstop for hangs, CPU time bounds the rest
         deadline = time.monotonic() + COMPILE_WALL_FACTOR * timeout_s * len(specs)
         out: list[tuple[Built | None, object, object]] = []
@@ -302,6 +353,8 @@ class DevicePool:
             except (RayError, GetTimeoutError):
                 ray.cancel(meta, force=True)
                 built = None
+            if built is not None:
+                self.memory.measured(specs[len(out)], built.result)
             out.append((built, binary, library))
         return out
 
@@ -339,9 +392,13 @@ class DevicePool:
                 except GetTimeoutError:
                     ray.kill(handle.actor, no_restart=False)
                     self.failed(handle, f"no answer within {timeout_s:g} s")
+                    self.rejoin(handle, handle.actor.activity.remote)
+                    self.wait_rejoined(handle)
                     continue
                 except RayError as e:
                     self.failed(handle, f"{type(e).__name__}: {first_line(e)}")
+                    self.rejoin(handle, handle.actor.activity.remote)
+                    self.wait_rejoined(handle)
                     continue
                 handle.busy_s += time.monotonic() - started
                 if m.fault is not None:

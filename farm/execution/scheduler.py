@@ -12,6 +12,7 @@ device_lost; a device that keeps failing is quarantined (farm.execution.pool).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import deque
 from collections.abc import Mapping
@@ -115,7 +116,7 @@ class RoundScheduler:
         keep = keep_below_ms or {}
         self._plan_key += 1
         for h in self.pool.usable():
-            h.actor.begin.remote(self._plan_key, plan, seen)
+            self._begin(h)
         total = len(plan.specs())
         self.counts = Counts(total=total)
         self.outcomes = {}
@@ -137,6 +138,10 @@ class RoundScheduler:
                 self.on_update(self.counts)
                 last_done, last_update = self.counts.done, time.monotonic()
         return [self.outcomes[i] for i in range(total)]
+
+    def _begin(self, handle: DeviceHandle):
+        """Give `handle`'s actor the batch's plan (the ObjectRef of the call)."""
+        return handle.actor.begin.remote(self._plan_key, self.plan, self.seen)
 
     def _look(self) -> None:
         """After slow_s without an answer, ask the devices holding work what it is doing and
@@ -188,7 +193,9 @@ class RoundScheduler:
 
     def _prepare(self, job: Job) -> Job:
         self.tries[job.index] = self.tries.get(job.index, 0) + 1
-        job = replace(job, avoid_nodes=tuple(sorted(self.pool.faulty_nodes)))
+        job = replace(job, avoid_nodes=tuple(sorted(self.pool.faulty_nodes)),
+                      compile_options=tuple(self.pool.memory.options(
+                          self.plan.spec(job.index)).items()))
         best = self.best_ms.get(self.plan.group(job.index))
         if best is None or self.plan.is_beam(job.index):  # a beam search is timed in full
             return job
@@ -209,7 +216,8 @@ class RoundScheduler:
         for ref, answer in zip(ready, answers, strict=True):
             jobs, handle, submitted = self.calls.pop(ref)
             if isinstance(answer, Exception):  # its actor died; Ray restarts it, planless
-                handle.actor.begin.remote(self._plan_key, self.plan, self.seen)
+                if handle.rejoin is None:
+                    self.pool.rejoin(handle, functools.partial(self._begin, handle))
                 error = describe_death(answer)
                 for job in jobs:
                     self._device_failed(job, handle, submitted, error, None)
@@ -257,6 +265,8 @@ class RoundScheduler:
     def _finish(self, done: Done) -> None:
         built = done.built
         attempts = built.attempts if built else 1
+        if built is not None:
+            self.pool.memory.measured(self.plan.spec(done.index, attempts), built.result)
         if done.status in TRANSIENT and built is not None and built.key is not None:
             self._release(built.key, self.plan.owner(done.index))
         self.outcomes[done.index] = Outcome(
