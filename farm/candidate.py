@@ -127,6 +127,9 @@ class BuildResult:
     host: str = ""
     log: str = ""  # tail of the compile log when it failed
     fault: Fault | None = None  # status fault: the lasting fault the compile met
+    # the compile process's peak resident memory in MB, the processes it started included
+    # (farm.build.process); None where it was not watched
+    memory_mb: float | None = None
 
     @property
     def ok(self) -> bool:

@@ -153,7 +153,8 @@ class SyntheticBuilder(Builder):
                                 "find -lsynthetic", schedule=schedule, host=SYNTHETIC), b"",
                     None)
         return (BuildResult(OK, schedule=schedule, codegen_s=self.seconds, link_s=0.0,
-                            host=SYNTHETIC), seed.to_bytes(8, "little"), None)
+                            host=SYNTHETIC, memory_mb=float(64 + seed % 64)),
+                seed.to_bytes(8, "little"), None)
 
 
 class ReplayBuilder(Builder):

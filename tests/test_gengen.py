@@ -277,6 +277,46 @@ def test_a_python_compile_over_its_budget_ends_only_its_compile_process(host, ba
     assert set(_compile_tmp()) == others
 
 
+def test_a_compile_over_its_memory_limit_is_a_memory_row_and_peaks_are_measured(
+        host, baseline, tmp_path, monkeypatch):
+    """The compile process is ended past its memory limit (a row with cause
+    compile_error:memory, never Ray's OOM retries), and every result carries its peak."""
+    from farm.build import process as compile_process
+    from farm.store.samples import cause
+
+    hog = tmp_path / "hog.py"
+    hog.write_text(
+        "import time\nimport halide as hl\n"
+        "@hl.generator(name='hog')\nclass Hog:\n"
+        "    mb = hl.GeneratorParam(0)\n"
+        "    input = hl.InputBuffer(hl.UInt(8), 1)\n"
+        "    output = hl.OutputBuffer(hl.UInt(8), 1)\n"
+        "    def generate(g):\n"
+        "        held = b'x' * (int(g.mb) << 20)  # resident: every page written\n"
+        "        time.sleep(2 if held else 0)\n"
+        "        x = hl.Var('x')\n"
+        "        g.output[x] = g.input[x] + 1\n"
+        "        g.input.set_estimates([(0, 1024)])\n"
+        "        g.output.set_estimates([(0, 1024)])\n")
+    limit = 1 << 30
+    monkeypatch.setattr(compile_process, "compile_memory_limit", lambda: limit)
+    process = compile_process.CompileProcess()
+    try:
+        result, binary, _ = process.call("build", probe(catalog.resolve(f"{hog}:hog"), host,
+                                                        baseline), cpu_limit_s=60.0)
+        assert result.ok and binary and 0 < result.memory_mb < limit / 2**20
+        result, binary, _ = process.call(
+            "build", probe(catalog.resolve(f"{hog}:hog:mb=1536"), host, baseline),
+            cpu_limit_s=60.0)
+        assert cause(result.status, result.error) == "compile_error:memory", result.error
+        assert not binary and result.memory_mb > limit / 2**20
+        result, binary, _ = process.call("build", probe(catalog.resolve(f"{hog}:hog"), host,
+                                                        baseline), cpu_limit_s=60.0)
+        assert result.ok and binary  # a fresh compile process took over
+    finally:
+        process.close()
+
+
 def _compile_tmp():
     """The temporary folders of this process's compile processes."""
     import tempfile

@@ -216,3 +216,84 @@ def test_a_worker_killed_for_memory_is_said_to_be_so():
         "device_lost:memory"
     assert cause("compile_error", f"compile (memory): {MEMORY_KILLED}") == \
         "compile_error:memory"
+
+
+@ray.remote(num_cpus=0)
+class _Flaky:
+    """Answers its `failures` first calls with an error, as a restarting actor's first
+    calls may."""
+
+    def __init__(self, failures: int):
+        self.left = failures
+
+    def call(self) -> str:
+        self.left -= 1
+        if self.left >= 0:
+            raise RuntimeError("the actor is restarting")
+        return "up"
+
+
+def _wait_settled(pool, handle, timeout=30):
+    end = time.monotonic() + timeout
+    while handle.rejoin is not None and time.monotonic() < end:
+        pool.settle()
+        time.sleep(0.05)
+
+
+def test_a_restarted_device_takes_work_only_once_its_first_call_answered(monkeypatch):
+    from farm.execution import pool as pool_module
+
+    monkeypatch.setattr(pool_module, "REJOIN_PAUSE_S", 0.0)
+    pool = _pool(synthetic_infos(1, seconds=0.01))
+    handle = pool.handles[0]
+    flaky = _Flaky.remote(2)
+    pool.rejoin(handle, flaky.call.remote)
+    assert pool.acquire() is None  # no work while it rejoins
+    _wait_settled(pool, handle)
+    assert handle.rejoin is None and handle.failures == 0  # two failed first calls are free
+    assert pool.acquire() is handle
+    pool.shutdown()
+
+
+def test_a_device_whose_restarted_actor_never_answers_counts_a_failure(monkeypatch):
+    from farm.execution import pool as pool_module
+
+    monkeypatch.setattr(pool_module, "REJOIN_PAUSE_S", 0.0)
+    pool = _pool(synthetic_infos(1, seconds=0.01))
+    handle = pool.handles[0]
+    flaky = _Flaky.remote(pool_module.REJOIN_TRIES)
+    pool.rejoin(handle, flaky.call.remote)
+    _wait_settled(pool, handle)
+    assert handle.rejoin is None and handle.failures == 1
+    assert "the actor is restarting" in handle.last_error
+    pool.shutdown()
+
+
+def test_a_compile_declares_its_pipelines_measured_peak_within_the_smallest_node(spec_for):
+    from farm.candidate import BuildResult
+    from farm.execution.memory import DEFAULT_MB, MARGIN, CompileMemory, smallest_node_mb
+
+    memory = CompileMemory(cap_mb=4096)
+    probe, beam = spec_for("median3x3", beam_size=1), spec_for("median3x3")
+    assert memory.declare_mb(probe) == memory.declare_mb(beam) == DEFAULT_MB  # unmeasured
+    memory.measured(beam, BuildResult(OK, memory_mb=2000.0))
+    memory.measured(beam, BuildResult(OK, memory_mb=1500.0))  # the peak is kept
+    assert memory.declare_mb(beam) == 2000.0 * MARGIN
+    assert memory.declare_mb(probe) == DEFAULT_MB  # a probe is measured on its own
+    memory.measured(beam, BuildResult(OK, memory_mb=9000.0))
+    assert memory.declare_mb(beam) == 4096  # never more than a node has
+    assert memory.options(beam) == {"memory": 4096 << 20}
+    assert 0 < smallest_node_mb() < 2**40 / 2**20  # this test's Ray: one node
+
+
+def test_compile_tasks_declare_memory_and_rows_record_the_peak(spec_for):
+    pool = _pool(synthetic_infos(1, seconds=0.01))
+    outcomes = _run(spec_for, pool, batch=3)
+    assert [o.status for o in outcomes] == [OK] * 3
+    assert pool.memory.cap_mb is not None and pool.memory.cap_mb > 0
+    expected: dict = {}  # the peak of each kind of compile (beam search, probe)
+    for o in outcomes:
+        key = (o.spec.benchmark.label, (o.spec.beam_size or 0) > 1)
+        expected[key] = max(expected.get(key, 0.0), o.build.memory_mb)
+    assert pool.memory.peaks == expected and all(v >= 64 for v in expected.values())
+    pool.shutdown()

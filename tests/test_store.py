@@ -125,7 +125,7 @@ V1_RUN = Path(__file__).parent / "data" / "v1-run"  # written by the previous re
 def test_files_carry_their_schema_version(tmp_path):
     store = SampleStore(tmp_path)
     path = store.commit_round(1, _rows(1))
-    assert file_version(pq.read_schema(path)) == SCHEMA_VERSION == 5
+    assert file_version(pq.read_schema(path)) == SCHEMA_VERSION == 6
 
 
 def test_a_run_of_the_previous_release_reads_with_new_columns_as_nulls(tmp_path):
@@ -141,7 +141,7 @@ def test_a_run_of_the_previous_release_reads_with_new_columns_as_nulls(tmp_path)
     assert {r["status"] for r in table.to_pylist()} <= {"ok", "duplicate"}
     store.commit_round(2, [{**_rows(2)[0], "planner": "b1-d1@accepted"}])
     merged = store.compact(min_files=2)  # one file of each version
-    assert file_version(pq.read_schema(merged)) == 5
+    assert file_version(pq.read_schema(merged)) == 6
     both = store.read(["round", "planner"]).to_pylist()
     assert sorted((r["round"], r["planner"]) for r in both)[-1] == (2, "b1-d1@accepted")
     assert build_report(run).rounds[0]["candidates"] == 8  # the report reads it too

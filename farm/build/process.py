@@ -16,6 +16,13 @@ by killing its worker leaves nothing running) and is paused with it (farm.device
 registered process's children too). A crash inside Halide or LLVM ends only the child:
 the candidate is a compile_error with the child's exit status (crashed when it was
 SIGKILLed, as the kernel's OOM killer does), and the worker carries on.
+
+Memory is watched the same way: while a call runs, a thread samples the resident memory
+of the child and the processes it started. The peak goes with the result (what the
+driver declares to Ray for the pipeline's next compiles, farm.execution.memory), and a
+child past its limit (farm.machine.limits.compile_memory_limit) is ended: the candidate is
+a compile_error whose cause is compile_error:memory, before the node runs short and Ray's
+memory monitor kills workers at random.
 """
 
 from __future__ import annotations
@@ -29,14 +36,60 @@ import subprocess
 import sys
 import tempfile
 import threading
+from dataclasses import replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 
 import psutil
 
 from farm.candidate import COMPILE_ERROR, COMPILE_TIMEOUT, CRASHED, BuildResult, CandidateSpec
+from farm.machine.limits import compile_memory_limit
 
 _CALLS = ("autoschedule_result", "build")  # the farm.build.compile functions a child runs
+SAMPLE_S = 0.1  # how often a compile's memory is sampled
+
+
+class _MemoryWatch:
+    """The peak resident memory of a process and its descendants while a call runs; the
+    process killed once they pass `limit` bytes."""
+
+    def __init__(self, proc: subprocess.Popen, limit: int):
+        self.limit, self.peak, self.over = limit, 0, False
+        self._proc = psutil.Process(proc.pid)
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._done.is_set():
+            rss = _resident(self._proc)
+            self.peak = max(self.peak, rss)
+            if rss > self.limit:
+                self.over = True
+                self._proc.kill()
+                return
+            self._done.wait(SAMPLE_S)
+
+    def stop(self) -> float:
+        """The peak in MB."""
+        self._done.set()
+        self._thread.join()
+        return self.peak / 2**20
+
+
+def _resident(proc: psutil.Process) -> int:
+    """Bytes resident in `proc` and its descendants (0 once it is gone)."""
+    total = 0
+    try:
+        family = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    for p in family:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:  # ended meanwhile
+            continue
+    return total
 
 
 class CompileProcess:
@@ -55,11 +108,20 @@ class CompileProcess:
         assert name in _CALLS
         with self._lock:
             send, receive = self._connection()
+            assert self._proc is not None
+            watch = _MemoryWatch(self._proc, compile_memory_limit())
             try:
                 send.send((name, spec, cpu_limit_s))
-                return receive.recv()
+                answer = receive.recv()
             except (EOFError, OSError):
-                return self._died(name, cpu_limit_s)
+                answer = None
+            peak_mb = watch.stop()
+            if answer is None:
+                answer = self._died(name, cpu_limit_s, watch)
+            if name == "build":
+                result, binary, library = answer
+                return replace(result, memory_mb=peak_mb), binary, library
+            return replace(answer, memory_mb=peak_mb)
 
     def _connection(self) -> tuple[Connection, Connection]:
         """(send, receive) to the child, started first if there is none alive."""
@@ -83,13 +145,18 @@ class CompileProcess:
                       Connection(from_child[0], writable=False))
         return self._conn
 
-    def _died(self, name: str, cpu_limit_s: float | None):
+    def _died(self, name: str, cpu_limit_s: float | None, watch: _MemoryWatch):
         assert self._proc is not None
         code = self._proc.wait()
         self._proc = self._conn = None
         self._remove_tmp()
         host = socket.gethostname()
-        if code == -signal.SIGXCPU and cpu_limit_s is not None:
+        if watch.over:  # (the prefix gives the row its cause, compile_error:memory)
+            result = BuildResult(COMPILE_ERROR, host=host, error=(
+                f"compile (memory): ended on {host} after it used more than "
+                f"{watch.limit / 2**30:.1f} GB, half of the machine's memory; it needs a "
+                "machine with more memory, or a smaller beam (farm run --beam-size)"))
+        elif code == -signal.SIGXCPU and cpu_limit_s is not None:
             result = BuildResult(COMPILE_TIMEOUT, host=host, error=(
                 f"compile on {host}: ran out of its {cpu_limit_s:.0f} s of CPU "
                 "(--compile-timeout)"))

@@ -20,6 +20,16 @@ from farm.errors import BadInput
 # spare; a round holds its whole batch at once.
 DRIVER_BYTES_PER_CANDIDATE = 1 << 20
 MEMORY_SHARE = 0.5  # of the driver's machine, for a round's candidates
+# Of a node's memory, what one compile may use before it is ended (a row with cause
+# compile_error:memory): past half, a second compile on the node could not run beside it,
+# and Ray's memory monitor would kill workers at random instead (a beam-32 compile of a
+# local Laplacian pipeline took 5-6 GB).
+COMPILE_MEMORY_SHARE = 0.5
+
+
+def compile_memory_limit() -> int:
+    """Bytes one compile on this machine may use."""
+    return int(psutil.virtual_memory().total * COMPILE_MEMORY_SHARE)
 
 
 @dataclass(frozen=True)
@@ -34,6 +44,7 @@ BOUNDS = {
     "beam_size": Bound(1_024, "the autoscheduler's time and memory grow with the beam; "
                               "beam 32 is Adams2019's own search"),
     "retimes": Bound(1_000, "each re-timing times every schedule once more"),
+    "seeds": Bound(16, "each seed trains a model per group of pipelines"),
     "train_steps": Bound(100_000, "a training step is one pass over every pipeline"),
     "timeout_s": Bound(7 * 86_400, "a timeout must end: a week at most"),
     "budget_s": Bound(366 * 86_400, "a year at most"),

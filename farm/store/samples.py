@@ -75,11 +75,14 @@ SCHEMA = pa.schema([
     # its round (the model's own units, not ms), recorded at commit; null without a
     # featurization or where the model could not be run
     ("predicted", pa.float64()),
+    # version 6: the compile's peak resident memory in MB (farm.build.process); null where
+    # nothing was compiled or it was not watched
+    ("compile_memory_mb", pa.float64()),
 ])
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 # The columns each version added; a file of version v has every column up to v.
 ADDED_IN = {2: ("planner",), 3: ("cause",), 4: ("timing_started_at", "timing_ended_at"),
-            5: ("predicted",)}
+            5: ("predicted",), 6: ("compile_memory_mb",)}
 REQUIRED = [f.name for f in SCHEMA if not any(f.name in c for c in ADDED_IN.values())]
 _VERSION_KEY = b"farm.schema_version"
 

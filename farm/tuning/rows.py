@@ -104,6 +104,7 @@ def outcome_row(manifest: Manifest, round_no: int, o: Outcome,
         "autoschedule_s": schedule.autoschedule_s if schedule else None,
         "codegen_s": build.codegen_s if build else None,
         "link_s": build.link_s if build else None,  # None: never compiled (e.g. a duplicate)
+        "compile_memory_mb": build.memory_mb if build else None,
         "run_s": m.run_s if m else None,
         "runtime_ms": runtime_ms,
         "runtimes_ms": runtimes,
