@@ -307,6 +307,26 @@ def evaluate(run_dir: str | Path, out: str | Path | None = None, *,
                           workflow.summary(result.rows), rows_path, plot_path)
 
 
+def train_class_model(device_class: str, out: str | Path, *,
+                      from_runs: Sequence[str | Path] = (), seeds: int = 3,
+                      devices: Sequence[str] | None = None, address: str | None = None,
+                      retimes: int = 10, force: bool = False, progress=None):
+    """`farm models train --class C`: candidate models trained on the class's real work
+    (its registered runs and `from_runs`), judged leave-family-out with beam 32 and
+    interleaved re-timings on its devices; the winner registered for the class with that
+    evidence, and made current when it is significantly slower on no validation pipeline
+    (or `force`). Written to `out`; resumes there."""
+    from farm.atomic import writable_dir
+    from farm.store.rundir import refuse_a_run
+    from farm.workflows import class_model
+
+    work = class_model.gather(device_class, from_runs, seeds)
+    refuse_a_run(out, "models train")
+    return class_model.train_class_model(
+        work, Path(writable_dir(str(out))), device_ids=devices, address=address,
+        retimes=retimes, force=force, progress=progress or (lambda text: None))
+
+
 def devices(address: str | None = None, history: int = 0) -> FoundDevices:
     """`farm devices`: every device of this machine (or of the cluster at `address`), each
     with its class and what keeps it from use; notes on what kept others from being found;

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from farm.commands import options
 from farm.report.output import columns, printable
 
-HEADER = ("CLASS", "CURRENT", "MODEL", "PROMOTED (UTC)", "KIND", "ROUNDS", "SAMPLES", "SOURCE")
+HEADER = ("CLASS", "CURRENT", "MODEL", "PROMOTED (UTC)", "KIND", "ROUNDS", "SAMPLES",
+          "EVIDENCE (UNSEEN PIPELINES)", "SOURCE")
 
 EPILOG = """the registry:
   Each device class (as `farm devices` names it) has a current model: a new `farm run`,
@@ -34,16 +36,51 @@ def add_parser(sub) -> None:
     m.add_argument("--class", dest="promote_class", metavar="C",
                    help="the class to promote for: the run's own (needed for a run over "
                    "several classes; another class's is refused)")
+    m.add_argument("--force", action="store_true",
+                   help="promote even when the run's evidence (its `farm evaluate` rows) "
+                   "shows the model significantly slower on a pipeline it never saw")
+    t = msub.add_parser(
+        "train", help="train a model for a device class from its real work, judged "
+        "leave-family-out, and register it with its evidence",
+        description="Pools the rows of the class's registered runs (campaigns, single "
+        "runs, imports; pre-trainings on random pipelines are left out) and of each "
+        "--from RUN_DIR; trains --seeds models from Halide's baseline weights (seed 0 on "
+        "every row, seed s on 80%% of each pipeline's rows drawn with s) and their mean "
+        "(the soup); judges each leave-family-out: for each group of pipelines (a corpus "
+        "family, near twins, else one pipeline), a model trained without the group, its "
+        "pipelines built with beam 32 and re-timed interleaved against the baseline. The "
+        "candidate slower on the fewest unseen pipelines, then fastest in geometric mean, "
+        "is trained on every row and registered; it becomes the class's current model when "
+        "it is significantly slower on none (else: --force).")
+    t.add_argument("--class", dest="train_class", metavar="C", required=True,
+                   help="the device class (as `farm devices` names it)")
+    t.add_argument("--from", dest="from_runs", metavar="RUN_DIR", nargs="+", action="extend",
+                   default=[], help="runs of the class to train on as well (campaigns, "
+                   "single runs, `farm import --out` folders)")
+    t.add_argument("--seeds", type=options.bounded_int("seeds"), default=3, metavar="N",
+                   help="seeds per recipe (default 3: each trains a model per group of "
+                   "pipelines, and the soup is their mean)")
+    options.add_retimes(t, default=10, help="interleaved re-timings per schedule "
+                        "(default 10)")
+    options.add_devices(t, help="devices of the class to time on (default: every usable "
+                        "one of the class)")
+    options.add_out(t, "DIR", required=True, help="where the models, the rows of each "
+                    "pipeline (kept: a rerun resumes), validation.parquet and evidence.json "
+                    "go")
+    options.add_address(t)
 
 
 def main(args) -> int:
     from farm.model.registry import Registry
 
     registry = Registry()
+    if args.models_command == "train":
+        return _train(args)
     if args.models_command == "promote":
         from farm.workflows.models import promote
 
-        model = promote(args.run_dir, args.promote_class or args.device_class, registry)
+        model = promote(args.run_dir, args.promote_class or args.device_class, registry,
+                        force=args.force)
         r = model.record
         # a record is a run's data: its text reaches the terminal escaped
         print(printable(f"class {r.device_class}: current model {r.sha256[:16]}, from "
@@ -54,7 +91,8 @@ def main(args) -> int:
     classes = [args.device_class] if args.device_class else registry.classes()
     rows = [(m.record.device_class, "*" if m.current else "", m.record.sha256[:16],
              m.record.promoted_at[:19].replace("T", " "), m.record.kind or "-",
-             str(m.record.rounds), str(m.record.samples), m.record.source)
+             str(m.record.rounds), str(m.record.samples), _evidence(m.record),
+             m.record.source)
             for c in classes for m in registry.models(c)]
     if not rows:
         print(f"no model promoted yet in {registry.root}" + (
@@ -67,4 +105,41 @@ def main(args) -> int:
         current = next((m for m in registry.models(c) if m.current), None)
         for line in (current.record.verdicts if current else []):
             print(printable(f"{c}: {line}"))
+    return 0
+
+
+def _evidence(record) -> str:
+    """What a model's evidence says in a cell: geometric mean, worst pipeline, how many."""
+    from farm.workflows.class_model import evidence_of
+
+    e = evidence_of(record)
+    if e is None:
+        return "-"
+    mean, worst = e.get("geometric_mean"), e.get("worst")
+    text = f"{mean:.2f}x gm" if isinstance(mean, (int, float)) else "no ratio"
+    if isinstance(worst, list) and len(worst) == 2 and isinstance(worst[1], (int, float)):
+        text += f", worst {worst[0]} {worst[1]:.2f}x"
+    slower = e.get("slower") or []
+    text += f", slower on {len(slower)} of {e.get('validated_on', '?')}"
+    return text + f"; trained on {len(record.pipelines)}"
+
+
+def _train(args) -> int:
+    from farm import api
+
+    def say(text: str = "") -> None:  # pipeline names from runs: control characters escaped
+        print(printable(text, lines=True), flush=True)
+
+    done = api.train_class_model(args.train_class, args.out, from_runs=args.from_runs,
+                                 seeds=args.seeds, devices=args.devices,
+                                 address=args.address, retimes=args.retimes, progress=say)
+    r = done.model.record
+    say(f"\nchosen: {done.chosen.line()}")
+    say(f"registered for class {r.device_class}: {r.sha256[:16]} ({done.weights_path})")
+    if done.model.current:
+        say(f"it is the class's current model: a new run on class {r.device_class} without "
+            "--weights starts from it")
+    else:
+        say(f"not made current: significantly slower on {', '.join(done.chosen.slower)}; "
+            f"farm models promote {args.out} --force makes it current anyway")
     return 0

@@ -169,6 +169,7 @@ class Job:
     keep_below_ms: float | None = None  # ... also when it times faster than this
     prebuilt: tuple | None = None  # (Built, binary ref, library ref) from a failed device
     avoid_nodes: tuple[str, ...] = ()  # Ray node ids whose compiles met a lasting fault
+    compile_options: tuple[tuple[str, int], ...] = ()  # its compile task's memory (Ray)
 
 
 @dataclass(frozen=True)
@@ -276,7 +277,7 @@ class DeviceActor:
                 # num_returns=3: three ObjectRefs, which ray's stubs type as one
                 meta, binary, library = cast("list[ray.ObjectRef]", candidate_task.options(
                     num_cpus=self.builder.cpus, **compile_options(job.avoid_nodes),
-                    **self.build_options).remote(
+                    **dict(job.compile_options), **self.build_options).remote(
                     self.builder, plan, job.index, 1, seen, job.compile_timeout_s))
                 wall_s = job.compile_timeout_s * COMPILE_WALL_FACTOR
                 ready, _ = ray.wait([meta], timeout=wall_s)

@@ -120,6 +120,11 @@ class Registry:
         line in the class's promotions.log, or not made at all. The audit line is written
         before current.json switches (a log that cannot be written stops the promotion);
         no folder is made through a link (a class folder that is one is refused first)."""
+        return self.register(weights, record, current=True)
+
+    def register(self, weights: Weights, record: ModelRecord, current: bool) -> Model:
+        """Add `weights` to the class's models, with its audit line; the class's current
+        model too when `current` (else it stays as it was: see promote)."""
         folder = self._class_dir(record.device_class)
         model_dir = folder / "models" / weights.sha256[:16]
         made = not model_dir.exists()
@@ -128,13 +133,15 @@ class Registry:
             weights_module.write(weights, model_dir / "model.weights")
             atomic.write_json(model_dir / "model.json", record.to_json())
             line = json.dumps({"at": record.promoted_at, "sha256": weights.sha256,
-                               "source": record.source, "by": _user()}) + "\n"
+                               "source": record.source, "by": _user(),
+                               **({} if current else {"current": False})}) + "\n"
             fd = os.open(folder / "promotions.log",
                          os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
             with os.fdopen(fd, "a") as f:
                 f.write(line)
-            atomic.write_json(folder / "current.json", CurrentRecord(
-                weights.sha256, record.promoted_at).to_json())
+            if current:
+                atomic.write_json(folder / "current.json", CurrentRecord(
+                    weights.sha256, record.promoted_at).to_json())
         except OSError as e:
             if made:  # not made at all: no model left behind that no log line names
                 shutil.rmtree(model_dir, ignore_errors=True)
@@ -142,7 +149,7 @@ class Registry:
                 f"the model registry {self.root} cannot be written ({e.strerror}): fix its "
                 "permissions, or set FARM_MODELS_DIR to a folder you can write",
                 cause="model-registry") from None
-        return Model(record, model_dir / "model.weights", current=True)
+        return Model(record, model_dir / "model.weights", current=current)
 
     def _read_models(self, folder: Path, device_class: str | None = None) -> list[Model]:
         current = _read(folder / "current.json", CurrentRecord)
@@ -178,13 +185,22 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def read_record(path: Path, cls, key: str | None = None):
+    """The record at `path` (under `key` of its JSON object, when given), or None for one
+    that is not a farm record."""
+    try:
+        data = read_json(path, follow=False)
+        if key is not None:
+            data = data.get(key) if isinstance(data, dict) else None
+        return cls.from_json(data)
+    except (OSError, ValueError, RecursionError, RecordError, AttributeError, TypeError):
+        return None
+
+
 def _read(path: Path, cls):
     """The record at `path`, or None for one that is not a farm record: a shared folder's
     bad file (a link, a FIFO, JSON nested too deep) must stall nobody's command."""
-    try:
-        return cls.from_json(read_json(path, follow=False))
-    except (OSError, ValueError, RecursionError, RecordError):
-        return None
+    return read_record(path, cls)
 
 
 def _user() -> str:

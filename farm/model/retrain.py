@@ -136,6 +136,22 @@ def capped(table: pa.Table, cap: int = TRAIN_CAP, seed: int = 0) -> pa.Table:
     return rows.take(pa.array(sorted(keep), type=pa.int64()))
 
 
+def bagged(table: pa.Table, seed: int, share: float = 0.8) -> pa.Table:
+    """`share` of each pipeline's usable rows, drawn with `seed` (0: every row): what a seed
+    varies in a training. From fixed initial weights, Halide's trainer is a function of its
+    rows (module docstring), so a seed that drew nothing would train the same model."""
+    rows = usable(table)
+    if seed == 0:
+        return rows
+    pipes = np.asarray(rows["pipeline_id"].to_numpy(zero_copy_only=False))
+    rng = np.random.default_rng(seed)
+    keep: list[int] = []
+    for pipe in np.unique(pipes):
+        idx = np.flatnonzero(pipes == pipe)
+        keep.extend(rng.choice(idx, max(1, math.ceil(share * len(idx))), replace=False))
+    return rows.take(pa.array(sorted(keep), type=pa.int64()))
+
+
 def train(files: SampleFiles, table: pa.Table, initial: Weights, *, steps: int, rate: float,
           num_cores: int, timeout_s: float = TRAIN_TIMEOUT_S,
           log_path: Path | None = None) -> TrainResult:

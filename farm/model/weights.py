@@ -15,6 +15,7 @@ import hashlib
 import math
 import os
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,6 +113,20 @@ def perturbed(weights: Weights, seed: int, scale: float) -> Weights:
         noisy = values * (1 + scale * rng.standard_normal(n)).astype("<f4")
         data[offset:offset + 4 * n] = noisy.astype("<f4").tobytes()
     return check(bytes(data), f"{weights.origin} perturbed (seed {seed}, scale {scale:g})")
+
+
+def averaged(models: Sequence[Weights], origin: str) -> Weights:
+    """The element-wise mean of `models` (a "soup": models fine-tuned from the same start
+    lie in one basin, and their mean often ranks better than each)."""
+    import numpy as np
+
+    if not models:
+        raise ValueError("no weights to average")
+    data = bytearray(models[0].data)
+    for offset, n in buffers(models[0]):
+        mean = np.mean([np.frombuffer(m.data, "<f4", n, offset) for m in models], axis=0)
+        data[offset:offset + 4 * n] = mean.astype("<f4").tobytes()
+    return check(bytes(data), origin)
 
 
 def _floats(buf: memoryview):

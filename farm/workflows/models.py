@@ -41,26 +41,48 @@ def run_of_class(run_dir: str | Path, device_class: str | None) -> RunDir:
     return RunDir(found[device_class])
 
 
-def _evaluation(run: RunDir) -> list[str]:
-    """The verdicts of `farm evaluate RUN_DIR` (its default --out), when it was run."""
+def _evaluation(run: RunDir) -> tuple[list[str], list[dict]]:
+    """The verdicts of `farm evaluate RUN_DIR` (its default --out), when it was run, and
+    its rows."""
     rows_path = run.path / "evaluate" / "evaluate.parquet"
     if not rows_path.is_file():
-        return []
+        return [], []
     import pyarrow.parquet as pq
 
     from farm.workflows.evaluate import summary
 
     try:
-        return [f"farm evaluate: {line}" for line in summary(
-            pq.read_table(rows_path).to_pylist())]
+        rows = pq.read_table(rows_path).to_pylist()
+        return [f"farm evaluate: {line}" for line in summary(rows)], rows
     except (OSError, ValueError, KeyError, TypeError):  # not as evaluate writes it
-        return [f"farm evaluate: {rows_path} could not be read"]
+        return [f"farm evaluate: {rows_path} could not be read"], []
+
+
+def _slower_on(rows: list[dict], sha256: str) -> list[str]:
+    """The pipelines on which rows of these weights (`farm evaluate --on`: the handed-over
+    weights on pipelines the run never trained on) are significantly slower."""
+    from farm.stats.verdict import SLOWER
+
+    return sorted({str(r.get("benchmark")) for r in rows
+                   if r.get("weights_sha256") == sha256 and r.get("verdict") == SLOWER})
+
+
+def _refuse_slower(what: str, slower: list[str], force: bool) -> None:
+    if slower and not force:
+        raise BadInput(f"{what} is significantly slower than the baseline on "
+                       f"{', '.join(slower)}, pipelines it never saw: as the class's model "
+                       "it would make such pipelines start slower; --force promotes it anyway")
 
 
 def promote(run_dir: str | Path, device_class: str | None = None,
-            registry: Registry | None = None) -> Model:
+            registry: Registry | None = None, force: bool = False) -> Model:
     """Make RUN_DIR's handed-over weights (weights/best.weights) the current model of its
-    device class; `device_class`, when given, must be the run's."""
+    device class; `device_class`, when given, must be the run's. RUN_DIR may be the --out
+    of `farm models train` too. A model whose evidence shows it significantly slower on a
+    pipeline it never saw is refused unless `force`."""
+    if (Path(run_dir) / TRAINED_RECORD).is_file() and \
+            not (Path(run_dir) / "manifest.json").exists():
+        return _promote_trained(Path(run_dir), device_class, registry, force)
     run = run_of_class(run_dir, device_class)
     manifest = run.read_manifest()
     assert manifest is not None  # (run_of_class found it)
@@ -87,8 +109,10 @@ def promote(run_dir: str | Path, device_class: str | None = None,
     kind = ("pre-training" if manifest.pretraining else "campaign" if manifest.campaign
             else "run")
     # what the run's own records say, marked as its claim: the registry did not re-time it
+    evaluated, evaluation_rows = _evaluation(run)
+    _refuse_slower(f"{run.best_weights}", _slower_on(evaluation_rows, w.sha256), force)
     verdicts = ([f"the run's claim: {handed.reason}"] if handed and handed.reason else []) \
-        + _evaluation(run)
+        + evaluated
     record = ModelRecord(
         device_class=name, sha256=w.sha256, source=str(run.path.resolve()),
         promoted_at=now_iso(), run_id=manifest.run_id, kind=kind,
@@ -96,3 +120,31 @@ def promote(run_dir: str | Path, device_class: str | None = None,
         rounds=len({r["round"] for r in rows}),
         samples=sum(r["status"] == OK for r in rows), verdicts=verdicts)
     return (registry or Registry()).promote(w, record)
+
+
+TRAINED_RECORD = "evidence.json"  # what `farm models train` leaves in its --out
+
+
+def _promote_trained(out: Path, device_class: str | None, registry: Registry | None,
+                     force: bool) -> Model:
+    """Make the model `farm models train --out OUT` registered its class's current one."""
+    from dataclasses import replace
+
+    from farm.model.registry import read_record
+    from farm.workflows.class_model import evidence_of
+
+    record = read_record(out / TRAINED_RECORD, ModelRecord, key="record")
+    if record is None:
+        raise BadInput(f"{out / TRAINED_RECORD} is not the record `farm models train` "
+                       "writes: train again into a new --out")
+    if device_class and record.device_class != device_class:
+        raise BadInput(f"{out} holds a model of class {record.device_class}, not "
+                       f"{device_class}")
+    w = weights_module.load(out / "weights" / "best.weights")
+    if w.sha256 != record.sha256:
+        raise BadInput(f"{out / 'weights' / 'best.weights'} is not the model {TRAINED_RECORD} "
+                       f"records (sha256 {w.sha256[:16]}, recorded {record.sha256[:16]})")
+    evidence = evidence_of(record) or {}
+    slower = [str(p) for p in evidence.get("slower") or []]
+    _refuse_slower(f"the model of {out}", slower, force)
+    return (registry or Registry()).promote(w, replace(record, promoted_at=now_iso()))
