@@ -77,7 +77,8 @@ def tune(out: str | Path, *benchmarks: str, rounds: int = 1, batch_size: int = 3
     from farm.model import retrain as costmodel
     from farm.model import weights as weights_module
     from farm.pipelines import catalog
-    from farm.tuning.loop import TuneSettings, autotune
+    from farm.tuning.loop import autotune
+    from farm.tuning.settings import TuneSettings
 
     refs = list(benchmarks)
     if not refs:
@@ -135,8 +136,13 @@ def pretrain(out: str | Path, *, pipelines: int = 256, per_pipeline: int = 16,
     from farm.machine import targets
     from farm.model import retrain as costmodel
     from farm.model import weights as weights_module
-    from farm.tuning.loop import TuneSettings, autotune
-    from farm.tuning.settings import BEAM_CHECKED, PRETRAIN_COMPILE_TIMEOUT_S, PretrainSpec
+    from farm.tuning.loop import autotune
+    from farm.tuning.settings import (
+        BEAM_CHECKED,
+        PRETRAIN_COMPILE_TIMEOUT_S,
+        PretrainSpec,
+        TuneSettings,
+    )
     from farm.workflows.pretrain import MIN_PER_ROUND, Pretraining, seeded_generator
 
     if per_pipeline < costmodel.MIN_DISTINCT:  # a pre-training never comes back to one
@@ -182,15 +188,15 @@ def run(benchmark: str | Benchmark, *, beam_size: int = 32, parallelism: int | N
     times each, interleaved: RunResult.verdict (fewer than 5: "unmeasured"). With `out`,
     its schedule is written there as NAME.schedule.h. `on_update(counts)` sees progress
     (farm.execution.scheduler.Counts). Without `weights`, the device's class's current
-    model is used (farm.model.registry), else Halide's baseline weights;
+    model is used (farm.store.registry), else Halide's baseline weights;
     `on_weights(weights, note)` hears which, before any work."""
     from farm.build import compile as build
     from farm.candidate import DEFAULT_PARALLELISM, CandidateSpec
     from farm.devices.timing import TimingConfig
     from farm.execution.session import DeviceSession
     from farm.model import weights as weights_module
-    from farm.model.registry import class_start
     from farm.pipelines import catalog
+    from farm.store.registry import class_start
     from farm.workflows.run import run_benchmark
 
     bench = catalog.resolve(benchmark) if isinstance(benchmark, str) else benchmark
@@ -266,18 +272,19 @@ def evaluate(run_dir: str | Path, out: str | Path | None = None, *,
     from farm.atomic import real_dir, writable_dir
     from farm.store.rundir import refuse_a_run
     from farm.workflows import evaluate as workflow
+    from farm.workflows import evaluation
 
     say = progress or (lambda text: None)
     if on:
         if together or train_steps or generators:
             raise BadInput("--on judges the run's handed-over weights and trains no model: "
                            "--together, --train-steps and --generator are for leave-one-out")
-        ev = workflow.prepare_on(run_dir, on, weights_for, judge)
+        ev = evaluation.prepare_on(run_dir, on, weights_for, judge)
     elif judge is not None:
         raise BadInput("--judge names weights to judge with --on BENCH ...; leave-one-out "
                        "trains its own models")
     else:
-        ev = workflow.prepare(run_dir, together, weights_for, train_steps, named=generators)
+        ev = evaluation.prepare(run_dir, together, weights_for, train_steps, named=generators)
     if out:
         refuse_a_run(out, "evaluate")  # its weights/ would mix with the run's
         folder = writable_dir(str(out))

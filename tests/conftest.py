@@ -11,7 +11,7 @@ from farm.pipelines import catalog
 
 # The tests' device leases and model registry are their own: a test never waits for, or
 # writes to the log of, a farm the developer runs (farm.execution.leases), and a model the
-# developer promoted never changes a test's start weights (farm.model.registry). Set
+# developer promoted never changes a test's start weights (farm.store.registry). Set
 # before any Ray starts, so its workers and every `farm` a test runs inherit them.
 os.environ["FARM_LEASE_DIR"] = tempfile.mkdtemp(prefix="farm-test-leases-")
 os.environ["FARM_MODELS_DIR"] = tempfile.mkdtemp(prefix="farm-test-models-")

@@ -20,7 +20,7 @@ from farm.store import records
 from farm.store.rundir import RunDir
 from farm.store.samples import SampleStore
 from farm.testing import autotune_on_doubles
-from farm.tuning.loop import TuneSettings
+from farm.tuning.settings import TuneSettings
 
 # Known improvement curves: best(N) = base * (floor + (1 - floor) * exp(-N / tau)), the
 # best after N candidates. Two pipelines still pay (they end at 0.3x and 0.45x), two do not.

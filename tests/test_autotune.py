@@ -15,7 +15,7 @@ from farm.store.records import Manifest
 from farm.store.rundir import RESUME_MAY_CHANGE, RunDir, now_iso, resume_may_change
 from farm.store.samples import SampleStore
 from farm.tuning.finalize import spec_from_row
-from farm.tuning.loop import TuneSettings
+from farm.tuning.settings import TuneSettings
 
 
 def _rows(run):

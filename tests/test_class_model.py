@@ -15,8 +15,8 @@ from test_evaluate import RecordingTrainer, _campaign, _feats
 
 from farm.errors import BadInput
 from farm.model import weights
-from farm.model.registry import ModelRecord, Registry, now_iso
 from farm.stats import verdict
+from farm.store.registry import ModelRecord, Registry, now_iso
 from farm.workflows import class_model, models
 
 HOST = "host-test"
@@ -138,14 +138,16 @@ def test_promote_refuses_a_trained_model_slower_on_an_unseen_pipeline_unless_for
 def test_promote_refuses_a_run_whose_evaluation_shows_its_weights_slower(tmp_path, registry):
     from test_evaluate import _handed
 
+    from farm.report import comparison
+    from farm.workflows import evaluate
+
     run = _run(tmp_path, "run", ("median3x3", "conv3x3a16"))
     handed = _handed(run)
-    from farm.workflows import compare, evaluate
 
     (run.path / "evaluate").mkdir()
     rows = [{"benchmark": "sobel", "variant": "handed-over", "weights_sha256": handed.sha256,
              "verdict": verdict.SLOWER, "vs_baseline": 1.4}]
-    compare.write_rows(rows, evaluate.SCHEMA, run.path / "evaluate" / "evaluate.parquet")
+    comparison.write_rows(rows, evaluate.SCHEMA, run.path / "evaluate" / "evaluate.parquet")
     with pytest.raises(BadInput, match="slower than the baseline on sobel"):
         models.promote(run.path, registry=registry)
     assert models.promote(run.path, registry=registry, force=True).current

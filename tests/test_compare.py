@@ -1,4 +1,4 @@
-"""The one comparison workflow (farm.workflows.compare): build, re-time interleaved, verdicts."""
+"""The one comparison workflow (farm.execution.compare): build, re-time interleaved, verdicts."""
 
 from dataclasses import replace
 from types import SimpleNamespace
@@ -7,10 +7,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from farm.candidate import OK, BuildResult, Schedule
+from farm.execution import compare
 from farm.model import weights
+from farm.report import comparison
 from farm.stats import verdict
 from farm.testing import fake_featurization
-from farm.workflows import compare
 
 
 def _built(schedule_seed, error=""):
@@ -133,22 +134,22 @@ def test_pairs_are_timed_only_whole(spec_for):
 def test_rows_cells_table_and_files(tmp_path):
     v = verdict.compare([1.0] * 5, [2.0] * 5)
     c = compare.Compared("a", None, "a", (1.0, None, 1.0, 1.0, 1.0, 1.0), v)
-    row = compare.row(c, v, "sha")
+    row = comparison.row(c, v, "sha")
     assert row["retimes_ms"] == [1.0] * 5 and row["min_ms"] == 1.0 and row["error"] is None
     assert (row["vs_baseline"], row["verdict"]) == (0.5, verdict.FASTER)
-    assert compare.versus(row) == "2.00x faster [2.00, 2.00]"
-    assert compare.versus(None) == "-"
-    assert compare.versus({**row, "verdict": "mine"}, own=("mine",)) == "mine"
-    assert compare.versus({**row, "vs_baseline": None, "error": "boom"}) == "boom"
+    assert comparison.versus(row) == "2.00x faster [2.00, 2.00]"
+    assert comparison.versus(None) == "-"
+    assert comparison.versus({**row, "verdict": "mine"}, own=("mine",)) == "mine"
+    assert comparison.versus({**row, "vs_baseline": None, "error": "boom"}) == "boom"
     rows = [{**row, "variant": "a", "benchmark": "x"},
             {**row, "variant": "b", "benchmark": "x", "median_ms": None}]
-    groups = compare.grouped(rows, lambda r: (r["benchmark"],))
-    text = compare.format_table(["bench"], [(key, mine) for key, mine in groups.items()],
-                                compare.present(rows, ["b", "a", "c"]), [("a / b", "a")])
+    groups = comparison.grouped(rows, lambda r: (r["benchmark"],))
+    text = comparison.format_table(["bench"], [(key, mine) for key, mine in groups.items()],
+                                comparison.present(rows, ["b", "a", "c"]), [("a / b", "a")])
     assert text.splitlines() == ["bench  b ms  a ms   a / b",
                                  "x      -     1.000  2.00x faster [2.00, 2.00]"]
     schema = pa.schema([("variant", pa.string()), ("median_ms", pa.float64())])
-    table, png = compare.write_results(rows, schema, tmp_path / "out" / "r.parquet",
+    table, png = comparison.write_results(rows, schema, tmp_path / "out" / "r.parquet",
                                        tmp_path / "r.png", lambda rows, path: path)
     assert pq.read_table(table).to_pylist() == [{"variant": "a", "median_ms": 1.0},
                                                 {"variant": "b", "median_ms": None}]

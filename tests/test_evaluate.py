@@ -24,7 +24,7 @@ from farm.stats import verdict
 from farm.store.records import Manifest, PipelineRecord
 from farm.store.rundir import RunDir, now_iso
 from farm.testing import fake_featurization
-from farm.workflows import evaluate
+from farm.workflows import evaluate, evaluation
 
 THREE = ("median3x3", "conv3x3a16", "conv3x3a32")
 
@@ -90,23 +90,23 @@ class RecordingTrainer:
 # groups ---------------------------------------------------------------------------------
 
 def test_twins_are_left_out_together_by_default():
-    groups = evaluate.make_groups(["median3x3", "conv3x3a16", "sobel", "conv3x3a32"])
+    groups = evaluation.make_groups(["median3x3", "conv3x3a16", "sobel", "conv3x3a32"])
     assert [g.members for g in groups] == [("median3x3",), ("conv3x3a16", "conv3x3a32"),
                                            ("sobel",)]
     assert groups[1].name == "conv3x3a16+conv3x3a32"
     assert groups[1].model == "loo-conv3x3a16+conv3x3a32"
     # one twin alone in the run is a group of one
-    assert [g.members for g in evaluate.make_groups(["conv3x3a32", "sobel"])] == [
+    assert [g.members for g in evaluation.make_groups(["conv3x3a32", "sobel"])] == [
         ("conv3x3a32",), ("sobel",)]
     assert ("conv3x3a16", "conv3x3a32") in catalog.TWINS
 
 
 def test_together_replaces_the_default_groups():
     names = ["median3x3", "conv3x3a16", "sobel", "conv3x3a32"]
-    groups = evaluate.make_groups(names, ["sobel, median3x3"])
+    groups = evaluation.make_groups(names, ["sobel, median3x3"])
     assert [g.members for g in groups] == [("median3x3", "sobel"), ("conv3x3a16",),
                                            ("conv3x3a32",)]
-    groups = evaluate.make_groups(names, ["conv3x3a32,conv3x3a16", "median3x3,sobel"])
+    groups = evaluation.make_groups(names, ["conv3x3a32,conv3x3a16", "median3x3,sobel"])
     assert [g.members for g in groups] == [("median3x3", "sobel"), ("conv3x3a16", "conv3x3a32")]
 
 
@@ -117,7 +117,7 @@ def test_together_replaces_the_default_groups():
 ])
 def test_bad_together_is_a_one_line_error(together, words):
     with pytest.raises(BadInput) as e:
-        evaluate.make_groups(list(THREE), together)
+        evaluation.make_groups(list(THREE), together)
     assert len(str(e.value).splitlines()) == 1
     for w in words:
         assert w in str(e.value)
@@ -133,16 +133,16 @@ def test_an_old_single_benchmark_manifest_is_one_pipeline():
 # training -------------------------------------------------------------------------------
 
 def test_leave_one_out_tables_exclude_the_held_out_group(three, tmp_path):
-    plan = evaluate.prepare(three.path)
+    plan = evaluation.prepare(three.path)
     assert [g.name for g in plan.groups] == ["median3x3", "conv3x3a16+conv3x3a32"]
     trainer = RecordingTrainer()
     models = evaluate.train_models(plan, tmp_path / "out", trainer, progress=lambda _: None)
     assert set(models) == {"pooled", "loo-median3x3", "loo-conv3x3a16+conv3x3a32"}
     # failed rows never reach a trainer; every model has the same recipe
     assert trainer.tables == [
-        (sorted(THREE), 30, evaluate.TRAIN_STEPS, evaluate.TRAIN_RATE),
-        (["conv3x3a16", "conv3x3a32"], 20, evaluate.TRAIN_STEPS, evaluate.TRAIN_RATE),
-        (["median3x3"], 10, evaluate.TRAIN_STEPS, evaluate.TRAIN_RATE)]
+        (sorted(THREE), 30, evaluation.TRAIN_STEPS, evaluation.TRAIN_RATE),
+        (["conv3x3a16", "conv3x3a32"], 20, evaluation.TRAIN_STEPS, evaluation.TRAIN_RATE),
+        (["median3x3"], 10, evaluation.TRAIN_STEPS, evaluation.TRAIN_RATE)]
     loo = models["loo-conv3x3a16+conv3x3a32"]
     assert loo.held_out == ("conv3x3a16", "conv3x3a32") and loo.held_out_rows == 0
     assert loo.trained_on == 10 and loo.by_pipeline == {"median3x3": 10}
@@ -159,7 +159,7 @@ def test_leave_one_out_tables_exclude_the_held_out_group(three, tmp_path):
 
 
 def test_a_leak_into_a_leave_one_out_table_stops_the_evaluation(three, tmp_path, monkeypatch):
-    plan = evaluate.prepare(three.path)
+    plan = evaluation.prepare(three.path)
     monkeypatch.setattr(evaluate, "training_rows",
                         lambda table, names, held_out=(): costmodel.usable(table))
     with pytest.raises(AssertionError, match="10 rows of the held-out median3x3"):
@@ -167,22 +167,22 @@ def test_a_leak_into_a_leave_one_out_table_stops_the_evaluation(three, tmp_path,
 
 
 def test_training_rows_and_counts(three):
-    table = three.samples.read(evaluate.COLUMNS)
-    rows = evaluate.training_rows(table, list(THREE), ("median3x3",))
-    assert evaluate.rows_of(rows, ["median3x3"]) == 0
-    assert evaluate.rows_of(rows, ["conv3x3a16", "conv3x3a32"]) == 20
-    assert evaluate.distinct_by_pipeline(table) == {b: 10 for b in THREE}
+    table = three.samples.read(evaluation.COLUMNS)
+    rows = evaluation.training_rows(table, list(THREE), ("median3x3",))
+    assert evaluation.rows_of(rows, ["median3x3"]) == 0
+    assert evaluation.rows_of(rows, ["conv3x3a16", "conv3x3a32"]) == 20
+    assert evaluation.distinct_by_pipeline(table) == {b: 10 for b in THREE}
 
 
 def test_the_recipe_is_finalize_final_fresh_long_and_the_cli_says_its_defaults():
     from farm.commands import evaluate as command
-    from farm.tuning import finalize
+    from farm.tuning import final_models
     from farm.workflows import bench
 
-    fresh = next(s for s in finalize.FINAL_SETTINGS if s.name == "final-fresh-long")
+    fresh = next(s for s in final_models.FINAL_SETTINGS if s.name == "final-fresh-long")
     assert fresh.start_from == "start"
-    assert (fresh.steps, fresh.rate) == (evaluate.TRAIN_STEPS, evaluate.TRAIN_RATE)
-    assert command.DEFAULT_TRAIN_STEPS == evaluate.TRAIN_STEPS
+    assert (fresh.steps, fresh.rate) == (evaluation.TRAIN_STEPS, evaluation.TRAIN_RATE)
+    assert command.DEFAULT_TRAIN_STEPS == evaluation.TRAIN_STEPS
     assert command.DEFAULT_RETIMES == bench.DEFAULT_RETIMES
 
 
@@ -249,17 +249,17 @@ def test_too_few_schedules_to_train_is_refused(tmp_path):
     run = _campaign(tmp_path / "run", {"median3x3": _feats("median3x3", 3),
                                        "sobel": _feats("sobel", 3)})
     with pytest.raises(BadInput, match="6 distinct schedules measured"):
-        evaluate.prepare(run.path)
+        evaluation.prepare(run.path)
     run = _campaign(tmp_path / "run2", {"median3x3": _feats("median3x3", 3),
                                         "sobel": _feats("sobel", 9)})
-    plan = evaluate.prepare(run.path)  # trains, but says which pipeline no model learns from
+    plan = evaluation.prepare(run.path)  # trains, but says which pipeline no model learns from
     assert len(plan.warnings) == 1 and "median3x3 has 3 distinct" in plan.warnings[0]
 
 
 def test_weights_for_by_name_or_ref(three, tmp_path):
     own = tmp_path / "own.weights"
     weights.write(weights.perturbed(weights.baseline(), 1, 0.01), own)
-    plan = evaluate.prepare(three.path, weights_for=[f"conv3x3a16={own}"])
+    plan = evaluation.prepare(three.path, weights_for=[f"conv3x3a16={own}"])
     assert set(plan.extra) == {"conv3x3a16"}
     assert plan.extra["conv3x3a16"][1] == str(own)
 
@@ -274,14 +274,14 @@ def test_only_devices_of_the_runs_class_time():
     a, b, broken = _device("a@n", "CPU A"), _device("b@n", "CPU B"), \
         _device("c@n", "CPU A", problem="broken")
     cls = str(a.device_class)
-    assert evaluate.class_devices([a, b, broken], None, cls, host) == [a]
-    assert evaluate.class_devices([a, b], None, None, host) == [a, b]  # class not recorded
+    assert evaluation.class_devices([a, b, broken], None, cls, host) == [a]
+    assert evaluation.class_devices([a, b], None, None, host) == [a, b]  # class not recorded
     with pytest.raises(MissingPrerequisite, match="`farm devices`"):
-        evaluate.class_devices([b, broken], None, cls, host)
+        evaluation.class_devices([b, broken], None, cls, host)
     with pytest.raises(BadInput, match="of class"):
-        evaluate.class_devices([a, b], ["b@n"], cls, host)
+        evaluation.class_devices([a, b], ["b@n"], cls, host)
     with pytest.raises(BadInput, match="unknown device"):
-        evaluate.class_devices([a, b], ["zz"], cls, host)
+        evaluation.class_devices([a, b], ["zz"], cls, host)
 
 
 def test_no_device_of_the_class_is_a_user_error_before_training(three, tmp_path, capsys,
@@ -346,7 +346,7 @@ def _models(plan, pooled_weights, loo_weights):
 def test_identical_weights_are_built_and_timed_once(three, tmp_path):
     own = tmp_path / "own.weights"
     weights.write(weights.baseline(), own)  # e.g. a run that kept the start weights
-    plan = evaluate.prepare(three.path, weights_for=[f"median3x3={own}"])
+    plan = evaluation.prepare(three.path, weights_for=[f"median3x3={own}"])
     pooled = weights.perturbed(plan.start, 1, 0.01)
     pool = FakePool(ms={"pooled": 0.8, "leave-one-out": 1.25})
     rows = evaluate.time_pipeline(plan, plan.pipelines[0], _models(
@@ -370,7 +370,7 @@ def test_a_pipelines_rows_are_kept_as_it_is_timed_and_reused_only_for_the_same_m
     """An evaluation of five apps lost the four already timed when the fifth ran out of
     memory: each pipeline's rows are written the moment it is timed, and a rerun into the
     same --out keeps them when they time the same weights."""
-    plan = evaluate.prepare(three.path)
+    plan = evaluation.prepare(three.path)
     models = _models(plan, weights.perturbed(plan.start, 1, 0.01),
                      weights.perturbed(plan.start, 2, 0.01))
     pipeline = plan.pipelines[0]
@@ -385,7 +385,7 @@ def test_a_pipelines_rows_are_kept_as_it_is_timed_and_reused_only_for_the_same_m
 
 
 def test_weights_that_plan_the_baselines_schedule_are_timed_once(three):
-    plan = evaluate.prepare(three.path)
+    plan = evaluation.prepare(three.path)
     pooled, loo = (weights.perturbed(plan.start, s, 0.01) for s in (1, 2))
     pool = FakePool(same_schedule={loo.sha256: plan.start.sha256})
     rows = evaluate.time_pipeline(plan, plan.pipelines[1], _models(plan, pooled, loo), pool,
@@ -397,7 +397,7 @@ def test_weights_that_plan_the_baselines_schedule_are_timed_once(three):
 
 
 def test_an_untrained_model_is_reported_not_timed(three):
-    plan = evaluate.prepare(three.path)
+    plan = evaluation.prepare(three.path)
     models = _models(plan, weights.perturbed(plan.start, 1, 0.01), None)
     models = {k: replace(m, skipped="too few") if m.weights is None else m
               for k, m in models.items()}
@@ -410,7 +410,7 @@ def test_an_untrained_model_is_reported_not_timed(three):
 
 
 def test_table_summary_and_plot(three, tmp_path):
-    plan = evaluate.prepare(three.path)
+    plan = evaluation.prepare(three.path)
     rows = []
     for i, p in enumerate(plan.pipelines):
         pool = FakePool(ms={"pooled": 0.9, "leave-one-out": [1.0, 1.2, 0.7][i]})
@@ -431,7 +431,7 @@ def test_table_summary_and_plot(three, tmp_path):
 
 
 def test_without_enough_repeats_there_is_no_ratio(three):
-    plan = evaluate.prepare(three.path)
+    plan = evaluation.prepare(three.path)
     rows = evaluate.time_pipeline(plan, plan.pipelines[0], _models(
         plan, weights.perturbed(plan.start, 1, 0.01), weights.perturbed(plan.start, 2, 0.01)),
         FakePool(), "cpu@n", 2, progress=lambda _: None)
@@ -496,7 +496,7 @@ def test_weights_for_a_pipeline_with_generator_parameters(tmp_path):
     weights.write(weights.perturbed(weights.baseline(), 1, 0.01), own)
     pipes = [PipelineRecord("box:radius=1", "box.py:box:radius=1", ""),
              PipelineRecord("box:radius=2", "box.py:box:radius=2", "")]
-    out = evaluate.parse_weights_for([f"box:radius=2={own}"], pipes)
+    out = evaluation.parse_weights_for([f"box:radius=2={own}"], pipes)
     assert set(out) == {"box:radius=2"} and out["box:radius=2"][1] == str(own)
 
 
@@ -511,7 +511,7 @@ def _handed(run, seed=7):
 def test_on_refuses_a_pipeline_the_run_trained_on(three, tmp_path, capsys):
     _handed(three)
     with pytest.raises(BadInput, match=r"median3x3 took part in .* training"):
-        evaluate.prepare_on(three.path, ["gaussian5x5", "median3x3"])
+        evaluation.prepare_on(three.path, ["gaussian5x5", "median3x3"])
     assert_user_error(farm_here(capsys, "evaluate", three.path, "--on", "conv3x3a16"),
                       "conv3x3a16 took part", "never saw")
     assert_user_error(farm_here(capsys, "evaluate", three.path, "--on", "sobel",
@@ -528,18 +528,18 @@ def test_on_knows_a_trained_pipeline_however_it_is_written(tmp_path):
     _handed(run)
     for ref in ("random", "random:seed=1,stages=8", "random:seed=0,version=1"):
         with pytest.raises(BadInput, match=r"took part in .* training"):
-            evaluate.prepare_on(pre, [ref])
-    assert evaluate.prepare_on(pre, ["random:seed=2"]).names == ["random:seed=2,version=1"]
+            evaluation.prepare_on(pre, [ref])
+    assert evaluation.prepare_on(pre, ["random:seed=2"]).names == ["random:seed=2,version=1"]
     twin = _campaign(tmp_path / "twin", {"conv3x3a16": _feats("conv3x3a16", 10)})
     _handed(twin)
     with pytest.raises(BadInput, match=r"conv3x3a32 has a near twin, conv3x3a16, that took"):
-        evaluate.prepare_on(twin.path, ["conv3x3a32"])
+        evaluation.prepare_on(twin.path, ["conv3x3a32"])
     manifest = run.read_manifest()
     run.write_manifest(replace(manifest, also_train_on=[str(twin.path)]))
     with pytest.raises(BadInput, match=r"conv3x3a16 took part"):
-        evaluate.prepare_on(pre, ["sobel", "conv3x3a16"])
+        evaluation.prepare_on(pre, ["sobel", "conv3x3a16"])
     run.write_manifest(replace(manifest, also_train_on=[str(tmp_path / "gone")]))
-    ev = evaluate.prepare_on(pre, ["sobel"])  # what a run that is gone gave: not known
+    ev = evaluation.prepare_on(pre, ["sobel"])  # what a run that is gone gave: not known
     assert any("also trained on" in w and "gone" in w for w in ev.warnings)
 
 
@@ -547,25 +547,25 @@ def test_on_takes_weights_for_a_bench_as_written_and_names_the_on_pipelines(thre
     _handed(three)
     given = tmp_path / "w.weights"
     weights.write(weights.perturbed(weights.baseline(), 9, 0.01), given)
-    ev = evaluate.prepare_on(three.path, ["random:seed=3"],
+    ev = evaluation.prepare_on(three.path, ["random:seed=3"],
                              weights_for=[f"random:seed=3={given}"])
     assert list(ev.extra) == ["random:seed=3,version=1"]
     with pytest.raises(BadInput, match=r"'median3x3' is not a pipeline of --on \(they are: "
                        r"sobel\)"):
-        evaluate.prepare_on(three.path, ["sobel"], weights_for=[f"median3x3={given}"])
+        evaluation.prepare_on(three.path, ["sobel"], weights_for=[f"median3x3={given}"])
     with pytest.raises(BadInput, match="'median3x3' is not a pipeline of --on"):
-        evaluate.prepare_on(three.path, ["all"], weights_for=[f"median3x3={given}"])
+        evaluation.prepare_on(three.path, ["all"], weights_for=[f"median3x3={given}"])
     with pytest.raises(RunDirError, match="is not a folder"):
-        evaluate.prepare_on(given, ["sobel"])
+        evaluation.prepare_on(given, ["sobel"])
 
 
 def test_on_all_leaves_out_what_the_run_trained_on_and_says_so(three):
     _handed(three)
-    ev = evaluate.prepare_on(three.path, ["all", "sobel", "all"])
+    ev = evaluation.prepare_on(three.path, ["all", "sobel", "all"])
     assert ev.names == ["dilate3x3", "gaussian5x5", "sobel"]  # each once
     assert ev.warnings[0].startswith("note: --on all leaves out conv3x3a16, conv3x3a32, "
                                      "median3x3, which")
-    solo = evaluate.prepare_on(three.path, ["sobel", "sobel"])
+    solo = evaluation.prepare_on(three.path, ["sobel", "sobel"])
     assert solo.names == ["sobel"]
 
 
@@ -573,7 +573,7 @@ def test_on_times_the_start_the_handed_over_and_given_weights(three, tmp_path):
     handed = _handed(three)
     given = tmp_path / "loo.weights"
     weights.write(weights.perturbed(weights.baseline(), 9, 0.01), given)
-    ev = evaluate.prepare_on(three.path, ["gaussian5x5", "sobel"],
+    ev = evaluation.prepare_on(three.path, ["gaussian5x5", "sobel"],
                              weights_for=[f"sobel={given}"])
     assert ev.names == ["gaussian5x5", "sobel"] and ev.handed[0].sha256 == handed.sha256
     pool = FakePool(ms={"handed-over": 0.7})
@@ -592,7 +592,7 @@ def test_on_times_the_start_the_handed_over_and_given_weights(three, tmp_path):
 
 def test_on_without_handed_over_weights_judges_the_accepted_ones_and_says_so(three):
     weights.write(weights.perturbed(weights.baseline(), 3, 0.01), three.latest_weights)
-    ev = evaluate.prepare_on(three.path, ["sobel"])
+    ev = evaluation.prepare_on(three.path, ["sobel"])
     assert ev.handed[1] == str(three.latest_weights)
     assert any("no handed-over weights" in w for w in ev.warnings)
 
@@ -602,7 +602,7 @@ def test_judge_times_other_weights_of_the_run_labelled_judged(three, tmp_path, c
     other = three.path / "weights" / "provisional-000002.weights"
     judged = weights.perturbed(weights.baseline(), 11, 0.01)
     weights.write(judged, other)
-    ev = evaluate.prepare_on(three.path, ["sobel"], judge=other)
+    ev = evaluation.prepare_on(three.path, ["sobel"], judge=other)
     assert ev.handed[0].sha256 == judged.sha256 and ev.judged and not ev.warnings
     rows = evaluate.time_pipeline(ev, ev.pipelines[0], {}, FakePool(ms={"judged": 0.7}),
                                   "cpu@n", 6, progress=lambda _: None)

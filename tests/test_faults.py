@@ -54,8 +54,9 @@ from farm.testing import (
     open_synthetic,
     synthetic_infos,
 )
-from farm.tuning.loop import TuneSettings, autotune
+from farm.tuning.loop import autotune
 from farm.tuning.rows import stop_if_all_failed_alike
+from farm.tuning.settings import TuneSettings
 
 # --- which failures are lasting (no Ray) ---
 

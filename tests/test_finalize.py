@@ -12,9 +12,10 @@ from farm.model import weights
 from farm.stats import verdict
 from farm.store.records import BestWeightsRecord, FinalistRecord, RetimingRecord, VerdictRecord
 from farm.store.rundir import RunDir
-from farm.tuning import finalize
+from farm.tuning import final_inputs, final_models
 from farm.tuning.confirm import Confirmation
 from farm.tuning.finalize import START_LABEL, Finalist, _update_best_weights
+from farm.tuning.summary import summary
 
 
 def _beams(spec_for, tuned_ms):
@@ -134,14 +135,14 @@ def _ended_run(spec_for, tmp_path, handed: str):
         reason="its beam search is 1.19x faster [1.15, 1.30] than with the start weights"
         if handed != "start" else "no tuned weights' beam search was significantly faster"))
     settings = SimpleNamespace(target=spec.target, start_weights=spec.weights, parallelism=32)
-    return run, finalize.FinalInputs(run, settings, "6adb38e1", 1, fastest=4,
-                                     pipelines=(finalize.FinalPipeline(spec.benchmark),))
+    return run, final_inputs.FinalInputs(run, settings, "6adb38e1", 1, fastest=4,
+                                     pipelines=(final_inputs.FinalPipeline(spec.benchmark),))
 
 
 def test_the_summary_names_the_handed_over_model_and_both_timings_of_a_schedule(spec_for,
                                                                                 tmp_path):
     run, inputs = _ended_run(spec_for, tmp_path, "final-fresh-long")
-    s = finalize.summary(inputs, stopped="", elapsed_s=3.0)
+    s = summary(inputs, stopped="", elapsed_s=3.0)
     assert s.handed_model.startswith("final-fresh-long, a final model trained on every "
                                      "round's samples from the start weights (4x the steps")
     assert (s.best_round_ms, s.best_round, s.start_beam_ms, s.start_beam_round_ms) == (
@@ -164,5 +165,5 @@ def test_the_summary_names_the_handed_over_model_and_both_timings_of_a_schedule(
 
 def test_the_start_weights_handed_over_are_named_so(spec_for, tmp_path):
     run, inputs = _ended_run(spec_for, tmp_path, "start")  # best.json names no file
-    assert finalize.summary(inputs, "", 1.0).handed_model == "the start weights"
-    assert finalize.handed_model(run, None).startswith("latest.weights")
+    assert summary(inputs, "", 1.0).handed_model == "the start weights"
+    assert final_models.handed_model(run, None).startswith("latest.weights")

@@ -15,8 +15,8 @@ from farm.devices.timing import TimingConfig
 from farm.errors import BadInput, DatasetError, RunDirError
 from farm.machine import targets
 from farm.model import weights
-from farm.model.registry import Registry
 from farm.pipelines import catalog
+from farm.store.registry import Registry
 from farm.store.rundir import RunDir
 from farm.store.samples import SampleStore
 from farm.testing import (
@@ -25,7 +25,7 @@ from farm.testing import (
     fake_featurization,
     synthetic_infos,
 )
-from farm.tuning.loop import TuneSettings
+from farm.tuning.settings import TuneSettings
 from farm.workflows.import_loop import import_loop
 from farm.workflows.models import promote
 

@@ -191,13 +191,13 @@ LAYERS = (
     ("farm", "farm.errors", "farm.versions", "farm.deprecation", "farm.paths", "farm.atomic",
      "farm.faults", "farm.stats", "farm.benchmark_kit"),
     ("farm.machine", "farm.benchmarks"),
-    ("farm.pipelines", "farm.model", "farm.store"),
+    ("farm.pipelines", "farm.model"),
+    ("farm.store",),
     ("farm.candidate",),
     ("farm.devices",),
     ("farm.build", "farm.search"),
     ("farm.execution",),
     ("farm.report",),
-    ("farm.workflows.compare",),
     ("farm.tuning", "farm.workflows"),
     ("farm.api", "farm.testing"),
     ("farm.commands",),
@@ -290,3 +290,52 @@ def test_import_graph_reads_every_kind_of_import(tmp_path):
         "pkg.d": {"pkg.a"},
     }
     assert find_cycles(graph) == [["pkg.a", "pkg.b", "pkg.sub.c", "pkg.d", "pkg.a"]]
+
+
+def _packages(graph) -> dict[str, set[str]]:
+    """farm's packages and the other packages of farm each one imports."""
+    packages = {p.name for p in (REPO / "farm").iterdir() if (p / "__init__.py").exists()}
+    out: dict[str, set[str]] = {p: set() for p in packages}
+    for module, targets in graph.items():
+        me = module.split(".")[1] if module.count(".") else ""
+        if me not in packages:
+            continue
+        for t in targets:
+            them = t.split(".")[1] if t.count(".") else ""
+            if them in packages and them != me:
+                out[me].add(them)
+    return out
+
+
+def test_no_package_imports_another_that_imports_it_back(graph):
+    """No loop between packages, however long: each can be read, tested and moved with
+    only those below it."""
+    import graphlib
+
+    try:
+        tuple(graphlib.TopologicalSorter(_packages(graph)).static_order())
+    except graphlib.CycleError as e:
+        raise AssertionError(f"packages import each other in a loop: {e.args[1]}") from None
+
+
+def test_each_package_imports_only_what_its_docstring_says(graph):
+    """The "May import:" sentence of a package's docstring lists the packages it may
+    import (any remark in parentheses aside; the top-level modules always); nothing else
+    is imported."""
+    import re
+
+    for package, imported in _packages(graph).items():
+        if package == "commands":  # the command line's modules: each command's own needs
+            continue
+        doc = ast.get_docstring(ast.parse((REPO / "farm" / package / "__init__.py")
+                                          .read_text())) or ""
+        if "Imports nothing of the farm" in doc:
+            allowed: set[str] = set()
+        else:
+            sentence = doc.split("May import:", 1)[1]
+            sentence = re.sub(r"\([^)]*\)", "", sentence).split(".", 1)[0]
+            assert "below" not in sentence, f"{package}: name the packages, not 'below'"
+            allowed = set(re.findall(r"[a-z_]+", sentence))
+        extra = imported - allowed
+        assert not extra, f"farm.{package} imports {sorted(extra)}, which its docstring's " \
+                          "'May import:' does not list"

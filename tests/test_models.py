@@ -1,4 +1,4 @@
-"""The model registry (farm.model.registry): promotions, the current model per device class,
+"""The model registry (farm.store.registry): promotions, the current model per device class,
 and the start weights the commands take from it."""
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from farm.devices.timing import TimingConfig
 from farm.errors import BadInput, WeightsError
 from farm.machine import targets
 from farm.model import weights
-from farm.model.registry import ModelRecord, Registry, class_start, now_iso
 from farm.pipelines import catalog
+from farm.store.registry import ModelRecord, Registry, class_start, now_iso
 from farm.store.rundir import RunDir
 from farm.testing import autotune_on_doubles, synthetic_infos
-from farm.tuning.loop import TuneSettings
+from farm.tuning.settings import TuneSettings
 from farm.workflows.models import promote
 
 INFOS = synthetic_infos(2, seconds=0.01)

@@ -287,15 +287,15 @@ def test_farm_pretrain_with_the_real_halide_and_ray(tmp_path):
 
 
 def test_leave_one_out_on_a_pre_training_points_to_evaluate_on(pretrain_of, tmp_path):
-    from farm.workflows import evaluate
+    from farm.workflows import evaluation
 
     run = tmp_path / "pt"
     pretrain_of(run, pipelines=2)
     with pytest.raises(BadInput, match="--on BENCH"):
-        evaluate.prepare(run)
+        evaluation.prepare(run)
     with pytest.raises(BadInput, match="took part in"):
-        evaluate.prepare_on(run, ["random:seed=1,stages=4,size=64"])
-    assert evaluate.prepare_on(run, ["median3x3"]).names == ["median3x3"]
+        evaluation.prepare_on(run, ["random:seed=1,stages=4,size=64"])
+    assert evaluation.prepare_on(run, ["median3x3"]).names == ["median3x3"]
 
 
 def test_a_pre_trainings_report_draws_the_model_not_each_pipeline(pretrain_of, tmp_path):

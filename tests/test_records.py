@@ -11,10 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from farm import atomic
+from farm.atomic import write_json
 from farm.candidate import DUPLICATE, OK, STATUSES, TRANSIENT, Measurement, Status
 from farm.errors import DiskFull, RunDirError
 from farm.execution.scheduler import Outcome
-from farm.model import retrain as costmodel
 from farm.model import weights
 from farm.report import text as report
 from farm.store import samples as store
@@ -30,11 +30,12 @@ from farm.store.records import (
     RoundRecord,
     VerdictRecord,
 )
-from farm.store.rundir import RunDir, write_json
+from farm.store.rundir import RunDir
 from farm.store.samples import SCHEMA, SampleStore
-from farm.tuning import finalize
+from farm.tuning import final_inputs, finalize
 from farm.tuning import state as tuner
 from farm.tuning.rows import outcome_row
+from farm.tuning.summary import summary
 
 V1_RUN = Path(__file__).parent / "data" / "v1-run"  # written by the first release
 
@@ -272,7 +273,6 @@ def test_sample_column_sets_are_declared_once_beside_the_schema():
     for name, columns in store.COLUMN_SETS.items():
         assert set(columns) <= set(SCHEMA.names), name
     assert tuner.STATE_COLUMNS is store.STATE_COLUMNS
-    assert costmodel.TRAIN_COLUMNS is store.TRAIN_COLUMNS
     assert finalize.FINALIST_COLUMNS is store.FINALIST_COLUMNS
     assert report.REPORT_COLUMNS is store.REPORT_COLUMNS
     assert not hasattr(finalize, "ROW_COLUMNS") and not hasattr(report, "COLUMNS")
@@ -282,10 +282,10 @@ def test_the_end_of_a_run_takes_values(tmp_path, spec_for):
     shutil.copytree(V1_RUN, tmp_path / "run")
     spec = spec_for("dilate3x3")
     settings = SimpleNamespace(target=spec.target, start_weights=spec.weights, parallelism=32)
-    inputs = finalize.FinalInputs(RunDir(tmp_path / "run"), settings, "6adb38e1", 1,
+    inputs = final_inputs.FinalInputs(RunDir(tmp_path / "run"), settings, "6adb38e1", 1,
                                   fastest=tuner.TOP_SAMPLES,
-                                  pipelines=(finalize.FinalPipeline(spec.benchmark),))
-    s = finalize.summary(inputs, stopped="", elapsed_s=12.0)
+                                  pipelines=(final_inputs.FinalPipeline(spec.benchmark),))
+    s = summary(inputs, stopped="", elapsed_s=12.0)
     assert (s.rounds, s.rows, s.ok, s.distinct, s.elapsed_s) == (1, 8, 8, 8, 12.0)
     assert s.best_ms is None and s.best_schedule_path is None and s.best_weights_reason == ""
     assert "farm run dilate3x3 --weights" in s.command

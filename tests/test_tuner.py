@@ -24,7 +24,8 @@ from farm.testing import (
     replay,
     synthetic_infos,
 )
-from farm.tuning.loop import TuneSettings, autotune
+from farm.tuning.loop import autotune
+from farm.tuning.settings import TuneSettings
 
 
 @pytest.fixture(scope="module", autouse=True)

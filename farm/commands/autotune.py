@@ -100,7 +100,7 @@ def main(args) -> int:
     if args.html:
         print(printable(f"page:  {api.report_page(args.out)}", lines=True))
     print()
-    # farm.tuning.finalize.TuneSummary.lines; a resumed campaign's names are its manifest's
+    # farm.tuning.summary.TuneSummary.lines; a resumed campaign's names are its manifest's
     print(printable("\n".join(s.lines()), lines=True))
     return 0
 

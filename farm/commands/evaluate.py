@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from farm.commands import options
 
-DEFAULT_TRAIN_STEPS = 128  # farm.workflows.evaluate.TRAIN_STEPS (a test keeps them equal)
+DEFAULT_TRAIN_STEPS = 128  # farm.workflows.evaluation.TRAIN_STEPS (a test keeps them equal)
 DEFAULT_RETIMES = 10  # farm.workflows.bench.DEFAULT_RETIMES (a test keeps them equal)
 
 

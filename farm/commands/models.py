@@ -45,21 +45,22 @@ def add_parser(sub) -> None:
         description="Pools the rows of the class's registered runs (campaigns, single "
         "runs, imports; pre-trainings on random pipelines are left out) and of each "
         "--from RUN_DIR; trains --seeds models from Halide's baseline weights (seed 0 on "
-        "every row, seed s on 80%% of each pipeline's rows drawn with s) and their mean "
+        "every row, seed s on 80% of each pipeline's rows drawn with s) and their mean "
         "(the soup); judges each leave-family-out: for each group of pipelines (a corpus "
         "family, near twins, else one pipeline), a model trained without the group, its "
         "pipelines built with beam 32 and re-timed interleaved against the baseline. The "
         "candidate slower on the fewest unseen pipelines, then fastest in geometric mean, "
         "is trained on every row and registered; it becomes the class's current model when "
-        "it is significantly slower on none (else: --force).")
+        "it is significantly slower on none (else `farm models promote DIR --force` makes "
+        "it current).")
     t.add_argument("--class", dest="train_class", metavar="C", required=True,
                    help="the device class (as `farm devices` names it)")
     t.add_argument("--from", dest="from_runs", metavar="RUN_DIR", nargs="+", action="extend",
                    default=[], help="runs of the class to train on as well (campaigns, "
                    "single runs, `farm import --out` folders)")
     t.add_argument("--seeds", type=options.bounded_int("seeds"), default=3, metavar="N",
-                   help="seeds per recipe (default 3: each trains a model per group of "
-                   "pipelines, and the soup is their mean)")
+                   help="models trained per group of pipelines, one per seed (default 3; the "
+                   "soup is their mean)")
     options.add_retimes(t, default=10, help="interleaved re-timings per schedule "
                         "(default 10)")
     options.add_devices(t, help="devices of the class to time on (default: every usable "
@@ -71,7 +72,7 @@ def add_parser(sub) -> None:
 
 
 def main(args) -> int:
-    from farm.model.registry import Registry
+    from farm.store.registry import Registry
 
     registry = Registry()
     if args.models_command == "train":
@@ -110,9 +111,7 @@ def main(args) -> int:
 
 def _evidence(record) -> str:
     """What a model's evidence says in a cell: geometric mean, worst pipeline, how many."""
-    from farm.workflows.class_model import evidence_of
-
-    e = evidence_of(record)
+    e = record.evidence
     if e is None:
         return "-"
     mean, worst = e.get("geometric_mean"), e.get("worst")

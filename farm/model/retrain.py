@@ -41,7 +41,6 @@ from farm.machine.halide_env import halide_env
 from farm.model import featurization
 from farm.model.weights import Weights, check
 from farm.paths import path_name
-from farm.store.samples import TRAIN_COLUMNS
 
 MIN_DISTINCT = 8  # the trainer skips a pipeline with fewer distinct schedules
 # schedules per pipeline handed to one training call: the trainer's window (module docstring)
@@ -241,21 +240,3 @@ def _float(text: str) -> float | None:
     except ValueError:
         return None
     return value if math.isfinite(value) else None
-
-
-def export_samples(samples, out_dir: Path) -> int:
-    """Write every measured sample of a run (a SampleStore) as Halide .sample files, each
-    with its .schedule.h, named as Halide's loop names them, so Halide's own tools and
-    `farm import` read them. Returns how many."""
-    rows = usable(samples.read([*TRAIN_COLUMNS, "index", "schedule_source"]))
-    atomic.real_dir(out_dir)
-    for row in (r for batch in rows.to_batches(max_chunksize=256) for r in batch.to_pylist()):
-        # the loop's PIPELINE_batch_B_sample_N, which `farm import` reads the pipeline from
-        stem = f"{file_stem(row['benchmark'])}_batch_{row['round']:04d}_sample_" \
-               f"{row['index']:04d}"
-        atomic.replace_bytes(out_dir / f"{stem}.sample", featurization.sample_bytes(
-            row["featurization"], row["runtime_ms"], row["pipeline_id"], row["schedule_id"]))
-        if row["schedule_source"]:
-            atomic.replace_bytes(out_dir / f"{stem}.schedule.h",
-                                 row["schedule_source"].encode())
-    return rows.num_rows

@@ -9,7 +9,9 @@ into ms; farm.model.featurization), and bench.txt beside it keeps RunGen's line.
 pipeline id is the argument set's index (0 for every pipeline: Halide issue 7086), so the
 farm tells pipelines apart by their features (farm.model.featurization.pipeline_id).
 
-A file that is not such a sample is listed with the reason, never fatal.
+A file that is not such a sample is listed with the reason, never fatal. A run's samples
+are written the same way (export_samples), so Halide's own tools and `farm import` read
+them.
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from farm import atomic
 from farm.atomic import read_regular
 from farm.model import featurization
+from farm.model import retrain as costmodel
+from farm.store.samples import TRAIN_COLUMNS
 
 FILE_NAME = re.compile(r"(?P<pipeline>.+)_batch_(?P<batch>\d+)_sample_(?P<sample>\d+)\.sample")
 BATCH_DIR = re.compile(r"batch_(?P<batch>\d+)_(?P<args>\d+)")
@@ -110,3 +115,21 @@ def _runtime_ms(bench_txt: Path, sample_ms: float) -> float:
         except ValueError:
             pass
     return float(sample_ms)
+
+
+def export_samples(samples, out_dir: Path) -> int:
+    """Write every measured sample of a run (a SampleStore) as Halide .sample files, each
+    with its .schedule.h, named as Halide's loop names them, so Halide's own tools and
+    `farm import` read them. Returns how many."""
+    rows = costmodel.usable(samples.read([*TRAIN_COLUMNS, "index", "schedule_source"]))
+    atomic.real_dir(out_dir)
+    for row in (r for batch in rows.to_batches(max_chunksize=256) for r in batch.to_pylist()):
+        # the loop's PIPELINE_batch_B_sample_N, which `farm import` reads the pipeline from
+        stem = f"{costmodel.file_stem(row['benchmark'])}_batch_{row['round']:04d}_sample_" \
+               f"{row['index']:04d}"
+        atomic.replace_bytes(out_dir / f"{stem}.sample", featurization.sample_bytes(
+            row["featurization"], row["runtime_ms"], row["pipeline_id"], row["schedule_id"]))
+        if row["schedule_source"]:
+            atomic.replace_bytes(out_dir / f"{stem}.schedule.h",
+                                 row["schedule_source"].encode())
+    return rows.num_rows

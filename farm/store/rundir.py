@@ -50,7 +50,6 @@ from farm.paths import path_name
 from farm.store.best import BestFolders
 from farm.store.jsonrecord import read_json
 from farm.store.records import (
-    MANIFEST_VERSION,
     BestWeightsRecord,
     Manifest,
     RecordError,
@@ -58,11 +57,6 @@ from farm.store.records import (
     RoundRecord,
 )
 from farm.store.samples import SampleStore
-
-__all__ = ["MANIFEST_VERSION", "RESUME_MAY_CHANGE", "Manifest", "RunDir", "class_dir",
-           "class_dirs", "invocation_record", "is_run", "new_run_id", "now_iso",
-           "refuse_a_run", "resume_may_change", "write_json"]
-
 
 LOCK_WAIT_S = 2.0  # how long taking a run's lock waits out a reader's look at it (holder())
 
@@ -150,7 +144,8 @@ class RunDir(BestFolders):
         return self.path / "weights" / "best.json"
 
     def final_weights(self, name: str) -> Path:
-        """A final model's weights (farm.tuning.finalize.FINAL_SETTINGS), e.g. final-chain-fast."""
+        """A final model's weights (farm.tuning.final_models.FINAL_SETTINGS), e.g.
+        final-chain-fast."""
         return self.path / "weights" / f"{name}.weights"
 
     def final_training_log(self, name: str) -> Path:

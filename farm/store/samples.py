@@ -98,7 +98,7 @@ FINALIST_COLUMNS = ("sample_id", "round", "index", "status", "runtime_ms", "sche
 REPORT_COLUMNS = ("round", "index", "status", "runtime_ms", "schedule_key", "created_at",
                   "planner", "benchmark", "cause", "error", "device_id", "timing_started_at",
                   "timing_ended_at", "predicted")  # farm.report.text
-SUMMARY_COLUMNS = ("status", "schedule_key", "benchmark")  # farm.tuning.finalize.summary
+SUMMARY_COLUMNS = ("status", "schedule_key", "benchmark")  # farm.tuning.summary.summary
 COLUMN_SETS = {"STATE_COLUMNS": STATE_COLUMNS, "TRAIN_COLUMNS": TRAIN_COLUMNS,
                "FINALIST_COLUMNS": FINALIST_COLUMNS, "REPORT_COLUMNS": REPORT_COLUMNS,
                "SUMMARY_COLUMNS": SUMMARY_COLUMNS}

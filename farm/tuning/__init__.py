@@ -5,5 +5,6 @@ loop (autotune, Tuning), settings, validation (refusals before anything is writt
 artifacts (kept binaries), rows (an outcome as a sample row), finalize (the final
 re-timing, best/; what it works from: final_inputs; the final models: final_models), summary
 (TuneSummary).
-May import: workflows.compare, report, execution, search, model, store and below.
+May import: report, execution, build, search, devices, store, model, pipelines, machine,
+stats and the foundation.
 """

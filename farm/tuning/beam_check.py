@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 
 from farm.candidate import BEAM_SEARCH, CandidateSpec
 from farm.errors import WeightsError
+from farm.execution import compare
 from farm.execution.pool import DevicePool
 from farm.model import weights
 from farm.model.weights import Weights
@@ -22,7 +23,6 @@ from farm.store.rundir import RunDir
 from farm.tuning.artifacts import KeptArtifacts
 from farm.tuning.settings import TuneSettings
 from farm.tuning.state import RunState, Track
-from farm.workflows import compare
 
 BEAM_CHECK_RATIO = 1.1  # provisional weights' beam search / the start weights', at most
 BEAM_CHECK_RETIMES = 5  # interleaved re-timings of the two
@@ -74,7 +74,7 @@ class BeamChecker:
     def beam_check(self, provisional: Weights, beams: dict) -> BeamCheck:
         """Re-time each pipeline's beam search with the `provisional` weights (its binary
         from `beams`, by pipeline name, else built) against its beam search with the start
-        weights (kept, else built and kept), interleaved (farm.workflows.compare). Passed
+        weights (kept, else built and kept), interleaved (farm.execution.compare). Passed
         when none is significantly slower and their geometric mean ratio is at most
         BEAM_CHECK_RATIO."""
         s, kept = self.s, self.kept

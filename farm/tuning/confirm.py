@@ -15,13 +15,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from farm.candidate import BEAM_SEARCH, CandidateSpec
+from farm.execution import compare
 from farm.execution.pool import DevicePool
 from farm.model.weights import Weights
 from farm.pipelines.benchmark import Benchmark
 from farm.stats import verdict
 from farm.store.records import ComparedBeam, VerdictRecord
 from farm.tuning.final_inputs import FinalSettings
-from farm.workflows import compare
 
 CONFIRM_TIMEOUT_S = 900.0
 CHOSEN, START = "chosen", "start"

@@ -17,8 +17,8 @@ from farm.store.rundir import RunDir
 
 
 class FinalSettings(Protocol):
-    """The settings of a run that its end uses (farm.tuning.loop.TuneSettings has them). Read-only
-    properties: the end never sets them, and TuneSettings is frozen."""
+    """The settings of a run that its end uses (farm.tuning.settings.TuneSettings has
+    them). Read-only properties: the end never sets them, and TuneSettings is frozen."""
 
     @property
     def target(self) -> TargetInfo: ...

@@ -10,6 +10,7 @@ from farm.model import acceptance, weights
 from farm.model import retrain as costmodel
 from farm.store.records import BestWeightsRecord
 from farm.store.rundir import RunDir
+from farm.store.samples import TRAIN_COLUMNS
 from farm.tuning.training_data import training_table
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ FINAL_SETTINGS = (acceptance.Setting("final-chain-fast", "current", 1e-3),
 def final_weights(inputs: FinalInputs, trainer) -> list[tuple[str, Path]]:
     """Final candidate models trained on every round, written as weights/NAME.weights."""
     run, s = inputs.run, inputs.settings
-    table = costmodel.capped(training_table(run, s.also_train_on, costmodel.TRAIN_COLUMNS),
+    table = costmodel.capped(training_table(run, s.also_train_on, TRAIN_COLUMNS),
                              seed=inputs.committed)
     latest = weights.load(run.latest_weights)
     out = []

@@ -37,6 +37,7 @@ import ray
 from farm.build import compile as build
 from farm.candidate import BEAM_SEARCH, OK, CandidateSpec, Library
 from farm.errors import WeightsError
+from farm.execution import compare
 from farm.machine.toolchain import runtime_library
 from farm.model import weights
 from farm.report.progress import Progress, plural
@@ -56,13 +57,7 @@ from farm.store.rundir import RunDir
 from farm.store.samples import FINALIST_COLUMNS
 from farm.tuning.confirm import Confirmation, ToConfirm, confirm
 from farm.tuning.final_inputs import FinalInputs, FinalPipeline, FinalResult, FinalSettings
-from farm.tuning.final_models import FINAL_SETTINGS, final_weights, handed_model
-from farm.tuning.summary import TuneSummary, summary
-from farm.workflows import compare
-
-# names of farm.tuning.final_inputs, final_models and summary that callers read here
-__all__ = ["FINAL_SETTINGS", "FinalInputs", "FinalPipeline", "TuneSummary", "handed_model",
-           "summary"]
+from farm.tuning.final_models import final_weights
 
 # Repeats per re-timing: the median of several short, interleaved re-timings resists the
 # drift of a noisy machine better than fewer long ones, for the same time.

@@ -66,7 +66,7 @@ from farm.tuning.validation import (
 )
 from farm.versions import versions
 
-__all__ = ["TuneSettings", "autotune"]
+__all__ = ["autotune"]
 
 
 def autotune(run_dir: str | os.PathLike, settings: TuneSettings, address: str | None = None,

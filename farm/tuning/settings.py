@@ -62,7 +62,7 @@ class TuneSettings:
     strategy: Strategy = RoundPlan  # how each pipeline's round is planned (farm.search)
     pretrain: PretrainSpec | None = None  # a pre-training: its pipelines come round by round
     # no --weights given: a new run starts from its class's current model (the registry,
-    # farm.model.registry), a resumed one from the start weights it began with
+    # farm.store.registry), a resumed one from the start weights it began with
     from_registry: bool = False
     # other run directories (absolute paths) whose rows train the model too (--also-train-on)
     also_train_on: tuple[str, ...] = ()

@@ -10,9 +10,9 @@ from farm.devices.classes import class_name
 from farm.errors import BadInput, RunDirError
 from farm.machine import limits
 from farm.model import weights
-from farm.model.registry import class_start
 from farm.search.allocation import EQUAL, GAIN
 from farm.store.records import PRETRAIN, Manifest
+from farm.store.registry import class_start
 from farm.store.rundir import RunDir, class_dir, class_dirs, new_run_id, now_iso
 from farm.tuning.settings import TuneSettings
 
@@ -64,7 +64,7 @@ def with_start_weights(run: RunDir, s: TuneSettings, devices: list[DeviceInfo]
     """The settings with the run's start weights when no --weights was given
     (s.from_registry), and a line that says where they come from ("" when unchanged): a
     resumed run's own (weights/round-000000.weights), a new run's class's current model
-    (farm.model.registry), else Halide's."""
+    (farm.store.registry), else Halide's."""
     if not s.from_registry:
         return s, ""
     if run.read_manifest() is not None:

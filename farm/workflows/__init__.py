@@ -1,6 +1,8 @@
-"""The commands' work besides tuning: run, bench, evaluate (its checks before any work:
-evaluation), and compare, the one comparison workflow they (and the tuning's beam check
-and final re-timing) share: build variants, re-time them interleaved, verdicts against a
-reference, table, plot, Parquet.
-May import: report, execution, search, model, store and below (compare: not the others).
+"""The commands' work besides the round loop: run, bench, evaluate (its checks before any
+work: evaluation), pretrain (the round loop with pipelines drawn round by round), models
+(promotion), class_model (`farm models train`), import_loop, reports, run_view. Each
+compares schedules as farm.execution.compare does and writes the result as
+farm.report.comparison does.
+May import: tuning (pre-training runs the round loop), report, execution, build, search,
+devices, store, model, pipelines, machine, stats and the foundation.
 """

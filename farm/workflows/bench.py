@@ -17,15 +17,16 @@ from farm.build import compile as build
 from farm.candidate import BEAM_SEARCH, DEFAULT_PARALLELISM, CandidateSpec
 from farm.devices.timing import TimingConfig
 from farm.errors import BadInput, RunDirError
+from farm.execution import compare
 from farm.execution.session import DeviceSession, check_usable, default_target, find
 from farm.machine.targets import resolve
 from farm.model import weights
-from farm.model.registry import Registry
 from farm.pipelines import catalog
 from farm.pipelines.benchmark import Benchmark
+from farm.report import comparison
 from farm.report.output import pyplot, save_figure
+from farm.store.registry import Registry
 from farm.store.rundir import RunDir
-from farm.workflows import compare
 
 VARIANTS = ("manual", "beam32 baseline", "beam32 tuned", "run best")
 SCHEMA = pa.schema([("benchmark", pa.string()), ("device_id", pa.string()),
@@ -186,7 +187,7 @@ def _bench_one(bench, target, parallelism, tuned, run, pool, retimes, progress
             c = results[label]
             rows.append({"benchmark": bench.label, "device_id": handle.info.id,
                          "device_kind": handle.info.kind, "target": target.compile,
-                         "variant": label, **compare.row(
+                         "variant": label, **comparison.row(
                              c, c.verdict, spec.weights.sha256 if spec.weights else None)})
     return rows
 
@@ -196,31 +197,31 @@ def _against(label: str) -> str | None:
 
 
 def format_table(rows: list[dict]) -> str:
-    groups = compare.grouped(rows, lambda r: (r["benchmark"], r["device_id"]))
-    shown = compare.present(rows, VARIANTS)
+    groups = comparison.grouped(rows, lambda r: (r["benchmark"], r["device_id"]))
+    shown = comparison.present(rows, VARIANTS)
     against = [(heading, v) for heading, v in (
         ("manual / baseline", "manual"), ("tuned / baseline", "beam32 tuned"),
         ("run best / baseline", "run best")) if v in shown]  # a column of nothing: left out
-    return compare.format_table(
+    return comparison.format_table(
         ("benchmark", "device"), ((key, groups[key]) for key in sorted(groups)),
         shown, against, _versus) + (
         "\nagainst beam32 baseline: median of paired interleaved re-timings with a 95% "
         "bootstrap interval (docs/autotuning.md: how ratios read)")
 
 
-def _versus(rows: compare.Rows, variant: str) -> str:
+def _versus(rows: comparison.Rows, variant: str) -> str:
     r = rows.get(variant)
     if r is None and variant == "run best":
         return "not the run's pipeline"  # (--run's best is of its own pipeline only)
     if variant == "beam32 tuned" and r is not None and r["weights_sha256"] and \
             r["weights_sha256"] == rows.get(BASELINE, {}).get("weights_sha256"):
         return "same weights (tuning kept the baseline)"
-    return compare.versus(r)
+    return comparison.versus(r)
 
 
 def write_results(rows: list[dict], out_dir: Path) -> tuple[Path, Path]:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    return compare.write_results(rows, SCHEMA, out_dir / f"bench-{stamp}.parquet",
+    return comparison.write_results(rows, SCHEMA, out_dir / f"bench-{stamp}.parquet",
                                  out_dir / f"bench-{stamp}.png", _plot)
 
 

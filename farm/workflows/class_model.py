@@ -33,22 +33,23 @@ from farm import atomic
 from farm.candidate import BEAM_SEARCH, CandidateSpec
 from farm.devices.timing import TimingConfig
 from farm.errors import BadInput, MissingPrerequisite
+from farm.execution import compare
 from farm.execution.session import DeviceSession
 from farm.machine.targets import TargetInfo
 from farm.machine.targets import resolve as resolve_target
 from farm.model import retrain as costmodel
 from farm.model import weights as weights_module
-from farm.model.registry import Model as RegisteredModel
-from farm.model.registry import ModelRecord, Registry, now_iso
 from farm.model.trainer import HalideTrainer, Trainer
 from farm.model.weights import Weights
 from farm.paths import path_name
 from farm.pipelines import catalog
 from farm.pipelines.benchmark import Benchmark
+from farm.report import comparison
 from farm.report.progress import plural
 from farm.stats import verdict
+from farm.store.registry import Model as RegisteredModel
+from farm.store.registry import ModelRecord, Registry, now_iso
 from farm.store.rundir import RunDir
-from farm.workflows import compare
 from farm.workflows.bench import BUILD_TIMEOUT_S, DEFAULT_RETIMES
 from farm.workflows.evaluation import (
     COLUMNS,
@@ -173,8 +174,8 @@ def gather(device_class: str, from_dirs: Sequence[str | Path] = (), seeds: int =
                        "leave-family-out needs pipelines of two groups or more, built-ins "
                        "among them")
     recorded = next(m.device_class for m in manifests if m is not None and m.device_class)
-    return ClassWork(device_class, recorded, tuple(r.path for r in runs), table, tuple(names), benches,
-                     groups, resolve_target(targets.pop()), cores.pop(),
+    return ClassWork(device_class, recorded, tuple(r.path for r in runs), table, tuple(names),
+                     benches, groups, resolve_target(targets.pop()), cores.pop(),
                      weights_module.baseline(), tuple(range(seeds)), notes=tuple(notes))
 
 
@@ -267,7 +268,7 @@ def judge_pipeline(work: ClassWork, name: str, models: Models, pool, device: str
         rows.append({"benchmark": name, "group": group, "variant": label,
                      "trained_on": models.rows.get((label, group)),
                      "device_id": device if c.ok_ms else None, "target": work.target.compile,
-                     **compare.row(c, v, chosen[label].sha256)})
+                     **comparison.row(c, v, chosen[label].sha256)})
     return rows
 
 
@@ -375,10 +376,10 @@ def train_class_model(work: ClassWork, out: Path, *, device_ids: Sequence[str] |
                                           f"kept in {out}")
             mine = judge_pipeline(work, name, models, pool, usable[i % len(usable)].info.id,
                                   retimes, progress)
-            compare.write_rows(mine, SCHEMA, out / "pipelines" / f"{path_name(name)}.parquet")
+            comparison.write_rows(mine, SCHEMA, out / "pipelines" / f"{path_name(name)}.parquet")
             rows += mine
         full = train_candidates(work, out, [None], trainer, progress)
-    compare.write_rows(rows, SCHEMA, out / "validation.parquet")
+    comparison.write_rows(rows, SCHEMA, out / "validation.parquet")
     found = [evidence(rows, c) for c in work.candidates]
     for e in found:
         progress(e.line())
@@ -399,9 +400,3 @@ def train_class_model(work: ClassWork, out: Path, *, device_ids: Sequence[str] |
     current = force or not best.slower
     model = (registry or Registry()).register(weights, record, current=current)
     return Trained(rows, found, best, model, path)
-
-
-def evidence_of(record: ModelRecord) -> dict | None:
-    """The evidence a model was registered with (None: none recorded)."""
-    found = record.extra.get("evidence") if isinstance(record.extra, dict) else None
-    return found if isinstance(found, dict) else None

@@ -36,38 +36,26 @@ import pyarrow.compute as pc
 from farm.candidate import BEAM_SEARCH, CandidateSpec
 from farm.devices.timing import TimingConfig
 from farm.errors import MissingPrerequisite
+from farm.execution import compare
 from farm.execution.session import DeviceSession
 from farm.model import retrain as costmodel
 from farm.model import weights
 from farm.model.trainer import HalideTrainer, Trainer
 from farm.model.weights import Weights
 from farm.paths import path_name
+from farm.report import comparison
 from farm.report.output import pyplot, save_figure
 from farm.report.progress import plural
 from farm.stats import verdict
 from farm.store.records import PipelineRecord
-from farm.workflows import compare
 from farm.workflows.bench import BUILD_TIMEOUT_S, DEFAULT_RETIMES
 from farm.workflows.evaluation import (
-    COLUMNS,
-    TRAIN_RATE,
     TRAIN_SEED,
-    TRAIN_STEPS,
     Evaluation,
     class_devices,
-    distinct_by_pipeline,
-    make_groups,
-    parse_weights_for,
-    prepare,
-    prepare_on,
     rows_of,
     training_rows,
 )
-
-# the evaluation's names that the command, the API and the tests read here
-__all__ = ["COLUMNS", "TRAIN_RATE", "TRAIN_STEPS", "class_devices", "distinct_by_pipeline",
-           "make_groups", "parse_weights_for", "prepare", "prepare_on", "rows_of",
-           "training_rows"]
 
 BASELINE, POOLED, LOO, OWN = "baseline", "pooled", "leave-one-out", "own"
 HANDED = "handed-over"  # --on: the run's handed-over weights (best.weights)
@@ -248,7 +236,7 @@ def _row(ev: Evaluation, pipeline: PipelineRecord, v: _Variant, c: compare.Compa
             "variant": v.label, "model": v.model, "weights_file": v.weights_file or None,
             "trained_on": v.trained_on, "group_rows_trained_on": v.group_rows,
             "same_as": c.built.same_as, "pairs": vd.pairs if vd is c.verdict and vd else None,
-            **compare.row(replace(c, error=error), vd,
+            **comparison.row(replace(c, error=error), vd,
                           v.weights.sha256 if v.weights else None),
             "device_id": device if c.ok_ms else None, "target": ev.target.compile}
 
@@ -316,7 +304,7 @@ def keep_rows(out: Path, pipeline: PipelineRecord, rows: list[dict]) -> None:
     from farm.atomic import real_dir
 
     real_dir(out / "pipelines", out)
-    compare.write_rows(rows, SCHEMA, _kept_path(out, pipeline))
+    comparison.write_rows(rows, SCHEMA, _kept_path(out, pipeline))
 
 
 def kept_rows(out: Path, ev: Evaluation, pipeline: PipelineRecord,
@@ -342,13 +330,13 @@ def kept_rows(out: Path, ev: Evaluation, pipeline: PipelineRecord,
 # output -----------------------------------------------------------------------------
 
 def format_table(rows: list[dict]) -> str:
-    shown = compare.present(rows, VARIANTS)
-    groups = compare.grouped(rows, lambda r: (r["benchmark"],)).items()
-    return compare.format_table(
+    shown = comparison.present(rows, VARIANTS)
+    groups = comparison.grouped(rows, lambda r: (r["benchmark"],)).items()
+    return comparison.format_table(
         ("benchmark", "left out with"),
         (((bench, _others(bench, mine)), mine) for (bench,), mine in groups), shown,
         [(f"{v} / baseline", v) for v in shown if v != BASELINE],
-        lambda mine, v: compare.versus(mine.get(v), (SAME_WEIGHTS, SAME_SCHEDULE))) + (
+        lambda mine, v: comparison.versus(mine.get(v), (SAME_WEIGHTS, SAME_SCHEDULE))) + (
         "\nagainst beam-32 with the start weights (baseline): median of paired interleaved "
         "re-timings with a 95% bootstrap interval (docs/autotuning.md: how ratios read)")
 
@@ -363,7 +351,7 @@ def summary(rows: list[dict]) -> list[str]:
     """Per variant: the geometric mean of its ratio to baseline across pipelines, and how
     many pipelines it makes significantly faster or slower."""
     lines = []
-    for variant in compare.present(rows, VARIANTS):
+    for variant in comparison.present(rows, VARIANTS):
         if variant == BASELINE:
             continue
         mine = [r for r in rows if r["variant"] == variant]
@@ -390,7 +378,7 @@ def summary(rows: list[dict]) -> list[str]:
 
 def write_results(rows: list[dict], out: Path, title: str = "") -> tuple[Path, Path]:
     """OUT/evaluate.parquet (the rows) and OUT/evaluate.png (the plot)."""
-    return compare.write_results(rows, SCHEMA, out / "evaluate.parquet", out / "evaluate.png",
+    return comparison.write_results(rows, SCHEMA, out / "evaluate.parquet", out / "evaluate.png",
                                  lambda rows, path: plot(rows, path, title))
 
 
@@ -398,7 +386,7 @@ def plot(rows: list[dict], path: Path, title: str = "") -> Path:
     """Per pipeline, each variant's time / baseline with its 95% interval; 1.0 marked."""
     plt = pyplot()
     benches = list(dict.fromkeys(r["benchmark"] for r in rows))
-    shown = [v for v in compare.present(rows, VARIANTS) if v != BASELINE]
+    shown = [v for v in comparison.present(rows, VARIANTS) if v != BASELINE]
     fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(benches) + 2), 4.5))
     width = 0.6 / max(1, len(shown))
     for j, variant in enumerate(shown):

@@ -1,5 +1,5 @@
 """`farm models promote`: a run's handed-over weights become its device class's current
-model (farm.model.registry), with where they came from."""
+model (farm.store.registry), with where they came from."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from farm.candidate import OK
 from farm.devices.classes import class_name
 from farm.errors import BadInput, RunDirError
 from farm.model import weights as weights_module
-from farm.model.registry import Model, ModelRecord, Registry, now_iso
+from farm.store.registry import Model, ModelRecord, Registry, now_iso
 from farm.store.rundir import RunDir, class_dirs
 
 
@@ -130,8 +130,7 @@ def _promote_trained(out: Path, device_class: str | None, registry: Registry | N
     """Make the model `farm models train --out OUT` registered its class's current one."""
     from dataclasses import replace
 
-    from farm.model.registry import read_record
-    from farm.workflows.class_model import evidence_of
+    from farm.store.registry import read_record
 
     record = read_record(out / TRAINED_RECORD, ModelRecord, key="record")
     if record is None:
@@ -144,7 +143,7 @@ def _promote_trained(out: Path, device_class: str | None, registry: Registry | N
     if w.sha256 != record.sha256:
         raise BadInput(f"{out / 'weights' / 'best.weights'} is not the model {TRAINED_RECORD} "
                        f"records (sha256 {w.sha256[:16]}, recorded {record.sha256[:16]})")
-    evidence = evidence_of(record) or {}
+    evidence = record.evidence or {}
     slower = [str(p) for p in evidence.get("slower") or []]
     _refuse_slower(f"the model of {out}", slower, force)
     return (registry or Registry()).promote(w, replace(record, promoted_at=now_iso()))

@@ -112,7 +112,7 @@ def export(run_dir: str | Path, out: str | Path) -> tuple[int, Path]:
     in `out` (created if needed): how many, and where."""
     from farm.atomic import writable_dir
     from farm.errors import RunDirError
-    from farm.model.retrain import export_samples
+    from farm.store.loop_samples import export_samples
 
     run = RunDir(run_dir)
     if run.read_manifest() is None:

@@ -4,7 +4,7 @@ Both go through the path every command takes (farm.execution.scheduler over a
 farm.execution.pool.DevicePool): compile tasks on Ray (an embedded local Ray without an
 address), the device's actor to time, and the same retries, timeouts and
 quarantine as `farm autotune`. The two candidates compile at once. Then the two
-are re-timed, interleaved, on the device (farm.workflows.compare, the farm's one
+are re-timed, interleaved, on the device (farm.execution.compare, the farm's one
 comparison workflow) for the verdict with its interval (farm.stats.verdict): two single
 timings never decide which is faster.
 """
@@ -21,6 +21,7 @@ from farm.deprecation import renamed
 from farm.devices.base import DeviceInfo
 from farm.devices.timing import TimingConfig
 from farm.errors import WorkFailed
+from farm.execution import compare
 from farm.execution.pool import DevicePool
 from farm.execution.scheduler import Outcome, RoundScheduler
 from farm.machine.targets import TargetInfo
@@ -28,7 +29,6 @@ from farm.paths import path_name
 from farm.search.plans import FixedPlan
 from farm.stats import verdict
 from farm.stats.verdict import Verdict
-from farm.workflows import compare
 
 DEFAULT_RETIMES = 5  # interleaved re-timings of each schedule: the fewest with a verdict
 AUTO, MANUAL = "autoscheduled", "manual"  # the two schedules' labels in the re-timing

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from farm.candidate import BEAM_SEARCH, DEFAULT_PARALLELISM, CandidateSpec
 from farm.devices.timing import TimingConfig
+from farm.execution import compare
 from farm.execution.session import DeviceSession, default_target
 from farm.machine.targets import resolve
 from farm.model import weights
@@ -33,7 +34,6 @@ from farm.pipelines import catalog
 from farm.store.rundir import RunDir
 from farm.store.samples import FINALIST_COLUMNS
 from farm.tuning.finalize import spec_from_row
-from farm.workflows import compare
 
 MODES = ("equal", "gain")
 

@@ -21,7 +21,7 @@ from farm.machine import targets
 from farm.model import featurization, weights
 from farm.model import retrain as costmodel
 from farm.pipelines import catalog
-from farm.store.samples import SampleStore
+from farm.store.samples import TRAIN_COLUMNS, SampleStore
 
 
 def template() -> bytes:
@@ -72,7 +72,7 @@ def main() -> None:
     print(f"commit + compaction: {commit_s:.1f} s in all, {1000 * commit_s / args.rounds:.1f} "
           f"ms per round; {len(files)} files, {size:.0f} MB on disk")
     start = time.perf_counter()
-    table = store.read(costmodel.TRAIN_COLUMNS)
+    table = store.read(TRAIN_COLUMNS)
     print(f"read what retraining needs: {time.perf_counter() - start:.1f} s "
           f"({table.nbytes / 2**20:.0f} MB in memory, {table.num_rows} rows)")
     with tempfile.TemporaryDirectory() as tmp:

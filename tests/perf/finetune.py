@@ -21,12 +21,12 @@ from pathlib import Path
 
 from farm.candidate import BEAM_SEARCH, DEFAULT_PARALLELISM, CandidateSpec
 from farm.devices.timing import TimingConfig
+from farm.execution import compare
 from farm.execution.session import DeviceSession, default_target
 from farm.machine.targets import resolve
 from farm.model import weights
 from farm.pipelines import catalog
 from farm.stats import verdict
-from farm.workflows import compare
 from farm.workflows.bench import TunedRun
 
 

@@ -30,7 +30,7 @@ from farm.machine import targets
 from farm.model import weights
 from farm.pipelines import catalog
 from farm.search.plans import RoundPlan, SeenSchedules
-from farm.store.rundir import Manifest
+from farm.store.records import Manifest
 from farm.store.samples import SampleStore
 from farm.testing import SyntheticBuilder, open_synthetic, synthetic_infos
 from farm.tuning.rows import outcome_row

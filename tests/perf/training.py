@@ -27,7 +27,7 @@ from datascale import rows_for, template
 
 from farm.model import acceptance, featurization, weights
 from farm.model import retrain as costmodel
-from farm.store.samples import SCHEMA
+from farm.store.samples import SCHEMA, TRAIN_COLUMNS
 
 BATCH = 32
 
@@ -60,7 +60,7 @@ def measure(size: int, step_counts: list[int], base, start_w) -> None:
     rng = np.random.default_rng(size)
     rounds = max(2, size // BATCH)
     rows = [r for k in range(1, rounds + 1) for r in rows_for(k, BATCH, base, rng)]
-    table = pa.Table.from_pylist(rows, schema=SCHEMA).select(costmodel.TRAIN_COLUMNS)
+    table = pa.Table.from_pylist(rows, schema=SCHEMA).select(TRAIN_COLUMNS)
     n = table.num_rows
     with tempfile.TemporaryDirectory(prefix="farm-train-perf-") as tmp:
         files = costmodel.SampleFiles(Path(tmp) / "all")

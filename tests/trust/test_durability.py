@@ -63,7 +63,8 @@ def test_the_provisional_weights_rename_is_on_disk_before_its_step_is_recorded(
         open_synthetic,
         synthetic_infos,
     )
-    from farm.tuning.loop import TuneSettings, autotune
+    from farm.tuning.loop import autotune
+    from farm.tuning.settings import TuneSettings
 
     run = tmp_path / "run"
     weights_dir = str((run / "weights").resolve())

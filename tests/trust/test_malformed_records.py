@@ -40,6 +40,7 @@ from farm.store.records import PipelineRecord
 from farm.store.rundir import RunDir
 from farm.testing import ScriptedTrainer, SyntheticBuilder
 from farm.tuning import loop as tuner
+from farm.tuning.settings import TuneSettings
 from farm.workflows import bench, evaluate
 
 MANIFEST, ROUND, RUNTIME, BEST = ("manifest.json", "rounds/round-000001.json",
@@ -243,7 +244,7 @@ def test_fuzz_malformed_records_through_every_reader(tmp_path, capsys, monkeypat
     before = {p for p in files_under(tmp_path) if not any(
         p == a or a in p.parents for a in allowed)}
     originals = {r: (run.path / r).read_text() for r in READERS}
-    settings = tuner.TuneSettings(benchmarks=(catalog.resolve("dilate3x3"),),
+    settings = TuneSettings(benchmarks=(catalog.resolve("dilate3x3"),),
                                   target=targets.resolve(None),
                                   start_weights=weights.baseline(), batch_size=8)
     variants = runs = 0

@@ -184,7 +184,8 @@ def test_a_campaign_of_a_label_with_a_slash_reaches_its_end(tmp_path, baseline, 
     from farm.machine import targets
     from farm.pipelines import catalog
     from farm.testing import FakeCluster, SyntheticBuilder, open_synthetic, synthetic_infos
-    from farm.tuning.loop import TuneSettings, autotune
+    from farm.tuning.loop import autotune
+    from farm.tuning.settings import TuneSettings
 
     source = tmp_path / "labelled.py"
     source.write_text(LABELLED)

@@ -30,6 +30,7 @@ from farm.report.text import build_report
 from farm.store.records import PipelineRecord
 from farm.testing import ScriptedTrainer, SyntheticBuilder
 from farm.tuning import loop as tuner
+from farm.tuning.settings import TuneSettings
 from farm.workflows import bench, evaluate
 
 WHERE = ("elsewhere", "in the run")
@@ -189,7 +190,7 @@ def test_resume_runs_only_the_benchmarks_named_on_its_command_line(tmp_path, mar
     run = campaign(tmp_path / "run", [
         PipelineRecord("median3x3", "median3x3", catalog.resolve("median3x3").sha256),
         PipelineRecord("planted", f"{path}:planted", sha)])
-    settings = tuner.TuneSettings(benchmarks=(catalog.resolve("median3x3"),),
+    settings = TuneSettings(benchmarks=(catalog.resolve("median3x3"),),
                                   target=targets.resolve(None),
                                   start_weights=weights.baseline(), batch_size=8)
     with pytest.raises(StopBeforeWork):  # every check passed, and nothing ran

@@ -17,8 +17,8 @@ from crafted import add_best, v1_run
 
 from farm.errors import DatasetError, RunDirError, WeightsError
 from farm.model import weights
-from farm.model.registry import ModelRecord, _read
 from farm.report.page import write_page
+from farm.store.registry import ModelRecord, _read
 from farm.store.samples import SampleStore
 
 V1_RUN = Path(__file__).parents[1] / "data" / "v1-run"

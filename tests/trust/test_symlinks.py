@@ -12,6 +12,7 @@ from crafted import campaign
 from farm import cli
 from farm.atomic import writable_dir
 from farm.errors import BadInput, MissingPrerequisite, RunDirError
+from farm.execution.compare import write_results
 from farm.machine.cache import build_once, cache_dir
 from farm.model.retrain import file_name
 from farm.pipelines import catalog
@@ -20,7 +21,6 @@ from farm.report.output import pyplot, save_figure
 from farm.store.records import PipelineRecord, RetimingRecord
 from farm.store.rundir import RunDir, class_dir
 from farm.store.samples import SampleStore
-from farm.workflows.compare import write_results
 
 V1_RUN = Path(__file__).parents[1] / "data" / "v1-run"
 

@@ -55,6 +55,13 @@ class ModelRecord(JsonRecord):
                         "promoted_at": TEXT, "run_id": TEXT, "kind": TEXT, "rounds": COUNT,
                         "samples": COUNT}
 
+    @property
+    def evidence(self) -> dict | None:
+        """How the model did on pipelines it never saw, as `farm models train` judged it
+        (farm.workflows.class_model.Evidence.to_json); None when nothing was recorded."""
+        found = self.extra.get("evidence") if isinstance(self.extra, dict) else None
+        return found if isinstance(found, dict) else None
+
     def describe(self) -> str:
         what = f"{self.kind} " if self.kind else ""
         return (f"{what}{self.source}" + (f" ({self.rounds} rounds, {self.samples} samples)"
