@@ -275,6 +275,7 @@ def test_a_compile_declares_its_pipelines_measured_peak_within_the_smallest_node
 
     memory = CompileMemory(cap_mb=4096)
     probe, beam = spec_for("median3x3", beam_size=1), spec_for("median3x3")
+    assert memory.declare_mb(spec_for("sobel")) == DEFAULT_MB
     assert memory.declare_mb(probe) == memory.declare_mb(beam) == DEFAULT_MB  # unmeasured
     memory.measured(beam, BuildResult(OK, memory_mb=2000.0))
     memory.measured(beam, BuildResult(OK, memory_mb=1500.0))  # the peak is kept
@@ -286,14 +287,25 @@ def test_a_compile_declares_its_pipelines_measured_peak_within_the_smallest_node
     assert 0 < smallest_node_mb() < 2**40 / 2**20  # this test's Ray: one node
 
 
-def test_compile_tasks_declare_memory_and_rows_record_the_peak(spec_for):
+def test_compile_tasks_declare_memory_and_rows_record_the_peak(spec_for, tmp_path,
+                                                               monkeypatch):
+    from farm.execution.memory import PEAKS_FILE, CompileMemory
+
+    monkeypatch.setenv("FARM_CACHE_DIR", str(tmp_path))
     pool = _pool(synthetic_infos(1, seconds=0.01))
     outcomes = _run(spec_for, pool, batch=3)
     assert [o.status for o in outcomes] == [OK] * 3
     assert pool.memory.cap_mb is not None and pool.memory.cap_mb > 0
     expected: dict = {}  # the peak of each kind of compile (beam search, probe)
     for o in outcomes:
-        key = (o.spec.benchmark.label, (o.spec.beam_size or 0) > 1)
+        key = CompileMemory._key(o.spec)
         expected[key] = max(expected.get(key, 0.0), o.build.memory_mb)
     assert pool.memory.peaks == expected and all(v >= 64 for v in expected.values())
     pool.shutdown()
+    # kept for the next command on this machine: its first compiles declare them
+    again = _pool(synthetic_infos(1, seconds=0.01))
+    assert again.memory.peaks == expected
+    assert again.memory.declare_mb(outcomes[0].spec) > 0
+    again.shutdown()
+    (tmp_path / "memory" / PEAKS_FILE).write_text('[["x", true, "NaN"], 7, {}]')
+    assert CompileMemory.kept(tmp_path / "memory" / PEAKS_FILE).peaks == {}  # damaged: none

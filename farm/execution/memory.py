@@ -8,19 +8,39 @@ its probes far less), so each declares the peak measured for its pipeline and ki
 (farm.build.process watches it) with a margin, and a pipeline not yet measured declares a
 default. The declaration never exceeds the smallest compile node's memory, or the task
 could be placed nowhere; a compile that outgrows its machine is ended by its own watch.
+
+The peaks are kept in the driver's cache (FARM_CACHE_DIR/memory/compile-peaks.json, by
+pipeline and kind), so the next command that compiles a pipeline declares its size from
+the first compile on: two first compiles of a big pipeline no longer start side by side.
 """
 
 from __future__ import annotations
 
+import json
+from contextlib import suppress
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import ray
 
 from farm.candidate import BuildResult, CandidateSpec
 
+PEAKS_FILE = "compile-peaks.json"
+MAX_PEAKS = 10_000  # pipelines kept in the file (the largest peaks win past it)
 DEFAULT_MB = 1024.0  # a pipeline not measured yet (the corpus's compiles peak at 0.3-1.4 GB)
 MARGIN = 1.25  # over the measured peak: a draw of the same pipeline may need more
 FLOOR_MB = 256.0  # the compile process itself, Halide loaded
+
+
+def kept_compile_memory() -> CompileMemory:
+    """The peaks this machine's cache keeps (none when the cache cannot be used)."""
+    from farm.errors import FarmError
+    from farm.machine.cache import cache_dir
+
+    try:
+        return CompileMemory.kept(cache_dir("memory") / PEAKS_FILE)
+    except FarmError:
+        return CompileMemory()
 
 
 def smallest_node_mb() -> float | None:
@@ -37,10 +57,40 @@ class CompileMemory:
 
     cap_mb: float | None = None  # the most a compile may declare (smallest_node_mb)
     peaks: dict[tuple[str, bool], float] = field(default_factory=dict)
+    path: Path | None = None  # where the peaks are kept between commands (None: nowhere)
+
+    @classmethod
+    def kept(cls, path: Path) -> CompileMemory:
+        """The peaks kept at `path` (none when it is missing or not such a file)."""
+        from farm.atomic import read_regular
+
+        peaks: dict[tuple[str, bool], float] = {}
+        try:
+            data = json.loads(read_regular(path, limit=4 << 20))
+            for item in data if isinstance(data, list) else []:
+                key, beam, mb = item
+                if isinstance(key, str) and isinstance(beam, bool) and \
+                        isinstance(mb, (int, float)) and 0 < mb < 2**30:
+                    peaks[(key, beam)] = float(mb)
+        except (OSError, ValueError, TypeError):
+            pass  # a damaged file costs the measurements, nothing else
+        return cls(peaks=peaks, path=path)
+
+    def keep(self) -> None:
+        """Write the peaks to `path` (a cache: a failed write is no error)."""
+        if self.path is None:
+            return
+        from farm.atomic import write_json
+
+        largest = sorted(self.peaks.items(), key=lambda kv: -kv[1])[:MAX_PEAKS]
+        with suppress(OSError):
+            write_json(self.path, [[k, beam, mb] for (k, beam), mb in largest])
 
     @staticmethod
     def _key(spec: CandidateSpec) -> tuple[str, bool]:
-        return spec.benchmark.label, bool(spec.beam_size and spec.beam_size > 1)
+        """A pipeline by its name and its source's sha256 (two users' `blur`s differ)."""
+        return (f"{spec.benchmark.label}@{spec.benchmark.sha256[:16]}",
+                bool(spec.beam_size and spec.beam_size > 1))
 
     def declare_mb(self, spec: CandidateSpec) -> float:
         peak = self.peaks.get(self._key(spec))

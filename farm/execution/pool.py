@@ -27,7 +27,7 @@ from farm.devices.base import DeviceInfo
 from farm.devices.timing import TimingConfig
 from farm.errors import FarmError, WorkFailed
 from farm.execution.cluster import ClusterLike
-from farm.execution.memory import CompileMemory, smallest_node_mb
+from farm.execution.memory import CompileMemory, kept_compile_memory, smallest_node_mb
 from farm.execution.workers import (
     MAX_DEPTH,
     RUN_GRACE_S,
@@ -124,6 +124,7 @@ class DevicePool:
                    depth=depth, **options)
         for info in devices:
             pool.handles.append(DeviceHandle(info, pool._actor(info)))
+        pool.memory = kept_compile_memory()
         pool.memory.cap_mb = smallest_node_mb()
         return pool
 
@@ -331,6 +332,7 @@ class DevicePool:
                     raise self.no_device_left()
                 again.append(i)
             todo = again
+        self.memory.keep()
         return out
 
     def _build_once(self, specs: list[CandidateSpec], timeout_s: float

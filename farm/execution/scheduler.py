@@ -137,6 +137,7 @@ class RoundScheduler:
             if self.counts.done != last_done or time.monotonic() - last_update > 1.0:
                 self.on_update(self.counts)
                 last_done, last_update = self.counts.done, time.monotonic()
+        self.pool.memory.keep()
         return [self.outcomes[i] for i in range(total)]
 
     def _begin(self, handle: DeviceHandle):
