@@ -9,7 +9,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TypedDict
+from typing import Any, NamedTuple, TypedDict
 
 from farm.faults import Fault
 from farm.machine.targets import TargetInfo
@@ -113,6 +113,15 @@ class Library:
     name: str
     archive: bytes
     header: str
+
+
+class Artifact(NamedTuple):
+    """A built candidate as the driver holds it between its build and its re-timings: the
+    ObjectRefs of its binary's bytes and of its Library (None: not kept), left in Ray's
+    object store where they were made rather than copied to the driver."""
+
+    binary: Any
+    library: Any = None
 
 
 @dataclass(frozen=True)

@@ -628,3 +628,7 @@ def test_a_corpus_campaign_is_judged_leave_family_out_by_default():
     groups = {g.members for g in make_groups(names)}
     assert (names[0], names[1]) in groups or len(first) == 1
     assert (second[0].name,) in groups and ("median3x3",) in groups
+    labels = {g.members: g.label for g in make_groups(names)}
+    first_family = next(iter(families))
+    assert labels.get((names[0], names[1])) in (f"family {first_family}", None)
+    assert labels[("median3x3",)] == "median3x3"

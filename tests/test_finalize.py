@@ -123,7 +123,7 @@ def _ended_run(spec_for, tmp_path, handed: str):
     weights.write(spec.weights, run.weights_path(0))
     weights.write(tuned, run.final_weights("final-fresh-long"))
     faster = VerdictRecord(ratio=0.84, low=0.77, high=0.87, pairs=5, verdict="faster")
-    run.publish_best(run.staging_best(), RetimingRecord(
+    run.best.publish(run.best.staging(), RetimingRecord(
         benchmark="dilate3x3", runtime_ms=0.299, finalist="sample r1-c3", recorded_ms=0.35,
         finalists=[FinalistRecord(label="sample r1-c3", median_ms=0.299, vs_start=faster,
                                   round_ms=0.35, round_no=1),

@@ -124,8 +124,8 @@ def test_the_keys_on_disk_are_those_of_the_previous_release(tmp_path):
     assert "beam_check" not in json.loads(run.round_record_path(4).read_text())
     assert run.read_round(4).beam_check is None and run.read_round(5) is None
 
-    staged = run.staging_best()
-    run.publish_best(staged, RETIMING)
+    staged = run.best.staging()
+    run.best.publish(staged, RETIMING)
     on_disk = json.loads((tmp_path / "best" / "runtime.json").read_text())
     assert set(on_disk) == {
         "benchmark", "runtime_ms", "retimes_ms", "finalist", "weights", "weights_file",

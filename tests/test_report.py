@@ -111,7 +111,7 @@ def test_the_report_compares_with_the_manual_schedule_with_an_interval_and_label
     manual = [0.42, 0.40, 0.43, 0.41, 0.44, 0.42]
     start = [0.30, 0.31, 0.29, 0.30, 0.32, 0.30]
     vs_start = verdict.compare(best, start)
-    run.publish_best(run.staging_best(), RetimingRecord(
+    run.best.publish(run.best.staging(), RetimingRecord(
         benchmark="dilate3x3", runtime_ms=0.20, finalist="sample r1-c3", retimes_ms=best,
         finalists=[
             FinalistRecord("sample r1-c3", 0.20, best, vs_start=VerdictRecord.from_json(

@@ -22,7 +22,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from farm.candidate import CandidateSpec, Schedule
+from farm.candidate import Artifact, CandidateSpec, Schedule
 from farm.devices.timing import TimingConfig
 from farm.model.featurization import schedule_key
 from farm.stats import verdict
@@ -35,7 +35,7 @@ class Variant:
 
     key: Hashable
     spec: CandidateSpec | None = None  # what to build
-    artifact: tuple[Any, Any] | None = None  # (binary, library) ObjectRefs built earlier
+    artifact: Artifact | None = None  # built earlier
     against: Hashable | None = None  # the key of its reference (None: no verdict)
     error: str = ""  # known before any work (e.g. "not trained: ..."): not built, not timed
 

@@ -28,6 +28,7 @@ from farm.candidate import (
     FAULT,
     OK,
     TRANSIENT,
+    Artifact,
     BuildResult,
     CandidateSpec,
     Measurement,
@@ -63,7 +64,7 @@ class Outcome:
     measurement: Measurement | None = None
     duplicate_of: int | None = None
     log: str = ""
-    artifact: tuple | None = None  # ObjectRefs to (binary, Library), while the driver holds them
+    artifact: Artifact | None = None  # while the driver holds it
     finished_at: float = field(default_factory=time.time)  # when its result came in
 
 

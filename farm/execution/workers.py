@@ -36,6 +36,7 @@ from farm.candidate import (
     DUPLICATE,
     FAULT,
     OK,
+    Artifact,
     BuildResult,
     Library,
     Measurement,
@@ -182,7 +183,7 @@ class Done:
     measurement: Measurement | None = None
     error: str = ""
     log: str = ""
-    artifact: tuple | None = None  # (binary ref, library ref) of a built candidate
+    artifact: Artifact | None = None  # of a built candidate
     finished_at: float = field(default_factory=time.time)
     fault: Fault | None = None  # status fault: the lasting fault that met it (not a row)
 
@@ -305,11 +306,11 @@ class DeviceActor:
         m = self.run(data if data is not None else ray.get(binary), job.threads, job.timing)
         if m.fault is not None:  # the binary goes to another device, built
             return Done(job.index, FAULT, built, m, error=m.error, fault=m.fault,
-                        artifact=(binary, library))
+                        artifact=Artifact(binary, library))
         keep = m.status == DEVICE_LOST or (m.ok and (job.keep or job.keep_below_ms is None
                                                      or m.best_ms < job.keep_below_ms))
         return Done(job.index, m.status, built, m, error=m.error, log=m.log,
-                    artifact=(binary, library) if keep else None)
+                    artifact=Artifact(binary, library) if keep else None)
 
     def run(self, binary: bytes, threads: int, timing: TimingConfig) -> Measurement:
         if self.device is None or self._lease is None:

@@ -51,7 +51,7 @@ def _schedule(run: RunDir, path, name: str, ms: float) -> list[str]:
     """A best schedule's text, folded (none when there is no file; why, when it is not the
     run's own)."""
     try:
-        text = run.best_schedule_text(path)
+        text = run.best.schedule_text(path)
     except RunDirError as e:
         text = f"({e})"
     if text is None:

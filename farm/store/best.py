@@ -11,29 +11,28 @@ import fcntl
 import os
 import shutil
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING
 
 from farm import atomic
 from farm.atomic import write_json
 from farm.errors import BadInput, RunDirError
 from farm.store.records import RetimingRecord
 
+if TYPE_CHECKING:  # (rundir imports this module)
+    from farm.store.rundir import RunDir
+
 MAX_SCHEDULE_BYTES = 2**20  # a best schedule's text shown (the page, open_run)
 
 
 class BestFolders:
-    """RunDir's best/ folders (a mixin: RunDir owns the paths)."""
+    """A run's best/ folders (`RunDir.best`): the run directory names them (best_path,
+    retiming_path); this publishes them whole, recovers them and reads their schedules."""
 
-    path: Path
-    _lock_file: TextIO | None
+    def __init__(self, run: RunDir):
+        self.run = run
+        self.path = run.path
 
-    def best_path(self, pipeline: str = "") -> Path:
-        raise NotImplementedError
-
-    def retiming_path(self, pipeline: str = "") -> Path:
-        raise NotImplementedError
-
-    def best_schedule_text(self, path: Path) -> str | None:
+    def schedule_text(self, path: Path) -> str | None:
         """The text of a best schedule at `path` (None when there is none); a RunDirError
         saying why when it is not the run's own regular file of a sane size (a link could
         name any file, and the text goes on a page that is mailed)."""
@@ -49,23 +48,23 @@ class BestFolders:
         except ValueError as e:
             raise RunDirError(f"{path} is not shown: {e}") from None
 
-    def staging_best(self, pipeline: str = "") -> Path:
-        """An empty folder to fill with a new best/ (best/NAME/) before publish_best:
+    def staging(self, pipeline: str = "") -> Path:
+        """An empty folder to fill with a new best/ (best/NAME/) before publish:
         .best.new (.best-NAME.new)."""
-        fresh = self.path / (f".best-{self.best_path(pipeline).name}.new" if pipeline
+        fresh = self.path / (f".best-{self.run.best_path(pipeline).name}.new" if pipeline
                              else ".best.new")
         remove(fresh)
         fresh.mkdir()
         return fresh
 
-    def publish_best(self, staged: Path, record: RetimingRecord, pipeline: str = "") -> None:
+    def publish(self, staged: Path, record: RetimingRecord, pipeline: str = "") -> None:
         """Write the re-timing record into `staged` and make it best/ (best/NAME/), as a
         whole: only once every file in it and the folder itself are on disk, so a power
         cut never leaves a best/ whose runtime.json names empty files. The previous one
-        is moved aside to .best.old (.best-NAME.old) meanwhile: recover_best puts it back
-        after a crash between the two renames."""
-        best = self.best_path(pipeline)
-        write_json(staged / self.retiming_path().name, record.to_json())
+        is moved aside to .best.old (.best-NAME.old) meanwhile: recover puts it back after
+        a crash between the two renames."""
+        best = self.run.best_path(pipeline)
+        write_json(staged / self.run.retiming_path().name, record.to_json())
         atomic.fsync_tree(staged)
         old = _aside(staged)
         remove(old)
@@ -77,8 +76,8 @@ class BestFolders:
             atomic.fsync_dir(folder)
         remove(old)
 
-    def recover_best(self) -> None:
-        """What a crash inside publish_best left: a previous best/ (best/NAME/) moved aside
+    def recover(self) -> None:
+        """What a crash inside publish left: a previous best/ (best/NAME/) moved aside
         as .best.old (.best-NAME.old) is put back when the new one is missing, and dropped
         when the new one is in place."""
         for old in sorted(self.path.glob(".best*.old")):
@@ -94,11 +93,11 @@ class BestFolders:
             for folder in {best.parent, self.path}:
                 atomic.fsync_dir(folder)
 
-    def _recover_best_reading(self) -> None:
-        """recover_best, for a reader: only while no driver holds the run (a driver's
-        .best.old is its swap in progress), and never an error (a run directory the
-        reader may not write is read as it is)."""
-        if self._lock_file is not None or not any(self.path.glob(".best*.old")):
+    def recover_reading(self) -> None:
+        """recover, for a reader: only while no driver holds the run (a driver's .best.old
+        is its swap in progress), and never an error (a run directory the reader may not
+        write is read as it is)."""
+        if self.run.holds_lock or not any(self.path.glob(".best*.old")):
             return
         try:
             fd = os.open(self.path / ".lock", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -109,7 +108,7 @@ class BestFolders:
         try:
             if fd is not None:
                 fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            self.recover_best()
+            self.recover()
         except (OSError, BadInput):
             pass
         finally:
@@ -118,7 +117,7 @@ class BestFolders:
 
 
 def _aside(staged: Path) -> Path:
-    """Where publish_best moves the previous best/ of `staged` (.best.new: .best.old)."""
+    """Where publish moves the previous best/ of `staged` (.best.new: .best.old)."""
     return staged.with_name(staged.name.removesuffix(".new") + ".old")
 
 

@@ -102,11 +102,17 @@ def new_run_id() -> str:
     return secrets.token_hex(4)
 
 
-class RunDir(BestFolders):
+class RunDir:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self._lock_file: TextIO | None = None
         self.took_over = ""  # open(): the line of a driver that died holding the lock
+        self.best = BestFolders(self)  # best/: published whole, recovered after a crash
+
+    @property
+    def holds_lock(self) -> bool:
+        """Whether this process drives the run (open() took its lock)."""
+        return self._lock_file is not None
 
     # layout
     @property
@@ -194,7 +200,7 @@ class RunDir(BestFolders):
         return self.best_path()
 
     def retiming_path(self, pipeline: str = "") -> Path:
-        """best/runtime.json (best/NAME/runtime.json): the final re-timing (publish_best)."""
+        """best/runtime.json (best/NAME/runtime.json): the final re-timing (best.publish)."""
         return self.best_path(pipeline) / "runtime.json"
 
     @property
@@ -218,7 +224,7 @@ class RunDir(BestFolders):
     # lifecycle
     def open(self) -> None:
         """Create the folder if needed and take its lock (exclusive, released on exit);
-        put back what a crash while publishing best/ left aside (recover_best)."""
+        put back what a crash while publishing best/ left aside (best.recover)."""
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             for sub in ("samples", "weights", "rounds", "training"):
@@ -249,7 +255,7 @@ class RunDir(BestFolders):
         lock.flush()
         self._lock_file = lock
         self.took_over = stale  # the previous holder's line, if it died holding the lock
-        self.recover_best()
+        self.best.recover()
 
     def holder(self) -> str | None:
         """Who is running the run now ("pid N on HOST since T"), or None when nobody is."""
@@ -322,7 +328,7 @@ class RunDir(BestFolders):
     def read_retiming(self, pipeline: str = "") -> RetimingRecord | None:
         """best/runtime.json (best/NAME/runtime.json); None before the first final
         re-timing."""
-        self._recover_best_reading()
+        self.best.recover_reading()
         return self._typed(self.retiming_path(pipeline), RetimingRecord)
 
     def _typed(self, path: Path, kind, fix: str = "restore it or move it out of the run",

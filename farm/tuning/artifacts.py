@@ -4,7 +4,7 @@ beam search and its beam search with the start weights. The rest are let go."""
 
 from __future__ import annotations
 
-from farm.candidate import OK
+from farm.candidate import OK, Artifact
 from farm.model import weights
 from farm.store.rundir import RunDir
 from farm.tuning.rows import sample_id
@@ -15,7 +15,7 @@ from farm.tuning.state import TOP_SAMPLES, RunState, Track
 class KeptArtifacts:
     def __init__(self, run: RunDir, s: TuneSettings, state: RunState):
         self.run, self.s, self.state = run, s, state
-        self.refs: dict[str, tuple] = {}  # by sample id (or start_key): (binary, library)
+        self.refs: dict[str, Artifact] = {}  # by sample id (or start_key)
         self._planned_by_start: dict[int, bool] = {}  # by round: planned with start weights?
 
     def start_sample(self, t: Track) -> str | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from farm.candidate import BEAM_SEARCH, CandidateSpec
+from farm.candidate import BEAM_SEARCH, Artifact, CandidateSpec
 from farm.errors import WeightsError
 from farm.execution import compare
 from farm.execution.pool import DevicePool
@@ -87,7 +87,7 @@ class BeamChecker:
             mine, start = beams.get(t.name), kept.refs.get(kept.start_key(t))
             variants += [
                 compare.Variant((t.name, PROVISIONAL), spec=None if mine else beam(t, provisional),
-                                artifact=(mine, None) if mine else None,
+                                artifact=Artifact(mine) if mine else None,
                                 against=(t.name, START)),
                 compare.Variant((t.name, START), artifact=start,
                                 spec=None if start else beam(t, s.start_weights))]
@@ -95,7 +95,7 @@ class BeamChecker:
         for t in self.checked(beams):  # a start beam built here is kept for the next checks
             b = built[(t.name, START)]
             if b.ready and b.variant.artifact is None:
-                kept.refs[kept.start_key(t)] = (b.binary, b.library)
+                kept.refs[kept.start_key(t)] = Artifact(b.binary, b.library)
         pairs = compare.paired(built)
         if not pairs:
             return BeamCheck(passed=False, reason="its beam search or the start weights' "

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from farm.candidate import BEAM_SEARCH, CandidateSpec
+from farm.candidate import BEAM_SEARCH, Artifact, CandidateSpec
 from farm.execution import compare
 from farm.execution.pool import DevicePool
 from farm.model.weights import Weights
@@ -33,8 +33,8 @@ class ToConfirm:
 
     name: str
     bench: Benchmark
-    chosen: tuple | None = None  # (binary, library) of the chosen weights' beam search
-    start: tuple | None = None  # of the start weights'
+    chosen: Artifact | None = None  # the chosen weights' beam search
+    start: Artifact | None = None  # the start weights'
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from farm.candidate import Artifact
 from farm.devices.timing import TimingConfig
 from farm.machine.targets import TargetInfo
 from farm.model.weights import Weights
@@ -65,8 +66,8 @@ class FinalInputs:
     committed: int  # rounds committed
     fastest: int  # how many of the fastest distinct samples to re-time, per pipeline
     pipelines: tuple[FinalPipeline, ...]  # the ones this invocation tunes
-    # (binary, library) ObjectRefs kept from the rounds, by sample id: not built again
-    artifacts: Mapping[str, tuple] = field(default_factory=dict)
+    # kept from the rounds, by sample id: not built again
+    artifacts: Mapping[str, Artifact] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from pathlib import Path
 import ray
 
 from farm.build import compile as build
-from farm.candidate import BEAM_SEARCH, OK, CandidateSpec, Library
+from farm.candidate import BEAM_SEARCH, OK, Artifact, CandidateSpec, Library
 from farm.errors import WeightsError
 from farm.execution import compare
 from farm.machine.toolchain import runtime_library
@@ -79,7 +79,7 @@ class Finalist:
     also: list[str] = field(default_factory=list)  # other labels for the same schedule
     pipeline: str = ""  # its pipeline's name in a campaign
     round_row: dict | None = None  # the sample row of its timing during a round, if any
-    artifact: tuple | None = None  # (binary, library) ObjectRefs re-timed (a confirmation's)
+    artifact: Artifact | None = None  # what is re-timed (a confirmation's)
 
     vs_start: verdict.Verdict | None = None  # against beam search with the start weights
 
@@ -213,7 +213,7 @@ def _get(ref):
         return None
 
 
-def _retime(finalists: list[Finalist], pool, s, kept: Mapping[str, tuple]) -> None:
+def _retime(finalists: list[Finalist], pool, s, kept: Mapping[str, Artifact]) -> None:
     """Time each finalist `s.retimes` times, with a verdict against the start weights' beam
     search; artifacts kept from the rounds are not rebuilt. The re-timing stops early once
     every contender's verdict is decided."""
@@ -232,7 +232,7 @@ def _retime(finalists: list[Finalist], pool, s, kept: Mapping[str, tuple]) -> No
         f, c = finalists[i], results[i]
         f.retimes_ms, f.vs_start = c.retimes_ms, c.verdict
         if built[i].binary is not None:
-            f.artifact = (built[i].binary, built[i].library)
+            f.artifact = Artifact(built[i].binary, built[i].library)
         f.library = _get(c.built.library)
         f.schedule_source = c.built.schedule_source
 
@@ -242,7 +242,7 @@ def _write_best(run: RunDir, winner: Finalist, timed: list[Finalist],
     """best/ (a campaign's best/PIPELINE/): NAME.a and NAME.h (link with halide_runtime.a),
     NAME.schedule.h, NAME.weights, runtime.json (the re-timing record, returned), replaced
     as a whole."""
-    fresh = run.staging_best(pipe.scope)
+    fresh = run.best.staging(pipe.scope)
     library = winner.library
     if library is None:  # its build gave no library (synthetic work): compile it here
         build.write_library(winner.spec, fresh)
@@ -276,7 +276,7 @@ def _write_best(run: RunDir, winner: Finalist, timed: list[Finalist],
                                   round_ms=f.round_row["runtime_ms"] if f.round_row else None,
                                   round_no=f.round_row["round"] if f.round_row else None)
                    for f in timed])
-    run.publish_best(fresh, record, pipe.scope)
+    run.best.publish(fresh, record, pipe.scope)
     return record
 
 

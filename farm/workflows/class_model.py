@@ -201,6 +201,7 @@ def train_candidates(work: ClassWork, out: Path, held_out: Sequence[Group | None
     models = Models()
     for group in held_out:
         tag = group.name if group else ""
+        said = group.label if group else ""
         left_out = group.members if group else ()
         keep = [n for n in work.pipelines if n not in left_out]
         base = work.table.filter(pc.is_in(work.table["benchmark"],
@@ -214,13 +215,13 @@ def train_candidates(work: ClassWork, out: Path, held_out: Sequence[Group | None
             if path.is_file():
                 models.weights[(name, tag)] = weights_module.load(path)
             else:
-                progress(f"training {name}" + (f" without {tag}" if tag else " on every row")
+                progress(f"training {name}" + (f" without {said}" if said else " on every row")
                          + f": {plural(rows.num_rows, 'row')} ...")
                 result = trainer.train(files, rows, work.start, steps=work.steps,
                                        rate=work.rate, num_cores=work.parallelism,
                                        log_path=path.with_suffix(".log"))
                 if result.weights is None:
-                    raise BadInput(f"{name}" + (f" without {tag}" if tag else "") +
+                    raise BadInput(f"{name}" + (f" without {said}" if said else "") +
                                    f" could not be trained: {result.skipped}")
                 weights_module.write(result.weights, path)
                 models.weights[(name, tag)] = result.weights
@@ -322,6 +323,37 @@ def evidence(rows: Sequence[dict], candidate: str) -> Evidence:
                     max(ratios, key=lambda p: p[1]) if ratios else None, len(ratios))
 
 
+def format_table(work: ClassWork, rows: Sequence[dict]) -> str:
+    """Each validation pipeline (by group) against the baseline, per candidate: its ratio,
+    `+` where significantly faster, `-` where significantly slower; each group's and the
+    overall geometric mean."""
+    from farm.report.output import columns
+
+    def cell(ratio: float | None, word: str | None) -> str:
+        if ratio is None:
+            return "-"
+        return f"{ratio:.2f}x" + {verdict.FASTER: "+", verdict.SLOWER: "-"}.get(word or "", "")
+
+    by = {(r["benchmark"], r["variant"]): r for r in rows}
+    table = [["group", "pipeline", *work.candidates]]
+    for group in work.groups:
+        names = [n for n in group.members if n in work.benches]
+        for n in names:
+            table.append([group.label if n == names[0] else "", n, *(
+                cell(by[(n, c)]["vs_baseline"], by[(n, c)]["verdict"]) if (n, c) in by
+                else "-" for c in work.candidates)])
+        if len(names) > 1:
+            table.append(["", "geometric mean", *(
+                cell(compare.geometric_mean(by[(n, c)]["vs_baseline"] for n in names
+                                            if (n, c) in by and by[(n, c)]["vs_baseline"]),
+                     None) for c in work.candidates)])
+    table.append(["all", "geometric mean", *(
+        cell(evidence(rows, c).geometric_mean, None) for c in work.candidates)])
+    return columns(table) + ("\ntime with the model trained without the pipeline's group / "
+                             "time with Halide's baseline weights (beam 32, median of paired "
+                             "interleaved re-timings); + significantly faster, - slower")
+
+
 def winner(all_evidence: Sequence[Evidence]) -> Evidence:
     """Slower on the fewest pipelines, then the fastest geometric mean."""
     return min(all_evidence, key=lambda e: (len(e.slower), e.geometric_mean or float("inf")))
@@ -351,7 +383,8 @@ def train_class_model(work: ClassWork, out: Path, *, device_ids: Sequence[str] |
              f"{plural(len(work.pipelines), 'pipeline')} from "
              f"{plural(len(work.sources), 'run')}; candidates {', '.join(work.candidates)}, "
              f"judged leave-family-out on {plural(len(work.benches), 'pipeline')} in "
-             f"{plural(len(validated), 'group')}")
+             f"{plural(len(validated), 'group')}: "
+             f"{', '.join(g.label for g in validated)}")
     rows: list[dict] = []
     with DeviceSession(address, holder=str(out)) as session:
         infos = class_devices(session.devices, device_ids, work.recorded_class, work.target)
@@ -381,6 +414,7 @@ def train_class_model(work: ClassWork, out: Path, *, device_ids: Sequence[str] |
         full = train_candidates(work, out, [None], trainer, progress)
     comparison.write_rows(rows, SCHEMA, out / "validation.parquet")
     found = [evidence(rows, c) for c in work.candidates]
+    progress(format_table(work, rows))
     for e in found:
         progress(e.line())
     best = winner(found)

@@ -53,6 +53,13 @@ class Group:
         return "+".join(self.members)
 
     @property
+    def label(self) -> str:
+        """How it is named to a reader: its corpus family, else its members."""
+        families = {catalog.family_of(m.split(":")[0]) for m in self.members}
+        family = families.pop() if len(families) == 1 else None
+        return f"family {family}" if family and len(self.members) > 1 else self.name
+
+    @property
     def model(self) -> str:
         """Its leave-one-out model's name (its weights file's too: farm.paths.path_name of
         it, with .weights)."""

@@ -150,6 +150,6 @@ def open_run(path: str | Path | RunDir) -> Run:
 def _text(run: RunDir, schedule: Path) -> str:
     """A best schedule's text; "" when there is none or it is not the run's own file."""
     try:
-        return run.best_schedule_text(schedule) or ""
+        return run.best.schedule_text(schedule) or ""
     except RunDirError:
         return ""

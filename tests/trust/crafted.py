@@ -109,9 +109,9 @@ def add_best(run: RunDir) -> None:
         finalists=[FinalistRecord("beam search with round-000001", 0.24, [0.25, 0.24, None],
                                   "round-000001.weights", beam_search=True, vs_start=verdict),
                    FinalistRecord("manual schedule", 0.5, [0.5, 0.5, 0.5], reference=True)])
-    staged = run.staging_best()
+    staged = run.best.staging()
     weights.write(weights.baseline(), staged / "dilate3x3.weights")
-    run.publish_best(staged, record)
+    run.best.publish(staged, record)
     (run.path / "weights").mkdir(exist_ok=True)
     weights.write(weights.baseline(), run.weights_path(0))
     weights.write(weights.baseline(), run.weights_path(1))

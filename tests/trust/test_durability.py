@@ -107,10 +107,10 @@ def test_the_provisional_weights_rename_is_on_disk_before_its_step_is_recorded(
 # --- best/: published whole, and put back after a crash --------------------------------
 
 def _publish(run: RunDir, ms: float, pipeline: str = "") -> Path:
-    staged = run.staging_best(pipeline)
+    staged = run.best.staging(pipeline)
     (staged / "gen.a").write_bytes(b"archive")
     (staged / "gen.schedule.h").write_text("// schedule")
-    run.publish_best(staged, RetimingRecord(benchmark="gen", runtime_ms=ms, finalist="x"),
+    run.best.publish(staged, RetimingRecord(benchmark="gen", runtime_ms=ms, finalist="x"),
                      pipeline)
     return staged
 
@@ -121,7 +121,7 @@ def test_best_is_published_only_after_its_files_and_folder_are_on_disk(tmp_path,
     files: every file of the staged folder, and the folder, are fsynced before it."""
     run = RunDir(tmp_path / "run")
     run.path.mkdir()
-    staged = run.staging_best()
+    staged = run.best.staging()
     (staged / "gen.a").write_bytes(b"archive")  # as finalize writes them: not synced
     (staged / "gen.h").write_text("// header")
     synced: set[str] = set()
@@ -140,7 +140,7 @@ def test_best_is_published_only_after_its_files_and_folder_are_on_disk(tmp_path,
 
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "replace", replace)
-    run.publish_best(staged, RetimingRecord(benchmark="gen", runtime_ms=1.0, finalist="x"))
+    run.best.publish(staged, RetimingRecord(benchmark="gen", runtime_ms=1.0, finalist="x"))
     assert unsynced_when_published == [set()]
     assert run.read_retiming().runtime_ms == 1.0
 
@@ -175,7 +175,7 @@ def test_a_reader_leaves_the_swap_of_a_running_driver_alone(tmp_path):
     run = RunDir(tmp_path / "run")
     run.path.mkdir()
     _publish(run, 1.0)
-    with RunDir(run.path):  # a driver, in the middle of publish_best
+    with RunDir(run.path):  # a driver, in the middle of best.publish
         os.replace(run.best_dir, run.path / ".best.old")
         assert RunDir(run.path).read_retiming() is None
         assert (run.path / ".best.old").is_dir()

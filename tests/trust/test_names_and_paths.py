@@ -115,14 +115,14 @@ def _record(name):
 
 
 def test_a_pipeline_with_a_slash_in_its_label_publishes_its_best(tmp_path):
-    """A string parameter with a `/` crashed the campaign at its end (staging_best)."""
+    """A string parameter with a `/` crashed the campaign at its end (best.staging)."""
     run = RunDir(tmp_path / "run")
     run.path.mkdir()
     for name in (SLASHED, CLIMBING):
-        staged = run.staging_best(name)
+        staged = run.best.staging(name)
         assert staged.parent == run.path
         (staged / "box.schedule.h").write_text("// schedule")
-        run.publish_best(staged, _record(name), name)
+        run.best.publish(staged, _record(name), name)
         assert run.read_retiming(name).benchmark == name
         assert run.best_schedule("box", name).read_text() == "// schedule"
     assert sorted(p.name for p in (run.path / "best").iterdir()) == sorted(
@@ -178,7 +178,7 @@ class Labelled:
 
 def test_a_campaign_of_a_label_with_a_slash_reaches_its_end(tmp_path, baseline, local_ray):
     """On the doubles of farm.testing: a string parameter with a `/` in it crashed the end
-    of the campaign (staging_best); each pipeline's best/ is a folder of best/."""
+    of the campaign (best.staging); each pipeline's best/ is a folder of best/."""
     from farm.devices.timing import TimingConfig
     from farm.execution.pool import DevicePool
     from farm.machine import targets

@@ -31,7 +31,7 @@ from farm.store.records import PipelineRecord
 from farm.testing import ScriptedTrainer, SyntheticBuilder
 from farm.tuning import loop as tuner
 from farm.tuning.settings import TuneSettings
-from farm.workflows import bench, evaluate
+from farm.workflows import bench, evaluate, evaluation
 
 WHERE = ("elsewhere", "in the run")
 
@@ -121,15 +121,15 @@ def test_a_generator_the_user_names_with_the_sha256_the_run_recorded_is_used(tmp
         PipelineRecord("median3x3", "median3x3", catalog.resolve("median3x3").sha256),
         PipelineRecord("brighten", f"{path}:brighten", sha)])
     with pytest.raises(RunDirError, match="names the generator"):
-        evaluate.prepare(run.path)
-    plan = evaluate.prepare(run.path, named=[str(path)])
+        evaluation.prepare(run.path)
+    plan = evaluation.prepare(run.path, named=[str(path)])
     assert plan.benches["brighten"].path == str(path) and plan.benches["brighten"].sha256 == sha
     # the same file by another spelling of its path is the same generator
     relative = tmp_path / "mine" / ".." / "mine" / "brighten.py"
-    assert evaluate.prepare(run.path, named=[f"{relative}:brighten"]).benches["brighten"]
+    assert evaluation.prepare(run.path, named=[f"{relative}:brighten"]).benches["brighten"]
     with pytest.raises(BadInput, match="--generator median3x3 is not the generator of a "
                        "pipeline of the run"):
-        evaluate.prepare(run.path, named=["median3x3"])
+        evaluation.prepare(run.path, named=["median3x3"])
 
 
 def test_a_named_generator_is_read_from_the_path_the_user_gave(tmp_path, marker, monkeypatch):

@@ -12,11 +12,11 @@ from crafted import campaign
 from farm import cli
 from farm.atomic import writable_dir
 from farm.errors import BadInput, MissingPrerequisite, RunDirError
-from farm.execution.compare import write_results
 from farm.machine.cache import build_once, cache_dir
 from farm.model.retrain import file_name
 from farm.pipelines import catalog
 from farm.pipelines.benchmark import write_files
+from farm.report.comparison import write_results
 from farm.report.output import pyplot, save_figure
 from farm.store.records import PipelineRecord, RetimingRecord
 from farm.store.rundir import RunDir, class_dir
@@ -171,10 +171,10 @@ def test_best_planted_as_a_link_takes_no_pipeline_out_of_the_run(tmp_path):
     run = RunDir(tmp_path / "run")
     run.path.mkdir()
     (run.path / "best").symlink_to(elsewhere)
-    staged = run.staging_best("median3x3")
+    staged = run.best.staging("median3x3")
     (staged / "median3x3.schedule.h").write_text("// schedule")
     with pytest.raises(BadInput, match="is a symbolic link"):
-        run.publish_best(staged, RetimingRecord(benchmark="median3x3", runtime_ms=1.0,
+        run.best.publish(staged, RetimingRecord(benchmark="median3x3", runtime_ms=1.0,
                                                 finalist="x"), "median3x3")
     assert list(elsewhere.iterdir()) == []
 
