@@ -157,6 +157,23 @@ def test_a_cache_entry_a_killed_maker_left_half_made_is_made_again(tmp_path):
         path.name, path.name + ".lock", path.name + ".sha256"]
 
 
+def test_a_cache_entry_that_is_no_file_is_made_again_not_read(tmp_path, capsys, baseline,
+                                                              monkeypatch):
+    """Found by tests/perf/fuzz_stores.py: a FIFO as a cached weights file hung the compile
+    that read it, a folder there gave a traceback."""
+    from farm.machine import cache
+    from farm.model import weights
+
+    monkeypatch.setenv("FARM_CACHE_DIR", str(tmp_path / "cache"))
+    path = weights.cached_file(baseline)
+    for plant in (os.mkfifo, os.mkdir):
+        path.unlink()
+        plant(path)
+        cache._checked.clear()
+        assert weights.cached_file(baseline).read_bytes() == baseline.data
+        assert "is not a regular file" in capsys.readouterr().err
+
+
 def test_a_damaged_cache_entry_is_made_again_and_said(tmp_path, capsys, baseline,
                                                       monkeypatch):
     """Random bytes over a cached weights file were used unchecked (a schedule 12.8x slower

@@ -256,6 +256,37 @@ def test_special_files_and_links_in_the_lease_folder_neither_hang_nor_are_follow
     assert not list(target.iterdir())
 
 
+def test_a_lease_log_or_waiting_list_that_is_no_file_neither_hangs_nor_holds_the_device(
+        folder, tmp_path, capfd):
+    """Found by tests/perf/fuzz_stores.py: a FIFO as the log hung the lease's end for good,
+    a folder or link there gave a traceback, and a file as the waiting list a traceback in
+    `farm devices`. The lease's end drops the lock whatever happens to its log line."""
+    for plant in (os.mkfifo, os.mkdir, lambda p: os.symlink(tmp_path / "elsewhere", p)):
+        log = folder / "phone_node.log"
+        plant(log)
+        lease = _lease(folder, "run-a")
+        ended = threading.Event()
+
+        def take_and_end(lease=lease, ended=ended):
+            with lease.use():
+                pass
+            lease.release()  # (the lease is logged as it ends)
+            ended.set()
+
+        threading.Thread(target=take_and_end, daemon=True).start()
+        assert ended.wait(20) and not lease.held  # no hang, the lock dropped
+        assert "phone_node.log" in capfd.readouterr().err  # the lost line said
+        with _lease(folder, "run-b").use():  # the device is free
+            pass
+        (log.rmdir if log.is_dir() and not log.is_symlink() else log.unlink)()
+    assert not (tmp_path / "elsewhere").exists()
+    import shutil
+
+    shutil.rmtree(folder / "phone_node.waiting")
+    (folder / "phone_node.waiting").write_text("not a folder")
+    assert leases.state("phone@node", folder).waiting == ()
+
+
 def test_the_lease_folder_is_held_as_the_gates(tmp_path, monkeypatch):
     """Its owner and mode are checked: a planted holder file showed a false holder."""
     path = tmp_path / "leases"

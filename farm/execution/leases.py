@@ -31,6 +31,7 @@ import json
 import os
 import socket
 import stat
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -117,6 +118,7 @@ class Lease:
         self._idle_since = 0.0
         self.waited_s = 0.0  # in all, waiting for other jobs
         self._watching = False
+        self._log_failed = False  # said once
 
     @property
     def held(self) -> bool:
@@ -180,13 +182,21 @@ class Lease:
         return waited
 
     def _give_up(self) -> None:
-        """(holding the mutex)"""
+        """(holding the mutex) The lock is dropped whatever happens to the log line: a log
+        that cannot be written (a FIFO, a folder planted there) costs the line, said once,
+        never the device."""
         assert self._fd is not None
         with suppress(OSError):
             os.unlink(self._stem.with_suffix(".holder"))
-        self._log(self.me, self._since, time.time(), "released")
-        os.close(self._fd)  # closing drops the lock
-        self._fd = None
+        try:
+            self._log(self.me, self._since, time.time(), "released")
+        except LeaseError as e:
+            if not self._log_failed:
+                self._log_failed = True
+                print(f"farm: {e} (this lease is not logged)", file=sys.stderr)
+        finally:
+            os.close(self._fd)  # closing drops the lock
+            self._fd = None
 
     def _watch(self) -> None:
         """An idle holder gives way to a job that waits, or after lingering."""
@@ -230,12 +240,12 @@ class Lease:
     def _log(self, who: Holder, start: float, end: float, ended: str) -> None:
         log = self._stem.with_suffix(".log")
         with suppress(FileNotFoundError):
-            if log.stat().st_size > LOG_LIMIT:
+            st = os.lstat(log)
+            if stat.S_ISREG(st.st_mode) and st.st_size > LOG_LIMIT:
                 os.replace(log, log.with_suffix(".log.1"))
         line = {"device": self.device_id, "run": who.run, "job": who.job, "pid": who.pid,
                 "node": who.node, "from": _iso(start), "to": _iso(end), "ended": ended}
-        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
-                     | os.O_CLOEXEC, 0o600)
+        fd = _regular_file(log, os.O_WRONLY | os.O_APPEND)
         with os.fdopen(fd, "a") as f:
             f.write(json.dumps(line) + "\n")
 
@@ -247,8 +257,11 @@ def state(device_id: str, folder: Path | None = None, recent: int = 0) -> LeaseS
     stem = (folder or lease_dir()) / safe_name(device_id)
     holder = _read_holder(stem.with_suffix(".holder"))
     waiting = []
-    with suppress(FileNotFoundError):
-        for entry in sorted(stem.with_suffix(".waiting").iterdir()):
+    folder_of_waiters = stem.with_suffix(".waiting")
+    with suppress(FileNotFoundError):  # (no real folder: nobody can wait; _waiting says so)
+        entries = sorted(folder_of_waiters.iterdir()) if stat.S_ISDIR(
+            os.lstat(folder_of_waiters).st_mode) else []
+        for entry in entries:
             if entry.name.startswith("."):
                 continue
             w = _read_holder(entry)
@@ -273,11 +286,17 @@ def history(device_id: str, folder: Path | None = None) -> list[dict]:
 
 
 def _lock_file(path: Path) -> int:
-    """A lease's lock file, opened (made if needed): a regular file, never through a link;
-    anything else there is a LeaseError naming it and the fix (a lasting fault: the device
-    cannot be leased until it is removed)."""
+    """A lease's lock file, opened (made if needed): see _regular_file."""
+    return _regular_file(path, os.O_RDWR)
+
+
+def _regular_file(path: Path, flags: int) -> int:
+    """A file of the lease folder opened with `flags` (made if needed): a regular file,
+    never through a link, never blocking on a FIFO; anything else there is a LeaseError
+    naming it and the fix (a lasting fault: the device cannot be leased until it is
+    removed)."""
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(path, flags | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
                      | os.O_NONBLOCK, 0o600)
     except OSError as e:
         raise LeaseError(f"the device lease file {path} cannot be used ({e.strerror}): "

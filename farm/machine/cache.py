@@ -12,6 +12,8 @@ import fcntl
 import hashlib
 import os
 import secrets
+import shutil
+import stat
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -69,7 +71,11 @@ def build_once(path: Path, make: Callable[[Path], None]) -> Path:
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not intact(path):
-            if path.exists() and _digest_path(path).exists():  # (none: an older farm's)
+            if os.path.lexists(path) and not _regular(path):  # a FIFO would block a reader
+                print(f"farm: the cache entry {path} is not a regular file (a folder, a "
+                      "link, a FIFO): made again", file=sys.stderr)
+                _remove(path)
+            elif path.exists() and _digest_path(path).exists():  # (none: an older farm's)
                 print(f"farm: the cache entry {path} is not what was made there (its bytes "
                       "changed): made again", file=sys.stderr)
             for orphan in path.parent.glob(f".tmp*-{path.name}"):  # of a killed maker
@@ -95,8 +101,10 @@ def intact(path: Path) -> bool:
     """Whether the cache entry `path` is there with the bytes it was made with (its
     digest beside it); checked once per process while the file stays the same file."""
     try:
-        st = os.stat(path)
+        st = os.lstat(path)
     except FileNotFoundError:
+        return False
+    if not stat.S_ISREG(st.st_mode):  # never read: a FIFO blocks, a link points anywhere
         return False
     key = (st.st_ino, st.st_size, st.st_mtime_ns)
     if _checked.get(path) == key:
@@ -108,6 +116,22 @@ def intact(path: Path) -> bool:
     if ok:
         _checked[path] = key
     return ok
+
+
+def _regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
+
+
+def _remove(path: Path) -> None:
+    """A folder, link or special file where a cache entry belongs (never what a link
+    points to)."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)
 
 
 def _digest_path(path: Path) -> Path:
