@@ -284,6 +284,9 @@ def test_a_compile_declares_its_pipelines_measured_peak_within_the_smallest_node
     memory.measured(beam, BuildResult(OK, memory_mb=9000.0))
     assert memory.declare_mb(beam) == 4096  # never more than a node has
     assert memory.options(beam) == {"memory": 4096 << 20}
+    killed = spec_for("sobel")
+    memory.killed(killed)  # killed for memory before it was measured: it runs alone next
+    assert memory.declare_mb(killed) == 4096
     assert 0 < smallest_node_mb() < 2**40 / 2**20  # this test's Ray: one node
 
 

@@ -101,6 +101,13 @@ class CompileMemory:
         """Ray options for `spec`'s compile task."""
         return {"memory": int(self.declare_mb(spec) * 2**20)}
 
+    def killed(self, spec: CandidateSpec) -> None:
+        """`spec`'s compile was killed for memory before it could be measured: its
+        pipeline's next ones declare all a node has, so they run alone."""
+        if self.cap_mb is not None:
+            key = self._key(spec)
+            self.peaks[key] = max(self.peaks.get(key, 0.0), self.cap_mb)
+
     def measured(self, spec: CandidateSpec, result: BuildResult | None) -> None:
         if result is not None and result.memory_mb:
             key = self._key(spec)

@@ -22,7 +22,13 @@ from ray.exceptions import GetTimeoutError, RayError
 
 from farm import faults
 from farm.build.builder import Builder
-from farm.candidate import COMPILE_WALL_FACTOR, DEVICE_LOST, CandidateSpec
+from farm.candidate import (
+    COMPILE_ERROR,
+    COMPILE_WALL_FACTOR,
+    DEVICE_LOST,
+    BuildResult,
+    CandidateSpec,
+)
 from farm.devices.base import DeviceInfo
 from farm.devices.timing import TimingConfig
 from farm.errors import FarmError, WorkFailed
@@ -30,12 +36,14 @@ from farm.execution.cluster import ClusterLike
 from farm.execution.memory import CompileMemory, kept_compile_memory, smallest_node_mb
 from farm.execution.workers import (
     MAX_DEPTH,
+    MEMORY_KILLED,
     RUN_GRACE_S,
     Built,
     DeviceActor,
     candidate_task,
     compile_options,
     first_line,
+    killed_for_memory,
 )
 from farm.faults import Fault
 from farm.machine.targets import TargetInfo
@@ -350,13 +358,18 @@ class DevicePool:
         deadline = time.monotonic() + COMPILE_WALL_FACTOR * timeout_s * len(specs)
         out: list[tuple[Built | None, object, object]] = []
         for meta, binary, library in refs:
+            spec = specs[len(out)]
             try:
                 built = ray.get(meta, timeout=max(0.0, deadline - time.monotonic()))
-            except (RayError, GetTimeoutError):
+            except (RayError, GetTimeoutError) as e:
                 ray.cancel(meta, force=True)
                 built = None
+                if killed_for_memory(e):  # a row that says so; run alone next time
+                    self.memory.killed(spec)
+                    built = Built(len(out), 1, BuildResult(
+                        COMPILE_ERROR, error=f"compile (memory): {MEMORY_KILLED}"))
             if built is not None:
-                self.memory.measured(specs[len(out)], built.result)
+                self.memory.measured(spec, built.result)
             out.append((built, binary, library))
         return out
 

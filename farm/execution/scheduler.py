@@ -22,6 +22,7 @@ import ray
 from ray.exceptions import RayError
 
 from farm.candidate import (
+    COMPILE_ERROR,
     COMPILE_TIMEOUT,
     DEVICE_LOST,
     DUPLICATE,
@@ -269,6 +270,8 @@ class RoundScheduler:
         attempts = built.attempts if built else 1
         if built is not None:
             self.pool.memory.measured(self.plan.spec(done.index, attempts), built.result)
+        elif done.status == COMPILE_ERROR and done.error.startswith("compile (memory)"):
+            self.pool.memory.killed(self.plan.spec(done.index, attempts))
         if done.status in TRANSIENT and built is not None and built.key is not None:
             self._release(built.key, self.plan.owner(done.index))
         self.outcomes[done.index] = Outcome(

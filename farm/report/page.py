@@ -126,6 +126,12 @@ class Section:
     parts: list[Section] = field(default_factory=list)  # a campaign's pipelines
 
 
+def _utf8(page: str) -> str:
+    """`page` as UTF-8 can hold it: a lone surrogate (from a manifest's argv or working
+    folder, as Python reads undecodable bytes) written as its escape, not a traceback."""
+    return page.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def write_page(run_dir: str | Path, out: Path, pipeline: str | None = None,
                refresh_s: int | None = None) -> Path:
     """The run's page (one class's or every class's; a campaign's `pipeline` only, when
@@ -136,13 +142,13 @@ def write_page(run_dir: str | Path, out: Path, pipeline: str | None = None,
     with tempfile.TemporaryDirectory(prefix="farm-report-") as tmp:
         sections = [_section(d, pipeline, Path(tmp) / str(i)) for i, d in enumerate(dirs)]
         budget = SCHEDULE_BUDGET // len(sections)
-        page = _page(root, sections, refresh_s, budget)
+        page = _utf8(_page(root, sections, refresh_s, budget))
         for _ in range(3):  # plots of many pipelines: fewer sample rows, to stay small
             over = len(page.encode()) - PAGE_LIMIT
             if over <= 0 or budget == 0:
                 break
             budget = max(0, budget - over // len(sections) - 1)
-            page = _page(root, sections, refresh_s, budget)
+            page = _utf8(_page(root, sections, refresh_s, budget))
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_text(out, page)  # a browser open on the old page never sees half of one
     return out

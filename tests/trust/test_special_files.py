@@ -96,6 +96,21 @@ def test_the_page_shows_no_file_a_best_schedule_links_to(tmp_path):
     assert "not shown" in page
 
 
+def test_a_lone_surrogate_in_a_manifests_argv_or_cwd_is_shown_escaped(tmp_path):
+    """Python reads undecodable bytes of argv and paths as lone surrogates: a manifest that
+    recorded one was a traceback in the page (UnicodeEncodeError)."""
+    import json
+
+    run = v1_run(tmp_path / "run")
+    data = json.loads(run.manifest_path.read_text())
+    data["invocations"] = [{"argv": ["farm", "autotune", "x\udcff"], "cwd": "/tmp/\udcfe",
+                            "at": "2026-12-07T00:00:00+00:00", "host": "h", "versions": {},
+                            "devices": [], "started": 0.0}]
+    run.manifest_path.write_text(json.dumps(data))  # (JSON escapes the surrogates)
+    page = write_page(run.path, tmp_path / "page" / "index.html").read_text()
+    assert "<html" in page.lower()
+
+
 def _sample_file(run: Path) -> Path:
     return next((run / "samples").glob("*.parquet"))
 
