@@ -53,6 +53,32 @@ def build_parser() -> Parser:
     return parser
 
 
+def _not_utf8(args) -> str | None:
+    """What of the command line or the working folder is not UTF-8 text (Python reads such
+    bytes as lone surrogates, which Ray and the run's JSON records cannot carry: Ray's own
+    traceback followed), said in one line."""
+    def text(value: str) -> bool:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+
+    for value in vars(args).values():
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, str) and not text(v):
+                return (f"{v!a} holds bytes that are not UTF-8 (Ray and the run's records "
+                        "carry text only): give it a UTF-8 name")
+    try:
+        cwd = os.getcwd()
+    except OSError:
+        return None
+    if not text(cwd):
+        return (f"the working folder {cwd!a} holds bytes that are not UTF-8: run the farm "
+                "from a folder with a UTF-8 name")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -61,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.command:
         parser.print_help()
+        return 2
+    bad = _not_utf8(args)
+    if bad:
+        print(f"farm {args.command}: error: {bad}", file=sys.stderr)
         return 2
     exit_when_stuck()  # this process is the command: a Ray stuck on a lost head ends it
     try:

@@ -420,3 +420,24 @@ def test_a_refused_bench_makes_no_out_folder(tmp_path, capsys, no_ray):
     out = tmp_path / "bench-out"
     assert_user_error(farm_here(capsys, "bench", "nosuch", "--out", out), "unknown benchmark")
     assert not out.exists()
+
+
+def test_a_path_or_working_folder_that_is_not_utf8_is_one_line_exit_2(tmp_path):
+    """`--out` with a non-UTF-8 byte gave Ray's traceback."""
+    import subprocess
+    import sys
+
+    bad = bytes(tmp_path) + b"/x\xffy"
+    proc = subprocess.run([sys.executable.encode(), b"-m", b"farm", b"autotune", b"median3x3",
+                           b"--out", bad], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "not UTF-8" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    folder = tmp_path / "w"
+    folder.mkdir()
+    odd = bytes(folder) + b"/\xfe"
+    import os
+
+    os.mkdir(odd)
+    proc = subprocess.run([sys.executable, "-m", "farm", "run", "median3x3"], cwd=odd,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "working folder" in proc.stderr, proc.stderr
