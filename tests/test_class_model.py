@@ -92,6 +92,13 @@ def test_each_held_out_model_never_sees_its_group_and_seeds_draw_rows(tmp_path, 
     assert again.tables == []
     assert {k: w.sha256 for k, w in same.weights.items()} == \
         {k: w.sha256 for k, w in made.weights.items()}
+    # another recipe (or other rows) into the same folder: trained again, not read back
+    from dataclasses import replace
+
+    other = RecordingTrainer()
+    class_model.train_candidates(replace(work, steps=work.steps + 1), out, [None], other,
+                                 progress=lambda line: None)
+    assert len(other.tables) == 3
 
 
 def _row(bench, variant, ratio, word):

@@ -173,7 +173,8 @@ def gather(device_class: str, from_dirs: Sequence[str | Path] = (), seeds: int =
         raise BadInput(f"the runs hold {plural(len(names), 'pipeline')} ({', '.join(names)}): "
                        "leave-family-out needs pipelines of two groups or more, built-ins "
                        "among them")
-    recorded = next(m.device_class for m in manifests if m is not None and m.device_class)
+    recorded = next((m.device_class for m in manifests if m is not None and m.device_class),
+                    device_class)
     return ClassWork(device_class, recorded, tuple(r.path for r in runs), table, tuple(names),
                      benches, groups, resolve_target(targets.pop()), cores.pop(),
                      weights_module.baseline(), tuple(range(seeds)), notes=tuple(notes))
@@ -212,7 +213,9 @@ def train_candidates(work: ClassWork, out: Path, held_out: Sequence[Group | None
             name = seed_name(seed)
             path = _weights_path(out, name, tag)
             rows = costmodel.capped(costmodel.bagged(base, seed), seed=seed)
-            if path.is_file():
+            inputs = _inputs(work, rows)
+            made_from = path.with_suffix(".inputs")
+            if path.is_file() and _read_text(made_from) == inputs:
                 models.weights[(name, tag)] = weights_module.load(path)
             else:
                 progress(f"training {name}" + (f" without {said}" if said else " on every row")
@@ -224,6 +227,7 @@ def train_candidates(work: ClassWork, out: Path, held_out: Sequence[Group | None
                     raise BadInput(f"{name}" + (f" without {said}" if said else "") +
                                    f" could not be trained: {result.skipped}")
                 weights_module.write(result.weights, path)
+                atomic.write_text(made_from, inputs)
                 models.weights[(name, tag)] = result.weights
             models.rows[(name, tag)] = rows.num_rows
         if len(work.seeds) > 1:
@@ -235,6 +239,23 @@ def train_candidates(work: ClassWork, out: Path, held_out: Sequence[Group | None
             models.rows[(SOUP, tag)] = max(models.rows[(seed_name(s), tag)]
                                            for s in work.seeds)
     return models
+
+
+def _inputs(work: ClassWork, rows: pa.Table) -> str:
+    """What a model is a function of: its rows (by sample id), recipe and start weights."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for sid in sorted(rows["sample_id"].to_pylist()):
+        h.update(sid.encode() + b"\0")
+    return f"{h.hexdigest()} steps={work.steps} rate={work.rate:g} start={work.start.sha256}\n"
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return atomic.read_regular(path, 4096, follow=False).decode()
+    except (OSError, ValueError):
+        return None
 
 
 def _weights_path(out: Path, name: str, tag: str) -> Path:
