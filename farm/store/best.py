@@ -11,15 +11,26 @@ import fcntl
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from farm import atomic
 from farm.atomic import write_json
 from farm.errors import BadInput, RunDirError
 from farm.store.records import RetimingRecord
 
-if TYPE_CHECKING:  # (rundir imports this module)
-    from farm.store.rundir import RunDir
+
+class _Run(Protocol):
+    """What of a run directory its best/ folders use (RunDir has it; rundir imports this
+    module, so not RunDir itself)."""
+
+    path: Path
+
+    @property
+    def holds_lock(self) -> bool: ...
+
+    def best_path(self, pipeline: str = "") -> Path: ...
+
+    def retiming_path(self, pipeline: str = "") -> Path: ...
 
 MAX_SCHEDULE_BYTES = 2**20  # a best schedule's text shown (the page, open_run)
 
@@ -28,7 +39,7 @@ class BestFolders:
     """A run's best/ folders (`RunDir.best`): the run directory names them (best_path,
     retiming_path); this publishes them whole, recovers them and reads their schedules."""
 
-    def __init__(self, run: RunDir):
+    def __init__(self, run: _Run):
         self.run = run
         self.path = run.path
 
