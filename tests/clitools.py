@@ -20,7 +20,7 @@ def farm(*args, cwd=None, env=None, timeout=600, check=None):
 def assert_user_error(proc, *words):
     """Exit 2, one line on stderr naming the culprit, no traceback."""
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
-    assert "Traceback" not in proc.stderr + proc.stdout
+    assert "Traceback" not in proc.stderr + proc.stdout, (proc.stdout, proc.stderr[-3000:])
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     for w in words:

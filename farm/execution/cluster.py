@@ -169,8 +169,9 @@ class Cluster:
         try:
             ray.init(address=address, **kwargs)
         except ConnectionError as e:
-            raise BadInput(f"--address {address}: cannot join that Ray cluster ({e}); "
-                           "start it with `ray start --head` or fix the address") from None
+            raise BadInput(f"--address {address}: cannot join that Ray cluster "
+                           f"({_last_line(e)}); start it with `ray start --head` or fix the "
+                           "address") from None
         client = address.startswith("ray://")
         if client:  # a Ray Client's gcs_address is the cluster's inside view: asked there
             gcs = ""
@@ -386,3 +387,10 @@ def probe(address: str) -> None:
         raise BadInput(f"nothing answers at --address {address} ({reason} after "
                        f"{PROBE_TIMEOUT_S:g} s); start the head with `ray start --head "
                        "--port=...` or fix the address") from None
+
+
+def _last_line(e: Exception) -> str:
+    """What an error from Ray says, in one line: a Ray Client's carries the server's whole
+    traceback, whose last line says what failed."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return lines[-1] if lines else type(e).__name__
