@@ -1,29 +1,27 @@
 """Accepting new weights only on held-out evidence, beyond the noise."""
 
-import subprocess
 
 import numpy as np
 import pyarrow as pa
 import pytest
 from samples import probes, table
 
-from farm.machine.halide_env import halide_env
 from farm.model import acceptance, weights
 from farm.model import retrain as costmodel
 from farm.model.predict import predict
 
 
 @pytest.fixture(scope="module")
-def randomized(tmp_path_factory):
-    """Weights as the plugin makes them when it cannot read a file: random."""
-    tmp = tmp_path_factory.mktemp("random")
-    feats = probes()[:10]
-    names = costmodel.SampleFiles(tmp).sync(table(feats, np.linspace(1, 2, 10), [1] * 10))
-    subprocess.run([str(halide_env().tool("adams2019_retrain_cost_model")), "--epochs=1",
-                    "--rates=0", "--num_cores=32", "--randomize_weights=1",
-                    "--weights_out=r.weights", "--best_benchmark=b.txt", "--best_schedule=b.h"],
-                   input="\n".join(names), capture_output=True, text=True, cwd=tmp, check=True)
-    return weights.load(tmp / "r.weights")
+def randomized():
+    """Random weights, as the plugin makes them when it cannot read a file, drawn with a
+    fixed seed: the trainer's own --randomize_weights seeds with the clock, and about one
+    draw in ten ranked this test's schedules as well as the baseline (CI failed on one)."""
+    base = weights.baseline()
+    rng = np.random.default_rng(7)
+    data = bytearray(base.data)
+    for offset, n in weights.buffers(base):
+        data[offset:offset + 4 * n] = (rng.standard_normal(n) * 0.1).astype("<f4").tobytes()
+    return weights.check(bytes(data), "random weights (seed 7)")
 
 
 def _truth_of(w, noise, seed=0):
