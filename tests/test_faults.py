@@ -354,7 +354,9 @@ def _stopped_after_round_1(argv, env, break_it, *words) -> None:
         kill_all([*descendants(proc.pid), proc.pid])
     watcher.join(5)
     assert proc.returncode == 2, err[-3000:]
-    lines = err.strip().splitlines()
+    # one error line (the first run with this compiler says it builds the timing harness)
+    lines = [ln for ln in err.strip().splitlines()
+             if not ln.startswith("building the timing harness")]
     assert len(lines) == 1 and all(w in lines[0] for w in words), err
     assert "Round 2 was not committed" in lines[0]
     rows = SampleStore(out / "samples").read().to_pylist()
