@@ -45,6 +45,7 @@ from farm.paths import path_name
 MIN_DISTINCT = 8  # the trainer skips a pipeline with fewer distinct schedules
 # schedules per pipeline handed to one training call: the trainer's window (module docstring)
 TRAIN_CAP = 1024
+BAGGED_SHARE = 0.8  # of each pipeline's rows a seed above 0 trains on (bagged)
 DEFAULT_STEPS = 32  # gradient steps per training call (Halide's loop: the batch size)
 TRAIN_TIMEOUT_S = 3600.0
 LOG_HEAD, LOG_TAIL = 20, 60  # lines of the trainer's output kept (it prints one per schedule)
@@ -135,7 +136,7 @@ def capped(table: pa.Table, cap: int = TRAIN_CAP, seed: int = 0) -> pa.Table:
     return rows.take(pa.array(sorted(keep), type=pa.int64()))
 
 
-def bagged(table: pa.Table, seed: int, share: float = 0.8) -> pa.Table:
+def bagged(table: pa.Table, seed: int, share: float = BAGGED_SHARE) -> pa.Table:
     """`share` of each pipeline's usable rows, drawn with `seed` (0: every row): what a seed
     varies in a training. From fixed initial weights, Halide's trainer is a function of its
     rows (module docstring), so a seed that drew nothing would train the same model."""

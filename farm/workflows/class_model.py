@@ -294,9 +294,13 @@ def judge_pipeline(work: ClassWork, name: str, models: Models, pool, device: str
     return rows
 
 
+def _kept_path(out: Path, name: str) -> Path:
+    return out / "pipelines" / f"{path_name(name)}.parquet"
+
+
 def _kept(out: Path, name: str, wanted: Mapping[str, str]) -> list[dict] | None:
     """Rows an earlier `farm models train` into `out` timed for `name` with these weights."""
-    path = out / "pipelines" / f"{path_name(name)}.parquet"
+    path = _kept_path(out, name)
     if not path.is_file():
         return None
     try:
@@ -391,6 +395,35 @@ class Trained:
     weights_path: Path
 
 
+def _judge_all(work: ClassWork, out: Path, models: Models, pool, retimes: int,
+               progress: Callable[[str], None]) -> list[dict]:
+    """Every validation pipeline judged (judge_pipeline), round robin over the devices; a
+    pipeline an earlier run into `out` judged with the same weights is kept, and each new
+    one is written the moment it is timed."""
+    rows: list[dict] = []
+    for i, name in enumerate(n for n in work.pipelines if n in work.benches):
+        group = work.group_of(name).name
+        wanted = {BASELINE: work.start.sha256,
+                  **{c: models.weights[(c, group)].sha256 for c in work.candidates}}
+        kept = _kept(out, name, wanted)
+        if kept is not None:
+            progress(f"{name}: judged by an earlier run into {out}, kept")
+            rows += kept
+            continue
+        usable = pool.usable()
+        if not usable:
+            if pool.faults:
+                raise pool.no_device_left()
+            raise MissingPrerequisite("every device was lost while timing; see `farm "
+                                      "devices`, fix them and rerun: what was timed is "
+                                      f"kept in {out}")
+        mine = judge_pipeline(work, name, models, pool, usable[i % len(usable)].info.id,
+                              retimes, progress)
+        comparison.write_rows(mine, SCHEMA, _kept_path(out, name))
+        rows += mine
+    return rows
+
+
 def train_class_model(work: ClassWork, out: Path, *, device_ids: Sequence[str] | None = None,
                       address: str | None = None, retimes: int = DEFAULT_RETIMES,
                       force: bool = False, trainer: Trainer | None = None,
@@ -406,32 +439,12 @@ def train_class_model(work: ClassWork, out: Path, *, device_ids: Sequence[str] |
              f"judged leave-family-out on {plural(len(work.benches), 'pipeline')} in "
              f"{plural(len(validated), 'group')}: "
              f"{', '.join(g.label for g in validated)}")
-    rows: list[dict] = []
     with DeviceSession(address, holder=str(out)) as session:
         infos = class_devices(session.devices, device_ids, work.recorded_class, work.target)
         session.preflight(infos)
         models = train_candidates(work, out, validated, trainer, progress)
-        pool = session.pool(infos, work.target)
-        for i, name in enumerate(n for n in work.pipelines if n in work.benches):
-            group = work.group_of(name).name
-            wanted = {BASELINE: work.start.sha256,
-                      **{c: models.weights[(c, group)].sha256 for c in work.candidates}}
-            kept = _kept(out, name, wanted)
-            if kept is not None:
-                progress(f"{name}: judged by an earlier run into {out}, kept")
-                rows += kept
-                continue
-            usable = pool.usable()
-            if not usable:
-                if pool.faults:
-                    raise pool.no_device_left()
-                raise MissingPrerequisite("every device was lost while timing; see `farm "
-                                          "devices`, fix them and rerun: what was timed is "
-                                          f"kept in {out}")
-            mine = judge_pipeline(work, name, models, pool, usable[i % len(usable)].info.id,
-                                  retimes, progress)
-            comparison.write_rows(mine, SCHEMA, out / "pipelines" / f"{path_name(name)}.parquet")
-            rows += mine
+        rows = _judge_all(work, out, models, session.pool(infos, work.target), retimes,
+                          progress)
         full = train_candidates(work, out, [None], trainer, progress)
     comparison.write_rows(rows, SCHEMA, out / "validation.parquet")
     found = [evidence(rows, c) for c in work.candidates]
@@ -448,7 +461,8 @@ def train_class_model(work: ClassWork, out: Path, *, device_ids: Sequence[str] |
         samples=work.table.num_rows, verdicts=[f"leave-family-out: {best.line()}"],
         extra={"evidence": best.to_json(), "sources": [str(s) for s in work.sources],
                "seeds": list(work.seeds), "retimes": retimes,
-               "recipe": {"steps": work.steps, "rate": work.rate, "bagged_share": 0.8}})
+               "recipe": {"steps": work.steps, "rate": work.rate,
+                          "bagged_share": costmodel.BAGGED_SHARE}})
     atomic.write_json(out / "evidence.json", {
         "chosen": best.to_json(), "candidates": [e.to_json() for e in found],
         "record": record.to_json()})
