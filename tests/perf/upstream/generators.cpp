@@ -1,4 +1,5 @@
-// C++ generators of two farm benchmarks (same algorithms and Funcs as benchmarks/*.py),
+// C++ generators of two farm benchmarks (same algorithms and Funcs as benchmarks/*.py) and of
+// unsharp (tests/perf/pipelines/unsharp.py),
 // for running Halide's own adams2019_autotune_loop.sh beside the farm.
 #include "Halide.h"
 
@@ -63,7 +64,37 @@ public:
     }
 };
 
+// Unsharp masking as tests/perf/pipelines/unsharp.py: a separable 5x5 binomial blur subtracted
+// from the image. No farm choice was tuned on it.
+class Unsharp : public Generator<Unsharp> {
+public:
+    Input<Buffer<uint8_t, 2>> input{"input"};
+    Output<Buffer<uint8_t, 2>> output{"output"};
+
+    void generate() {
+        Var x{"x"}, y{"y"};
+        Func clamped{"clamped"}, wide{"wide"}, blur_x{"blur_x"}, blur_y{"blur_y"},
+            sharp{"sharp"};
+        clamped(x, y) = BoundaryConditions::repeat_edge(input)(x, y);
+        wide(x, y) = cast<int32_t>(clamped(x, y));
+        blur_x(x, y) = taps5(wide(x - 2, y), wide(x - 1, y), wide(x, y), wide(x + 1, y),
+                             wide(x + 2, y));
+        blur_y(x, y) = taps5(blur_x(x, y - 2), blur_x(x, y - 1), blur_x(x, y),
+                             blur_x(x, y + 1), blur_x(x, y + 2)) >> 8;
+        sharp(x, y) = 2 * wide(x, y) - blur_y(x, y);
+        output(x, y) = cast<uint8_t>(clamp(sharp(x, y), 0, 255));
+        input.set_estimates({{0, kWidth}, {0, kHeight}});
+        output.set_estimates({{0, kWidth}, {0, kHeight}});
+        if (!using_autoscheduler()) {
+            Var xi{"xi"}, yi{"yi"};
+            output.tile(x, y, xi, yi, 64, 32).vectorize(xi, 16).parallel(y);
+            blur_x.compute_at(output, x).vectorize(x, 16);
+        }
+    }
+};
+
 }  // namespace
 
 HALIDE_REGISTER_GENERATOR(Median3x3, median3x3)
 HALIDE_REGISTER_GENERATOR(Gaussian5x5, gaussian5x5)
+HALIDE_REGISTER_GENERATOR(Unsharp, unsharp)
