@@ -61,15 +61,16 @@ def tune(out: str | Path, *benchmarks: str, rounds: int = 1, batch_size: int = 3
          compile_timeout_s: float = 600.0, run_timeout_s: float = 60.0,
          train_steps: int | None = None, isolation: str = "pause",
          also_train_on: Sequence[str | Path] = (), allocation: str | None = None,
-         pipeline_weights: dict[str, float] | None = None,
+         pipeline_weights: dict[str, float] | None = None, screen: int = 1,
          progress=None) -> TuneSummary:
     """Start or continue the run in `out` (`farm autotune BENCH ... --out OUT`): the same
     settings and defaults, one keyword each. Several benchmarks (or "all") make a
     campaign; a larger `rounds` continues a finished run. `also_train_on`: other run
     directories of the class whose rows train the model too. `allocation`: how a campaign's
     rounds are split ("gain", the default for a new campaign, or "equal"; a resume keeps
-    its own), `pipeline_weights` how much each pipeline (by BENCH) matters to it. Returns
-    its summary."""
+    its own), `pipeline_weights` how much each pipeline (by BENCH) matters to it.
+    `screen`: draws per screened probe (farm.tuning.screening; 1: none). Returns its
+    summary."""
     from farm.build import compile as build
     from farm.candidate import DEFAULT_PARALLELISM, CandidateSpec
     from farm.devices.timing import TimingConfig
@@ -95,7 +96,7 @@ def tune(out: str | Path, *benchmarks: str, rounds: int = 1, batch_size: int = 3
         timing=TimingConfig(timeout_s=run_timeout_s), isolation=isolation,
         train_steps=train_steps or costmodel.DEFAULT_STEPS,
         also_train_on=tuple(str(Path(p).resolve()) for p in also_train_on),
-        allocation=allocation,
+        allocation=allocation, screen=screen,
         pipeline_weights=_pipeline_weights(pipeline_weights or {}, benches))
     for bench in settings.benchmarks:
         build.check_pipeline(CandidateSpec(bench, settings.target, settings.start_weights))

@@ -246,3 +246,24 @@ def test_suites_expand_to_their_pipelines_once_each():
         if family not in ("all", "corpus"):
             assert set(names) <= set(catalog.suite("corpus"))
     assert catalog.suite("nosuch") is None
+
+
+@pytest.mark.slow
+def test_screening_builds_the_schedules_the_model_picked(tmp_path):
+    """--screen 3 with real Halide: the built probes are the draws the model picked, and
+    each one's row holds the very schedule that was screened (its prediction by the same
+    weights matches the one it was picked by)."""
+    run = tmp_path / "run"
+    out = farm("autotune", "gaussian5x5", "--batch-size", "8", "--screen", "3", "--out", run,
+               check=0).stdout
+    assert "screening: autoscheduled 12 draws (3 per screened probe)" in out
+    record = RunDir(run).read_round(1).screening
+    assert record.drawn == 12 and record.kept == 4
+    kept = {c.seed: c for c in record.candidates if c.kept}
+    probes = [r for r in _rows(run) if r["planner"] == "b1-d1@accepted"]
+    assert len(probes) == 4
+    for row in probes:
+        if row["status"] == "ok" and row["attempts"] == 1:
+            assert row["seed"] in kept
+            assert row["predicted"] == pytest.approx(kept[row["seed"]].predicted, rel=1e-4)
+    assert any(not c.kept and c.predicted is not None for c in record.candidates)

@@ -627,3 +627,30 @@ def test_a_search_strategy_is_a_setting_the_round_loop_plans_with(farm_of, tmp_p
     rows = _rows(tmp_path / "run")
     assert asked == [1, 2] and len(rows) == 8
     assert {(r["beam_size"], r["random_dropout"]) for r in rows} == {(32, 100)}
+
+
+def test_a_screened_round_builds_the_models_picks_and_records_every_draw(farm_of, tmp_path):
+    """--screen 3: each random probe of the accepted weights is drawn three times and the
+    fastest predicted distinct draws are built; the round's record keeps every draw."""
+    run = tmp_path / "run"
+    farm_of(run, rounds=2, screen=3)
+    r = RunDir(run)
+    for rnd in (1, 2):
+        record = r.read_round(rnd).screening
+        rows = [row for row in _rows(run) if row["round"] == rnd]
+        probes = [row for row in rows if row["planner"] == "b1-d1@accepted"]
+        assert record is not None and record.factor == 3
+        assert record.drawn == 3 * len(probes) and record.kept == len(probes)
+        kept = {c.seed: c for c in record.candidates if c.kept}
+        for row in probes:  # built as screened (or redrawn after a duplicate)
+            assert row["seed"] in kept or row["attempts"] > 1
+            if row["seed"] in kept:  # the row's prediction is the one it was screened by
+                assert row["predicted"] == pytest.approx(kept[row["seed"]].predicted)
+        dropped = [c.predicted for c in record.candidates if not c.kept and c.predicted]
+        # every draw is a distinct schedule here: the built are the fastest predicted
+        assert dropped and max(c.predicted for c in kept.values()) <= min(dropped)
+    from farm.report.text import build_report
+
+    text = build_report(run).text  # `farm report` says what screening cost and spared
+    drawn = sum(r.read_round(n).screening.drawn for n in (1, 2))
+    assert f"screening (--screen 3) in 2 rounds: {drawn} draws autoscheduled" in text

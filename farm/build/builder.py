@@ -29,6 +29,11 @@ class Builder(ABC):
               ) -> tuple[BuildResult, bytes, Library | None]:
         """The schedule, the benchmark binary and the pipeline's library (for best/)."""
 
+    def screen(self, spec: CandidateSpec, cpu_limit_s: float | None = None) -> BuildResult:
+        """The autoscheduler's choice only, for screening by the cost model
+        (farm.tuning.screening): as autoschedule(), without generating code."""
+        return self.autoschedule(spec, cpu_limit_s)
+
 
 class HalideBuilder(Builder):
     """Halide's autoscheduler and code generator (farm.build.compile) in this worker's compile
@@ -50,3 +55,10 @@ class HalideBuilder(Builder):
 
         with gate.compiling():
             return compile_process.shared().call("build", spec, cpu_limit_s)
+
+    def screen(self, spec: CandidateSpec, cpu_limit_s: float | None = None) -> BuildResult:
+        from farm.build import process as compile_process
+        from farm.devices import gate
+
+        with gate.compiling():
+            return compile_process.shared().call("screen_result", spec, cpu_limit_s)

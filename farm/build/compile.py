@@ -149,12 +149,33 @@ def _keep(kept: OrderedDict, spec: CandidateSpec, value) -> None:
         kept.popitem(last=False)
 
 
+def screen_schedule(spec: CandidateSpec, cpu_limit_s: float | None = None) -> Schedule:
+    """The autoscheduler's choice only, for screening a candidate by the cost model before
+    it is built (farm.tuning.screening): a generator executable lowers the pipeline without
+    generating code (about a fifth of a build's CPU, FACTS.md), and nothing is kept for a
+    build, since most screened candidates are never built."""
+    if spec.benchmark.kind == PYTHON:
+        return schedule(spec)[1]
+    with tempfile.TemporaryDirectory(prefix="farm-screen-") as tmp:
+        ran = _run_generator(spec, Path(tmp), (), False, cpu_limit_s)
+        return _read_schedule(spec, ran, ran.cpu_s)
+
+
 def autoschedule_result(spec: CandidateSpec, cpu_limit_s: float | None = None) -> BuildResult:
     """autoschedule() as a value: status ok with the schedule, compile_error or
     compile_timeout."""
+    return _schedule_result(autoschedule, spec, cpu_limit_s)
+
+
+def screen_result(spec: CandidateSpec, cpu_limit_s: float | None = None) -> BuildResult:
+    """screen_schedule() as a value, as autoschedule_result."""
+    return _schedule_result(screen_schedule, spec, cpu_limit_s)
+
+
+def _schedule_result(how, spec: CandidateSpec, cpu_limit_s: float | None) -> BuildResult:
     host = socket.gethostname()
     try:
-        return BuildResult(OK, schedule=autoschedule(spec, cpu_limit_s), host=host)
+        return BuildResult(OK, schedule=how(spec, cpu_limit_s), host=host)
     except gengen.CpuLimitReached as e:
         return BuildResult(COMPILE_TIMEOUT, error=f"compile (autoschedule) on {host}: {e} "
                            "(--compile-timeout)", host=host, log=_failure_log(e, None))

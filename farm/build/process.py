@@ -45,7 +45,8 @@ import psutil
 from farm.candidate import COMPILE_ERROR, COMPILE_TIMEOUT, CRASHED, BuildResult, CandidateSpec
 from farm.machine.limits import compile_memory_limit
 
-_CALLS = ("autoschedule_result", "build")  # the farm.build.compile functions a child runs
+# the farm.build.compile functions a child runs
+_CALLS = ("autoschedule_result", "screen_result", "build")
 SAMPLE_S = 0.1  # how often a compile's memory is sampled
 
 

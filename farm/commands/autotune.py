@@ -67,6 +67,11 @@ def add_parser(sub) -> None:
                    "after each round (default 32; what Halide's trainer calls --epochs: each "
                    "is ONE step on at most 1024 schedules per pipeline, not a pass over the "
                    "samples)")
+    p.add_argument("--screen", type=options.bounded_int("screen"), default=1, metavar="F",
+                   help="screen the random probes of the accepted weights by the model: "
+                   "autoschedule F draws for each (without generating code) and build the "
+                   "ones the weights that planned the round predict fastest; beam searches "
+                   "and the start weights' probes stay as drawn (default 1: no screening)")
     options.add_isolation(p)
     options.add_also_train_on(p)
     p.add_argument("--allocation", choices=("gain", "equal"),
@@ -115,7 +120,7 @@ def _tune(args):
                     compile_timeout_s=args.compile_timeout, run_timeout_s=args.run_timeout,
                     train_steps=args.train_steps, isolation=args.isolation,
                     also_train_on=args.also_train_on, allocation=args.allocation,
-                    pipeline_weights=dict(args.pipeline_weights))
+                    pipeline_weights=dict(args.pipeline_weights), screen=args.screen)
 
 
 def _start_watcher(out: str, refresh_s: int):

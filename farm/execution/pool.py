@@ -44,6 +44,7 @@ from farm.execution.workers import (
     compile_options,
     first_line,
     killed_for_memory,
+    screen_task,
 )
 from farm.faults import Fault
 from farm.machine.targets import TargetInfo
@@ -342,6 +343,33 @@ class DevicePool:
             todo = again
         self.memory.keep()
         return out
+
+    def screen(self, specs: list[CandidateSpec], timeout_s: float) -> list[BuildResult]:
+        """Autoschedule `specs` only (Builder.screen), in chunks spread over the cluster's
+        CPUs, each with `timeout_s` of CPU: screening candidates by the model before they
+        are built (farm.tuning.screening). A draw whose task failed is a compile_error; a
+        lasting fault is left for the round's builds to meet and handle."""
+        if not specs:
+            return []
+        tasks = max(1, min(len(specs), 2 * int(ray.cluster_resources().get("CPU", 1))))
+        chunks = [specs[i::tasks] for i in range(tasks)]
+        refs = [screen_task.options(num_cpus=self.builder.cpus,
+                                    **compile_options(tuple(self.faulty_nodes)),
+                                    **self.memory.options(chunk[0]),
+                                    ).remote(self.builder, chunk, timeout_s)
+                for chunk in chunks]
+        deadline = time.monotonic() + COMPILE_WALL_FACTOR * timeout_s * len(chunks[0])
+        out: list[BuildResult | None] = [None] * len(specs)
+        for i, ref in enumerate(refs):
+            try:
+                results = ray.get(ref, timeout=max(0.0, deadline - time.monotonic()))
+            except (RayError, GetTimeoutError) as e:
+                ray.cancel(ref, force=True)
+                failed = BuildResult(COMPILE_ERROR, error=f"screening: {first_line(e)}")
+                results = [failed] * len(chunks[i])
+            for j, result in enumerate(results):
+                out[i + j * tasks] = result
+        return [r for r in out if r is not None]
 
     def _build_once(self, specs: list[CandidateSpec], timeout_s: float
                     ) -> list[tuple[Built | None, object, object]]:

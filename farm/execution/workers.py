@@ -135,6 +135,13 @@ def candidate_task(builder: Builder, plan: Plan, index: int, attempts: int, seen
     return built, binary, library
 
 
+@ray.remote(max_retries=1)
+def screen_task(builder: Builder, specs: list, cpu_limit_s: float | None) -> list[BuildResult]:
+    """Autoschedule `specs` only, one after another in this worker's compile process, for
+    screening them by the model before any is built (farm.tuning.screening)."""
+    return [builder.screen(spec, cpu_limit_s) for spec in specs]
+
+
 @ray.remote(num_cpus=0, max_restarts=3)
 class SeenActor:
     """The run's schedule keys, shared by every compile task (claims are serial)."""

@@ -13,7 +13,13 @@ from farm.errors import RunDirError
 from farm.report.markup import command, escape, fmt, list_or_empty, table
 from farm.report.progress import plural
 from farm.report.samples_table import sample_table
-from farm.report.text import Report, allocation_rows, comparisons, failure_groups
+from farm.report.text import (
+    Report,
+    allocation_rows,
+    comparisons,
+    failure_groups,
+    screening_saved,
+)
 from farm.store.rundir import RunDir
 
 TIME_HEADER = ("round", "wall s", "autoschedule s", "codegen s", "link s", "timing s",
@@ -250,7 +256,9 @@ def time_spent(rep: Report, h: str) -> list[str]:
                      "-" if share is None else f"{share:.0%}"))
     if not rows:
         return []
+    saved = screening_saved(rep)
     return [f"<{h}>Where the time went</{h}>", table(TIME_HEADER, rows),
             '<p class="note">Compile seconds are CPU seconds summed over the round\'s '
             "candidates (several compile at once); timing seconds, the devices' time spent "
-            "timing them; timing share: timing / (compile + timing).</p>"]
+            "timing them; timing share: timing / (compile + timing).</p>",
+            *([f"<p>{escape(saved)}</p>"] if saved else [])]

@@ -283,6 +283,31 @@ def _one_line(text: str | None, limit: int) -> str:
     return line if len(line) <= limit else line[:limit - 3] + "..."
 
 
+def screening_saved(rep: Report) -> str | None:
+    """What screening (--screen) cost and spared, over the rounds that screened; None when
+    none did. The spared build and timing are estimates: each screened-out draw at the mean
+    of its round's built candidates."""
+    records = [r["record"] for r in rep.rounds
+               if r["record"] is not None and r["record"].screening is not None]
+    if not records:
+        return None
+    drawn = sum(x.screening.drawn for x in records)
+    kept = sum(x.screening.kept for x in records)
+    cpu = sum(x.screening.autoschedule_s for x in records)
+    spared_build = spared_timing = 0.0
+    for x in records:
+        out = x.screening.drawn - x.screening.kept
+        built = max(1, x.candidates)
+        spared_build += out * (x.codegen_s + x.link_s) / built
+        spared_timing += out * x.timing_s / built
+    factors = sorted({x.screening.factor for x in records})
+    return (f"screening (--screen {'/'.join(map(str, factors))}) in "
+            f"{plural(len(records), 'round')}: {drawn} draws autoscheduled ({cpu:.0f} s of "
+            f"CPU), the model's {kept} built; building and timing the {drawn - kept} "
+            f"screened out would have cost ~{spared_build:.0f} s of codegen and link CPU and "
+            f"~{spared_timing:.0f} s of device time.")
+
+
 def _text(rep: Report) -> str:
     m, rows = rep.manifest, rep.rows
     lines = [f"{rep.run.path}: {rep.title} on {m.target}"
@@ -299,6 +324,9 @@ def _text(rep: Report) -> str:
               "beyond the noise, whose beam search the next round checks; beam check: that "
               "beam search re-timed against the start weights' (ratio; passed: accepted to "
               "plan the following rounds).", TRAIN_RATE_LABEL]
+    saved = screening_saved(rep)
+    if saved:
+        lines += ["", saved]
     failures = failure_rows(rows)
     if failures:
         lines += ["", "failed candidates by cause:"]

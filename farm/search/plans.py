@@ -52,9 +52,15 @@ def weights_for(row: dict, by_role: Callable[[Role], Weights]) -> Weights:
     return perturbed(base, row["seed"], noise_scale(row["attempts"]))
 
 
-def seed_for(run_id: str, round_no: int, index: int, attempt: int) -> int:
+def seed_for(run_id: str, round_no: int, index: int, attempt: int | str) -> int:
     digest = hashlib.sha256(f"{run_id}/{round_no}/{index}/{attempt}".encode()).digest()
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def screen_seed(run_id: str, round_no: int, index: int, draw: int) -> int:
+    """The seed of a screened candidate's `draw`-th alternative (farm.tuning.screening);
+    draw 0 is its own first draw."""
+    return seed_for(run_id, round_no, index, 1 if draw == 0 else f"screen{draw}")
 
 
 def schedule_id(round_no: int, index: int, batch_size: int) -> int:
@@ -198,22 +204,43 @@ class RoundPlan:
     provisional: Weights | None = None  # weights awaiting their beam-search check
     scope: str = ""  # where its schedules are claimed (scoped_key): a campaign's pipeline
     id_stride: int = 0  # schedule ids per round (0: the batch size; see Manifest.id_stride)
+    # (index, seed): first draws that screening chose in place of the candidates' own
+    # (farm.tuning.screening)
+    screened: tuple[tuple[int, int], ...] = ()
 
     def specs(self) -> list[CandidateSpec]:
         return [self.spec(i, 1) for i in range(self.batch_size)]
 
+    def _kind(self, index: int) -> tuple[Search, Weights | None, Role]:
+        if index == 0:
+            return BEAM_SEARCH, self.base.weights, Role.ACCEPTED
+        if index == 1 and self.provisional is not None:
+            return BEAM_SEARCH, self.provisional, Role.PROVISIONAL
+        if index % 8 == 4:
+            return NEAR_BEAM, self.base.weights, Role.ACCEPTED
+        if index % 4 == 3 and self.start_weights is not None:
+            return RANDOM_PROBE, self.start_weights, Role.START
+        return RANDOM_PROBE, self.base.weights, Role.ACCEPTED
+
+    def screenable(self, index: int) -> bool:
+        """A random probe of the accepted weights: what screening may draw again. Beam
+        searches, the small beams near the optimum and the start weights' probes are built
+        as drawn: the round's exploration, which the accepted model does not choose."""
+        kind, _, role = self._kind(index)
+        return kind == RANDOM_PROBE and role == Role.ACCEPTED
+
+    def alternative(self, index: int, draw: int) -> CandidateSpec:
+        """Screenable candidate `index`'s `draw`-th alternative first draw (0: its own)."""
+        return self._spec(index, 1, screen_seed(self.run_id, self.round_no, index, draw))
+
     def spec(self, index: int, attempt: int = 1) -> CandidateSpec:
         """Candidate `index` at its `attempt`-th draw (the same every time it is asked)."""
-        kind, weights, role = RANDOM_PROBE, self.base.weights, Role.ACCEPTED
-        seed = seed_for(self.run_id, self.round_no, index, attempt)
-        if index == 0:
-            kind = BEAM_SEARCH
-        elif index == 1 and self.provisional is not None:
-            kind, weights, role = BEAM_SEARCH, self.provisional, Role.PROVISIONAL
-        elif index % 8 == 4:
-            kind = NEAR_BEAM
-        elif index % 4 == 3 and self.start_weights is not None:
-            weights, role = self.start_weights, Role.START
+        chosen = dict(self.screened).get(index) if attempt == 1 else None
+        return self._spec(index, attempt, chosen if chosen is not None else
+                          seed_for(self.run_id, self.round_no, index, attempt))
+
+    def _spec(self, index: int, attempt: int, seed: int) -> CandidateSpec:
+        kind, weights, role = self._kind(index)
         noise = bool(noise_scale(attempt)) and kind != BEAM_SEARCH
         if noise:
             assert weights is not None  # a round's base is a searched spec, never manual

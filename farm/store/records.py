@@ -178,6 +178,40 @@ class VerdictRecord(JsonRecord):
 
 
 @dataclass(frozen=True)
+class ScreenedRecord(JsonRecord):
+    """One candidate a round drew while screening (farm.tuning.screening): the model's
+    prediction, and whether it was built."""
+
+    pipeline: str  # its name in a campaign, else ""
+    index: int  # the slot it was drawn for
+    seed: int
+    kept: bool  # built in the round (it holds its row's seed), else screened out
+    predicted: float | None = None  # None: it failed to autoschedule, or repeats a schedule
+    error: str = ""
+    extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
+
+    CHECKS: ClassVar = {"index": COUNT, "seed": SEED, "error": TEXT}
+
+
+@dataclass(frozen=True)
+class ScreeningRecord(JsonRecord):
+    """What screening did in a round: `factor` draws per screened slot, the model's pick
+    among them built, the rest not."""
+
+    factor: int
+    drawn: int  # candidates autoscheduled for screening
+    kept: int  # of them, built in the round
+    autoschedule_s: float = 0.0  # CPU seconds of the screening autoschedules
+    wall_s: float = 0.0
+    candidates: list[ScreenedRecord] = field(default_factory=list)
+    extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
+
+    NESTED: ClassVar = {"candidates": list_of(ScreenedRecord)}
+    CHECKS: ClassVar = {"factor": POSITIVE, "drawn": COUNT, "kept": COUNT,
+                        "autoschedule_s": SECONDS, "wall_s": SECONDS}
+
+
+@dataclass(frozen=True)
 class BeamCheck(JsonRecord):
     """The provisional weights' beam search re-timed against the start weights'."""
 
@@ -281,11 +315,14 @@ class RoundRecord(JsonRecord):
     # None in a finished record
     steps: list[str] | None = None
     resumed: bool | None = None  # True: its later steps were done by a resumed run
+    screening: ScreeningRecord | None = None  # present in a round that screened (--screen)
     extra: dict = field(default_factory=dict, repr=False, compare=False)  # unknown keys
 
     NESTED: ClassVar = {"beam_check": BeamCheck.from_json,
-                        "acceptance": AcceptanceRecord.from_json}
-    OMIT_IF_NONE: ClassVar = ("beam_check", "acceptance", "pipelines", "steps", "resumed")
+                        "acceptance": AcceptanceRecord.from_json,
+                        "screening": ScreeningRecord.from_json}
+    OMIT_IF_NONE: ClassVar = ("beam_check", "acceptance", "pipelines", "steps", "resumed",
+                              "screening")
     CHECKS: ClassVar = {"round": ROUND, "candidates": COUNT, "weights_sha256": TEXT,
                         "statuses": COUNTS, "autoschedule_s": SECONDS, "precheck_s": SECONDS,
                         "codegen_s": SECONDS, "link_s": SECONDS, "timing_s": SECONDS,

@@ -18,7 +18,7 @@ from farm.model.weights import Weights
 from farm.report.progress import Progress
 from farm.search.planners import Planner, Role
 from farm.stats import verdict
-from farm.store.records import BeamCheck, VerdictRecord
+from farm.store.records import BeamCheck, ScreeningRecord, VerdictRecord
 from farm.store.rundir import RunDir
 from farm.tuning.artifacts import KeptArtifacts
 from farm.tuning.settings import TuneSettings
@@ -38,6 +38,7 @@ class Live:
     started_at: str
     outcomes: list  # the scheduler's Outcomes (their precheck time)
     beams: dict  # pipeline name -> ObjectRef of its binary of candidate 1 (provisional beam)
+    screening: ScreeningRecord | None = None  # what screening did before the round's builds
 
 
 def ds_field(name: str):

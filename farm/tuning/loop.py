@@ -52,6 +52,7 @@ from farm.tuning.beam_check import BeamChecker, Live
 from farm.tuning.final_inputs import FinalInputs, FinalPipeline, FinalResult
 from farm.tuning.finalize import finalize
 from farm.tuning.rows import outcome_row, stop_if_all_failed_alike, with_predictions
+from farm.tuning.screening import describe, screen
 from farm.tuning.settings import TuneSettings
 from farm.tuning.shares import round_shares
 from farm.tuning.state import TOP_SAMPLES, RunState, start
@@ -311,6 +312,13 @@ class Tuning:
         s, state = self.s, self.state
         live_started, started_iso = time.monotonic(), now_iso()
         plan = self._plan(round_no)
+        screened = None
+        if s.screen > 1:
+            used = weights.load(self.run_dir.weights_path(round_no - 1))
+            plan, screened = screen(plan, s.screen, [t.scope for t in state.tracks], used,
+                                    s.parallelism,
+                                    lambda specs: self.pool.screen(specs, s.compile_timeout_s))
+            self.progress.message(f"round {round_no}: {describe(screened)}")
         self.progress.round_started(round_no, self.rounds, len(state.tracks) * s.batch_size)
         try:
             outcomes = scheduler.run(
@@ -332,7 +340,8 @@ class Tuning:
         rows_of = self._commit(round_no, mine)
         beams = {t.name: o[1].artifact[0] for t, o in zip(state.tracks, mine, strict=True)
                  if len(o) > 1 and o[1].status == OK and o[1].artifact}
-        record = self.steps.finish(round_no, Live(live_started, started_iso, outcomes, beams))
+        record = self.steps.finish(round_no, Live(live_started, started_iso, outcomes, beams,
+                                                  screened))
         self.kept.keep(rows_of, mine)
         state.round_s.append(record.wall_s)
         self.progress.round_s = sum(state.round_s) / len(state.round_s)

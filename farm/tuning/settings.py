@@ -59,6 +59,7 @@ class TuneSettings:
     isolation: str = "pause"
     train_steps: int = retrain.DEFAULT_STEPS  # gradient steps per candidate's training
     retimes: int = 10  # at most, re-timings of each finalist (interleaved); fewer once decided
+    screen: int = 1  # draws per screened probe (farm.tuning.screening); 1: no screening
     strategy: Strategy = RoundPlan  # how each pipeline's round is planned (farm.search)
     pretrain: PretrainSpec | None = None  # a pre-training: its pipelines come round by round
     # no --weights given: a new run starts from its class's current model (the registry,

@@ -164,7 +164,7 @@ class RoundSteps:
             best_so_far_ms=one.get("best_so_far_ms"),
             wall_s=time.monotonic() - live.started if live else 0.0,
             pipelines=per_pipeline if self.state.manifest.campaign else None,
-            steps=[RoundStep.BATCH])
+            screening=live.screening if live else None, steps=[RoundStep.BATCH])
 
     def _beam_ms(self, track: Track, row: dict) -> float | None:
         """Candidate 0's runtime: its own, or its twin's when it repeated a schedule."""

@@ -53,7 +53,7 @@ def check_numbers(s: TuneSettings) -> None:
             ("timeout_s", s.compile_timeout_s, "--compile-timeout"),
             ("timeout_s", s.timing.timeout_s, "--run-timeout"),
             ("train_steps", s.train_steps, "--train-steps"), ("retimes", s.retimes, "--retimes"),
-            ("budget_s", s.budget_s or 1, "--budget")):
+            ("budget_s", s.budget_s or 1, "--budget"), ("screen", s.screen, "--screen")):
         if not value > 0:
             raise BadInput(f"{option} {value}: give a positive number")
         limits.check(name, value, option)
