@@ -71,11 +71,11 @@ def tune(out: str | Path, *benchmarks: str, rounds: int = 1, batch_size: int = 3
     its own), `pipeline_weights` how much each pipeline (by BENCH) matters to it.
     `screen`: draws per screened probe (farm.tuning.screening; 1: none). Returns its
     summary."""
-    from farm.build import compile as build
+    from farm.build import compiler
     from farm.candidate import DEFAULT_PARALLELISM, CandidateSpec
     from farm.devices.timing import TimingConfig
     from farm.machine import targets
-    from farm.model import retrain as costmodel
+    from farm.model import retrain
     from farm.model import weights as weights_module
     from farm.pipelines import catalog
     from farm.tuning.loop import autotune
@@ -94,12 +94,12 @@ def tune(out: str | Path, *benchmarks: str, rounds: int = 1, batch_size: int = 3
         budget_s=budget_s, parallelism=parallelism or DEFAULT_PARALLELISM,
         device_ids=tuple(devices), compile_timeout_s=compile_timeout_s,
         timing=TimingConfig(timeout_s=run_timeout_s), isolation=isolation,
-        train_steps=train_steps or costmodel.DEFAULT_STEPS,
+        train_steps=train_steps or retrain.DEFAULT_STEPS,
         also_train_on=tuple(str(Path(p).resolve()) for p in also_train_on),
         allocation=allocation, screen=screen,
         pipeline_weights=_pipeline_weights(pipeline_weights or {}, benches))
     for bench in settings.benchmarks:
-        build.check_pipeline(CandidateSpec(bench, settings.target, settings.start_weights))
+        compiler.check_pipeline(CandidateSpec(bench, settings.target, settings.start_weights))
     return autotune(out, settings, address=address, progress=progress)
 
 
@@ -131,11 +131,11 @@ def pretrain(out: str | Path, *, pipelines: int = 256, per_pipeline: int = 16,
     random pipelines, their integer family for a Hexagon target), `per_pipeline`
     candidates each, `per_round` of them per round. Returns its summary
     (farm.workflows.pretrain.PretrainSummary)."""
-    from farm.build import compile as build
+    from farm.build import compiler
     from farm.candidate import DEFAULT_PARALLELISM, CandidateSpec
     from farm.devices.timing import TimingConfig
     from farm.machine import targets
-    from farm.model import retrain as costmodel
+    from farm.model import retrain
     from farm.model import weights as weights_module
     from farm.tuning.loop import autotune
     from farm.tuning.settings import (
@@ -146,11 +146,11 @@ def pretrain(out: str | Path, *, pipelines: int = 256, per_pipeline: int = 16,
     )
     from farm.workflows.pretrain import MIN_PER_ROUND, Pretraining, seeded_generator
 
-    if per_pipeline < costmodel.MIN_DISTINCT:  # a pre-training never comes back to one
+    if per_pipeline < retrain.MIN_DISTINCT:  # a pre-training never comes back to one
         raise BadInput(f"--per-pipeline {per_pipeline}: Halide's trainer skips a pipeline "
-                       f"with fewer than {costmodel.MIN_DISTINCT} distinct schedules, and a "
+                       f"with fewer than {retrain.MIN_DISTINCT} distinct schedules, and a "
                        "pre-training draws each pipeline once: give at least "
-                       f"{costmodel.MIN_DISTINCT} (Halide's loop takes 16; a run begun with "
+                       f"{retrain.MIN_DISTINCT} (Halide's loop takes 16; a run begun with "
                        "fewer trained on nothing: start it again in a new --out)")
     least = 2 * (per_round or MIN_PER_ROUND)
     if pipelines < least:  # one round trains nothing: a model is judged on the next's
@@ -171,10 +171,10 @@ def pretrain(out: str | Path, *, pipelines: int = 256, per_pipeline: int = 16,
         parallelism=parallelism or DEFAULT_PARALLELISM, device_ids=tuple(devices),
         compile_timeout_s=compile_timeout_s or PRETRAIN_COMPILE_TIMEOUT_S,
         timing=TimingConfig(timeout_s=run_timeout_s),
-        isolation=isolation, train_steps=train_steps or costmodel.DEFAULT_STEPS,
+        isolation=isolation, train_steps=train_steps or retrain.DEFAULT_STEPS,
         also_train_on=tuple(str(Path(p).resolve()) for p in also_train_on),
         pretrain=spec)
-    build.check_pipeline(CandidateSpec(spec.pipeline(0), where, settings.start_weights))
+    compiler.check_pipeline(CandidateSpec(spec.pipeline(0), where, settings.start_weights))
     return autotune(out, settings, address=address, progress=progress, tuning=Pretraining)
 
 
@@ -191,7 +191,7 @@ def run(benchmark: str | Benchmark, *, beam_size: int = 32, parallelism: int | N
     (farm.execution.scheduler.Counts). Without `weights`, the device's class's current
     model is used (farm.store.registry), else Halide's baseline weights;
     `on_weights(weights, note)` hears which, before any work."""
-    from farm.build import compile as build
+    from farm.build import compiler
     from farm.candidate import DEFAULT_PARALLELISM, CandidateSpec
     from farm.devices.timing import TimingConfig
     from farm.execution.session import DeviceSession
@@ -211,7 +211,7 @@ def run(benchmark: str | Benchmark, *, beam_size: int = 32, parallelism: int | N
             on_weights(w, note)
         spec = CandidateSpec(bench, resolved, w, beam_size=beam_size,
                              parallelism=parallelism or DEFAULT_PARALLELISM)
-        build.check_pipeline(spec)
+        compiler.check_pipeline(spec)
         return run_benchmark(spec, session.pool([info], resolved), TimingConfig(),
                              Path(out) if out is not None else None, with_manual=manual,
                              compile_timeout_s=compile_timeout_s, on_update=on_update,

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pyarrow as pa
 
-from farm.build import compile as build
+from farm.build import compiler
 from farm.candidate import RANDOM_PROBE, CandidateSpec
 from farm.machine import targets
 from farm.model import featurization, weights
@@ -21,7 +21,7 @@ def probes(bench: str = "median3x3", count: int = 40) -> tuple[bytes, ...]:
     out, keys = [], set()
     seed = 1
     while len(out) < count and seed < 20 * count:
-        f = build.autoschedule(replace(spec, seed=seed)).featurization
+        f = compiler.autoschedule(replace(spec, seed=seed)).featurization
         seed += 1
         if featurization.schedule_key(f) not in keys:
             keys.add(featurization.schedule_key(f))

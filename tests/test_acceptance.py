@@ -6,8 +6,7 @@ import pyarrow as pa
 import pytest
 from samples import probes, table
 
-from farm.model import acceptance, weights
-from farm.model import retrain as costmodel
+from farm.model import acceptance, retrain, weights
 from farm.model.predict import predict
 
 
@@ -36,7 +35,7 @@ def test_randomized_weights_are_rejected(randomized, tmp_path):
     base = weights.baseline()
     feats, runtimes = _truth_of(base, 0.1)
     rows = table(feats, runtimes, [1 + i % 2 for i in range(len(feats))])
-    d = acceptance.decide(rows, "round", 2, base, base, costmodel.SampleFiles(tmp_path),
+    d = acceptance.decide(rows, "round", 2, base, base, retrain.SampleFiles(tmp_path),
                           num_cores=32, settings=(), extra=(("random", randomized),))
     assert d.accepted == "current" and d.weights.sha256 == base.sha256
     judged = {c.name: c for c in d.candidates}
@@ -51,7 +50,7 @@ def test_a_better_model_is_accepted_over_scrambled_weights(tmp_path):
     scrambled = weights.perturbed(base, seed=5, scale=3.0)
     feats, runtimes = _truth_of(base, 0.1)
     rows = table(feats, runtimes, [1 + i % 2 for i in range(len(feats))])
-    d = acceptance.decide(rows, "round", 2, scrambled, base, costmodel.SampleFiles(tmp_path),
+    d = acceptance.decide(rows, "round", 2, scrambled, base, retrain.SampleFiles(tmp_path),
                           num_cores=32, settings=(), extra=(("baseline", base),))
     assert d.accepted == "baseline" and d.weights.sha256 == base.sha256
     assert d.record()["candidates"][1]["gain_low"] > 0
@@ -64,14 +63,14 @@ def test_candidates_are_trained_without_the_held_out_unit(tmp_path, monkeypatch)
     folds = pa.array([i % 3 for i in range(len(feats))])
     rows = rows.append_column("fold", folds)  # the held-out unit is a parameter
     trained_on = []
-    real = costmodel.train
+    real = retrain.train
 
     def spy(files, data, initial, **kw):
         trained_on.append(set(data["fold"].to_pylist()))
         return real(files, data, initial, **kw)
 
-    monkeypatch.setattr(costmodel, "train", spy)
-    d = acceptance.decide(rows, "fold", 2, base, base, costmodel.SampleFiles(tmp_path),
+    monkeypatch.setattr(retrain, "train", spy)
+    d = acceptance.decide(rows, "fold", 2, base, base, retrain.SampleFiles(tmp_path),
                           num_cores=32, settings=acceptance.SETTINGS)
     assert trained_on and all(folds_seen == {0, 1} for folds_seen in trained_on)
     # with nothing accepted yet, "chain-fast" and "fresh-fast" are the same training
@@ -84,6 +83,6 @@ def test_too_little_held_out_evidence_keeps_the_weights(tmp_path):
     base = weights.baseline()
     feats, runtimes = _truth_of(base, 0.1)
     rows = table(feats[:5], runtimes[:5], [2] * 5)
-    d = acceptance.decide(rows, "round", 2, base, base, costmodel.SampleFiles(tmp_path),
+    d = acceptance.decide(rows, "round", 2, base, base, retrain.SampleFiles(tmp_path),
                           num_cores=32)
     assert d.accepted == "current" and "clear pairs" in d.reason

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from reference import REFERENCES
 
-from farm.build import compile as build
+from farm.build import compiler
 from farm.candidate import RANDOM_PROBE
 from farm.machine import targets
 from farm.pipelines import catalog
@@ -23,7 +23,7 @@ def _inputs(name, rng):
 
 
 def _realize(spec, inputs):
-    instance, _ = build.schedule(spec)
+    instance, _ = compiler.schedule(spec)
     for name, array in inputs.items():
         getattr(instance.generator, name).set(hl.Buffer(array))
     return np.asarray(instance.pipeline.realize([WIDTH, HEIGHT]))
@@ -38,7 +38,7 @@ def test_builtin_list_matches_references():
 @pytest.mark.parametrize("manual", ["cpu", "hvx-host"])
 def test_manual_schedule_matches_reference(name, manual, spec_for, rng):
     inputs = _inputs(name, rng)
-    spec = build.manual_spec(spec_for(name), manual)
+    spec = compiler.manual_spec(spec_for(name), manual)
     np.testing.assert_array_equal(_realize(spec, inputs), REFERENCES[name](*inputs.values()))
 
 
@@ -52,8 +52,8 @@ def test_autoscheduled_matches_reference(name, spec_for, rng):
 @pytest.mark.parametrize("name", NAMES)
 def test_hvx_schedule_compiles_for_android(name, spec_for, tmp_path):
     hvx = targets.resolve("arm-64-android-hvx")
-    spec = build.manual_spec(spec_for(name, target=hvx))
-    build.write_library(spec, tmp_path)
+    spec = compiler.manual_spec(spec_for(name, target=hvx))
+    compiler.write_library(spec, tmp_path)
     assert (tmp_path / f"{name}.a").stat().st_size > 0
     header = (tmp_path / f"{name}.h").read_text()
     assert f"int {name}(" in header

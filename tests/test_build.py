@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from farm.build import compile as build
+from farm.build import compiler
 from farm.candidate import BEAM_SEARCH, RANDOM_PROBE
 from farm.devices.host import local_host_device
 from farm.devices.timing import TimingConfig
@@ -20,19 +20,19 @@ DATA = Path(__file__).parent / "data"
 
 
 def test_different_seeds_give_different_schedules(spec_for):
-    keys = {featurization.schedule_key(build.autoschedule(
+    keys = {featurization.schedule_key(compiler.autoschedule(
         spec_for("median3x3", seed=seed, **RANDOM_PROBE)).featurization) for seed in range(6)}
     assert len(keys) >= 5
 
 
 def test_same_seed_gives_the_same_schedule(spec_for):
-    a, b = (build.autoschedule(spec_for("gaussian5x5", seed=3, **RANDOM_PROBE))
+    a, b = (compiler.autoschedule(spec_for("gaussian5x5", seed=3, **RANDOM_PROBE))
             for _ in range(2))
     assert a.featurization == b.featurization
 
 
 def test_pipeline_id_is_stable_and_per_pipeline(spec_for):
-    ids = {name: {featurization.pipeline_id(build.autoschedule(
+    ids = {name: {featurization.pipeline_id(compiler.autoschedule(
         spec_for(name, seed=s, **RANDOM_PROBE)).featurization) for s in (1, 2)}
         for name in ("median3x3", "sobel")}
     assert all(len(v) == 1 for v in ids.values())
@@ -41,7 +41,7 @@ def test_pipeline_id_is_stable_and_per_pipeline(spec_for):
 
 
 def test_build_gives_a_binary_that_times(spec_for):
-    result, binary, library = build.build(spec_for("dilate3x3", seed=1, **RANDOM_PROBE))
+    result, binary, library = compiler.build(spec_for("dilate3x3", seed=1, **RANDOM_PROBE))
     assert library.name == "dilate3x3" and "int dilate3x3(" in library.header
     assert result.ok, result.error
     assert result.schedule.source and result.codegen_s > 0 and result.link_s > 0
@@ -62,7 +62,7 @@ def test_a_failing_candidate_is_a_value_not_an_exception(spec_for, tmp_path):
         "        x, y = hl.Var('x'), hl.Var('y')\n"
         "        g.output[x, y] = g.input[x, y]\n")  # no estimates: Adams2019 refuses
     spec = spec_for("median3x3", seed=1, **RANDOM_PROBE)
-    result, binary, _ = build.build(replace(spec,
+    result, binary, _ = compiler.build(replace(spec,
                                                benchmark=catalog.resolve(f"{broken}:bad")))
     assert result.status == "compile_error" and binary == b""
     assert "compile (autoschedule)" in result.error and "estimate" in result.error.lower()
@@ -72,11 +72,11 @@ def test_hvx_candidates_get_hvx_vectors_and_offload(spec_for):
     """The Hexagon trap: scheduling for arm-64-android-hvx itself gives 16-byte vectors."""
     hvx = targets.resolve("arm-64-android-hvx")
     spec = spec_for("median3x3", target=hvx, **BEAM_SEARCH)
-    schedule = build.autoschedule(spec)
+    schedule = compiler.autoschedule(spec)
     assert _vector_widths(schedule.source) == {128}
     trap = replace(spec, target=targets.TargetInfo(hvx.compile, hvx.compile, "android"))
-    assert max(_vector_widths(build.autoschedule(trap).source)) < 128
-    host_features = build.autoschedule(spec_for("median3x3", **BEAM_SEARCH)).featurization
+    assert max(_vector_widths(compiler.autoschedule(trap).source)) < 128
+    host_features = compiler.autoschedule(spec_for("median3x3", **BEAM_SEARCH)).featurization
     assert featurization.stages(schedule.featurization).shape == \
         featurization.stages(host_features).shape
     assert not np.array_equal(featurization.stages(schedule.featurization),
@@ -86,7 +86,7 @@ def test_hvx_candidates_get_hvx_vectors_and_offload(spec_for):
 @pytest.mark.slow
 def test_hvx_candidate_compiles_for_android(spec_for, tmp_path):
     hvx = targets.resolve("arm-64-android-hvx")
-    schedule = build.write_library(spec_for("median3x3", target=hvx, seed=5, **RANDOM_PROBE),
+    schedule = compiler.write_library(spec_for("median3x3", target=hvx, seed=5, **RANDOM_PROBE),
                                      tmp_path)
     assert (tmp_path / "median3x3.a").stat().st_size > 0
     assert schedule.featurization
@@ -116,8 +116,8 @@ def test_the_hexagon_harness_times_in_turbo_with_hvx_on_and_restores_both(spec_f
     subprocess.run([cxx, "-c", str(DATA / "hexagon_power_standin.cpp"), "-o", str(standin)],
                    check=True)
     spec = spec_for("dilate3x3", seed=1, **RANDOM_PROBE)
-    instance, _ = build.schedule(spec)
-    library = build.compile_library(spec, instance, tmp_path, runtime=False)
+    instance, _ = compiler.schedule(spec)
+    library = compiler.compile_library(spec, instance, tmp_path, runtime=False)
     tc = Toolchain(spec.target.compile, (cxx,), ("-DFARM_HEXAGON",),
                    ("-ldl", "-lpthread", str(standin)))
     tc.link(tmp_path / f"{library.name}.a", library.name, tmp_path / "bench")

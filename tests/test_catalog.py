@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from farm.errors import BenchmarkError
-from farm.pipelines import catalog
-from farm.pipelines import python_generators as pygen
+from farm.pipelines import catalog, python_generators
 from farm.pipelines.benchmark import format_params
 from farm.pipelines.params import split_params
 
@@ -31,7 +30,7 @@ def test_user_generator_resolves(user_file):
     bench = catalog.resolve(f"{user_file}:brighten")
     assert bench.name == "brighten" and not bench.builtin
     assert bench.description == "Add 10 to every pixel."
-    assert pygen.generator_class(bench)._halide_registered_name == "brighten"
+    assert python_generators.generator_class(bench)._halide_registered_name == "brighten"
 
 
 def test_same_file_loads_twice_in_one_process(user_file):
@@ -40,7 +39,7 @@ def test_same_file_loads_twice_in_one_process(user_file):
     user_file.write_text(USER_GENERATOR + "\n# edited\n")
     second = catalog.resolve(f"{user_file}:brighten")
     assert first.sha256 != second.sha256
-    assert pygen.generator_class(second) is not pygen.generator_class(first)
+    assert python_generators.generator_class(second) is not python_generators.generator_class(first)
 
 
 def test_an_unknown_builtin_gets_a_did_you_mean_and_where_the_known_ones_are():
@@ -71,7 +70,7 @@ def test_a_generator_travels_as_source(user_file):
     """Nodes load a user's generator from the text the driver sent, not from its path."""
     bench = catalog.resolve(f"{user_file}:brighten")
     user_file.unlink()
-    classes = pygen.generator_classes(bench.source + "\n", "/elsewhere/mygen.py")
+    classes = python_generators.generator_classes(bench.source + "\n", "/elsewhere/mygen.py")
     assert "brighten" in classes
 
 
@@ -85,8 +84,8 @@ HALIDE_APPS = Path(os.environ.get("FARM_HALIDE_APPS") or Path(__file__).parent /
 
 def _reload(bench):
     """generator_class(bench) as a fresh process would load it."""
-    pygen.generator_classes.cache_clear()
-    return pygen.generator_class(bench)
+    python_generators.generator_classes.cache_clear()
+    return python_generators.generator_class(bench)
 
 
 def test_unnamed_generator_has_its_class_name(tmp_path):
@@ -95,7 +94,7 @@ def test_unnamed_generator_has_its_class_name(tmp_path):
                                            "@hl.generator()\nclass Sharpen"))
     bench = catalog.resolve(f"{path}:Sharpen")
     assert bench.name == "Sharpen"
-    assert pygen.generator_class(bench)._halide_registered_name == "Sharpen"
+    assert python_generators.generator_class(bench)._halide_registered_name == "Sharpen"
     with pytest.raises(BenchmarkError, match=r"named 'sharpen' \(it defines: Sharpen\)"):
         catalog.resolve(f"{path}:sharpen")
 
@@ -109,7 +108,7 @@ def test_alias_is_chosen_by_name_and_loads_twice():
     ref = f"{PYGEN}/box_generator.py:box_Adams2019"
     first = catalog.resolve(ref)
     assert first.name == "box_Adams2019" and first.description.startswith("A box filter")
-    pygen.generator_classes.cache_clear()
+    python_generators.generator_classes.cache_clear()
     second = catalog.resolve(ref)  # Halide would say the name "is already in use"
     assert second == first
     cls = _reload(second)
@@ -118,16 +117,16 @@ def test_alias_is_chosen_by_name_and_loads_twice():
 
 
 def test_alias_builds_with_its_generator_params(spec_for_bench):
-    from farm.build import compile as build
+    from farm.build import compiler
 
     alias = catalog.resolve(f"{PYGEN}/box_generator.py:box_Adams2019")
     plain = catalog.resolve(f"{PYGEN}/box_generator.py:box")
     searched = spec_for_bench(alias)
-    assert build.Instance(searched).generator.radius == 2  # the alias's radius
-    assert build.Instance(spec_for_bench(plain)).generator.radius == 1
-    manual = build.Instance(build.manual_spec(searched)).generator
+    assert compiler.Instance(searched).generator.radius == 2  # the alias's radius
+    assert compiler.Instance(spec_for_bench(plain)).generator.radius == 1
+    manual = compiler.Instance(compiler.manual_spec(searched)).generator
     assert manual.radius == 2 and not manual.using_autoscheduler()  # its own schedule
-    assert build.autoschedule(searched).source
+    assert compiler.autoschedule(searched).source
 
 
 def test_alias_for_another_autoscheduler_is_refused():
@@ -138,7 +137,7 @@ def test_alias_for_another_autoscheduler_is_refused():
 
 def test_same_file_loads_again_and_again_then_edited(user_file):
     first = catalog.resolve(f"{user_file}:brighten")
-    classes = {pygen.generator_class(first)}
+    classes = {python_generators.generator_class(first)}
     for _ in range(3):
         classes.add(_reload(first))
         assert catalog.resolve(f"{user_file}:brighten") == first
@@ -146,7 +145,7 @@ def test_same_file_loads_again_and_again_then_edited(user_file):
     user_file.write_text(USER_GENERATOR.replace("10)", "20)"))
     edited = catalog.resolve(f"{user_file}:brighten")
     assert edited.sha256 != first.sha256
-    assert pygen.generator_class(edited) is not pygen.generator_class(first)
+    assert python_generators.generator_class(edited) is not python_generators.generator_class(first)
 
 
 def test_single_file_sha256_is_its_source_hash(user_file):
@@ -165,7 +164,7 @@ def test_sibling_import_travels_with_the_benchmark(tmp_path):
                                  .read_bytes(), "taps.txt": b"1 4 6 4 1\n"}
     # another node: no such folder, and a Benchmark that came over the wire
     shutil.rmtree(folder)
-    for copy in pygen._materialized.values():
+    for copy in python_generators._materialized.values():
         shutil.rmtree(copy)
     travelled = pickle.loads(pickle.dumps(bench))
     cls = _reload(travelled)
@@ -182,7 +181,8 @@ def test_a_changed_sibling_is_a_changed_pipeline(tmp_path):
     (folder / "taps.txt").write_text("1 2 1\n")
     second = catalog.resolve(f"{folder}/pyramid_generator.py:pyramid")
     assert second.source == first.source and second.sha256 != first.sha256
-    assert sys.modules[pygen.generator_class(second).__mro__[1].__module__].TAPS == [1, 2, 1]
+    module = python_generators.generator_class(second).__mro__[1].__module__
+    assert sys.modules[module].TAPS == [1, 2, 1]
 
 
 SIBLING_USER = textwrap.dedent('''
@@ -211,7 +211,7 @@ def test_same_named_siblings_of_two_benchmarks_do_not_clash(tmp_path, monkeypatc
         (folder / "gen.py").write_text(SIBLING_USER)
         (folder / "helpers.py").write_text(f"VALUE = {value}\n")
         benches.append(catalog.resolve(f"{folder}/gen.py:offset"))
-    assert [pygen.generator_class(b).value for b in benches] == [1, 2]
+    assert [python_generators.generator_class(b).value for b in benches] == [1, 2]
     assert [_reload(b).value for b in reversed(benches)] == [2, 1]
     assert sys.modules["helpers"] is unrelated
 
@@ -247,11 +247,11 @@ def test_a_syntax_error_in_a_sibling_names_the_sibling(tmp_path):
 
 
 def test_unconditioned_schedule_gets_halides_message_as_one_line(spec_for_bench):
-    from farm.build import compile as build
+    from farm.build import compiler
 
     bench = catalog.resolve(f"{PYGEN}/scheduled_generator.py:always_scheduled")
     with pytest.raises(BenchmarkError) as e:
-        build.check_pipeline(spec_for_bench(bench))
+        compiler.check_pipeline(spec_for_bench(bench))
     assert "\n" not in str(e.value)
     assert re.match(r"generator .*scheduled_generator.py:always_scheduled does not "
                     r"autoschedule: Error: The Func \"output_buf(\$\d+)?\" has scheduling "
@@ -281,7 +281,7 @@ def test_halide_apps_resolve_by_halides_names(file):
     with pytest.raises(BenchmarkError, match=rf"it defines: {', '.join(names)}\)"):
         catalog.resolve(f"{path}:nope")
     for _ in range(2):  # and again: Halide would refuse the names the second time
-        pygen.generator_classes.cache_clear()
+        python_generators.generator_classes.cache_clear()
         assert catalog.resolve(f"{path}:{names[0]}").name == names[0]
 
 
@@ -289,22 +289,22 @@ def test_halide_apps_resolve_by_halides_names(file):
                                  "bilateral_grid_generator.py:bilateral_grid_Adams2019",
                                  "interpolate_generator.py:interpolate"])
 def test_halide_apps_autoschedule(ref, spec_for_bench):
-    from farm.build import compile as build
+    from farm.build import compiler
 
     file, _, name = ref.partition(":")
     bench = catalog.resolve(f"{_halide_app(file)}:{name}")
-    assert build.autoschedule(spec_for_bench(bench)).source
-    build.check_pipeline(build.manual_spec(spec_for_bench(bench)))
+    assert compiler.autoschedule(spec_for_bench(bench)).source
+    compiler.check_pipeline(compiler.manual_spec(spec_for_bench(bench)))
 
 
 def test_halide_blur_gets_halides_message(spec_for_bench):
-    from farm.build import compile as build
+    from farm.build import compiler
 
     bench = catalog.resolve(f"{_halide_app('blur_generator.py')}:blur")
     with pytest.raises(BenchmarkError, match=r"^generator .*blur_generator.py:blur does not "
                        r"autoschedule: Error: The Func \"blur_y(\$\d+)?\" has scheduling "
                        r"directive\(s\) applied to it"):
-        build.check_pipeline(spec_for_bench(bench))
+        compiler.check_pipeline(spec_for_bench(bench))
 
 
 @pytest.fixture
@@ -347,7 +347,7 @@ def test_a_bad_generator_parameter_is_one_line_naming_the_parameters(ref, words)
 def test_two_parameter_sets_build_two_pipelines():
     """The parameter reaches the generator (its schedules differ), and the two sets have two
     pipeline ids although radius changes only a loop's extent, not the pipeline features."""
-    from farm.build import compile as build
+    from farm.build import compiler
     from farm.candidate import RANDOM_PROBE, CandidateSpec
     from farm.machine import targets
     from farm.model import featurization, weights
@@ -357,7 +357,7 @@ def test_two_parameter_sets_build_two_pipelines():
         bench = catalog.resolve(f"{PYGEN}/box_generator.py:box:radius={radius}")
         spec = CandidateSpec(bench, targets.resolve(None), weights.baseline(), seed=1,
                              **RANDOM_PROBE)
-        feats[radius] = build.autoschedule(spec).featurization
+        feats[radius] = compiler.autoschedule(spec).featurization
         ids[radius] = featurization.pipeline_id(feats[radius],
                                                 format_params(bench.params))
     assert feats[1] != feats[3]

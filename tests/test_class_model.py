@@ -80,11 +80,11 @@ def test_each_held_out_model_never_sees_its_group_and_seeds_draw_rows(tmp_path, 
     assert weights.load(out / "weights" / "soup-without-median3x3.weights").sha256 == \
         soup.sha256
     # seeds draw different rows, the same ones each time
-    from farm.model import retrain as costmodel
+    from farm.model import retrain
 
-    drawn = {s: costmodel.bagged(work.table, s)["sample_id"].to_pylist() for s in (1, 2)}
+    drawn = {s: retrain.bagged(work.table, s)["sample_id"].to_pylist() for s in (1, 2)}
     assert drawn[1] != drawn[2]
-    assert costmodel.bagged(work.table, 1)["sample_id"].to_pylist() == drawn[1]
+    assert retrain.bagged(work.table, 1)["sample_id"].to_pylist() == drawn[1]
     # trained again into the same folder: read back, nothing trained
     again = RecordingTrainer()
     same = class_model.train_candidates(work, out, [*work.groups, None], again,

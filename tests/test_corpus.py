@@ -9,7 +9,7 @@ import halide as hl
 import numpy as np
 import pytest
 
-from farm.build import compile as build
+from farm.build import compiler
 from farm.candidate import RANDOM_PROBE
 from farm.machine import targets
 from farm.pipelines import catalog
@@ -38,7 +38,7 @@ def test_autoscheduled_matches_reference(name, spec_for, rng):
     _, case = CASES[name]
     inputs = case.inputs(rng)
     expected = case.reference(**inputs)
-    instance, _ = build.schedule(_spec(name, case, spec_for, seed=7, **RANDOM_PROBE))
+    instance, _ = compiler.schedule(_spec(name, case, spec_for, seed=7, **RANDOM_PROBE))
     for input_name, array in inputs.items():
         getattr(instance.generator, input_name).set(hl.Buffer(np.ascontiguousarray(array)))
     got = np.asarray(instance.pipeline.realize(list(reversed(expected.shape))))
@@ -56,7 +56,7 @@ def test_compiles_for_the_hexagon_class(name, spec_for, tmp_path):
     _, case = CASES[name]
     hvx = targets.resolve("arm-64-android-hvx")
     spec = _spec(name, case, spec_for, target=hvx, seed=3, **RANDOM_PROBE)
-    build.write_library(spec, tmp_path)
+    compiler.write_library(spec, tmp_path)
     (library,) = tmp_path.glob("*.a")
     assert _embeds_hexagon_code(library.read_bytes()), f"{name}: no Hexagon code offloaded"
 

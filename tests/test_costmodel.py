@@ -8,8 +8,7 @@ import pytest
 from samples import probes, table
 
 from farm.errors import WorkFailed
-from farm.model import retrain as costmodel
-from farm.model import weights
+from farm.model import retrain, weights
 
 
 @pytest.fixture(scope="module")
@@ -27,10 +26,10 @@ def test_trainer_gets_the_runs_parallelism_and_relative_names(rows, tmp_path, mo
         calls.append((argv, kw))
         return real(argv, **kw)
 
-    monkeypatch.setattr(costmodel.subprocess, "run", spy)
-    files = costmodel.SampleFiles(tmp_path / "a folder with spaces" / "cache")
-    result = costmodel.train(files, rows, weights.baseline(), steps=3, rate=1e-4,
-                             num_cores=17, timeout_s=120)
+    monkeypatch.setattr(retrain.subprocess, "run", spy)
+    files = retrain.SampleFiles(tmp_path / "a folder with spaces" / "cache")
+    result = retrain.train(files, rows, weights.baseline(), steps=3, rate=1e-4,
+                           num_cores=17, timeout_s=120)
     argv, kw = calls[0]
     assert "--num_cores=17" in argv and "--epochs=3" in argv and "--rates=0.0001" in argv
     assert kw["cwd"] == files.dir and kw["timeout"] == 120
@@ -41,37 +40,37 @@ def test_trainer_gets_the_runs_parallelism_and_relative_names(rows, tmp_path, mo
 
 
 def test_sample_files_are_written_once_and_rebuilt_when_deleted(rows, tmp_path):
-    files = costmodel.SampleFiles(tmp_path / "cache")
+    files = retrain.SampleFiles(tmp_path / "cache")
     names = files.sync(rows)
     first = {n: (tmp_path / "cache" / n).stat().st_mtime_ns for n in names}
     assert files.sync(rows) == names
     assert {n: (tmp_path / "cache" / n).stat().st_mtime_ns for n in names} == first
     (tmp_path / "cache" / names[0]).unlink()
-    costmodel.SampleFiles(tmp_path / "cache").sync(rows)  # a new run of the driver
+    retrain.SampleFiles(tmp_path / "cache").sync(rows)  # a new run of the driver
     assert (tmp_path / "cache" / names[0]).exists()
     assert not list((tmp_path / "cache").glob(".*"))  # no temporary files left
 
 
 def test_a_trainer_that_hangs_is_killed(rows, tmp_path):
     with pytest.raises(WorkFailed, match="killed"):
-        costmodel.train(costmodel.SampleFiles(tmp_path), rows, weights.baseline(), steps=100000,
-                        rate=1e-4, num_cores=32, timeout_s=0.5)
+        retrain.train(retrain.SampleFiles(tmp_path), rows, weights.baseline(), steps=100000,
+                      rate=1e-4, num_cores=32, timeout_s=0.5)
 
 
 def test_the_log_kept_is_bounded():
     text = "\n".join([f"Unique sample: s{i}.sample : 1.0" for i in range(5000)]
                      + [f"Loss: {i} Rate: 0.5" for i in range(500)])
-    kept = costmodel.bounded_log(text).splitlines()
-    assert len(kept) == costmodel.LOG_HEAD + costmodel.LOG_TAIL + 1
+    kept = retrain.bounded_log(text).splitlines()
+    assert len(kept) == retrain.LOG_HEAD + retrain.LOG_TAIL + 1
     assert kept[-1] == "Loss: 499 Rate: 0.5" and not any("Unique" in k for k in kept)
 
 
 def test_capped_keeps_the_fastest_and_a_bounded_number(rows):
-    out = costmodel.capped(rows, cap=20, seed=1)
+    out = retrain.capped(rows, cap=20, seed=1)
     assert out.num_rows == 20
     fastest = sorted(rows["runtime_ms"].to_pylist())[:2]
     assert set(fastest) <= set(out["runtime_ms"].to_pylist())
-    assert costmodel.capped(rows, cap=1000).num_rows == rows.num_rows
+    assert retrain.capped(rows, cap=1000).num_rows == rows.num_rows
 
 
 def test_training_is_a_function_of_its_rows_steps_rate_and_seed(tmp_path):
@@ -91,9 +90,9 @@ def test_training_is_a_function_of_its_rows_steps_rate_and_seed(tmp_path):
         tick = int(time.time())
         while int(time.time()) == tick:  # the trainer's clock seed moves on
             time.sleep(0.05)
-        files = costmodel.SampleFiles(tmp_path / f"files{k}")
-        result = costmodel.train(files, costmodel.capped(rows, seed=7), weights.baseline(),
-                                 steps=4, rate=1e-3, num_cores=32)
+        files = retrain.SampleFiles(tmp_path / f"files{k}")
+        result = retrain.train(files, retrain.capped(rows, seed=7), weights.baseline(),
+                               steps=4, rate=1e-3, num_cores=32)
         shas.append(result.weights.sha256)
     assert shas[0] == shas[1]
 
@@ -105,10 +104,10 @@ def test_a_killed_trainings_folder_is_removed_by_the_next(tmp_path, monkeypatch)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     dead = subprocess.Popen(["true"])
     dead.wait()
-    left = tmp_path / f"{costmodel.TRAIN_DIR_PREFIX}{dead.pid}-abc"
+    left = tmp_path / f"{retrain.TRAIN_DIR_PREFIX}{dead.pid}-abc"
     left.mkdir()
     (left / "initial.weights").write_bytes(b"x")
-    alive = tmp_path / f"{costmodel.TRAIN_DIR_PREFIX}{os.getpid()}-def"
+    alive = tmp_path / f"{retrain.TRAIN_DIR_PREFIX}{os.getpid()}-def"
     alive.mkdir()
-    costmodel.sweep_dead_trainings()
+    retrain.sweep_dead_trainings()
     assert not left.exists() and alive.exists()

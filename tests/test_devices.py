@@ -86,7 +86,7 @@ def test_unknown_device_id_lists_the_known_ones(fake_adb):
 @pytest.fixture(scope="module")
 def host_binary():
     """A real benchmark binary built for this host: the stand-in phone runs it."""
-    from farm.build import compile as build
+    from farm.build import compiler
     from farm.candidate import RANDOM_PROBE, CandidateSpec
     from farm.machine import targets
     from farm.model import weights
@@ -94,7 +94,7 @@ def host_binary():
 
     spec = CandidateSpec(catalog.resolve("dilate3x3"), targets.resolve(None),
                          weights.baseline(), seed=3, **RANDOM_PROBE)
-    result, binary, _ = build.build(spec)
+    result, binary, _ = compiler.build(spec)
     assert result.ok, result.error
     return binary
 
@@ -269,7 +269,7 @@ def test_hvx_target_needs_the_hexagon_runtime(fake_adb):
                     reason="needs an Android NDK (set ANDROID_NDK_ROOT); none can be "
                            "downloaded on the build machines")
 def test_hvx_candidate_links_for_android_with_the_ndk(tmp_path):
-    from farm.build import compile as build
+    from farm.build import compiler
     from farm.candidate import RANDOM_PROBE, CandidateSpec
     from farm.machine import targets
     from farm.model import weights
@@ -277,7 +277,7 @@ def test_hvx_candidate_links_for_android_with_the_ndk(tmp_path):
 
     spec = CandidateSpec(catalog.resolve("median3x3"), targets.resolve("arm-64-android-hvx"),
                          weights.baseline(), seed=1, **RANDOM_PROBE)
-    result, binary, _ = build.build(spec)
+    result, binary, _ = compiler.build(spec)
     assert result.ok, result.error
     assert binary[:4] == b"\x7fELF" and binary[18] == 183  # EM_AARCH64
 

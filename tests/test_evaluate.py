@@ -16,8 +16,7 @@ from farm.candidate import OK, BuildResult, Schedule
 from farm.devices.base import DeviceInfo
 from farm.errors import BadInput, MissingPrerequisite, RunDirError
 from farm.machine import targets
-from farm.model import featurization, weights
-from farm.model import retrain as costmodel
+from farm.model import featurization, retrain, weights
 from farm.model.retrain import TrainResult
 from farm.pipelines import catalog
 from farm.stats import verdict
@@ -161,7 +160,7 @@ def test_leave_one_out_tables_exclude_the_held_out_group(three, tmp_path):
 def test_a_leak_into_a_leave_one_out_table_stops_the_evaluation(three, tmp_path, monkeypatch):
     plan = evaluation.prepare(three.path)
     monkeypatch.setattr(evaluate, "training_rows",
-                        lambda table, names, held_out=(): costmodel.usable(table))
+                        lambda table, names, held_out=(): retrain.usable(table))
     with pytest.raises(AssertionError, match="10 rows of the held-out median3x3"):
         evaluate.train_one(plan, "loo-median3x3", ("median3x3",), tmp_path, RecordingTrainer())
 

@@ -21,7 +21,7 @@ from clitools import assert_user_error, farm
 from proctools import descendants, kill_all, wait_for_file
 
 from farm import faults
-from farm.build.compile import build
+from farm.build.compiler import build
 from farm.candidate import (
     COMPILE_ERROR,
     COMPILE_TIMEOUT,

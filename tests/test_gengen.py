@@ -11,13 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from farm.build import compile as build
+from farm.build import compiler
 from farm.candidate import COMPILE_TIMEOUT, OK, RANDOM_PROBE, CandidateSpec, Measurement
 from farm.errors import BenchmarkError
 from farm.machine import targets
 from farm.model import featurization
-from farm.pipelines import catalog
-from farm.pipelines import cpp_generators as gengen
+from farm.pipelines import catalog, cpp_generators
 from farm.pipelines.benchmark import CPP, EXECUTABLE
 
 ROOT = Path(__file__).parent.parent
@@ -95,10 +94,10 @@ def test_the_generator_build_is_not_charged_to_a_candidates_cpu_cap(tmp_path):
     code = textwrap.dedent(f"""
         import resource
         from farm.pipelines import catalog
-        from farm.pipelines import cpp_generators as gengen
+        from farm.pipelines import cpp_generators
         _, hard = resource.getrlimit(resource.RLIMIT_CPU)
         resource.setrlimit(resource.RLIMIT_CPU, (2, hard))  # what the compile process sets
-        exe = gengen.executable(catalog.resolve({str(EXAMPLES / "median3x3")!r}))
+        exe = cpp_generators.executable(catalog.resolve({str(EXAMPLES / "median3x3")!r}))
         assert resource.getrlimit(resource.RLIMIT_CPU)[0] == 2  # restored after the build
         print(exe)
     """)
@@ -121,16 +120,16 @@ def test_the_generator_is_built_once_per_cache(tmp_path, monkeypatch):
     """Once per node: each node's FARM_CACHE_DIR builds it once, later loads reuse it."""
     monkeypatch.setenv("FARM_CACHE_DIR", str(tmp_path / "node-a"))
     bench = catalog.resolve(str(EXAMPLES / "median3x3"))
-    built = gengen.executable(bench)
+    built = cpp_generators.executable(bench)
     assert built.is_relative_to(tmp_path / "node-a")
     first = built.stat().st_mtime_ns
-    gengen.generator_names.cache_clear()
-    assert gengen.executable(catalog.resolve(str(EXAMPLES / "median3x3"))) == built
+    cpp_generators.generator_names.cache_clear()
+    assert cpp_generators.executable(catalog.resolve(str(EXAMPLES / "median3x3"))) == built
     assert built.stat().st_mtime_ns == first  # not built again
     monkeypatch.setenv("FARM_CACHE_DIR", str(tmp_path / "node-b"))
-    other = gengen.executable(bench)
+    other = cpp_generators.executable(bench)
     assert other.is_relative_to(tmp_path / "node-b") and other.exists()
-    logs = list(tmp_path.glob("node-*/generators/*/build.log"))
+    logs = list(tmp_path.glob("node-*/generators/*/compiler.log"))
     assert len(logs) == 2
 
 
@@ -153,8 +152,8 @@ def test_parameters_are_the_generators_and_checked(host, baseline):
         for w in words:
             assert w in str(e.value)
     # the parameter reaches the generator: twice=true makes another pipeline
-    once = build.autoschedule(probe(catalog.resolve(pair), host, baseline))
-    twice = build.autoschedule(probe(bench, host, baseline))
+    once = compiler.autoschedule(probe(catalog.resolve(pair), host, baseline))
+    twice = compiler.autoschedule(probe(bench, host, baseline))
     assert featurization.pipeline_id(twice.featurization) != \
         featurization.pipeline_id(once.featurization)
 
@@ -162,23 +161,23 @@ def test_parameters_are_the_generators_and_checked(host, baseline):
 def test_the_autoscheduler_parameters_reach_a_cpp_generator(host, baseline):
     """Unlike Python's command line (FACTS.md), the seed, beam and dropout are honoured."""
     bench = catalog.resolve(str(EXAMPLES / "median3x3"))
-    keys = {featurization.schedule_key(build.autoschedule(
+    keys = {featurization.schedule_key(compiler.autoschedule(
         probe(bench, host, baseline, seed)).featurization) for seed in range(5)}
     assert len(keys) >= 4
-    same = [build.autoschedule(probe(bench, host, baseline, 3)).featurization for _ in (1, 2)]
+    same = [compiler.autoschedule(probe(bench, host, baseline, 3)).featurization for _ in (1, 2)]
     assert same[0] == same[1]
 
 
 def test_a_cpp_twin_of_a_builtin_has_its_pipeline_id(host, baseline):
-    cpp = build.autoschedule(probe(catalog.resolve(str(EXAMPLES / "median3x3")), host,
-                                   baseline))
-    python = build.autoschedule(probe(catalog.resolve("median3x3"), host, baseline))
+    cpp = compiler.autoschedule(probe(catalog.resolve(str(EXAMPLES / "median3x3")), host,
+                                      baseline))
+    python = compiler.autoschedule(probe(catalog.resolve("median3x3"), host, baseline))
     assert featurization.pipeline_id(cpp.featurization) == \
         featurization.pipeline_id(python.featurization)
     # two parameter sets of the C++ conv3x3 are two pipelines
     conv = [catalog.resolve(f"{EXAMPLES / 'conv3x3'}:accumulator_type={t}")
             for t in ("int16", "int32")]
-    ids = {featurization.pipeline_id(build.autoschedule(probe(b, host, baseline))
+    ids = {featurization.pipeline_id(compiler.autoschedule(probe(b, host, baseline))
                                      .featurization, "".join(f"{k}={v}" for k, v in b.params))
            for b in conv}
     assert len(ids) == 2
@@ -192,7 +191,7 @@ def test_a_cpp_candidate_fills_every_column_a_python_one_does(host, baseline):
     rows = {}
     for ref in ("median3x3", str(EXAMPLES / "median3x3")):
         spec = probe(catalog.resolve(ref), host, baseline)
-        result, binary, library = build.build(spec)
+        result, binary, library = compiler.build(spec)
         assert result.ok, result.error
         assert binary and library.name == "median3x3" and "int median3x3(" in library.header
         assert result.schedule.autoschedule_s > 0 and result.codegen_s > 0
@@ -221,7 +220,7 @@ def test_a_cpp_probe_that_draws_a_known_schedule_is_redrawn_before_codegen(host,
 
     spec = probe(catalog.resolve(str(EXAMPLES / "median3x3")), host, baseline)
     plan, seen, builder = RoundPlan("test", 1, spec, 4), SeenSchedules(), Counting()
-    first = build.autoschedule(plan.spec(2))
+    first = compiler.autoschedule(plan.spec(2))
     seen.claim(featurization.schedule_key(first.featurization), 999)
     built, binary, _ = build_candidate(builder, plan, 2, 1, seen)
     assert built.status == OK and built.attempts == 2 and binary and builder.builds == 1
@@ -232,11 +231,11 @@ def test_a_compile_over_its_cpu_budget_is_a_compile_timeout(host, baseline):
     """The generator executable gets RLIMIT_CPU: ended by the kernel, status compile_timeout."""
     spin = catalog.resolve(f"{CPPGEN / 'spin'}:spin_s=30")
     started = time.monotonic()
-    result = build.autoschedule_result(probe(spin, host, baseline), cpu_limit_s=1.0)
+    result = compiler.autoschedule_result(probe(spin, host, baseline), cpu_limit_s=1.0)
     assert result.status == COMPILE_TIMEOUT and "1 s of CPU" in result.error
     assert time.monotonic() - started < 15
-    result, binary, _ = build.build(probe(catalog.resolve(f"{CPPGEN / 'spin'}"), host,
-                                          baseline), cpu_limit_s=60.0)
+    result, binary, _ = compiler.build(probe(catalog.resolve(f"{CPPGEN / 'spin'}"), host,
+                                             baseline), cpu_limit_s=60.0)
     assert result.ok and binary
 
 
@@ -325,13 +324,13 @@ def _compile_tmp():
 
 
 def test_a_prebuilt_generator_executable_is_a_benchmark(tmp_path, host, baseline):
-    built = gengen.executable(catalog.resolve(str(EXAMPLES / "median3x3")))
+    built = cpp_generators.executable(catalog.resolve(str(EXAMPLES / "median3x3")))
     exe = tmp_path / "median3x3.generator"
     shutil.copy(built, exe)
     bench = catalog.resolve(str(exe))
     assert (bench.name, bench.kind) == ("median3x3", EXECUTABLE)
     assert catalog.resolve(f"{exe}:median3x3") == bench
-    result, binary, _ = build.build(probe(bench, host, baseline))
+    result, binary, _ = compiler.build(probe(bench, host, baseline))
     assert result.ok and binary, result.error
 
 
@@ -339,14 +338,14 @@ def test_a_cpp_generator_is_not_offloaded_to_hvx(baseline):
     bench = catalog.resolve(str(EXAMPLES / "median3x3"))
     spec = CandidateSpec(bench, targets.resolve("arm-64-android-hvx"), baseline, **RANDOM_PROBE)
     with pytest.raises(BenchmarkError, match=r"is a C\+\+ generator: the farm offloads HVX"):
-        build.check_pipeline(spec)
+        compiler.check_pipeline(spec)
 
 
 def test_check_names_the_parameters_when_the_generator_refuses_a_value(host, baseline):
     bench = catalog.resolve(f"{CPPGEN / 'spin'}:mode=medium")  # an enum: Halide checks it
     with pytest.raises(BenchmarkError, match=r"does not autoschedule: Enumeration value not "
                        r"found: medium; its parameters: spin_s \(default 0\), mode \(default "):
-        build.check_pipeline(probe(bench, host, baseline))
+        compiler.check_pipeline(probe(bench, host, baseline))
 
 
 def test_a_bare_name_that_is_also_a_path_is_ambiguous(tmp_path, monkeypatch):
@@ -368,8 +367,8 @@ def test_halides_own_cpp_apps_build_unchanged(app, host, baseline):
                     "(set FARM_HALIDE_CPP_APPS=path/to/Halide/apps)")
     bench = catalog.resolve(str(folder))
     assert bench.name == app
-    build.check_pipeline(probe(bench, host, baseline))
-    result, binary, _ = build.build(probe(bench, host, baseline))
+    compiler.check_pipeline(probe(bench, host, baseline))
+    result, binary, _ = compiler.build(probe(bench, host, baseline))
     assert result.ok and binary, result.error
 
 
@@ -390,7 +389,7 @@ def test_a_python_generator_that_fails_to_build_says_so_not_that_it_does_not_aut
         "    def generate(g):\n"
         "        raise RuntimeError('the pipeline is wrong')\n")
     with pytest.raises(BenchmarkError, match=r"broken does not build: .*the pipeline is wrong"):
-        build.check_pipeline(probe(catalog.resolve(f"{gen}:broken"), host, baseline))
+        compiler.check_pipeline(probe(catalog.resolve(f"{gen}:broken"), host, baseline))
 
 
 def test_a_cpp_candidate_runs_its_generator_once_for_the_duplicate_check_and_the_build(
@@ -399,13 +398,13 @@ def test_a_cpp_candidate_runs_its_generator_once_for_the_duplicate_check_and_the
     generates the code too, and the build of that candidate uses it (a big pipeline's
     autoschedule is paid once, not twice)."""
     runs = []
-    real = gengen.run
-    monkeypatch.setattr(gengen, "run", lambda *a, **k: runs.append(a[4]) or real(*a, **k))
+    real = cpp_generators.run
+    monkeypatch.setattr(cpp_generators, "run", lambda *a, **k: runs.append(a[4]) or real(*a, **k))
     bench = catalog.resolve(str(EXAMPLES / "median3x3"))
     first, second = probe(bench, host, baseline, seed=11), probe(bench, host, baseline, seed=12)
-    chosen = build.autoschedule(first)
-    result, binary, library = build.build(first)
+    chosen = compiler.autoschedule(first)
+    result, binary, library = compiler.build(first)
     assert result.ok and binary and library is not None and len(runs) == 1
     assert result.schedule == chosen and result.codegen_s > 0
-    result, binary, _ = build.build(second)  # not checked first: generated by its build
+    result, binary, _ = compiler.build(second)  # not checked first: generated by its build
     assert result.ok and binary and len(runs) == 2

@@ -7,8 +7,7 @@ import numpy as np
 from samples import probes, table
 
 from farm.machine.halide_env import halide_env
-from farm.model import retrain as costmodel
-from farm.model import weights
+from farm.model import retrain, weights
 from farm.model.predict import predict
 
 
@@ -21,7 +20,7 @@ def test_predictions_give_the_trainers_own_ordering_rate(tmp_path):
     fastest = int(np.argmin(runtimes))
     slower = runtimes > 1.3 * runtimes[fastest]
     ours = float(np.mean(pred[slower] >= pred[fastest]))
-    names = costmodel.SampleFiles(tmp_path).sync(table(feats, runtimes, [1] * 16))
+    names = retrain.SampleFiles(tmp_path).sync(table(feats, runtimes, [1] * 16))
     (tmp_path / "w.weights").write_bytes(w.data)
     proc = subprocess.run(
         [str(halide_env().tool("adams2019_retrain_cost_model")), "--epochs=1", "--rates=0",

@@ -3,7 +3,7 @@
 import pytest
 from clitools import farm
 
-from farm.build import compile as build
+from farm.build import compiler
 from farm.candidate import RANDOM_PROBE, CandidateSpec
 from farm.errors import BenchmarkError
 from farm.machine import targets
@@ -20,8 +20,8 @@ PINNED_V2 = 457747002  # random:seed=0,types=int,version=2 (it draws a masked co
 
 def _pipeline_id(ref: str, target: str, baseline) -> int:
     bench = catalog.resolve(ref)
-    schedule = build.autoschedule(CandidateSpec(bench, targets.resolve(target), baseline,
-                                                seed=1, **RANDOM_PROBE))
+    schedule = compiler.autoschedule(CandidateSpec(bench, targets.resolve(target), baseline,
+                                                   seed=1, **RANDOM_PROBE))
     return featurization.pipeline_id(schedule.featurization, format_params(bench.params))
 
 
@@ -41,7 +41,7 @@ def test_version_2_is_planar_with_a_mask_and_a_seed_is_one_pipeline(baseline):
     built-ins; its pipelines differ from version 1's of the same seed."""
     spec = CandidateSpec(catalog.resolve("random:seed=0,types=int,version=2"),
                          targets.resolve("host"), baseline)
-    instance = build.Instance(spec)
+    instance = compiler.Instance(spec)
     assert [(a.name, a.dimensions) for a in instance.arguments] == [("input", 2), ("mask", 2)]
     assert [f.dimensions() for f in instance.outputs] == [2]
     assert _pipeline_id("random:seed=0,types=int,version=2", "host", baseline) == PINNED_V2
@@ -64,7 +64,7 @@ def test_it_is_not_one_of_the_built_in_benchmarks():
 def test_a_bad_parameter_is_refused_with_the_generators_reason(params, message, baseline):
     bench = catalog.resolve(f"random:{params}")
     with pytest.raises(BenchmarkError, match=message):
-        build.check_pipeline(CandidateSpec(bench, targets.resolve("host"), baseline))
+        compiler.check_pipeline(CandidateSpec(bench, targets.resolve("host"), baseline))
 
 
 def test_its_module_does_not_shadow_pythons_random():
@@ -76,7 +76,7 @@ def test_its_module_does_not_shadow_pythons_random():
 
 def test_a_random_pipeline_is_compiled_under_a_name_libc_does_not_have(baseline):
     spec = CandidateSpec(catalog.resolve("random:seed=1"), targets.resolve("host"), baseline)
-    assert build.function_name(spec) == "random_pipeline"
+    assert compiler.function_name(spec) == "random_pipeline"
 
 
 def test_farm_run_times_a_random_pipeline_and_its_manual_schedule(tmp_path):

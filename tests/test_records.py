@@ -32,8 +32,7 @@ from farm.store.records import (
 )
 from farm.store.rundir import RunDir
 from farm.store.samples import SCHEMA, SampleStore
-from farm.tuning import final_inputs, finalize
-from farm.tuning import state as tuner
+from farm.tuning import final_inputs, finalize, state
 from farm.tuning.rows import outcome_row
 from farm.tuning.summary import summary
 
@@ -272,7 +271,7 @@ def test_statuses_are_an_enum_stored_as_plain_strings(tmp_path, spec_for):
 def test_sample_column_sets_are_declared_once_beside_the_schema():
     for name, columns in store.COLUMN_SETS.items():
         assert set(columns) <= set(SCHEMA.names), name
-    assert tuner.STATE_COLUMNS is store.STATE_COLUMNS
+    assert state.STATE_COLUMNS is store.STATE_COLUMNS
     assert finalize.FINALIST_COLUMNS is store.FINALIST_COLUMNS
     assert report.REPORT_COLUMNS is store.REPORT_COLUMNS
     assert not hasattr(finalize, "ROW_COLUMNS") and not hasattr(report, "COLUMNS")
@@ -283,7 +282,7 @@ def test_the_end_of_a_run_takes_values(tmp_path, spec_for):
     spec = spec_for("dilate3x3")
     settings = SimpleNamespace(target=spec.target, start_weights=spec.weights, parallelism=32)
     inputs = final_inputs.FinalInputs(RunDir(tmp_path / "run"), settings, "6adb38e1", 1,
-                                  fastest=tuner.TOP_SAMPLES,
+                                  fastest=state.TOP_SAMPLES,
                                   pipelines=(final_inputs.FinalPipeline(spec.benchmark),))
     s = summary(inputs, stopped="", elapsed_s=12.0)
     assert (s.rounds, s.rows, s.ok, s.distinct, s.elapsed_s) == (1, 8, 8, 8, 12.0)

@@ -36,7 +36,7 @@ class Builder(ABC):
 
 
 class HalideBuilder(Builder):
-    """Halide's autoscheduler and code generator (farm.build.compile) in this worker's compile
+    """Halide's autoscheduler and code generator (farm.build.compiler) in this worker's compile
     process (farm.build.process: its CPU time capped), paused while a host device on this
     machine times (farm.devices.gate)."""
 

@@ -4,7 +4,7 @@ Halide holds Python's GIL while it autoschedules or generates code, so nothing i
 process that calls it can watch the clock, and the one way to end a compile that runs
 past its budget is to end its process, while Ray's worker lives on. So each compile
 worker keeps one child process (started on its first compile and reused, so a generator
-file loads once per child) that runs farm.build.compile's functions with RLIMIT_CPU set to what
+file loads once per child) that runs farm.build.compiler's functions with RLIMIT_CPU set to what
 is left of the candidate's budget; a generator executable it starts (a C++ generator)
 gets the same cap. Over the cap the kernel ends the child (SIGXCPU): the candidate is a
 compile_timeout, and the next compile starts a fresh child.
@@ -45,7 +45,7 @@ import psutil
 from farm.candidate import COMPILE_ERROR, COMPILE_TIMEOUT, CRASHED, BuildResult, CandidateSpec
 from farm.machine.limits import compile_memory_limit
 
-# the farm.build.compile functions a child runs
+# the farm.build.compiler functions a child runs
 _CALLS = ("autoschedule_result", "screen_result", "build")
 SAMPLE_S = 0.1  # how often a compile's memory is sampled
 
@@ -103,7 +103,7 @@ class CompileProcess:
         self._lock = threading.Lock()
 
     def call(self, name: str, spec: CandidateSpec, cpu_limit_s: float | None):
-        """farm.build.compile.`name`(spec, cpu_limit_s=...) in the child: its value, or a failed
+        """farm.build.compiler.`name`(spec, cpu_limit_s=...) in the child: its value, or a failed
         BuildResult (with an empty binary and no library for "build") when the child ran
         out of CPU or died."""
         assert name in _CALLS
@@ -205,7 +205,7 @@ def shared() -> CompileProcess:
 
 
 def _serve(receive: Connection, send: Connection) -> None:
-    from farm.build import compile as build
+    from farm.build import compiler
 
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a SIGXCPU leaves no core file
     while True:
@@ -220,7 +220,7 @@ def _serve(receive: Connection, send: Connection) -> None:
             resource.setrlimit(resource.RLIMIT_CPU, (
                 limit if hard == resource.RLIM_INFINITY else min(limit, hard), hard))
         try:
-            send.send(getattr(build, name)(spec, cpu_limit_s=cpu_limit_s))
+            send.send(getattr(compiler, name)(spec, cpu_limit_s=cpu_limit_s))
         finally:
             resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
 

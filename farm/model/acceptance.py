@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from farm.model import retrain as costmodel
+from farm.model import retrain
 from farm.model.predict import predict
 from farm.model.weights import Weights
 
@@ -43,7 +43,7 @@ class Setting:
     name: str
     start_from: str  # "current" (chained from the accepted weights) or "start"
     rate: float
-    steps: int = costmodel.DEFAULT_STEPS
+    steps: int = retrain.DEFAULT_STEPS
 
 
 SETTINGS = (Setting("chain", "current", 1e-4), Setting("chain-fast", "current", 1e-3),
@@ -102,7 +102,7 @@ class Evidence:
 
     @classmethod
     def of(cls, table: pa.Table) -> Evidence:
-        rows = costmodel.usable(table).to_pylist()
+        rows = retrain.usable(table).to_pylist()
         best: dict[str, dict] = {}
         for r in rows:
             if r["schedule_key"] not in best or r["runtime_ms"] < best[r["schedule_key"]][
@@ -138,7 +138,7 @@ class Evidence:
 
 
 def judge(evidence: Evidence, current: Weights, candidates: list[tuple[str, Weights | None,
-          costmodel.TrainResult | None]], num_cores: int, seed: int = 0) -> list[Judged]:
+          retrain.TrainResult | None]], num_cores: int, seed: int = 0) -> list[Judged]:
     """The current weights and each candidate on `evidence`, with bootstrap bounds on gains."""
     base = evidence.concordant(current, num_cores)
     n = len(evidence.runtimes)
@@ -164,24 +164,24 @@ def judge(evidence: Evidence, current: Weights, candidates: list[tuple[str, Weig
 
 
 def decide(table: pa.Table, unit: str, held_out, current: Weights, start: Weights,
-           files: costmodel.SampleFiles, num_cores: int, settings=SETTINGS, seed: int = 0,
+           files: retrain.SampleFiles, num_cores: int, settings=SETTINGS, seed: int = 0,
            log_dir: Path | None = None, extra: tuple[tuple[str, Weights], ...] = (),
-           train: Callable[..., costmodel.TrainResult] | None = None) -> Decision:
+           train: Callable[..., retrain.TrainResult] | None = None) -> Decision:
     """Train a candidate per setting on the rows whose `unit` is not `held_out`, judge them
     on those whose `unit` is, and accept the best only if it beats the current weights
     beyond the noise. `train` trains one candidate (a Trainer's train: Halide's by
     default); `extra` adds ready-made candidates (e.g. for tests)."""
-    train = train or costmodel.train  # (looked up now: a test may stand in for it)
+    train = train or retrain.train  # (looked up now: a test may stand in for it)
     column = table[unit]
     held = table.filter(pc.equal(column, held_out))
-    rows = costmodel.capped(table.filter(pc.not_equal(column, held_out)), seed=seed)
+    rows = retrain.capped(table.filter(pc.not_equal(column, held_out)), seed=seed)
     evidence = Evidence.of(held)
     label = f"{unit} {held_out}"
     if evidence.n_pairs < MIN_PAIRS:
         return Decision("current", current, f"only {evidence.n_pairs} clear pairs in {label} "
                         f"(need {MIN_PAIRS}): kept the current weights", unit, label,
                         evidence.n_pairs)
-    candidates: list[tuple[str, Weights | None, costmodel.TrainResult | None]] = []
+    candidates: list[tuple[str, Weights | None, retrain.TrainResult | None]] = []
     seen = {current.sha256}
     tried: set[tuple] = set()
     for s in settings:

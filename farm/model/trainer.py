@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from farm.model import acceptance
-from farm.model import retrain as costmodel
+from farm.model import acceptance, retrain
 from farm.model.weights import Weights
 
 
@@ -24,7 +23,7 @@ class Trainer(ABC):
     the same for every trainer."""
 
     def decide(self, table: pa.Table, unit: str, held_out, current: Weights, start: Weights,
-               files: costmodel.SampleFiles, *, num_cores: int, settings, seed: int,
+               files: retrain.SampleFiles, *, num_cores: int, settings, seed: int,
                log_dir: Path | None) -> acceptance.Decision:
         """An update of `current` judged on the rows whose `unit` is `held_out`."""
         return acceptance.decide(table, unit, held_out, current, start, files,
@@ -32,9 +31,9 @@ class Trainer(ABC):
                                  log_dir=log_dir, train=self.train)
 
     @abstractmethod
-    def train(self, files: costmodel.SampleFiles, table: pa.Table, initial: Weights, *,
+    def train(self, files: retrain.SampleFiles, table: pa.Table, initial: Weights, *,
               steps: int, rate: float, num_cores: int,
-              log_path: Path | None = None) -> costmodel.TrainResult:
+              log_path: Path | None = None) -> retrain.TrainResult:
         """Weights trained from `initial` on `table`'s usable rows."""
 
 
@@ -42,5 +41,5 @@ class HalideTrainer(Trainer):
     """adams2019_retrain_cost_model from the halide wheel (farm.model.retrain)."""
 
     def train(self, files, table, initial, *, steps, rate, num_cores, log_path=None):
-        return costmodel.train(files, table, initial, steps=steps, rate=rate,
-                               num_cores=num_cores, log_path=log_path)
+        return retrain.train(files, table, initial, steps=steps, rate=rate,
+                             num_cores=num_cores, log_path=log_path)

@@ -46,8 +46,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from farm.errors import BenchmarkError, RunDirError
-from farm.pipelines import cpp_generators as gengen
-from farm.pipelines import python_generators as pygen
+from farm.pipelines import cpp_generators, python_generators
 from farm.pipelines.benchmark import CPP, EXECUTABLE, FORMS, Benchmark, Files, format_params
 from farm.pipelines.params import canonical, cpp_params, split_params
 
@@ -81,8 +80,8 @@ def farm_generator(name: str) -> Benchmark | None:
     if path is None:
         return None
     source = path.read_text()
-    cls = pygen.generator_classes(source, str(path))[name]
-    return Benchmark(name, str(path), source, True, pygen.describe(cls))
+    cls = python_generators.generator_classes(source, str(path))[name]
+    return Benchmark(name, str(path), source, True, python_generators.describe(cls))
 
 
 def _benchmarks_in(folder: Path) -> tuple[Benchmark, ...]:
@@ -91,8 +90,8 @@ def _benchmarks_in(folder: Path) -> tuple[Benchmark, ...]:
         if path.name.startswith("_"):
             continue
         source = path.read_text()
-        for name, cls in pygen.generator_classes(source, str(path)).items():
-            found.append(Benchmark(name, str(path), source, True, pygen.describe(cls)))
+        for name, cls in python_generators.generator_classes(source, str(path)).items():
+            found.append(Benchmark(name, str(path), source, True, python_generators.describe(cls)))
     return tuple(sorted(found, key=lambda b: b.name))
 
 
@@ -179,14 +178,15 @@ def resolve(ref: str, sha256: str | None = None) -> Benchmark:
     if bench.builtin and bench.name in GENERATORS and "version" not in dict(params):
         # a farm generator's version is part of every pipeline's name: a seed is one
         # pipeline of one version
-        defaults = pygen.generator_param_defaults(pygen.generator_class(bench))
+        defaults = python_generators.generator_param_defaults(
+            python_generators.generator_class(bench))
         params = (*params, ("version", str(defaults["version"])))
     if not params:
         return bench
     if bench.kind in (CPP, EXECUTABLE):
         return replace(bench, params=cpp_params(bench, params))
-    cls = pygen.generator_class(bench)
-    values = pygen.param_values(bench.label, cls, params, bench.builtin)
+    cls = python_generators.generator_class(bench)
+    values = python_generators.param_values(bench.label, cls, params, bench.builtin)
     return replace(bench, params=tuple(sorted(canonical(values).items())))
 
 
@@ -301,13 +301,14 @@ def _python_benchmark(path: Path, name: str, ref: str, sha256: str | None) -> Be
     where = path.resolve()
     files = _carried_files(where.parent, skip=where.name, cpp=False)
     _check_sha(Benchmark(name, str(where), source, False, files=files), sha256)  # before it runs
-    classes = pygen.generator_classes(source, str(where), files)
+    classes = python_generators.generator_classes(source, str(where), files)
     if name not in classes:
         have = ", ".join(sorted(classes)) or "none"
         raise BenchmarkError(
             f"{path} has no @hl.generator named {name!r} (it defines: {have})")
-    pygen.check_alias(str(path), name, classes[name])
-    return Benchmark(name, str(where), source, False, pygen.describe(classes[name]), files)
+    python_generators.check_alias(str(path), name, classes[name])
+    return Benchmark(name, str(where), source, False,
+                     python_generators.describe(classes[name]), files)
 
 
 def _cpp_benchmark(path: Path, name: str, ref: str, sha256: str | None) -> Benchmark:
@@ -350,7 +351,7 @@ def _executable_benchmark(path: Path, name: str, sha256: str | None) -> Benchmar
 
 def _named(bench: Benchmark, name: str) -> Benchmark:
     """`bench` as its generator `name`, or as its only one when no name is given."""
-    names = gengen.generator_names(gengen.executable(bench))
+    names = cpp_generators.generator_names(cpp_generators.executable(bench))
     if not name and len(names) == 1:
         name = names[0]
     if name not in names:

@@ -6,8 +6,7 @@ whether two names are one pipeline.
 from __future__ import annotations
 
 from farm.errors import BenchmarkError
-from farm.pipelines import cpp_generators as gengen
-from farm.pipelines import python_generators as pygen
+from farm.pipelines import cpp_generators, python_generators
 from farm.pipelines.benchmark import CPP, EXECUTABLE, Benchmark, Params
 
 
@@ -54,20 +53,21 @@ def defaults(bench: Benchmark) -> dict[str, str]:
     """A generator's parameters at their defaults, as the farm writes values."""
     if bench.kind in (CPP, EXECUTABLE):  # (its executable is built, and cached, by now)
         out = {}
-        for p in gengen.generator_params(gengen.executable(bench), bench.name):
+        for p in cpp_generators.generator_params(cpp_generators.executable(bench), bench.name):
             try:
                 out[p.name] = p.canonical(p.default)
             except ValueError:  # a default the stub spells otherwise: as it is
                 out[p.name] = p.default
         return out
-    return canonical(pygen.generator_param_defaults(pygen.generator_class(bench),
-                                                    bench.builtin))
+    return canonical(python_generators.generator_param_defaults(
+        python_generators.generator_class(bench), bench.builtin))
 
 
 def cpp_params(bench: Benchmark, params: Params) -> Params:
     """C++ generator parameters, checked against the generator's GeneratorParams and
     written canonically; the generator checks values of other types when it runs."""
-    known = {p.name: p for p in gengen.generator_params(gengen.executable(bench), bench.name)}
+    known = {p.name: p for p in cpp_generators.generator_params(
+        cpp_generators.executable(bench), bench.name)}
     listed = param_list(bench)
     out = {}
     for name, value in params:
@@ -93,7 +93,8 @@ def param_names(bench: Benchmark) -> tuple[str, ...]:
 def param_list(bench: Benchmark) -> str:
     """`radius (default 1), ...`: a benchmark's parameters, for messages."""
     if bench.kind in (CPP, EXECUTABLE):
-        found = gengen.generator_params(gengen.executable(bench), bench.name)
+        found = cpp_generators.generator_params(cpp_generators.executable(bench), bench.name)
         return ", ".join(f"{p.name} (default {p.default})" for p in found) or "none"
-    known = pygen.generator_param_defaults(pygen.generator_class(bench), bench.builtin)
+    known = python_generators.generator_param_defaults(
+        python_generators.generator_class(bench), bench.builtin)
     return ", ".join(f"{k} (default {v!r})" for k, v in known.items()) or "none"

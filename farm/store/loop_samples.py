@@ -24,8 +24,7 @@ from pathlib import Path
 
 from farm import atomic
 from farm.atomic import read_regular
-from farm.model import featurization
-from farm.model import retrain as costmodel
+from farm.model import featurization, retrain
 from farm.store.samples import TRAIN_COLUMNS
 
 FILE_NAME = re.compile(r"(?P<pipeline>.+)_batch_(?P<batch>\d+)_sample_(?P<sample>\d+)\.sample")
@@ -121,11 +120,11 @@ def export_samples(samples, out_dir: Path) -> int:
     """Write every measured sample of a run (a SampleStore) as Halide .sample files, each
     with its .schedule.h, named as Halide's loop names them, so Halide's own tools and
     `farm import` read them. Returns how many."""
-    rows = costmodel.usable(samples.read([*TRAIN_COLUMNS, "index", "schedule_source"]))
+    rows = retrain.usable(samples.read([*TRAIN_COLUMNS, "index", "schedule_source"]))
     atomic.real_dir(out_dir)
     for row in (r for batch in rows.to_batches(max_chunksize=256) for r in batch.to_pylist()):
         # the loop's PIPELINE_batch_B_sample_N, which `farm import` reads the pipeline from
-        stem = f"{costmodel.file_stem(row['benchmark'])}_batch_{row['round']:04d}_sample_" \
+        stem = f"{retrain.file_stem(row['benchmark'])}_batch_{row['round']:04d}_sample_" \
                f"{row['index']:04d}"
         atomic.replace_bytes(out_dir / f"{stem}.sample", featurization.sample_bytes(
             row["featurization"], row["runtime_ms"], row["pipeline_id"], row["schedule_id"]))

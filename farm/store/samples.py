@@ -350,7 +350,7 @@ _RUN = ((r"\(exit status \d+, (\w+)\)", 1),  # farm.devices.timing.HarnessExit's
         (r"exit(?:ed with)? status (\d+)", "exit-{}"),
         (r"the timing harness (?:stopped|reported)", "output"))
 _COMPILE = ((r"^compile skipped", "skipped"),  # farm.execution.scheduler.SKIP_AFTER_TIMEOUTS
-            (r"^compile \((\w+)\)", 1),  # farm.build.compile's steps
+            (r"^compile \((\w+)\)", 1),  # farm.build.compiler's steps
             (r"ran out of its .* of CPU", "cpu"),
             (r"cancelled after .* wall-clock", "wall-clock"),
             (r"the compile process died", "compiler-died"))

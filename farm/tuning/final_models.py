@@ -6,8 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from farm.model import acceptance, weights
-from farm.model import retrain as costmodel
+from farm.model import acceptance, retrain, weights
 from farm.store.records import BestWeightsRecord
 from farm.store.rundir import RunDir
 from farm.store.samples import TRAIN_COLUMNS
@@ -20,21 +19,21 @@ if TYPE_CHECKING:
 # not by held-out ranking, so a more aggressive setting is safe to try here.
 FINAL_SETTINGS = (acceptance.Setting("final-chain-fast", "current", 1e-3),
                   acceptance.Setting("final-fresh-long", "start", 1e-3,
-                                     4 * costmodel.DEFAULT_STEPS),
+                                     4 * retrain.DEFAULT_STEPS),
                   acceptance.Setting("final-fresh-longer", "start", 1e-3,
-                                     16 * costmodel.DEFAULT_STEPS))
+                                     16 * retrain.DEFAULT_STEPS))
 
 
 def final_weights(inputs: FinalInputs, trainer) -> list[tuple[str, Path]]:
     """Final candidate models trained on every round, written as weights/NAME.weights."""
     run, s = inputs.run, inputs.settings
-    table = costmodel.capped(training_table(run, s.also_train_on, TRAIN_COLUMNS),
-                             seed=inputs.committed)
+    table = retrain.capped(training_table(run, s.also_train_on, TRAIN_COLUMNS),
+                           seed=inputs.committed)
     latest = weights.load(run.latest_weights)
     out = []
     for setting in FINAL_SETTINGS:
         initial = latest if setting.start_from == "current" else s.start_weights
-        steps = setting.steps * s.train_steps // costmodel.DEFAULT_STEPS
+        steps = setting.steps * s.train_steps // retrain.DEFAULT_STEPS
         result = trainer.train(run.sample_files, table, initial, steps=steps,
                                rate=setting.rate, num_cores=s.parallelism,
                                log_path=run.final_training_log(setting.name))
@@ -62,7 +61,7 @@ def handed_model(run: RunDir, record: BestWeightsRecord | None) -> str:
     if setting is not None:
         origin = "the weights the rounds accepted" if setting.start_from == "current" \
             else "the start weights"
-        times = setting.steps // costmodel.DEFAULT_STEPS
+        times = setting.steps // retrain.DEFAULT_STEPS
         steps = "as many steps as" if times <= 1 else f"{times}x the steps of"
         return (f"{name}, a final model trained on every round's samples from {origin} "
                 f"({steps} a round's training)")

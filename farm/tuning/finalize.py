@@ -34,7 +34,7 @@ from pathlib import Path
 
 import ray
 
-from farm.build import compile as build
+from farm.build import compiler
 from farm.candidate import BEAM_SEARCH, OK, Artifact, CandidateSpec, Library
 from farm.errors import WeightsError
 from farm.execution import compare
@@ -182,7 +182,7 @@ def _finalists(inputs: FinalInputs, pipe: FinalPipeline, ok: list[dict],
                                       round_row=timed_in))
         else:
             twin.also.append(f"beam search with {label}")
-    finalists.append(Finalist(MANUAL_LABEL, build.manual_spec(base), reference=True,
+    finalists.append(Finalist(MANUAL_LABEL, compiler.manual_spec(base), reference=True,
                               pipeline=pipe.scope))
     return finalists
 
@@ -245,8 +245,8 @@ def _write_best(run: RunDir, winner: Finalist, timed: list[Finalist],
     fresh = run.best.staging(pipe.scope)
     library = winner.library
     if library is None:  # its build gave no library (synthetic work): compile it here
-        build.write_library(winner.spec, fresh)
-        name = build.function_name(winner.spec)
+        compiler.write_library(winner.spec, fresh)
+        name = compiler.function_name(winner.spec)
     else:
         name = library.name
         (fresh / f"{name}.a").write_bytes(library.archive)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from farm.build import compile as build
+from farm.build import compiler
 from farm.candidate import BEAM_SEARCH, DEFAULT_PARALLELISM, CandidateSpec
 from farm.devices.timing import TimingConfig
 from farm.errors import BadInput, RunDirError
@@ -89,7 +89,7 @@ class TunedRun:
 def variants(bench, target, parallelism, tuned: Path | None, run: TunedRun | None):
     base = CandidateSpec(bench, target, weights.baseline(), parallelism=parallelism,
                          **BEAM_SEARCH)
-    out = [("manual", build.manual_spec(base)), ("beam32 baseline", base)]
+    out = [("manual", compiler.manual_spec(base)), ("beam32 baseline", base)]
     if tuned is not None:
         out.append(("beam32 tuned", replace(base, weights=weights.load(tuned))))
     if run is not None and run.best and run.benchmark in (bench.ref, bench.name):

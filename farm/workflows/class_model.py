@@ -37,7 +37,7 @@ from farm.execution import compare
 from farm.execution.session import DeviceSession
 from farm.machine.targets import TargetInfo
 from farm.machine.targets import resolve as resolve_target
-from farm.model import retrain as costmodel
+from farm.model import retrain
 from farm.model import weights as weights_module
 from farm.model.trainer import HalideTrainer, Trainer
 from farm.model.weights import Weights
@@ -158,7 +158,7 @@ def gather(device_class: str, from_dirs: Sequence[str | Path] = (), seeds: int =
                        f"({', '.join(sorted(targets))}; {sorted(cores)}): a model's pipeline "
                        "features depend on both; name runs of one target with --from")
     table = pa.concat_tables([r.samples.read(COLUMNS) for r in runs])
-    table = costmodel.usable(table)
+    table = retrain.usable(table)
     names = sorted(set(table["benchmark"].to_pylist()) - {None})
     builtins = {b.label for b in (*catalog.builtin_benchmarks(), *catalog.corpus_benchmarks())}
     benches: dict[str, Benchmark] = {}
@@ -197,7 +197,7 @@ def train_candidates(work: ClassWork, out: Path, held_out: Sequence[Group | None
     soup, written to OUT/weights/; a model already there is read back, not trained again
     (training is a function of its rows, so the file is what it would give)."""
     trainer = trainer or HalideTrainer()
-    files = costmodel.SampleFiles(out / "cache" / "samples", root=out)
+    files = retrain.SampleFiles(out / "cache" / "samples", root=out)
     atomic.real_dir(out / "weights", out)
     models = Models()
     for group in held_out:
@@ -212,7 +212,7 @@ def train_candidates(work: ClassWork, out: Path, held_out: Sequence[Group | None
         for seed in work.seeds:
             name = seed_name(seed)
             path = _weights_path(out, name, tag)
-            rows = costmodel.capped(costmodel.bagged(base, seed), seed=seed)
+            rows = retrain.capped(retrain.bagged(base, seed), seed=seed)
             inputs = _inputs(work, rows)
             made_from = path.with_suffix(".inputs")
             if path.is_file() and _read_text(made_from) == inputs:
@@ -462,7 +462,7 @@ def train_class_model(work: ClassWork, out: Path, *, device_ids: Sequence[str] |
         extra={"evidence": best.to_json(), "sources": [str(s) for s in work.sources],
                "seeds": list(work.seeds), "retimes": retimes,
                "recipe": {"steps": work.steps, "rate": work.rate,
-                          "bagged_share": costmodel.BAGGED_SHARE}})
+                          "bagged_share": retrain.BAGGED_SHARE}})
     atomic.write_json(out / "evidence.json", {
         "chosen": best.to_json(), "candidates": [e.to_json() for e in found],
         "record": record.to_json()})

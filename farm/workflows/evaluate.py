@@ -38,8 +38,7 @@ from farm.devices.timing import TimingConfig
 from farm.errors import MissingPrerequisite
 from farm.execution import compare
 from farm.execution.session import DeviceSession
-from farm.model import retrain as costmodel
-from farm.model import weights
+from farm.model import retrain, weights
 from farm.model.trainer import HalideTrainer, Trainer
 from farm.model.weights import Weights
 from farm.paths import path_name
@@ -132,7 +131,7 @@ def train_models(ev: Evaluation, out: Path, trainer: Trainer | None = None,
 
 def train_one(ev: Evaluation, name: str, held_out: tuple[str, ...], out: Path, trainer: Trainer,
               progress: Callable[[str], None] = print) -> Model:
-    rows = costmodel.capped(training_rows(ev.table, ev.names, held_out), seed=TRAIN_SEED)
+    rows = retrain.capped(training_rows(ev.table, ev.names, held_out), seed=TRAIN_SEED)
     leaked = rows_of(rows, held_out)
     if leaked:  # not `assert`: this must hold under python -O too
         raise AssertionError(f"{name}: {leaked} rows of the held-out {'+'.join(held_out)} "

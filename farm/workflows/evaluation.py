@@ -22,8 +22,7 @@ from farm.errors import BadInput, MissingPrerequisite, RunDirError
 from farm.execution.session import check_usable, find
 from farm.machine.targets import TargetInfo
 from farm.machine.targets import resolve as resolve_target
-from farm.model import retrain as costmodel
-from farm.model import weights
+from farm.model import retrain, weights
 from farm.model.weights import Weights
 from farm.pipelines import catalog
 from farm.pipelines.benchmark import Benchmark
@@ -37,8 +36,8 @@ from farm.store.samples import TRAIN_COLUMNS
 # a test keeps the two equal), so the pooled model is what a campaign's own final training
 # yields. Each step is one gradient step per pipeline (farm.model.retrain).
 TRAIN_RATE = 1e-3
-TRAIN_STEPS = 4 * costmodel.DEFAULT_STEPS
-TRAIN_SEED = 0  # of costmodel.capped: which schedules a pipeline with very many hands over
+TRAIN_STEPS = 4 * retrain.DEFAULT_STEPS
+TRAIN_SEED = 0  # of retrain.capped: which schedules a pipeline with very many hands over
 COLUMNS = tuple(dict.fromkeys((*TRAIN_COLUMNS, "benchmark")))  # what training reads
 
 
@@ -139,8 +138,8 @@ def parse_weights_for(items: Sequence[str] | None, pipelines: Sequence[PipelineR
 
 def training_rows(table: pa.Table, pipelines: Sequence[str],
                   held_out: Sequence[str] = ()) -> pa.Table:
-    """The usable rows (costmodel.usable) of `pipelines`, except those of `held_out`."""
-    rows = costmodel.usable(table)
+    """The usable rows (retrain.usable) of `pipelines`, except those of `held_out`."""
+    rows = retrain.usable(table)
     keep = [p for p in pipelines if p not in held_out]
     return rows.filter(pc.is_in(rows["benchmark"], value_set=pa.array(keep, pa.string())))
 
@@ -155,7 +154,7 @@ def rows_of(table: pa.Table, names: Sequence[str]) -> int:
 
 def distinct_by_pipeline(table: pa.Table) -> dict[str, int]:
     """Distinct schedules measured per pipeline (usable rows)."""
-    rows = costmodel.usable(table)
+    rows = retrain.usable(table)
     keys: dict[str, set] = {}
     for bench, key in zip(rows["benchmark"].to_pylist(), rows["schedule_key"].to_pylist(),
                           strict=True):
@@ -225,14 +224,14 @@ def prepare(run_dir: str | Path, together: Sequence[str] | None = None,
     usable = training_rows(table, names)
     distinct = distinct_by_pipeline(usable)
     total = len(set(usable["schedule_key"].to_pylist()))
-    if total < costmodel.MIN_DISTINCT:
+    if total < retrain.MIN_DISTINCT:
         raise BadInput(f"{run.path} has {total} distinct schedules measured; Halide's trainer "
-                       f"needs {costmodel.MIN_DISTINCT} per pipeline: run more rounds of the "
+                       f"needs {retrain.MIN_DISTINCT} per pipeline: run more rounds of the "
                        "campaign first")
     warnings = tuple(
         f"warning: {n} has {distinct.get(n, 0)} distinct schedules measured; Halide's trainer "
-        f"skips a pipeline with fewer than {costmodel.MIN_DISTINCT}, so no model learns "
-        "from it" for n in names if distinct.get(n, 0) < costmodel.MIN_DISTINCT)
+        f"skips a pipeline with fewer than {retrain.MIN_DISTINCT}, so no model learns "
+        "from it" for n in names if distinct.get(n, 0) < retrain.MIN_DISTINCT)
     return Evaluation(run, manifest, tuple(pipelines), benches, tuple(groups), start, extra, table,
                 resolve_target(manifest.target), steps or TRAIN_STEPS, TRAIN_RATE, warnings)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from farm import atomic
-from farm.build import compile as build
+from farm.build import compiler
 from farm.candidate import BuildResult, CandidateSpec, Measurement, Status
 from farm.deprecation import renamed
 from farm.devices.base import DeviceInfo
@@ -66,7 +66,7 @@ def run_benchmark(spec: CandidateSpec, pool: DevicePool, timing: TimingConfig,
     """`on_update(counts)`: progress (execution.scheduler.Counts), as RoundScheduler reports it.
     When both schedules ran, they are re-timed `retimes` times each, interleaved, for the
     verdict."""
-    specs = [spec, build.manual_spec(spec)] if with_manual else [spec]
+    specs = [spec, compiler.manual_spec(spec)] if with_manual else [spec]
     scheduler = RoundScheduler(pool, threads=spec.parallelism, timing=timing,
                                compile_timeout_s=compile_timeout_s, on_update=on_update)
     outcomes = scheduler.run(FixedPlan(specs))

@@ -20,8 +20,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from farm.model import retrain as costmodel
-from farm.model import weights
+from farm.model import retrain, weights
 from farm.model.trainer import HalideTrainer
 from farm.paths import path_name
 from farm.store.rundir import RunDir
@@ -52,17 +51,17 @@ def main() -> None:
                           key=lambda n: seed_of(n) or 0)[:args.pipelines]
     real = camp.samples.read(COLUMNS)
     rand = pre.samples.read(COLUMNS)
-    rand = costmodel.capped(rand.filter(pc.is_in(
+    rand = retrain.capped(rand.filter(pc.is_in(
         rand["benchmark"], value_set=pa.array(random_names, pa.string()))), seed=TRAIN_SEED)
     start = weights.load(camp.weights_path(0))
     args.out.mkdir(parents=True, exist_ok=True)
     tmp = tempfile.TemporaryDirectory(prefix="farm-anchored-")  # removed at exit
-    files = costmodel.SampleFiles(tmp.name)
+    files = retrain.SampleFiles(tmp.name)
     print(f"{len(random_names)} random pipelines of {pre.path} ({rand.num_rows} rows) added to "
           f"each leave-one-out model of {camp.path}; {TRAIN_STEPS} steps at {TRAIN_RATE:g}")
     weights_for = []
     for group in make_groups(names):
-        mine = costmodel.capped(training_rows(real, names, group.members), seed=TRAIN_SEED)
+        mine = retrain.capped(training_rows(real, names, group.members), seed=TRAIN_SEED)
         rows = pa.concat_tables([mine, rand])
         assert rows_of(rows, group.members) == 0, f"{group.name} leaked into its training"
         result = HalideTrainer().train(files, rows, start, steps=TRAIN_STEPS, rate=TRAIN_RATE,

@@ -27,11 +27,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from farm.build import compile as build
+from farm.build import compiler
 from farm.candidate import RANDOM_PROBE, CandidateSpec
 from farm.machine import targets
-from farm.model import acceptance, featurization, weights
-from farm.model import retrain as costmodel
+from farm.model import acceptance, featurization, retrain, weights
 from farm.pipelines import catalog
 from farm.store.samples import SCHEMA
 
@@ -41,7 +40,7 @@ def templates() -> list[np.ndarray]:
     for bench in catalog.builtin_benchmarks():
         spec = CandidateSpec(bench, targets.resolve(None), weights.baseline(), seed=1,
                              **RANDOM_PROBE)
-        out.append(featurization.stages(build.autoschedule(spec).featurization).copy())
+        out.append(featurization.stages(compiler.autoschedule(spec).featurization).copy())
     return out
 
 
@@ -72,7 +71,7 @@ def campaign_rows(pipelines: int, rounds: int, batch: int, bases: list[np.ndarra
 def one_round(rows: list[dict], rounds: int, start: weights.Weights) -> tuple[float, float]:
     """Seconds to write the newest round's .sample files, and to decide (train + judge)."""
     folder = Path(tempfile.mkdtemp(prefix="farm-campaign-"))
-    files = costmodel.SampleFiles(folder / "samples")
+    files = retrain.SampleFiles(folder / "samples")
     table = pa.Table.from_pylist(rows, schema=SCHEMA)
     older = table.filter(pa.compute.less(table["round"], rounds))
     files.sync(older)  # the earlier rounds' files exist already in a running campaign
@@ -80,7 +79,7 @@ def one_round(rows: list[dict], rounds: int, start: weights.Weights) -> tuple[fl
     files.sync(table)
     t1 = time.perf_counter()
     names = sorted(set(table["benchmark"].to_pylist()))
-    settings = [replace(s, steps=costmodel.DEFAULT_STEPS) for s in acceptance.SETTINGS]
+    settings = [replace(s, steps=retrain.DEFAULT_STEPS) for s in acceptance.SETTINGS]
     decision = acceptance.decide(table, "benchmark", names[rounds % len(names)], start, start,
                                  files, num_cores=32, settings=settings, seed=rounds)
     t2 = time.perf_counter()

@@ -7,7 +7,7 @@ Interleaved (C++ twin, Python built-in, C++, ...) on this machine, nothing else 
 - build: examples/cpp/median3x3 compiled into a generator executable from an empty
   FARM_CACHE_DIR (wall seconds), `--builds` times;
 - per candidate: the same probes (beam 1, dropout 1, seeds 1..N) and one beam-32, each
-  checked for duplicates (build.autoschedule: a C++ generator generates its code in that
+  checked for duplicates (compiler.autoschedule: a C++ generator generates its code in that
   run, kept for the build) and then built, for the C++ twin of median3x3 and the
   built-in; CPU seconds as the rows record them, and the whole candidate's (this
   process's and its children's).
@@ -35,8 +35,8 @@ def _spread(values: list[float]) -> str:
 
 
 def time_builds(n: int, cpp: str) -> list[float]:
-    code = ("from farm.pipelines import catalog, cpp_generators as gengen; "
-            f"gengen.executable(catalog.resolve({cpp!r}))")
+    code = ("from farm.pipelines import catalog, cpp_generators; "
+            f"cpp_generators.executable(catalog.resolve({cpp!r}))")
     out = []
     for _ in range(n):
         with tempfile.TemporaryDirectory(prefix="farm-perf-cache-") as cache:
@@ -55,7 +55,7 @@ def _cpu() -> float:
 
 
 def time_candidates(probes: int, cpp: str, python: str) -> dict[str, dict[str, list[float]]]:
-    from farm.build import compile as build
+    from farm.build import compiler
     from farm.candidate import BEAM_SEARCH, RANDOM_PROBE, CandidateSpec
     from farm.machine import targets
     from farm.model import weights
@@ -71,8 +71,8 @@ def time_candidates(probes: int, cpp: str, python: str) -> dict[str, dict[str, l
         for kind, bench in benches.items():  # interleaved
             spec = CandidateSpec(bench, host, w, seed=seed, **RANDOM_PROBE)
             before = _cpu()
-            alone = build.autoschedule(spec)
-            result, _, _ = build.build(spec)
+            alone = compiler.autoschedule(spec)
+            result, _, _ = compiler.build(spec)
             assert result.ok, result.error
             f = figures[kind]
             f["whole candidate (check + build)"].append(_cpu() - before)
@@ -82,7 +82,7 @@ def time_candidates(probes: int, cpp: str, python: str) -> dict[str, dict[str, l
             f["link"].append(result.link_s)
     for _ in range(3):
         for kind, bench in benches.items():
-            beam = build.autoschedule(CandidateSpec(bench, host, w, **BEAM_SEARCH))
+            beam = compiler.autoschedule(CandidateSpec(bench, host, w, **BEAM_SEARCH))
             figures[kind]["beam-32 autoschedule"].append(beam.autoschedule_s)
     return figures
 

@@ -15,11 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from farm.build import compile as build
+from farm.build import compiler
 from farm.candidate import RANDOM_PROBE, CandidateSpec
 from farm.machine import targets
-from farm.model import featurization, weights
-from farm.model import retrain as costmodel
+from farm.model import featurization, retrain, weights
 from farm.pipelines import catalog
 from farm.store.samples import TRAIN_COLUMNS, SampleStore
 
@@ -27,7 +26,7 @@ from farm.store.samples import TRAIN_COLUMNS, SampleStore
 def template() -> bytes:
     spec = CandidateSpec(catalog.resolve("median3x3"), targets.resolve(None),
                          weights.baseline(), seed=1, **RANDOM_PROBE)
-    return build.autoschedule(spec).featurization
+    return compiler.autoschedule(spec).featurization
 
 
 def rows_for(round_no: int, batch: int, base: np.ndarray, rng) -> list[dict]:
@@ -52,7 +51,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=100)
-    parser.add_argument("--steps", type=int, default=costmodel.DEFAULT_STEPS)
+    parser.add_argument("--steps", type=int, default=retrain.DEFAULT_STEPS)
     args = parser.parse_args()
     base = featurization.stages(template()).copy()
     rng = np.random.default_rng(0)
@@ -76,7 +75,7 @@ def main() -> None:
     print(f"read what retraining needs: {time.perf_counter() - start:.1f} s "
           f"({table.nbytes / 2**20:.0f} MB in memory, {table.num_rows} rows)")
     with tempfile.TemporaryDirectory() as tmp:
-        files = costmodel.SampleFiles(Path(tmp))
+        files = retrain.SampleFiles(Path(tmp))
         start = time.perf_counter()
         files.sync(table)
         print(f"write the .sample cache (once per sample): {time.perf_counter() - start:.1f} s")
@@ -85,9 +84,9 @@ def main() -> None:
         print(f"bring the cache up to date when nothing is new: "
               f"{time.perf_counter() - start:.1f} s")
         start = time.perf_counter()
-        capped = costmodel.capped(table)
-        result = costmodel.train(files, capped, weights.baseline(), steps=args.steps,
-                                 rate=1e-4, num_cores=32)
+        capped = retrain.capped(table)
+        result = retrain.train(files, capped, weights.baseline(), steps=args.steps,
+                               rate=1e-4, num_cores=32)
         print(f"train {args.steps} steps on {result.samples} samples (capped from "
               f"{table.num_rows}): {time.perf_counter() - start:.1f} s in all "
               f"(trainer loss {result.loss})")

@@ -12,7 +12,7 @@ import os
 import statistics
 import time
 
-from farm.build import compile as build
+from farm.build import compiler
 from farm.candidate import BEAM_SEARCH, RANDOM_PROBE, CandidateSpec
 from farm.devices import gate
 from farm.devices.host import HostDevice, host_info
@@ -30,7 +30,7 @@ def compile_forever(bench: str, worker: int, stop) -> None:
         spec = CandidateSpec(catalog.resolve(bench), targets.resolve(None), weights.baseline(),
                              seed=seed, **RANDOM_PROBE)
         with gate.compiling():
-            build.build(spec)
+            compiler.build(spec)
 
 
 def retime(device: HostDevice, binary: bytes, n: int) -> list[float]:
@@ -63,7 +63,7 @@ def main() -> None:
     args = parser.parse_args()
     spec = CandidateSpec(catalog.resolve(args.bench), targets.resolve(None), weights.baseline(),
                          **BEAM_SEARCH)
-    result, binary, _ = build.build(spec)
+    result, binary, _ = compiler.build(spec)
     assert result.ok, result.error
     print(f"{args.bench} beam-32, re-timed {args.retimes} times (each the best of "
           f"{TimingConfig().repeats} repeats), {args.compilers} compile processes running")

@@ -9,7 +9,7 @@ Prints, per benchmark, the median over 3 harness runs of each run's best ms.
 import statistics
 import sys
 
-from farm.build import compile as build
+from farm.build import compiler
 from farm.candidate import BEAM_SEARCH, CandidateSpec
 from farm.devices.host import local_host_device
 from farm.devices.timing import TimingConfig
@@ -31,7 +31,7 @@ def main(names):
         for p in PARALLELISMS:
             spec = CandidateSpec(catalog.resolve(name), target, baseline, parallelism=p,
                                  **BEAM_SEARCH)
-            result, binary, _ = build.build(spec)
+            result, binary, _ = compiler.build(spec)
             assert result.ok, result.error
             runs = [device.run(binary, p, TimingConfig()).best_ms for _ in range(3)]
             row.append(statistics.median(runs))

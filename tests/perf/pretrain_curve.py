@@ -26,8 +26,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from farm.model import acceptance, weights
-from farm.model import retrain as costmodel
+from farm.model import acceptance, retrain, weights
 from farm.model.trainer import HalideTrainer
 from farm.report.output import pyplot, save_figure
 from farm.store.rundir import RunDir
@@ -47,10 +46,10 @@ def offline(run: RunDir, held_out: int, steps: list[int], rates: list[float],
         table["benchmark"], value_set=pa.array(held, pa.string()))))
     start = weights.load(run.weights_path(0))
     files = run.sample_files
-    extra = [costmodel.capped(o.samples.read(TRAIN_COLUMNS)) for o in others]
+    extra = [retrain.capped(o.samples.read(TRAIN_COLUMNS)) for o in others]
     if extra:  # the runs' rows in one throwaway folder of .sample files
         tmp = tempfile.TemporaryDirectory(prefix="farm-curve-")  # removed at exit
-        files = costmodel.SampleFiles(tmp.name)
+        files = retrain.SampleFiles(tmp.name)
         print(f"with {sum(t.num_rows for t in extra)} rows of "
               f"{', '.join(str(o.path) for o in others)}")
     files.sync(table)
@@ -59,7 +58,7 @@ def offline(run: RunDir, held_out: int, steps: list[int], rates: list[float],
           f"pairs); the start weights rank {base:.3f} of them right")
     print("pipelines trained on  rate     steps  held-out rank  vs start")
     for n in sizes or doubling(len(pool)):
-        rows = pa.concat_tables([costmodel.capped(table.filter(pc.is_in(
+        rows = pa.concat_tables([retrain.capped(table.filter(pc.is_in(
             table["benchmark"], value_set=pa.array(pool[:n], pa.string())))), *extra])
         for rate in rates:
             for k in steps:

@@ -28,12 +28,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from farm.build import compile as build
+from farm.build import compiler
 from farm.candidate import RANDOM_PROBE, CandidateSpec
 from farm.machine import targets
 from farm.machine.cache import cache_dir
-from farm.model import acceptance, featurization, weights
-from farm.model import retrain as costmodel
+from farm.model import acceptance, featurization, retrain, weights
 from farm.model.trainer import HalideTrainer
 from farm.pipelines import catalog
 from farm.store.rundir import RunDir
@@ -48,7 +47,7 @@ def real_features(seed: int, count: int) -> list[bytes]:
     out = []
     for k in range(count):
         spec = CandidateSpec(bench, host, weights.baseline(), seed=k + 1, **RANDOM_PROBE)
-        out.append(build.autoschedule(spec).featurization)
+        out.append(compiler.autoschedule(spec).featurization)
     return out
 
 
@@ -103,7 +102,7 @@ def main() -> None:
     parser.add_argument("--per-pipeline", type=int, default=16)
     parser.add_argument("--per-round", type=int, default=8)
     parser.add_argument("--real", type=int, default=2, help="real featurizations per pipeline")
-    parser.add_argument("--steps", type=int, default=costmodel.DEFAULT_STEPS)
+    parser.add_argument("--steps", type=int, default=retrain.DEFAULT_STEPS)
     args = parser.parse_args()
     real = featurizations(args.pipelines, args.real)
     rng = np.random.default_rng(0)

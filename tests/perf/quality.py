@@ -26,8 +26,7 @@ from farm.candidate import OK
 from farm.devices.timing import TimingConfig
 from farm.execution.session import DeviceSession
 from farm.machine.targets import resolve
-from farm.model import retrain as costmodel
-from farm.model import weights
+from farm.model import retrain, weights
 from farm.pipelines import catalog
 from farm.stats import verdict
 from farm.store.samples import SampleStore
@@ -140,7 +139,7 @@ def main() -> None:
     if six:
         print(f"geometric mean of run best / baseline over the built-ins: "
               f"{math.exp(sum(six) / len(six)):.2f}")
-    print(f"trainer steps per candidate: {costmodel.DEFAULT_STEPS}")
+    print(f"trainer steps per candidate: {retrain.DEFAULT_STEPS}")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ SERIAL = "SHARED1"
 
 
 def build_binary() -> bytes:
-    from farm.build import compile as build
+    from farm.build import compiler
     from farm.candidate import RANDOM_PROBE, CandidateSpec
     from farm.machine import targets
     from farm.model import weights
@@ -44,7 +44,7 @@ def build_binary() -> bytes:
 
     spec = CandidateSpec(catalog.resolve("dilate3x3"), targets.resolve(None),
                          weights.baseline(), seed=3, **RANDOM_PROBE)
-    result, binary, _ = build.build(spec)
+    result, binary, _ = compiler.build(spec)
     if not result.ok:
         sys.exit(f"cannot build the benchmark binary: {result.error}")
     return binary

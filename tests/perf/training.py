@@ -25,8 +25,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from datascale import rows_for, template
 
-from farm.model import acceptance, featurization, weights
-from farm.model import retrain as costmodel
+from farm.model import acceptance, featurization, retrain, weights
 from farm.store.samples import SCHEMA, TRAIN_COLUMNS
 
 BATCH = 32
@@ -51,7 +50,7 @@ def main() -> None:
     base = featurization.stages(template()).copy()
     start_w = weights.baseline()
     print(f"{base.shape[0]} stages, {base.size * 4} featurization bytes per sample; "
-          f"TRAIN_CAP {costmodel.TRAIN_CAP}, {len(acceptance.SETTINGS)} candidate settings")
+          f"TRAIN_CAP {retrain.TRAIN_CAP}, {len(acceptance.SETTINGS)} candidate settings")
     for size in args.sizes:
         measure(size, args.steps, base, start_w)
 
@@ -63,24 +62,24 @@ def measure(size: int, step_counts: list[int], base, start_w) -> None:
     table = pa.Table.from_pylist(rows, schema=SCHEMA).select(TRAIN_COLUMNS)
     n = table.num_rows
     with tempfile.TemporaryDirectory(prefix="farm-train-perf-") as tmp:
-        files = costmodel.SampleFiles(Path(tmp) / "all")
+        files = retrain.SampleFiles(Path(tmp) / "all")
         write_s, _ = timed(lambda: files.sync(table))
         print(f"\n{n} samples: writing every .sample file {write_s:.1f} s")
         for steps in step_counts:
-            s, r = timed(lambda steps=steps: costmodel.train(
+            s, r = timed(lambda steps=steps: retrain.train(
                 files, table, start_w, steps=steps, rate=1e-4, num_cores=32))
             print(f"  trainer, {steps:>4} steps on all {n}: {s:6.1f} s "
                   f"(loss {r.loss:.3f})")
         # previous release, one round: rewrite all files, then train old_epochs steps
-        old = costmodel.SampleFiles(Path(tmp) / "old")
+        old = retrain.SampleFiles(Path(tmp) / "old")
         ep = old_epochs(BATCH, n)
-        s_old, _ = timed(lambda: (old.sync(table), costmodel.train(
+        s_old, _ = timed(lambda: (old.sync(table), retrain.train(
             old, table, start_w, steps=ep, rate=1e-4, num_cores=32)))
         print(f"  previous release, one round's retraining ({ep} epochs, files "
               f"rewritten): {s_old:.1f} s")
         # this release, one round: the newest round's files are new, the rest cached
         newest = rounds
-        warm = costmodel.SampleFiles(Path(tmp) / "new")
+        warm = retrain.SampleFiles(Path(tmp) / "new")
         warm.sync(table.filter(pa.compute.not_equal(table["round"], newest)))
         s_new, d = timed(lambda: acceptance.decide(
             table, "round", newest, start_w, start_w, warm, num_cores=32))

@@ -39,7 +39,7 @@ from farm.report import plots
 from farm.store.records import PipelineRecord
 from farm.store.rundir import RunDir
 from farm.testing import ScriptedTrainer, SyntheticBuilder
-from farm.tuning import loop as tuner
+from farm.tuning import loop
 from farm.tuning.settings import TuneSettings
 from farm.workflows import bench, evaluate
 
@@ -103,7 +103,7 @@ def no_devices(monkeypatch):
         def __enter__(self):
             raise StopBeforeWork("stopped before Ray: every check passed")
 
-    monkeypatch.setattr(tuner, "Cluster", StopCluster)
+    monkeypatch.setattr(loop, "Cluster", StopCluster)
 
 
 def _mutate(run: RunDir, record: str, where: str, value) -> None:
@@ -258,9 +258,9 @@ def test_fuzz_malformed_records_through_every_reader(tmp_path, capsys, monkeypat
                 for command in READERS[record]:
                     if command == "autotune":  # resume, as the command does it, minus Ray
                         try:
-                            tuner.autotune(run.path, settings, cluster=StopSession(),
-                                           builder=SyntheticBuilder(),
-                                           trainer=ScriptedTrainer())
+                            loop.autotune(run.path, settings, cluster=StopSession(),
+                                          builder=SyntheticBuilder(),
+                                          trainer=ScriptedTrainer())
                             code = 0
                         except FarmError as e:
                             code = e.exit_code

@@ -24,12 +24,11 @@ from farm import api
 from farm.errors import BadInput, BenchmarkError, RunDirError
 from farm.machine import targets
 from farm.model import weights
-from farm.pipelines import catalog
-from farm.pipelines import cpp_generators as gengen
+from farm.pipelines import catalog, cpp_generators
 from farm.report.text import build_report
 from farm.store.records import PipelineRecord
 from farm.testing import ScriptedTrainer, SyntheticBuilder
-from farm.tuning import loop as tuner
+from farm.tuning import loop
 from farm.tuning.settings import TuneSettings
 from farm.workflows import bench, evaluate, evaluation
 
@@ -83,7 +82,7 @@ def test_evaluate_does_not_run_a_generator_the_campaign_names(tmp_path, capsys, 
 def test_a_cpp_generator_a_campaign_names_is_not_built(tmp_path, capsys, monkeypatch):
     """Building a C++ generator runs the compiler on its files and then the generator."""
     built = []
-    monkeypatch.setattr(gengen, "executable", lambda b: built.append(b) or pytest.fail(
+    monkeypatch.setattr(cpp_generators, "executable", lambda b: built.append(b) or pytest.fail(
         "the C++ generator was built"))
     folder = tmp_path / "someone-else" / "evil"
     folder.mkdir(parents=True)
@@ -194,8 +193,8 @@ def test_resume_runs_only_the_benchmarks_named_on_its_command_line(tmp_path, mar
                                   target=targets.resolve(None),
                                   start_weights=weights.baseline(), batch_size=8)
     with pytest.raises(StopBeforeWork):  # every check passed, and nothing ran
-        tuner.autotune(run.path, settings, cluster=StopSession(), builder=SyntheticBuilder(),
-                       trainer=ScriptedTrainer())
+        loop.autotune(run.path, settings, cluster=StopSession(), builder=SyntheticBuilder(),
+                      trainer=ScriptedTrainer())
 
 
 def test_reading_a_run_runs_none_of_its_generators(tmp_path, capsys, marker):

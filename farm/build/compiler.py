@@ -33,8 +33,7 @@ from farm.faults import fault_of
 from farm.machine import toolchain
 from farm.machine.halide_env import load_autoscheduler
 from farm.model.weights import cached_file
-from farm.pipelines import cpp_generators as gengen
-from farm.pipelines import python_generators as pygen
+from farm.pipelines import cpp_generators, python_generators
 from farm.pipelines.benchmark import PYTHON
 from farm.pipelines.params import param_list
 
@@ -46,15 +45,15 @@ class Instance:
     def __init__(self, spec: CandidateSpec):
         import halide as hl
 
-        cls = pygen.generator_class(spec.benchmark)
+        cls = python_generators.generator_class(spec.benchmark)
         if spec.is_manual:
             context = hl.GeneratorContext(hl.Target(spec.target.compile))
         else:
             context = hl.GeneratorContext(hl.Target(spec.target.schedule),
                                           hl.AutoschedulerParams("Adams2019", {}))
         with context:
-            params = pygen.param_values(spec.benchmark.label, cls, spec.benchmark.params,
-                                          spec.benchmark.builtin)
+            params = python_generators.param_values(spec.benchmark.label, cls,
+                                                    spec.benchmark.params, spec.benchmark.builtin)
             self.generator = cls({**params, **dict(spec.generator_params)})
             self.pipeline = self.generator._build_pipeline()
         arginfos = self.generator._get_arginfos()
@@ -97,7 +96,7 @@ def check_pipeline(spec: CandidateSpec) -> None:
         if not spec.is_manual:
             what = "does not autoschedule"
             _autoschedule(quick, instance)
-    except gengen.GeneratorFailed as e:
+    except cpp_generators.GeneratorFailed as e:
         params = ""
         if any(w in e.message for w in _BAD_PARAMETER):
             params = f"; its parameters: {param_list(spec.benchmark)}"
@@ -176,7 +175,7 @@ def _schedule_result(how, spec: CandidateSpec, cpu_limit_s: float | None) -> Bui
     host = socket.gethostname()
     try:
         return BuildResult(OK, schedule=how(spec, cpu_limit_s), host=host)
-    except gengen.CpuLimitReached as e:
+    except cpp_generators.CpuLimitReached as e:
         return BuildResult(COMPILE_TIMEOUT, error=f"compile (autoschedule) on {host}: {e} "
                            "(--compile-timeout)", host=host, log=_failure_log(e, None))
     except Exception as e:
@@ -196,7 +195,7 @@ _BAD_PARAMETER = ("Unable to parse", "Enumeration value not found", "has no Gene
 
 
 def _run_generator(spec: CandidateSpec, out_dir: Path, emits: tuple[str, ...], runtime: bool,
-                   cpu_limit_s: float | None) -> gengen.Ran:
+                   cpu_limit_s: float | None) -> cpp_generators.Ran:
     if spec.target.offload_hexagon:
         raise BenchmarkError(
             f"{spec.benchmark.label} is a C++ generator: the farm offloads HVX candidates "
@@ -210,12 +209,13 @@ def _run_generator(spec: CandidateSpec, out_dir: Path, emits: tuple[str, ...], r
         assert spec.weights is not None  # a searched spec has weights
         auto = spec.autoscheduler_params(str(cached_file(spec.weights)))
         emits = tuple(dict.fromkeys((*emits, *_SCHEDULE_ONLY)))
-    return gengen.run(gengen.executable(spec.benchmark), spec.benchmark.name, out_dir, emits,
-                      target, function_name(spec),
-                      (*spec.benchmark.params, *spec.generator_params), auto, cpu_limit_s)
+    return cpp_generators.run(cpp_generators.executable(spec.benchmark), spec.benchmark.name,
+                              out_dir, emits, target, function_name(spec),
+                              (*spec.benchmark.params, *spec.generator_params), auto,
+                              cpu_limit_s)
 
 
-def _read_schedule(spec: CandidateSpec, ran: gengen.Ran, autoschedule_s: float) -> Schedule:
+def _read_schedule(spec: CandidateSpec, ran: cpp_generators.Ran, autoschedule_s: float) -> Schedule:
     if spec.is_manual:
         return Schedule("", b"", 0.0)
     base = ran.out_dir / function_name(spec)
@@ -290,7 +290,7 @@ def build(spec: CandidateSpec, workdir: str | os.PathLike | None = None,
             link_s = _children_cpu() - start
             return (BuildResult(OK, schedule=chosen, codegen_s=codegen_s, link_s=link_s,
                                 host=host), binary.read_bytes(), library)
-        except gengen.CpuLimitReached as e:
+        except cpp_generators.CpuLimitReached as e:
             return BuildResult(COMPILE_TIMEOUT, error=f"compile ({where}) on {host}: {e} "
                                "(--compile-timeout)", host=host, log=_failure_log(e, log)), \
                 b"", None
@@ -348,7 +348,7 @@ def _describe(e: Exception) -> str:
 def _failure_log(e: Exception, log: _Log | None) -> str:
     """The tail of what a failed compile printed: a generator executable's own output, else
     this process's."""
-    if isinstance(e, gengen.GeneratorFailed):
+    if isinstance(e, cpp_generators.GeneratorFailed):
         return e.log[-4000:]
     return log.tail() if log is not None else ""
 
