@@ -16,6 +16,7 @@ from farm.errors import BadInput, DatasetError, RunDirError
 from farm.machine import targets
 from farm.model import weights
 from farm.pipelines import catalog
+from farm.store.records import RunKind
 from farm.store.registry import Registry
 from farm.store.rundir import RunDir
 from farm.store.samples import SampleStore
@@ -62,7 +63,7 @@ def test_an_import_holds_one_row_per_sample_and_lists_what_it_skipped(tmp_path):
     assert sorted(p.name for p, _ in s.skipped) == ["empty.sample", "junk.sample"]
     run = RunDir(tmp_path / "run")
     m = run.read_manifest()
-    assert m.imported and m.campaign and m.device_class == CLASS
+    assert m.kind is RunKind.IMPORTED and m.campaign and m.device_class == CLASS
     rows = SampleStore(run.path / "samples").read().to_pylist()
     assert len(rows) == 12 and len({r["sample_id"] for r in rows}) == 12
     first = next(r for r in rows if r["benchmark"] == "median3x3" and r["round"] == 1

@@ -314,3 +314,18 @@ def test_a_readers_look_at_the_lock_does_not_refuse_a_driver_but_a_driver_does(t
     finally:
         first.close()
     assert RunDir(tmp_path / "run").holder() is None
+
+
+def test_a_manifest_says_what_kind_of_run_it_is_from_the_sentinels_files_hold():
+    from farm.store.records import IMPORTED, PRETRAIN, RunKind
+
+    base = dict(run_id="r", benchmark="b", generator="b", benchmark_sha256="", target="t",
+                schedule_target="t", batch_size=8, parallelism=32, start_weights_sha256="",
+                created_at="")
+    assert Manifest(**base).kind is RunKind.SINGLE
+    assert Manifest(**{**base, "campaign": True}).kind is RunKind.CAMPAIGN
+    assert Manifest(**{**base, "campaign": True, "generator": PRETRAIN}).kind \
+        is RunKind.PRETRAINING
+    assert Manifest(**{**base, "campaign": True, "generator": IMPORTED}).kind \
+        is RunKind.IMPORTED
+    assert RunKind.PRETRAINING.value == "pre-training"  # the registry's word

@@ -53,6 +53,7 @@ from farm.report.text import (
     round_rows,
 )
 from farm.stats import verdict
+from farm.store.records import RunKind
 from farm.store.rundir import RunDir, class_dirs
 
 CAPTIONS = {
@@ -178,7 +179,7 @@ def page_title(sections: list[Section]) -> str:
     classes = ", ".join(s.heading for s in sections)
     runs = ", ".join(s.report.manifest.run_id for s in sections)
     m = sections[0].report.manifest
-    if m.pretraining and not sections[0].report.pipeline:
+    if m.kind is RunKind.PRETRAINING and not sections[0].report.pipeline:
         what = f"pre-training on {m.benchmark}, {len(names)} pipelines"
     elif len(names) > TITLE_NAMES:
         what = f"campaign of {len(names)} pipelines ({', '.join(names[:TITLE_NAMES])}, ...)"

@@ -20,6 +20,7 @@ from farm.report.text import (
     failure_groups,
     screening_saved,
 )
+from farm.store.records import RunKind
 from farm.store.rundir import RunDir
 
 TIME_HEADER = ("round", "wall s", "autoschedule s", "codegen s", "link s", "timing s",
@@ -40,7 +41,7 @@ def handed(rep: Report) -> list[str]:
 def allocation(rep: Report, h: str) -> list[str]:
     """A campaign's candidates per round and pipeline, and the last round's reasons (not a
     pre-training's: each of its pipelines is one round's)."""
-    if rep.manifest.pretraining:
+    if rep.manifest.kind is RunKind.PRETRAINING:
         return []
     split = allocation_rows(rep.run, rep.manifest, rep.rows)
     if not split:
@@ -91,7 +92,7 @@ def found(rep: Report, parts: Sequence[Report], h: str) -> list[str]:
     weights_path = run.best_weights
     if weights_path.exists():
         out += handed(rep)
-        bench = m.pipelines[0].name if m.campaign or m.pretraining else m.benchmark
+        bench = m.pipelines[0].name if m.campaign else m.benchmark  # (a pre-training is one)
         use = f"farm run {shlex.quote(bench)} --weights {shlex.quote(str(weights_path.resolve()))}"
         out.append(command(use, "build a pipeline with them:"))
         record = run.read_best_weights_record()

@@ -25,6 +25,7 @@ from farm.store.records import (
     Manifest,
     RetimingRecord,
     RoundRecord,
+    RunKind,
     VerdictRecord,
 )
 from farm.store.rundir import RunDir, class_dirs
@@ -54,10 +55,10 @@ class Report:
         m = self.manifest
         if self.pipeline:
             return f"{self.pipeline} in a campaign of {plural(len(m.pipelines), 'pipeline')}"
-        if m.imported:
+        if m.kind is RunKind.IMPORTED:
             return (f"samples of Halide's loop, imported: "
                     f"{', '.join(p.name for p in m.pipelines)}")
-        if m.pretraining:
+        if m.kind is RunKind.PRETRAINING:
             return f"pre-training on {m.benchmark}: {plural(len(m.pipelines), 'pipeline')}"
         if m.campaign:
             return f"campaign of {', '.join(p.name for p in m.pipelines)}"
@@ -131,7 +132,7 @@ def pipeline_sections(manifest: Manifest) -> list[str]:
     """The pipelines of a campaign that get plots and a page section of their own: every
     one, in a campaign of at most MAX_PIPELINE_SECTIONS; none in a pre-training (each of
     its pipelines is one round's) or a bigger campaign, where `--pipeline NAME` shows one."""
-    if not manifest.campaign or manifest.pretraining or \
+    if not manifest.campaign or manifest.kind is RunKind.PRETRAINING or \
             len(manifest.pipelines) > MAX_PIPELINE_SECTIONS:
         return []
     return [p.name for p in manifest.pipelines]

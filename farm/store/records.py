@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, ClassVar
 
 from farm.store.checks import (
@@ -72,6 +73,23 @@ class PipelineRecord(JsonRecord):
 
 PRETRAIN = "pretrain"  # a pre-training's manifest generator (a campaign's is "campaign")
 IMPORTED = "imported"  # `farm import`'s: samples Halide's own loop measured
+
+
+class RunKind(StrEnum):
+    """What a run directory holds (Manifest.kind); the values are the model registry's
+    words for where a model came from (farm.store.registry.ModelRecord.kind)."""
+
+    SINGLE = "run"  # `farm autotune` of one pipeline
+    CAMPAIGN = "campaign"  # `farm autotune` of several pipelines, one model
+    PRETRAINING = "pre-training"  # `farm pretrain`: pipelines drawn from one generator
+    IMPORTED = "import"  # `farm import`: samples of Halide's own loop
+
+    def describe(self) -> str:
+        """The kind in the words of the command that makes it."""
+        return {RunKind.SINGLE: "a single-pipeline run (farm autotune)",
+                RunKind.CAMPAIGN: "a campaign (farm autotune of several pipelines)",
+                RunKind.PRETRAINING: "a pre-training (farm pretrain)",
+                RunKind.IMPORTED: "samples imported from Halide's loop (farm import)"}[self]
 ALLOCATED_ID_STRIDE = 1 << 16  # farm.search.allocation.ID_STRIDE (test_allocation checks)
 
 
@@ -132,21 +150,21 @@ class Manifest(JsonRecord):
         return bool(self.start_weights_sha256) and sha256 == self.start_weights_sha256
 
     @property
-    def pretraining(self) -> bool:
-        """A `farm pretrain` run: a campaign of pipelines drawn from `benchmark`, a
-        generator with a seed parameter."""
-        return self.generator == PRETRAIN
+    def kind(self) -> RunKind:
+        """What the run is. Files record it by sentinels, read here only: a pre-training's
+        and an import's generator (PRETRAIN, IMPORTED; both are campaigns of pipelines),
+        and `campaign`."""
+        if self.generator == PRETRAIN:
+            return RunKind.PRETRAINING
+        if self.generator == IMPORTED:
+            return RunKind.IMPORTED
+        return RunKind.CAMPAIGN if self.campaign else RunKind.SINGLE
 
     @property
     def id_stride(self) -> int:
         """Schedule ids per round: the batch size, or, where pipelines' shares vary,
         ALLOCATED_ID_STRIDE (farm.search.allocation.ID_STRIDE)."""
         return ALLOCATED_ID_STRIDE if self.allocation == "gain" else self.batch_size
-
-    @property
-    def imported(self) -> bool:
-        """A `farm import` run: samples of Halide's own loop (farm.workflows.import_loop)."""
-        return self.generator == IMPORTED
 
     def all_pipelines(self) -> list[PipelineRecord]:
         """The run's pipelines. A run of one benchmark from before campaigns lists none:

@@ -44,7 +44,7 @@ class ModelRecord(JsonRecord):
     source: str  # the run directory it was promoted from (absolute), or the file
     promoted_at: str  # ISO 8601, UTC
     run_id: str = ""
-    kind: str = ""  # "pre-training", "campaign", "run", "import"
+    kind: str = ""  # where the model came from: a RunKind's value, or "class-model"
     pipelines: list[str] = field(default_factory=list)
     rounds: int = 0
     samples: int = 0  # rows measured ok

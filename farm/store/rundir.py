@@ -55,6 +55,7 @@ from farm.store.records import (
     RecordError,
     RetimingRecord,
     RoundRecord,
+    RunKind,
 )
 from farm.store.samples import SampleStore
 
@@ -363,15 +364,16 @@ class RunDir:
                 raise RunDirError(f"{self.path} has samples but no manifest.json; it is not "
                                   "a run this farm can resume")
             return None
-        if _kind(existing) != _kind(wanted):
-            raise RunDirError(f"{self.path} holds {_kind(existing)}, not {_kind(wanted)}: "
-                              "resume it with the command that began it, or use a new --out")
+        if existing.kind != wanted.kind:
+            raise RunDirError(f"{self.path} holds {existing.kind.describe()}, not "
+                              f"{wanted.kind.describe()}: resume it with the command that "
+                              "began it, or use a new --out")
         for key in Manifest.FIXED:
             old, new = getattr(existing, key), getattr(wanted, key)
             if old != new:
                 why = Manifest.CHANGED.get(key, "")
                 option = _OPTIONS.get(key, key)
-                if key == "batch_size" and wanted.pretraining:
+                if key == "batch_size" and wanted.kind is RunKind.PRETRAINING:
                     option = "--per-pipeline"
                 raise RunDirError(
                     f"{self.path} holds a run with {option} {_short(old)}, not {_short(new)}"
@@ -404,16 +406,6 @@ class RunDir:
 _OPTIONS = {"batch_size": "--batch-size", "parallelism": "--parallelism", "target": "--target",
             "generator": "generator", "benchmark_sha256": "generator source sha256",
             "start_weights_sha256": "start weights (--weights)"}
-
-
-def _kind(m: Manifest) -> str:
-    """What a run is, in the words of the command that makes it."""
-    if m.pretraining:
-        return "a pre-training (farm pretrain)"
-    if m.imported:
-        return "samples imported from Halide's loop (farm import)"
-    return "a campaign (farm autotune of several pipelines)" if m.campaign else \
-        "a single-pipeline run (farm autotune)"
 
 
 def is_run(path: str | os.PathLike) -> bool:

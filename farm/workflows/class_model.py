@@ -47,6 +47,7 @@ from farm.pipelines.benchmark import Benchmark
 from farm.report import comparison
 from farm.report.progress import plural
 from farm.stats import verdict
+from farm.store.records import RunKind
 from farm.store.registry import Model as RegisteredModel
 from farm.store.registry import ModelRecord, Registry, now_iso
 from farm.store.rundir import RunDir
@@ -65,7 +66,7 @@ from farm.workflows.models import run_of_class
 KIND = "class-model"  # its ModelRecord.kind
 BASELINE, SOUP = "baseline", "soup"
 DEFAULT_SEEDS = 3
-TRAINED_FROM = ("campaign", "run", "import")  # the registry's kinds whose runs are real work
+TRAINED_FROM = (RunKind.CAMPAIGN, RunKind.SINGLE, RunKind.IMPORTED)  # real work, not random
 
 SCHEMA = pa.schema([
     ("benchmark", pa.string()),
@@ -142,7 +143,7 @@ def gather(device_class: str, from_dirs: Sequence[str | Path] = (), seeds: int =
         run = run_of_class(path, device_class)  # refuses another class's run
         manifest = run.read_manifest()
         assert manifest is not None  # (run_of_class read it)
-        if manifest.pretraining:
+        if manifest.kind is RunKind.PRETRAINING:
             notes.append(f"note: {run.path} is a pre-training on random pipelines; left out")
             continue
         runs.append(run)

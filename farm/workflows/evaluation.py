@@ -27,7 +27,7 @@ from farm.model.weights import Weights
 from farm.pipelines import catalog
 from farm.pipelines.benchmark import Benchmark
 from farm.pipelines.params import same_pipeline
-from farm.store.records import Manifest, PipelineRecord
+from farm.store.records import Manifest, PipelineRecord, RunKind
 from farm.store.rundir import RunDir, class_dirs
 from farm.store.samples import TRAIN_COLUMNS
 
@@ -200,7 +200,7 @@ def prepare(run_dir: str | Path, together: Sequence[str] | None = None,
     run = _run_of(run_dir)
     manifest = run.read_manifest()
     assert manifest is not None  # _run_of checked
-    if manifest.pretraining:
+    if manifest.kind is RunKind.PRETRAINING:
         raise BadInput(f"{run.path} is a pre-training: each of its pipelines was held out "
                        "when it was new; judge its model on real pipelines with --on BENCH "
                        "[BENCH ...] (e.g. --on all)")

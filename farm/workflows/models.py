@@ -106,8 +106,7 @@ def promote(run_dir: str | Path, device_class: str | None = None,
         raise BadInput(f"{run.path} handed over its start weights{why}: nothing it trained "
                        "passed its checks, so there is no new model to promote")
     rows = run.samples.read(["status", "round", "benchmark"]).to_pylist()
-    kind = ("pre-training" if manifest.pretraining else "campaign" if manifest.campaign
-            else "run")
+    kind = manifest.kind.value  # the registry's word for where the model came from
     # what the run's own records say, marked as its claim: the registry did not re-time it
     evaluated, evaluation_rows = _evaluation(run)
     _refuse_slower(f"{run.best_weights}", _slower_on(evaluation_rows, w.sha256), force)
