@@ -138,13 +138,15 @@ def pretrain(out: str | Path, *, pipelines: int = 256, per_pipeline: int = 16,
     from farm.model import retrain
     from farm.model import weights as weights_module
     from farm.tuning.loop import autotune
-    from farm.tuning.settings import (
+    from farm.tuning.settings import TuneSettings
+    from farm.workflows.pretrain import (
         BEAM_CHECKED,
+        MIN_PER_ROUND,
         PRETRAIN_COMPILE_TIMEOUT_S,
+        DrawnPipelines,
         PretrainSpec,
-        TuneSettings,
+        seeded_generator,
     )
-    from farm.workflows.pretrain import MIN_PER_ROUND, Pretraining, seeded_generator
 
     if per_pipeline < retrain.MIN_DISTINCT:  # a pre-training never comes back to one
         raise BadInput(f"--per-pipeline {per_pipeline}: Halide's trainer skips a pipeline "
@@ -172,10 +174,10 @@ def pretrain(out: str | Path, *, pipelines: int = 256, per_pipeline: int = 16,
         compile_timeout_s=compile_timeout_s or PRETRAIN_COMPILE_TIMEOUT_S,
         timing=TimingConfig(timeout_s=run_timeout_s),
         isolation=isolation, train_steps=train_steps or retrain.DEFAULT_STEPS,
-        also_train_on=tuple(str(Path(p).resolve()) for p in also_train_on),
-        pretrain=spec)
+        also_train_on=tuple(str(Path(p).resolve()) for p in also_train_on))
     compiler.check_pipeline(CandidateSpec(spec.pipeline(0), where, settings.start_weights))
-    return autotune(out, settings, address=address, progress=progress, tuning=Pretraining)
+    return autotune(out, settings, address=address, progress=progress,
+                    source=DrawnPipelines(spec))
 
 
 def run(benchmark: str | Benchmark, *, beam_size: int = 32, parallelism: int | None = None,

@@ -35,10 +35,17 @@ from farm.testing import (
     synthetic_infos,
 )
 from farm.tuning import confirm as confirm_module
-from farm.tuning import settings as tune_settings
 from farm.tuning.loop import autotune
-from farm.tuning.settings import PretrainSpec, TuneSettings
-from farm.workflows.pretrain import Pretraining, curve, seed_of, seeded_generator
+from farm.tuning.settings import TuneSettings
+from farm.workflows import pretrain as pretraining
+from farm.workflows.pretrain import (
+    DrawnPipelines,
+    Pretraining,
+    PretrainSpec,
+    curve,
+    seed_of,
+    seeded_generator,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -63,10 +70,10 @@ def pretrain_of(baseline):
         spec = PretrainSpec(seeded_generator(generator, host), pipelines=pipelines,
                             per_round=per_round, beam_checked=beam_checked)
         s = TuneSettings((), host, baseline, batch_size=per_pipeline, timing=TimingConfig(),
-                         retimes=5, pretrain=spec)
+                         retimes=5)
         try:
             return autotune(out, s, cluster=FakeCluster(infos), pool=pool, trainer=trainer,
-                            tuning=Pretraining), trainer
+                            source=DrawnPipelines(spec)), trainer
         finally:
             pool.shutdown()
 
@@ -228,7 +235,7 @@ def test_the_pipelines_per_round_are_reckoned_once_per_invocation():
     than the round count was reckoned with."""
     devices = ["a", "b", "c"]
     t = object.__new__(Pretraining)
-    t.s = SimpleNamespace(pretrain=SimpleNamespace(per_round=None))
+    t.source = DrawnPipelines(SimpleNamespace(per_round=None))
     t.pool = SimpleNamespace(usable=lambda: devices)
     assert t.per_round() == 12
     devices.append("d")
@@ -243,8 +250,8 @@ def test_fewer_candidates_per_pipeline_than_the_trainer_learns_from_are_refused(
 
 
 def test_the_command_states_the_library_defaults():
-    assert pretrain_command.BEAM_CHECKED == tune_settings.BEAM_CHECKED
-    assert pretrain_command.PRETRAIN_COMPILE_TIMEOUT_S == tune_settings.PRETRAIN_COMPILE_TIMEOUT_S
+    assert pretrain_command.BEAM_CHECKED == pretraining.BEAM_CHECKED
+    assert pretrain_command.PRETRAIN_COMPILE_TIMEOUT_S == pretraining.PRETRAIN_COMPILE_TIMEOUT_S
 
 
 @pytest.mark.slow

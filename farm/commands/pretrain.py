@@ -6,7 +6,7 @@ import argparse
 
 from farm.commands import options
 
-# farm.tuning.settings' values, not imported: `farm --help` builds every parser, and that
+# farm.workflows.pretrain's values, not imported: `farm --help` builds every parser, and that
 # module pulls in the trainer (test_pretrain checks the two agree)
 BEAM_CHECKED = 4
 PRETRAIN_COMPILE_TIMEOUT_S = 240.0

@@ -7,6 +7,7 @@ commit that schedule is re-timed against the start weights' (BEAM_CHECK_RATIO)."
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from farm.candidate import BEAM_SEARCH, Artifact, CandidateSpec
@@ -49,9 +50,10 @@ def ds_field(name: str):
 
 class BeamChecker:
     def __init__(self, run: RunDir, s: TuneSettings, state: RunState, kept: KeptArtifacts,
-                 pool: DevicePool, progress: Progress):
+                 pool: DevicePool, progress: Progress, checked: Callable[[dict], list[Track]]):
+        """`checked(beams)`: the pipelines a check re-times, the round loop's hook."""
         self.run_dir, self.s, self.state, self.kept = run, s, state, kept
-        self.pool, self.progress = pool, progress
+        self.pool, self.progress, self.checked = pool, progress, checked
 
     def check_provisional(self, round_no: int, live: Live | None) -> BeamCheck | None:
         """The beam check of the provisional weights round `round_no` planned candidate 1
@@ -107,17 +109,6 @@ class BeamChecker:
         return _decide({name: timed[(name, PROVISIONAL)].verdict or verdict.compare([], [])
                         for name in checked})
 
-
-    def checked(self, beams: dict) -> list[Track]:
-        """The pipelines a check re-times: every one; a pre-training's first few
-        (PretrainSpec.beam_checked), those whose provisional beam search was built in the
-        round first (none of them was trained on: they are the round's new pipelines)."""
-        tracks = self.state.tracks
-        if self.s.pretrain is None:
-            return tracks
-        ready = [t for t in tracks if t.name in beams] + [t for t in tracks
-                                                           if t.name not in beams]
-        return ready[:self.s.pretrain.beam_checked]
 
 
 def _by_provisional(label: str | None) -> bool:

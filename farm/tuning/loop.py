@@ -45,7 +45,7 @@ from farm.model import weights
 from farm.model.trainer import HalideTrainer, Trainer
 from farm.report.progress import Progress, format_duration, format_ms, plural
 from farm.search.plans import CampaignPlan
-from farm.store.records import RoundRecord
+from farm.store.records import Manifest, RoundRecord
 from farm.store.rundir import RunDir, class_dir, class_dirs, invocation_record, now_iso
 from farm.tuning.artifacts import KeptArtifacts
 from farm.tuning.beam_check import BeamChecker, Live
@@ -55,9 +55,11 @@ from farm.tuning.rows import outcome_row, stop_if_all_failed_alike, with_predict
 from farm.tuning.screening import describe, screen
 from farm.tuning.settings import TuneSettings
 from farm.tuning.shares import round_shares
-from farm.tuning.state import TOP_SAMPLES, RunState, start
+from farm.tuning.source import Identity, PipelineSource, named_identity
+from farm.tuning.state import TOP_SAMPLES, RunState, Track, start
 from farm.tuning.steps import RoundSteps
 from farm.tuning.summary import TuneSummary, summary
+from farm.tuning.training_data import held_out_pipeline
 from farm.tuning.validation import (
     by_class,
     resolved,
@@ -74,7 +76,7 @@ def autotune(run_dir: str | os.PathLike, settings: TuneSettings, address: str | 
              progress: Progress | None = None, *, cluster: ClusterLike | None = None,
              builder: Builder | None = None,
              pool: DevicePool | None = None, trainer: Trainer | None = None,
-             opener=None, tuning: type[Tuning] | None = None) -> Any:
+             opener=None, source: PipelineSource | None = None) -> Any:
     """Tune `settings` into `run_dir` (created, or resumed). Every collaborator may be
     passed in (farm.testing has doubles): `cluster` (farm.execution.cluster.Cluster: joins
     Ray and discovers devices; default: the one at `address`), `builder`
@@ -84,8 +86,9 @@ def autotune(run_dir: str | os.PathLike, settings: TuneSettings, address: str | 
     trainer); `opener` opens the pools' devices (default: by their kind;
     farm.testing.open_synthetic for synthetic ones). With devices of several classes the
     run directory holds one run per class (classes/CLASS/); each class's result is
-    printed, and the first class's summary returned. `tuning` runs each class's run
-    (default Tuning; farm.workflows.pretrain's Pretraining draws its pipelines as it goes)."""
+    printed, and the first class's summary returned. `source` says where the pipelines
+    come from and starts each class's round loop (farm.tuning.source; default: the
+    settings' benchmarks, NamedPipelines; farm.workflows.pretrain draws them as it goes)."""
     progress = progress or Progress()
     here = Cluster(address).discover_here() if cluster is None else None
     cluster = cluster or Cluster(address)
@@ -95,13 +98,13 @@ def autotune(run_dir: str | os.PathLike, settings: TuneSettings, address: str | 
     options: dict[str, Any] = {"isolation": settings.isolation, "holder": str(root)}
     if opener is not None:
         options["opener"] = opener
-    if not settings.benchmarks and settings.pretrain is None:
+    source = source or NamedPipelines()
+    if not settings.benchmarks and not source.draws:
         raise BadInput("name at least one benchmark")
-    kind = tuning or Tuning
     # Refused before Ray starts (seconds) whatever needs no cluster: --out, the settings
     # against the run's, and without an address the devices (this machine's).
     chosen = choose(here[0], settings.device_ids, settings.target) if here is not None else []
-    validate_root(root, settings, by_class(chosen))
+    validate_root(root, settings, by_class(chosen), source)
     check_here(chosen)
     lease_dir()  # (the device leases' folder: refused before Ray starts, too)
     if pool is None and cluster.local:
@@ -109,22 +112,24 @@ def autotune(run_dir: str | os.PathLike, settings: TuneSettings, address: str | 
     try:
         with cluster:
             if pool is not None:
-                return _tune_class(root, settings, progress, trainer, cluster, pool, kind)
+                return _tune_class(root, settings, progress, trainer, cluster, pool, source)
             devices = choose(cluster.discover()[0], settings.device_ids, settings.target)
             classes = by_class(devices)
             if len(classes) == 1 and not class_dirs(root):
                 [only] = classes.values()
                 one = DevicePool.on_cluster(only, settings.target, builder, cluster, **options)
                 try:
-                    return _tune_class(root, settings, progress, trainer, cluster, one, kind)
+                    return _tune_class(root, settings, progress, trainer, cluster, one,
+                                       source)
                 finally:
                     one.shutdown()
-            validate_root(root, settings, classes)  # every class, before writes
+            validate_root(root, settings, classes, source)  # every class, before writes
             pools = {name: DevicePool.on_cluster(members, settings.target, builder, cluster,
                                                  **options)
                      for name, members in sorted(classes.items())}
             try:
-                return _tune_classes(root, progress, trainer, cluster, settings, pools, kind)
+                return _tune_classes(root, progress, trainer, cluster, settings, pools,
+                                     source)
             finally:
                 for p in pools.values():
                     p.shutdown()
@@ -151,7 +156,7 @@ def interrupted_note(root: Path) -> str:
 
 def _tune_classes(root: Path, progress: Progress, trainer: Trainer, cluster: ClusterLike,
                   settings: TuneSettings, pools: dict[str, DevicePool],
-                  kind: type[Tuning]) -> Any:
+                  source: PipelineSource) -> Any:
     """One run per device class, at once, in root/classes/CLASS/."""
     progress.message(f"{len(pools)} device classes, one model each, tuned at "
                      f"once into {root}/classes/: {', '.join(sorted(pools))}")
@@ -159,7 +164,7 @@ def _tune_classes(root: Path, progress: Progress, trainer: Trainer, cluster: Clu
     try:
         jobs = {name: threads.submit(_tune_class, class_dir(root, name), settings,
                                      Progress(progress.stream, live=False, label=name),
-                                     trainer, cluster, p, kind)
+                                     trainer, cluster, p, source)
                 for name, p in pools.items()}
         results = {name: job.result() for name, job in jobs.items()}
     finally:
@@ -172,15 +177,15 @@ def _tune_classes(root: Path, progress: Progress, trainer: Trainer, cluster: Clu
 
 
 def _tune_class(path: Path, settings: TuneSettings, progress: Progress, trainer: Trainer,
-                cluster: ClusterLike, pool: DevicePool, kind: type[Tuning]) -> Any:
+                cluster: ClusterLike, pool: DevicePool, source: PipelineSource) -> Any:
     run = RunDir(path)
-    settings, note = resolved(run, settings, [h.info for h in pool.usable()])
-    validate(run, settings, [h.info for h in pool.usable()])  # before anything is written
+    settings, note = resolved(run, settings, [h.info for h in pool.usable()], source)
+    validate(run, settings, [h.info for h in pool.usable()], source)  # before any write
     if note:
         progress.message(note)
     run.open()
     try:
-        return kind(run, settings, progress, trainer, cluster, pool).run()
+        return source.tuning(run, settings, progress, trainer, cluster, pool).run()
     finally:
         run.close()
 
@@ -188,26 +193,36 @@ def _tune_class(path: Path, settings: TuneSettings, progress: Progress, trainer:
 class Tuning:
     """One device class's run, from its first round (or where it stopped) to its end.
 
-    Its hooks (first_pipelines, next_pipelines, total_rounds, ended, end, round_line) are
-    where a pre-training (farm.workflows.pretrain) draws new pipelines round by round and
-    ends otherwise."""
+    Its hooks (first_pipelines, next_pipelines, total_rounds, ended, end, round_line,
+    held_out, beam_checked, FAILED_ALIKE_PIPELINES) are where a pre-training
+    (farm.workflows.pretrain) draws new pipelines round by round, judges and ends
+    otherwise."""
 
-    def __init__(self, run: RunDir, s: TuneSettings, progress: Progress, trainer: Trainer,
-                 cluster: ClusterLike, pool: DevicePool):
+    # a round whose candidates all failed alike on this many pipelines stops the run (a
+    # lasting fault of the machine, not of one pipeline)
+    FAILED_ALIKE_PIPELINES = 1
+
+    def __init__(self, source: PipelineSource, run: RunDir, s: TuneSettings,
+                 progress: Progress, trainer: Trainer, cluster: ClusterLike,
+                 pool: DevicePool):
+        self.source = source
         self.run_dir, self.s, self.progress, self.trainer = run, s, progress, trainer
         self.cluster, self.pool = cluster, pool
         self.started = time.monotonic()
         if run.took_over:
             progress.message(f"took over the lock of a driver that died ({run.took_over})")
         devices = [h.info for h in pool.usable()]
-        existing = validate(run, s, devices)  # again, now that the run is locked
-        manifest = run.begin(wanted_manifest(s, existing), invocation_record(versions(), []))
+        existing = validate(run, s, devices, source)  # again, now that the run is locked
+        manifest = run.begin(wanted_manifest(s, existing, source),
+                             invocation_record(versions(), []))
         manifest.device_class = str(devices[0].device_class) if devices else None
         self.state: RunState = start(run, s, manifest, progress,
-                                     self.first_pipelines(manifest))
+                                     self.first_pipelines(manifest), announce=not source.draws)
         self.kept = KeptArtifacts(run, s, self.state)
-        self.checker = BeamChecker(run, s, self.state, self.kept, pool, progress)
-        self.steps = RoundSteps(run, s, self.state, trainer, self.checker, progress)
+        self.checker = BeamChecker(run, s, self.state, self.kept, pool, progress,
+                                   self.beam_checked)
+        self.steps = RoundSteps(run, s, self.state, trainer, self.checker, progress,
+                                self.held_out)
         self.claims: Any = None  # the SeenActor the compile tasks claim schedules in
         self.rounds = s.rounds  # the rounds the run should hold (total_rounds)
 
@@ -259,6 +274,17 @@ class Tuning:
     def total_rounds(self, done: int) -> int:
         """The rounds the run should hold, `done` of them committed."""
         return self.s.rounds
+
+    def held_out(self, names: list[str], round_no: int) -> str | None:
+        """The pipeline whose rows round `round_no`'s candidate models are judged on, not
+        trained on (None: the round's rows): in a campaign, one pipeline in turn (the model
+        must carry to a pipeline it was not trained on)."""
+        return held_out_pipeline(names, round_no) if self.state.manifest.campaign else None
+
+    def beam_checked(self, beams: dict) -> list[Track]:
+        """The pipelines a beam check re-times (`beams`: the provisional beam searches
+        built in the round, by name): every one."""
+        return self.state.tracks
 
     def ended(self) -> bool:
         """Whether a run that holds all its rounds has nothing left to do."""
@@ -332,7 +358,7 @@ class Tuning:
                 f"{self.run_dir.path}): fix it and rerun the same command to resume",
                 e.exit_code, e.cause) from None
         stop_if_all_failed_alike(outcomes, round_no, state.committed, self.run_dir.path,
-                                 min_pipelines=1 if s.pretrain is None else 2)
+                                 min_pipelines=self.FAILED_ALIKE_PIPELINES)
         # each pipeline's outcomes, by its own candidate index
         mine: list[list] = [[] for _ in state.tracks]
         for o in sorted(outcomes, key=lambda o: o.index):
@@ -428,3 +454,20 @@ def _round_line(round_no: int, rounds: int, rec: RoundRecord, distinct: int) -> 
 
 def _device_record(d: DeviceInfo) -> dict:
     return {"id": d.id, "kind": d.kind, "node": d.node, "model": d.model}
+
+
+class NamedPipelines:
+    """The benchmarks the command names (farm.tuning.source): one makes a single run,
+    several a campaign; the round loop is Tuning."""
+
+    draws = False
+
+    def identity(self, s: TuneSettings, existing: Manifest | None) -> Identity:
+        return named_identity(s, existing)
+
+    def check_resume(self, run: RunDir, existing: Manifest) -> None:
+        return None
+
+    def tuning(self, run: RunDir, s: TuneSettings, progress: Progress, trainer: Trainer,
+               cluster: ClusterLike, pool: DevicePool) -> Tuning:
+        return Tuning(self, run, s, progress, trainer, cluster, pool)

@@ -61,20 +61,21 @@ class RunState:
 
 
 def start(run: RunDir, s: TuneSettings, manifest: Manifest, progress: Progress,
-          benchmarks: tuple[Benchmark, ...] | None = None) -> RunState:
+          benchmarks: tuple[Benchmark, ...] | None = None, announce: bool = True) -> RunState:
     """Join this invocation's pipelines (`benchmarks`, by default the settings') to the
     manifest, write the files a run starts with, and read what the committed rounds say."""
-    tracks = join(run, s, manifest, progress,
-                  s.benchmarks if benchmarks is None else benchmarks)
+    tracks = join(run, manifest, progress, s.benchmarks if benchmarks is None else benchmarks,
+                  announce)
     _write_start_files(run, s, tracks)
     return _load(run, manifest, tracks, progress)
 
 
-def join(run: RunDir, s: TuneSettings, m: Manifest, progress: Progress,
-         benchmarks: tuple[Benchmark, ...]) -> list[Track]:
+def join(run: RunDir, m: Manifest, progress: Progress, benchmarks: tuple[Benchmark, ...],
+         announce: bool = True) -> list[Track]:
     """The manifest's pipelines, with the ones of `benchmarks` it lacks; the tracks of
-    `benchmarks` (validation refused a pipeline whose generator changed). A pre-training
-    joins new ones every round, and leaves the others out without a word."""
+    `benchmarks` (validation refused a pipeline whose generator changed). Pipelines that
+    join after round 1 or are left out are said, unless not `announce` (a pre-training
+    joins new ones every round, and leaves the others out)."""
     m.pipelines = m.all_pipelines()  # a run of the first releases lists none
     names = [b.label for b in benchmarks]
     tracks = []
@@ -84,11 +85,11 @@ def join(run: RunDir, s: TuneSettings, m: Manifest, progress: Progress,
             done = run.samples.rounds_done()  # lost rounds were rounds too
             rec = PipelineRecord(b.label, b.ref, b.sha256, first_round=done + 1)
             m.pipelines.append(rec)
-            if done and s.pretrain is None:
+            if done and announce:
                 progress.message(f"{b.label} joins the campaign at round {done + 1}")
         tracks.append(Track(b, rec, b.label if m.campaign else ""))
     left = [p.name for p in m.pipelines if p.name not in names]
-    if left and s.pretrain is None:
+    if left and announce:
         progress.message(f"left out this time: {', '.join(left)} (name them to tune them "
                          "again)")
     run.write_manifest(m)

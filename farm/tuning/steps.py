@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
@@ -26,7 +27,7 @@ from farm.tuning.beam_check import BeamChecker, Live, ds_field
 from farm.tuning.settings import TuneSettings
 from farm.tuning.shares import round_shares
 from farm.tuning.state import RunState, Track
-from farm.tuning.training_data import campaign_names, held_out_pipeline, training_table
+from farm.tuning.training_data import campaign_names, training_table
 
 
 class RoundStep(StrEnum):
@@ -39,9 +40,12 @@ class RoundStep(StrEnum):
 
 class RoundSteps:
     def __init__(self, run: RunDir, s: TuneSettings, state: RunState, trainer: Trainer,
-                 checker: BeamChecker, progress: Progress):
+                 checker: BeamChecker, progress: Progress,
+                 held_out: Callable[[list[str], int], str | None]):
+        """`held_out(names, round_no)`: the pipeline the round's candidate models are
+        judged on (None: the round's rows), the round loop's hook."""
         self.run_dir, self.s, self.state, self.trainer = run, s, state, trainer
-        self.checker, self.progress = checker, progress
+        self.checker, self.progress, self.held_out = checker, progress, held_out
 
     def finish(self, round_no: int, live: Live | None = None) -> RoundRecord:
         """Check the provisional weights round `round_no` planned with, train and judge new
@@ -188,10 +192,7 @@ class RoundSteps:
         weights.write(current, run.weights_path(round_no))
         weights.write(current, run.latest_weights)
         table = training_table(run, s.also_train_on)
-        # a pre-training's round is its new pipelines: held out, they are pipelines the
-        # candidates never saw, as in a campaign (whose pipelines recur) one pipeline is
-        name = held_out_pipeline(campaign_names(table), round_no) \
-            if self.state.manifest.campaign and s.pretrain is None else None
+        name = self.held_out(campaign_names(table), round_no)
         unit, held_out = ("benchmark", name) if name is not None else ("round", round_no)
         settings = [replace(x, steps=s.train_steps) for x in acceptance.SETTINGS]
         decision = self.trainer.decide(

@@ -11,10 +11,11 @@ from farm.errors import BadInput, RunDirError
 from farm.machine import limits
 from farm.model import weights
 from farm.search.allocation import EQUAL, GAIN
-from farm.store.records import PRETRAIN, Manifest
+from farm.store.records import Manifest
 from farm.store.registry import class_start
 from farm.store.rundir import RunDir, class_dir, class_dirs, new_run_id, now_iso
 from farm.tuning.settings import TuneSettings
+from farm.tuning.source import PipelineSource
 
 
 def by_class(devices: list[DeviceInfo]) -> dict[str, list[DeviceInfo]]:
@@ -25,15 +26,15 @@ def by_class(devices: list[DeviceInfo]) -> dict[str, list[DeviceInfo]]:
     return out
 
 
-def validate_root(root: Path, settings: TuneSettings,
-                  classes: dict[str, list[DeviceInfo]]) -> None:
+def validate_root(root: Path, settings: TuneSettings, classes: dict[str, list[DeviceInfo]],
+                  source: PipelineSource) -> None:
     """Refuse what this invocation cannot do to the run in `root` (with devices of several
     classes, to each class's run). `classes`: the devices by class, or none when they are
     not known yet (before Ray starts, with an address)."""
     check_numbers(settings)
     RunDir(root).check_out()
     if len(classes) <= 1 and not class_dirs(root):
-        validate(RunDir(root), settings, next(iter(classes.values()), []))
+        validate(RunDir(root), settings, next(iter(classes.values()), []), source)
         return
     if RunDir(root).manifest_path.exists():
         raise RunDirError(
@@ -41,7 +42,7 @@ def validate_root(root: Path, settings: TuneSettings,
             f"{len(classes)} ({'; '.join(sorted(classes))}): continue it on its "
             "class's devices (--device), or tune several classes in a new --out")
     for name, members in sorted(classes.items()):
-        validate(RunDir(class_dir(root, name)), settings, members)
+        validate(RunDir(class_dir(root, name)), settings, members, source)
 
 
 def check_numbers(s: TuneSettings) -> None:
@@ -79,12 +80,12 @@ def with_start_weights(run: RunDir, s: TuneSettings, devices: list[DeviceInfo]
     return replace(s, start_weights=start), note
 
 
-def with_allocation(run: RunDir, s: TuneSettings) -> TuneSettings:
+def with_allocation(run: RunDir, s: TuneSettings, source: PipelineSource) -> TuneSettings:
     """The settings with the run's allocation: a resumed run's recorded one when none is
     given (another is refused), else `gain` for a new campaign."""
     existing = run.read_manifest()
-    if existing is None:  # (a pre-training's pipelines come once each: nothing to follow)
-        campaign = len(s.benchmarks) > 1 and s.pretrain is None
+    if existing is None:  # (drawn pipelines come once each: no gain to follow)
+        campaign = len(s.benchmarks) > 1 and not source.draws
         return s if s.allocation else replace(s, allocation=GAIN if campaign else EQUAL)
     if s.allocation and s.allocation != existing.allocation:
         raise RunDirError(f"{run.path} allocates its rounds by {existing.allocation}, not "
@@ -129,13 +130,13 @@ def _check_training_runs(s: TuneSettings, devices: list[DeviceInfo],
         RunDir(other).samples.read(["round"])  # a damaged file: refused now, not after round 1
 
 
-def resolved(run: RunDir, s: TuneSettings, devices: list[DeviceInfo]
-             ) -> tuple[TuneSettings, str]:
+def resolved(run: RunDir, s: TuneSettings, devices: list[DeviceInfo],
+             source: PipelineSource) -> tuple[TuneSettings, str]:
     """The settings this invocation runs with: its start weights, training runs and
     allocation as given, else as the run recorded them (or their new-run defaults); and a
     line that says where the start weights come from ("" when given)."""
     s, note = with_start_weights(run, s, devices)
-    s = with_allocation(run, with_training_runs(run, s))
+    s = with_allocation(run, with_training_runs(run, s), source)
     return s, "\n".join(n for n in (note, training_runs_note(s)) if n)
 
 
@@ -152,22 +153,20 @@ def training_runs_note(s: TuneSettings) -> str:
         if parts else ""
 
 
-def validate(run: RunDir, settings: TuneSettings, devices: list[DeviceInfo]) -> Manifest | None:
+def validate(run: RunDir, settings: TuneSettings, devices: list[DeviceInfo],
+             source: PipelineSource) -> Manifest | None:
     """Refuse, before anything is written, what this invocation cannot do to the run:
     devices of another class, settings that would mix samples, a benchmark named twice
     or whose generator changed. Gives the run's manifest (None for a new run)."""
-    settings = resolved(run, settings, devices)[0]
+    settings = resolved(run, settings, devices, source)[0]
     names = [b.label for b in settings.benchmarks]
     if len(set(names)) != len(names):
         raise BadInput(f"a benchmark is named twice: {', '.join(names)}")
     existing = run.read_manifest()
     _check_class(run, devices, existing)
-    family = settings.pretrain.family if settings.pretrain else None
-    if existing is not None and family is not None and existing.benchmark != family:
-        # before the manifest's settings: another generator also hashes otherwise
-        raise RunDirError(f"{run.path} pre-trains on {existing.benchmark}, not {family}: "
-                          "resume it with the same --generator, or use a new --out")
-    existing = run.check_resumable(wanted_manifest(settings, existing))
+    if existing is not None:  # before the manifest's settings are compared
+        source.check_resume(run, existing)
+    existing = run.check_resumable(wanted_manifest(settings, existing, source))
     if existing is not None:
         run.samples.read(["round"])  # its files checked before Ray starts, not after
     _check_training_runs(settings, devices, existing)
@@ -194,22 +193,14 @@ def _check_class(run: RunDir, devices: list[DeviceInfo], existing: Manifest | No
                           "or start a new --out")
 
 
-def wanted_manifest(s: TuneSettings, existing: Manifest | None) -> Manifest:
-    """What the run is. Several benchmarks make a campaign, and a campaign stays one
-    when it is resumed with fewer (the others are left out this time)."""
-    campaign = len(s.benchmarks) > 1 or bool(existing and existing.campaign)
-    if s.pretrain is not None:  # a campaign of pipelines drawn from one generator
-        campaign, generator = True, PRETRAIN
-        benchmark, sha256 = s.pretrain.family, s.pretrain.generator.sha256
-    else:
-        first = s.benchmarks[0]
-        benchmark = "campaign" if campaign else first.ref
-        generator = "campaign" if campaign else first.label
-        sha256 = "" if campaign else first.sha256
-    return Manifest(run_id=new_run_id(), benchmark=benchmark, generator=generator,
-                    benchmark_sha256=sha256,
+def wanted_manifest(s: TuneSettings, existing: Manifest | None,
+                    source: PipelineSource) -> Manifest:
+    """What the run is: what its source says (farm.tuning.source), with the settings."""
+    who = source.identity(s, existing)
+    return Manifest(run_id=new_run_id(), benchmark=who.benchmark, generator=who.generator,
+                    benchmark_sha256=who.sha256,
                     target=s.target.compile, schedule_target=s.target.schedule,
                     batch_size=s.batch_size, parallelism=s.parallelism,
                     start_weights_sha256=s.start_weights.sha256, created_at=now_iso(),
-                    campaign=campaign, also_train_on=list(s.also_train_on),
+                    campaign=who.campaign, also_train_on=list(s.also_train_on),
                     allocation=s.allocation or EQUAL)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from farm.candidate import OK
@@ -28,15 +28,70 @@ from farm.pipelines.benchmark import Benchmark, format_params
 from farm.pipelines.catalog import resolve
 from farm.pipelines.params import param_names, split_params
 from farm.report.progress import format_duration, plural
-from farm.store.records import BestWeightsRecord, Manifest, RoundRecord
+from farm.store.records import PRETRAIN, BestWeightsRecord, Manifest, RoundRecord
 from farm.store.rundir import RunDir
 from farm.tuning.confirm import ToConfirm, confirm
 from farm.tuning.loop import Tuning
-from farm.tuning.settings import PretrainSpec
-from farm.tuning.state import join
+from farm.tuning.settings import TuneSettings
+from farm.tuning.source import Identity
+from farm.tuning.state import Track, join
 
 PER_DEVICE = 4  # default new pipelines per round and device: a round keeps them all busy
 MIN_PER_ROUND = 8  # the default's floor
+
+# Held-out pipelines whose beam search a pre-training's beam check re-times per round: each
+# costs a beam-32 compile with the start weights (5-120 s for a random pipeline here),
+# and four make one false "slower" at 95% in about ten checks while a round of 8 x 16
+# probes costs a few minutes.
+BEAM_CHECKED = 4
+# A pre-training's compile timeout: a random pipeline is one of hundreds, its beam-32
+# compiles took 5-120 s of CPU here, and one beam-1 compile of 5 min held a whole round's
+# devices idle. Cut such outliers sooner than a user's own pipeline (600 s).
+PRETRAIN_COMPILE_TIMEOUT_S = 240.0
+
+
+@dataclass(frozen=True)
+class PretrainSpec:
+    """What makes a run a pre-training (`farm pretrain`): new pipelines of one generator,
+    seed by seed, a few candidates each, one model per device class."""
+
+    generator: Benchmark  # has a `seed` parameter; each pipeline sets it (`pipeline`)
+    pipelines: int = 256  # in all: a later invocation asking for more goes on with new seeds
+    per_round: int | None = None  # new pipelines per round (None: enough for every device)
+    beam_checked: int = BEAM_CHECKED  # held-out pipelines the beam check re-times
+
+    def pipeline(self, seed: int) -> Benchmark:
+        params = dict(self.generator.params) | {"seed": str(seed)}
+        return replace(self.generator, params=tuple(sorted(params.items())))
+
+    @property
+    def family(self) -> str:
+        """The generator with its parameters but the seed: what the run draws from."""
+        rest = [(k, v) for k, v in self.generator.params if k != "seed"]
+        return replace(self.generator, params=tuple(rest)).ref
+
+
+@dataclass(frozen=True)
+class DrawnPipelines:
+    """A pre-training's pipelines (farm.tuning.source): drawn from one generator, seed by
+    seed, round by round; the run is a campaign of them, and its round loop Pretraining."""
+
+    spec: PretrainSpec
+    draws = True
+
+    def identity(self, s: TuneSettings, existing: Manifest | None) -> Identity:
+        return Identity(True, self.spec.family, PRETRAIN, self.spec.generator.sha256)
+
+    def check_resume(self, run: RunDir, existing: Manifest) -> None:
+        # (another generator's identity differs too; this names what to give instead)
+        if existing.benchmark != self.spec.family:
+            raise RunDirError(f"{run.path} pre-trains on {existing.benchmark}, not "
+                              f"{self.spec.family}: resume it with the same --generator, or "
+                              "use a new --out")
+
+    def tuning(self, run: RunDir, s: TuneSettings, progress, trainer, cluster,
+               pool) -> Pretraining:
+        return Pretraining(self, run, s, progress, trainer, cluster, pool)
 
 
 def seeded_generator(ref: str | None, target: TargetInfo) -> Benchmark:
@@ -127,11 +182,14 @@ class Pretraining(Tuning):
     """A device class's pre-training: Tuning with pipelines drawn round by round."""
 
     _per_round: int | None = None  # per_round's, once reckoned
+    # a random pipeline the compiler cannot build is one of hundreds: only a round whose
+    # candidates all failed alike on two pipelines or more is a lasting fault
+    FAILED_ALIKE_PIPELINES = 2
 
     @property
     def spec(self) -> PretrainSpec:
-        assert self.s.pretrain is not None  # how farm.workflows.pretrain runs it
-        return self.s.pretrain
+        assert isinstance(self.source, DrawnPipelines)  # how DrawnPipelines starts it
+        return self.source.spec
 
     def per_round(self) -> int:
         # Reckoned once per invocation from the devices at its start: the round count is
@@ -157,8 +215,19 @@ class Pretraining(Tuning):
             return  # joined for this round before it was interrupted: redone as they are
         m = self.state.manifest
         benches = self._draw(m, min(self.per_round(), self._remaining(m)))
-        self.state.tracks = join(self.run_dir, self.s, m, self.progress, benches)
+        self.state.tracks = join(self.run_dir, m, self.progress, benches, announce=False)
         self.progress.pipelines = len(self.state.tracks)
+
+    def held_out(self, names: list[str], round_no: int) -> str | None:
+        return None  # the round's rows: its new pipelines, which no candidate saw
+
+    def beam_checked(self, beams: dict) -> list[Track]:
+        """The first PretrainSpec.beam_checked of the round's pipelines, those whose
+        provisional beam search was built in the round first (none was trained on)."""
+        tracks = self.state.tracks
+        ready = [t for t in tracks if t.name in beams] + [t for t in tracks
+                                                           if t.name not in beams]
+        return ready[:self.spec.beam_checked]
 
     def total_rounds(self, done: int) -> int:
         m = self.state.manifest
