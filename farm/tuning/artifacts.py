@@ -6,15 +6,14 @@ from __future__ import annotations
 
 from farm.candidate import OK, Artifact
 from farm.model import weights
-from farm.store.rundir import RunDir
+from farm.tuning.context import RunContext
 from farm.tuning.rows import sample_id
-from farm.tuning.settings import TuneSettings
-from farm.tuning.state import TOP_SAMPLES, RunState, Track
+from farm.tuning.state import TOP_SAMPLES, Track
 
 
 class KeptArtifacts:
-    def __init__(self, run: RunDir, s: TuneSettings, state: RunState):
-        self.run, self.s, self.state = run, s, state
+    def __init__(self, ctx: RunContext):
+        self.ctx = ctx
         self.refs: dict[str, Artifact] = {}  # by sample id (or start_key)
         self._planned_by_start: dict[int, bool] = {}  # by round: planned with start weights?
 
@@ -22,12 +21,12 @@ class KeptArtifacts:
         """The sample of the pipeline's beam search with the start weights: its first
         round's candidate 0, when that round was planned with the start weights."""
         first = t.record.first_round
-        if first > self.state.committed:
+        if first > self.ctx.state.committed:
             return None
         if first not in self._planned_by_start:  # a round's weights never change: read once
-            used = weights.load(self.run.weights_path(first - 1))
-            self._planned_by_start[first] = used.sha256 == self.s.start_weights.sha256
-        return sample_id(self.state.manifest.run_id, first, 0, t.scope) \
+            used = weights.load(self.ctx.run.weights_path(first - 1))
+            self._planned_by_start[first] = used.sha256 == self.ctx.s.start_weights.sha256
+        return sample_id(self.ctx.state.manifest.run_id, first, 0, t.scope) \
             if self._planned_by_start[first] else None
 
     def start_key(self, t: Track) -> str:
@@ -39,7 +38,7 @@ class KeptArtifacts:
         """After a round: keep, per pipeline, the artifacts of its newest beam search, its
         beam search with the start weights and its fastest samples; let the rest go."""
         refs = dict(self.refs)
-        tracks = self.state.tracks
+        tracks = self.ctx.state.tracks
         for t, rows, outcomes in zip(tracks, rows_of, outcomes_of, strict=True):
             t.beam_sample = rows[0]["sample_id"]  # beam search of the newest weights used
             t.fastest = sorted(t.fastest + [(r["runtime_ms"], r["sample_id"]) for r in rows

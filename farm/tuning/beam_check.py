@@ -16,14 +16,12 @@ from farm.execution import compare
 from farm.execution.pool import DevicePool
 from farm.model import weights
 from farm.model.weights import Weights
-from farm.report.progress import Progress
 from farm.search.planners import Planner, Role
 from farm.stats import verdict
 from farm.store.records import BeamCheck, ScreeningRecord, VerdictRecord
-from farm.store.rundir import RunDir
 from farm.tuning.artifacts import KeptArtifacts
-from farm.tuning.settings import TuneSettings
-from farm.tuning.state import RunState, Track
+from farm.tuning.context import RunContext
+from farm.tuning.state import Track
 
 BEAM_CHECK_RATIO = 1.1  # provisional weights' beam search / the start weights', at most
 BEAM_CHECK_RETIMES = 5  # interleaved re-timings of the two
@@ -49,28 +47,27 @@ def ds_field(name: str):
 
 
 class BeamChecker:
-    def __init__(self, run: RunDir, s: TuneSettings, state: RunState, kept: KeptArtifacts,
-                 pool: DevicePool, progress: Progress, checked: Callable[[dict], list[Track]]):
+    def __init__(self, ctx: RunContext, kept: KeptArtifacts, pool: DevicePool,
+                 checked: Callable[[dict], list[Track]]):
         """`checked(beams)`: the pipelines a check re-times, the round loop's hook."""
-        self.run_dir, self.s, self.state, self.kept = run, s, state, kept
-        self.pool, self.progress, self.checked = pool, progress, checked
+        self.ctx, self.kept, self.pool, self.checked = ctx, kept, pool, checked
 
     def check_provisional(self, round_no: int, live: Live | None) -> BeamCheck | None:
         """The beam check of the provisional weights round `round_no` planned candidate 1
         with (None when it planned with none)."""
-        planners = self.run_dir.samples.read(
+        planners = self.ctx.run.samples.read(
             ["benchmark", "planner"],
             filter=(ds_field("round") == round_no) & (ds_field("index") == 1)).to_pylist()
-        if self.s.batch_size < 2 or not any(_by_provisional(p["planner"]) for p in planners):
+        if self.ctx.s.batch_size < 2 or not any(_by_provisional(p["planner"]) for p in planners):
             return None
         try:
-            provisional = weights.load(self.run_dir.provisional_weights)
+            provisional = weights.load(self.ctx.run.provisional_weights)
         except WeightsError as e:  # the file is corrupt or gone: nothing left to check
             check = BeamCheck(passed=False, reason=f"the provisional weights are lost ({e})")
         else:
             check = self.beam_check(provisional, live.beams if live else {})
         accepted = "accepted" if check.passed else "rejected"
-        self.progress.message(f"round {round_no}: provisional weights {accepted}: "
+        self.ctx.progress.message(f"round {round_no}: provisional weights {accepted}: "
                               f"{check.reason}")
         return check
 
@@ -80,7 +77,7 @@ class BeamChecker:
         weights (kept, else built and kept), interleaved (farm.execution.compare). Passed
         when none is significantly slower and their geometric mean ratio is at most
         BEAM_CHECK_RATIO."""
-        s, kept = self.s, self.kept
+        s, kept = self.ctx.s, self.kept
 
         def beam(t: Track, w: Weights) -> CandidateSpec:
             return CandidateSpec(t.bench, s.target, w, parallelism=s.parallelism, **BEAM_SEARCH)

@@ -43,12 +43,14 @@ from farm.execution.session import choose
 from farm.machine.toolchain import prepare_here
 from farm.model import weights
 from farm.model.trainer import HalideTrainer, Trainer
+from farm.model.weights import Weights
 from farm.report.progress import Progress, format_duration, format_ms, plural
 from farm.search.plans import CampaignPlan
 from farm.store.records import Manifest, RoundRecord
 from farm.store.rundir import RunDir, class_dir, class_dirs, invocation_record, now_iso
 from farm.tuning.artifacts import KeptArtifacts
 from farm.tuning.beam_check import BeamChecker, Live
+from farm.tuning.context import RunContext
 from farm.tuning.final_inputs import FinalInputs, FinalPipeline, FinalResult
 from farm.tuning.finalize import finalize
 from farm.tuning.rows import outcome_row, stop_if_all_failed_alike, with_predictions
@@ -218,11 +220,10 @@ class Tuning:
         manifest.device_class = str(devices[0].device_class) if devices else None
         self.state: RunState = start(run, s, manifest, progress,
                                      self.first_pipelines(manifest), announce=not source.draws)
-        self.kept = KeptArtifacts(run, s, self.state)
-        self.checker = BeamChecker(run, s, self.state, self.kept, pool, progress,
-                                   self.beam_checked)
-        self.steps = RoundSteps(run, s, self.state, trainer, self.checker, progress,
-                                self.held_out)
+        self.ctx = RunContext(run, s, self.state, progress)
+        self.kept = KeptArtifacts(self.ctx)
+        self.checker = BeamChecker(self.ctx, self.kept, pool, self.beam_checked)
+        self.steps = RoundSteps(self.ctx, trainer, self.checker, self.held_out)
         self.claims: Any = None  # the SeenActor the compile tasks claim schedules in
         self.rounds = s.rounds  # the rounds the run should hold (total_rounds)
 
@@ -337,10 +338,10 @@ class Tuning:
     def _round(self, round_no: int, scheduler: RoundScheduler) -> None:
         s, state = self.s, self.state
         live_started, started_iso = time.monotonic(), now_iso()
-        plan = self._plan(round_no)
+        used = weights.load(self.run_dir.weights_path(round_no - 1))  # plan the round
+        plan = self._plan(round_no, used)
         screened = None
         if s.screen > 1:
-            used = weights.load(self.run_dir.weights_path(round_no - 1))
             plan, screened = screen(plan, s.screen, [t.scope for t in state.tracks], used,
                                     s.parallelism,
                                     lambda specs: self.pool.screen(specs, s.compile_timeout_s))
@@ -363,7 +364,7 @@ class Tuning:
         mine: list[list] = [[] for _ in state.tracks]
         for o in sorted(outcomes, key=lambda o: o.index):
             mine[plan.group(o.index)].append(replace(o, index=plan.locate(o.index)[1]))
-        rows_of = self._commit(round_no, mine)
+        rows_of = self._commit(round_no, mine, used)
         beams = {t.name: o[1].artifact[0] for t, o in zip(state.tracks, mine, strict=True)
                  if len(o) > 1 and o[1].status == OK and o[1].artifact}
         record = self.steps.finish(round_no, Live(live_started, started_iso, outcomes, beams,
@@ -374,12 +375,11 @@ class Tuning:
         distinct = ray.get(self.claims.size.remote())
         self.progress.round_finished(self.round_line(round_no, record, distinct))
 
-    def _plan(self, round_no: int) -> CampaignPlan:
+    def _plan(self, round_no: int, used: Weights) -> CampaignPlan:
         s = self.s
-        used = weights.load(self.run_dir.weights_path(round_no - 1))
         provisional_path = self.run_dir.provisional_weights
         provisional = weights.load(provisional_path) if provisional_path.exists() else None
-        shares = round_shares(self.run_dir, s, self.state, round_no)
+        shares = round_shares(self.ctx, round_no)
         self.state.shares[round_no] = shares
         return CampaignPlan([
             s.strategy(self.state.manifest.run_id, round_no,
@@ -389,7 +389,7 @@ class Tuning:
                        id_stride=self.state.manifest.id_stride)
             for t, share in zip(self.state.tracks, shares, strict=True)])
 
-    def _commit(self, round_no: int, mine: list[list]) -> list[list[dict]]:
+    def _commit(self, round_no: int, mine: list[list], used: Weights) -> list[list[dict]]:
         """Commit the round's rows (atomically: all or none); each pipeline's rows."""
         state, run, m = self.state, self.run_dir, self.state.manifest
         rows_of = [[outcome_row(m, round_no, o, t.record) for o in mine[i]]
@@ -404,7 +404,7 @@ class Tuning:
         if changed:
             run.write_manifest(m)
         rows = [r for rs in rows_of for r in rs]
-        note = with_predictions(rows, weights.load(run.weights_path(round_no - 1)))
+        note = with_predictions(rows, used)
         if note:
             self.progress.message(f"warning: {note}")
         run.samples.commit_round(round_no, rows)

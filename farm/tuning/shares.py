@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from farm.search.allocation import History, Share, allocate
 from farm.store.rundir import RunDir
-from farm.tuning.settings import TuneSettings
+from farm.tuning.context import RunContext
 from farm.tuning.state import RunState
 from farm.tuning.training_data import campaign_names, held_out_pipeline, training_table
 
@@ -26,9 +26,9 @@ def histories(run: RunDir, state: RunState, batch_size: int, before: int) -> lis
     return out
 
 
-def round_shares(run: RunDir, s: TuneSettings, state: RunState, round_no: int
-                 ) -> list[Share]:
+def round_shares(ctx: RunContext, round_no: int) -> list[Share]:
     """The shares of round `round_no`, one per track, in their order."""
+    run, s, state = ctx.run, ctx.s, ctx.state
     if s.allocation != "gain" or len(state.tracks) < 2:
         return [Share(t.name, s.batch_size, why="equal shares") for t in state.tracks]
     names = sorted(set(campaign_names(training_table(run, s.also_train_on, ["benchmark"])))

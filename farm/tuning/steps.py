@@ -20,13 +20,12 @@ from farm.errors import RunDirError, WeightsError
 from farm.model import acceptance, weights
 from farm.model.trainer import Trainer
 from farm.model.weights import Weights
-from farm.report.progress import Progress
 from farm.store.records import AcceptanceRecord, RoundRecord
-from farm.store.rundir import RunDir, now_iso
+from farm.store.rundir import now_iso
 from farm.tuning.beam_check import BeamChecker, Live, ds_field
-from farm.tuning.settings import TuneSettings
+from farm.tuning.context import RunContext
 from farm.tuning.shares import round_shares
-from farm.tuning.state import RunState, Track
+from farm.tuning.state import Track
 from farm.tuning.training_data import campaign_names, training_table
 
 
@@ -39,19 +38,17 @@ class RoundStep(StrEnum):
 
 
 class RoundSteps:
-    def __init__(self, run: RunDir, s: TuneSettings, state: RunState, trainer: Trainer,
-                 checker: BeamChecker, progress: Progress,
+    def __init__(self, ctx: RunContext, trainer: Trainer, checker: BeamChecker,
                  held_out: Callable[[list[str], int], str | None]):
         """`held_out(names, round_no)`: the pipeline the round's candidate models are
         judged on (None: the round's rows), the round loop's hook."""
-        self.run_dir, self.s, self.state, self.trainer = run, s, state, trainer
-        self.checker, self.progress, self.held_out = checker, progress, held_out
+        self.ctx, self.trainer, self.checker, self.held_out = ctx, trainer, checker, held_out
 
     def finish(self, round_no: int, live: Live | None = None) -> RoundRecord:
         """Check the provisional weights round `round_no` planned with, train and judge new
         candidates, and write the round's record. A resumed run (`live` None) validates
         what the last round left and redoes the steps that are missing or broken."""
-        run = self.run_dir
+        run = self.ctx.run
         record, whole = self._last_record(round_no) if live is None else (None, False)
         if whole:
             assert record is not None
@@ -84,10 +81,10 @@ class RoundSteps:
         if record is not None:  # its weights broke after it was written: decide them again
             part = replace(record, steps=[RoundStep.BATCH, RoundStep.BEAM_CHECK])
         else:
-            part = (self.run_dir.read_round_part(round_no) if live is None else None) or \
+            part = (self.ctx.run.read_round_part(round_no) if live is None else None) or \
                 self._batch_record(round_no, live)
         if live is None:
-            self.progress.message(f"round {round_no} was committed but not finished "
+            self.ctx.progress.message(f"round {round_no} was committed but not finished "
                                   f"({', '.join(part.steps or ['its commit'])} done): "
                                   "finishing it")
             part = replace(part, resumed=True)
@@ -98,7 +95,7 @@ class RoundSteps:
         """Keep the provisional weights under the round it planned a candidate in, so that
         sample can be rebuilt; once, as a step: a crash after the acceptance wrote the next
         provisional weights must not move those."""
-        run = self.run_dir
+        run = self.ctx.run
         if RoundStep.PROVISIONAL_KEPT in steps:
             return part
         if run.provisional_weights.exists() and not run.provisional_used(round_no).exists():
@@ -112,25 +109,25 @@ class RoundSteps:
     def _last_record(self, round_no: int) -> tuple[RoundRecord | None, bool]:
         """Round `round_no`'s record (None when missing or unreadable), and whether it and
         the weights it decided are whole; when they are, latest.weights is made to match."""
-        run = self.run_dir
+        run = self.ctx.run
         try:
             record = run.read_round(round_no)
         except RunDirError as e:
-            self.progress.message(f"round {round_no}: {e}; finishing it again")
+            self.ctx.progress.message(f"round {round_no}: {e}; finishing it again")
             record = None
         broken = False
         try:
             if run.provisional_weights.exists():
                 weights.load(run.provisional_weights)
         except WeightsError as e:  # unusable: as if it were not there
-            self.progress.message(f"{e}; dropping it")
+            self.ctx.progress.message(f"{e}; dropping it")
             run.provisional_weights.unlink()
             broken = True  # if the round's acceptance made it, that is done again
         try:
             decided = weights.load(run.weights_path(round_no))
         except WeightsError as e:
             if record is not None:  # the round was done: only its weights are decided again
-                self.progress.message(f"round {round_no}: {e}; deciding its weights again")
+                self.ctx.progress.message(f"round {round_no}: {e}; deciding its weights again")
             return record, False
         if record is None or broken:
             return record, False
@@ -141,11 +138,11 @@ class RoundSteps:
 
     def _batch_record(self, round_no: int, live: Live | None) -> RoundRecord:
         """The round's figures, from its committed rows (and, live, from its outcomes)."""
-        rows = self.run_dir.samples.read(filter=ds_field("round") == round_no).to_pylist()
+        rows = self.ctx.run.samples.read(filter=ds_field("round") == round_no).to_pylist()
         rows.sort(key=lambda r: (r["benchmark"] or "", r["index"]))
-        tracks = self.state.tracks
-        shares = {x.name: x for x in self.state.shares.get(round_no) or round_shares(
-            self.run_dir, self.s, self.state, round_no)}
+        tracks = self.ctx.state.tracks
+        shares = {x.name: x for x in self.ctx.state.shares.get(round_no) or round_shares(
+            self.ctx, round_no)}
         per_pipeline = {}
         for t in tracks:
             trows = [r for r in rows if not t.scope or r["benchmark"] == t.scope]
@@ -160,14 +157,14 @@ class RoundSteps:
                                     "estimate": share.estimate if share else None,
                                     "why": share.why if share else ""}
         one = per_pipeline.get(tracks[0].name, {}) if len(tracks) == 1 else {}
-        used = weights.load(self.run_dir.weights_path(round_no - 1))
+        used = weights.load(self.ctx.run.weights_path(round_no - 1))
         return RoundRecord(
             round=round_no, started_at=live.started_at if live else "", candidates=len(rows),
             weights_sha256=used.sha256, **round_figures(rows, live.outcomes if live else []),
             beam_ms=one.get("beam_ms"), best_ms=one.get("best_ms"),
             best_so_far_ms=one.get("best_so_far_ms"),
             wall_s=time.monotonic() - live.started if live else 0.0,
-            pipelines=per_pipeline if self.state.manifest.campaign else None,
+            pipelines=per_pipeline if self.ctx.state.manifest.campaign else None,
             screening=live.screening if live else None, steps=[RoundStep.BATCH])
 
     def _beam_ms(self, track: Track, row: dict) -> float | None:
@@ -178,7 +175,7 @@ class RoundSteps:
             where = ds_field("schedule_id") == row["duplicate_of"]
             if track.scope:
                 where = where & (ds_field("benchmark") == track.scope)
-            twin = self.run_dir.samples.read(["status", "runtime_ms"], filter=where)
+            twin = self.ctx.run.samples.read(["status", "runtime_ms"], filter=where)
             ok = [r["runtime_ms"] for r in twin.to_pylist() if r["status"] == OK]
             return ok[0] if ok else None
         return None
@@ -188,7 +185,7 @@ class RoundSteps:
         rest and judge them on a held-out unit: the round `round_no` in a run of one
         pipeline; in a campaign one pipeline, in turn (the model must carry to a pipeline
         it was not trained on). A winner becomes provisional."""
-        s, run = self.s, self.run_dir
+        s, run = self.ctx.s, self.ctx.run
         weights.write(current, run.weights_path(round_no))
         weights.write(current, run.latest_weights)
         table = training_table(run, s.also_train_on)
@@ -203,7 +200,7 @@ class RoundSteps:
             run.provisional_weights.unlink(missing_ok=True)
         else:
             weights.write(decision.weights, run.provisional_weights)
-            self.progress.message(f"round {round_no}: {decision.accepted} is provisional "
+            self.ctx.progress.message(f"round {round_no}: {decision.accepted} is provisional "
                                   f"(its beam search is checked next round): {decision.reason}")
         return AcceptanceRecord.from_json(decision.record())
 
