@@ -49,6 +49,10 @@ from farm.workflows.reports import ReportOutput, export, report, report_page, wa
 from farm.workflows.run import DEFAULT_RETIMES, RunResult
 from farm.workflows.run_view import Best, Run, open_run
 
+# farm pretrain's real validation pipelines by default: the corpus, beam-checked a few at a
+# time in turn (farm.workflows.pretrain)
+VALIDATE_ON = ("corpus",)
+
 __all__ = ["Best", "EvaluateResult", "ReportOutput", "Run", "RunResult", "TuneSummary",
            "Verdict", "bench", "compare", "devices", "evaluate", "export", "open_run", "report",
            "report_page", "run", "tune", "watch_page"]
@@ -125,12 +129,14 @@ def pretrain(out: str | Path, *, pipelines: int = 256, per_pipeline: int = 16,
              address: str | None = None, compile_timeout_s: float | None = None,
              run_timeout_s: float = 60.0, train_steps: int | None = None,
              isolation: str = "pause", also_train_on: Sequence[str | Path] = (),
-             progress=None):
+             validate_on: Sequence[str] = VALIDATE_ON, progress=None):
     """Start or continue the pre-training in `out` (`farm pretrain --out OUT`): `pipelines`
     new pipelines of `generator` (a BENCH with a `seed` parameter; default the farm's
     random pipelines, their integer family for a Hexagon target), `per_pipeline`
-    candidates each, `per_round` of them per round. Returns its summary
-    (farm.workflows.pretrain.PretrainSummary)."""
+    candidates each, `per_round` of them per round. `validate_on`: the real pipelines
+    (BENCHes and suites) whose beam searches decide each update, `beam_checked` of them per
+    check in turn (default: the corpus; `("random",)`: the round's new random pipelines
+    decide, as before). Returns its summary (farm.workflows.pretrain.PretrainSummary)."""
     from farm.build import compiler
     from farm.candidate import DEFAULT_PARALLELISM, CandidateSpec
     from farm.devices.timing import TimingConfig
@@ -146,6 +152,7 @@ def pretrain(out: str | Path, *, pipelines: int = 256, per_pipeline: int = 16,
         DrawnPipelines,
         PretrainSpec,
         seeded_generator,
+        validation_pipelines,
     )
 
     if per_pipeline < retrain.MIN_DISTINCT:  # a pre-training never comes back to one
@@ -165,7 +172,8 @@ def pretrain(out: str | Path, *, pipelines: int = 256, per_pipeline: int = 16,
     where = targets.resolve(target or "host")
     spec = PretrainSpec(seeded_generator(generator, where), pipelines=pipelines,
                         per_round=per_round,
-                        beam_checked=BEAM_CHECKED if beam_checked is None else beam_checked)
+                        beam_checked=BEAM_CHECKED if beam_checked is None else beam_checked,
+                        validate_on=validation_pipelines(validate_on))
     settings = TuneSettings(
         benchmarks=(), target=where, start_weights=weights_module.resolve(weights),
         from_registry=weights is None,

@@ -16,6 +16,7 @@ import pytest
 import ray
 from clitools import assert_user_error, farm_here
 
+from farm import api
 from farm.commands import pretrain as pretrain_command
 from farm.devices.timing import TimingConfig
 from farm.errors import BadInput, BenchmarkError, RunDirError
@@ -23,6 +24,7 @@ from farm.execution.pool import DevicePool
 from farm.machine import targets
 from farm.model import weights
 from farm.model.acceptance import Decision
+from farm.pipelines import catalog
 from farm.stats import verdict
 from farm.store.rundir import RunDir
 from farm.store.samples import SampleStore
@@ -63,12 +65,13 @@ def pretrain_of(baseline):
     host = targets.resolve(None)
 
     def run(out, pipelines=6, per_round=2, per_pipeline=8, beam_checked=1, trainer=None,
-            generator="random:stages=4,size=64"):
+            generator="random:stages=4,size=64", validate_on=()):
         trainer = trainer or ScriptedTrainer()
         pool = DevicePool.create(infos, SyntheticBuilder(0.01), compile_slots=4,
                                  opener=open_synthetic)
         spec = PretrainSpec(seeded_generator(generator, host), pipelines=pipelines,
-                            per_round=per_round, beam_checked=beam_checked)
+                            per_round=per_round, beam_checked=beam_checked,
+                            validate_on=tuple(catalog.resolve(b) for b in validate_on))
         s = TuneSettings((), host, baseline, batch_size=per_pipeline, timing=TimingConfig(),
                          retimes=5)
         try:
@@ -156,6 +159,36 @@ def test_the_beam_check_retimes_only_the_chosen_few_new_pipelines(pretrain_of, t
     # two of round 2's three new pipelines (seeds 3, 4, 5): none of them trained on
     assert len(check.pipelines) == 2
     assert {seed_of(name) for name in check.pipelines} <= {3, 4, 5}
+
+
+def test_real_validation_pipelines_decide_each_update_in_turn_against_the_current_weights(
+        pretrain_of, tmp_path):
+    """--validate-on: the beam check re-times real pipelines, beam_checked of them in
+    turn, against the current weights' beam search; random pipelines only train."""
+    run = tmp_path / "pt"
+    real = ("median3x3", "sobel", "dilate3x3")
+    pretrain_of(run, pipelines=8, per_round=2, beam_checked=2, validate_on=real,
+                trainer=FasterTrainer(provisional_after={1, 2}))
+    rd = RunDir(run)
+    checked = {r: rd.read_round(r).beam_check for r in (2, 3)}
+    assert all(c is not None and c.passed for c in checked.values())
+    assert list(checked[2].pipelines) == ["sobel", "dilate3x3"]  # turn 2: 4, 5 mod 3
+    assert list(checked[3].pipelines) == ["median3x3", "sobel"]  # turn 3: 6, 7 mod 3
+    assert "vs the current weights'" in checked[2].reason
+    record = rd.read_best_weights_record()  # confirmed on the next real ones, not random
+    assert set(record.confirmation) <= set(real) and len(record.confirmation) == 2
+    assert "real validation pipelines" in record.measured
+
+
+def test_validation_pipelines_are_named_or_random_alone():
+    from farm.workflows.pretrain import validation_pipelines
+
+    assert validation_pipelines(["random"]) == ()
+    assert [b.label for b in validation_pipelines(["all", "sobel"])] == [
+        b.label for b in (catalog.resolve(n) for n in catalog.expand(["all"]))]
+    assert len(validation_pipelines(["corpus"])) == 28
+    with pytest.raises(BadInput, match="random` alone"):
+        validation_pipelines(["random", "sobel"])
 
 
 def test_the_hand_over_is_confirmed_on_pipelines_drawn_after_every_trained_one(
@@ -251,16 +284,18 @@ def test_fewer_candidates_per_pipeline_than_the_trainer_learns_from_are_refused(
 
 def test_the_command_states_the_library_defaults():
     assert pretrain_command.BEAM_CHECKED == pretraining.BEAM_CHECKED
+    assert pretrain_command.VALIDATE_ON == api.VALIDATE_ON
     assert pretrain_command.PRETRAIN_COMPILE_TIMEOUT_S == pretraining.PRETRAIN_COMPILE_TIMEOUT_S
 
 
 @pytest.mark.slow
 def test_farm_pretrain_with_the_real_halide_and_ray(tmp_path):
-    """Three rounds of two small random pipelines, then a resume that adds one."""
+    """Three rounds of two small random pipelines, then a resume that adds one; a real
+    pipeline decides each update."""
     out = tmp_path / "pt"
     cmd = [sys.executable, "-m", "farm", "pretrain", "--out", str(out), "--pipelines", "4",
            "--per-pipeline", "8", "--pipelines-per-round", "2", "--beam-checked", "1",
-           "--generator", "random:stages=3,size=48"]
+           "--generator", "random:stages=3,size=48", "--validate-on", "gaussian5x5"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -273,6 +308,8 @@ def test_farm_pretrain_with_the_real_halide_and_ray(tmp_path):
     assert {seed_of(r["benchmark"]) for r in ok} == {0, 1, 2, 3}
     best = json.loads((out / "weights" / "best.json").read_text())
     assert best["confirmed_for"]
+    checks = [RunDir(out).read_round(r).beam_check for r in (1, 2)]
+    assert all(c is None or list(c.pipelines) == ["gaussian5x5"] for c in checks)
     more = subprocess.run([*cmd[:7], "5", *cmd[8:]], capture_output=True, text=True,
                           timeout=1200, env=env)
     assert more.returncode == 0, more.stdout + more.stderr

@@ -10,6 +10,7 @@ from farm.commands import options
 # module pulls in the trainer (test_pretrain checks the two agree)
 BEAM_CHECKED = 4
 PRETRAIN_COMPILE_TIMEOUT_S = 240.0
+VALIDATE_ON = ("corpus",)  # farm.api's
 
 EPILOG = f"""how long?
   Halide's recipe takes 1,024 random pipelines x 16 samples. On one 2-core host a
@@ -21,11 +22,13 @@ EPILOG = f"""how long?
 what is judged?
   Each round's candidate models are trained on the earlier rounds and judged on the
   round's new pipelines, which they never saw ("held-out rank": the share of clearly
-  ordered schedule pairs ranked right). A winner is accepted only if its beam search,
-  re-timed against the start weights' on {BEAM_CHECKED} of the next round's new pipelines
-  (--beam-checked), is not slower. At the end the accepted weights are confirmed on a
-  fresh re-timing, on pipelines drawn after every trained one, before they become
-  OUT/weights/best.weights.
+  ordered schedule pairs ranked right). Random pipelines add training rows; real ones
+  decide: a winner is accepted only if its beam search, re-timed against the current
+  weights' on {BEAM_CHECKED} (--beam-checked) of the real --validate-on pipelines (the
+  next ones in turn), is not slower. At the end the accepted weights are confirmed against
+  the start weights' on the next real pipelines before they become
+  OUT/weights/best.weights. --validate-on random restores the old rule: the next round's
+  new random pipelines, against the start weights.
 
 then:
   farm evaluate OUT --on BENCH ...           judge them on real pipelines never seen
@@ -58,6 +61,10 @@ def add_parser(sub) -> None:
     p.add_argument("--beam-checked", type=options.bounded_int("pipelines_per_round"), metavar="K",
                    help="new pipelines whose beam search the beam check re-times each round "
                    f"(default {BEAM_CHECKED})")
+    p.add_argument("--validate-on", nargs="+", metavar="BENCH", default=list(VALIDATE_ON),
+                   help="the real pipelines that decide each update (BENCHes or suites: "
+                   "corpus, a corpus family, all; default: corpus), or `random` for the "
+                   "round's new random pipelines")
     p.add_argument("--budget", type=options.duration, metavar="DURATION", help="stop after "
                    "the round in progress once this much time is spent, e.g. 45m, 2h")
     options.add_common(p)
@@ -83,7 +90,7 @@ def main(args) -> int:
                      devices=tuple(args.devices or ()), address=args.address,
                      compile_timeout_s=args.compile_timeout, run_timeout_s=args.run_timeout,
                      train_steps=args.train_steps, isolation=args.isolation,
-                 also_train_on=args.also_train_on)
+                     also_train_on=args.also_train_on, validate_on=args.validate_on)
     print()
     print(printable("\n".join(s.lines()), lines=True))
     return 0

@@ -48,9 +48,13 @@ def ds_field(name: str):
 
 class BeamChecker:
     def __init__(self, ctx: RunContext, kept: KeptArtifacts, pool: DevicePool,
-                 checked: Callable[[dict], list[Track]]):
-        """`checked(beams)`: the pipelines a check re-times, the round loop's hook."""
+                 checked: Callable[[dict], list[Track]],
+                 reference: Callable[[int], Weights | None] = lambda round_no: None):
+        """The round loop's hooks: `checked(beams)`, the pipelines a check re-times;
+        `reference(round_no)`, the weights whose beam search the provisional weights' is
+        re-timed against (None: the start weights')."""
         self.ctx, self.kept, self.pool, self.checked = ctx, kept, pool, checked
+        self.reference = reference
 
     def check_provisional(self, round_no: int, live: Live | None) -> BeamCheck | None:
         """The beam check of the provisional weights round `round_no` planned candidate 1
@@ -65,46 +69,50 @@ class BeamChecker:
         except WeightsError as e:  # the file is corrupt or gone: nothing left to check
             check = BeamCheck(passed=False, reason=f"the provisional weights are lost ({e})")
         else:
-            check = self.beam_check(provisional, live.beams if live else {})
+            check = self.beam_check(provisional, live.beams if live else {},
+                                    self.reference(round_no))
         accepted = "accepted" if check.passed else "rejected"
         self.ctx.progress.message(f"round {round_no}: provisional weights {accepted}: "
-                              f"{check.reason}")
+                                  f"{check.reason}")
         return check
 
-    def beam_check(self, provisional: Weights, beams: dict) -> BeamCheck:
+    def beam_check(self, provisional: Weights, beams: dict,
+                   reference: Weights | None = None) -> BeamCheck:
         """Re-time each pipeline's beam search with the `provisional` weights (its binary
         from `beams`, by pipeline name, else built) against its beam search with the start
-        weights (kept, else built and kept), interleaved (farm.execution.compare). Passed
-        when none is significantly slower and their geometric mean ratio is at most
-        BEAM_CHECK_RATIO."""
+        weights (kept, else built and kept), or with `reference` (built), interleaved
+        (farm.execution.compare). Passed when none is significantly slower and their
+        geometric mean ratio is at most BEAM_CHECK_RATIO."""
         s, kept = self.ctx.s, self.kept
+        against = "the start weights'" if reference is None else "the current weights'"
 
         def beam(t: Track, w: Weights) -> CandidateSpec:
             return CandidateSpec(t.bench, s.target, w, parallelism=s.parallelism, **BEAM_SEARCH)
 
         variants = []
         for t in self.checked(beams):
-            mine, start = beams.get(t.name), kept.refs.get(kept.start_key(t))
+            mine = beams.get(t.name)
+            start = kept.refs.get(kept.start_key(t)) if reference is None else None
             variants += [
                 compare.Variant((t.name, PROVISIONAL), spec=None if mine else beam(t, provisional),
                                 artifact=Artifact(mine) if mine else None,
                                 against=(t.name, START)),
-                compare.Variant((t.name, START), artifact=start,
-                                spec=None if start else beam(t, s.start_weights))]
+                compare.Variant((t.name, START), artifact=start, spec=None if start else beam(
+                    t, s.start_weights if reference is None else reference))]
         built = compare.build(self.pool, variants, BEAM_CHECK_TIMEOUT_S)
         for t in self.checked(beams):  # a start beam built here is kept for the next checks
             b = built[(t.name, START)]
-            if b.ready and b.variant.artifact is None:
+            if reference is None and b.ready and b.variant.artifact is None:
                 kept.refs[kept.start_key(t)] = Artifact(b.binary, b.library)
         pairs = compare.paired(built)
         if not pairs:
-            return BeamCheck(passed=False, reason="its beam search or the start weights' "
-                             "could not be built")
+            return BeamCheck(passed=False, reason=f"its beam search or {against} could not "
+                             "be built")
         timed = compare.retime(self.pool, pairs, s.parallelism, replace(s.timing, repeats=5),
                                BEAM_CHECK_RETIMES, timeout_s=BEAM_CHECK_TIMEOUT_S)
         checked = [t.name for t in self.checked(beams) if (t.name, PROVISIONAL) in pairs]
         return _decide({name: timed[(name, PROVISIONAL)].verdict or verdict.compare([], [])
-                        for name in checked})
+                        for name in checked}, against)
 
 
 
@@ -117,17 +125,17 @@ def _by_provisional(label: str | None) -> bool:
     return planner.role == Role.PROVISIONAL and not planner.noise
 
 
-def _decide(verdicts: dict[str, verdict.Verdict]) -> BeamCheck:
+def _decide(verdicts: dict[str, verdict.Verdict], against: str) -> BeamCheck:
     ratios = [v.ratio for v in verdicts.values() if v.ratio is not None]
     slower = [name for name, v in verdicts.items() if v.word == verdict.SLOWER]
     gmean = compare.geometric_mean(ratios)
     passed = gmean is not None and gmean <= BEAM_CHECK_RATIO and not slower
     if len(verdicts) == 1:
         [(_, v)] = verdicts.items()
-        reason = (f"its beam search vs the start weights': {v.describe()} (accepted at "
+        reason = (f"its beam search vs {against}: {v.describe()} (accepted at "
                   f"most {BEAM_CHECK_RATIO:g}x and not significantly slower)")
     else:
-        reason = (f"its beam searches vs the start weights' on {len(verdicts)} pipelines: "
+        reason = (f"its beam searches vs {against} on {len(verdicts)} pipelines: "
                   f"geometric mean {verdict.factor(gmean)}, significantly slower on "
                   f"{', '.join(slower) or 'none'} (accepted at most "
                   f"{BEAM_CHECK_RATIO:g}x and slower on none)")

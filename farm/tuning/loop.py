@@ -196,7 +196,7 @@ class Tuning:
     """One device class's run, from its first round (or where it stopped) to its end.
 
     Its hooks (first_pipelines, next_pipelines, total_rounds, ended, end, round_line,
-    held_out, beam_checked, FAILED_ALIKE_PIPELINES) are where a pre-training
+    held_out, beam_checked, beam_reference, FAILED_ALIKE_PIPELINES) are where a pre-training
     (farm.workflows.pretrain) draws new pipelines round by round, judges and ends
     otherwise."""
 
@@ -222,7 +222,8 @@ class Tuning:
                                      self.first_pipelines(manifest), announce=not source.draws)
         self.ctx = RunContext(run, s, self.state, progress)
         self.kept = KeptArtifacts(self.ctx)
-        self.checker = BeamChecker(self.ctx, self.kept, pool, self.beam_checked)
+        self.checker = BeamChecker(self.ctx, self.kept, pool, self.beam_checked,
+                                   self.beam_reference)
         self.steps = RoundSteps(self.ctx, trainer, self.checker, self.held_out)
         self.claims: Any = None  # the SeenActor the compile tasks claim schedules in
         self.rounds = s.rounds  # the rounds the run should hold (total_rounds)
@@ -286,6 +287,11 @@ class Tuning:
         """The pipelines a beam check re-times (`beams`: the provisional beam searches
         built in the round, by name): every one."""
         return self.state.tracks
+
+    def beam_reference(self, round_no: int) -> Weights | None:
+        """The weights whose beam search round `round_no`'s provisional weights' is re-timed
+        against: None, the start weights' (kept from the rounds)."""
+        return None
 
     def ended(self) -> bool:
         """Whether a run that holds all its rounds has nothing left to do."""

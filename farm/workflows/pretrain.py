@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -24,11 +25,19 @@ from farm.candidate import OK
 from farm.errors import BadInput, RunDirError
 from farm.machine.targets import TargetInfo
 from farm.model import weights
+from farm.model.weights import Weights
+from farm.pipelines import catalog
 from farm.pipelines.benchmark import Benchmark, format_params
 from farm.pipelines.catalog import resolve
 from farm.pipelines.params import param_names, split_params
 from farm.report.progress import format_duration, plural
-from farm.store.records import PRETRAIN, BestWeightsRecord, Manifest, RoundRecord
+from farm.store.records import (
+    PRETRAIN,
+    BestWeightsRecord,
+    Manifest,
+    PipelineRecord,
+    RoundRecord,
+)
 from farm.store.rundir import RunDir
 from farm.tuning.confirm import ToConfirm, confirm
 from farm.tuning.loop import Tuning
@@ -38,6 +47,7 @@ from farm.tuning.state import Track, join
 
 PER_DEVICE = 4  # default new pipelines per round and device: a round keeps them all busy
 MIN_PER_ROUND = 8  # the default's floor
+NEVER = 2**31 - 1  # the first round of a validation pipeline: it is never one of the run's
 
 # Held-out pipelines whose beam search a pre-training's beam check re-times per round: each
 # costs a beam-32 compile with the start weights (5-120 s for a random pipeline here),
@@ -58,7 +68,11 @@ class PretrainSpec:
     generator: Benchmark  # has a `seed` parameter; each pipeline sets it (`pipeline`)
     pipelines: int = 256  # in all: a later invocation asking for more goes on with new seeds
     per_round: int | None = None  # new pipelines per round (None: enough for every device)
-    beam_checked: int = BEAM_CHECKED  # held-out pipelines the beam check re-times
+    beam_checked: int = BEAM_CHECKED  # pipelines the beam check re-times
+    # real pipelines that decide: an update is accepted only if its beam search is not
+    # slower than the current weights' on them, beam_checked of them per check, in turn;
+    # none: the round's new random pipelines decide, against the start weights
+    validate_on: tuple[Benchmark, ...] = ()
 
     def pipeline(self, seed: int) -> Benchmark:
         params = dict(self.generator.params) | {"seed": str(seed)}
@@ -92,6 +106,26 @@ class DrawnPipelines:
     def tuning(self, run: RunDir, s: TuneSettings, progress, trainer, cluster,
                pool) -> Pretraining:
         return Pretraining(self, run, s, progress, trainer, cluster, pool)
+
+
+RANDOM = "random"  # --validate-on random: the round's new random pipelines decide
+
+
+def validation_pipelines(refs: Sequence[str]) -> tuple[Benchmark, ...]:
+    """--validate-on as benchmarks, suites expanded (`corpus`, a family, `all`), each once;
+    `random` alone: none (the round's new random pipelines decide, as before)."""
+    refs = list(refs)
+    if refs == [RANDOM]:
+        return ()
+    if not refs or RANDOM in refs:
+        raise BadInput("--validate-on: name real pipelines (BENCH, or a suite such as "
+                       "corpus or a corpus family), or `random` alone for the round's new "
+                       "random pipelines")
+    out: dict[str, Benchmark] = {}
+    for name in catalog.expand(refs):
+        b = resolve(name)
+        out.setdefault(b.label, b)
+    return tuple(out.values())
 
 
 def seeded_generator(ref: str | None, target: TargetInfo) -> Benchmark:
@@ -222,12 +256,22 @@ class Pretraining(Tuning):
         return None  # the round's rows: its new pipelines, which no candidate saw
 
     def beam_checked(self, beams: dict) -> list[Track]:
-        """The first PretrainSpec.beam_checked of the round's pipelines, those whose
-        provisional beam search was built in the round first (none was trained on)."""
+        """PretrainSpec.beam_checked of its real validation pipelines, the next ones in
+        turn; without them the first of the round's new pipelines, those whose provisional
+        beam search was built in the round first (none was trained on)."""
+        if self.spec.validate_on:
+            return self._validation(self.state.committed)
         tracks = self.state.tracks
         ready = [t for t in tracks if t.name in beams] + [t for t in tracks
                                                            if t.name not in beams]
         return ready[:self.spec.beam_checked]
+
+    def beam_reference(self, round_no: int) -> Weights | None:
+        """On real validation pipelines, the current weights (those that planned the round):
+        an update must not make a real pipeline's beam search slower than it is now."""
+        if not self.spec.validate_on:
+            return None
+        return weights.load(self.run_dir.weights_path(round_no - 1))
 
     def total_rounds(self, done: int) -> int:
         m = self.state.manifest
@@ -293,6 +337,15 @@ class Pretraining(Tuning):
     def _draw(self, manifest: Manifest, count: int) -> tuple[Benchmark, ...]:
         return tuple(self.spec.pipeline(n) for n in self._seeds(manifest, max(0, count)))
 
+    def _validation(self, turn: int) -> list[Track]:
+        """Turn `turn`'s validation pipelines: beam_checked of them, round-robin."""
+        pool = self.spec.validate_on
+        k = min(self.spec.beam_checked, len(pool))
+        chosen = [pool[(turn * k + i) % len(pool)] for i in range(k)]
+        # never a pipeline of the run: no first round, no rows, claims of its own
+        return [Track(b, PipelineRecord(b.label, b.ref, b.sha256, first_round=NEVER), b.label)
+                for b in chosen]
+
     def _trained(self) -> int:
         done = self.state.committed
         return sum(p.first_round <= done for p in self.state.manifest.all_pipelines())
@@ -316,9 +369,14 @@ class Pretraining(Tuning):
                 confirmed_for=latest.sha256)
             run.write_best_weights(s.start_weights, record)
             return
-        fresh = self._draw(self.state.manifest, self.spec.beam_checked)
+        if self.spec.validate_on:  # the next real validation pipelines in turn
+            fresh = tuple(t.bench for t in self._validation(done + 1))
+            which = "real validation pipeline"
+        else:
+            fresh, which = self._draw(self.state.manifest, self.spec.beam_checked), \
+                "new pipeline"
         self.progress.message(
-            f"confirming the accepted weights on {plural(len(fresh), 'new pipeline')} "
+            f"confirming the accepted weights on {plural(len(fresh), which)} "
             f"({', '.join(b.label for b in fresh)}): beam search against the start "
             f"weights', re-timed {plural(s.retimes, 'time')}, interleaved")
         found = confirm(self.pool, s, latest, [ToConfirm(b.label, b) for b in fresh])
@@ -330,7 +388,8 @@ class Pretraining(Tuning):
             weights=accepted if found.passed else run.weights_path(0).name,
             weights_sha256=handed.sha256, reason=reason, confirmed_for=latest.sha256,
             measured=f"beam search re-timed {plural(s.retimes, 'time')}, interleaved, on "
-                     "pipelines drawn after every trained one",
+                     + ("real validation pipelines" if self.spec.validate_on else
+                        "pipelines drawn after every trained one"),
             confirmation=found.record(accepted)))
 
     def _pretrain_summary(self, stopped: str) -> PretrainSummary:
