@@ -117,3 +117,13 @@ def test_a_campaign_plan_interleaves_pipelines_and_claims_in_each_ones_scope(spe
     assert plan.claim_key(0, key) != plan.claim_key(1, key)
     assert plan.claim_key(1, key) == scoped_key("sobel", key) != key
     assert RoundPlan("run", 1, base, 4).claim_key(0, key) == key  # a run of one pipeline
+
+
+def test_seen_schedules_say_what_they_hold_without_claiming():
+    seen = SeenSchedules()
+    assert not seen.holds(K1)
+    seen.claim(K1, 3)
+    assert seen.holds(K1)
+    seen.compact()  # the sorted arrays, as after a resume
+    assert seen.holds(K1) and not seen.holds("cd" * 32)
+    assert seen.claim(K1, 4) == 3  # holds() claimed nothing for itself

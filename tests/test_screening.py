@@ -118,3 +118,25 @@ def test_a_round_record_keeps_its_screening(spec_for, baseline):
     again = RoundRecord.from_json(rr.to_json())
     assert again.screening == record
     assert "screening" not in RoundRecord(round=3).to_json()  # a round that did not screen
+
+
+def test_a_draw_whose_schedule_the_run_has_is_never_picked(spec_for, baseline):
+    from farm.model.featurization import schedule_key
+    from farm.search.plans import SeenSchedules
+
+    plan = CampaignPlan([_plan(spec_for)])
+    part = plan.parts[0]
+    slots = [i for i in range(8) if part.screenable(i)]
+    cheapest = part.alternative(slots[0], 1)
+    seen = SeenSchedules()  # a row of an earlier round has the cheapest draw's schedule
+    seen.claim(part.claim_key(slots[0], schedule_key(fake_featurization(cheapest.seed))), 1)
+    draw, _ = _draw(_ok)
+    screened, record = screen(
+        plan, 2, [""], baseline, 16, draw,
+        lambda w, feats, cores: [-1.0 if f == fake_featurization(cheapest.seed) else
+                                 float(f[0]) for f in feats],
+        held=lambda keys: [seen.holds(k) for k in keys])
+    assert cheapest.seed not in dict(screened.parts[0].screened).values()
+    held = next(r for r in record.candidates if r.seed == cheapest.seed)
+    assert not held.kept and held.predicted is None and "has this schedule" in held.error
+    assert record.kept == len(slots)

@@ -155,6 +155,9 @@ class SeenActor:
     def release(self, key: str, owner: int) -> None:
         self.seen.release(key, owner)
 
+    def holds(self, keys: list[str]) -> list[bool]:
+        return [self.seen.holds(key) for key in keys]
+
     def size(self) -> int:
         return len(self.seen)
 

@@ -93,6 +93,14 @@ class SeenSchedules:
     def _key(schedule_key: str) -> int:
         return int(schedule_key[:16], 16)  # 64 bits of a sha256: collisions are negligible
 
+    def holds(self, schedule_key: str) -> bool:
+        """Whether a row of the run already has this schedule (nothing is claimed)."""
+        key = self._key(schedule_key)
+        if key in self._new:
+            return True
+        i = int(np.searchsorted(self._keys, key))
+        return i < len(self._keys) and int(self._keys[i]) == key
+
     def claim(self, schedule_key: str, owner: int) -> int | None:
         key = self._key(schedule_key)
         twin = self._new.get(key)

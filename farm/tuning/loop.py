@@ -348,9 +348,10 @@ class Tuning:
         plan = self._plan(round_no, used)
         screened = None
         if s.screen > 1:
-            plan, screened = screen(plan, s.screen, [t.scope for t in state.tracks], used,
-                                    s.parallelism,
-                                    lambda specs: self.pool.screen(specs, s.compile_timeout_s))
+            plan, screened = screen(
+                plan, s.screen, [t.scope for t in state.tracks], used, s.parallelism,
+                lambda specs: self.pool.screen(specs, s.compile_timeout_s),
+                held=lambda keys: ray.get(self.claims.holds.remote(keys)))
             self.progress.message(f"round {round_no}: {describe(screened)}")
         self.progress.round_started(round_no, self.rounds, len(state.tracks) * s.batch_size)
         try:

@@ -33,12 +33,14 @@ Draw = Callable[[list[CandidateSpec]], Sequence[BuildResult]]  # autoschedules, 
 
 
 def screen(plan: CampaignPlan, factor: int, names: Sequence[str], planner: Weights,
-           parallelism: int, draw: Draw, predict=model_predict
+           parallelism: int, draw: Draw, predict=model_predict,
+           held: Callable[[list[str]], list[bool]] = lambda keys: [False] * len(keys)
            ) -> tuple[CampaignPlan, ScreeningRecord]:
     """`plan` with its screenable probes replaced by the model's picks among `factor`
     draws each; `names`: each part's pipeline name for the record ("" for a single run);
     `planner`: the weights that planned the round; `draw`: autoschedules specs (the pool's
-    screen)."""
+    screen); `held(keys)`: which claim keys the run's rows already have (such a draw is
+    never picked: its build would be a duplicate)."""
     started = time.monotonic()
     asks: list[tuple[int, int, CandidateSpec]] = []  # (part, slot, alternative)
     for g, part in enumerate(plan.parts):
@@ -53,17 +55,31 @@ def screen(plan: CampaignPlan, factor: int, names: Sequence[str], planner: Weigh
         if not mine:
             continue
         assert isinstance(part, RoundPlan)  # only a RoundPlan's slots were drawn
-        picked, predicted, error = _pick(mine, planner, parallelism, predict)
+        repeats = _repeats(part, mine, held)
+        picked, predicted, error = _pick([m for m in mine if m[1].seed not in repeats],
+                                         planner, parallelism, predict)
         slots = sorted({slot for slot, _, _ in mine})
         parts[g] = replace(part, screened=tuple(zip(slots, picked, strict=False)))
         kept = set(picked)
         records += [ScreenedRecord(names[g], slot, spec.seed, spec.seed in kept,
-                                   predicted.get(spec.seed), error or _failed(r))
+                                   predicted.get(spec.seed),
+                                   error or _failed(r) or repeats.get(spec.seed, ""))
                     for slot, spec, r in mine]
     cpu = sum(r.schedule.autoschedule_s for r in results if r.schedule is not None)
     return CampaignPlan(parts), ScreeningRecord(
         factor, len(asks), sum(r.kept for r in records), round(cpu, 3),
         round(time.monotonic() - started, 3), records)
+
+
+def _repeats(part: RoundPlan, mine: list[tuple[int, CandidateSpec, BuildResult]],
+             held: Callable[[list[str]], list[bool]]) -> dict[int, str]:
+    """The draws (by seed) whose schedule a row of the run already has, and why."""
+    drawn = [(spec.seed, part.claim_key(slot, schedule_key(r.schedule.featurization)))
+             for slot, spec, r in mine
+             if r.ok and r.schedule is not None and r.schedule.featurization]
+    found = held([key for _, key in drawn]) if drawn else []
+    return {seed: "the run has this schedule" for (seed, _), yes in zip(drawn, found,
+                                                                       strict=True) if yes}
 
 
 def _pick(mine: list[tuple[int, CandidateSpec, BuildResult]], planner: Weights,
