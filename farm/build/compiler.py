@@ -151,7 +151,7 @@ def _keep(kept: OrderedDict, spec: CandidateSpec, value) -> None:
 def screen_schedule(spec: CandidateSpec, cpu_limit_s: float | None = None) -> Schedule:
     """The autoscheduler's choice only, for screening a candidate by the cost model before
     it is built (farm.tuning.screening): a generator executable lowers the pipeline without
-    generating code (about a fifth of a build's CPU, FACTS.md), and nothing is kept for a
+    generating code (about a fifth of a build's CPU, PERFORMANCE.md), and nothing is kept for a
     build, since most screened candidates are never built."""
     if spec.benchmark.kind == PYTHON:
         return schedule(spec)[1]
