@@ -226,3 +226,32 @@ def test_promote_checks_what_it_publishes(local_ray, registry, baseline, tmp_pat
     weights.write(weights.perturbed(baseline, 4, 0.1), rd.best_weights)
     with pytest.raises(BadInput, match=r"is not the file best\.json records"):
         promote(run, registry=registry)
+
+
+def test_a_promotion_without_evidence_is_judged_first_on_unseen_corpus_pipelines(
+        local_ray, registry, baseline, tmp_path):
+    """`farm models promote` judges a run's handed-over weights on pipelines of the class
+    it never trained on before they become the class's model, unless the run has such
+    evidence already (its `farm evaluate --on` rows of those weights)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from farm.workflows.models import CONFIRM_ON, to_confirm
+
+    run = tmp_path / "run"
+    autotune_on_doubles(run, TuneSettings(
+        (catalog.resolve("box_blur"), catalog.resolve("median3x3")), targets.resolve(None),
+        baseline, batch_size=6, timing=TimingConfig(), retimes=3), infos=INFOS)
+    assert to_confirm(run) is None  # it handed over its start weights: promote refuses
+    _as_if_tuned(run, baseline)
+    where, names = to_confirm(run)
+    assert where == RunDir(run).path and len(names) == CONFIRM_ON
+    families = [catalog.family_of(n) for n in names]
+    assert "box_blur" not in names and len(set(families)) == CONFIRM_ON
+    assert "filters" not in families  # families it tuned come last
+    assert to_confirm(run, on=["sobel"]) == (RunDir(run).path, ["sobel"])
+    handed = weights.load(RunDir(run).best_weights)
+    (run / "evaluate").mkdir()
+    pq.write_table(pa.table({"weights_sha256": [handed.sha256], "verdict": ["faster"]}),
+                   run / "evaluate" / "evaluate.parquet")
+    assert to_confirm(run) is None  # its evidence stands

@@ -37,8 +37,17 @@ def add_parser(sub) -> None:
                    help="the class to promote for: the run's own (needed for a run over "
                    "several classes; another class's is refused)")
     m.add_argument("--force", action="store_true",
-                   help="promote even when the run's evidence (its `farm evaluate` rows) "
-                   "shows the model significantly slower on a pipeline it never saw")
+                   help="promote without judging it, and even when the run's evidence (its "
+                   "`farm evaluate` rows) shows the model significantly slower on a pipeline "
+                   "it never saw")
+    m.add_argument("--confirm-on", metavar="BENCH", nargs="+", default=[],
+                   help="a run without `farm evaluate --on` rows of its handed-over weights "
+                   "is judged first on pipelines it never trained on (beam 32 against its "
+                   "start weights, 10 interleaved re-timings: `farm evaluate RUN_DIR --on`): "
+                   "these (default: 4 corpus pipelines of families it did not tune)")
+    options.add_devices(m, help="devices of the run's class to judge on (default: every "
+                        "usable one of the class)")
+    options.add_address(m)
     t = msub.add_parser(
         "train", help="train a model for a device class from its real work, judged "
         "leave-family-out, and register it with its evidence",
@@ -78,10 +87,13 @@ def main(args) -> int:
     if args.models_command == "train":
         return _train(args)
     if args.models_command == "promote":
-        from farm.workflows.models import promote
+        from farm.workflows.models import promote, to_confirm
 
-        model = promote(args.run_dir, args.promote_class or args.device_class, registry,
-                        force=args.force)
+        cls = args.promote_class or args.device_class
+        todo = None if args.force else to_confirm(args.run_dir, cls, args.confirm_on)
+        if todo is not None:
+            _confirm(args, *todo)
+        model = promote(args.run_dir, cls, registry, force=args.force)
         r = model.record
         # a record is a run's data: its text reaches the terminal escaped
         print(printable(f"class {r.device_class}: current model {r.sha256[:16]}, from "
@@ -107,6 +119,23 @@ def main(args) -> int:
         for line in (current.record.verdicts if current else []):
             print(printable(f"{c}: {line}"))
     return 0
+
+
+def _confirm(args, run_dir, names: list[str]) -> None:
+    """Judge the run's handed-over weights on pipelines it never saw before they are
+    promoted (`farm evaluate RUN_DIR --on ...`: its rows are the promotion's evidence)."""
+    from farm import api
+
+    def say(text: str = "") -> None:
+        print(printable(text, lines=True), flush=True)
+
+    say(f"judging {run_dir}'s handed-over weights before promoting them, on pipelines it "
+        f"never trained on: {', '.join(names)} (as farm evaluate {run_dir} --on ...; "
+        "--force skips this)")
+    done = api.evaluate(run_dir, on=names, devices=args.devices, address=args.address,
+                        progress=say)
+    for line in done.summary:
+        say(line)
 
 
 def _evidence(record) -> str:

@@ -310,6 +310,24 @@ def _trained_on(run: RunDir, manifest: Manifest) -> tuple[list[PipelineRecord], 
     return out, warnings
 
 
+def unseen_corpus(run: RunDir, count: int) -> list[str]:
+    """`count` corpus pipelines the run's model never saw (nor a near twin of), one per
+    family in turn, the families it has no pipeline of first: pipelines of its class it
+    was not tuned for, to judge it on before it becomes the class's model."""
+    manifest = run.read_manifest()
+    assert manifest is not None  # (a run directory)
+    trained, _ = _trained_on(run, manifest)
+    left = {f: [b.label for b in benches if not _seen(b, trained)]
+            for f, benches in catalog.corpus_families().items()}
+    order = sorted(left, key=lambda f: len(left[f]) < len(catalog.corpus_families()[f]))
+    out: list[str] = []
+    while len(out) < count and any(left.values()):
+        for f in order:
+            if left[f] and len(out) < count:
+                out.append(left[f].pop(0))
+    return out
+
+
 def _seen(bench: Benchmark, trained: Sequence[PipelineRecord]) -> str:
     """How the model saw `bench` ("took part", "has a near twin, X, that took part"), or
     "" when it never did."""

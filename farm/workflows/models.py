@@ -3,6 +3,7 @@ model (farm.store.registry), with where they came from."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from farm.candidate import OK
@@ -56,6 +57,33 @@ def _evaluation(run: RunDir) -> tuple[list[str], list[dict]]:
         return [f"farm evaluate: {line}" for line in summary(rows)], rows
     except (OSError, ValueError, KeyError, TypeError):  # not as evaluate writes it
         return [f"farm evaluate: {rows_path} could not be read"], []
+
+
+CONFIRM_ON = 4  # unseen corpus pipelines a promotion without evidence is judged on
+
+
+def to_confirm(run_dir: str | Path, device_class: str | None = None,
+               on: Sequence[str] = ()) -> tuple[Path, list[str]] | None:
+    """What a promotion of RUN_DIR must be judged on first, when it has no evidence on
+    pipelines its model never saw: (its run directory, the pipelines: `on`, else
+    CONFIRM_ON corpus pipelines of other families); None when it has (its `farm evaluate
+    --on` rows of the handed-over weights, or a `farm models train` output's evidence)."""
+    if (Path(run_dir) / TRAINED_RECORD).is_file() and \
+            not (Path(run_dir) / "manifest.json").exists():
+        return None
+    run = run_of_class(run_dir, device_class)
+    if not run.best_weights.exists():
+        return None  # promote() says why it cannot
+    sha256 = weights_module.load(run.best_weights).sha256
+    manifest = run.read_manifest()
+    if manifest is not None and manifest.is_start_weights(sha256):
+        return None  # nothing trained to judge: promote() refuses it
+    if any(r.get("weights_sha256") == sha256 for r in _evaluation(run)[1]):
+        return None
+    from farm.workflows.evaluation import unseen_corpus
+
+    names = list(on) or unseen_corpus(run, CONFIRM_ON)
+    return (run.path, names) if names else None
 
 
 def _slower_on(rows: list[dict], sha256: str) -> list[str]:
