@@ -42,21 +42,33 @@ def run_of_class(run_dir: str | Path, device_class: str | None) -> RunDir:
     return RunDir(found[device_class])
 
 
+def _evaluation_rows(run: RunDir) -> list[dict] | None:
+    """The rows of `farm evaluate RUN_DIR` (its default --out): [] when it was not run,
+    None when its file cannot be read."""
+    rows_path = run.path / "evaluate" / "evaluate.parquet"
+    if not rows_path.is_file():
+        return []
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(rows_path).to_pylist()
+    except (OSError, ValueError):  # not a Parquet file
+        return None
+
+
 def _evaluation(run: RunDir) -> tuple[list[str], list[dict]]:
     """The verdicts of `farm evaluate RUN_DIR` (its default --out), when it was run, and
     its rows."""
-    rows_path = run.path / "evaluate" / "evaluate.parquet"
-    if not rows_path.is_file():
-        return [], []
-    import pyarrow.parquet as pq
-
     from farm.workflows.evaluate import summary
 
+    rows = _evaluation_rows(run)
     try:
-        rows = pq.read_table(rows_path).to_pylist()
-        return [f"farm evaluate: {line}" for line in summary(rows)], rows
-    except (OSError, ValueError, KeyError, TypeError):  # not as evaluate writes it
-        return [f"farm evaluate: {rows_path} could not be read"], []
+        if rows is not None:
+            return [f"farm evaluate: {line}" for line in summary(rows)], rows
+    except (ValueError, KeyError, TypeError):  # not as evaluate writes it
+        pass
+    return [f"farm evaluate: {run.path / 'evaluate' / 'evaluate.parquet'} could not be "
+            "read"], []
 
 
 CONFIRM_ON = 4  # unseen corpus pipelines a promotion without evidence is judged on
@@ -78,7 +90,7 @@ def to_confirm(run_dir: str | Path, device_class: str | None = None,
     manifest = run.read_manifest()
     if manifest is not None and manifest.is_start_weights(sha256):
         return None  # nothing trained to judge: promote() refuses it
-    if any(r.get("weights_sha256") == sha256 for r in _evaluation(run)[1]):
+    if any(r.get("weights_sha256") == sha256 for r in _evaluation_rows(run) or []):
         return None
     from farm.workflows.evaluation import unseen_corpus
 
