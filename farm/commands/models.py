@@ -15,7 +15,11 @@ EPILOG = """the registry:
   `farm autotune`, `farm pretrain` or `farm bench` without --weights starts from it, and
   says so in its first line (--weights baseline: Halide's own weights). A resumed run keeps
   the start weights it began with. `farm models promote RUN_DIR` makes a run's handed-over
-  weights (RUN_DIR/weights/best.weights) its class's current model.
+  weights (RUN_DIR/weights/best.weights) its class's current model. A model meant for the
+  class's other pipelines is judged on them first: without `farm evaluate RUN_DIR --on`
+  rows of those weights, promote runs that judgement itself on 4 corpus pipelines of
+  families the run did not tune (minutes; --confirm-on names others), and refuses a model
+  significantly slower on any of them (--force promotes it anyway, unjudged).
 
   The registry is a folder, FARM_MODELS_DIR (by default ~/.local/share/halide-farm/models),
   that may sit on a shared file system: every write is atomic."""
