@@ -154,3 +154,26 @@ def test_rows_cells_table_and_files(tmp_path):
     assert pq.read_table(table).to_pylist() == [{"variant": "a", "median_ms": 1.0},
                                                 {"variant": "b", "median_ms": None}]
     assert png == tmp_path / "r.png"
+
+
+def test_a_slower_verdict_stands_only_if_a_second_re_timing_says_so_too(spec_for):
+    """One re-timing of a noisy host can err: each "slower" is re-timed once more, with its
+    reference only, and a second verdict that is not "slower" replaces it."""
+    pool = Pool(ms={"b2": 2.0, "b3": 2.0})
+    variants = [compare.Variant("base", spec_for("median3x3", seed=1)),
+                compare.Variant("flaky", spec_for("median3x3", seed=2), against="base"),
+                compare.Variant("slow", spec_for("median3x3", seed=3), against="base"),
+                compare.Variant("same", spec_for("median3x3", seed=4), against="base")]
+    built = compare.build(pool, variants, 60.0)
+    first = compare.retime(pool, built, 2, None, 5)
+    assert [first[k].verdict.word for k in ("flaky", "slow")] == [verdict.SLOWER] * 2
+    pool.ms["b2"] = 1.0  # the first re-timing of "flaky" erred
+    said = []
+    out = compare.confirm_slower(pool, built, first, 2, None, 5, say=said.append)
+    assert set(pool.retimes[-1][0]) == {"flaky", "slow", "base"}  # only they, once more
+    assert out["flaky"].confirmed and out["flaky"].verdict.word != verdict.SLOWER
+    assert out["slow"].confirmed and out["slow"].verdict.word == verdict.SLOWER
+    assert not out["same"].confirmed and out["same"] is first["same"]
+    assert len(said) == 2 and said[0].startswith("flaky: slower on a first re-timing")
+    assert compare.confirm_slower(pool, built, {"same": first["same"]}, 2, None, 5) == \
+        {"same": first["same"]}  # nothing slower: nothing re-timed

@@ -82,6 +82,7 @@ class Compared:
     retimes_ms: tuple[float | None, ...] = ()  # aligned by round; None: that timing failed
     verdict: verdict.Verdict | None = None  # against its reference, when both were timed
     error: str = ""  # its own, its build's, or why its timings failed
+    confirmed: bool = False  # a "slower" verdict re-timed once more (confirm_slower)
 
     @property
     def ok_ms(self) -> list[float]:
@@ -221,6 +222,38 @@ def retime(pool, built: Mapping[Hashable, BuiltVariant], threads: int, timing: T
         lost = f"device {device} is lost" if device else "no device is left"
         errors = {key: f"not timed: {lost}" for key in binaries}
     return {key: _compared(key, built, times, errors) for key in built}
+
+
+def confirm_slower(pool, built: Mapping[Hashable, BuiltVariant],
+                   results: Mapping[Hashable, Compared], threads: int, timing: TimingConfig,
+                   rounds: int, *, device: str | None = None,
+                   say: Callable[[str], None] = lambda line: None) -> dict[Hashable, Compared]:
+    """`results` with every "slower" verdict re-timed once more, afresh: the variant and
+    its reference, interleaved, `rounds` times. It stays slower only if the second
+    re-timing says so too (one re-timing of a noisy host can err); else the variant takes
+    the second's timings and verdict. `confirmed` says which verdicts were re-timed;
+    `say(line)` hears each second verdict."""
+    slower = [k for k, c in results.items()
+              if c.verdict is not None and c.verdict.word == verdict.SLOWER]
+    if not slower:
+        return dict(results)
+    wanted: dict[Hashable, BuiltVariant] = {}
+    for key in slower:  # each with its reference, and what either shares a build with
+        for k in (key, built[key].variant.against):
+            while k is not None and k not in wanted:
+                wanted[k] = built[k]
+                k = built[k].same_as
+    again = retime(pool, wanted, threads, timing, rounds, device=device)
+    out = dict(results)
+    for key in slower:
+        second = again[key]
+        if second.verdict is None:  # not re-timed (a device lost): unconfirmed
+            continue
+        out[key] = replace(second if second.verdict.word != verdict.SLOWER else results[key],
+                           confirmed=True)
+        say(f"{key}: slower on a first re-timing; a second re-timing: "
+            f"{second.verdict.describe()}")
+    return out
 
 
 def _source(key: Hashable, built: Mapping[Hashable, BuiltVariant]) -> Hashable:

@@ -282,6 +282,9 @@ def judge_pipeline(work: ClassWork, name: str, models: Models, pool, device: str
     progress(f"{name}: re-timing x {retimes}, interleaved, on {device} ...")
     results = compare.retime(pool, built, work.parallelism, TimingConfig(), retimes,
                              device=device)
+    results = compare.confirm_slower(pool, built, results, work.parallelism, TimingConfig(),
+                                     retimes, device=device,
+                                     say=lambda line: progress(f"{name}: {line}"))
     rows = []
     for label in labels:
         c = results[label]

@@ -215,6 +215,9 @@ def time_pipeline(ev: Evaluation, pipeline: PipelineRecord, models: Mapping[str,
     started = time.perf_counter()
     results = compare.retime(pool, built, ev.manifest.parallelism, TimingConfig(), retimes,
                              device=device)
+    results = compare.confirm_slower(pool, built, results, ev.manifest.parallelism,
+                                     TimingConfig(), retimes, device=device,
+                                     say=lambda line: progress(f"{name}: {line}"))
     progress(f"{name}: timed in {time.perf_counter() - started:.0f} s")
     return [_row(ev, pipeline, v, results[v.label], BASELINE in results and
                  bool(results[BASELINE].retimes_ms), device) for v in variants]
