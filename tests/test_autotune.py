@@ -260,10 +260,10 @@ def test_screening_builds_the_schedules_the_model_picked(tmp_path):
     record = RunDir(run).read_round(1).screening
     assert record.drawn == 12 and record.kept == 4
     kept = {c.seed: c for c in record.candidates if c.kept}
-    probes = [r for r in _rows(run) if r["planner"] == "b1-d1@accepted"]
+    probes = [r for r in _rows(run) if r["planner"].startswith("b1-d1@accepted")]
     assert len(probes) == 4
-    for row in probes:
-        if row["status"] == "ok" and row["attempts"] == 1:
-            assert row["seed"] in kept
-            assert row["predicted"] == pytest.approx(kept[row["seed"]].predicted, rel=1e-4)
+    built = [r for r in probes if r["status"] == "ok" and r["seed"] in kept]
+    assert built  # (a pick repeating another candidate of its round is redrawn)
+    for row in built:
+        assert row["predicted"] == pytest.approx(kept[row["seed"]].predicted, rel=1e-4)
     assert any(not c.kept and c.predicted is not None for c in record.candidates)

@@ -172,8 +172,8 @@ def test_real_validation_pipelines_decide_each_update_in_turn_against_the_curren
     rd = RunDir(run)
     checked = {r: rd.read_round(r).beam_check for r in (2, 3)}
     assert all(c is not None and c.passed for c in checked.values())
-    assert list(checked[2].pipelines) == ["sobel", "dilate3x3"]  # turn 2: 4, 5 mod 3
-    assert list(checked[3].pipelines) == ["median3x3", "sobel"]  # turn 3: 6, 7 mod 3
+    assert set(checked[2].pipelines) == {"sobel", "dilate3x3"}  # turn 2: 4, 5 mod 3
+    assert set(checked[3].pipelines) == {"median3x3", "sobel"}  # turn 3: 6, 7 mod 3
     assert "vs the current weights'" in checked[2].reason
     record = rd.read_best_weights_record()  # confirmed on the next real ones, not random
     assert set(record.confirmation) <= set(real) and len(record.confirmation) == 2

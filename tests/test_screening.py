@@ -34,15 +34,18 @@ def test_only_the_accepted_weights_random_probes_are_screenable(spec_for):
     assert not with_provisional.screenable(1)
 
 
-def test_a_screened_first_draw_replaces_the_candidates_own_and_nothing_else(spec_for):
+def test_a_screened_pick_is_built_first_at_its_draw_and_redrawn_from_there(spec_for):
+    """A slot's draws for screening are those a duplicate would be redrawn with; a pick
+    is built as that draw (its row's seed and attempts rebuild it), and a duplicate of it
+    is redrawn from there on."""
     plan = _plan(spec_for)
-    own = plan.spec(2)
-    assert plan.alternative(2, 0) == own  # draw 0 is the candidate's own
-    other = plan.alternative(2, 3)
-    assert other.seed != own.seed and replace(other, seed=own.seed) == own
-    screened = replace(plan, screened=((2, other.seed),))
-    assert screened.spec(2) == other
-    assert screened.spec(2, 2) == plan.spec(2, 2)  # a redraw after a duplicate: as before
+    assert [plan.alternative(2, d) for d in range(4)] == [plan.spec(2, a) for a in (1, 2, 3, 4)]
+    assert plan.alternative(2, 2).planner == "b1-d1@accepted~noise"  # noise from draw 3
+    pick = plan.alternative(5, 3)  # another slot's fourth draw
+    screened = replace(plan, screened=((2, pick.seed, 4),))
+    assert screened.first_attempt(2) == 4 and screened.first_attempt(5) == 1
+    assert screened.spec(2, 4) == pick  # the same spec, whichever slot drew it
+    assert screened.redraw(2, 4) == plan.spec(2, 5)
     assert screened.spec(5) == plan.spec(5)
 
 
@@ -83,7 +86,8 @@ def test_the_fastest_predicted_distinct_draws_are_built(spec_for, baseline):
     screened, record = screen(plan, 3, [""], baseline, plan.parts[0].base.parallelism, draw,
                               predict)
     assert len(asked) == 3 * len(slots) == record.drawn
-    chosen = dict(screened.parts[0].screened)
+    picks = screened.parts[0].screened
+    chosen = {i: s for i, s, _ in picks}
     assert sorted(chosen) == slots and record.kept == len(slots)
     predicted = {r.seed: r.predicted for r in record.candidates}
     picked = sorted(chosen.values(), key=lambda s: predicted[s])
@@ -92,8 +96,9 @@ def test_the_fastest_predicted_distinct_draws_are_built(spec_for, baseline):
     assert max(predicted[s] for s in picked[1:]) <= min(p for p in rest if p > 0)
     bad = next(r for r in record.candidates if r.seed == failed)
     assert bad.predicted is None and not bad.kept and "boom" in bad.error
-    for index, seed in chosen.items():  # each slot builds its pick
-        assert screened.spec(index).seed == seed
+    for index, seed, attempt in picks:  # each slot builds its pick at its draw
+        assert screened.spec(index, attempt).seed == seed
+        assert screened.first_attempt(index) == attempt
     assert record.autoschedule_s == pytest.approx(0.5 * (len(asked) - 1))
 
 
@@ -136,7 +141,7 @@ def test_a_draw_whose_schedule_the_run_has_is_never_picked(spec_for, baseline):
         lambda w, feats, cores: [-1.0 if f == fake_featurization(cheapest.seed) else
                                  float(f[0]) for f in feats],
         held=lambda keys: [seen.holds(k) for k in keys])
-    assert cheapest.seed not in dict(screened.parts[0].screened).values()
+    assert cheapest.seed not in {s for _, s, _ in screened.parts[0].screened}
     held = next(r for r in record.candidates if r.seed == cheapest.seed)
     assert not held.kept and held.predicted is None and "has this schedule" in held.error
     assert record.kept == len(slots)

@@ -450,7 +450,7 @@ def test_a_resume_keeps_aside_only_the_weights_the_round_planned_with(farm_of, t
 
     def losing(self, round_no, live):
         if round_no == 2:
-            self.run_dir.provisional_weights.unlink()
+            self.ctx.run.provisional_weights.unlink()
         return real(self, round_no, live)
 
     monkeypatch.setattr(BeamChecker, "check_provisional", losing)
@@ -638,14 +638,13 @@ def test_a_screened_round_builds_the_models_picks_and_records_every_draw(farm_of
     for rnd in (1, 2):
         record = r.read_round(rnd).screening
         rows = [row for row in _rows(run) if row["round"] == rnd]
-        probes = [row for row in rows if row["planner"] == "b1-d1@accepted"]
+        probes = [row for row in rows if row["planner"].startswith("b1-d1@accepted")]
         assert record is not None and record.factor == 3
         assert record.drawn == 3 * len(probes) and record.kept == len(probes)
         kept = {c.seed: c for c in record.candidates if c.kept}
-        for row in probes:  # built as screened (or redrawn after a duplicate)
-            assert row["seed"] in kept or row["attempts"] > 1
-            if row["seed"] in kept:  # the row's prediction is the one it was screened by
-                assert row["predicted"] == pytest.approx(kept[row["seed"]].predicted)
+        for row in probes:  # each a distinct schedule here: every one built as screened
+            assert row["seed"] in kept  # (its row's prediction: the one it was picked by)
+            assert row["predicted"] == pytest.approx(kept[row["seed"]].predicted)
         dropped = [c.predicted for c in record.candidates if not c.kept and c.predicted]
         # every draw is a distinct schedule here: the built are the fastest predicted
         assert dropped and max(c.predicted for c in kept.values()) <= min(dropped)

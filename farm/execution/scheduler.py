@@ -124,7 +124,8 @@ class RoundScheduler:
         self.outcomes = {}
         self.waiting = deque(
             Job(self._plan_key, i, self.threads, self.timing, self.compile_timeout_s,
-                keep=plan.is_beam(i), keep_below_ms=keep.get(plan.group(i)))
+                keep=plan.is_beam(i), keep_below_ms=keep.get(plan.group(i)),
+                attempt=plan.first_attempt(i))
             for i in range(total))
         self.tries, self.failed_on, self.calls = {}, {}, {}
         self.timeouts: dict = {}  # compile timeouts per pipeline (plan.group) this batch
@@ -267,7 +268,7 @@ class RoundScheduler:
 
     def _finish(self, done: Done) -> None:
         built = done.built
-        attempts = built.attempts if built else 1
+        attempts = built.attempts if built else self.plan.first_attempt(done.index)
         if built is not None:
             self.pool.memory.measured(self.plan.spec(done.index, attempts), built.result)
         elif done.status == COMPILE_ERROR and done.error.startswith("compile (memory)"):

@@ -181,6 +181,7 @@ class Job:
     prebuilt: tuple | None = None  # (Built, binary ref, library ref) from a failed device
     avoid_nodes: tuple[str, ...] = ()  # Ray node ids whose compiles met a lasting fault
     compile_options: tuple[tuple[str, int], ...] = ()  # its compile task's memory (Ray)
+    attempt: int = 1  # the draw it is built from first (plan.first_attempt: a screened pick)
 
 
 @dataclass(frozen=True)
@@ -289,7 +290,7 @@ class DeviceActor:
                 meta, binary, library = cast("list[ray.ObjectRef]", candidate_task.options(
                     num_cpus=self.builder.cpus, **compile_options(job.avoid_nodes),
                     **dict(job.compile_options), **self.build_options).remote(
-                    self.builder, plan, job.index, 1, seen, job.compile_timeout_s))
+                    self.builder, plan, job.index, job.attempt, seen, job.compile_timeout_s))
                 wall_s = job.compile_timeout_s * COMPILE_WALL_FACTOR
                 ready, _ = ray.wait([meta], timeout=wall_s)
             if not ready:

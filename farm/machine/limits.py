@@ -45,7 +45,8 @@ BOUNDS = {
                               "beam 32 is Adams2019's own search"),
     "retimes": Bound(1_000, "each re-timing times every schedule once more"),
     "seeds": Bound(16, "each seed trains a model per group of pipelines"),
-    "screen": Bound(64, "each draw is an autoschedule, a fifth of a build"),
+    "screen": Bound(8, "a probe's draws are those a duplicate may be redrawn with, "
+                       "at most 8 (farm.search.plans.MAX_ATTEMPTS)"),
     "train_steps": Bound(100_000, "a training step is one pass over every pipeline"),
     "timeout_s": Bound(7 * 86_400, "a timeout must end: a week at most"),
     "budget_s": Bound(366 * 86_400, "a year at most"),

@@ -52,15 +52,11 @@ def weights_for(row: dict, by_role: Callable[[Role], Weights]) -> Weights:
     return perturbed(base, row["seed"], noise_scale(row["attempts"]))
 
 
-def seed_for(run_id: str, round_no: int, index: int, attempt: int | str) -> int:
+def seed_for(run_id: str, round_no: int, index: int, attempt: int) -> int:
     digest = hashlib.sha256(f"{run_id}/{round_no}/{index}/{attempt}".encode()).digest()
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
-def screen_seed(run_id: str, round_no: int, index: int, draw: int) -> int:
-    """The seed of a screened candidate's `draw`-th alternative (farm.tuning.screening);
-    draw 0 is its own first draw."""
-    return seed_for(run_id, round_no, index, 1 if draw == 0 else f"screen{draw}")
 
 
 def schedule_id(round_no: int, index: int, batch_size: int) -> int:
@@ -147,6 +143,10 @@ class Plan(Protocol):
     def spec(self, index: int, attempt: int = 1) -> CandidateSpec:
         """Candidate `index` at its `attempt`-th draw (the same every time it is asked)."""
 
+    def first_attempt(self, index: int) -> int:
+        """The draw candidate `index` is built from first: 1, or the draw screening picked
+        (farm.tuning.screening); a duplicate is redrawn from there on."""
+
     def owner(self, index: int) -> int | None:
         """The schedule id candidate `index` claims its schedule with (None: no claims)."""
 
@@ -180,6 +180,9 @@ class FixedPlan:
     def spec(self, index: int, attempt: int = 1) -> CandidateSpec:
         return self._specs[index]
 
+    def first_attempt(self, index: int) -> int:
+        return 1
+
     def precheck(self, index: int) -> bool:
         return False
 
@@ -212,9 +215,9 @@ class RoundPlan:
     provisional: Weights | None = None  # weights awaiting their beam-search check
     scope: str = ""  # where its schedules are claimed (scoped_key): a campaign's pipeline
     id_stride: int = 0  # schedule ids per round (0: the batch size; see Manifest.id_stride)
-    # (index, seed): first draws that screening chose in place of the candidates' own
-    # (farm.tuning.screening)
-    screened: tuple[tuple[int, int], ...] = ()
+    # (index, seed, attempt): the draws screening picked for candidates, built first in
+    # place of their own (farm.tuning.screening)
+    screened: tuple[tuple[int, int, int], ...] = ()
 
     def specs(self) -> list[CandidateSpec]:
         return [self.spec(i, 1) for i in range(self.batch_size)]
@@ -238,14 +241,23 @@ class RoundPlan:
         return kind == RANDOM_PROBE and role == Role.ACCEPTED
 
     def alternative(self, index: int, draw: int) -> CandidateSpec:
-        """Screenable candidate `index`'s `draw`-th alternative first draw (0: its own)."""
-        return self._spec(index, 1, screen_seed(self.run_id, self.round_no, index, draw))
+        """Screenable candidate `index`'s `draw`-th draw for screening (0: its own first):
+        the draws a duplicate would be redrawn with (from NOISE_FROM_ATTEMPT on, of
+        perturbed weights), so that screening also reaches schedules a small schedule
+        space yields only with noise."""
+        return self._spec(index, draw + 1,
+                          seed_for(self.run_id, self.round_no, index, draw + 1))
+
+    def first_attempt(self, index: int) -> int:
+        return next((a for i, _, a in self.screened if i == index), 1)
 
     def spec(self, index: int, attempt: int = 1) -> CandidateSpec:
-        """Candidate `index` at its `attempt`-th draw (the same every time it is asked)."""
-        chosen = dict(self.screened).get(index) if attempt == 1 else None
-        return self._spec(index, attempt, chosen if chosen is not None else
-                          seed_for(self.run_id, self.round_no, index, attempt))
+        """Candidate `index` at its `attempt`-th draw (the same every time it is asked);
+        a screened candidate's first attempt is its pick."""
+        picked = next(((s, a) for i, s, a in self.screened if i == index), None)
+        if picked is not None and attempt == picked[1]:
+            return self._spec(index, attempt, picked[0])
+        return self._spec(index, attempt, seed_for(self.run_id, self.round_no, index, attempt))
 
     def _spec(self, index: int, attempt: int, seed: int) -> CandidateSpec:
         kind, weights, role = self._kind(index)
@@ -324,6 +336,10 @@ class CampaignPlan:
     def spec(self, index: int, attempt: int = 1) -> CandidateSpec:
         part, local = self.locate(index)
         return part.spec(local, attempt)
+
+    def first_attempt(self, index: int) -> int:
+        part, local = self.locate(index)
+        return part.first_attempt(local)
 
     def is_beam(self, index: int) -> bool:
         part, local = self.locate(index)

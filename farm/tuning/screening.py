@@ -1,12 +1,13 @@
 """Screening a round's probes by the cost model before they are built (`--screen F`).
 
-A round autoschedules F draws for each random probe of the accepted weights, has the weights
+A round autoschedules F draws for each random probe of the accepted weights (the first F a
+duplicate would be redrawn with: from the third on, of perturbed weights), has the weights
 that planned the round predict each draw's runtime, and builds the fastest predicted
-distinct schedules in those probes' places, as Ansor measures only the top of its
-evolutionary population. Autoscheduling a probe without generating its code costs about a
-fifth of building it (0.06 s of CPU against 0.35 s for unsharp and gaussian5x5 here,
-PERFORMANCE.md), so a round of 32 with F = 4 autoschedules ~60 more schedules for the price
-of ~12 builds, and builds only the model's picks.
+distinct schedules, none the run already has, in those probes' places, as Ansor measures
+only the top of its evolutionary population. Autoscheduling a probe without generating its
+code costs about a fifth of building it (0.06 s of CPU against 0.35 s for unsharp and
+gaussian5x5 here, PERFORMANCE.md), so a round of 32 with F = 4 autoschedules ~60 more
+schedules for the price of ~12 builds, and builds only the model's picks.
 
 What the accepted model does not choose stays as drawn: the beam searches, the small beams
 near its optimum and the start weights' probes (12 of 32 candidates) are the round's
@@ -44,10 +45,13 @@ def screen(plan: CampaignPlan, factor: int, names: Sequence[str], planner: Weigh
     never picked: its build would be a duplicate)."""
     started = time.monotonic()
     asks: list[tuple[int, int, CandidateSpec]] = []  # (part, slot, alternative)
+    attempt: dict[int, int] = {}  # each alternative's draw of its slot, by seed
     for g, part in enumerate(plan.parts):
         if isinstance(part, RoundPlan):
-            asks += [(g, i, part.alternative(i, d)) for i in range(part.batch_size)
-                     if part.screenable(i) for d in range(factor)]
+            for i in filter(part.screenable, range(part.batch_size)):
+                for d in range(factor):
+                    asks.append((g, i, part.alternative(i, d)))
+                    attempt[asks[-1][2].seed] = d + 1
     results = list(draw([spec for _, _, spec in asks]))
     parts, records = list(plan.parts), []
     for g, part in enumerate(plan.parts):
@@ -60,7 +64,8 @@ def screen(plan: CampaignPlan, factor: int, names: Sequence[str], planner: Weigh
         picked, predicted, error = _pick([m for m in mine if m[1].seed not in repeats],
                                          planner, parallelism, predict)
         slots = sorted({slot for slot, _, _ in mine})
-        parts[g] = replace(part, screened=tuple(zip(slots, picked, strict=False)))
+        parts[g] = replace(part, screened=tuple(
+            (slot, seed, attempt[seed]) for slot, seed in zip(slots, picked, strict=False)))
         kept = set(picked)
         records += [ScreenedRecord(names[g], slot, spec.seed, spec.seed in kept,
                                    predicted.get(spec.seed),

@@ -5,7 +5,8 @@
 Every row of a run holds the prediction of the weights that planned its round ("predicted")
 beside its measured runtime. For each round, this draws groups of F of the round's random
 probes of the accepted weights (b1-d1@accepted, the candidates --screen draws again), keeps
-the one the model predicts fastest, and compares what was kept with a probe drawn at random
+the one the model predicts fastest (a probe redrawn with noise, b1-d1@accepted~noise, counts
+as one of them), and compares what was kept with a probe drawn at random
 (F = 1): the median ratio of measured runtimes (kept / random) and how often the kept one is
 among the round's fastest quarter. It also prints the rank correlation of prediction and
 runtime per round. No machine time: it reads the run. What it cannot say is how screening
@@ -31,7 +32,8 @@ def rounds_of(run: RunDir) -> dict[int, list[tuple[float, float]]]:
     rows = run.samples.read(["round", "status", "planner", "predicted", "runtime_ms"])
     out: dict[int, list[tuple[float, float]]] = {}
     for r in rows.to_pylist():
-        if r["status"] == "ok" and r["planner"] == PROBE and r["predicted"] is not None:
+        if r["status"] == "ok" and (r["planner"] or "").startswith(PROBE) and \
+                r["predicted"] is not None:  # redraws with noise too (`~noise`)
             out.setdefault(r["round"], []).append((r["predicted"], r["runtime_ms"]))
     return out
 

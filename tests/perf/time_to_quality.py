@@ -368,6 +368,9 @@ def main() -> None:
     p.add_argument("--only", nargs="+", metavar="SIDE", help="run only these sides")
     p.add_argument("--retimes", type=int, default=10)
     a = p.parse_args()
+    # started in the background (`cmd &`), this process and its children would ignore
+    # SIGINT, and the farm sides could not be stopped as a user's Ctrl-C stops them
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     a.work.mkdir(parents=True, exist_ok=True)
     if a.step == "run":
         sides: dict[str, list[str] | None] = {"loop": None, "farm": []}
