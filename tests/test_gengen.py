@@ -129,7 +129,7 @@ def test_the_generator_is_built_once_per_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("FARM_CACHE_DIR", str(tmp_path / "node-b"))
     other = cpp_generators.executable(bench)
     assert other.is_relative_to(tmp_path / "node-b") and other.exists()
-    logs = list(tmp_path.glob("node-*/generators/*/compiler.log"))
+    logs = list(tmp_path.glob("node-*/generators/*/build.log"))
     assert len(logs) == 2
 
 
