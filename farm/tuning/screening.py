@@ -80,9 +80,8 @@ def screen(plan: CampaignPlan, factor: int, names: Sequence[str], planner: Weigh
 def _repeats(part: RoundPlan, mine: list[tuple[int, CandidateSpec, BuildResult]],
              held: Callable[[list[str]], list[bool]]) -> dict[int, str]:
     """The draws (by seed) whose schedule a row of the run already has, and why."""
-    drawn = [(spec.seed, part.claim_key(slot, schedule_key(r.schedule.featurization)))
-             for slot, spec, r in mine
-             if r.ok and r.schedule is not None and r.schedule.featurization]
+    drawn = [(spec.seed, part.claim_key(slot, schedule_key(features)))
+             for slot, spec, features in _featurized(mine)]
     found = held([key for _, key in drawn]) if drawn else []
     return {seed: "the run has this schedule" for (seed, _), yes in zip(drawn, found,
                                                                        strict=True) if yes}
@@ -92,8 +91,7 @@ def _pick(mine: list[tuple[int, CandidateSpec, BuildResult]], planner: Weights,
           parallelism: int, predict) -> tuple[list[int], dict[int, float], str]:
     """The seeds to build, best predicted first (at most one per slot, each a distinct
     schedule), every draw's prediction by seed, and why none was predicted ("" if some)."""
-    ok = [(spec.seed, r.schedule.featurization) for _, spec, r in mine
-          if r.ok and r.schedule is not None and r.schedule.featurization]
+    ok = [(spec.seed, features) for _, spec, features in _featurized(mine)]
     if not ok:
         return [], {}, ""
     try:
@@ -110,6 +108,13 @@ def _pick(mine: list[tuple[int, CandidateSpec, BuildResult]], planner: Weights,
             keys.add(key)
             picked.append(seed)
     return picked, predicted, ""
+
+
+def _featurized(mine: list[tuple[int, CandidateSpec, BuildResult]]
+                ) -> list[tuple[int, CandidateSpec, bytes]]:
+    """The draws that were autoscheduled, with their features."""
+    return [(slot, spec, r.schedule.featurization) for slot, spec, r in mine
+            if r.ok and r.schedule is not None and r.schedule.featurization]
 
 
 def _failed(result: BuildResult) -> str:
